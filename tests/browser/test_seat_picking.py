@@ -1,0 +1,229 @@
+"""The seat-picking page in headless Chromium against the running service (issue 6)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+from playwright.sync_api import Locator, Page, Route, expect
+
+from .conftest import OUTPUT, ShowChoice
+
+EMAIL = "email for your tickets"
+
+
+def open_show(page: Page, choice: ShowChoice) -> None:
+    page.goto(f"/#/city/{choice.city_id}/movie/{choice.movie_id}/show/{choice.show_id}")
+    wait_until_live(page)
+
+
+def wait_until_live(page: Page) -> None:
+    # The plan is drawn from the first event of the seat stream: once it is
+    # there, later changes arrive on the same connection.
+    expect(page.locator("#plan")).to_have_attribute("data-live", "true")
+
+
+def seats_of(api: httpx.Client, show_id: str) -> list[dict]:
+    return api.get(f"/v1/shows/{show_id}/seats").json()["seats"]
+
+
+def free_seats_side_by_side(api: httpx.Client, show_id: str, count: int) -> list[dict]:
+    """`count` free seats next to each other in the row nearest the middle of the hall."""
+    rows: dict[str, list[dict]] = {}
+    for seat in seats_of(api, show_id):
+        rows.setdefault(seat["row"], []).append(seat)
+    ordered = list(rows.values())
+    middle_first = sorted(range(len(ordered)), key=lambda i: abs(i - len(ordered) // 2))
+    for index in middle_first:
+        free = sorted((s for s in ordered[index] if s["status"] == "available"), key=lambda s: s["x"])
+        if len(free) >= count:
+            return free[:count]
+    raise AssertionError(f"no row of show {show_id} has {count} free seats")
+
+
+def seat_button(page: Page, seat: dict) -> Locator:
+    """A seat as a user of a screen reader meets it: a checkbox named by row and number."""
+    name = re.compile(rf"^Row {re.escape(seat['row'])} seat {seat['number']},")
+    return page.get_by_role("checkbox", name=name)
+
+
+def seat_by_id(page: Page, seat_id: str) -> Locator:
+    return page.locator(f'#plan [data-seat="{seat_id}"]')
+
+
+def hold_directly(api: httpx.Client, show_id: str, seat_ids: list[str], customer: str) -> dict:
+    answer = api.post(f"/v1/shows/{show_id}/holds", json={"seats": seat_ids, "customer": customer})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def test_full_journey_from_city_to_confirmed_booking(
+    page: Page, api: httpx.Client, fresh_show: ShowChoice
+) -> None:
+    page.goto("/")
+    page.locator("#city-list a").filter(has=page.get_by_text(fresh_show.city_name, exact=True)).click()
+    page.locator("#movie-list a").filter(has=page.get_by_text(fresh_show.movie_title, exact=True)).click()
+    page.locator(f'#cinema-list a[href$="/show/{fresh_show.show_id}"]').click()
+    wait_until_live(page)
+
+    show = api.get(f"/v1/shows/{fresh_show.show_id}").json()
+    for price in show["prices"]:
+        expect(page.locator("#price-list")).to_contain_text(price["category"])
+
+    seats = free_seats_side_by_side(api, fresh_show.show_id, 2)
+    for seat in seats:
+        seat_button(page, seat).click()
+        expect(seat_button(page, seat)).to_have_attribute("aria-checked", "true")
+    expect(page.locator("#selection-list li")).to_have_count(2)
+
+    OUTPUT.mkdir(exist_ok=True)
+    page.locator(".hall").screenshot(path=OUTPUT / "seating-plan.png")
+    page.screenshot(path=OUTPUT / "seat-picking-page.png", full_page=True)
+
+    page.get_by_label(EMAIL).fill("journey@example.org")
+    page.get_by_role("button", name="Hold 2 seats").click()
+    expect(page.locator("#step-pay")).to_be_visible()
+    expect(page.locator("#countdown")).to_have_text(re.compile(r"^[45]:\d\d$"))
+    for seat in seats:
+        expect(seat_by_id(page, seat["id"])).to_have_attribute("data-status", "mine")
+
+    # A declined card says so and leaves the hold in place for another try.
+    page.get_by_label("Card").select_option("tok_decline")
+    page.get_by_role("button", name=re.compile("^Pay ")).click()
+    expect(page.locator("#message")).to_contain_text("declined")
+    expect(page.locator("#step-pay")).to_be_visible()
+
+    page.get_by_label("Card").select_option("tok_ok")
+    page.get_by_role("button", name=re.compile("^Pay ")).click()
+    expect(page.locator("#step-done")).to_be_visible()
+    booking_id = page.locator("#booking-id").inner_text()
+    assert booking_id
+
+    booking = api.get(f"/v1/bookings/{booking_id}").json()
+    assert booking["status"] == "confirmed"
+    assert sorted(booking["seats"]) == sorted(seat["id"] for seat in seats)
+    for seat in seats:
+        expect(seat_by_id(page, seat["id"])).to_have_attribute("data-status", "booked")
+    page.locator(".hall").screenshot(path=OUTPUT / "seating-plan-booked.png")
+
+
+def test_an_eleventh_seat_is_refused_with_an_explanation(
+    page: Page, api: httpx.Client, fresh_show: ShowChoice
+) -> None:
+    open_show(page, fresh_show)
+    free = [s for s in seats_of(api, fresh_show.show_id) if s["status"] == "available"][:11]
+
+    for seat in free[:10]:
+        seat_by_id(page, seat["id"]).click()
+    expect(page.locator('#plan [aria-checked="true"]')).to_have_count(10)
+
+    seat_by_id(page, free[10]["id"]).click()
+    expect(page.locator("#message")).to_contain_text("at most 10 seats")
+    expect(seat_by_id(page, free[10]["id"])).to_have_attribute("aria-checked", "false")
+    expect(page.locator('#plan [aria-checked="true"]')).to_have_count(10)
+    expect(page.get_by_role("button", name="Hold 10 seats")).to_be_enabled()
+
+
+def test_seats_taken_by_another_client_turn_unavailable_without_a_reload(
+    page: Page, api: httpx.Client, fresh_show: ShowChoice
+) -> None:
+    open_show(page, fresh_show)
+    picked, other = free_seats_side_by_side(api, fresh_show.show_id, 2)
+    seat_by_id(page, picked["id"]).click()
+    expect(seat_by_id(page, picked["id"])).to_have_attribute("data-status", "selected")
+    expect(seat_by_id(page, other["id"])).to_have_attribute("data-status", "available")
+
+    hold_directly(api, fresh_show.show_id, [picked["id"], other["id"]], "rival@example.org")
+
+    for seat in (picked, other):
+        expect(seat_by_id(page, seat["id"])).to_have_attribute("data-status", "held", timeout=1000)
+        expect(seat_by_id(page, seat["id"])).to_have_attribute("aria-disabled", "true")
+    # The seat this page had picked is let go of, and the page says why.
+    expect(page.locator("#selection-list li")).to_have_count(0)
+    expect(page.locator("#message")).to_contain_text("just taken")
+    page.locator(".hall").screenshot(path=OUTPUT / "seating-plan-taken.png")
+
+
+def test_a_waitlist_grant_reaches_the_page_and_leads_to_payment(
+    page: Page, api: httpx.Client, small_show: ShowChoice
+) -> None:
+    show_id = small_show.show_id
+    # Others hold every seat but the two this page will pick.
+    wanted = free_seats_side_by_side(api, show_id, 2)
+    wanted_ids = [seat["id"] for seat in wanted]
+    rest = [
+        s["id"] for s in seats_of(api, show_id) if s["status"] == "available" and s["id"] not in wanted_ids
+    ]
+    for number, seat_ids in enumerate(chunks(rest, 10)):
+        hold_directly(api, show_id, seat_ids, f"crowd-{number}@example.org")
+
+    open_show(page, small_show)
+    for seat in wanted:
+        seat_by_id(page, seat["id"]).click()
+
+    # A rival takes the two seats while this page's hold request is on its way.
+    rival: dict = {}
+
+    def rival_first(route: Route) -> None:
+        rival.update(hold_directly(api, show_id, wanted_ids, "rival@example.org"))
+        route.continue_()
+
+    page.route(f"**/v1/shows/{show_id}/holds", rival_first, times=1)
+    page.get_by_label(EMAIL).fill("patient@example.org")
+    page.get_by_role("button", name="Hold 2 seats").click()
+
+    expect(page.locator("#step-offer")).to_be_visible()
+    page.get_by_role("button", name="Join the waitlist for 2 seats").click()
+    expect(page.locator("#step-waiting")).to_be_visible()
+    expect(page.locator("#wait-position")).to_have_text("1")
+
+    assert api.delete(f"/v1/holds/{rival['hold_id']}").status_code == 204
+
+    expect(page.locator("#step-pay")).to_be_visible()
+    expect(page.locator("#held-list li")).to_have_count(2)
+    expect(page.locator('#plan [data-status="mine"]')).to_have_count(2)
+
+    page.get_by_label("Card").select_option("tok_ok")
+    page.get_by_role("button", name=re.compile("^Pay ")).click()
+    expect(page.locator("#step-done")).to_be_visible()
+    booking = api.get(f"/v1/bookings/{page.locator('#booking-id').inner_text()}").json()
+    assert booking["customer"] == "patient@example.org"
+    assert len(booking["seats"]) == 2
+
+
+def test_seats_can_be_picked_with_the_keyboard(page: Page, api: httpx.Client, fresh_show: ShowChoice) -> None:
+    open_show(page, fresh_show)
+    front_row = sorted(
+        (s for s in seats_of(api, fresh_show.show_id) if s["row"] == "A"), key=lambda s: s["x"]
+    )
+
+    # The plan is one tab stop; the arrow keys move within it.
+    page.locator("#plan .seat[tabindex='0']").focus()
+    expect(seat_by_id(page, front_row[0]["id"])).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    expect(seat_by_id(page, front_row[1]["id"])).to_be_focused()
+    page.keyboard.press("Space")
+    expect(seat_by_id(page, front_row[1]["id"])).to_have_attribute("aria-checked", "true")
+    page.keyboard.press("End")
+    page.keyboard.press("Enter")
+    expect(seat_by_id(page, front_row[-1]["id"])).to_have_attribute("aria-checked", "true")
+    expect(page.locator("#selection-list li")).to_have_count(2)
+
+
+def test_the_page_fits_a_phone_screen(page: Page, api: httpx.Client, fresh_show: ShowChoice) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_show(page, fresh_show)
+    # A wide hall scrolls inside its own box; the page itself never scrolls sideways.
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    seat = free_seats_side_by_side(api, fresh_show.show_id, 1)[0]
+    box = seat_by_id(page, seat["id"]).bounding_box()
+    assert box and box["width"] >= 16, f"seats too small to tap: {box}"
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=OUTPUT / "seat-picking-phone.png", full_page=True)
