@@ -1,0 +1,150 @@
+"""The Starlette app: the route table, error handling, security headers, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import browse, holds, operations, streams, waitlist
+from api.limiter import Limiter
+from api.responses import error, error_response
+from engine.errors import BoxOfficeError
+from engine.service import close_context, open_context
+from engine.settings import Settings
+
+log = logging.getLogger("boxoffice.api")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy",
+     b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+     b"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
+]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every answer (raw ASGI: cheap on the hot paths)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def index(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+routes = [
+    Route("/", index, methods=["GET"]),
+    Route("/v1/cities", browse.cities, methods=["GET"]),
+    Route("/v1/cities/{city_id}/movies", browse.movies, methods=["GET"]),
+    Route("/v1/cities/{city_id}/movies/{movie_id}/shows", browse.shows, methods=["GET"]),
+    Route("/v1/shows/{show_id}", browse.show, methods=["GET"]),
+    Route("/v1/shows/{show_id}/seats", browse.seat_map, methods=["GET"]),
+    Route("/v1/shows/{show_id}/seats/events", streams.seat_events, methods=["GET"]),
+    Route("/v1/shows/{show_id}/holds", holds.create_hold, methods=["POST"]),
+    Route("/v1/holds/{hold_id}", holds.get_hold, methods=["GET"]),
+    Route("/v1/holds/{hold_id}", holds.release_hold, methods=["DELETE"]),
+    Route("/v1/holds/{hold_id}/confirm", holds.confirm_hold, methods=["POST"]),
+    Route("/v1/bookings/{booking_id}", holds.get_booking, methods=["GET"]),
+    Route("/v1/shows/{show_id}/waitlist", waitlist.join, methods=["POST"]),
+    Route("/v1/waitlist/{entry_id}", waitlist.status, methods=["GET"]),
+    Route("/v1/waitlist/{entry_id}", waitlist.leave, methods=["DELETE"]),
+    Route("/v1/waitlist/{entry_id}/events", streams.entry_events, methods=["GET"]),
+    Route("/healthz", operations.healthz, methods=["GET"]),
+    Route("/metrics", operations.metrics, methods=["GET"]),
+    Route("/openapi.json", operations.openapi, methods=["GET"]),
+    Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+]
+
+
+async def on_engine_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BoxOfficeError)
+    return error_response(exc)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error(404, "not_found", "no such resource")
+    if exc.status_code == 405:
+        return error(405, "method_not_allowed", "this method is not allowed here")
+    return error(exc.status_code, "http_error", str(exc.detail)[:200])
+
+
+async def on_dependency_down(request: Request, exc: Exception) -> Response:
+    which = "redis" if isinstance(exc, RedisError) else "database"
+    log.warning("%s unavailable: %s", which, exc)
+    response = error(503, "unavailable", f"a dependency ({which}) is unavailable; try again shortly",
+                     dependency=which)
+    response.headers["Retry-After"] = "2"
+    return response
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error(500, "internal_error", "something went wrong on our side; nothing was changed by it")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ctx = await open_context(settings)
+        app.state.ctx = ctx
+        app.state.limiter = Limiter(ctx)
+        try:
+            yield
+        finally:
+            await close_context(ctx)
+
+    middleware = [Middleware(SecurityHeaders)]
+    if settings.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                                     allow_methods=["GET", "POST", "DELETE"],
+                                     allow_headers=["Content-Type", "Idempotency-Key"]))
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            BoxOfficeError: on_engine_error,
+            HTTPException: on_http_error,
+            RedisConnectionError: on_dependency_down,
+            RedisTimeoutError: on_dependency_down,
+            OperationalError: on_dependency_down,
+            DBAPIError: on_dependency_down,
+            Exception: on_unexpected,
+        },
+    )

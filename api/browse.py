@@ -1,0 +1,61 @@
+"""Browse endpoints: read from PostgreSQL through the catalog cache. Answers carry
+Cache-Control so a CDN or browser can share them (README, "Caching")."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from api.responses import JSON
+from api.validation import path_id, query_date
+from engine.models import SeatStatus
+from engine.service import Context
+
+
+def _ctx(request: Request) -> Context:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def _cached(body: object, request: Request) -> JSON:
+    max_age = int(_ctx(request).settings.browse_cache_s)
+    return JSON(body, headers={"Cache-Control": f"public, max-age={max_age}"})
+
+
+async def cities(request: Request) -> JSON:
+    return _cached({"cities": await _ctx(request).catalog.cities()}, request)
+
+
+async def movies(request: Request) -> JSON:
+    city_id = path_id(request, "city_id")
+    return _cached({"movies": await _ctx(request).catalog.movies_in_city(city_id)}, request)
+
+
+async def shows(request: Request) -> JSON:
+    city_id, movie_id = path_id(request, "city_id"), path_id(request, "movie_id")
+    day = query_date(request)
+    return _cached({"cinemas": await _ctx(request).catalog.shows_of_movie(city_id, movie_id, day)}, request)
+
+
+async def show(request: Request) -> JSON:
+    info = await _ctx(request).catalog.show(path_id(request, "show_id"))
+    return _cached(info.details, request)
+
+
+async def seat_map_body(ctx: Context, show_id: int) -> dict[str, object]:
+    show = await ctx.catalog.show(show_id)
+    plan = await ctx.catalog.hall_plan(show.hall_id)
+    statuses = await ctx.inventory.seat_statuses(show_id)
+    available = SeatStatus.AVAILABLE.value
+    counts = {"available": 0, "held": 0, "booked": 0}
+    seats = []
+    for seat in plan.seats:
+        status = statuses.get(seat.id, available)
+        counts[status] += 1
+        seats.append({"id": seat.id, "row": seat.row, "number": seat.number, "category": seat.category,
+                      "kind": seat.kind, "x": seat.x, "y": seat.y, "status": status})
+    return {"show_id": str(show_id), "seats": seats, "counts": counts}
+
+
+async def seat_map(request: Request) -> JSON:
+    ctx = _ctx(request)
+    body = await seat_map_body(ctx, path_id(request, "show_id"))
+    return JSON(body, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,46 @@
+"""Holds, confirm and bookings: parse, call the engine, answer."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.responses import JSON
+from api.validation import confirm_request, hold_request, json_body, opaque_id, path_id
+from engine.service import Context
+
+
+def _ctx(request: Request) -> Context:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+async def create_hold(request: Request) -> JSON:
+    ctx = _ctx(request)
+    show_id = path_id(request, "show_id")
+    seats, customer = hold_request(await json_body(request, ctx.settings.max_body_bytes))
+    await request.app.state.limiter.check_hold(request, customer, show_id)
+    hold = await ctx.inventory.hold(show_id, seats, customer)
+    return JSON(hold.public(), status_code=201)
+
+
+async def get_hold(request: Request) -> JSON:
+    hold = await _ctx(request).inventory.hold_status(opaque_id(request, "hold_id"))
+    return JSON(hold.public(), headers={"Cache-Control": "no-store"})
+
+
+async def release_hold(request: Request) -> Response:
+    await _ctx(request).inventory.release(opaque_id(request, "hold_id"))
+    return Response(status_code=204)
+
+
+async def confirm_hold(request: Request) -> JSON:
+    ctx = _ctx(request)
+    hold_id = opaque_id(request, "hold_id")
+    key, token = confirm_request(request, await json_body(request, ctx.settings.max_body_bytes))
+    booking = await ctx.bookings.confirm(hold_id, key, token)
+    return JSON(booking, status_code=201)
+
+
+async def get_booking(request: Request) -> JSON:
+    booking = await _ctx(request).bookings.get(opaque_id(request, "booking_id"))
+    return JSON(booking, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,162 @@
+"""Request parsing and validation: every input is checked here before the engine sees it.
+Problems are collected and answered as 422 with the offending fields named."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from engine.errors import InvalidRequest, PayloadTooLarge
+from engine.limits import (
+    MAX_CUSTOMER_LENGTH,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_SEATS_PER_HOLD,
+    MAX_WAITLIST_COUNT,
+)
+
+NUMERIC_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+SEAT_ID = re.compile(r"^[A-Z]{1,3}[1-9][0-9]{0,2}$")
+# Printable, no spaces or control characters, no quotes or angle brackets; an e-mail
+# address or an opaque customer reference fits.
+CUSTOMER = re.compile(r"^[A-Za-z0-9._%+\-@:/#=]{1,254}$")
+CATEGORY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,200}$")
+TOKEN = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+def problem(field: str, text: str) -> dict[str, str]:
+    return {"field": field, "problem": text}
+
+
+def path_id(request: Request, name: str) -> int:
+    raw = request.path_params[name]
+    if not NUMERIC_ID.match(raw):
+        raise InvalidRequest(f"{name} is malformed", details=[problem(name, "must be a positive integer id")])
+    return int(raw)
+
+
+def opaque_id(request: Request, name: str, max_length: int = 80) -> str:
+    raw = request.path_params[name]
+    if len(raw) > max_length or not re.fullmatch(r"[A-Za-z0-9_\-]+", raw):
+        raise InvalidRequest(f"{name} is malformed", details=[problem(name, "malformed id")])
+    return str(raw)
+
+
+def query_date(request: Request) -> date | None:
+    raw = request.query_params.get("date")
+    if raw is None:
+        return None
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidRequest("date is malformed", details=[problem("date", "must be YYYY-MM-DD")]) from None
+
+
+async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise InvalidRequest("the body must be JSON",
+                             details=[problem("content-type", "must be application/json")])
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes", limit=max_bytes)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise PayloadTooLarge(f"the body is larger than {max_bytes} bytes", limit=max_bytes)
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("the body is not valid JSON", details=[problem("body", "invalid JSON")]) from None
+    if not isinstance(parsed, dict):
+        raise InvalidRequest("the body must be a JSON object", details=[problem("body", "not an object")])
+    return parsed
+
+
+def reject_unknown(body: dict[str, Any], allowed: set[str], problems: list[dict[str, str]],
+                   prefix: str = "") -> None:
+    for key in body:
+        if key not in allowed:
+            problems.append(problem(prefix + str(key)[:50], "unknown field"))
+
+
+def customer_field(body: dict[str, Any], problems: list[dict[str, str]]) -> str:
+    value = body.get("customer")
+    if not isinstance(value, str) or not CUSTOMER.match(value) or len(value) > MAX_CUSTOMER_LENGTH:
+        problems.append(problem("customer", "required: 1-254 characters of letters, digits and ._%+-@:/#="))
+        return ""
+    return value
+
+
+def hold_request(body: dict[str, Any]) -> tuple[list[str], str]:
+    problems: list[dict[str, str]] = []
+    reject_unknown(body, {"seats", "customer"}, problems)
+    seats = body.get("seats")
+    seat_list: list[str] = []
+    if not isinstance(seats, list):
+        problems.append(problem("seats", "required: a list of seat ids"))
+    elif not seats:
+        problems.append(problem("seats", "at least one seat is required"))
+    elif len(seats) > MAX_SEATS_PER_HOLD:
+        problems.append(problem("seats", f"at most {MAX_SEATS_PER_HOLD} seats per hold"))
+    else:
+        for i, seat in enumerate(seats):
+            if not isinstance(seat, str) or not SEAT_ID.match(seat):
+                problems.append(problem(f"seats[{i}]", "not a seat id like F12"))
+            else:
+                seat_list.append(seat)
+        duplicates = sorted({s for s in seat_list if seat_list.count(s) > 1})
+        if duplicates:
+            problems.append(problem("seats", f"duplicate seats: {', '.join(duplicates)}"))
+    customer = customer_field(body, problems)
+    if problems:
+        raise InvalidRequest("the hold request is not valid", details=problems)
+    return seat_list, customer
+
+
+def confirm_request(request: Request, body: dict[str, Any]) -> tuple[str, str]:
+    problems: list[dict[str, str]] = []
+    key = request.headers.get("idempotency-key", "")
+    if not IDEMPOTENCY_KEY.match(key) or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        problems.append(problem("Idempotency-Key", "required header: 1-200 characters of A-Z a-z 0-9 . _ : -"))
+    reject_unknown(body, {"payment"}, problems)
+    payment = body.get("payment")
+    token = ""
+    if not isinstance(payment, dict):
+        problems.append(problem("payment", "required: {\"method\": \"card\", \"token\": ...}"))
+    else:
+        reject_unknown(payment, {"method", "token"}, problems, prefix="payment.")
+        if payment.get("method") != "card":
+            problems.append(problem("payment.method", "must be \"card\""))
+        raw_token = payment.get("token")
+        if not isinstance(raw_token, str) or not TOKEN.match(raw_token):
+            problems.append(problem("payment.token", "required: 1-64 characters of A-Z a-z 0-9 _ -"))
+        else:
+            token = raw_token
+    if problems:
+        raise InvalidRequest("the confirm request is not valid", details=problems)
+    return key, token
+
+
+def waitlist_request(body: dict[str, Any]) -> tuple[str, int, str | None]:
+    problems: list[dict[str, str]] = []
+    reject_unknown(body, {"count", "customer", "category"}, problems)
+    count = body.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_WAITLIST_COUNT:
+        problems.append(problem("count", f"required: an integer from 1 to {MAX_WAITLIST_COUNT}"))
+        count = 0
+    category = body.get("category")
+    if category is not None and (not isinstance(category, str) or not CATEGORY.match(category)):
+        problems.append(problem("category", "a price category name such as \"standard\""))
+        category = None
+    customer = customer_field(body, problems)
+    if problems:
+        raise InvalidRequest("the waitlist request is not valid", details=problems)
+    return customer, int(count), category

@@ -1,0 +1,33 @@
+"""Waitlist endpoints."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.responses import JSON
+from api.validation import json_body, opaque_id, path_id, waitlist_request
+from engine.service import Context
+
+
+def _ctx(request: Request) -> Context:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+async def join(request: Request) -> JSON:
+    ctx = _ctx(request)
+    show_id = path_id(request, "show_id")
+    customer, count, category = waitlist_request(await json_body(request, ctx.settings.max_body_bytes))
+    await request.app.state.limiter.check_join(request, customer, show_id)
+    entry = await ctx.waitlist.join(show_id, customer, count, category)
+    return JSON(entry, status_code=201)
+
+
+async def status(request: Request) -> JSON:
+    entry = await _ctx(request).waitlist.status(opaque_id(request, "entry_id"))
+    return JSON(entry, headers={"Cache-Control": "no-store"})
+
+
+async def leave(request: Request) -> Response:
+    await _ctx(request).waitlist.leave(opaque_id(request, "entry_id"))
+    return Response(status_code=204)

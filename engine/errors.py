@@ -1,0 +1,94 @@
+"""Engine errors: one class per contract error code. The scripts' negative return codes
+are mirrored in ScriptCode and turned into these in one place (engine/inventory.py)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ScriptCode(IntEnum):
+    """Return codes of lua/*.lua, documented in each script's header."""
+
+    NOT_LOADED = -1
+    SEATS_UNAVAILABLE = -2
+    CUSTOMER_LIMIT = -3
+    NOT_ACTIVE = -4
+    UNKNOWN_SEAT = -5
+    CONFIRM_IN_PROGRESS = -6
+    EXPIRED = -7
+    UNKNOWN_HOLD = -8
+    ALREADY_WAITING = -9
+    NO_CHANCE = -10
+
+
+class BoxOfficeError(Exception):
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.extra}
+
+
+class NotFound(BoxOfficeError):
+    status, code = 404, "not_found"
+
+
+class InvalidRequest(BoxOfficeError):
+    status, code = 422, "invalid_request"
+
+    def __init__(self, message: str, details: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message, details=details or [])
+
+
+class SeatsUnavailable(BoxOfficeError):
+    status, code = 409, "seats_unavailable"
+
+
+class HoldExpired(BoxOfficeError):
+    status, code = 410, "hold_expired"
+
+
+class HoldNotActive(BoxOfficeError):
+    status, code = 409, "hold_not_active"
+
+
+class EntryNotWaiting(BoxOfficeError):
+    status, code = 409, "entry_not_waiting"
+
+
+class PaymentDeclined(BoxOfficeError):
+    status, code = 402, "payment_declined"
+
+
+class LimitExceeded(BoxOfficeError):
+    status, code = 429, "limit_exceeded"
+
+
+class NoChance(BoxOfficeError):
+    status, code = 409, "no_chance"
+
+
+class AlreadyWaiting(BoxOfficeError):
+    status, code = 409, "already_waiting"
+
+
+class ShowClosed(BoxOfficeError):
+    status, code = 409, "show_closed"
+
+
+class PayloadTooLarge(BoxOfficeError):
+    status, code = 413, "payload_too_large"
+
+
+class Unavailable(BoxOfficeError):
+    status, code = 503, "unavailable"
+
+    def __init__(self, message: str, retry_after_s: int = 2, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.retry_after_s = retry_after_s

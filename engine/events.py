@@ -1,0 +1,102 @@
+"""Live updates across processes: the scripts PUBLISH one message per change on the show's
+channel ("<queue changed 0|1>;seat=status,seat=status"); each process holds one pattern
+subscription and fans messages out to its local listeners (SSE streams)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class ShowChange:
+    show_id: int
+    queue_changed: bool
+    seats: dict[str, str] = field(default_factory=dict)
+
+
+def parse_message(channel: str, data: str) -> ShowChange | None:
+    try:
+        show_id = int(channel.split("{", 1)[1].split("}", 1)[0])
+        queue_flag, _, seat_part = data.partition(";")
+        seats = dict(item.split("=", 1) for item in seat_part.split(",") if "=" in item)
+    except (IndexError, ValueError):
+        return None
+    return ShowChange(show_id, queue_flag == "1", seats)
+
+
+class EventHub:
+    def __init__(self, pubsub_redis: Any, pattern: str) -> None:
+        self.redis = pubsub_redis
+        self.pattern = pattern
+        self.listeners: dict[int, set[asyncio.Queue[ShowChange | None]]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    @contextlib.asynccontextmanager
+    async def listen(self, show_id: int) -> Any:
+        queue: asyncio.Queue[ShowChange | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.listeners[show_id].add(queue)
+        try:
+            yield queue
+        finally:
+            self.listeners[show_id].discard(queue)
+            if not self.listeners[show_id]:
+                del self.listeners[show_id]
+
+    def _dispatch(self, change: ShowChange) -> None:
+        for queue in list(self.listeners.get(change.show_id, ())):
+            try:
+                queue.put_nowait(change)
+            except asyncio.QueueFull:
+                # A stalled client: tell it to resync from a fresh full state.
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    while True:
+                        queue.get_nowait()
+                queue.put_nowait(None)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                await pubsub.psubscribe(self.pattern)
+                self.connected.set()
+                # Listeners resync after a reconnect: messages may have been missed.
+                for queues in list(self.listeners.values()):
+                    for queue in list(queues):
+                        with contextlib.suppress(asyncio.QueueFull):
+                            queue.put_nowait(None)
+                async for message in pubsub.listen():
+                    if message.get("type") != "pmessage":
+                        continue
+                    channel, data = message["channel"], message["data"]
+                    if isinstance(channel, bytes):
+                        channel = channel.decode()
+                    if isinstance(data, bytes):
+                        data = data.decode()
+                    change = parse_message(channel, data)
+                    if change is not None:
+                        self._dispatch(change)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.connected.clear()
+                log.warning("event subscription lost (%s); reconnecting", exc)
+                await asyncio.sleep(0.5)

@@ -1,0 +1,208 @@
+"""Seat inventory: loading a show into Redis, the seat map, holds, release and status.
+Every change of seat state is one Lua script (lua/); this module validates input,
+calls the script and turns its answer into results or engine errors."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import (
+    HoldNotActive,
+    InvalidRequest,
+    LimitExceeded,
+    NotFound,
+    ScriptCode,
+    SeatsUnavailable,
+    ShowClosed,
+)
+from engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD
+from engine.models import HoldStatus, SeatStatus
+
+if TYPE_CHECKING:
+    from engine.service import Context
+
+
+@dataclass(frozen=True)
+class Hold:
+    hold_id: str
+    show_id: int
+    seats: list[str]
+    customer: str
+    status: HoldStatus
+    expires_at_ms: int
+    now_ms: int
+    booking_id: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "hold_id": self.hold_id,
+            "show_id": str(self.show_id),
+            "seats": self.seats,
+            "customer": self.customer,
+            "status": self.status.value,
+            "expires_at": ms_to_rfc3339(self.expires_at_ms),
+            "ttl_s": max(0, math.ceil((self.expires_at_ms - self.now_ms) / 1000))
+            if self.status is HoldStatus.ACTIVE
+            else 0,
+        }
+        if self.booking_id:
+            body["booking_id"] = self.booking_id
+        return body
+
+
+def ms_to_rfc3339(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Inventory:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    # -- running show scripts -------------------------------------------------------
+
+    async def run(self, name: str, show_id: int, *args: Any, now_ms: int | None = None) -> Any:
+        """Runs a show script, loading the show first when Redis does not know it yet.
+        Returns the script's `result` (see lua/includes/settle.lua)."""
+        ctx = self.ctx
+        keys = ctx.keys.show_keys(show_id)
+        argv = [ctx.keys.show_base(show_id), "" if now_ms is None else now_ms, ctx.hold_ttl_ms, *args]
+        for _ in range(3):
+            answer = await ctx.scripts.run(name, keys, argv)
+            if answer == ScriptCode.NOT_LOADED:
+                await self.load_show(show_id)
+                continue
+            if isinstance(answer, list) and len(answer) == 3:
+                result, wake, became_active = answer
+                if became_active:
+                    await ctx.redis.zadd(ctx.keys.sweep_index, {str(show_id): int(wake)})
+                return result
+            return answer
+        raise RuntimeError(f"show {show_id} would not load into Redis")
+
+    async def load_show(self, show_id: int) -> None:
+        ctx = self.ctx
+        show = await ctx.catalog.show(show_id)
+        plan = await ctx.catalog.hall_plan(show.hall_id)
+        booked = await ctx.catalog.booked_seats(show_id)
+        argv: list[Any] = [
+            ctx.keys.show_base(show_id),
+            "",
+            ctx.hold_ttl_ms,
+            int(show.starts_at.timestamp() * 1000),
+            len(plan.seats),
+        ]
+        for seat in plan.seats:
+            argv += [seat.id, f"{seat.category}|{seat.row}|{seat.number}|{seat.rank}"]
+        for seat_id, booking_id in booked:
+            argv += [seat_id, booking_id]
+        await ctx.scripts.run("load_show", ctx.keys.show_keys(show_id), argv)
+        await ctx.redis.sadd(ctx.keys.loaded_shows, str(show_id))
+
+    # -- seat map -----------------------------------------------------------------
+
+    async def seat_statuses(self, show_id: int) -> dict[str, SeatStatus]:
+        """Status of every taken seat (absent: available), in one round trip."""
+        show = await self.ctx.catalog.show(show_id)
+        plan = await self.ctx.catalog.hall_plan(show.hall_id)
+        taken_flat, waited_categories = await self.run("seat_map", show_id)
+        statuses: dict[str, SeatStatus] = {}
+        for i in range(0, len(taken_flat), 2):
+            statuses[_text(taken_flat[i])] = (
+                SeatStatus.BOOKED if _text(taken_flat[i + 1]) == "b" else SeatStatus.HELD
+            )
+        if waited_categories:
+            # Free seats a waiter could use are the queue's: shown as held (rule 2).
+            waited = {_text(c) for c in waited_categories}
+            for seat in plan.seats:
+                if seat.id not in statuses and ("*" in waited or seat.category in waited):
+                    statuses[seat.id] = SeatStatus.HELD
+        return statuses
+
+    # -- holds --------------------------------------------------------------------
+
+    async def hold(self, show_id: int, seats: list[str], customer: str) -> Hold:
+        show = await self.ctx.catalog.show(show_id)
+        if not show.is_open():
+            raise ShowClosed(f"show {show_id} has started or is closed")
+        plan = await self.ctx.catalog.hall_plan(show.hall_id)
+        validate_seat_list(seats, plan.by_id)
+        hold_id = self.ctx.signer.new_hold_id(show_id)
+        result = await self.run("hold_seats", show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, *seats)
+        code = int(result[0])
+        if code == 1:
+            expires = int(result[1])
+            return Hold(hold_id, show_id, list(seats), customer, HoldStatus.ACTIVE, expires,
+                        expires - self.ctx.hold_ttl_ms)
+        if code == ScriptCode.SEATS_UNAVAILABLE:
+            unavailable = [_text(s) for s in result[3:]]
+            raise SeatsUnavailable(
+                "some of the seats are not available; nothing was held",
+                unavailable=unavailable,
+                waitlist={"possible": bool(int(result[2])), "length": int(result[1])},
+            )
+        if code == ScriptCode.CUSTOMER_LIMIT:
+            raise LimitExceeded(
+                f"a customer may hold at most {MAX_SEATS_PER_CUSTOMER} seats of a show at once"
+                f" (already holding or waiting for {int(result[1])})",
+            )
+        if code == ScriptCode.UNKNOWN_SEAT:
+            raise InvalidRequest("a seat is not in this hall",
+                                 details=[{"field": "seats", "problem": f"unknown seat {_text(result[1])}"}])
+        raise RuntimeError(f"hold_seats answered {result!r}")
+
+    def parse_hold_id(self, hold_id: str) -> int:
+        parsed = self.ctx.signer.parse(hold_id, "HG")
+        if parsed is None:
+            raise NotFound("no such hold")
+        return parsed.show_id
+
+    async def hold_status(self, hold_id: str) -> Hold:
+        show_id = self.parse_hold_id(hold_id)
+        result = await self.run("hold_status", show_id, hold_id)
+        if not result:
+            # A genuine id Redis no longer knows: lost with a wiped Redis, or long gone.
+            return Hold(hold_id, show_id, [], "", HoldStatus.EXPIRED, 0, 0)
+        status, seats, customer, expires, booking_id, now = (_text(v) for v in result)
+        status_value = HoldStatus.ACTIVE if status == "confirming" else HoldStatus(status)
+        return Hold(hold_id, show_id, seats.split(","), customer, status_value, int(expires), int(now),
+                    booking_id or None)
+
+    async def release(self, hold_id: str) -> None:
+        show_id = self.parse_hold_id(hold_id)
+        result = await self.run("release_hold", show_id, hold_id)
+        if int(result[0]) != 1:
+            status = _text(result[1]) or "expired"
+            raise HoldNotActive(f"the hold is {status}", status=status)
+
+    async def sweep(self, show_id: int) -> tuple[int, int]:
+        """Ends due holds of one show; returns (holds ended, next wake ms or 0)."""
+        ctx = self.ctx
+        answer = await ctx.scripts.run(
+            "sweep", ctx.keys.show_keys(show_id), [ctx.keys.show_base(show_id), "", ctx.hold_ttl_ms]
+        )
+        if answer == ScriptCode.NOT_LOADED:
+            return 0, 0
+        return int(answer[0]), int(answer[1])
+
+
+def validate_seat_list(seats: list[str], known: dict[str, Any]) -> None:
+    problems: list[dict[str, str]] = []
+    if not seats:
+        problems.append({"field": "seats", "problem": "at least one seat is required"})
+    if len(seats) > MAX_SEATS_PER_HOLD:
+        problems.append({"field": "seats", "problem": f"at most {MAX_SEATS_PER_HOLD} seats per hold"})
+    duplicates = sorted({s for s in seats if seats.count(s) > 1})
+    if duplicates:
+        problems.append({"field": "seats", "problem": f"duplicate seats: {', '.join(duplicates)}"})
+    unknown = [s for s in seats if s not in known]
+    if unknown:
+        problems.append({"field": "seats", "problem": f"not in this hall: {', '.join(unknown[:10])}"})
+    if problems:
+        raise InvalidRequest("the seat list is not valid", details=problems)

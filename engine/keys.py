@@ -1,0 +1,49 @@
+"""The one place that builds Redis key names. Every key of a show carries the show's hash
+tag, so each script touches one cluster slot; names stay readable for dashboards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SHOW_KEY_NAMES = ("meta", "layout", "seats", "deadlines", "customers", "waitlist", "waiters", "stats")
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "bo"
+
+    def show_base(self, show_id: int) -> str:
+        return f"{self.prefix}:show:{{{show_id}}}:"
+
+    def show_keys(self, show_id: int) -> list[str]:
+        """KEYS[1..8] of every show script, in the order of lua/includes/context.lua."""
+        base = self.show_base(show_id)
+        return [base + name for name in SHOW_KEY_NAMES]
+
+    def hold(self, show_id: int, hold_id: str) -> str:
+        return f"{self.show_base(show_id)}hold:{hold_id}"
+
+    def entry(self, show_id: int, entry_id: str) -> str:
+        return f"{self.show_base(show_id)}entry:{entry_id}"
+
+    def stats(self, show_id: int) -> str:
+        return self.show_base(show_id) + "stats"
+
+    def changes_channel(self, show_id: int) -> str:
+        return self.show_base(show_id) + "changes"
+
+    def changes_pattern(self) -> str:
+        return f"{self.prefix}:show:*:changes"
+
+    @property
+    def sweep_index(self) -> str:
+        """Sorted set: show id -> when a sweeper should next look at it (ms)."""
+        return f"{self.prefix}:sweep:due"
+
+    @property
+    def loaded_shows(self) -> str:
+        """Set of shows loaded into Redis: the slow safety-net sweep visits them all."""
+        return f"{self.prefix}:shows:loaded"
+
+    def rate(self, scope: str, subject: str) -> str:
+        return f"{self.prefix}:rate:{scope}:{{{subject}}}"

@@ -1,0 +1,121 @@
+"""Payment providers. The engine talks to a PaymentProvider only; the one in use is named by
+BOXOFFICE_PAYMENT_PROVIDER ("module:Class"), so a real provider plugs in by configuration.
+
+Every call carries the engine's idempotency key: calling twice with the same key never
+charges twice, and `lookup` tells the reconciler what happened to a key after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+class ChargeStatus(StrEnum):
+    CAPTURED = "captured"
+    DECLINED = "declined"
+    REFUNDED = "refunded"
+
+
+@dataclass(frozen=True)
+class Charge:
+    key: str
+    status: ChargeStatus
+    reference: str | None
+    amount: int
+    currency: str
+
+
+class ProviderUnavailable(Exception):
+    """The provider could not be reached or failed: nothing was charged."""
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    async def authorize(self, key: str, token: str, amount: int, currency: str) -> Charge: ...
+    async def capture(self, key: str) -> Charge: ...
+    async def refund(self, key: str) -> Charge: ...
+    async def lookup(self, key: str) -> Charge | None: ...
+
+
+def load_provider(spec: str, engine: AsyncEngine) -> PaymentProvider:
+    module_name, _, class_name = spec.partition(":")
+    cls: Any = getattr(importlib.import_module(module_name), class_name)
+    return cls(engine)  # type: ignore[no-any-return]
+
+
+class SimulatedProvider:
+    """The contract's test provider: tok_ok approves, tok_decline declines, tok_slow approves
+    after 2 s, tok_error fails like an outage. Authorize captures at once (card-present
+    style); its books live in the simulated_payments table, outside our transactions."""
+
+    name = "simulated"
+    SLOW_S = 2.0
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def authorize(self, key: str, token: str, amount: int, currency: str) -> Charge:
+        existing = await self.lookup(key)
+        if existing is not None:
+            return existing
+        if token == "tok_error":
+            raise ProviderUnavailable("the simulated provider is failing (tok_error)")
+        if token == "tok_slow":
+            await asyncio.sleep(self.SLOW_S)
+        elif token != "tok_ok":
+            return Charge(key, ChargeStatus.DECLINED, None, amount, currency)
+        reference = "sim_" + secrets.token_hex(12)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO simulated_payments (provider_key, reference, amount, currency, status)"
+                    " VALUES (:k, :r, :a, :c, 'captured') ON CONFLICT (provider_key) DO NOTHING"
+                ),
+                {"k": key, "r": reference, "a": amount, "c": currency},
+            )
+        charge = await self.lookup(key)
+        assert charge is not None
+        return charge
+
+    async def capture(self, key: str) -> Charge:
+        charge = await self.lookup(key)
+        if charge is None:
+            raise ProviderUnavailable(f"no authorization for {key}")
+        return charge
+
+    async def refund(self, key: str) -> Charge:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE simulated_payments SET status = 'refunded', refunded_at = CURRENT_TIMESTAMP"
+                    " WHERE provider_key = :k AND status = 'captured'"
+                ),
+                {"k": key},
+            )
+        charge = await self.lookup(key)
+        if charge is None:
+            raise ProviderUnavailable(f"nothing to refund for {key}")
+        return charge
+
+    async def lookup(self, key: str) -> Charge | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT reference, amount, currency, status FROM simulated_payments"
+                        " WHERE provider_key = :k"
+                    ),
+                    {"k": key},
+                )
+            ).first()
+        if row is None:
+            return None
+        return Charge(key, ChargeStatus(row[3]), row[0], int(row[1]), row[2])

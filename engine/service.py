@@ -1,0 +1,147 @@
+"""Wires the engine together: connections, scripts, services and background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine import db
+from engine.bookings import Bookings
+from engine.catalog import Catalog
+from engine.events import EventHub
+from engine.ids import IdSigner
+from engine.inventory import Inventory
+from engine.keys import Keys
+from engine.payments import PaymentProvider, load_provider
+from engine.reconciler import Reconciler
+from engine.scripts import ScriptRunner
+from engine.settings import Settings
+from engine.sweeper import Sweeper
+from engine.waitlist import Waitlist
+
+log = logging.getLogger(__name__)
+
+_embedded_server: Any = None
+
+
+def make_redis(settings: Settings) -> tuple[Any, Any]:
+    """(client for commands and scripts, client for pub/sub)."""
+    if settings.embedded:
+        import fakeredis
+
+        global _embedded_server
+        if _embedded_server is None:
+            _embedded_server = fakeredis.FakeServer()
+        client = fakeredis.FakeAsyncRedis(server=_embedded_server, decode_responses=True)
+        return client, client
+    assert settings.redis_url is not None
+    if settings.redis_cluster:
+        from redis.asyncio import Redis
+        from redis.asyncio.cluster import RedisCluster
+
+        cluster = RedisCluster.from_url(settings.redis_url, decode_responses=True,
+                                        max_connections=settings.redis_pool_size)
+        # Classic PUBLISH reaches every node of a cluster: one node serves pub/sub.
+        return cluster, Redis.from_url(settings.redis_url, decode_responses=True)
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, decode_responses=True, max_connections=settings.redis_pool_size, timeout=5
+    )
+    client = Redis(connection_pool=pool)
+    return client, Redis.from_url(settings.redis_url, decode_responses=True)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    redis: Any
+    pubsub_redis: Any
+    sql: AsyncEngine
+    keys: Keys
+    scripts: ScriptRunner
+    catalog: Catalog
+    signer: IdSigner
+    payments: PaymentProvider
+    events: EventHub
+    inventory: Inventory = field(init=False)
+    bookings: Bookings = field(init=False)
+    waitlist: Waitlist = field(init=False)
+    sweeper: Sweeper = field(init=False)
+    reconciler: Reconciler = field(init=False)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.inventory = Inventory(self)
+        self.bookings = Bookings(self)
+        self.waitlist = Waitlist(self)
+        self.sweeper = Sweeper(self)
+        self.reconciler = Reconciler(self)
+
+    @property
+    def hold_ttl_ms(self) -> int:
+        return self.settings.hold_ttl_s * 1000
+
+
+async def prepare_embedded(sql: AsyncEngine) -> None:
+    """Embedded first run: migrate and seed the local SQLite file once."""
+    from engine import seed
+
+    await db.migrate(sql)
+    async with sql.connect() as conn:
+        has_catalog = (await conn.execute(text("SELECT count(*) FROM cities"))).scalar_one() > 0
+    if not has_catalog:
+        path = sql.url.database
+        assert path is not None
+        seed.load(seed.SqliteSink(path), "demo", 1, datetime.now(UTC).date(), progress=False)
+        log.info("embedded database seeded with demo data at %s", path)
+
+
+async def open_context(settings: Settings, background: bool = True) -> Context:
+    sql = db.create_engine(settings)
+    if settings.embedded:
+        await prepare_embedded(sql)
+    secret = settings.secret or await db.load_secret(sql)
+    redis, pubsub_redis = make_redis(settings)
+    keys = Keys(settings.key_prefix)
+    ctx = Context(
+        settings=settings,
+        redis=redis,
+        pubsub_redis=pubsub_redis,
+        sql=sql,
+        keys=keys,
+        scripts=ScriptRunner(redis),
+        catalog=Catalog(sql, settings.browse_cache_s),
+        signer=IdSigner(secret),
+        payments=load_provider(settings.payment_provider, sql),
+        events=EventHub(pubsub_redis, keys.changes_pattern()),
+    )
+    if background:
+        start_background(ctx)
+    return ctx
+
+
+def start_background(ctx: Context) -> None:
+    ctx.events.start()
+    ctx.tasks.append(asyncio.create_task(ctx.sweeper.run_forever(), name="sweeper"))
+    ctx.tasks.append(asyncio.create_task(ctx.reconciler.run_forever(), name="reconciler"))
+
+
+async def close_context(ctx: Context) -> None:
+    for task in ctx.tasks:
+        task.cancel()
+    for task in ctx.tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    await ctx.events.stop()
+    for client in {id(ctx.redis): ctx.redis, id(ctx.pubsub_redis): ctx.pubsub_redis}.values():
+        with contextlib.suppress(Exception):
+            await client.aclose()
+    await ctx.sql.dispose()

@@ -1,0 +1,115 @@
+"""Expiry that does not depend on anyone reading: every service process runs a sweeper.
+
+The sweep index (one sorted set, keys.sweep_index) holds each show with pending
+deadlines, scored by when it next needs a look. A sweeper claims the due shows
+atomically (their score moves a lease ahead, so concurrent sweepers split the work and a
+dead sweeper's claims come back after the lease), runs lua/sweep-8 on each (idempotent:
+several sweepers are harmless), and puts the show back under its next deadline, or drops
+it when the show went idle and nobody touched it meanwhile. Keyspace notifications of
+a per-show wake key, when the server allows them, wake the sweeper early; a slow pass
+over every loaded show is the last safety net."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.service import Context
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE_MS = 2_000
+CLAIM_BATCH = 200
+FULL_PASS_EVERY_S = 30.0
+
+# KEYS[1] sweep index; ARGV[1] now ms; ARGV[2] lease ms; ARGV[3] batch size.
+# Returns the claimed show ids and the claim score each now has.
+CLAIM_SCRIPT = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local claim = tonumber(ARGV[1]) + tonumber(ARGV[2])
+for _, show in ipairs(due) do redis.call('ZADD', KEYS[1], claim, show) end
+return {due, claim}
+"""
+
+# KEYS[1] sweep index; ARGV[1] show; ARGV[2] our claim score; ARGV[3] next wake (0: idle).
+# Drops an idle show only when nobody re-indexed it since our claim.
+RELEASE_SCRIPT = """
+local current = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not current or tonumber(current) ~= tonumber(ARGV[2]) then
+  if tonumber(ARGV[3]) > 0 then redis.call('ZADD', KEYS[1], 'LT', ARGV[3], ARGV[1]) end
+  return 0
+end
+if tonumber(ARGV[3]) > 0 then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+else redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
+class Sweeper:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._claim: Any = None
+        self._release: Any = None
+        self._wake = asyncio.Event()
+        self.holds_ended = 0
+
+    def _scripts(self) -> tuple[Any, Any]:
+        if self._claim is None:
+            self._claim = self.ctx.redis.register_script(CLAIM_SCRIPT)
+            self._release = self.ctx.redis.register_script(RELEASE_SCRIPT)
+        return self._claim, self._release
+
+    async def sweep_once(self) -> int:
+        """One pass over the due shows; returns how many holds it ended."""
+        ctx = self.ctx
+        claim, release = self._scripts()
+        now_ms = int(await self._redis_time_ms())
+        shows, claim_score = await claim(
+            keys=[ctx.keys.sweep_index], args=[now_ms, CLAIM_LEASE_MS, CLAIM_BATCH]
+        )
+        ended = 0
+        for raw in shows:
+            show_id = int(raw)
+            count, wake = await ctx.inventory.sweep(show_id)
+            ended += count
+            await release(keys=[ctx.keys.sweep_index], args=[show_id, claim_score, wake])
+        self.holds_ended += ended
+        return ended
+
+    async def full_pass(self) -> int:
+        """Safety net: visit every loaded show, indexed or not."""
+        ended = 0
+        for raw in await self.ctx.redis.smembers(self.ctx.keys.loaded_shows):
+            count, wake = await self.ctx.inventory.sweep(int(raw))
+            ended += count
+            if wake:
+                await self.ctx.redis.zadd(self.ctx.keys.sweep_index, {str(int(raw)): wake}, lt=True)
+        return ended
+
+    async def _redis_time_ms(self) -> int:
+        seconds, micros = await self.ctx.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        last_full = time.monotonic()
+        while True:
+            try:
+                await self.sweep_once()
+                if time.monotonic() - last_full > FULL_PASS_EVERY_S:
+                    await self.full_pass()
+                    last_full = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: keep trying, quietly
+                log.warning("sweep failed (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.ctx.settings.sweep_interval_s)

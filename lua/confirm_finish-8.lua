@@ -1,0 +1,50 @@
+-- confirm_finish: after PostgreSQL committed the booking, marks its seats
+-- booked and the hold confirmed. Booked always wins, whatever the hold's state:
+-- the sale is already durable. Waiters who lost every chance are told.
+-- Input:
+--   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   ARGV[4]  hold id ("" when repairing from PostgreSQL without a hold)
+--   ARGV[5]  booking id
+--   ARGV[6..] seats
+-- Output:
+--   number of seats that were not yet marked booked
+--@include context
+--@include holds
+--@include waitlist
+--@include settle
+if not is_loaded() then return -1 end
+begin()
+settle_due()
+local seats = {}
+for i = 6, #ARGV do seats[#seats + 1] = ARGV[i] end
+local newly = book_seats(ARGV[5], seats)
+if ARGV[4] ~= '' then
+  local key = hold_key(ARGV[4])
+  local hold = redis.call('HMGET', key, 'status', 'customer', 'seats')
+  if hold[1] == 'active' or hold[1] == 'confirming' then
+    -- seats of this hold that were not part of the sale go back
+    local sold = {}
+    for _, seat in ipairs(seats) do sold[seat] = true end
+    local mine = 'h:' .. ARGV[4]
+    for _, seat in ipairs(split_seats(hold[3])) do
+      if not sold[seat] and redis.call('HGET', K_SEATS, seat) == mine then
+        redis.call('HDEL', K_SEATS, seat)
+        redis.call('HINCRBY', K_STATS, 'held', -1)
+        redis.call('HINCRBY', K_STATS, 'free', 1)
+        CHANGED[#CHANGED + 1] = seat
+      end
+    end
+    if redis.call('HINCRBY', K_CUSTOMERS, hold[2], -#split_seats(hold[3])) <= 0 then
+      redis.call('HDEL', K_CUSTOMERS, hold[2])
+    end
+    redis.call('HINCRBY', K_STATS, 'holds_paid', 1)
+  end
+  if hold[1] then
+    redis.call('ZREM', K_DEADLINES, ARGV[4])
+    redis.call('HSET', key, 'status', 'confirmed', 'booking_id', ARGV[5], 'ended_at', NOW)
+    redis.call('EXPIRE', key, RETENTION_S)
+  end
+end
+mark_impossible()
+grant_waiters()
+return finish(newly)

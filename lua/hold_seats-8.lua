@@ -1,0 +1,54 @@
+-- hold_seats: takes every requested seat for one customer, or none of them.
+-- Input:
+--   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   ARGV[4]  hold id (unguessable, made by the engine)
+--   ARGV[5]  customer
+--   ARGV[6]  most seats one customer may hold in this show
+--   ARGV[7..] seat ids (validated against the hall by the engine)
+-- Output:
+--   {1, expires_at, next_wake}              held
+--   {-1}                                    show not loaded
+--   {-2, waitlist_length, possible, seat..} some seats not free: nothing held
+--   {-3, already_held}                      customer limit
+--   {-5, seat}                              a seat not in this hall
+--@include context
+--@include holds
+--@include waitlist
+--@include settle
+if not is_loaded() then return -1 end
+begin()
+settle_due()
+local customer = ARGV[5]
+local seats = {}
+for i = 7, #ARGV do seats[#seats + 1] = ARGV[i] end
+
+local held = tonumber(redis.call('HGET', K_CUSTOMERS, customer) or '0')
+local waiting_entry = redis.call('HGET', K_WAITERS, customer)
+if waiting_entry then
+  held = held + tonumber(redis.call('HGET', entry_key(waiting_entry), 'count') or '0')
+end
+if held + #seats > tonumber(ARGV[6]) then
+  return finish({-3, held})
+end
+
+local unavailable = {}
+for _, seat in ipairs(seats) do
+  local category = seat_category(seat)
+  if category == nil then
+    return finish({-5, seat})
+  end
+  -- A free seat a waiter could use is the queue's, not a newcomer's (rule 2).
+  if redis.call('HEXISTS', K_SEATS, seat) == 1 or reserved_for_queue(category) then
+    unavailable[#unavailable + 1] = seat
+  end
+end
+if #unavailable > 0 then
+  local stats = redis.call('HMGET', K_STATS, 'free', 'held')
+  local possible = (tonumber(stats[1]) + tonumber(stats[2])) >= #seats and 1 or 0
+  local out = {-2, redis.call('ZCARD', K_WAITLIST), possible}
+  for _, seat in ipairs(unavailable) do out[#out + 1] = seat end
+  return finish(out)
+end
+
+local expires = create_hold(ARGV[4], customer, seats, 'direct')
+return finish({1, expires})

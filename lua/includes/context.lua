@@ -1,0 +1,50 @@
+-- Shared context of every show script. Every script of a show takes the same
+-- eight keys (all carrying the show's hash tag, so a script touches one slot):
+--   KEYS[1] meta       hash: loaded, starts_at (ms), seat_count, fence, waitseq, wc:<category>
+--   KEYS[2] layout     hash: seat -> "category|row|number|rank" (rank: lower is a better seat)
+--   KEYS[3] seats      hash: seat -> "h:<hold_id>" | "b:<booking_id>"; absent means free
+--   KEYS[4] deadlines  zset: hold_id -> deadline (ms, Redis clock)
+--   KEYS[5] customers  hash: customer -> seats held in this show
+--   KEYS[6] waitlist   zset: entry_id -> arrival number
+--   KEYS[7] waiters    hash: customer -> waiting entry_id
+--   KEYS[8] stats      hash: free, held, booked, waiting, holds_paid, holds_unpaid
+-- and the same first three arguments:
+--   ARGV[1] key base of the show ("bo:show:{42}:"), for hold and entry hashes
+--   ARGV[2] now in ms, or "" to use Redis's clock (tests move time with it)
+--   ARGV[3] hold time in ms
+-- Every show script answers -1 when the show is not loaded (the engine loads it
+-- and calls again), else {result, next_wake, became_active} (see settle.lua);
+-- the Output of each header describes `result`.
+local K_META, K_LAYOUT, K_SEATS, K_DEADLINES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local BASE = ARGV[1]
+local NOW
+if ARGV[2] ~= '' then
+  NOW = tonumber(ARGV[2])
+else
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local TTL_MS = tonumber(ARGV[3])
+-- Ended holds and waitlist entries stay readable this long (status lookups).
+local RETENTION_S = 86400
+
+-- Seats changed by this call, published once at the end for live seat maps.
+local CHANGED = {}
+local QUEUE_CHANGED = false
+
+local function split_seats(csv)
+  local out = {}
+  for seat in string.gmatch(csv, '[^,]+') do out[#out + 1] = seat end
+  return out
+end
+
+local function seat_category(seat)
+  local info = redis.call('HGET', K_LAYOUT, seat)
+  if not info then return nil end
+  return string.match(info, '^([^|]*)')
+end
+
+local function is_loaded()
+  return redis.call('HGET', K_META, 'loaded') == '1'
+end

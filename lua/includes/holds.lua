@@ -1,0 +1,71 @@
+-- Creating and ending holds. Needs context.lua.
+
+local function hold_key(hold_id) return BASE .. 'hold:' .. hold_id end
+
+local function create_hold(hold_id, customer, seats, source)
+  local mine = 'h:' .. hold_id
+  for _, seat in ipairs(seats) do
+    redis.call('HSET', K_SEATS, seat, mine)
+    CHANGED[#CHANGED + 1] = seat
+  end
+  local expires = NOW + TTL_MS
+  redis.call('HSET', hold_key(hold_id), 'seats', table.concat(seats, ','), 'customer', customer,
+    'status', 'active', 'created_at', NOW, 'expires_at', expires, 'source', source)
+  redis.call('EXPIRE', hold_key(hold_id), math.floor(TTL_MS / 1000) + RETENTION_S)
+  redis.call('ZADD', K_DEADLINES, expires, hold_id)
+  redis.call('HINCRBY', K_CUSTOMERS, customer, #seats)
+  redis.call('HINCRBY', K_STATS, 'held', #seats)
+  redis.call('HINCRBY', K_STATS, 'free', -#seats)
+  return expires
+end
+
+-- Ends an active or confirming hold: frees the seats it still owns. `counter`
+-- is the stats field that learns how holds end (the waitlist's eta uses it).
+local function end_hold(hold_id, status, counter)
+  local key = hold_key(hold_id)
+  local hold = redis.call('HMGET', key, 'status', 'seats', 'customer')
+  redis.call('ZREM', K_DEADLINES, hold_id)
+  if hold[1] ~= 'active' and hold[1] ~= 'confirming' then return 0 end
+  local mine = 'h:' .. hold_id
+  local seats = split_seats(hold[2])
+  local freed = 0
+  for _, seat in ipairs(seats) do
+    if redis.call('HGET', K_SEATS, seat) == mine then
+      redis.call('HDEL', K_SEATS, seat)
+      CHANGED[#CHANGED + 1] = seat
+      freed = freed + 1
+    end
+  end
+  if redis.call('HINCRBY', K_CUSTOMERS, hold[3], -#seats) <= 0 then
+    redis.call('HDEL', K_CUSTOMERS, hold[3])
+  end
+  redis.call('HSET', key, 'status', status, 'ended_at', NOW)
+  redis.call('EXPIRE', key, RETENTION_S)
+  redis.call('HINCRBY', K_STATS, 'held', -freed)
+  redis.call('HINCRBY', K_STATS, 'free', freed)
+  if counter then redis.call('HINCRBY', K_STATS, counter, 1) end
+  return freed
+end
+
+-- Marks seats sold. Booked always wins: PostgreSQL already committed the sale.
+local function book_seats(booking_id, seats)
+  local value = 'b:' .. booking_id
+  local newly = 0
+  for _, seat in ipairs(seats) do
+    local current = redis.call('HGET', K_SEATS, seat)
+    if current ~= value then
+      if current == false then
+        redis.call('HINCRBY', K_STATS, 'free', -1)
+      elseif string.sub(current, 1, 2) == 'h:' then
+        redis.call('HINCRBY', K_STATS, 'held', -1)
+      else
+        redis.call('HINCRBY', K_STATS, 'booked', -1)
+      end
+      redis.call('HSET', K_SEATS, seat, value)
+      redis.call('HINCRBY', K_STATS, 'booked', 1)
+      CHANGED[#CHANGED + 1] = seat
+      newly = newly + 1
+    end
+  end
+  return newly
+end

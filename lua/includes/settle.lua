@@ -1,0 +1,69 @@
+-- Settle first, then act: every script of a show ends the holds whose deadline
+-- passed (and the queue once the show started) before it reads or changes
+-- anything, so no answer ever shows a seat held past its deadline.
+-- Needs context.lua, holds.lua and waitlist.lua.
+
+local function settle_due()
+  local due = redis.call('ZRANGEBYSCORE', K_DEADLINES, '-inf', NOW, 'LIMIT', 0, 1000)
+  local freed = 0
+  for _, hold_id in ipairs(due) do
+    freed = freed + end_hold(hold_id, 'expired', 'holds_unpaid')
+  end
+  local starts_at = tonumber(redis.call('HGET', K_META, 'starts_at') or '0')
+  if starts_at > 0 and starts_at <= NOW then
+    expire_all_waiters()
+  elseif freed > 0 then
+    grant_waiters()
+  end
+  return #due
+end
+
+-- When the sweeper should look at this show next (0: nothing pending).
+local function next_wake()
+  local first = redis.call('ZRANGE', K_DEADLINES, 0, 0, 'WITHSCORES')
+  local wake = 0
+  if #first > 0 then wake = tonumber(first[2]) end
+  if redis.call('ZCARD', K_WAITLIST) > 0 then
+    local starts_at = tonumber(redis.call('HGET', K_META, 'starts_at') or '0')
+    if wake == 0 or starts_at < wake then wake = starts_at end
+  end
+  return wake
+end
+
+-- One message per call for live seat maps and waitlist streams.
+local function publish_changes()
+  if #CHANGED == 0 and not QUEUE_CHANGED then return end
+  local seats = {}
+  local seen = {}
+  for _, seat in ipairs(CHANGED) do
+    if not seen[seat] then
+      seen[seat] = true
+      local value = redis.call('HGET', K_SEATS, seat)
+      local status = 'available'
+      if value then
+        status = string.sub(value, 1, 2) == 'b:' and 'booked' or 'held'
+      elseif reserved_for_queue(seat_category(seat) or '') then
+        status = 'held'
+      end
+      seats[#seats + 1] = seat .. '=' .. status
+    end
+  end
+  local queue = QUEUE_CHANGED and '1' or '0'
+  redis.call('PUBLISH', BASE .. 'changes', queue .. ';' .. table.concat(seats, ','))
+end
+
+-- Every show script calls begin() first and returns finish(result): the caller
+-- gets {result, next_wake, became_active}. became_active is 1 when the show had
+-- nothing pending before this call and has now: the engine then indexes the
+-- show for the sweepers (a sweeper only drops a show it saw idle).
+local START_WAKE = 0
+local function begin()
+  START_WAKE = next_wake()
+end
+
+local function finish(result)
+  publish_changes()
+  local wake = next_wake()
+  local became_active = (START_WAKE == 0 and wake > 0) and 1 or 0
+  return {result, wake, became_active}
+end

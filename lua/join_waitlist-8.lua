@@ -1,0 +1,48 @@
+-- join_waitlist: queues a customer for `count` seats (of one category or any),
+-- numbered by a per-show arrival counter, only while the request has a chance.
+-- Seats already free for it are granted at once.
+-- Input:
+--   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   ARGV[4]  entry id (unguessable, made by the engine; starts with "W")
+--   ARGV[5]  customer
+--   ARGV[6]  count
+--   ARGV[7]  category, "" for any
+--   ARGV[8]  most seats one customer may hold in this show
+-- Output:
+--   {1, position, status}   queued (status "waiting") or granted at once
+--   {-1}                    show not loaded
+--   {-3, already_held}      customer limit
+--   {-9}                    this customer already waits for this show
+--   {-10}                   no chance: not enough unsold seats
+--@include context
+--@include holds
+--@include waitlist
+--@include settle
+if not is_loaded() then return -1 end
+begin()
+settle_due()
+local entry_id, customer, category = ARGV[4], ARGV[5], ARGV[7]
+local count = tonumber(ARGV[6])
+if redis.call('HEXISTS', K_WAITERS, customer) == 1 then
+  return finish({-9})
+end
+local held = tonumber(redis.call('HGET', K_CUSTOMERS, customer) or '0')
+if held + count > tonumber(ARGV[8]) then
+  return finish({-3, held})
+end
+local unsold = unsold_by_category()
+if (unsold[category == '' and '*' or category] or 0) < count then
+  return finish({-10})
+end
+local arrival = redis.call('HINCRBY', K_META, 'waitseq', 1)
+redis.call('ZADD', K_WAITLIST, arrival, entry_id)
+redis.call('HSET', entry_key(entry_id), 'customer', customer, 'count', count,
+  'category', category, 'arrival', arrival, 'status', 'waiting', 'created_at', NOW)
+redis.call('HSET', K_WAITERS, customer, entry_id)
+redis.call('HINCRBY', K_META, category_field(category), 1)
+redis.call('HINCRBY', K_STATS, 'waiting', 1)
+QUEUE_CHANGED = true
+grant_waiters()
+local rank = redis.call('ZRANK', K_WAITLIST, entry_id)
+local status = redis.call('HGET', entry_key(entry_id), 'status')
+return finish({1, rank and (rank + 1) or 0, status})

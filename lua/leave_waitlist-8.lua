@@ -1,0 +1,23 @@
+-- leave_waitlist: a waiter leaves at once; seats it had claimed may now serve
+-- the entries behind it.
+-- Input:
+--   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   ARGV[4]  entry id
+-- Output:
+--   {1}            left
+--   {-1}           show not loaded
+--   {-4, status}   not waiting (granted, impossible, cancelled, expired, "" unknown)
+--@include context
+--@include holds
+--@include waitlist
+--@include settle
+if not is_loaded() then return -1 end
+begin()
+settle_due()
+local status = redis.call('HGET', entry_key(ARGV[4]), 'status')
+if status ~= 'waiting' then
+  return finish({-4, status or ''})
+end
+end_entry(ARGV[4], 'cancelled', nil)
+grant_waiters()
+return finish({1})

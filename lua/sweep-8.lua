@@ -1,0 +1,14 @@
+-- sweep: ends the show's holds whose deadline passed and hands their seats to
+-- the waitlist. Idempotent, so any number of sweepers may run it at once.
+-- Input:
+--   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+-- Output:
+--   {holds_ended, next_wake} (next_wake 0: nothing pending)
+--@include context
+--@include holds
+--@include waitlist
+--@include settle
+if not is_loaded() then return -1 end
+begin()
+local ended = settle_due()
+return finish(ended)
