@@ -25,7 +25,7 @@ from api import browse, holds, operations, streams, waitlist
 from api.limiter import Limiter
 from api.responses import error, error_response
 from engine.errors import BoxOfficeError
-from engine.service import close_context, open_context
+from engine.service import Context, close_context, open_context
 from engine.settings import Settings
 
 log = logging.getLogger("boxoffice.api")
@@ -116,11 +116,15 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return error(500, "internal_error", "something went wrong on our side; nothing was changed by it")
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, context: Context | None = None) -> Starlette:
+    """The app; tests may hand in an engine Context they own (then no lifespan is needed)."""
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if context is not None:
+            yield
+            return
         ctx = await open_context(settings)
         app.state.ctx = ctx
         app.state.limiter = Limiter(ctx)
@@ -134,7 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                                      allow_methods=["GET", "POST", "DELETE"],
                                      allow_headers=["Content-Type", "Idempotency-Key"]))
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
@@ -148,3 +152,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Exception: on_unexpected,
         },
     )
+    if context is not None:
+        app.state.ctx = context
+        app.state.limiter = Limiter(context)
+    return app

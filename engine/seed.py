@@ -123,10 +123,12 @@ def generate(scale_name: str, seed: int, start: date) -> Iterator[tuple[str, lis
     yield "cities", cities
 
     movies = []
+    titles = [f"{a} {b}" for a in TITLE_WORDS_A for b in TITLE_WORDS_B]
+    rng.shuffle(titles)
     for i in range(scale.movies):
-        title = f"{rng.choice(TITLE_WORDS_A)} {rng.choice(TITLE_WORDS_B)}"
-        if i >= len(TITLE_WORDS_A):
-            title += f" {i // len(TITLE_WORDS_A) + 1}"
+        title = titles[i % len(titles)]
+        if i >= len(titles):
+            title += f" {i // len(titles) + 1}"
         released = start - timedelta(days=rng.randint(0, 60))
         genres = ",".join(sorted(rng.sample(GENRES, rng.randint(1, 3))))
         movies.append((i + 1, title, rng.randint(80, 180), rng.choice(RATINGS),

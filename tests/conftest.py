@@ -1,0 +1,149 @@
+"""Test fixtures: real PostgreSQL and Redis of the tests' own (tests/support/services.py),
+the demo catalog seeded once, and an engine Context per test with its own Redis key
+prefix and empty sales tables. Engine tests also run on the embedded backend
+(fakeredis + SQLite) through the `backend` parameter."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from engine import seed
+from engine.service import Context, close_context, open_context
+from engine.settings import Settings
+from tests.support.services import RedisServer, temporary_database
+
+SEED = 7
+SALES_TABLES = "simulated_payments, idempotency_keys, payments, booked_seats, bookings"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh database, migrated and seeded with the demo catalog."""
+    import asyncio
+
+    from engine import db
+
+    with temporary_database() as url:
+        settings = Settings(redis_url="redis://unused", database_url=url)
+
+        async def migrate() -> None:
+            engine = db.create_engine(settings)
+            await db.migrate(engine)
+            await engine.dispose()
+
+        asyncio.run(migrate())
+        seed.load(seed.PostgresSink(url), "demo", SEED, seed_start_date(), progress=False)
+        yield url
+
+
+def seed_start_date() -> datetime.date:  # type: ignore[valid-type]
+    # Shows start from tomorrow, so every seeded show is in the future all day.
+    return (datetime.now(UTC) + timedelta(days=1)).date()
+
+
+@pytest.fixture(scope="session")
+def embedded_db_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("embedded") / "boxoffice.sqlite3")
+
+
+def base_settings(backend: str, redis_url: str, database_url: str, embedded_db_path: str) -> Settings:
+    common = dict(hold_ttl_s=300, key_prefix=f"t{uuid.uuid4().hex[:10]}", confirm_grace_s=1.0,
+                  reconcile_interval_s=3600.0, browse_cache_s=0.0, rate_limit_holds_per_min=0,
+                  rate_limit_ip_per_min=0)
+    if backend == "embedded":
+        return Settings(redis_url=None, database_url=None, embedded_db_path=embedded_db_path, **common)
+    return Settings(redis_url=redis_url, database_url=database_url, **common)
+
+
+@pytest.fixture(params=["real"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Engine tests that should also run embedded use @pytest.mark.parametrize('backend', BOTH, indirect=True)."""
+    return str(request.param)
+
+
+BOTH = ["real", "embedded"]
+
+
+@pytest.fixture
+def settings(backend: str, redis_server: RedisServer, database_url: str, embedded_db_path: str) -> Settings:
+    if backend == "real":
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f"TRUNCATE {SALES_TABLES}")
+    return base_settings(backend, redis_server.url, database_url, embedded_db_path)
+
+
+@pytest.fixture
+async def ctx(settings: Settings) -> AsyncIterator[Context]:
+    context = await open_context(settings, background=False)
+    if settings.embedded:
+        from sqlalchemy import text
+
+        async with context.sql.begin() as conn:
+            for table in SALES_TABLES.split(", "):
+                await conn.execute(text(f"DELETE FROM {table}"))
+    yield context
+    await context.redis.flushdb() if settings.embedded else await _drop_prefix(context)
+    await close_context(context)
+
+
+async def _drop_prefix(context: Context) -> None:
+    keys = [k async for k in context.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
+    for i in range(0, len(keys), 500):
+        await context.redis.delete(*keys[i : i + 500])
+
+
+@dataclass(frozen=True)
+class ShowRef:
+    show_id: int
+    hall_id: int
+    seat_ids: list[str]
+
+
+async def pick_show(context: Context, min_seats: int = 60, max_seats: int = 5000) -> ShowRef:
+    """An open future show of a hall with a seat count in range (deterministic)."""
+    from sqlalchemy import text
+
+    from engine.db import db_time
+
+    async with context.sql.connect() as conn:
+        row = (await conn.execute(text(
+            "SELECT s.id, s.hall_id FROM shows s JOIN halls h ON h.id = s.hall_id"
+            " WHERE s.starts_at > :soon AND h.seat_count BETWEEN :lo AND :hi ORDER BY s.id LIMIT 1"),
+            {"soon": db_time(conn, datetime.now(UTC) + timedelta(hours=2)), "lo": min_seats, "hi": max_seats},
+        )).first()
+    assert row is not None, "the demo catalog has no show of that size"
+    plan = await context.catalog.hall_plan(int(row[1]))
+    return ShowRef(int(row[0]), int(row[1]), [s.id for s in plan.seats])
+
+
+@pytest.fixture
+async def show(ctx: Context) -> ShowRef:
+    return await pick_show(ctx)
+
+
+@pytest.fixture
+async def client(ctx: Context) -> AsyncIterator[httpx.AsyncClient]:
+    from api.app import create_app
+
+    app = create_app(ctx.settings, context=ctx)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,153 @@
+"""Holds: all or nothing, limits, release, status, expiry and the sweeper, contention."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import httpx
+import pytest
+
+from engine.errors import HoldNotActive, InvalidRequest, LimitExceeded, NotFound, SeatsUnavailable
+from engine.models import HoldStatus, SeatStatus
+from engine.service import Context
+from tests.conftest import BOTH, ShowRef
+
+pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
+
+
+async def test_a_hold_takes_all_its_seats_and_a_clash_takes_none(ctx: Context, show: ShowRef) -> None:
+    a, b, c = show.seat_ids[:3]
+    hold = await ctx.inventory.hold(show.show_id, [a, b], "ana@example.org")
+    assert hold.status is HoldStatus.ACTIVE and hold.seats == [a, b]
+    with pytest.raises(SeatsUnavailable) as refused:
+        await ctx.inventory.hold(show.show_id, [b, c], "bob@example.org")
+    assert refused.value.extra["unavailable"] == [b]
+    statuses = await ctx.inventory.seat_statuses(show.show_id)
+    assert statuses == {a: SeatStatus.HELD, b: SeatStatus.HELD}, "c was not taken by the refused hold"
+
+
+async def test_two_clients_cannot_hold_the_same_seat(ctx: Context, show: ShowRef) -> None:
+    seat = show.seat_ids[5]
+    results = await asyncio.gather(
+        *(ctx.inventory.hold(show.show_id, [seat], f"c{i}@example.org") for i in range(20)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert all(isinstance(r, SeatsUnavailable) for r in results if isinstance(r, Exception))
+
+
+@pytest.mark.parametrize("seats, problem", [
+    ([], "at least one"), (["A1"] * 2, "duplicate"), (["ZZ999"], "not in this hall"),
+])
+async def test_bad_seat_lists_are_refused_before_anything_changes(ctx: Context, show: ShowRef, seats: list[str],
+                                                                   problem: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        await ctx.inventory.hold(show.show_id, seats, "ana@example.org")
+    assert problem in str(refused.value.extra["details"])
+    assert await ctx.inventory.seat_statuses(show.show_id) == {}
+
+
+async def test_more_than_ten_seats_per_hold_or_customer_is_refused(ctx: Context, show: ShowRef) -> None:
+    with pytest.raises(InvalidRequest):
+        await ctx.inventory.hold(show.show_id, show.seat_ids[:11], "ana@example.org")
+    await ctx.inventory.hold(show.show_id, show.seat_ids[:6], "ana@example.org")
+    with pytest.raises(LimitExceeded):
+        await ctx.inventory.hold(show.show_id, show.seat_ids[6:11], "ana@example.org")
+    await ctx.inventory.hold(show.show_id, show.seat_ids[6:10], "ana@example.org")
+    assert len(await ctx.inventory.seat_statuses(show.show_id)) == 10
+
+
+async def test_release_frees_the_seats_and_only_once(ctx: Context, show: ShowRef) -> None:
+    hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    await ctx.inventory.release(hold.hold_id)
+    assert await ctx.inventory.seat_statuses(show.show_id) == {}
+    assert (await ctx.inventory.hold_status(hold.hold_id)).status is HoldStatus.RELEASED
+    with pytest.raises(HoldNotActive):
+        await ctx.inventory.release(hold.hold_id)
+
+
+async def test_guessed_hold_ids_are_not_found(ctx: Context, show: ShowRef) -> None:
+    hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:1], "ana@example.org")
+    forged = hold.hold_id[:-1] + ("A" if hold.hold_id[-1] != "A" else "B")
+    for guess in [forged, f"H{show.show_id}-{'a' * 22}-{'b' * 12}", "H1-x", "nonsense"]:
+        with pytest.raises(NotFound):
+            await ctx.inventory.hold_status(guess)
+        with pytest.raises(NotFound):
+            await ctx.inventory.release(guess)
+
+
+async def test_a_hold_expires_at_its_deadline_even_without_a_sweeper(ctx: Context, show: ShowRef) -> None:
+    hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    after_deadline = hold.expires_at_ms + 1
+    # Any script that touches the show settles due deadlines first: move its clock.
+    await ctx.inventory.run("sweep", show.show_id, now_ms=after_deadline - 2)
+    assert len(await ctx.inventory.seat_statuses(show.show_id)) == 2
+    await ctx.inventory.run("sweep", show.show_id, now_ms=after_deadline)
+    assert await ctx.inventory.seat_statuses(show.show_id) == {}
+    assert (await ctx.inventory.hold_status(hold.hold_id)).status is HoldStatus.EXPIRED
+
+
+async def test_the_sweeper_frees_seats_within_a_second_of_the_deadline(settings: object, show: ShowRef) -> None:
+    from engine.service import close_context, open_context
+
+    ctx = await open_context(settings.with_changes(hold_ttl_s=1), background=False)  # type: ignore[attr-defined]
+    try:
+        sweeper_task = asyncio.create_task(ctx.sweeper.run_forever())
+        holds = [await ctx.inventory.hold(show.show_id, [seat], f"c{i}@example.org")
+                 for i, seat in enumerate(show.seat_ids[:20])]
+        deadline_ms = max(h.expires_at_ms for h in holds)
+        # Read nothing of the show: only the sweeper may free the seats. Watch the stats hash.
+        stats_key = ctx.keys.stats(show.show_id)
+        while int(await ctx.redis.hget(stats_key, "held") or 0) > 0:
+            await asyncio.sleep(0.02)
+        seconds, micros = await ctx.redis.time()
+        freed_at_ms = int(seconds) * 1000 + int(micros) // 1000
+        assert freed_at_ms - deadline_ms < 1000
+        sweeper_task.cancel()
+    finally:
+        await close_context(ctx)
+
+
+async def test_concurrent_sweepers_are_harmless(ctx: Context, show: ShowRef) -> None:
+    holds = [await ctx.inventory.hold(show.show_id, [seat], f"c{i}@example.org")
+             for i, seat in enumerate(show.seat_ids[:30])]
+    later = max(h.expires_at_ms for h in holds) + 1
+    results = await asyncio.gather(*(ctx.inventory.run("sweep", show.show_id, now_ms=later) for _ in range(8)))
+    assert sum(int(r) for r in results) == 30, "each hold ended exactly once"
+    stats = await ctx.redis.hgetall(ctx.keys.stats(show.show_id))
+    assert int(stats["held"]) == 0 and int(stats["free"]) == len(show.seat_ids)
+
+
+async def test_500_concurrent_clients_on_overlapping_seats(client: httpx.AsyncClient, ctx: Context,
+                                                           show: ShowRef) -> None:
+    """No seat held twice; every 201 got exactly its seats; every 409 got nothing and
+    named a seat that really was taken by a granted hold."""
+    rng = random.Random(5)
+    hot = show.seat_ids[:40]
+    requests = [rng.sample(hot, rng.randint(1, 4)) for _ in range(500)]
+
+    async def attempt(i: int, seats: list[str]) -> httpx.Response:
+        return await client.post(f"/v1/shows/{show.show_id}/holds",
+                                 json={"seats": seats, "customer": f"c{i}@example.org"})
+
+    answers = await asyncio.gather(*(attempt(i, seats) for i, seats in enumerate(requests)))
+    owner: dict[str, str] = {}
+    for seats, answer in zip(requests, answers, strict=True):
+        if answer.status_code == 201:
+            body = answer.json()
+            assert body["seats"] == seats
+            for seat in seats:
+                assert seat not in owner, f"{seat} held twice"
+                owner[seat] = body["hold_id"]
+        else:
+            assert answer.status_code == 409, answer.text
+    for seats, answer in zip(requests, answers, strict=True):
+        if answer.status_code == 409:
+            unavailable = answer.json()["unavailable"]
+            assert unavailable and set(unavailable) <= set(seats)
+            assert all(seat in owner for seat in unavailable)
+    seat_map = (await client.get(f"/v1/shows/{show.show_id}/seats")).json()
+    held = {s["id"] for s in seat_map["seats"] if s["status"] == "held"}
+    assert held == set(owner)
+    assert seat_map["counts"]["held"] == len(owner)

@@ -1,0 +1,173 @@
+"""The schema: migrations apply from empty and twice; constraints reject what a careful
+DBA would reject; the seed is deterministic; SQLite and PostgreSQL agree on the schema."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from engine import db, seed
+from engine.settings import Settings
+from tests.support.services import temporary_database
+
+START = date(2030, 1, 7)
+
+
+def migrate(url: str) -> list[str]:
+    async def run() -> list[str]:
+        engine = db.create_engine(Settings(redis_url="redis://unused", database_url=url))
+        try:
+            return await db.migrate(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def seeded_pg() -> str:
+    with temporary_database() as url:
+        migrate(url)
+        seed.load(seed.PostgresSink(url), "demo", 3, START, progress=False)
+        yield url
+
+
+def test_migrations_apply_from_empty_and_are_safe_to_run_twice() -> None:
+    with temporary_database() as url:
+        first = migrate(url)
+        assert first == [p.name for p in db.migration_files()]
+        assert migrate(url) == []
+        with psycopg.connect(url) as conn:
+            recorded = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert recorded == first
+
+
+def _one_booking(conn: psycopg.Connection, seat: str = "A1", booking: str = "bk_aaaaaaaaaaaaaaaaaaaaaa",
+                 hold: str = "H1-aaaaaaaaaaaaaaaaaaaaaa-aaaaaaaaaaaa", show_id: int = 1, hall_id: int | None = None
+                 ) -> None:
+    hall = hall_id if hall_id is not None else conn.execute(
+        "SELECT hall_id FROM shows WHERE id = %s", (show_id,)).fetchone()[0]
+    conn.execute("INSERT INTO bookings (id, show_id, hold_id, customer, amount, currency)"
+                 " VALUES (%s, %s, %s, 'a@example.org', 1000, 'EUR') ON CONFLICT DO NOTHING",
+                 (booking, show_id, hold))
+    conn.execute("INSERT INTO booked_seats (booking_id, show_id, hall_id, seat_id, amount)"
+                 " VALUES (%s, %s, %s, %s, 1000)", (booking, show_id, hall, seat))
+
+
+def test_a_seat_cannot_be_sold_twice(seeded_pg: str) -> None:
+    with psycopg.connect(seeded_pg) as conn:
+        _one_booking(conn)
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            _one_booking(conn, booking="bk_bbbbbbbbbbbbbbbbbbbbbb", hold="H1-bbbbbbbbbbbbbbbbbbbbbb-bbbbbbbbbbbb")
+        conn.rollback()
+
+
+def test_a_seat_outside_the_shows_hall_is_refused(seeded_pg: str) -> None:
+    with psycopg.connect(seeded_pg) as conn:
+        # a label that does not exist in the hall
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            _one_booking(conn, seat="ZZ99")
+        conn.rollback()
+        # a real seat of another hall: the (show, hall) pair does not match
+        other_hall = conn.execute("SELECT hall_id FROM shows WHERE hall_id <> "
+                                  "(SELECT hall_id FROM shows WHERE id = 1) LIMIT 1").fetchone()[0]
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            _one_booking(conn, seat="A1", hall_id=other_hall)
+        conn.rollback()
+
+
+@pytest.mark.parametrize("statement", [
+    "INSERT INTO show_prices (show_id, category, amount) VALUES (1, 'student', -1)",
+    "UPDATE show_prices SET amount = -500 WHERE show_id = 1",
+    "INSERT INTO bookings (id, show_id, hold_id, customer, amount, currency)"
+    " VALUES ('bk_cccccccccccccccccccccc', 1, 'H1-cccccccccccccccccccccc-cccccccccccc', 'c@x.org', -10, 'EUR')",
+    "UPDATE seats SET kind = 'sofa' WHERE hall_id = 1 AND id = 'A1'",
+    "UPDATE shows SET status = 'maybe' WHERE id = 1",
+])
+def test_check_constraints_reject_bad_values(seeded_pg: str, statement: str) -> None:
+    with psycopg.connect(seeded_pg) as conn:
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(statement)
+        conn.rollback()
+
+
+def test_the_seed_is_deterministic() -> None:
+    first = list(seed.generate("demo", 11, START))
+    again = list(seed.generate("demo", 11, START))
+    other = list(seed.generate("demo", 12, START))
+    assert first == again
+    assert first != other
+
+
+def test_the_demo_seed_matches_the_brief() -> None:
+    tables: dict[str, list[tuple[object, ...]]] = {}
+    for table, rows in seed.generate("demo", 1, START):
+        tables.setdefault(table, []).extend(rows)
+    assert 3 <= len(tables["cities"]) <= 8
+    assert len(tables["movies"]) == 12
+    assert len({m[1] for m in tables["movies"]}) == 12, "movie titles are unique"
+    halls_per_cinema: dict[int, int] = {}
+    for hall in tables["halls"]:
+        halls_per_cinema[hall[1]] = halls_per_cinema.get(hall[1], 0) + 1
+        assert 60 <= hall[3] <= 400
+    assert all(2 <= n <= 4 for n in halls_per_cinema.values())
+    kinds = {s[5] for s in tables["seats"]}
+    assert kinds == {"standard", "wheelchair", "companion"}
+    assert {p[1] for p in tables["show_prices"]} == set(seed.CATEGORIES)
+
+
+def _sqlite_schema(path: Path) -> dict[str, set[tuple[str, bool]]]:
+    async def run() -> None:
+        engine = db.create_engine(Settings(redis_url=None, database_url=None, embedded_db_path=str(path)))
+        await db.migrate(engine)
+        await engine.dispose()
+
+    asyncio.run(run())
+    conn = sqlite3.connect(path)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    schema = {t: {(r[1], bool(r[3]) or bool(r[5])) for r in conn.execute(f"PRAGMA table_info({t})")}
+              for t in tables}
+    conn.close()
+    return schema
+
+
+def test_sqlite_and_postgresql_schemas_do_not_drift(tmp_path: Path) -> None:
+    """One definition (sql/) runs on both; this proves the result is the same tables and columns."""
+    lite = _sqlite_schema(tmp_path / "schema.sqlite3")
+    with temporary_database() as url:
+        migrate(url)
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(
+                "SELECT c.table_name, c.column_name, c.is_nullable = 'NO' FROM information_schema.columns c"
+                " WHERE c.table_schema = 'public'").fetchall()
+    pg: dict[str, set[tuple[str, bool]]] = {}
+    for table, column, not_null in rows:
+        pg.setdefault(table, set()).add((column, not_null))
+    assert set(lite) == set(pg)
+    for table in pg:
+        assert {c for c, _ in lite[table]} == {c for c, _ in pg[table]}, table
+
+
+async def test_sqlite_enforces_the_same_unique_seat_rule(tmp_path: Path) -> None:
+    path = tmp_path / "rule.sqlite3"
+    engine = db.create_engine(Settings(redis_url=None, database_url=None, embedded_db_path=str(path)))
+    await db.migrate(engine)
+    await engine.dispose()
+    seed.load(seed.SqliteSink(str(path)), "demo", 1, START, progress=False)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA foreign_keys = ON")
+    hall = conn.execute("SELECT hall_id FROM shows WHERE id = 1").fetchone()[0]
+    conn.execute("INSERT INTO bookings (id, show_id, hold_id, customer, amount, currency)"
+                 " VALUES ('bk_aaaaaaaaaaaaaaaaaaaaaa', 1, 'H1-aaaaaaaaaaaaaaaaaaaaaa-aaaaaaaaaaaa', 'a@x.org', 1, 'EUR')")
+    conn.execute("INSERT INTO booked_seats VALUES ('bk_aaaaaaaaaaaaaaaaaaaaaa', 1, ?, 'A1', 1)", (hall,))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO booked_seats VALUES ('bk_aaaaaaaaaaaaaaaaaaaaaa', 1, ?, 'A1', 1)", (hall,))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO booked_seats VALUES ('bk_aaaaaaaaaaaaaaaaaaaaaa', 1, ?, 'ZZ99', 1)", (hall,))
+    conn.close()
+
