@@ -75,15 +75,3 @@ export function randomKey() {
   const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
-
-// "12.50 EUR": the same in every locale, and read out clearly by screen readers.
-export function formatMoney(amount, currency) {
-  let digits = 2;
-  try {
-    digits = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions()
-      .maximumFractionDigits;
-  } catch {
-    // An unknown currency code: keep two decimals.
-  }
-  return `${(amount / 10 ** digits).toFixed(digits)} ${currency}`;
-}

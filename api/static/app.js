@@ -7,6 +7,7 @@
 
 import { api } from "./api.js";
 import { ShowPage } from "./booking.js";
+import { formatTime } from "./text.js";
 
 const $ = (id) => document.getElementById(id);
 const names = { city: new Map(), movie: new Map() }; // for the breadcrumbs
@@ -182,12 +183,6 @@ function paragraph(text, className) {
   p.textContent = text;
   if (className) p.className = className;
   return p;
-}
-
-function formatTime(iso) {
-  return new Date(iso).toLocaleString(undefined, {
-    weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
-  });
 }
 
 window.addEventListener("hashchange", () => {

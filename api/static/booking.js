@@ -1,13 +1,16 @@
-// One show's page: the live seat plan, the selection, the hold with its
-// countdown, payment, and the waitlist when the wanted seats are taken.
+// One show's page: the live seat plan and the selection, then the steps of
+// the booking panel (pick → hold and pay, or wait on the waitlist → booked).
 
-import { api, ApiError, NetworkError, formatMoney, randomKey } from "./api.js";
+import { api, ApiError } from "./api.js";
+import { Checkout } from "./checkout.js";
 import { SeatMap } from "./seatmap.js";
+import { formatMoney, formatTime, joinNames, listItem, plural, sentence } from "./text.js";
+import { WaitlistWatch } from "./waitlist.js";
 
 // The service refuses more than this in one hold (shared/API.md).
 export const MAX_SEATS = 10;
 const CUSTOMER_KEY = "boxoffice.customer";
-const CONFIRM_RETRIES = 3;
+const STEPS = ["select", "offer", "waiting", "pay", "done"];
 
 const $ = (id) => document.getElementById(id);
 
@@ -15,20 +18,30 @@ export class ShowPage {
   constructor() {
     this.map = new SeatMap($("plan"), {
       onToggle: (id) => this.toggle(id),
-      onFocusSeat: (id) => ($("seat-info").textContent = this.map.describe(id)),
+      // Spells out the focused seat for sighted keyboard and touch users too.
+      onFocusSeat: (id) => ($("seat-info").textContent = id ? this.map.describe(id) : ""),
     });
     this.showId = null;
     this.show = null;
     this.step = "select";
     this.selected = new Set();
     this.pending = new Set(); // seats in a hold request still under way
-    this.hold = null;
-    this.expiresAt = 0;
-    this.entry = null;
     this.offerCount = 0;
     this.seatEvents = null;
-    this.waitEvents = null;
-    this.timer = null;
+    this.checkout = new Checkout(this);
+    this.waitlist = new WaitlistWatch({
+      onGranted: (hold) => {
+        this.startPayment(hold);
+        this.say(`Good news: ${this.seatNames(hold.seats)} ${hold.seats.length === 1 ? "is" : "are"} ` +
+          "held for you. Pay before the time runs out.");
+        $("pay-button").focus();
+      },
+      onEnded: (message, status) => {
+        this.forget();
+        this.setStep("select");
+        this.say(message, status === "cancelled" ? "info" : "error");
+      },
+    });
 
     $("customer").value = localStorage.getItem(CUSTOMER_KEY) || "";
     $("hold-button").addEventListener("click", () => this.holdSelection());
@@ -38,11 +51,6 @@ export class ShowPage {
     $("offer-join").addEventListener("click", () => this.joinWaitlist(this.offerCount));
     $("offer-skip").addEventListener("click", () => this.setStep("select"));
     $("wait-leave").addEventListener("click", () => this.leaveWaitlist());
-    $("pay-form").addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.pay();
-    });
-    $("release-button").addEventListener("click", () => this.release());
     $("book-more").addEventListener("click", () => this.setStep("select"));
   }
 
@@ -64,22 +72,21 @@ export class ShowPage {
     await this.resume();
   }
 
-  // Leaving the show: stop the streams and timer (an active hold stays in
-  // sessionStorage and is picked up again on return).
+  // Leaving the show: stop the streams and the countdown (an active hold or
+  // waitlist entry stays in sessionStorage and is picked up again on return).
   close() {
     this.seatEvents?.close();
-    this.waitEvents?.close();
-    clearInterval(this.timer);
-    this.seatEvents = this.waitEvents = this.timer = null;
+    this.seatEvents = null;
+    this.waitlist.stop();
+    this.checkout.stop();
   }
 
   renderShow() {
     const show = this.show;
     $("show-title").textContent = show.movie?.title ?? "Choose your seats";
-    const when = new Date(show.starts_at).toLocaleString(undefined, {
-      weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
-    });
-    $("show-meta").textContent = [when, show.cinema?.name, show.hall?.name].filter(Boolean).join(" · ");
+    $("show-meta").textContent = [formatTime(show.starts_at), show.cinema?.name, show.hall?.name]
+      .filter(Boolean)
+      .join(" · ");
     this.renderPrices();
     if (show.status === "closed") {
       this.say("This show has started or was closed: its seats can no longer be booked.", "error");
@@ -171,13 +178,11 @@ export class ShowPage {
 
   renderSelection() {
     const ids = this.sorted(this.selected);
-    $("selection-list").replaceChildren(...ids.map((id) => this.seatItem(id)));
+    $("selection-list").replaceChildren(...this.seatItems(ids));
     $("selection-empty").hidden = ids.length > 0;
     $("selection-total").textContent = ids.length ? `Total ${this.total(ids)}` : "";
     $("hold-button").disabled = ids.length === 0 || this.pending.size > 0 || this.show?.status === "closed";
-    $("hold-button").textContent = ids.length
-      ? `Hold ${ids.length} seat${ids.length === 1 ? "" : "s"}`
-      : "Hold seats";
+    $("hold-button").textContent = ids.length ? `Hold ${plural(ids.length, "seat")}` : "Hold seats";
     const soldOut = this.counts?.available === 0 && ids.length === 0;
     $("soldout").hidden = !soldOut || this.show?.status === "closed";
   }
@@ -227,9 +232,9 @@ export class ShowPage {
       $("offer-text").textContent =
         `${names} ${taken.length === 1 ? "was" : "were"} taken a moment ago. ` +
         `Seats held by others come back when their holds end. ` +
-        `Join the waitlist and you will be offered ${wanted.length} seat${wanted.length === 1 ? "" : "s"} ` +
+        `Join the waitlist and you will be offered ${plural(wanted.length, "seat")} ` +
         `as they come free${queue ? ` (${queue} ahead of you)` : ""}.`;
-      $("offer-join").textContent = `Join the waitlist for ${wanted.length} seat${wanted.length === 1 ? "" : "s"}`;
+      $("offer-join").textContent = `Join the waitlist for ${plural(wanted.length, "seat")}`;
       this.say("");
       this.setStep("offer");
       $("offer-join").focus();
@@ -238,128 +243,38 @@ export class ShowPage {
     }
   }
 
-  // ---- holding and paying ----
+  // ---- holding, paying (checkout.js) and the outcome ----
 
   startPayment(hold) {
-    this.hold = hold;
-    // ttl_s is measured by the service's clock; counting it from now spares us
-    // a skewed local clock. expires_at is the fallback.
-    this.expiresAt = typeof hold.ttl_s === "number"
-      ? Date.now() + hold.ttl_s * 1000
-      : Date.parse(hold.expires_at);
-    sessionStorage.setItem(this.storageKey(), JSON.stringify({ hold_id: hold.hold_id }));
+    this.remember({ hold_id: hold.hold_id });
     this.selected.clear();
     this.map.setSelected([]);
     this.map.setMine(hold.seats);
-    $("held-list").replaceChildren(...this.sorted(hold.seats).map((id) => this.seatItem(id)));
-    const total = this.total(hold.seats);
-    $("held-total").textContent = `Total ${total}`;
-    $("pay-button").textContent = `Pay ${total}`;
-    $("pay-button").disabled = false;
     this.setStep("pay");
-    this.warnedLastMinute = false;
-    clearInterval(this.timer);
-    this.timer = setInterval(() => this.tick(), 250);
-    this.tick();
+    this.checkout.start(hold);
   }
 
-  tick() {
-    const left = Math.max(0, Math.ceil((this.expiresAt - Date.now()) / 1000));
-    $("countdown").textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
-    if (left <= 60 && left > 0 && !this.warnedLastMinute) {
-      this.warnedLastMinute = true;
-      this.say("Less than a minute left to pay for your seats.");
-    }
-    // A payment under way decides for itself; otherwise the hold is over.
-    if (left === 0 && this.step === "pay") this.holdExpired();
-  }
-
-  holdExpired() {
-    this.endHold();
-    this.say("Your hold expired and the seats were released. Pick seats again to start over.", "error");
-  }
-
-  endHold() {
-    clearInterval(this.timer);
-    this.timer = null;
-    this.hold = null;
-    sessionStorage.removeItem(this.storageKey());
+  // The hold ended unpaid (expired, released, or gone): back to picking.
+  holdEnded(message, tone) {
+    this.forget();
     this.map.setMine([]);
     this.setStep("select");
     this.renderSelection();
-  }
-
-  async pay() {
-    const token = $("card").value;
-    // A fresh key per attempt; the same key again only when the answer was lost,
-    // so a retry can never charge twice.
-    const key = randomKey();
-    this.setStep("paying");
-    $("pay-button").disabled = true;
-    $("pay-button").textContent = "Paying…";
-    this.say("Paying…");
-    let booking;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        booking = await api.confirm(this.hold.hold_id, token, key);
-        break;
-      } catch (error) {
-        if (error instanceof NetworkError && attempt < CONFIRM_RETRIES) {
-          await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
-          continue;
-        }
-        return this.payFailed(error);
-      }
-    }
-    this.booked(booking);
-  }
-
-  payFailed(error) {
-    const code = error instanceof ApiError ? error.code : "network";
-    if (code === "hold_expired" || (code !== "payment_declined" && Date.now() >= this.expiresAt)) {
-      return this.holdExpired();
-    }
-    if (code === "hold_not_active") {
-      this.endHold();
-      return this.say(error.message, "error");
-    }
-    this.setStep("pay");
-    $("pay-button").disabled = false;
-    $("pay-button").textContent = `Pay ${this.total(this.hold.seats)}`;
-    if (code === "payment_declined") {
-      this.say("Your card was declined and nothing was charged. " +
-        "Try another card while your seats are still held.", "error");
-    } else {
-      this.say(`${error.message} Nothing was booked; you can try again while your seats are held.`, "error");
-    }
+    this.say(message, tone);
   }
 
   booked(booking) {
-    const seats = booking.seats ?? this.hold.seats;
-    this.endHold();
+    this.forget();
+    this.map.setMine([]);
+    this.renderSelection();
     $("booking-id").textContent = booking.booking_id;
-    $("booked-list").replaceChildren(...this.sorted(seats).map((id) => this.seatItem(id)));
+    $("booked-list").replaceChildren(...this.seatItems(booking.seats));
     $("booked-total").textContent = booking.amount !== undefined
       ? `Paid ${formatMoney(booking.amount, booking.currency)}`
       : "";
     this.say("");
     this.setStep("done");
     $("booking-id").focus();
-  }
-
-  async release() {
-    try {
-      await api.release(this.hold.hold_id);
-      this.endHold();
-      this.say("Your seats were released.");
-    } catch (error) {
-      if (error instanceof ApiError && error.code === "hold_not_active") {
-        this.endHold();
-        this.say("That hold had already ended.");
-      } else {
-        this.say(error.message, "error");
-      }
-    }
   }
 
   // ---- waitlist ----
@@ -381,67 +296,19 @@ export class ShowPage {
   }
 
   followEntry(entry) {
-    this.entry = entry;
-    sessionStorage.setItem(this.storageKey(), JSON.stringify({ entry_id: entry.entry_id }));
+    this.remember({ entry_id: entry.entry_id });
     this.selected.clear();
     this.map.setSelected([]);
     this.setStep("waiting");
-    this.renderEntry(entry);
-    this.waitEvents?.close();
-    const source = new EventSource(api.waitlistEventsUrl(entry.entry_id));
-    this.waitEvents = source;
-    source.onmessage = (event) => this.renderEntry(JSON.parse(event.data));
-    // The stream speaks on change only: read the entry once when connected so
-    // a grant that came before the stream opened is not missed.
-    source.onopen = async () => {
-      try {
-        this.renderEntry(await api.waitlistEntry(entry.entry_id));
-      } catch {
-        // The stream will still tell us.
-      }
-    };
-  }
-
-  renderEntry(entry) {
-    if (this.step !== "waiting" || entry.entry_id !== this.entry?.entry_id) return;
-    this.entry = entry;
-    $("wait-position").textContent = entry.position ?? "–";
-    $("wait-eta").textContent = typeof entry.eta_s === "number"
-      ? `Estimated wait: about ${formatDuration(entry.eta_s)}.`
-      : "";
-    const endings = {
-      impossible: "Not enough seats can come free for this show any more, sorry.",
-      cancelled: "You left the waitlist.",
-      expired: "Your place on the waitlist expired.",
-    };
-    if (entry.status === "granted") {
-      this.stopWaiting();
-      this.startPayment(entry.hold);
-      this.say(`Good news: ${this.seatNames(entry.hold.seats)} ${entry.hold.seats.length === 1 ? "is" : "are"} ` +
-        "held for you. Pay before the time runs out.");
-      $("pay-button").focus();
-    } else if (entry.status in endings) {
-      this.stopWaiting();
-      this.setStep("select");
-      this.say(endings[entry.status], entry.status === "cancelled" ? "info" : "error");
-    }
-  }
-
-  stopWaiting() {
-    this.waitEvents?.close();
-    this.waitEvents = null;
-    sessionStorage.removeItem(this.storageKey());
+    this.waitlist.follow(entry);
   }
 
   async leaveWaitlist() {
     try {
-      await api.leaveWaitlist(this.entry.entry_id);
+      await this.waitlist.leave();
     } catch (error) {
-      if (!(error instanceof ApiError && error.status === 404)) return this.say(error.message, "error");
+      this.say(error.message, "error");
     }
-    this.stopWaiting();
-    this.setStep("select");
-    this.say("You left the waitlist.");
   }
 
   // ---- coming back to a show after a reload ----
@@ -455,14 +322,20 @@ export class ShowPage {
         if (hold.status === "active") return this.startPayment(hold);
       } else if (saved.entry_id) {
         const entry = await api.waitlistEntry(saved.entry_id);
-        if (entry.status === "waiting" || entry.status === "granted") {
-          this.followEntry({ ...entry, status: "waiting" });
-          return this.renderEntry(entry);
-        }
+        if (entry.status === "waiting" || entry.status === "granted") return this.followEntry(entry);
       }
     } catch {
       // Gone or unreachable: start afresh.
     }
+    this.forget();
+  }
+
+  // What this tab holds or waits for on this show, kept across reloads.
+  remember(what) {
+    sessionStorage.setItem(this.storageKey(), JSON.stringify(what));
+  }
+
+  forget() {
     sessionStorage.removeItem(this.storageKey());
   }
 
@@ -470,16 +343,12 @@ export class ShowPage {
 
   setStep(step) {
     this.step = step;
-    const visible = step === "paying" ? "pay" : step;
-    for (const name of ["select", "offer", "waiting", "pay", "done"]) {
-      $(`step-${name}`).hidden = name !== visible;
-    }
-    $("release-button").disabled = step === "paying";
+    for (const name of STEPS) $(`step-${name}`).hidden = name !== step;
   }
 
   say(text, tone = "info") {
     const message = $("message");
-    message.textContent = text;
+    message.textContent = sentence(text);
     message.dataset.tone = tone;
     message.hidden = !text;
   }
@@ -494,21 +363,20 @@ export class ShowPage {
   }
 
   seatNames(ids) {
-    const names = this.sorted(ids).map((id) => {
+    return joinNames(this.sorted(ids).map((id) => {
       const seat = this.map.seats.get(id);
       return seat ? `row ${seat.row} seat ${seat.number}` : id;
-    });
-    const text = names.length > 1
-      ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`
-      : names[0] ?? "";
-    return text.charAt(0).toUpperCase() + text.slice(1);
+    }));
   }
 
-  seatItem(id) {
-    const seat = this.map.seats.get(id);
-    const price = this.map.priceOf(id);
-    const name = seat ? `Row ${seat.row} seat ${seat.number} (${seat.category})` : id;
-    return listItem(price ? `${name} · ${formatMoney(price.amount, price.currency)}` : name);
+  // One list item per seat, front to back: "Row F seat 12 (standard) · 12.50 EUR".
+  seatItems(ids) {
+    return this.sorted(ids).map((id) => {
+      const seat = this.map.seats.get(id);
+      const price = this.map.priceOf(id);
+      const name = seat ? `Row ${seat.row} seat ${seat.number} (${seat.category})` : id;
+      return listItem(price ? `${name} · ${formatMoney(price.amount, price.currency)}` : name);
+    });
   }
 
   total(ids) {
@@ -517,15 +385,4 @@ export class ShowPage {
     const sum = prices.reduce((acc, p) => acc + p.amount, 0);
     return formatMoney(sum, prices[0].currency);
   }
-}
-
-function listItem(text) {
-  const li = document.createElement("li");
-  li.textContent = text;
-  return li;
-}
-
-function formatDuration(seconds) {
-  if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
-  return `${Math.round(seconds / 60)} min`;
 }

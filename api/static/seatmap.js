@@ -3,7 +3,7 @@
 // Seats are checkbox buttons with one roving tab stop: arrow keys move between
 // seats by position, Space or Enter picks one.
 
-import { formatMoney } from "./api.js";
+import { formatMoney } from "./text.js";
 
 const STATUS_TEXT = {
   available: "available",
@@ -172,6 +172,7 @@ export class SeatMap {
         this.moveTabStop(seat.id);
         this.onFocusSeat(seat.id);
       });
+      button.addEventListener("blur", () => this.onFocusSeat(null));
       button.addEventListener("keydown", (event) => this.onKey(event, seat.id));
       this.buttons.set(seat.id, button);
       plan.append(button);

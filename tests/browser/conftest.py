@@ -13,9 +13,11 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -55,35 +57,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The boxoffice app served by uvicorn in a subprocess, environment from this one
-    (REDIS_URL and DATABASE_URL when the real servers run; embedded mode otherwise)."""
-    with serve(HOLD_TTL_S, "browser-server", tmp_path_factory.mktemp("browser-server")) as url:
+@pytest.fixture(scope="package")
+def live_server_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The boxoffice app served by uvicorn in a subprocess, on the tests' own Redis and
+    seeded PostgreSQL (tests/conftest.py). Package-scoped: it stops when the browser
+    tests are done, before other tests truncate the sales tables under it."""
+    with serve(request, HOLD_TTL_S, "browser-server") as url:
         yield url
 
 
-@pytest.fixture(scope="session")
-def short_hold_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="package")
+def short_hold_server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A second app process whose holds last seconds, to watch one expire."""
-    workdir = tmp_path_factory.mktemp("browser-server-short-holds")
-    with serve(SHORT_HOLD_TTL_S, "browser-server-short-holds", workdir) as url:
+    with serve(request, SHORT_HOLD_TTL_S, "browser-server-short-holds") as url:
         yield url
 
 
 @contextlib.contextmanager
-def serve(hold_ttl_s: str, name: str, workdir: Path) -> Iterator[str]:
-    mock = os.environ.get("BOXOFFICE_BROWSER_MOCK") == "1"
-    app = "tests.browser.mock_service:create_app" if mock else "api.app:create_app"
+def serve(request: pytest.FixtureRequest, hold_ttl_s: str, name: str) -> Iterator[str]:
+    env = {**os.environ, "BOXOFFICE_HOLD_TTL_S": hold_ttl_s}
+    if using_mock():
+        app = "tests.browser.mock_service:create_app"
+    else:
+        app = "api.app:create_app"
+        env["REDIS_URL"] = request.getfixturevalue("redis_server").url
+        env["DATABASE_URL"] = request.getfixturevalue("database_url")
+        # Seat state of its own in the shared Redis, apart from the other tests' keys.
+        env["BOXOFFICE_KEY_PREFIX"] = f"browser{uuid.uuid4().hex[:8]}"
     port = free_port()
-    env = {
-        **os.environ,
-        "BOXOFFICE_HOLD_TTL_S": hold_ttl_s,
-        # Only read in embedded mode (no DATABASE_URL): a private catalog per server.
-        "BOXOFFICE_EMBEDDED_DB": str(workdir / "embedded.sqlite3"),
-    }
-    if not mock:
-        seed_catalog(env)
     OUTPUT.mkdir(exist_ok=True)
     log_path = OUTPUT / f"{name}.log"
     with log_path.open("wb") as log:
@@ -118,28 +119,11 @@ def serve(hold_ttl_s: str, name: str, workdir: Path) -> Iterator[str]:
                 server.wait()
 
 
-def seed_catalog(env: dict[str, str]) -> None:
-    """The demo catalog, unless the database already holds one (a shared PostgreSQL)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "seed", "--scale", "demo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = result.stdout + result.stderr
-    if result.returncode != 0 and "already holds a catalog" not in output:
-        pytest.fail(f"seeding the catalog failed:\n{output}", pytrace=False)
-
-
 def wait_until_serving(server: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(
-                f"the app exited with {server.returncode} before serving; see {log_path}", pytrace=False
-            )
+            pytest.fail(f"the app exited with {server.returncode} before serving; see {log_path}", pytrace=False)
         try:
             if httpx.get(f"{url}/v1/cities", timeout=2).status_code == 200:
                 return
@@ -149,12 +133,25 @@ def wait_until_serving(server: subprocess.Popen[bytes], url: str, log_path: Path
     pytest.fail(f"the app did not answer within {STARTUP_TIMEOUT_S} s", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+def using_mock() -> bool:
+    return os.environ.get("BOXOFFICE_BROWSER_MOCK") == "1"
+
+
+@pytest.fixture(scope="package")
+def backing_services(request: pytest.FixtureRequest) -> None:
+    """Redis and PostgreSQL set up before Playwright starts: their setup calls
+    asyncio.run(), which cannot run while Playwright's loop owns this thread."""
+    if not using_mock():
+        request.getfixturevalue("redis_server")
+        request.getfixturevalue("database_url")
+
+
+@pytest.fixture(scope="package")
+def browser(backing_services: None) -> Iterator[Browser]:
+    # Package scope: Playwright's loop must be gone before asyncio tests elsewhere run.
     if not CHROMIUM.exists():
         pytest.fail(
-            f"{CHROMIUM} is missing: the browser tests need Debian's chromium package "
-            "(apt-get install -y chromium)",
+            f"{CHROMIUM} is missing: the browser tests need Debian's chromium package (apt-get install -y chromium)",
             pytrace=False,
         )
     with sync_playwright() as playwright:
@@ -217,18 +214,24 @@ class ShowChoice:
 _used_shows: set[str] = set()
 
 
+def get_json(api: httpx.Client, path: str) -> Any:
+    answer = api.get(path)
+    assert answer.status_code == 200, f"GET {path} answered {answer.status_code}: {answer.text}"
+    return answer.json()
+
+
 def untouched_shows(api: httpx.Client) -> Iterator[ShowChoice]:
     """Shows no test has used yet and nobody holds or booked a seat of, so tests
     do not step on each other on a session-wide server."""
-    for city in api.get("/v1/cities").json()["cities"]:
-        for movie in api.get(f"/v1/cities/{city['id']}/movies").json()["movies"]:
+    for city in get_json(api, "/v1/cities")["cities"]:
+        for movie in get_json(api, f"/v1/cities/{city['id']}/movies")["movies"]:
             path = f"/v1/cities/{city['id']}/movies/{movie['id']}/shows"
-            for cinema in api.get(path).json()["cinemas"]:
+            for cinema in get_json(api, path)["cinemas"]:
                 for show in cinema["shows"]:
-                    if show["id"] in _used_shows:
+                    if show["id"] in _used_shows or show["available"] < 12:
                         continue
-                    counts = api.get(f"/v1/shows/{show['id']}/seats").json()["counts"]
-                    if counts["held"] or counts["booked"] or counts["available"] < 12:
+                    counts = get_json(api, f"/v1/shows/{show['id']}/seats")["counts"]
+                    if counts["held"] or counts["booked"]:
                         continue
                     yield ShowChoice(
                         city["id"], city["name"], movie["id"], movie["title"], show["id"], counts["available"]

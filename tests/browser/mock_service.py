@@ -99,8 +99,7 @@ class Store:
         self.ttl = int(os.environ.get("BOXOFFICE_HOLD_TTL_S", "300"))
         start = (now() + timedelta(days=1)).replace(hour=19, minute=30, second=0, microsecond=0)
         self.shows = {
-            f"show-{i}": Show(f"show-{i}", start + timedelta(hours=3 * (i % 3), days=i // 3))
-            for i in range(1, 9)
+            f"show-{i}": Show(f"show-{i}", start + timedelta(hours=3 * (i % 3), days=i // 3)) for i in range(1, 9)
         }
         self.holds: dict[str, dict] = {}
         self.bookings: dict[str, dict] = {}
@@ -261,9 +260,7 @@ def create_app() -> Starlette:
             finally:
                 done.discard(queue)
 
-        return StreamingResponse(
-            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     async def seat_events(request: Request) -> Response:
         found = show_of(request)
@@ -286,9 +283,7 @@ def create_app() -> Starlette:
             or any(s not in found.seats for s in wanted)
             or "@" not in customer
         ):
-            return error(
-                422, "invalid_request", "Those seats or that customer are not valid.", details=["seats"]
-            )
+            return error(422, "invalid_request", "Those seats or that customer are not valid.", details=["seats"])
         taken = [s for s in wanted if found.seats[s]["status"] != "available"]
         if taken:
             held = found.counts()["held"] + found.counts()["available"]

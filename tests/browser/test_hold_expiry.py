@@ -17,9 +17,7 @@ def server_url(short_hold_server_url: str) -> str:
     return short_hold_server_url
 
 
-def test_an_expired_hold_says_so_and_frees_the_seats(
-    page: Page, api: httpx.Client, fresh_show: ShowChoice
-) -> None:
+def test_an_expired_hold_says_so_and_frees_the_seats(page: Page, api: httpx.Client, fresh_show: ShowChoice) -> None:
     open_show(page, fresh_show)
     seat = free_seats_side_by_side(api, fresh_show.show_id, 1)[0]
     seat_by_id(page, seat["id"]).click()

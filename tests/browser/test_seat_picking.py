@@ -63,9 +63,7 @@ def chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def test_full_journey_from_city_to_confirmed_booking(
-    page: Page, api: httpx.Client, fresh_show: ShowChoice
-) -> None:
+def test_full_journey_from_city_to_confirmed_booking(page: Page, api: httpx.Client, fresh_show: ShowChoice) -> None:
     page.goto("/")
     page.locator("#city-list a").filter(has=page.get_by_text(fresh_show.city_name, exact=True)).click()
     page.locator("#movie-list a").filter(has=page.get_by_text(fresh_show.movie_title, exact=True)).click()
@@ -113,9 +111,7 @@ def test_full_journey_from_city_to_confirmed_booking(
     page.locator(".hall").screenshot(path=OUTPUT / "seating-plan-booked.png")
 
 
-def test_an_eleventh_seat_is_refused_with_an_explanation(
-    page: Page, api: httpx.Client, fresh_show: ShowChoice
-) -> None:
+def test_an_eleventh_seat_is_refused_with_an_explanation(page: Page, api: httpx.Client, fresh_show: ShowChoice) -> None:
     open_show(page, fresh_show)
     free = [s for s in seats_of(api, fresh_show.show_id) if s["status"] == "available"][:11]
 
@@ -157,9 +153,7 @@ def test_a_waitlist_grant_reaches_the_page_and_leads_to_payment(
     # Others hold every seat but the two this page will pick.
     wanted = free_seats_side_by_side(api, show_id, 2)
     wanted_ids = [seat["id"] for seat in wanted]
-    rest = [
-        s["id"] for s in seats_of(api, show_id) if s["status"] == "available" and s["id"] not in wanted_ids
-    ]
+    rest = [s["id"] for s in seats_of(api, show_id) if s["status"] == "available" and s["id"] not in wanted_ids]
     for number, seat_ids in enumerate(chunks(rest, 10)):
         hold_directly(api, show_id, seat_ids, f"crowd-{number}@example.org")
 
@@ -188,6 +182,7 @@ def test_a_waitlist_grant_reaches_the_page_and_leads_to_payment(
     expect(page.locator("#step-pay")).to_be_visible()
     expect(page.locator("#held-list li")).to_have_count(2)
     expect(page.locator('#plan [data-status="mine"]')).to_have_count(2)
+    page.screenshot(path=OUTPUT / "waitlist-grant.png", full_page=True)
 
     page.get_by_label("Card").select_option("tok_ok")
     page.get_by_role("button", name=re.compile("^Pay ")).click()
@@ -199,9 +194,7 @@ def test_a_waitlist_grant_reaches_the_page_and_leads_to_payment(
 
 def test_seats_can_be_picked_with_the_keyboard(page: Page, api: httpx.Client, fresh_show: ShowChoice) -> None:
     open_show(page, fresh_show)
-    front_row = sorted(
-        (s for s in seats_of(api, fresh_show.show_id) if s["row"] == "A"), key=lambda s: s["x"]
-    )
+    front_row = sorted((s for s in seats_of(api, fresh_show.show_id) if s["row"] == "A"), key=lambda s: s["x"])
 
     # The plan is one tab stop; the arrow keys move within it.
     page.locator("#plan .seat[tabindex='0']").focus()
@@ -227,3 +220,19 @@ def test_the_page_fits_a_phone_screen(page: Page, api: httpx.Client, fresh_show:
     assert box and box["width"] >= 16, f"seats too small to tap: {box}"
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=OUTPUT / "seat-picking-phone.png", full_page=True)
+
+
+def test_releasing_a_hold_frees_the_seats_for_everyone(page: Page, api: httpx.Client, fresh_show: ShowChoice) -> None:
+    open_show(page, fresh_show)
+    seat = free_seats_side_by_side(api, fresh_show.show_id, 1)[0]
+    seat_by_id(page, seat["id"]).click()
+    page.get_by_label(EMAIL).fill("changed-my-mind@example.org")
+    page.get_by_role("button", name="Hold 1 seat").click()
+    expect(seat_by_id(page, seat["id"])).to_have_attribute("data-status", "mine")
+
+    page.get_by_role("button", name="Release these seats").click()
+    expect(page.locator("#message")).to_contain_text("released")
+    expect(page.locator("#step-select")).to_be_visible()
+    expect(seat_by_id(page, seat["id"])).to_have_attribute("data-status", "available")
+    statuses = {s["id"]: s["status"] for s in seats_of(api, fresh_show.show_id)}
+    assert statuses[seat["id"]] == "available"
