@@ -99,7 +99,7 @@ class Store:
         self.ttl = int(os.environ.get("BOXOFFICE_HOLD_TTL_S", "300"))
         start = (now() + timedelta(days=1)).replace(hour=19, minute=30, second=0, microsecond=0)
         self.shows = {
-            f"show-{i}": Show(f"show-{i}", start + timedelta(hours=3 * (i % 3), days=i // 3)) for i in range(1, 9)
+            f"show-{i}": Show(f"show-{i}", start + timedelta(hours=3 * (i % 3), days=i // 3)) for i in range(1, 25)
         }
         self.holds: dict[str, dict] = {}
         self.bookings: dict[str, dict] = {}

@@ -97,6 +97,12 @@ def test_full_journey_from_city_to_confirmed_booking(page: Page, api: httpx.Clie
     expect(page.locator("#message")).to_contain_text("declined")
     expect(page.locator("#step-pay")).to_be_visible()
 
+    # So does a payment provider that is down.
+    page.get_by_label("Card").select_option("tok_error")
+    page.get_by_role("button", name=re.compile("^Pay ")).click()
+    expect(page.locator("#message")).to_contain_text("unavailable")
+    expect(page.locator("#step-pay")).to_be_visible()
+
     page.get_by_label("Card").select_option("tok_ok")
     page.get_by_role("button", name=re.compile("^Pay ")).click()
     expect(page.locator("#step-done")).to_be_visible()
@@ -190,6 +196,25 @@ def test_a_waitlist_grant_reaches_the_page_and_leads_to_payment(
     booking = api.get(f"/v1/bookings/{page.locator('#booking-id').inner_text()}").json()
     assert booking["customer"] == "patient@example.org"
     assert len(booking["seats"]) == 2
+
+
+def test_a_sold_out_show_offers_the_waitlist(page: Page, api: httpx.Client, small_show: ShowChoice) -> None:
+    show_id = small_show.show_id
+    free = [s["id"] for s in seats_of(api, show_id) if s["status"] == "available"]
+    crowd = [hold_directly(api, show_id, ids, f"crowd-{n}@example.org") for n, ids in enumerate(chunks(free, 10))]
+
+    open_show(page, small_show)
+    expect(page.locator("#soldout")).to_be_visible()
+    page.get_by_label(EMAIL).fill("hopeful@example.org")
+    page.get_by_label("Seats wanted").fill("3")
+    page.get_by_role("button", name="Join the waitlist").click()
+    expect(page.locator("#wait-position")).to_have_text("1")
+
+    # A crowd member gives up a hold of at least three seats: they go to the waiter.
+    giving_up = next(hold for hold in crowd if len(hold["seats"]) >= 3)
+    assert api.delete(f"/v1/holds/{giving_up['hold_id']}").status_code == 204
+    expect(page.locator("#step-pay")).to_be_visible()
+    expect(page.locator("#held-list li")).to_have_count(3)
 
 
 def test_seats_can_be_picked_with_the_keyboard(page: Page, api: httpx.Client, fresh_show: ShowChoice) -> None:
