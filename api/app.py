@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import browse, holds, operations, streams, waitlist
+from api.bodylimit import BodySizeLimit
 from api.limiter import Limiter
 from api.responses import error, error_response
 from engine.errors import BoxOfficeError
@@ -98,7 +99,10 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return error(404, "not_found", "no such resource")
     if exc.status_code == 405:
-        return error(405, "method_not_allowed", "this method is not allowed here")
+        # Keeps the Allow header Starlette names the methods of the route with.
+        response = error(405, "method_not_allowed", "this method is not allowed here")
+        response.headers.update(exc.headers or {})
+        return response
     return error(exc.status_code, "http_error", str(exc.detail)[:200])
 
 
@@ -113,7 +117,11 @@ async def on_dependency_down(request: Request, exc: Exception) -> Response:
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error(500, "internal_error", "something went wrong on our side; nothing was changed by it")
+    response = error(500, "internal_error", "something went wrong on our side; nothing was changed by it")
+    # Starlette answers this outside every middleware: the security headers are set here.
+    for name, value in SECURITY_HEADERS:
+        response.headers[name.decode()] = value.decode()
+    return response
 
 
 def create_app(settings: Settings | None = None, context: Context | None = None) -> Starlette:
@@ -137,7 +145,9 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
     if settings.cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                                      allow_methods=["GET", "POST", "DELETE"],
-                                     allow_headers=["Content-Type", "Idempotency-Key"]))
+                                     allow_headers=["Content-Type", "Idempotency-Key"],
+                                     expose_headers=["Retry-After"]))
+    middleware.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes))
     app = Starlette(
         routes=routes,
         middleware=middleware,

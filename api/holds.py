@@ -17,8 +17,10 @@ def _ctx(request: Request) -> Context:
 async def create_hold(request: Request) -> JSON:
     ctx = _ctx(request)
     show_id = path_id(request, "show_id")
+    limiter = request.app.state.limiter
+    await limiter.check_client(request)
     seats, customer = hold_request(await json_body(request, ctx.settings.max_body_bytes))
-    await request.app.state.limiter.check_hold(request, customer, show_id)
+    await limiter.check_customer(customer, show_id)
     hold = await ctx.inventory.hold(show_id, seats, customer)
     return JSON(hold.public(), status_code=201)
 

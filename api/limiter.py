@@ -1,6 +1,12 @@
 """Abuse limits, kept in Redis so they hold across workers and machines: fixed one-minute
-windows per customer and per client address on holds and waitlist joins. A limit of 0
-turns that check off."""
+windows on holds and waitlist joins,
+- per client address (BOXOFFICE_RATE_IP_PER_MIN), counted before the body is even read,
+  so a bot's malformed requests count too;
+- per customer and show (BOXOFFICE_RATE_HOLDS_PER_MIN), counted once the customer is
+  validated; one budget for holds and joins, and per show, so hammering one show never
+  eats into another's.
+A limit of 0 turns that check off. Over a limit: 429 limit_exceeded with Retry-After,
+the seconds until the window ends."""
 
 from __future__ import annotations
 
@@ -29,13 +35,14 @@ class Limiter:
             retry_after = max(1, -(-int(ttl_ms) // 1000)) if int(ttl_ms) > 0 else 1
             raise LimitExceeded(f"too many requests; try again in {retry_after} s", retry_after_s=retry_after)
 
-    def _client(self, request: Request) -> str:
+    @staticmethod
+    def client_address(request: Request) -> str:
+        # The peer as the server saw it; behind a proxy, run uvicorn with --proxy-headers
+        # and --forwarded-allow-ips so this is the real client and not the proxy.
         return request.client.host if request.client else "unknown"
 
-    async def check_hold(self, request: Request, customer: str, show_id: int) -> None:
-        settings = self.ctx.settings
-        await self._count("hold-customer", f"{show_id}:{customer}", settings.rate_limit_holds_per_min)
-        await self._count("ip", self._client(request), settings.rate_limit_ip_per_min)
+    async def check_client(self, request: Request) -> None:
+        await self._count("ip", self.client_address(request), self.ctx.settings.rate_limit_ip_per_min)
 
-    async def check_join(self, request: Request, customer: str, show_id: int) -> None:
-        await self.check_hold(request, customer, show_id)
+    async def check_customer(self, customer: str, show_id: int) -> None:
+        await self._count("customer", f"{show_id}:{customer}", self.ctx.settings.rate_limit_holds_per_min)

@@ -17,8 +17,10 @@ def _ctx(request: Request) -> Context:
 async def join(request: Request) -> JSON:
     ctx = _ctx(request)
     show_id = path_id(request, "show_id")
+    limiter = request.app.state.limiter
+    await limiter.check_client(request)
     customer, count, category = waitlist_request(await json_body(request, ctx.settings.max_body_bytes))
-    await request.app.state.limiter.check_join(request, customer, show_id)
+    await limiter.check_customer(customer, show_id)
     entry = await ctx.waitlist.join(show_id, customer, count, category)
     return JSON(entry, status_code=201)
 

@@ -11,9 +11,15 @@ import re
 import secrets
 from dataclasses import dataclass
 
-# H: hold, W: waitlist entry, G: hold granted to entry W (same random part and signature)
-ID_PATTERN = re.compile(r"^([HWG])(\d{1,18})-([A-Za-z0-9_-]{22})-([A-Za-z0-9_-]{12})$")
-BOOKING_PATTERN = re.compile(r"^bk_[A-Za-z0-9_-]{22}$")
+# Random bytes in every hold, entry, booking and payment id (issue 9: at least 128 bits).
+RANDOM_BYTES = 16
+RANDOM_CHARS = 22  # base64url of 16 bytes, unpadded
+
+# H: hold, W: waitlist entry, G: hold granted to entry W (same random part and signature).
+# ASCII only and no leading zero: every id has exactly one spelling, so a tampered
+# spelling ("H012-..." for "H12-...", fullwidth digits) never passes as genuine.
+ID_PATTERN = re.compile(r"([HWG])([1-9][0-9]{0,17})-([A-Za-z0-9_-]{22})-([A-Za-z0-9_-]{12})", re.ASCII)
+BOOKING_PATTERN = re.compile(r"bk_[A-Za-z0-9_-]{22}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -22,17 +28,22 @@ class ParsedId:
     show_id: int
 
 
+def random_part() -> str:
+    """RANDOM_BYTES from the CSPRNG (secrets), base64url without padding."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(RANDOM_BYTES)).decode().rstrip("=")
+
+
 class IdSigner:
     def __init__(self, secret: str) -> None:
         self._key = secret.encode()
 
-    def _signature(self, kind: str, show_id: int, random_part: str) -> str:
-        digest = hmac.new(self._key, f"{kind}{show_id}-{random_part}".encode(), hashlib.sha256)
+    def _signature(self, kind: str, show_id: int, random: str) -> str:
+        digest = hmac.new(self._key, f"{kind}{show_id}-{random}".encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(digest.digest()[:9]).decode()
 
     def _make(self, kind: str, show_id: int) -> str:
-        random_part = secrets.token_urlsafe(16)[:22]
-        return f"{kind}{show_id}-{random_part}-{self._signature(kind, show_id, random_part)}"
+        random = random_part()
+        return f"{kind}{show_id}-{random}-{self._signature(kind, show_id, random)}"
 
     def new_hold_id(self, show_id: int) -> str:
         return self._make("H", show_id)
@@ -42,22 +53,26 @@ class IdSigner:
 
     def parse(self, value: str, kinds: str) -> ParsedId | None:
         """The show of a genuine id of one of `kinds`, or None for anything else."""
-        match = ID_PATTERN.match(value)
+        match = ID_PATTERN.fullmatch(value)
         if match is None or match.group(1) not in kinds:
             return None
-        kind, show, random_part, signature = match.groups()
+        kind, show, random, signature = match.groups()
         show_id = int(show)
         # A grant's hold id is its entry's id with the letter changed.
         signed_kind = "W" if kind == "G" else kind
-        expected = self._signature(signed_kind, show_id, random_part)
+        expected = self._signature(signed_kind, show_id, random)
         if not hmac.compare_digest(expected, signature):
             return None
         return ParsedId(kind=kind, show_id=show_id)
 
 
+def is_booking_id(value: str) -> bool:
+    return BOOKING_PATTERN.fullmatch(value) is not None
+
+
 def new_booking_id() -> str:
-    return "bk_" + secrets.token_urlsafe(16)[:22]
+    return "bk_" + random_part()
 
 
 def new_payment_id() -> str:
-    return "pay_" + secrets.token_urlsafe(16)[:22]
+    return "pay_" + random_part()
