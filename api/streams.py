@@ -1,10 +1,13 @@
 """Server-Sent Events: live seat maps and waitlist entries. Each stream sends the whole
 current state first (so a reconnecting client resyncs), then every change; a comment
-line every 15 s keeps proxies from closing idle streams."""
+line every 15 s keeps proxies from closing idle streams. Changes come from the show's
+pub/sub channel (engine/events.py), so a change made by any service process reaches
+every stream."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,51 +15,109 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from api.browse import seat_map_body
 from api.validation import opaque_id, path_id
+from engine.catalog import HallPlan
 from engine.errors import BoxOfficeError
+from engine.events import ShowChange
+from engine.models import EntryStatus, SeatStatus
 from engine.service import Context
 
 KEEPALIVE_S = 15.0
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-FINAL_ENTRY_STATES = {"granted", "impossible", "cancelled", "expired"}
+FINAL_ENTRY_STATES = {EntryStatus.GRANTED, EntryStatus.IMPOSSIBLE, EntryStatus.CANCELLED, EntryStatus.EXPIRED}
 
 
 def _event(data: Any) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class SeatView:
+    """One stream's picture of a show: each seat's own status and the categories the
+    queue waits for. A free seat of a waited category is shown held: it is the queue's."""
+
+    def __init__(self, plan: HallPlan) -> None:
+        self.plan = plan
+        self.own: dict[str, str] = {}
+        self.waited: frozenset[str] = frozenset()
+        self.shown: dict[str, str] = {}
+
+    def _show(self, seat_id: str) -> str:
+        own = self.own.get(seat_id, SeatStatus.AVAILABLE.value)
+        if own == SeatStatus.AVAILABLE and ("*" in self.waited or self.plan.by_id[seat_id].category in self.waited):
+            return SeatStatus.HELD.value
+        return own
+
+    async def load(self, ctx: Context, show_id: int) -> dict[str, Any]:
+        """Reads the whole map (one script call) and answers it as GET /seats does."""
+        taken_flat, waited = await ctx.inventory.run("seat_map", show_id)
+        self.own = {
+            _text(taken_flat[i]): SeatStatus.BOOKED.value if _text(taken_flat[i + 1]) == "b" else SeatStatus.HELD.value
+            for i in range(0, len(taken_flat), 2)
+        }
+        self.waited = frozenset(_text(c) for c in waited)
+        self.shown = {seat.id: self._show(seat.id) for seat in self.plan.seats}
+        seats = [{"id": s.id, "row": s.row, "number": s.number, "category": s.category, "kind": s.kind,
+                  "x": s.x, "y": s.y, "status": self.shown[s.id]} for s in self.plan.seats]
+        return {"show_id": str(show_id), "seats": seats, "counts": self.counts()}
+
+    def apply(self, change: ShowChange) -> list[dict[str, str]]:
+        """The seats whose shown status this change moved."""
+        for seat_id, status in change.seats.items():
+            if seat_id in self.plan.by_id:
+                self.own[seat_id] = status
+        affected: list[str] = list(change.seats)
+        if change.waited != self.waited:
+            self.waited = change.waited
+            affected = [s.id for s in self.plan.seats]
+        moved = []
+        for seat_id in affected:
+            if seat_id in self.shown:
+                shown = self._show(seat_id)
+                if shown != self.shown[seat_id]:
+                    self.shown[seat_id] = shown
+                    moved.append({"id": seat_id, "status": shown})
+        return moved
+
+    def counts(self) -> dict[str, int]:
+        counts = {"available": 0, "held": 0, "booked": 0}
+        for status in self.shown.values():
+            counts[status] += 1
+        return counts
+
+
+async def _next_change(queue: asyncio.Queue[ShowChange | None]) -> ShowChange | bool | None:
+    """The next change; False after KEEPALIVE_S of silence."""
+    try:
+        return await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+    except TimeoutError:
+        return False
+
+
 async def seat_events(request: Request) -> StreamingResponse:
     ctx: Context = request.app.state.ctx
     show_id = path_id(request, "show_id")
-    await ctx.catalog.show(show_id)  # 404 before the stream starts
+    show = await ctx.catalog.show(show_id)  # 404 before the stream starts
+    plan = await ctx.catalog.hall_plan(show.hall_id)
 
     async def stream() -> AsyncIterator[bytes]:
         async with ctx.events.listen(show_id) as queue:
-            full = await seat_map_body(ctx, show_id)
-            statuses = {s["id"]: s["status"] for s in full["seats"]}  # type: ignore[index, union-attr]
-            yield _event(full)
+            view = SeatView(plan)
+            yield _event(await view.load(ctx, show_id))
             while True:
-                try:
-                    change = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-                except TimeoutError:
+                change = await _next_change(queue)
+                if change is False:
                     yield b": keepalive\n\n"
-                    continue
-                if change is None:  # missed messages: resync
-                    full = await seat_map_body(ctx, show_id)
-                    statuses = {s["id"]: s["status"] for s in full["seats"]}  # type: ignore[index, union-attr]
-                    yield _event(full)
-                    continue
-                changed = [{"id": seat, "status": status} for seat, status in change.seats.items()
-                           if seat in statuses and statuses[seat] != status]
-                if not changed:
-                    continue
-                for item in changed:
-                    statuses[item["id"]] = item["status"]
-                counts = {"available": 0, "held": 0, "booked": 0}
-                for status in statuses.values():
-                    counts[status] += 1
-                yield _event({"seats": changed, "counts": counts})
+                elif change is None:  # messages may have been missed: resync
+                    yield _event(await view.load(ctx, show_id))
+                else:
+                    assert isinstance(change, ShowChange)
+                    moved = view.apply(change)
+                    if moved:
+                        yield _event({"seats": moved, "counts": view.counts()})
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -64,18 +125,21 @@ async def seat_events(request: Request) -> StreamingResponse:
 async def entry_events(request: Request) -> StreamingResponse:
     ctx: Context = request.app.state.ctx
     entry_id = opaque_id(request, "entry_id")
-    show_id = ctx.waitlist.parse_entry_id(entry_id)
-    first = await ctx.waitlist.status(entry_id)
+    show_id = ctx.waitlist.parse_entry_id(entry_id)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[bytes]:
         async with ctx.events.listen(show_id) as queue:
             last = await ctx.waitlist.status(entry_id)
             yield _event(last)
             while last["status"] not in FINAL_ENTRY_STATES:
-                try:
-                    await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-                except TimeoutError:
+                change = await _next_change(queue)
+                if change is False:
                     yield b": keepalive\n\n"
+                    continue
+                # A burst of changes needs one fresh read, not one per message.
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    while True:
+                        queue.get_nowait()
                 try:
                     current = await ctx.waitlist.status(entry_id)
                 except BoxOfficeError:
@@ -84,5 +148,4 @@ async def entry_events(request: Request) -> StreamingResponse:
                     last = current
                     yield _event(current)
 
-    del first
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)

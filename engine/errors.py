@@ -20,6 +20,7 @@ class ScriptCode(IntEnum):
     UNKNOWN_HOLD = -8
     ALREADY_WAITING = -9
     NO_CHANCE = -10
+    SHOW_STARTED = -11
 
 
 class BoxOfficeError(Exception):

@@ -1,6 +1,8 @@
 """Live updates across processes: the scripts PUBLISH one message per change on the show's
-channel ("<queue changed 0|1>;seat=status,seat=status"); each process holds one pattern
-subscription and fans messages out to its local listeners (SSE streams)."""
+channel ("<queue changed 0|1>;<seat>=<status>,...;<waited categories>", see
+lua/includes/settle.lua); each process holds one pattern subscription and fans the
+messages out to its local listeners (SSE streams). A listener that may have missed
+messages (its queue overflowed, the subscription reconnected) gets None: resync."""
 
 from __future__ import annotations
 
@@ -20,17 +22,21 @@ QUEUE_LIMIT = 1000
 class ShowChange:
     show_id: int
     queue_changed: bool
+    # the changed seats' own statuses: available, held or booked
     seats: dict[str, str] = field(default_factory=dict)
+    # the price categories the queue waits for ("*": any): their free seats are the queue's
+    waited: frozenset[str] = frozenset()
 
 
 def parse_message(channel: str, data: str) -> ShowChange | None:
     try:
         show_id = int(channel.split("{", 1)[1].split("}", 1)[0])
-        queue_flag, _, seat_part = data.partition(";")
+        queue_flag, seat_part, waited_part = [*data.split(";"), "", ""][:3]
         seats = dict(item.split("=", 1) for item in seat_part.split(",") if "=" in item)
     except (IndexError, ValueError):
         return None
-    return ShowChange(show_id, queue_flag == "1", seats)
+    waited = frozenset(c for c in waited_part.split(",") if c)
+    return ShowChange(show_id, queue_flag == "1", seats, waited)
 
 
 class EventHub:
@@ -74,11 +80,11 @@ class EventHub:
 
     async def _run(self) -> None:
         while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
                 await pubsub.psubscribe(self.pattern)
                 self.connected.set()
-                # Listeners resync after a reconnect: messages may have been missed.
+                # Listeners resync after a (re)connect: messages may have been missed.
                 for queues in list(self.listeners.values()):
                     for queue in list(queues):
                         with contextlib.suppress(asyncio.QueueFull):
@@ -100,3 +106,6 @@ class EventHub:
                 self.connected.clear()
                 log.warning("event subscription lost (%s); reconnecting", exc)
                 await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()

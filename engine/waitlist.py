@@ -1,8 +1,10 @@
 """The fair waitlist: join, leave, status with an honest eta. Grants happen inside the
-scripts that free seats (lua/includes/waitlist.lua); this module validates and reads."""
+scripts that free seats (lua/includes/waitlist.lua); this module validates and reads.
+The policy and the eta are explained in docs/WAITLIST.md."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import (
@@ -21,29 +23,66 @@ from engine.models import EntryStatus
 if TYPE_CHECKING:
     from engine.service import Context
 
-# With fewer ended holds than this in a show, the unpaid share comes from the prior.
-MIN_SAMPLES = 20
+# The share of holds that end unpaid starts from this prior, worth PRIOR_WEIGHT ended
+# holds, and moves to the show's measured share as its holds end.
 PRIOR_UNPAID_SHARE = 0.3
+PRIOR_WEIGHT = 10
+# Holds looked at for an eta (earliest deadlines first); beyond them the eta is unknown.
 DEADLINES_FOR_ETA = 500
+# Up to this many seats still needed the exact distribution is computed; beyond, the
+# normal approximation (whose median is the mean) is as good and much cheaper.
+EXACT_UP_TO = 200
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def estimate_eta_s(wanted: int, free_now: int, deadlines: list[tuple[int, int]], unpaid_share: float,
-                   now_ms: int) -> int | None:
-    """Seconds until `wanted` seats are expected to be free: walk the active holds by
-    deadline; each is expected to give back its seats with the measured unpaid share
-    (a release or expiry). None when even all of them are not expected to suffice."""
-    expected = float(free_now)
-    if expected >= wanted:
+def unpaid_share(holds_paid: int, holds_unpaid: int) -> float:
+    """The share of holds expected to end unpaid: the show's measured share, smoothed."""
+    ended = holds_paid + holds_unpaid
+    return (holds_unpaid + PRIOR_UNPAID_SHARE * PRIOR_WEIGHT) / (ended + PRIOR_WEIGHT)
+
+
+def estimate_eta_s(wanted: int, free_now: int, deadlines: list[tuple[int, int]], share: float,
+                   now_ms: int, starts_at_ms: int = 0) -> int | None:
+    """Median seconds until `wanted` seats are free for an entry, or None when unknown.
+
+    `wanted` counts the entry's seats and those of the competing entries ahead of it;
+    `free_now` the seats already free for them. Each active hold (deadline_ms, seats),
+    earliest first, gives its seats back at its deadline with probability `share` (it
+    expires or is released unpaid) and keeps them otherwise. The answer is the first
+    deadline by which enough seats are back with probability at least one half; None when
+    no such deadline is known or it falls after the show starts (the entry would expire)."""
+    needed = wanted - free_now
+    if needed <= 0:
         return 0
+    if share <= 0:
+        return None
+    if needed <= EXACT_UP_TO:
+        # distribution[k]: probability that k seats are back (k == needed: at least needed)
+        distribution = [1.0] + [0.0] * needed
+        for deadline_ms, seats in deadlines:
+            for k in range(needed, -1, -1):
+                if distribution[k] and k < needed:
+                    moved = distribution[k] * share
+                    distribution[k] -= moved
+                    distribution[min(needed, k + seats)] += moved
+            if distribution[needed] >= 0.5:
+                return _seconds_until(deadline_ms, now_ms, starts_at_ms)
+        return None
+    expected = 0.0
     for deadline_ms, seats in deadlines:
-        expected += seats * unpaid_share
-        if expected >= wanted:
-            return max(0, round((deadline_ms - now_ms) / 1000))
+        expected += seats * share
+        if expected >= needed:
+            return _seconds_until(deadline_ms, now_ms, starts_at_ms)
     return None
+
+
+def _seconds_until(deadline_ms: int, now_ms: int, starts_at_ms: int) -> int | None:
+    if starts_at_ms and deadline_ms >= starts_at_ms:
+        return None
+    return max(0, math.ceil((deadline_ms - now_ms) / 1000))
 
 
 class Waitlist:
@@ -56,7 +95,9 @@ class Waitlist:
             raise NotFound("no such waitlist entry")
         return parsed.show_id
 
-    async def join(self, show_id: int, customer: str, count: int, category: str | None) -> dict[str, Any]:
+    async def join(self, show_id: int, customer: str, count: int, category: str | None,
+                   now_ms: int | None = None) -> dict[str, Any]:
+        """Queues the customer (201 body). now_ms (tests only) moves the scripts' clock."""
         show = await self.ctx.catalog.show(show_id)
         if not show.is_open():
             raise ShowClosed(f"show {show_id} has started or is closed")
@@ -68,7 +109,8 @@ class Waitlist:
                                  details=[{"field": "category", "problem": f"not a category of show {show_id}"}])
         entry_id = self.ctx.signer.new_entry_id(show_id)
         result = await self.ctx.inventory.run(
-            "join_waitlist", show_id, entry_id, customer, count, category or "", MAX_SEATS_PER_CUSTOMER
+            "join_waitlist", show_id, entry_id, customer, count, category or "", MAX_SEATS_PER_CUSTOMER,
+            now_ms=now_ms,
         )
         code = int(result[0])
         if code == ScriptCode.ALREADY_WAITING:
@@ -77,20 +119,30 @@ class Waitlist:
             raise LimitExceeded(f"a customer may hold at most {MAX_SEATS_PER_CUSTOMER} seats of a show")
         if code == ScriptCode.NO_CHANCE:
             raise NoChance("not enough seats are held or free for this request ever to be met")
-        return {"entry_id": entry_id, "show_id": str(show_id), "count": count,
-                "category": category, "position": int(result[1]), "status": _text(result[2])}
+        if code == ScriptCode.SHOW_STARTED:
+            raise ShowClosed(f"show {show_id} has started")
+        status = _text(result[2])
+        body: dict[str, Any] = {"entry_id": entry_id, "show_id": str(show_id), "count": count,
+                                "category": category, "position": int(result[1]) or None, "status": status}
+        if status == EntryStatus.GRANTED:
+            # Seats were free for it: granted at once, the hold comes with the answer.
+            hold = await self.ctx.inventory.hold_status(grant_hold_id(entry_id), now_ms=now_ms)
+            body["hold"] = hold.public()
+        return body
 
-    async def leave(self, entry_id: str) -> None:
+    async def leave(self, entry_id: str, now_ms: int | None = None) -> None:
         show_id = self.parse_entry_id(entry_id)
-        result = await self.ctx.inventory.run("leave_waitlist", show_id, entry_id)
+        result = await self.ctx.inventory.run("leave_waitlist", show_id, entry_id, now_ms=now_ms)
         if int(result[0]) != 1:
-            status = _text(result[1]) or "expired"
+            status = _text(result[1]) or EntryStatus.EXPIRED.value
             raise EntryNotWaiting(f"the entry is {status}, not waiting", status=status)
 
-    async def status(self, entry_id: str) -> dict[str, Any]:
+    async def status(self, entry_id: str, now_ms: int | None = None) -> dict[str, Any]:
         show_id = self.parse_entry_id(entry_id)
-        result = await self.ctx.inventory.run("entry_status", show_id, entry_id, DEADLINES_FOR_ETA)
+        result = await self.ctx.inventory.run("entry_status", show_id, entry_id, DEADLINES_FOR_ETA,
+                                              now_ms=now_ms)
         if not result:
+            # A genuine id Redis no longer knows: long gone, or lost with a wiped Redis.
             return {"entry_id": entry_id, "show_id": str(show_id), "status": EntryStatus.EXPIRED.value,
                     "position": None, "eta_s": None, "hold": None}
         status = _text(result[0])
@@ -100,13 +152,16 @@ class Waitlist:
                                 "position": position if status == EntryStatus.WAITING else None,
                                 "eta_s": None, "hold": None}
         if status == EntryStatus.WAITING:
-            wanted = int(result[5]) + count
-            paid, unpaid, now_ms = int(result[6]), int(result[7]), int(result[8])
-            ended = paid + unpaid
-            share = unpaid / ended if ended >= MIN_SAMPLES else PRIOR_UNPAID_SHARE
+            share = unpaid_share(int(result[6]), int(result[7]))
             flat = [int(v) for v in result[9]]
             deadlines = list(zip(flat[0::2], flat[1::2], strict=True))
-            body["eta_s"] = estimate_eta_s(wanted, 0, deadlines, share, now_ms)
+            body["eta_s"] = estimate_eta_s(int(result[5]) + count, int(result[10]), deadlines, share,
+                                           int(result[8]), int(result[11]))
         elif status == EntryStatus.GRANTED and hold_id:
-            body["hold"] = (await self.ctx.inventory.hold_status(hold_id)).public()
+            body["hold"] = (await self.ctx.inventory.hold_status(hold_id, now_ms=now_ms)).public()
         return body
+
+
+def grant_hold_id(entry_id: str) -> str:
+    """The id of the hold granted to an entry (lua/includes/waitlist.lua derives it)."""
+    return "G" + entry_id[1:]

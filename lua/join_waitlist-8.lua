@@ -1,6 +1,6 @@
 -- join_waitlist: queues a customer for `count` seats (of one category or any),
--- numbered by a per-show arrival counter, only while the request has a chance.
--- Seats already free for it are granted at once.
+-- numbered by a per-show arrival counter, only while the request has a chance
+-- (enough unsold seats: held or free). Seats already free for it are granted at once.
 -- Input:
 --   KEYS[1..8], ARGV[1..3]   see includes/context.lua
 --   ARGV[4]  entry id (unguessable, made by the engine; starts with "W")
@@ -9,11 +9,13 @@
 --   ARGV[7]  category, "" for any
 --   ARGV[8]  most seats one customer may hold in this show
 -- Output:
---   {1, position, status}   queued (status "waiting") or granted at once
+--   {1, position, status}   queued (status "waiting", position 1 is served next)
+--                           or granted at once (status "granted", position 0)
 --   {-1}                    show not loaded
 --   {-3, already_held}      customer limit
 --   {-9}                    this customer already waits for this show
 --   {-10}                   no chance: not enough unsold seats
+--   {-11}                   the show has started
 --@include context
 --@include holds
 --@include waitlist
@@ -23,6 +25,9 @@ begin()
 settle_due()
 local entry_id, customer, category = ARGV[4], ARGV[5], ARGV[7]
 local count = tonumber(ARGV[6])
+if show_started() then
+  return finish({-11})
+end
 if redis.call('HEXISTS', K_WAITERS, customer) == 1 then
   return finish({-9})
 end

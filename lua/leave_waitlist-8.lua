@@ -4,7 +4,7 @@
 --   KEYS[1..8], ARGV[1..3]   see includes/context.lua
 --   ARGV[4]  entry id
 -- Output:
---   {1}            left
+--   {1}            left (status "cancelled")
 --   {-1}           show not loaded
 --   {-4, status}   not waiting (granted, impossible, cancelled, expired, "" unknown)
 --@include context

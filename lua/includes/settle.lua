@@ -30,7 +30,10 @@ local function next_wake()
   return wake
 end
 
--- One message per call for live seat maps and waitlist streams.
+-- One message per call for live seat maps and waitlist streams (engine/events.py):
+-- "<queue changed 0|1>;<seat>=<available|held|booked>,...;<categories the queue
+-- waits for, "*": any>". Seat statuses are the seats' own; listeners show the
+-- free seats of the waited categories as held (they are the queue's, rule 2).
 local function publish_changes()
   if #CHANGED == 0 and not QUEUE_CHANGED then return end
   local seats = {}
@@ -42,14 +45,13 @@ local function publish_changes()
       local status = 'available'
       if value then
         status = string.sub(value, 1, 2) == 'b:' and 'booked' or 'held'
-      elseif reserved_for_queue(seat_category(seat) or '') then
-        status = 'held'
       end
       seats[#seats + 1] = seat .. '=' .. status
     end
   end
   local queue = QUEUE_CHANGED and '1' or '0'
-  redis.call('PUBLISH', BASE .. 'changes', queue .. ';' .. table.concat(seats, ','))
+  redis.call('PUBLISH', BASE .. 'changes',
+    queue .. ';' .. table.concat(seats, ',') .. ';' .. table.concat(reserved_categories(), ','))
 end
 
 -- Every show script calls begin() first and returns finish(result): the caller

@@ -1,11 +1,15 @@
 -- The waitlist: ending entries, granting freed seats in arrival order, and
 -- finding entries that lost every chance. Needs context.lua and holds.lua.
 --
--- Policy (README, "Waitlist policy"): entries are visited in arrival order;
--- each takes its count of free seats of its category if there are enough,
--- otherwise it claims every free seat it could use, so no later entry may
--- take them. A later, smaller request is served first only with seats no
--- earlier entry could use: rule 1 holds and nobody starves.
+-- Policy (docs/WAITLIST.md): entries are visited in arrival order; each takes
+-- its count of free seats of its category if there are enough, otherwise it
+-- claims every free seat it could use, so no later entry may take them. A
+-- later, smaller request is served first only with seats no earlier entry
+-- could use: rule 1 holds and nobody starves.
+--
+-- Entry hash (BASE .. 'entry:' .. id): customer, count, category ("" = any),
+-- arrival, status, created_at; once ended also ended_at, end_seq (a per-show
+-- counter: the order in which entries ended, for audits) and hold_id (granted).
 
 local function entry_key(entry_id) return BASE .. 'entry:' .. entry_id end
 
@@ -25,13 +29,14 @@ local function end_entry(entry_id, status, hold_id)
     redis.call('HDEL', K_META, category_field(entry[2]))
   end
   redis.call('HINCRBY', K_STATS, 'waiting', -1)
-  redis.call('HSET', key, 'status', status, 'ended_at', NOW)
+  local seq = redis.call('HINCRBY', K_META, 'endseq', 1)
+  redis.call('HSET', key, 'status', status, 'ended_at', NOW, 'end_seq', seq)
   if hold_id then redis.call('HSET', key, 'hold_id', hold_id) end
   redis.call('EXPIRE', key, RETENTION_S)
   QUEUE_CHANGED = true
 end
 
--- Is this free seat kept for the queue (some waiting entry could use it)?
+-- Is a free seat of this category kept for the queue (some waiting entry could use it)?
 local function reserved_for_queue(category)
   if redis.call('ZCARD', K_WAITLIST) == 0 then return false end
   local any = tonumber(redis.call('HGET', K_META, 'wc:*') or '0')
@@ -39,18 +44,41 @@ local function reserved_for_queue(category)
   return any > 0 or mine > 0
 end
 
+-- The categories the queue waits for ("*": any), sorted: their free seats are the queue's.
+local function reserved_categories()
+  local out = {}
+  if redis.call('ZCARD', K_WAITLIST) == 0 then return out end
+  local meta = redis.call('HGETALL', K_META)
+  for i = 1, #meta, 2 do
+    if string.sub(meta[i], 1, 3) == 'wc:' and tonumber(meta[i + 1]) > 0 then
+      out[#out + 1] = string.sub(meta[i], 4)
+    end
+  end
+  table.sort(out)
+  return out
+end
+
 local function parse_layout(info)
   local category, row, number, rank = string.match(info, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
   return category, row, tonumber(number), tonumber(rank)
 end
 
+-- Seat -> true for every seat held or booked (one read instead of one per seat).
+local function taken_seats()
+  local taken = {}
+  local raw = redis.call('HGETALL', K_SEATS)
+  for i = 1, #raw, 2 do taken[raw[i]] = string.sub(raw[i + 1], 1, 1) end
+  return taken
+end
+
 -- Free seats as records {id, category, row, number, rank}.
 local function free_seats()
+  local taken = taken_seats()
   local layout = redis.call('HGETALL', K_LAYOUT)
   local out = {}
   for i = 1, #layout, 2 do
     local seat = layout[i]
-    if redis.call('HEXISTS', K_SEATS, seat) == 0 then
+    if not taken[seat] then
       local category, row, number, rank = parse_layout(layout[i + 1])
       out[#out + 1] = {id = seat, category = category, row = row, number = number, rank = rank}
     end
@@ -58,31 +86,37 @@ local function free_seats()
   return out
 end
 
--- Best block of `count` adjacent seats in one row; else the best seats by rank.
+-- The best block of `count` adjacent seats in one row (lowest rank sum; ties:
+-- lower row label, then lower first number, so the choice is deterministic);
+-- else the `count` best seats by rank.
 local function pick_seats(eligible, count)
   local by_row = {}
   for _, s in ipairs(eligible) do
     by_row[s.row] = by_row[s.row] or {}
     table.insert(by_row[s.row], s)
   end
-  local best, best_score = nil, nil
-  for _, row in pairs(by_row) do
+  local best = nil
+  for row_label, row in pairs(by_row) do
     table.sort(row, function(a, b) return a.number < b.number end)
     for start = 1, #row - count + 1 do
-      local last = row[start + count - 1]
-      if last.number - row[start].number == count - 1 then
+      if row[start + count - 1].number - row[start].number == count - 1 then
         local score = 0
         for k = start, start + count - 1 do score = score + row[k].rank end
-        if best_score == nil or score < best_score then
-          best_score = score
-          best = {}
-          for k = start, start + count - 1 do best[#best + 1] = row[k].id end
+        local first = row[start].number
+        if best == nil or score < best.score
+            or (score == best.score and (row_label < best.row
+              or (row_label == best.row and first < best.first))) then
+          best = {score = score, row = row_label, first = first, seats = {}}
+          for k = start, start + count - 1 do best.seats[#best.seats + 1] = row[k].id end
         end
       end
     end
   end
-  if best then return best end
-  table.sort(eligible, function(a, b) return a.rank < b.rank end)
+  if best then return best.seats end
+  table.sort(eligible, function(a, b)
+    if a.rank ~= b.rank then return a.rank < b.rank end
+    return a.id < b.id
+  end)
   local picked = {}
   for k = 1, count do picked[k] = eligible[k].id end
   return picked
@@ -90,13 +124,13 @@ end
 
 local function grant_waiters()
   if redis.call('ZCARD', K_WAITLIST) == 0 then return end
+  if tonumber(redis.call('HGET', K_STATS, 'free') or '0') <= 0 then return end
   local free = free_seats()
-  if #free == 0 then return end
   local claimed = {}
   local unclaimed = #free
   for _, entry_id in ipairs(redis.call('ZRANGE', K_WAITLIST, 0, -1)) do
     if unclaimed == 0 then break end
-    local entry = redis.call('HMGET', entry_key(entry_id), 'customer', 'category', 'count')
+    local entry = redis.call('HMGET', entry_key(entry_id), 'customer', 'category', 'count', 'created_at')
     local count = tonumber(entry[3])
     local eligible = {}
     for _, s in ipairs(free) do
@@ -114,6 +148,7 @@ local function grant_waiters()
       for _, seat in ipairs(picked) do claimed[seat] = true end
       unclaimed = unclaimed - count
     else
+      -- Not enough yet: the entry claims what it could use; nobody behind takes it.
       for _, s in ipairs(eligible) do claimed[s.id] = true end
       unclaimed = unclaimed - #eligible
     end
@@ -122,11 +157,11 @@ end
 
 -- Seats not sold, per category and in all ("*").
 local function unsold_by_category()
+  local taken = taken_seats()
   local layout = redis.call('HGETALL', K_LAYOUT)
   local unsold = {['*'] = 0}
   for i = 1, #layout, 2 do
-    local value = redis.call('HGET', K_SEATS, layout[i])
-    if not value or string.sub(value, 1, 2) ~= 'b:' then
+    if taken[layout[i]] ~= 'b' then
       local category = string.match(layout[i + 1], '^([^|]*)')
       unsold[category] = (unsold[category] or 0) + 1
       unsold['*'] = unsold['*'] + 1
@@ -135,6 +170,7 @@ local function unsold_by_category()
   return unsold
 end
 
+-- Entries whose request can never be met any more (too few unsold seats) end `impossible`.
 local function mark_impossible()
   if redis.call('ZCARD', K_WAITLIST) == 0 then return end
   local unsold = unsold_by_category()
@@ -151,4 +187,9 @@ local function expire_all_waiters()
   for _, entry_id in ipairs(redis.call('ZRANGE', K_WAITLIST, 0, -1)) do
     end_entry(entry_id, 'expired', nil)
   end
+end
+
+local function show_started()
+  local starts_at = tonumber(redis.call('HGET', K_META, 'starts_at') or '0')
+  return starts_at > 0 and starts_at <= NOW
 end
