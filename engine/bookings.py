@@ -1,28 +1,35 @@
 """Confirm and pay, write-through (shared/DESIGN.md, "Confirm"):
 1. pin the hold under a fresh fencing token (lua/confirm_begin);
-2. record the payment intent, then charge the provider with our idempotency key;
+2. record the payment intent (engine/payment_records.py), then charge the provider;
 3. commit booking, booked seats, payment and idempotency key in one SQL transaction,
    after proving the pin is still ours (lua/confirm_check);
 4. mark the seats booked in Redis (lua/confirm_finish).
-The payment row decides who finishes a payment: whoever moves it out of 'pending' (a
-live confirm or the reconciler) owns the outcome, so a charge ends in exactly one booking
-or one refund."""
+A charge whose confirm lost its pin (it lapsed, or the process died and the reconciler
+took over) goes through `finish_charged`: booked when the hold is still the customer's
+or its seats are free again (lua/confirm_reclaim), refunded otherwise."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import signal
 import time
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import Histogram
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from engine.db import db_time, rfc3339
 from engine.errors import (
+    BoxOfficeError,
     HoldExpired,
     HoldNotActive,
     NotFound,
@@ -30,16 +37,36 @@ from engine.errors import (
     ScriptCode,
     Unavailable,
 )
-from engine.ids import BOOKING_PATTERN, new_booking_id, new_payment_id
+from engine.ids import is_booking_id, new_booking_id
+from engine.payment_records import PaymentRecord, PaymentRecords, PaymentStatus
 from engine.payments import ChargeStatus, ProviderUnavailable
 
 if TYPE_CHECKING:
     from engine.service import Context
 
-# Least pin time that must remain when the sale is committed: the commit takes
-# milliseconds, so a pin with this much left cannot lapse under it.
-COMMIT_MARGIN_MS = 5_000
+log = logging.getLogger(__name__)
+
+# How long a confirm waits for another confirm of the same hold (a twin with the same
+# key, or a payment still running) before answering 409 hold_not_active "confirming".
 WAIT_FOR_OTHER_CONFIRM_S = 15.0
+POLL_S = 0.05
+
+STEP_SECONDS = Histogram(
+    "boxoffice_confirm_step_seconds",
+    "Time spent in each step of a confirm (replay: idempotency lookup in PostgreSQL; pin, check,"
+    " mark: Redis scripts; intent, commit: PostgreSQL; payment: the provider)",
+    ["step"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+@contextlib.contextmanager
+def timed(step: str) -> Iterator[None]:
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        STEP_SECONDS.labels(step).observe(time.perf_counter() - began)
 
 
 @dataclass(frozen=True)
@@ -51,12 +78,21 @@ class PinnedHold:
     customer: str
 
 
-class SaleLost(Exception):
-    """The pin lapsed or the seats went elsewhere before the sale could commit."""
+class PinLost(Exception):
+    """The pin is not this confirm's any more (lapsed, or fenced out by a newer confirm)."""
+
+
+class SaleRefused(Exception):
+    """PostgreSQL refused the sale: a seat is sold, or the hold already has its booking."""
+
+
+class PaymentDecided(Exception):
+    """The payment row left 'pending' elsewhere: its outcome is not ours to decide."""
 
 
 def fault_point(ctx: Context, name: str) -> None:
-    """Test-only: BOXOFFICE_FAULT_POINT=<name> kills this process right here."""
+    """Test-only: BOXOFFICE_FAULT_POINT=<name> kills this process right here (SIGKILL, no
+    clean-up), for after_pin, after_intent, after_charge and after_commit."""
     if ctx.settings.fault_point == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -64,164 +100,231 @@ def fault_point(ctx: Context, name: str) -> None:
 class Bookings:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.records = PaymentRecords(ctx.sql, ctx.payments.name)
+        # Bookings this process marked in Redis; the reconciler notes them in PostgreSQL
+        # in batches. Losing some (a crash) only costs the reconciler a check.
+        self.marked: deque[str] = deque(maxlen=50_000)
+
+    @property
+    def pin_ms(self) -> int:
+        return self.ctx.settings.confirm_pin_s * 1000
+
+    # -- the confirm ---------------------------------------------------------------
 
     async def confirm(self, hold_id: str, idempotency_key: str, token: str) -> dict[str, Any]:
         ctx = self.ctx
         show_id = ctx.inventory.parse_hold_id(hold_id)
-        replay = await self.by_idempotency_key(hold_id, idempotency_key)
-        if replay is not None:
-            return replay
-        pinned = await self._pin(hold_id, show_id, idempotency_key)
-        if isinstance(pinned, dict):
-            return pinned
-        fault_point(ctx, "after_pin")
-        show = await ctx.catalog.show(show_id)
-        plan = await ctx.catalog.hall_plan(show.hall_id)
-        amount = sum(show.prices[plan.by_id[seat].category] for seat in pinned.seats)
-        payment_id = new_payment_id()
-        provider_key = f"{hold_id}:{pinned.fence}"
-        await self._record_intent(payment_id, pinned, provider_key, amount, show.currency)
+        while True:
+            begun = await self._begin(hold_id, show_id, idempotency_key)
+            if isinstance(begun, dict):
+                return begun
+            pinned, attempts = begun
+            fault_point(ctx, "after_pin")
+            amount, currency = await self._price(pinned)
+            try:
+                with timed("intent"):
+                    payment = await self.records.open(
+                        hold_id=hold_id, show_id=show_id, fence=pinned.fence, customer=pinned.customer,
+                        seats=pinned.seats, amount=amount, currency=currency, client_key=idempotency_key,
+                        attempt=attempts + 1)
+            except IntegrityError:
+                # A twin with this key recorded the same attempt first: let it finish.
+                await self.abort(pinned.show_id, hold_id, pinned.fence)
+                continue
+            break
+        fault_point(ctx, "after_intent")
         try:
-            charge = await ctx.payments.authorize(provider_key, token, amount, show.currency)
+            with timed("payment"):
+                charge = await ctx.payments.authorize(payment.provider_key, token, amount, currency)
         except ProviderUnavailable as exc:
-            await self._settle_payment(payment_id, "failed")
-            await self._abort(pinned)
-            raise Unavailable("the payment provider is unavailable; nothing was charged") from exc
+            await self.records.settle(payment.id, PaymentStatus.FAILED)
+            await self.abort(pinned.show_id, hold_id, pinned.fence)
+            raise Unavailable("the payment provider is unavailable; nothing was charged or booked") from exc
         if charge.status is not ChargeStatus.CAPTURED:
-            await self._settle_payment(payment_id, "declined")
-            await self._abort(pinned)
+            await self.records.settle(payment.id, PaymentStatus.DECLINED, provider_settled=True)
+            await self.abort(pinned.show_id, hold_id, pinned.fence)
             raise PaymentDeclined("the payment was declined; the hold stays active until it expires")
         fault_point(ctx, "after_charge")
-        try:
-            booking = await self.commit_sale(pinned, payment_id, amount, show.currency, idempotency_key)
-        except SaleLost as exc:
-            await self.refund(payment_id, provider_key)
-            raise HoldExpired("the hold ran out before the payment completed; it was refunded") from exc
-        fault_point(ctx, "after_commit")
-        await self.mark_booked(pinned.show_id, hold_id, booking["booking_id"], pinned.seats)
-        return booking
+        outcome = await self.finish_charged(payment, pinned.fence)
+        if isinstance(outcome, dict):
+            return outcome
+        raise lost_sale_error(outcome)
 
-    async def _pin(self, hold_id: str, show_id: int, key: str) -> PinnedHold | dict[str, Any]:
-        """Pins the hold, or answers the booking a concurrent twin with the same key made."""
+    async def _begin(self, hold_id: str, show_id: int, key: str) -> dict[str, Any] | tuple[PinnedHold, int]:
+        """Pins the hold: (pin, earlier attempts of this key), or the booking this key already
+        made. Waits while another confirm of the hold is running."""
         deadline = time.monotonic() + WAIT_FOR_OTHER_CONFIRM_S
-        pin_ms = self.ctx.settings.confirm_pin_s * 1000
         while True:
-            result = await self.ctx.inventory.run("confirm_begin", show_id, hold_id, pin_ms)
-            code = int(result[0])
-            if code == 1:
-                seats = _text(result[2]).split(",")
-                return PinnedHold(hold_id, show_id, int(result[1]), seats, _text(result[3]))
-            if code == ScriptCode.CONFIRM_IN_PROGRESS and time.monotonic() < deadline:
-                # Another confirm of this hold is paying; if it carries our key its
-                # booking is ours too.
-                await asyncio.sleep(0.05)
-                replay = await self.by_idempotency_key(hold_id, key)
-                if replay is not None:
-                    return replay
-                continue
-            replay = await self.by_idempotency_key(hold_id, key)
-            if replay is not None:
-                return replay
-            if code in (ScriptCode.EXPIRED, ScriptCode.UNKNOWN_HOLD):
-                raise HoldExpired("the hold has expired")
-            status = _text(result[1]) if len(result) > 1 else "confirming"
-            raise HoldNotActive(f"the hold is {status}", status=status)
+            with timed("replay"):
+                state = await self.records.key_state(hold_id, key)
+            if state.booking_id is not None:
+                return await self.get(state.booking_id)
+            if not state.in_flight:
+                with timed("pin"):
+                    result = await self.ctx.inventory.run("confirm_begin", show_id, hold_id, self.pin_ms)
+                code = int(result[0])
+                if code == 1:
+                    pinned = PinnedHold(hold_id, show_id, int(result[1]), _text(result[2]).split(","),
+                                        _text(result[3]))
+                    return pinned, state.attempts
+                if code != ScriptCode.CONFIRM_IN_PROGRESS:
+                    # A twin may have finished between our look-up and the script.
+                    state = await self.records.key_state(hold_id, key)
+                    if state.booking_id is not None:
+                        return await self.get(state.booking_id)
+                    raise await self._refusal(hold_id, code, result)
+            if time.monotonic() > deadline:
+                raise HoldNotActive("another confirm of this hold is still running; try again shortly",
+                                    status="confirming")
+            await asyncio.sleep(POLL_S)
 
-    async def _record_intent(self, payment_id: str, pinned: PinnedHold, provider_key: str,
-                             amount: int, currency: str) -> None:
-        async with self.ctx.sql.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO payments (id, hold_id, show_id, provider_key, provider, amount,"
-                    " currency, status, fence, customer, seats)"
-                    " VALUES (:id, :hold, :show, :key, :provider, :amount, :currency, 'pending',"
-                    " :fence, :customer, :seats)"
-                ),
-                {"id": payment_id, "hold": pinned.hold_id, "show": pinned.show_id, "key": provider_key,
-                 "provider": self.ctx.payments.name, "amount": amount, "currency": currency,
-                 "fence": pinned.fence, "customer": pinned.customer, "seats": ",".join(pinned.seats)},
-            )
+    async def _refusal(self, hold_id: str, code: int, result: list[Any]) -> BoxOfficeError:
+        if code == ScriptCode.NOT_ACTIVE:
+            status = _text(result[1])
+            return HoldNotActive(f"the hold is {status}", status=status)
+        if code == ScriptCode.UNKNOWN_HOLD and await self.booking_of_hold(hold_id) is not None:
+            # A confirmed hold Redis lost (wiped): PostgreSQL still knows it was sold.
+            return HoldNotActive("the hold is confirmed", status="confirmed")
+        return HoldExpired("the hold has expired")
 
-    async def _settle_payment(self, payment_id: str, status: str) -> bool:
-        """Moves a pending payment to a final status; False when someone else already did."""
-        async with self.ctx.sql.begin() as conn:
-            moved = await conn.execute(
-                text("UPDATE payments SET status = :s, updated_at = CURRENT_TIMESTAMP"
-                     " WHERE id = :id AND status = 'pending'"),
-                {"s": status, "id": payment_id},
-            )
-        return moved.rowcount == 1
+    async def _price(self, pinned: PinnedHold) -> tuple[int, str]:
+        show = await self.ctx.catalog.show(pinned.show_id)
+        plan = await self.ctx.catalog.hall_plan(show.hall_id)
+        return sum(show.prices[plan.by_id[seat].category] for seat in pinned.seats), show.currency
 
-    async def _abort(self, pinned: PinnedHold) -> None:
-        await self.ctx.inventory.run("confirm_abort", pinned.show_id, pinned.hold_id, pinned.fence)
+    async def abort(self, show_id: int, hold_id: str, fence: int) -> None:
+        """Lets go of a pin: the hold is active again until its own deadline."""
+        await self.ctx.inventory.run("confirm_abort", show_id, hold_id, fence)
 
-    async def refund(self, payment_id: str, provider_key: str) -> None:
-        if await self._settle_payment(payment_id, "refunded"):
-            await self.ctx.payments.refund(provider_key)
+    # -- a captured charge: book it or give it back ----------------------------------
 
-    async def commit_sale(self, pinned: PinnedHold, payment_id: str, amount: int, currency: str,
-                          idempotency_key: str | None) -> dict[str, Any]:
-        """Step 3: one transaction, only while the pin is provably ours."""
+    async def finish_charged(self, payment: PaymentRecord, fence: int | None) -> dict[str, Any] | str:
+        """Books a payment the provider captured, under `fence` (None: take the hold back
+        first). Returns the booking, or the hold's status when the seats could not be
+        booked; then the payment is refunded."""
+        pin_to_release: int | None = None
+        reclaimed = False
+        hold_status = ""
+        while True:
+            if fence is not None:
+                try:
+                    return await self.commit_sale(payment, fence)
+                except PinLost:
+                    pass
+                except (SaleRefused, PaymentDecided):
+                    pin_to_release = fence
+                    break
+            if reclaimed:
+                break
+            reclaimed = True
+            answer = await self.ctx.inventory.run(
+                "confirm_reclaim", payment.show_id, payment.hold_id, payment.fence, self.pin_ms,
+                payment.customer, *payment.seats)
+            if int(answer[0]) != 1:
+                hold_status = _text(answer[1])
+                break
+            fence = int(answer[1])
+        booking = await self._undo_or_adopt(payment)
+        if booking is not None:
+            return booking
+        if pin_to_release is not None:
+            await self.abort(payment.show_id, payment.hold_id, pin_to_release)
+        if not hold_status:
+            hold_status = (await self.ctx.inventory.hold_status(payment.hold_id)).status.value
+        return hold_status
+
+    async def _undo_or_adopt(self, payment: PaymentRecord) -> dict[str, Any] | None:
+        """After a failed commit: the booking when someone else booked this payment, else
+        None once the payment is refunded."""
+        status, booking_id = await self.records.status(payment.id)
+        if status is PaymentStatus.PENDING and not await self.records.settle(payment.id, PaymentStatus.REFUNDED):
+            status, booking_id = await self.records.status(payment.id)
+        if status is PaymentStatus.CAPTURED:
+            assert booking_id is not None
+            booking = await self.get(booking_id)
+            await self.mark_booked(payment.show_id, payment.hold_id, booking_id, booking["seats"])
+            return booking
+        await self.refund_at_provider(payment)
+        return None
+
+    async def refund_at_provider(self, payment: PaymentRecord) -> None:
+        """Gives a charge back (idempotent). A provider that fails now is tried again by the
+        reconciler: the row stays marked unsettled."""
+        try:
+            await self.ctx.payments.refund(payment.provider_key)
+        except ProviderUnavailable:
+            log.warning("refund of %s failed; the reconciler will retry", payment.id)
+            return
+        await self.records.provider_settled(payment.id)
+
+    async def commit_sale(self, payment: PaymentRecord, fence: int) -> dict[str, Any]:
+        """Step 3 (one transaction, only while the pin is provably ours), then step 4."""
         ctx = self.ctx
-        ok = await ctx.scripts.run(
-            "confirm_check",
-            ctx.keys.show_keys(pinned.show_id),
-            [ctx.keys.show_base(pinned.show_id), "", ctx.hold_ttl_ms, pinned.hold_id, pinned.fence,
-             COMMIT_MARGIN_MS, ctx.settings.confirm_pin_s * 1000],
-        )
-        if int(ok) != 1:
-            raise SaleLost("the pin is no longer ours")
-        show = await ctx.catalog.show(pinned.show_id)
+        show_id, hold_id = payment.show_id, payment.hold_id
+        with timed("check"):
+            ours = await ctx.scripts.run(
+                "confirm_check", ctx.keys.show_keys(show_id),
+                [ctx.keys.show_base(show_id), "", ctx.hold_ttl_ms, hold_id, fence, self.pin_ms])
+        if int(ours) != 1:
+            raise PinLost(hold_id)
+        show = await ctx.catalog.show(show_id)
         plan = await ctx.catalog.hall_plan(show.hall_id)
         booking_id = new_booking_id()
         created = datetime.now(UTC).replace(microsecond=0)
         try:
-            async with ctx.sql.begin() as conn:
-                await conn.execute(
-                    text("INSERT INTO bookings (id, show_id, hold_id, customer, amount, currency, created_at)"
-                         " VALUES (:id, :show, :hold, :customer, :amount, :currency, :created)"),
-                    {"id": booking_id, "show": pinned.show_id, "hold": pinned.hold_id,
-                     "customer": pinned.customer, "amount": amount, "currency": currency,
-                     "created": db_time(conn, created)},
-                )
-                await conn.execute(
-                    text("INSERT INTO booked_seats (booking_id, show_id, hall_id, seat_id, amount)"
-                         " VALUES (:b, :show, :hall, :seat, :amount)"),
-                    [{"b": booking_id, "show": pinned.show_id, "hall": show.hall_id, "seat": seat,
-                      "amount": show.prices[plan.by_id[seat].category]} for seat in pinned.seats],
-                )
-                if idempotency_key is not None:
+            with timed("commit"):
+                async with ctx.sql.begin() as conn:
                     await conn.execute(
-                        text("INSERT INTO idempotency_keys (hold_id, key, booking_id) VALUES (:h, :k, :b)"),
-                        {"h": pinned.hold_id, "k": idempotency_key, "b": booking_id},
-                    )
-                moved = await conn.execute(
-                    text("UPDATE payments SET status = 'captured', booking_id = :b,"
-                         " updated_at = CURRENT_TIMESTAMP WHERE id = :id AND status = 'pending'"),
-                    {"b": booking_id, "id": payment_id},
-                )
-                if moved.rowcount != 1:
-                    raise SaleLost("the payment was settled elsewhere")
+                        text("INSERT INTO bookings (id, show_id, hold_id, customer, amount, currency, created_at)"
+                             " VALUES (:id, :show, :hold, :customer, :amount, :currency, :created)"),
+                        {"id": booking_id, "show": show_id, "hold": hold_id, "customer": payment.customer,
+                         "amount": payment.amount, "currency": payment.currency,
+                         "created": db_time(conn, created)})
+                    await conn.execute(
+                        text("INSERT INTO booked_seats (booking_id, show_id, hall_id, seat_id, amount)"
+                             " VALUES (:b, :show, :hall, :seat, :amount)"),
+                        [{"b": booking_id, "show": show_id, "hall": show.hall_id, "seat": seat,
+                          "amount": show.prices[plan.by_id[seat].category]} for seat in payment.seats])
+                    if payment.idempotency_key is not None:
+                        await conn.execute(
+                            text("INSERT INTO idempotency_keys (hold_id, key, booking_id) VALUES (:h, :k, :b)"),
+                            {"h": hold_id, "k": payment.idempotency_key, "b": booking_id})
+                    moved = await conn.execute(
+                        text("UPDATE payments SET status = 'captured', booking_id = :b,"
+                             " updated_at = CURRENT_TIMESTAMP WHERE id = :id AND status = 'pending'"),
+                        {"b": booking_id, "id": payment.id})
+                    if moved.rowcount != 1:
+                        raise PaymentDecided(payment.id)
         except IntegrityError as exc:
-            # UNIQUE (show_id, seat_id): the last line of defence held.
-            raise SaleLost("a seat was already sold") from exc
-        return {"booking_id": booking_id, "show_id": str(pinned.show_id), "seats": sorted(pinned.seats),
-                "customer": pinned.customer, "amount": amount, "currency": currency,
+            # UNIQUE (show_id, seat_id) or one booking per hold: the last line of defence held.
+            raise SaleRefused(hold_id) from exc
+        fault_point(ctx, "after_commit")
+        seats = sorted(payment.seats)
+        await self.mark_booked(show_id, hold_id, booking_id, seats)
+        return {"booking_id": booking_id, "show_id": str(show_id), "seats": seats,
+                "customer": payment.customer, "amount": payment.amount, "currency": payment.currency,
                 "status": "confirmed", "created_at": rfc3339(created)}
 
     async def mark_booked(self, show_id: int, hold_id: str, booking_id: str, seats: list[str]) -> None:
-        await self.ctx.inventory.run("confirm_finish", show_id, hold_id, booking_id, *seats)
+        """Step 4. The sale is durable already: if Redis fails here the answer is still the
+        booking, and the reconciler marks the seats from PostgreSQL."""
+        try:
+            with timed("mark"):
+                await self.ctx.inventory.run("confirm_finish", show_id, hold_id, booking_id, *seats)
+        except RedisError:
+            log.warning("booking %s committed but not marked in Redis; the reconciler will", booking_id)
+            return
+        self.marked.append(booking_id)
 
-    async def by_idempotency_key(self, hold_id: str, key: str) -> dict[str, Any] | None:
+    # -- reading bookings ------------------------------------------------------------
+
+    async def booking_of_hold(self, hold_id: str) -> str | None:
         async with self.ctx.sql.connect() as conn:
-            row = (await conn.execute(
-                text("SELECT booking_id FROM idempotency_keys WHERE hold_id = :h AND key = :k"),
-                {"h": hold_id, "k": key},
-            )).first()
-        return None if row is None else await self.get(row[0])
+            row = (await conn.execute(text("SELECT id FROM bookings WHERE hold_id = :h"), {"h": hold_id})).first()
+        return None if row is None else str(row[0])
 
     async def get(self, booking_id: str) -> dict[str, Any]:
-        if not BOOKING_PATTERN.match(booking_id):
+        if not is_booking_id(booking_id):
             raise NotFound("no such booking")
         async with self.ctx.sql.connect() as conn:
             row = (await conn.execute(
@@ -237,6 +340,16 @@ class Bookings:
             )]
         return {"booking_id": row[0], "show_id": str(row[1]), "seats": seats, "customer": row[2],
                 "amount": row[3], "currency": row[4], "status": row[5], "created_at": rfc3339(row[6])}
+
+
+def lost_sale_error(hold_status: str) -> BoxOfficeError:
+    """The answer to a confirm whose payment was taken but could not be booked (refunded)."""
+    if hold_status in ("", "expired"):
+        return HoldExpired("the hold ran out before the payment completed; the payment was refunded")
+    if hold_status == "active":
+        return Unavailable("the payment could not be completed in time and was refunded;"
+                           " the hold is still active: try again")
+    return HoldNotActive(f"the hold is {hold_status}; the payment was refunded", status=hold_status)
 
 
 def _text(value: Any) -> str:

@@ -63,24 +63,22 @@ class SimulatedProvider:
         self.engine = engine
 
     async def authorize(self, key: str, token: str, amount: int, currency: str) -> Charge:
-        existing = await self.lookup(key)
-        if existing is not None:
-            return existing
         if token == "tok_error":
             raise ProviderUnavailable("the simulated provider is failing (tok_error)")
         if token == "tok_slow":
             await asyncio.sleep(self.SLOW_S)
         elif token != "tok_ok":
             return Charge(key, ChargeStatus.DECLINED, None, amount, currency)
-        reference = "sim_" + secrets.token_hex(12)
         async with self.engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO simulated_payments (provider_key, reference, amount, currency, status)"
-                    " VALUES (:k, :r, :a, :c, 'captured') ON CONFLICT (provider_key) DO NOTHING"
-                ),
-                {"k": key, "r": reference, "a": amount, "c": currency},
-            )
+            # The same key twice never charges twice: the first charge answers again.
+            row = (await conn.execute(
+                text("INSERT INTO simulated_payments (provider_key, reference, amount, currency, status)"
+                     " VALUES (:k, :r, :a, :c, 'captured') ON CONFLICT (provider_key) DO NOTHING"
+                     " RETURNING reference"),
+                {"k": key, "r": "sim_" + secrets.token_hex(12), "a": amount, "c": currency},
+            )).first()
+        if row is not None:
+            return Charge(key, ChargeStatus.CAPTURED, row[0], amount, currency)
         charge = await self.lookup(key)
         assert charge is not None
         return charge

@@ -1,5 +1,6 @@
--- confirm_abort: the payment failed; the hold goes back to active until its
--- own deadline (or ends now if that has passed, its seats going to waiters).
+-- confirm_abort: the payment failed (or was undone); the hold goes back to
+-- active until its own deadline, or ends now if that has passed, its seats
+-- going to waiters.
 -- Input:
 --   KEYS[1..8], ARGV[1..3]   see includes/context.lua
 --   ARGV[4]  hold id

@@ -1,20 +1,20 @@
 -- confirm_check: just before the sale is committed, proves the pin is still
--- this confirm's and has at least a margin left, and renews it.
+-- this confirm's (its fence, not lapsed) and renews it, so the commit cannot
+-- outlive it. A stale confirm gets 0 and must not commit.
 -- Input:
 --   KEYS[1..8], ARGV[1..3]   see includes/context.lua
 --   ARGV[4]  hold id
 --   ARGV[5]  fence of this confirm
---   ARGV[6]  least pin time that must remain, ms
---   ARGV[7]  pin time to renew to, ms
+--   ARGV[6]  pin time to renew to, ms
 -- Output:
 --   1 the pin is ours (renewed), 0 it is not: do not commit
 --@include context
 if not is_loaded() then return 0 end
 local key = BASE .. 'hold:' .. ARGV[4]
-local hold = redis.call('HMGET', key, 'status', 'fence', 'pinned_until')
+local hold = redis.call('HMGET', key, 'status', 'fence', 'pinned_until', 'expires_at')
 if hold[1] ~= 'confirming' or hold[2] ~= ARGV[5] then return 0 end
-if tonumber(hold[3]) - NOW < tonumber(ARGV[6]) then return 0 end
-local pinned_until = NOW + tonumber(ARGV[7])
+if tonumber(hold[3]) <= NOW then return 0 end
+local pinned_until = NOW + tonumber(ARGV[6])
 redis.call('HSET', key, 'pinned_until', pinned_until)
-redis.call('ZADD', K_DEADLINES, pinned_until, ARGV[4])
+redis.call('ZADD', K_DEADLINES, math.max(pinned_until, tonumber(hold[4])), ARGV[4])
 return 1
