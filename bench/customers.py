@@ -1,0 +1,285 @@
+"""Simulated release-day customers: browse, pick seats (mostly the best ones), hold, retry or
+wait in line, then pay or walk away. Everything goes through the public HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.stats import EndpointStats
+
+SIZES = (1, 2, 2, 2, 3, 4, 4, 5, 6)  # how many seats a party wants
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    best_seekers: float = 0.8  # share of customers who go for the best free block
+    pay_share: float = 0.85  # share of holders who pay; the others walk away
+    decline_first: float = 0.03  # share of payers whose first card is declined
+    waitlist_share: float = 0.6  # share of refused customers who join the waitlist
+    retries: int = 3  # hold attempts before giving up on picking seats
+    think_s: float = 0.5  # most time spent between getting seats and paying
+    patience_s: float = 20.0  # how long a waiter waits before leaving the line
+    poll_s: float = 1.0  # how often a waiter looks at its entry
+
+
+@dataclass
+class WaitRecord:
+    """What the client saw of one waitlist entry (the client-side fairness check uses it)."""
+
+    entry_id: str
+    count: int
+    join_sent: float
+    join_answered: float
+    status: str = "waiting"
+    granted_seen: float | None = None
+    last_waiting_poll_sent: float = 0.0
+
+
+@dataclass
+class Tally:
+    arrived: int = 0
+    done: int = 0
+    holds_granted: int = 0
+    holds_refused: int = 0
+    holds_limited: int = 0
+    holds_failed: int = 0
+    gave_up: int = 0
+    waitlist_joined: int = 0
+    waitlist_no_chance: int = 0
+    waitlist_granted: int = 0
+    waitlist_left: int = 0
+    waitlist_impossible: int = 0
+    paid: int = 0
+    declined: int = 0
+    abandoned: int = 0
+    confirm_failed: int = 0
+    seats_booked: int = 0
+    transport_errors: int = 0
+    max_ttl_s: int = 0
+    sold_out_at: float | None = None
+
+
+@dataclass
+class Venue:
+    """What every customer needs to know about the show, learned once from its seat map."""
+
+    city_id: int
+    movie_id: int
+    show_id: int
+    seat_count: int
+    blocks: dict[int, list[tuple[str, ...]]]  # size -> adjacent blocks, best first
+
+
+def plan_blocks(seats: list[dict[str, Any]]) -> dict[int, list[tuple[str, ...]]]:
+    """Adjacent blocks of 1..6 seats per row, best first: centred, about two thirds back."""
+    xs = [s["x"] for s in seats]
+    ys = [s["y"] for s in seats]
+    centre_x, best_y = (min(xs) + max(xs)) / 2, min(ys) + (max(ys) - min(ys)) * 0.66
+    score = {s["id"]: abs(s["x"] - centre_x) + 1.5 * abs(s["y"] - best_y) for s in seats}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for seat in seats:
+        rows.setdefault(seat["row"], []).append(seat)
+    blocks: dict[int, list[tuple[float, tuple[str, ...]]]] = {k: [] for k in range(1, 7)}
+    for row in rows.values():
+        row.sort(key=lambda s: s["number"])
+        for size in range(1, 7):
+            for start in range(len(row) - size + 1):
+                part = row[start:start + size]
+                if part[-1]["number"] - part[0]["number"] == size - 1:
+                    ids = tuple(s["id"] for s in part)
+                    blocks[size].append((sum(score[i] for i in ids), ids))
+    return {size: [ids for _, ids in sorted(found)] for size, found in blocks.items()}
+
+
+class Crowd:
+    """Runs the customers against one service; keeps the tally and the records the audit needs."""
+
+    def __init__(self, clients: list[httpx.AsyncClient], venue: Venue, behaviour: Behaviour, concurrency: int,
+                 tag: str, seed: int) -> None:
+        # Several small connection pools: httpcore scans its whole pool on every request.
+        self.clients = clients
+        self._next_client = itertools.cycle(clients)
+        self.venue = venue
+        self.behaviour = behaviour
+        self.slots = asyncio.Semaphore(concurrency)
+        self.tag = tag
+        self.seed = seed
+        self.stats = EndpointStats()
+        self.tally = Tally()
+        self.started = time.perf_counter()
+        self.bookings: list[dict[str, Any]] = []
+        self.waits: list[WaitRecord] = []
+        self.hold_ttls: set[int] = set()
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    async def call(self, method: str, path: str, endpoint: str, body: Any = None,
+                   headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        content = orjson.dumps(body) if body is not None else None
+        all_headers = {"content-type": "application/json"} if content is not None else {}
+        all_headers.update(headers or {})
+        async with self.slots:
+            began = time.perf_counter()
+            try:
+                answer = await next(self._next_client).request(method, path, content=content, headers=all_headers)
+            except httpx.HTTPError:
+                self.stats.record(endpoint, 0, time.perf_counter() - began)
+                self.tally.transport_errors += 1
+                return 0, None
+            self.stats.record(endpoint, answer.status_code, time.perf_counter() - began)
+        parsed = orjson.loads(answer.content) if answer.content else None
+        return answer.status_code, parsed
+
+    async def seat_view(self) -> dict[str, str]:
+        status, body = await self.call("GET", f"/v1/shows/{self.venue.show_id}/seats", "GET /v1/shows/{id}/seats")
+        if status != 200:
+            return {}
+        return {s["id"]: s["status"] for s in body["seats"]}
+
+    # -- one customer -----------------------------------------------------------------
+
+    async def customer(self, number: int) -> None:
+        self.tally.arrived += 1
+        try:
+            await self._customer(number, random.Random(self.seed * 1_000_003 + number))
+        finally:
+            self.tally.done += 1
+
+    async def _customer(self, number: int, rng: random.Random) -> None:
+        venue = self.venue
+        name = f"{self.tag}-{number}@spike.example"
+        await self.call("GET", "/v1/cities", "GET /v1/cities")
+        await self.call("GET", f"/v1/cities/{venue.city_id}/movies", "GET /v1/cities/{id}/movies")
+        await self.call("GET", f"/v1/cities/{venue.city_id}/movies/{venue.movie_id}/shows",
+                        "GET /v1/cities/{id}/movies/{id}/shows")
+        view = await self.seat_view()
+        size = rng.choice(SIZES)
+        hold: dict[str, Any] | None = None
+        for attempt in range(self.behaviour.retries):
+            if attempt >= 2:
+                view = await self.seat_view()
+            seats = self.pick(view, size, rng)
+            if seats is None:
+                break
+            status, body = await self.call("POST", f"/v1/shows/{venue.show_id}/holds",
+                                           "POST /v1/shows/{id}/holds", {"seats": list(seats), "customer": name})
+            if status == 201:
+                self.tally.holds_granted += 1
+                hold = body
+                break
+            if status == 409 and body and body.get("error") == "seats_unavailable":
+                self.tally.holds_refused += 1
+                for seat in body.get("unavailable", ()):
+                    view[seat] = "held"
+                continue
+            if status == 429:
+                self.tally.holds_limited += 1
+            else:
+                self.tally.holds_failed += 1
+            return
+        if hold is None:
+            if rng.random() >= self.behaviour.waitlist_share:
+                self.tally.gave_up += 1
+                return
+            hold = await self.wait_in_line(name, size)
+            if hold is None:
+                return
+        await self.pay_or_walk_away(hold, rng)
+
+    def pick(self, view: dict[str, str], size: int, rng: random.Random) -> tuple[str, ...] | None:
+        blocks = self.venue.blocks[size]
+
+        def free(block: tuple[str, ...]) -> bool:
+            return all(view.get(s) == "available" for s in block)
+
+        if rng.random() >= self.behaviour.best_seekers:
+            # Anywhere will do: a few random tries before a full scan (keeps the client cheap).
+            for _ in range(20):
+                block = rng.choice(blocks)
+                if free(block):
+                    return block
+        found: list[tuple[str, ...]] = []
+        for block in blocks:
+            if free(block):
+                found.append(block)
+                if len(found) == 3:
+                    break
+        return rng.choice(found) if found else None
+
+    async def wait_in_line(self, name: str, size: int) -> dict[str, Any] | None:
+        show_id = self.venue.show_id
+        sent = time.perf_counter()
+        status, body = await self.call("POST", f"/v1/shows/{show_id}/waitlist", "POST /v1/shows/{id}/waitlist",
+                                       {"count": size, "customer": name})
+        if status != 201:
+            if status == 409 and body and body.get("error") == "no_chance":
+                self.tally.waitlist_no_chance += 1
+            return None
+        self.tally.waitlist_joined += 1
+        record = WaitRecord(body["entry_id"], size, sent, time.perf_counter(), body["status"])
+        self.waits.append(record)
+        entry_path = f"/v1/waitlist/{record.entry_id}"
+        deadline = time.perf_counter() + self.behaviour.patience_s
+        entry = body
+        left = False
+        while entry.get("status") == "waiting":
+            if time.perf_counter() > deadline and not left:
+                left = True
+                status, _ = await self.call("DELETE", entry_path, "DELETE /v1/waitlist/{id}")
+                if status == 204:
+                    record.status = "cancelled"
+                    self.tally.waitlist_left += 1
+                    return None
+                # The grant (or the end of every chance) came first: look what it was.
+            else:
+                await asyncio.sleep(self.behaviour.poll_s)
+            polled = time.perf_counter()
+            status, answer = await self.call("GET", entry_path, "GET /v1/waitlist/{id}")
+            if status != 200:
+                return None
+            entry = answer
+            if entry.get("status") == "waiting":
+                record.last_waiting_poll_sent = polled
+        record.status = str(entry.get("status"))
+        if record.status == "granted":
+            record.granted_seen = time.perf_counter() if entry is not body else record.join_answered
+            self.tally.waitlist_granted += 1
+            return entry.get("hold")  # type: ignore[no-any-return]
+        if record.status == "impossible":
+            self.tally.waitlist_impossible += 1
+        return None
+
+    async def pay_or_walk_away(self, hold: dict[str, Any], rng: random.Random) -> None:
+        self.hold_ttls.add(int(hold.get("ttl_s") or 0))
+        await asyncio.sleep(rng.random() * self.behaviour.think_s)
+        if rng.random() >= self.behaviour.pay_share:
+            self.tally.abandoned += 1  # the hold runs out on its own
+            return
+        path = f"/v1/holds/{hold['hold_id']}/confirm"
+        tokens = ["tok_decline", "tok_ok"] if rng.random() < self.behaviour.decline_first else ["tok_ok"]
+        for token in tokens:
+            status, body = await self.call(
+                "POST", path, "POST /v1/holds/{id}/confirm", {"payment": {"method": "card", "token": token}},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
+            if status == 201:
+                self.tally.paid += 1
+                self.bookings.append(body)
+                self.tally.seats_booked += len(body["seats"])
+                if self.tally.seats_booked >= self.venue.seat_count and self.tally.sold_out_at is None:
+                    self.tally.sold_out_at = time.perf_counter() - self.started
+                return
+            if status == 402:
+                self.tally.declined += 1
+                continue
+            self.tally.confirm_failed += 1
+            return
