@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import browse, holds, operations, streams, waitlist
 from api.bodylimit import BodySizeLimit
 from api.limiter import Limiter
+from api.operations import tracked
 from api.responses import error, error_response
 from engine.errors import BoxOfficeError
 from engine.service import Context, close_context, open_context
@@ -71,16 +72,16 @@ routes = [
     Route("/v1/cities/{city_id}/movies", browse.movies, methods=["GET"]),
     Route("/v1/cities/{city_id}/movies/{movie_id}/shows", browse.shows, methods=["GET"]),
     Route("/v1/shows/{show_id}", browse.show, methods=["GET"]),
-    Route("/v1/shows/{show_id}/seats", browse.seat_map, methods=["GET"]),
+    Route("/v1/shows/{show_id}/seats", tracked("seat_map", browse.seat_map), methods=["GET"]),
     Route("/v1/shows/{show_id}/seats/events", streams.seat_events, methods=["GET"]),
-    Route("/v1/shows/{show_id}/holds", holds.create_hold, methods=["POST"]),
+    Route("/v1/shows/{show_id}/holds", tracked("hold", holds.create_hold), methods=["POST"]),
     Route("/v1/holds/{hold_id}", holds.get_hold, methods=["GET"]),
-    Route("/v1/holds/{hold_id}", holds.release_hold, methods=["DELETE"]),
-    Route("/v1/holds/{hold_id}/confirm", holds.confirm_hold, methods=["POST"]),
+    Route("/v1/holds/{hold_id}", tracked("release", holds.release_hold), methods=["DELETE"]),
+    Route("/v1/holds/{hold_id}/confirm", tracked("confirm", holds.confirm_hold), methods=["POST"]),
     Route("/v1/bookings/{booking_id}", holds.get_booking, methods=["GET"]),
-    Route("/v1/shows/{show_id}/waitlist", waitlist.join, methods=["POST"]),
+    Route("/v1/shows/{show_id}/waitlist", tracked("waitlist_join", waitlist.join), methods=["POST"]),
     Route("/v1/waitlist/{entry_id}", waitlist.status, methods=["GET"]),
-    Route("/v1/waitlist/{entry_id}", waitlist.leave, methods=["DELETE"]),
+    Route("/v1/waitlist/{entry_id}", tracked("waitlist_leave", waitlist.leave), methods=["DELETE"]),
     Route("/v1/waitlist/{entry_id}/events", streams.entry_events, methods=["GET"]),
     Route("/healthz", operations.healthz, methods=["GET"]),
     Route("/metrics", operations.metrics, methods=["GET"]),

@@ -1,50 +1,78 @@
-"""Operations: health, metrics, the OpenAPI document."""
+"""Operations: health, metrics, the OpenAPI document, and the wrapper that measures
+API operations (engine/metrics.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.openapi import OPENAPI
 from api.responses import JSON
+from engine import metrics as engine_metrics
 from engine.service import Context
 
 CHECK_TIMEOUT_S = 2.0
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+async def _redis_ok(ctx: Context) -> bool:
+    if ctx.settings.redis_cluster:
+        from redis.asyncio.cluster import RedisCluster
+
+        # Every shard must answer: a show lives on exactly one of them.
+        return bool(await ctx.redis.ping(target_nodes=RedisCluster.PRIMARIES))
+    return bool(await ctx.redis.ping())
+
+
+async def _database_ok(ctx: Context) -> bool:
+    async with ctx.sql.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return True
+
+
+async def _check(probe: Callable[[Context], Awaitable[bool]], ctx: Context) -> str:
+    try:
+        return "ok" if await asyncio.wait_for(probe(ctx), CHECK_TIMEOUT_S) else "down"
+    except Exception:
+        return "down"
+
 
 async def healthz(request: Request) -> JSON:
     ctx: Context = request.app.state.ctx
-
-    async def redis_ok() -> bool:
-        return bool(await ctx.redis.ping())
-
-    async def sql_ok() -> bool:
-        async with ctx.sql.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return True
-
-    checks = {}
-    for name, check in (("redis", redis_ok), ("database", sql_ok)):
-        try:
-            checks[name] = "ok" if await asyncio.wait_for(check(), CHECK_TIMEOUT_S) else "down"
-        except Exception:
-            checks[name] = "down"
-    healthy = all(v == "ok" for v in checks.values())
-    body = {"status": "ok" if healthy else "unavailable", "checks": checks}
-    if not healthy:
-        down = ", ".join(k for k, v in checks.items() if v != "ok")
-        body.update(error="unavailable", message=f"not answering: {down}")
-        return JSON(body, status_code=503, headers={"Retry-After": "2"})
-    return JSON(body)
+    redis_state, database_state = await asyncio.gather(_check(_redis_ok, ctx), _check(_database_ok, ctx))
+    checks = {"redis": redis_state, "database": database_state}
+    down = [name for name, state in checks.items() if state != "ok"]
+    headers = {"Cache-Control": "no-store"}
+    if not down:
+        return JSON({"status": "ok", "checks": checks}, headers=headers)
+    body = {"status": "unavailable", "checks": checks, "down": down, "error": "unavailable",
+            "message": f"not answering: {', '.join(down)}"}
+    return JSON(body, status_code=503, headers={**headers, "Retry-After": "2"})
 
 
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    body = engine_metrics.render(request.app.state.ctx)
+    return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
 
 async def openapi(request: Request) -> JSON:
     return JSON(OPENAPI)
+
+
+def tracked(operation: str, endpoint: Endpoint) -> Endpoint:
+    """The endpoint, counted and timed as `operation` in /metrics."""
+
+    @functools.wraps(endpoint)
+    async def measured(request: Request) -> Response:
+        with engine_metrics.track(operation):
+            return await endpoint(request)
+
+    return measured
+

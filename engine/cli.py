@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 from datetime import UTC, date, datetime
 
@@ -43,6 +46,19 @@ def _seed(settings: Settings, scale: str, seed_value: int, start: date) -> None:
     print(f"seeded {scale} (seed {seed_value}) in {time.monotonic() - began:.1f}s: {summary}")
 
 
+def _prepare_metrics_dir() -> None:
+    """Several workers share their Prometheus metrics through files (engine/metrics.py):
+    the directory must be set before the workers start, and empty."""
+    from engine import metrics
+
+    directory = os.environ.get(metrics.MULTIPROC_ENV)
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="boxoffice-metrics-")
+        os.environ[metrics.MULTIPROC_ENV] = directory
+        atexit.register(shutil.rmtree, directory, True)
+    metrics.prepare_multiprocess_dir(directory)
+
+
 def _serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
@@ -54,6 +70,8 @@ def _serve(host: str, port: int, workers: int) -> None:
             sys.exit("embedded mode runs one worker: its Redis lives in the process")
     else:
         _migrate(settings)
+    if workers > 1:
+        _prepare_metrics_dir()
     print(f"boxoffice listening on http://{host}:{port}/  (open it in a browser)", flush=True)
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level=os.environ.get("BOXOFFICE_LOG_LEVEL", "warning"), access_log=False)

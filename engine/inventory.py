@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from engine import metrics
 from engine.errors import (
     HoldNotActive,
     InvalidRequest,
@@ -78,8 +79,9 @@ class Inventory:
             if answer == ScriptCode.NOT_LOADED:
                 await self.load_show(show_id)
                 continue
-            if isinstance(answer, list) and len(answer) == 3:
-                result, wake, became_active = answer
+            if isinstance(answer, list) and len(answer) >= 3:
+                result, wake, became_active = answer[:3]
+                metrics.observe_script(answer)
                 if became_active:
                     await ctx.redis.zadd(ctx.keys.sweep_index, {str(show_id): int(wake)})
                 return result
@@ -189,6 +191,7 @@ class Inventory:
         )
         if answer == ScriptCode.NOT_LOADED:
             return 0, 0
+        metrics.observe_script(answer)
         return int(answer[0]), int(answer[1])
 
 

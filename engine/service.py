@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine import db
+from engine import db, metrics
 from engine.bookings import Bookings
 from engine.catalog import Catalog
 from engine.events import EventHub
@@ -31,6 +31,58 @@ log = logging.getLogger(__name__)
 _embedded_server: Any = None
 
 
+# A dead or hung Redis must turn into a quick 503, not a request that hangs: short socket
+# timeouts and a couple of fast retries (enough for a blip, a failover is retried by the
+# cluster client itself).
+REDIS_CONNECT_TIMEOUT_S = 2.0
+REDIS_SOCKET_TIMEOUT_S = 5.0
+
+
+def _quick_retry() -> Any:
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialWithJitterBackoff
+
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2)
+
+
+class ClusterPubSub:
+    """Pub/sub for a Redis Cluster. A classic PUBLISH (which our scripts use) reaches the
+    subscribers on every node of the cluster, so one subscription to any one node hears
+    every show. Each new subscription takes the next node the cluster client knows,
+    so a subscriber whose node died moves on to a live one by itself."""
+
+    def __init__(self, cluster: Any, url: str) -> None:
+        self.cluster = cluster
+        self.url = url
+        self._turn = 0
+        self._client: Any = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def _next_client(self) -> Any:
+        from redis.asyncio import Redis
+
+        nodes = sorted(self.cluster.get_nodes(), key=lambda node: node.name)
+        if not nodes:  # the cluster client has not met the cluster yet
+            return Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
+        node = nodes[self._turn % len(nodes)]
+        self._turn += 1
+        return Redis(host=node.host, port=node.port, decode_responses=True,
+                     socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
+
+    def pubsub(self, **kwargs: Any) -> Any:
+        previous, self._client = self._client, self._next_client()
+        if previous is not None:
+            # Closed in the background: the caller gave up on it already.
+            task = asyncio.get_running_loop().create_task(previous.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return self._client.pubsub(**kwargs)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
 def make_redis(settings: Settings) -> tuple[Any, Any]:
     """(client for commands and scripts, client for pub/sub)."""
     if settings.embedded:
@@ -42,21 +94,26 @@ def make_redis(settings: Settings) -> tuple[Any, Any]:
         client = fakeredis.FakeAsyncRedis(server=_embedded_server, decode_responses=True)
         return client, client
     assert settings.redis_url is not None
+    timeouts = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S, "socket_timeout": REDIS_SOCKET_TIMEOUT_S}
     if settings.redis_cluster:
-        from redis.asyncio import Redis
         from redis.asyncio.cluster import RedisCluster
 
+        # REDIS_URL names any one node; the client discovers the others and follows
+        # MOVED redirections and failovers by itself.
         cluster = RedisCluster.from_url(settings.redis_url, decode_responses=True,
-                                        max_connections=settings.redis_pool_size)
-        # Classic PUBLISH reaches every node of a cluster: one node serves pub/sub.
-        return cluster, Redis.from_url(settings.redis_url, decode_responses=True)
+                                        max_connections=settings.redis_pool_size, retry=_quick_retry(),
+                                        **timeouts)
+        return cluster, ClusterPubSub(cluster, settings.redis_url)
     from redis.asyncio import BlockingConnectionPool, Redis
 
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url, decode_responses=True, max_connections=settings.redis_pool_size, timeout=5
+        settings.redis_url, decode_responses=True, max_connections=settings.redis_pool_size, timeout=5,
+        retry=_quick_retry(), **timeouts,
     )
     client = Redis(connection_pool=pool)
-    return client, Redis.from_url(settings.redis_url, decode_responses=True)
+    # Subscriptions wait for messages indefinitely: no socket timeout on that client.
+    return client, Redis.from_url(settings.redis_url, decode_responses=True,
+                                  socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
 
 
 @dataclass
@@ -132,6 +189,7 @@ def start_background(ctx: Context) -> None:
     ctx.events.start()
     ctx.tasks.append(asyncio.create_task(ctx.sweeper.run_forever(), name="sweeper"))
     ctx.tasks.append(asyncio.create_task(ctx.reconciler.run_forever(), name="reconciler"))
+    ctx.tasks.append(asyncio.create_task(metrics.sample_pools_forever(ctx), name="pool-metrics"))
 
 
 async def close_context(ctx: Context) -> None:

@@ -32,6 +32,10 @@ local RETENTION_S = 86400
 -- Seats changed by this call, published once at the end for live seat maps.
 local CHANGED = {}
 local QUEUE_CHANGED = false
+-- For the service's metrics (engine/metrics.py): how late each hold this call
+-- expired was past its deadline, and how long each waiter it granted had waited (ms).
+local EXPIRED_LATE_MS = {}
+local GRANT_WAITS_MS = {}
 
 local function split_seats(csv)
   local out = {}

@@ -4,10 +4,14 @@
 -- Needs context.lua, holds.lua and waitlist.lua.
 
 local function settle_due()
-  local due = redis.call('ZRANGEBYSCORE', K_DEADLINES, '-inf', NOW, 'LIMIT', 0, 1000)
+  local due = redis.call('ZRANGEBYSCORE', K_DEADLINES, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, 1000)
   local freed = 0
-  for _, hold_id in ipairs(due) do
-    freed = freed + end_hold(hold_id, 'expired', 'holds_unpaid')
+  for i = 1, #due, 2 do
+    local status = redis.call('HGET', hold_key(due[i]), 'status')
+    freed = freed + end_hold(due[i], 'expired', 'holds_unpaid')
+    if status == 'active' or status == 'confirming' then
+      EXPIRED_LATE_MS[#EXPIRED_LATE_MS + 1] = NOW - tonumber(due[i + 1])
+    end
   end
   local starts_at = tonumber(redis.call('HGET', K_META, 'starts_at') or '0')
   if starts_at > 0 and starts_at <= NOW then
@@ -15,7 +19,7 @@ local function settle_due()
   elseif freed > 0 then
     grant_waiters()
   end
-  return #due
+  return #due / 2
 end
 
 -- When the sweeper should look at this show next (0: nothing pending).
@@ -55,9 +59,10 @@ local function publish_changes()
 end
 
 -- Every show script calls begin() first and returns finish(result): the caller
--- gets {result, next_wake, became_active}. became_active is 1 when the show had
--- nothing pending before this call and has now: the engine then indexes the
--- show for the sweepers (a sweeper only drops a show it saw idle).
+-- gets {result, next_wake, became_active, expired_late_ms, grant_waits_ms}.
+-- became_active is 1 when the show had nothing pending before this call and has
+-- now: the engine then indexes the show for the sweepers (a sweeper only drops
+-- a show it saw idle). The two lists feed the metrics (see context.lua).
 local START_WAKE = 0
 local function begin()
   START_WAKE = next_wake()
@@ -67,5 +72,5 @@ local function finish(result)
   publish_changes()
   local wake = next_wake()
   local became_active = (START_WAKE == 0 and wake > 0) and 1 or 0
-  return {result, wake, became_active}
+  return {result, wake, became_active, EXPIRED_LATE_MS, GRANT_WAITS_MS}
 end

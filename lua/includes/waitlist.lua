@@ -145,6 +145,7 @@ local function grant_waiters()
       create_hold(hold_id, entry[1], picked, 'waitlist')
       end_entry(entry_id, 'granted', hold_id)
       redis.call('HINCRBY', K_STATS, 'grants', 1)
+      GRANT_WAITS_MS[#GRANT_WAITS_MS + 1] = NOW - tonumber(entry[4])
       for _, seat in ipairs(picked) do claimed[seat] = true end
       unclaimed = unclaimed - count
     else

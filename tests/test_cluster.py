@@ -1,0 +1,229 @@
+"""The service unchanged on a real Redis Cluster (three primaries, three replicas): holds,
+confirm, expiry by the sweepers, the waitlist and live changes, with shows spread over
+the shards. One cluster for the module (tests/support/cluster.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+import pytest
+from redis.crc import key_slot
+from sqlalchemy import text
+
+from engine.db import db_time
+from engine.events import ShowChange
+from engine.models import HoldStatus, SeatStatus
+from engine.service import Context, close_context, open_context
+from engine.settings import Settings
+from tests.conftest import SALES_TABLES, ShowRef
+from tests.support.cluster import LocalCluster
+from tests.support.sales import audit, eventually, redis_now_ms
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    local = LocalCluster.start()
+    yield local
+    local.stop()
+
+
+def cluster_settings(cluster: LocalCluster, database_url: str, **changes: object) -> Settings:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {SALES_TABLES}")
+    base = Settings(redis_url=cluster.url, database_url=database_url, redis_cluster=True,
+                    key_prefix=f"t{uuid.uuid4().hex[:10]}", confirm_grace_s=1.0, reconcile_interval_s=3600.0,
+                    browse_cache_s=0.0, rate_limit_holds_per_min=0, rate_limit_ip_per_min=0)
+    return base.with_changes(**changes)
+
+
+@pytest.fixture
+async def cctx(cluster: LocalCluster, database_url: str) -> AsyncIterator[Context]:
+    context = await open_context(cluster_settings(cluster, database_url), background=False)
+    yield context
+    await drop_prefix(context)
+    await close_context(context)
+
+
+async def drop_prefix(context: Context) -> None:
+    # scan_iter visits every primary; delete splits its keys by slot.
+    keys = [k async for k in context.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
+    for i in range(0, len(keys), 500):
+        await context.redis.delete(*keys[i:i + 500])
+
+
+async def shows_on_every_shard(context: Context, cluster: LocalCluster, per_shard: int = 1,
+                               max_seats: int = 5000) -> list[ShowRef]:
+    """Future shows whose hash tags land on each of the primaries, `per_shard` of each."""
+    async with context.sql.connect() as conn:
+        rows = list(await conn.execute(text(
+            "SELECT s.id, s.hall_id FROM shows s JOIN halls h ON h.id = s.hall_id"
+            " WHERE s.starts_at > :soon AND h.seat_count <= :hi ORDER BY s.id"),
+            {"soon": db_time(conn, datetime.now(UTC) + timedelta(hours=2)), "hi": max_seats}))
+    by_port: dict[int, list[ShowRef]] = {}
+    for show_id, hall_id in rows:
+        port = cluster.node_for_slot(key_slot(str(show_id).encode())).port
+        if len(by_port.setdefault(port, [])) < per_shard:
+            plan = await context.catalog.hall_plan(int(hall_id))
+            by_port[port].append(ShowRef(int(show_id), int(hall_id), [s.id for s in plan.seats]))
+    assert len(by_port) == 3 and all(len(v) == per_shard for v in by_port.values()), by_port
+    return [show for shows in by_port.values() for show in shows]
+
+
+async def test_shows_spread_over_the_shards_and_each_show_stays_in_one_slot(
+        cctx: Context, cluster: LocalCluster) -> None:
+    shows = await shows_on_every_shard(cctx, cluster, per_shard=2)
+    for show in shows:
+        await cctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    serving = set()
+    for show in shows:
+        slot = key_slot(str(show.show_id).encode())
+        owner = cluster.node_for_slot(slot)
+        serving.add(owner.port)
+        # Every key of the show lives on the node that owns its slot, and nowhere else.
+        with owner.client() as direct:
+            names = direct.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
+        mine = [n for n in names if n.startswith(cctx.keys.show_base(show.show_id))]
+        assert {cctx.keys.show_keys(show.show_id)[i] for i in (0, 1, 2, 3, 4, 7)} <= set(mine), mine
+        assert all(key_slot(n.encode()) == slot for n in mine)
+        assert any(":hold:" in n for n in mine), "the hold's own hash is in the show's slot too"
+    assert len(serving) == 3, "shows spread over the three primaries"
+
+
+async def test_contention_across_shards_holds_every_seat_at_most_once(
+        cluster: LocalCluster, database_url: str) -> None:
+    from api.app import create_app
+
+    # The abuse limiter's pipelines run too (generous limits: nobody is refused by them).
+    context = await open_context(cluster_settings(cluster, database_url, rate_limit_holds_per_min=1000,
+                                                  rate_limit_ip_per_min=10_000), background=False)
+    try:
+        shows = await shows_on_every_shard(context, cluster)
+        rng = random.Random(8)
+        requests = [(rng.choice(shows), i) for i in range(240)]
+        picks = [rng.sample(show.seat_ids[:24], rng.randint(1, 4)) for show, _ in requests]
+        transport = httpx.ASGITransport(app=create_app(context.settings, context=context))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            answers = await asyncio.gather(*(
+                client.post(f"/v1/shows/{show.show_id}/holds", json={"seats": seats, "customer": f"c{i}@example.org"})
+                for (show, i), seats in zip(requests, picks, strict=True)))
+            owner: dict[tuple[int, str], str] = {}
+            for (show, _), seats, answer in zip(requests, picks, answers, strict=True):
+                assert answer.status_code in (201, 409), answer.text
+                if answer.status_code == 201:
+                    for seat in seats:
+                        assert (show.show_id, seat) not in owner, f"{seat} of {show.show_id} held twice"
+                        owner[(show.show_id, seat)] = answer.json()["hold_id"]
+            for (show, _), answer in zip(requests, answers, strict=True):
+                if answer.status_code == 409:
+                    assert all((show.show_id, s) in owner for s in answer.json()["unavailable"])
+            for show in shows:
+                body = (await client.get(f"/v1/shows/{show.show_id}/seats")).json()
+                held = {s["id"] for s in body["seats"] if s["status"] == "held"}
+                assert held == {seat for (sid, seat) in owner if sid == show.show_id}
+            health = await client.get("/healthz")
+            assert health.status_code == 200 and health.json()["checks"] == {"redis": "ok", "database": "ok"}
+    finally:
+        await drop_prefix(context)
+        await close_context(context)
+
+
+async def test_confirm_on_every_shard_commits_once_and_redis_is_repaired_from_postgresql(
+        cctx: Context, cluster: LocalCluster) -> None:
+    shows = await shows_on_every_shard(cctx, cluster)
+    bookings = {}
+    for show in shows:
+        hold = await cctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+        booking = await cctx.bookings.confirm(hold.hold_id, f"key-{show.show_id}", "tok_ok")
+        again = await cctx.bookings.confirm(hold.hold_id, f"key-{show.show_id}", "tok_ok")
+        assert again["booking_id"] == booking["booking_id"], "the same key answers the same booking"
+        assert (await cctx.inventory.hold_status(hold.hold_id)).status is HoldStatus.CONFIRMED
+        bookings[show.show_id] = booking
+    # As if the confirms had been cut off between the commit and the marks in Redis: the
+    # reconciler's pipelined check then reads seats of every shard at once and repairs them.
+    for show in shows:
+        await cctx.redis.hdel(cctx.keys.show_keys(show.show_id)[2], show.seat_ids[0])
+    cctx.bookings.marked.clear()  # the process that made them died with this memory
+    async with cctx.sql.begin() as conn:
+        await conn.execute(text("UPDATE bookings SET marked_at = NULL"))
+    report = await cctx.reconciler.reconcile_once(after_start=True)
+    assert report.redis_repaired == 3
+    for show in shows:
+        statuses = await cctx.inventory.seat_statuses(show.show_id)
+        assert statuses == {show.seat_ids[0]: SeatStatus.BOOKED, show.seat_ids[1]: SeatStatus.BOOKED}
+    # A shard that lost a show entirely rebuilds it from PostgreSQL on the next touch.
+    lost = shows[0]
+    await cctx.redis.delete(*cctx.keys.show_keys(lost.show_id))
+    assert set((await cctx.inventory.seat_statuses(lost.show_id)).values()) == {SeatStatus.BOOKED}
+    books = await audit(cctx)
+    books.assert_consistent()
+    assert books.bookings == 3 and books.charges == 3 and books.refunds == 0
+
+
+async def test_the_sweepers_expire_holds_on_every_shard_within_a_second(
+        cluster: LocalCluster, database_url: str) -> None:
+    settings = cluster_settings(cluster, database_url, hold_ttl_s=1)
+    # Two sweepers, as two service processes would run.
+    first, second = await open_context(settings, background=False), await open_context(settings, background=False)
+    sweepers = [asyncio.create_task(c.sweeper.run_forever()) for c in (first, second)]
+    try:
+        shows = await shows_on_every_shard(first, cluster)
+        holds = [await first.inventory.hold(show.show_id, [seat], f"c{i}@example.org")
+                 for show in shows for i, seat in enumerate(show.seat_ids[:5])]
+        deadline_ms = max(h.expires_at_ms for h in holds)
+
+        async def all_free() -> bool:
+            # Read nothing of the shows (reads settle on their own): watch the stats hashes.
+            held = [int(await first.redis.hget(first.keys.stats(s.show_id), "held") or 0) for s in shows]
+            return sum(held) == 0
+
+        await eventually(all_free, timeout_s=10)
+        assert await redis_now_ms(first) - deadline_ms < 1000
+        assert sum(c.sweeper.holds_ended for c in (first, second)) == len(holds), "each hold ended once"
+    finally:
+        for task in sweepers:
+            task.cancel()
+        await asyncio.gather(*sweepers, return_exceptions=True)
+        await drop_prefix(first)
+        await close_context(first)
+        await close_context(second)
+
+
+async def test_the_waitlist_on_a_cluster_serves_first_come_first_served(
+        cctx: Context, cluster: LocalCluster) -> None:
+    show = (await shows_on_every_shard(cctx, cluster, max_seats=100))[1]
+    seats = show.seat_ids
+    holds = [await cctx.inventory.hold(show.show_id, seats[i:i + 10], f"h{i}@example.org")
+             for i in range(0, len(seats), 10)]
+    first = await cctx.waitlist.join(show.show_id, "first@example.org", 3, None)
+    second = await cctx.waitlist.join(show.show_id, "second@example.org", 2, None)
+    assert (first["status"], first["position"], second["position"]) == ("waiting", 1, 2)
+    await cctx.inventory.release(holds[0].hold_id)  # ten seats back: 3 to the first, 2 to the second
+    granted = [await cctx.waitlist.status(e["entry_id"]) for e in (first, second)]
+    assert [g["status"] for g in granted] == ["granted", "granted"]
+    assert [len(g["hold"]["seats"]) for g in granted] == [3, 2]
+    stats = await cctx.redis.hgetall(cctx.keys.stats(show.show_id))
+    assert (int(stats["waiting"]), int(stats["held"]), int(stats["free"])) == (0, len(seats) - 5, 5)
+
+
+async def test_changes_on_every_shard_reach_one_subscription(cctx: Context, cluster: LocalCluster) -> None:
+    cctx.events.start()
+    shows = await shows_on_every_shard(cctx, cluster)
+    await asyncio.wait_for(cctx.events.connected.wait(), 10)
+    async with contextlib.AsyncExitStack() as stack:
+        queues = [await stack.enter_async_context(cctx.events.listen(s.show_id)) for s in shows]
+        for show in shows:
+            await cctx.inventory.hold(show.show_id, [show.seat_ids[3]], "ana@example.org")
+        for show, queue in zip(shows, queues, strict=True):
+            change = await asyncio.wait_for(queue.get(), 5)
+            assert isinstance(change, ShowChange) and change.show_id == show.show_id
+            assert change.seats == {show.seat_ids[3]: "held"}
+
