@@ -70,7 +70,8 @@ def provider_key(hold_id: str, client_key: str, attempt: int) -> str:
 
 class PaymentRecords:
     def __init__(self, sql: AsyncEngine, provider_name: str) -> None:
-        self.sql = sql
+        # Every statement here stands alone: autocommit saves the BEGIN and COMMIT round trips.
+        self.sql = sql.execution_options(isolation_level="AUTOCOMMIT")
         self.provider_name = provider_name
 
     async def key_state(self, hold_id: str, client_key: str) -> KeyState:

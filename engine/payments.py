@@ -60,7 +60,8 @@ class SimulatedProvider:
     SLOW_S = 2.0
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+        # Single statements: autocommit saves the BEGIN and COMMIT round trips.
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def authorize(self, key: str, token: str, amount: int, currency: str) -> Charge:
         if token == "tok_error":

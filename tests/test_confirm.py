@@ -22,7 +22,7 @@ from engine.errors import HoldExpired, ScriptCode
 from engine.payment_records import PaymentRecord
 from engine.payments import ChargeStatus, ProviderUnavailable, SimulatedProvider
 from engine.service import Context, close_context, open_context
-from tests.conftest import ShowRef, pick_show
+from tests.conftest import BOTH, ShowRef, pick_show
 from tests.support.sales import audit, eventually, redis_now_ms
 from tests.support.services import RedisServer
 
@@ -126,6 +126,7 @@ async def test_confirm_books_and_answers_only_after_the_commit(ctx: Context, cli
     assert (books.charges, books.bookings, books.refunds) == (1, 1, 0)
 
 
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_a_declined_payment_books_nothing_and_the_hold_stays_until_its_deadline(
         ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
     hold_id = await hold(client, show.show_id, show.seat_ids[:2])
@@ -143,6 +144,7 @@ async def test_a_declined_payment_books_nothing_and_the_hold_stays_until_its_dea
     assert (books.charges, books.bookings) == (1, 1)
 
 
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_a_provider_outage_answers_503_and_charges_and_books_nothing(
         ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
     hold_id = await hold(client, show.show_id, show.seat_ids[:1])
@@ -267,6 +269,7 @@ async def _status_is(context: Context, show_id: int, hold_id: str, status: str) 
 # -- 3. idempotency --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_one_key_sent_twenty_times_at_once_books_and_charges_once(
         ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
     hold_id = await hold(client, show.show_id, show.seat_ids[:3])
@@ -283,6 +286,7 @@ async def test_one_key_sent_twenty_times_at_once_books_and_charges_once(
     assert (books.charges, books.bookings) == (1, 1)
 
 
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_two_keys_racing_for_one_hold_book_it_once(ctx: Context, client: httpx.AsyncClient,
                                                          show: ShowRef) -> None:
     hold_id = await hold(client, show.show_id, show.seat_ids[:2])
