@@ -143,6 +143,8 @@ class Bookings:
         try:
             with timed("payment"):
                 charge = await ctx.payments.authorize(payment.provider_key, token, amount, currency)
+                if charge.status is ChargeStatus.AUTHORIZED:
+                    charge = await ctx.payments.capture(payment.provider_key)
         except ProviderUnavailable as exc:
             await self.records.settle(payment.id, PaymentStatus.FAILED)
             await self.abort(pinned.show_id, hold_id, pinned.fence)

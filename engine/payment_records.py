@@ -61,11 +61,11 @@ class KeyState:
 
 
 def provider_key(hold_id: str, client_key: str, attempt: int) -> str:
-    """The key the provider sees: the client's key (hashed: it may be long) scoped to the
-    hold, plus the attempt, so a retry after a decline is a new charge but a replay of
-    the same attempt never is."""
-    digest = hashlib.sha256(client_key.encode()).hexdigest()[:32]
-    return f"{hold_id}:{digest}:{attempt}"
+    """The key the provider sees: the client's key scoped to the hold, plus the attempt, so
+    a retry after a decline is a new charge but a replay of the same attempt never is.
+    Hashed: the hold id is a capability the provider has no business seeing."""
+    digest = hashlib.sha256(f"{hold_id}\n{client_key}".encode()).hexdigest()[:40]
+    return f"bo_{digest}_{attempt}"
 
 
 class PaymentRecords:

@@ -2,7 +2,11 @@
 BOXOFFICE_PAYMENT_PROVIDER ("module:Class"), so a real provider plugs in by configuration.
 
 Every call carries the engine's idempotency key: calling twice with the same key never
-charges twice, and `lookup` tells the reconciler what happened to a key after a crash."""
+charges twice, and `lookup` tells the reconciler what happened to a key after a crash.
+`authorize` may capture at once (the simulated provider does) or answer AUTHORIZED, and
+then the engine calls `capture`; `refund` gives back a capture or voids an authorization.
+A provider class is built with the service's SQL engine (the simulated one keeps its
+books there; a real one may ignore it and read its own settings from the environment)."""
 
 from __future__ import annotations
 
@@ -18,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 class ChargeStatus(StrEnum):
-    CAPTURED = "captured"
-    DECLINED = "declined"
-    REFUNDED = "refunded"
+    AUTHORIZED = "authorized"  # approved, not taken yet: capture it (or refund to void it)
+    CAPTURED = "captured"  # the money is taken
+    DECLINED = "declined"  # refused: nothing taken
+    REFUNDED = "refunded"  # given back (or the authorization voided)
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,8 @@ class Reconciler:
         bookings, records = ctx.bookings, ctx.bookings.records
         for payment in await records.pending_before(ctx.settings.confirm_grace_s):
             charge = await ctx.payments.lookup(payment.provider_key)
+            if charge is not None and charge.status is ChargeStatus.AUTHORIZED:
+                charge = await ctx.payments.capture(payment.provider_key)  # cut off before capture
             if charge is None or charge.status is ChargeStatus.DECLINED:
                 # Nothing charged. A charge that still lands later is refunded (below).
                 if await records.settle(payment.id, PaymentStatus.FAILED, provider_settled=charge is not None):
@@ -119,7 +121,7 @@ class Reconciler:
         records = ctx.bookings.records
         for payment in await records.unsettled_before(ctx.settings.confirm_grace_s):
             charge = await ctx.payments.lookup(payment.provider_key)
-            if charge is not None and charge.status is ChargeStatus.CAPTURED:
+            if charge is not None and charge.status in (ChargeStatus.CAPTURED, ChargeStatus.AUTHORIZED):
                 await ctx.bookings.refund_at_provider(payment)
                 report.refunded += 1
             else:

@@ -20,7 +20,7 @@ from api.app import create_app
 from engine.bookings import PinLost
 from engine.errors import HoldExpired, ScriptCode
 from engine.payment_records import PaymentRecord
-from engine.payments import ChargeStatus, ProviderUnavailable, SimulatedProvider
+from engine.payments import Charge, ChargeStatus, ProviderUnavailable, SimulatedProvider
 from engine.service import Context, close_context, open_context
 from tests.conftest import BOTH, ShowRef, pick_show
 from tests.support.sales import audit, eventually, redis_now_ms
@@ -70,10 +70,25 @@ def http(context: Context) -> httpx.AsyncClient:
 # -- 1. the provider -------------------------------------------------------------------
 
 
-class PluggedProvider(SimulatedProvider):
-    """Stands for a real provider named by BOXOFFICE_PAYMENT_PROVIDER."""
+class TwoStepProvider(SimulatedProvider):
+    """Stands for a real provider named by BOXOFFICE_PAYMENT_PROVIDER: it only authorizes
+    at first, and takes the money (into the simulated ledger) when captured."""
 
-    name = "plugged"
+    name = "two-step"
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine)
+        self.authorized: dict[str, tuple[int, str]] = {}
+
+    async def authorize(self, key: str, token: str, amount: int, currency: str) -> Charge:
+        if token != "tok_ok":
+            return await super().authorize(key, token, amount, currency)
+        self.authorized[key] = (amount, currency)
+        return Charge(key, ChargeStatus.AUTHORIZED, None, amount, currency)
+
+    async def capture(self, key: str) -> Charge:
+        amount, currency = self.authorized.pop(key)
+        return await super().authorize(key, "tok_ok", amount, currency)
 
 
 async def test_the_simulated_provider_charges_once_per_key_and_keeps_books(ctx: Context) -> None:
@@ -91,9 +106,18 @@ async def test_the_simulated_provider_charges_once_per_key_and_keeps_books(ctx: 
     assert (books.charges, books.refunds) == (1, 1)
 
 
-async def test_a_provider_plugs_in_by_configuration(tuned: Tuned) -> None:
-    context = await tuned(payment_provider="tests.test_confirm:PluggedProvider")
-    assert isinstance(context.payments, PluggedProvider)
+async def test_a_provider_plugs_in_by_configuration_and_may_capture_apart(
+        tuned: Tuned, show: ShowRef) -> None:
+    context = await tuned(payment_provider="tests.test_confirm:TwoStepProvider")
+    assert isinstance(context.payments, TwoStepProvider)
+    async with http(context) as client:
+        hold_id = await hold(client, show.show_id, show.seat_ids[:2])
+        answer = await confirm(client, hold_id, "key-1")
+    assert answer.status_code == 201, answer.text
+    assert context.payments.authorized == {}, "the engine captured what it authorized"
+    books = await audit(context)
+    books.assert_consistent()
+    assert (books.charges, books.bookings) == (1, 1)
 
 
 # -- 2. confirm ------------------------------------------------------------------------
