@@ -57,15 +57,20 @@ class ClusterPubSub:
         self._turn = 0
         self._client: Any = None
         self._closing: set[asyncio.Task[None]] = set()
+        self.node: tuple[str, int] | None = None  # where the current subscription lives
 
     def _next_client(self) -> Any:
         from redis.asyncio import Redis
 
         nodes = sorted(self.cluster.get_nodes(), key=lambda node: node.name)
-        if not nodes:  # the cluster client has not met the cluster yet
-            return Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
+        if not nodes:  # the cluster client has not met the cluster yet: the node of REDIS_URL
+            client = Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
+            options = client.connection_pool.connection_kwargs
+            self.node = (options.get("host", "localhost"), int(options.get("port", 6379)))
+            return client
         node = nodes[self._turn % len(nodes)]
         self._turn += 1
+        self.node = (node.host, int(node.port))
         return Redis(host=node.host, port=node.port, decode_responses=True,
                      socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
 

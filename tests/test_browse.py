@@ -7,7 +7,6 @@ import pytest
 
 from tests.conftest import BOTH
 
-
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
 
 

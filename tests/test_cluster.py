@@ -9,7 +9,6 @@ import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
@@ -17,13 +16,12 @@ import pytest
 from redis.crc import key_slot
 from sqlalchemy import text
 
-from engine.db import db_time
 from engine.events import ShowChange
 from engine.models import HoldStatus, SeatStatus
 from engine.service import Context, close_context, open_context
 from engine.settings import Settings
-from tests.conftest import SALES_TABLES, ShowRef
-from tests.support.cluster import LocalCluster
+from tests.conftest import SALES_TABLES
+from tests.support.cluster import LocalCluster, shows_on_every_shard
 from tests.support.sales import audit, eventually, redis_now_ms
 
 pytestmark = pytest.mark.cluster
@@ -58,24 +56,6 @@ async def drop_prefix(context: Context) -> None:
     keys = [k async for k in context.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
     for i in range(0, len(keys), 500):
         await context.redis.delete(*keys[i:i + 500])
-
-
-async def shows_on_every_shard(context: Context, cluster: LocalCluster, per_shard: int = 1,
-                               max_seats: int = 5000) -> list[ShowRef]:
-    """Future shows whose hash tags land on each of the primaries, `per_shard` of each."""
-    async with context.sql.connect() as conn:
-        rows = list(await conn.execute(text(
-            "SELECT s.id, s.hall_id FROM shows s JOIN halls h ON h.id = s.hall_id"
-            " WHERE s.starts_at > :soon AND h.seat_count <= :hi ORDER BY s.id"),
-            {"soon": db_time(conn, datetime.now(UTC) + timedelta(hours=2)), "hi": max_seats}))
-    by_port: dict[int, list[ShowRef]] = {}
-    for show_id, hall_id in rows:
-        port = cluster.node_for_slot(key_slot(str(show_id).encode())).port
-        if len(by_port.setdefault(port, [])) < per_shard:
-            plan = await context.catalog.hall_plan(int(hall_id))
-            by_port[port].append(ShowRef(int(show_id), int(hall_id), [s.id for s in plan.seats]))
-    assert len(by_port) == 3 and all(len(v) == per_shard for v in by_port.values()), by_port
-    return [show for shows in by_port.values() for show in shows]
 
 
 async def test_shows_spread_over_the_shards_and_each_show_stays_in_one_slot(

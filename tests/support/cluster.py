@@ -10,9 +10,16 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
+from redis.crc import key_slot
+from sqlalchemy import text
+
+from engine.db import db_time
+from engine.service import Context
+from tests.conftest import ShowRef
 
 PRIMARIES = 3
 REPLICAS_PER_PRIMARY = 1
@@ -160,6 +167,25 @@ class LocalCluster:
         for node in self.nodes:
             node.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+async def shows_on_every_shard(context: Context, cluster: LocalCluster, per_shard: int = 1,
+                               max_seats: int = 5000) -> list[ShowRef]:
+    """Future shows whose hash tags land on each of the primaries, `per_shard` of each."""
+    async with context.sql.connect() as conn:
+        rows = list(await conn.execute(text(
+            "SELECT s.id, s.hall_id FROM shows s JOIN halls h ON h.id = s.hall_id"
+            " WHERE s.starts_at > :soon AND h.seat_count <= :hi ORDER BY s.id"),
+            {"soon": db_time(conn, datetime.now(UTC) + timedelta(hours=2)), "hi": max_seats}))
+    by_port: dict[int, list[ShowRef]] = {}
+    for show_id, hall_id in rows:
+        port = cluster.node_for_slot(key_slot(str(show_id).encode())).port
+        if len(by_port.setdefault(port, [])) < per_shard:
+            plan = await context.catalog.hall_plan(int(hall_id))
+            by_port[port].append(ShowRef(int(show_id), int(hall_id), [s.id for s in plan.seats]))
+    assert len(by_port) == 3 and all(len(v) == per_shard for v in by_port.values()), by_port
+    return [show for shows in by_port.values() for show in shows]
+
 
 
 def _wait_for_ping(node: ClusterNode, timeout_s: float) -> None:

@@ -97,7 +97,8 @@ class RedisServer:
         """Kill -9 and start again on the same port with no data, as after a crash."""
         self.kill()
         restarted = RedisServer.start(self.port)
-        self.process = restarted.process
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.process, self.directory = restarted.process, restarted.directory
 
     def stop(self) -> None:
         self.kill()

@@ -1,0 +1,195 @@
+"""Observability: /healthz names the dependency that is down, /metrics counts and times
+what happened (holds, confirms, expiries, waitlist joins and grants, pool use), and the
+per-show stats hash in Redis stays exact through any mix of operations."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from engine.errors import BoxOfficeError
+from engine.service import Context, close_context, open_context
+from engine.settings import Settings
+from tests.conftest import ShowRef, pick_show
+from tests.support.sales import redis_now_ms
+from tests.support.services import RedisServer, free_port
+
+METRIC_LINE = re.compile(r'^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample (0 when absent)."""
+    for line in text.splitlines():
+        match = METRIC_LINE.match(line)
+        if match and match["name"] == name:
+            found = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"] or ""))
+            if found == labels:
+                return float(match["value"])
+    return 0.0
+
+
+async def scrape(client: httpx.AsyncClient) -> str:
+    answer = await client.get("/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    return answer.text
+
+
+def app_client(context: Context) -> httpx.AsyncClient:
+    from api.app import create_app
+
+    transport = httpx.ASGITransport(app=create_app(context.settings, context=context))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def test_healthz_answers_ok_then_names_the_dependency_that_is_down(settings: Settings) -> None:
+    redis = RedisServer.start()
+    contexts = []
+    try:
+        for_redis = await open_context(settings.with_changes(redis_url=redis.url), background=False)
+        contexts.append(for_redis)
+        async with app_client(for_redis) as client:
+            healthy = await client.get("/healthz")
+            assert healthy.status_code == 200
+            assert healthy.json() == {"status": "ok", "checks": {"redis": "ok", "database": "ok"}}
+            redis.kill()
+            down = await client.get("/healthz")
+            assert down.status_code == 503 and down.headers["retry-after"]
+            assert down.json()["down"] == ["redis"] and down.json()["checks"]["database"] == "ok"
+        # A database nobody listens on (the id-signing secret given, so the context opens).
+        no_database = settings.with_changes(database_url=f"postgresql://nobody@127.0.0.1:{free_port()}/none",
+                                            secret="s" * 64)
+        for_database = await open_context(no_database, background=False)
+        contexts.append(for_database)
+        async with app_client(for_database) as client:
+            down = await client.get("/healthz")
+            assert down.status_code == 503 and down.json()["down"] == ["database"]
+            assert "database" in down.json()["message"]
+    finally:
+        for context in contexts:
+            await close_context(context)
+        redis.stop()
+
+
+async def test_metrics_count_and_time_holds_confirms_expiries_joins_and_grants(
+        ctx: Context, client: httpx.AsyncClient) -> None:
+    show = await pick_show(ctx, max_seats=100)
+    seats = show.seat_ids
+    before = await scrape(client)
+
+    async def hold(seat_list: list[str], customer: str) -> httpx.Response:
+        return await client.post(f"/v1/shows/{show.show_id}/holds", json={"seats": seat_list, "customer": customer})
+
+    first = (await hold(seats[:2], "ana@example.org")).json()
+    assert (await hold(seats[1:3], "bob@example.org")).status_code == 409
+    paid = await client.post(f"/v1/holds/{first['hold_id']}/confirm", headers={"Idempotency-Key": "m1"},
+                             json={"payment": {"method": "card", "token": "tok_ok"}})
+    assert paid.status_code == 201
+    # Everything else held by others, then one waiter, served by a release.
+    rest = [(await hold(seats[i:i + 10], f"h{i}@example.org")).json() for i in range(2, len(seats), 10)]
+    joined = await client.post(f"/v1/shows/{show.show_id}/waitlist", json={"count": 1, "customer": "w@example.org"})
+    assert joined.status_code == 201 and joined.json()["status"] == "waiting"
+    assert (await client.delete(f"/v1/holds/{rest[0]['hold_id']}")).status_code == 204
+    # One hold expires, found 250 ms after its deadline (the scripts take the clock as an argument).
+    deadline = max(int(h["ttl_s"]) for h in rest) * 1000 + await redis_now_ms(ctx)
+    await ctx.inventory.run("sweep", show.show_id, now_ms=deadline + 250)
+    after = await scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert delta("boxoffice_operations_total", operation="hold", outcome="ok") == 1 + len(rest)
+    assert delta("boxoffice_operations_total", operation="hold", outcome="seats_unavailable") == 1
+    assert delta("boxoffice_operations_total", operation="confirm", outcome="ok") == 1
+    assert delta("boxoffice_operations_total", operation="waitlist_join", outcome="ok") == 1
+    assert delta("boxoffice_operations_total", operation="release", outcome="ok") == 1
+    assert delta("boxoffice_operation_seconds_count", operation="hold") == 2 + len(rest)
+    assert delta("boxoffice_operation_seconds_count", operation="confirm") == 1
+    assert delta("boxoffice_waitlist_grants_total") == 1
+    assert delta("boxoffice_waitlist_wait_seconds_count") == 1
+    assert delta("boxoffice_waitlist_wait_seconds_bucket", le="5.0") == 1, "the waiter waited under 5 s"
+    # Every hold left active ended at the moved deadline, the waiter's grant among them.
+    expired = len(rest) - 1 + 1
+    assert delta("boxoffice_hold_expiries_total") == expired
+    assert delta("boxoffice_hold_expiry_lateness_seconds_count") == expired
+    assert delta("boxoffice_hold_expiry_lateness_seconds_bucket", le="0.1") == 0
+    assert delta("boxoffice_hold_expiry_lateness_seconds_bucket", le="1.0") == expired, "about 250 ms late"
+    assert metric(after, "boxoffice_redis_connections_max") == ctx.settings.redis_pool_size
+    assert metric(after, "boxoffice_db_connections_open") >= 1
+    assert "boxoffice_redis_connections_in_use" in after and "boxoffice_db_connections_in_use" in after
+
+
+# -- the stats hash ---------------------------------------------------------------------
+
+
+async def derived_counts(context: Context, show: ShowRef) -> dict[str, int]:
+    """free / held / booked / waiting as the seat state itself says (raw reads: they settle nothing)."""
+    keys = context.keys.show_keys(show.show_id)
+    taken = await context.redis.hgetall(keys[2])
+    held = sum(value.startswith("h:") for value in taken.values())
+    booked = sum(value.startswith("b:") for value in taken.values())
+    return {"free": len(show.seat_ids) - held - booked, "held": held, "booked": booked,
+            "waiting": int(await context.redis.zcard(keys[5]))}
+
+
+async def stats_hash(context: Context, show: ShowRef) -> dict[str, int]:
+    raw = await context.redis.hgetall(context.keys.stats(show.show_id))
+    return {name: int(raw.get(name, 0)) for name in ("free", "held", "booked", "waiting")}
+
+
+@pytest.fixture
+async def short_holds(settings: Settings) -> AsyncIterator[Context]:
+    """A context whose holds last 5 s, so that moved clocks expire them within a test."""
+    context = await open_context(settings.with_changes(hold_ttl_s=5, confirm_pin_s=10), background=False)
+    yield context
+    keys = [k async for k in context.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
+    if keys:
+        await context.redis.delete(*keys)
+    await close_context(context)
+
+
+async def test_the_stats_hash_stays_exact_through_a_random_mix(short_holds: Context) -> None:
+    context = short_holds
+    show = await pick_show(context, max_seats=100)
+    rng = random.Random(2026)
+    now = await redis_now_ms(context)
+    holds: list[str] = []
+    entries: list[str] = []
+    customers = [f"c{i}@example.org" for i in range(12)]
+    checked = 0
+    for step in range(260):
+        now += rng.choice((0, 0, 0, 200, 1500))  # the clock moves on; holds last 5 s
+        action = rng.choices(["hold", "release", "confirm", "join", "leave", "read"], [8, 3, 2, 2, 1, 2])[0]
+        try:
+            if action == "hold":
+                free = [s for s in show.seat_ids if s not in await context.redis.hgetall(
+                    context.keys.show_keys(show.show_id)[2])]
+                wanted = rng.sample(free or show.seat_ids, min(len(free) or 1, rng.randint(1, 4)))
+                holds.append((await context.inventory.hold(show.show_id, wanted, rng.choice(customers),
+                                                           now_ms=now)).hold_id)
+            elif action == "release" and holds:
+                await context.inventory.release(rng.choice(holds), now_ms=now)
+            elif action == "confirm" and holds:
+                # Confirms run on Redis's own clock: it lags the moved one, which only
+                # makes the mix more varied (pins that lapse, sales lost and refunded).
+                await context.bookings.confirm(rng.choice(holds), f"k{step}", rng.choice(["tok_ok", "tok_decline"]))
+            elif action == "join":
+                entry = await context.waitlist.join(show.show_id, rng.choice(customers), rng.randint(1, 3), None,
+                                                    now_ms=now)
+                entries.append(entry["entry_id"])
+            elif action == "leave" and entries:
+                await context.waitlist.leave(rng.choice(entries), now_ms=now)
+            else:
+                await context.inventory.seat_statuses(show.show_id, now_ms=now)
+        except BoxOfficeError:
+            pass  # refused operations must leave the counts exact too
+        stats = await stats_hash(context, show)
+        assert stats == await derived_counts(context, show), f"step {step} ({action})"
+        checked += 1
+    assert checked == 260
+    # Every kind of ending happened along the way.
+    final = await context.redis.hgetall(context.keys.stats(show.show_id))
+    assert int(final.get("booked", 0)) > 0 and int(final.get("holds_unpaid", 0)) > 0
