@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -100,11 +100,20 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return error(404, "not_found", "no such resource")
     if exc.status_code == 405:
-        # Keeps the Allow header Starlette names the methods of the route with.
         response = error(405, "method_not_allowed", "this method is not allowed here")
-        response.headers.update(exc.headers or {})
+        response.headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
         return response
     return error(exc.status_code, "http_error", str(exc.detail)[:200])
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """The methods of every route of this path: Starlette's own Allow header names only
+    the first route's (GET /v1/holds/{id} hides DELETE /v1/holds/{id})."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return methods
 
 
 async def on_dependency_down(request: Request, exc: Exception) -> Response:
