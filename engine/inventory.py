@@ -83,7 +83,7 @@ class Inventory:
                 result, wake, became_active = answer[:3]
                 metrics.observe_script(answer)
                 if became_active:
-                    await ctx.redis.zadd(ctx.keys.sweep_index, {str(show_id): int(wake)})
+                    await ctx.sweeper.index(show_id, int(wake))
                 return result
             return answer
         raise RuntimeError(f"show {show_id} would not load into Redis")
@@ -109,11 +109,12 @@ class Inventory:
 
     # -- seat map -----------------------------------------------------------------
 
-    async def seat_statuses(self, show_id: int) -> dict[str, SeatStatus]:
-        """Status of every taken seat (absent: available), in one round trip."""
+    async def seat_statuses(self, show_id: int, now_ms: int | None = None) -> dict[str, SeatStatus]:
+        """Status of every taken seat (absent: available), in one round trip.
+        now_ms (tests only) moves the scripts' clock, as for every method below."""
         show = await self.ctx.catalog.show(show_id)
         plan = await self.ctx.catalog.hall_plan(show.hall_id)
-        taken_flat, waited_categories = await self.run("seat_map", show_id)
+        taken_flat, waited_categories = await self.run("seat_map", show_id, now_ms=now_ms)
         statuses: dict[str, SeatStatus] = {}
         for i in range(0, len(taken_flat), 2):
             statuses[_text(taken_flat[i])] = (
@@ -129,14 +130,15 @@ class Inventory:
 
     # -- holds --------------------------------------------------------------------
 
-    async def hold(self, show_id: int, seats: list[str], customer: str) -> Hold:
+    async def hold(self, show_id: int, seats: list[str], customer: str, now_ms: int | None = None) -> Hold:
         show = await self.ctx.catalog.show(show_id)
         if not show.is_open():
             raise ShowClosed(f"show {show_id} has started or is closed")
         plan = await self.ctx.catalog.hall_plan(show.hall_id)
         validate_seat_list(seats, plan.by_id)
         hold_id = self.ctx.signer.new_hold_id(show_id)
-        result = await self.run("hold_seats", show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, *seats)
+        result = await self.run("hold_seats", show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, *seats,
+                                now_ms=now_ms)
         code = int(result[0])
         if code == 1:
             expires = int(result[1])
@@ -165,9 +167,9 @@ class Inventory:
             raise NotFound("no such hold")
         return parsed.show_id
 
-    async def hold_status(self, hold_id: str) -> Hold:
+    async def hold_status(self, hold_id: str, now_ms: int | None = None) -> Hold:
         show_id = self.parse_hold_id(hold_id)
-        result = await self.run("hold_status", show_id, hold_id)
+        result = await self.run("hold_status", show_id, hold_id, now_ms=now_ms)
         if not result:
             # A genuine id Redis no longer knows: lost with a wiped Redis, or long gone.
             return Hold(hold_id, show_id, [], "", HoldStatus.EXPIRED, 0, 0)
@@ -176,9 +178,9 @@ class Inventory:
         return Hold(hold_id, show_id, seats.split(","), customer, status_value, int(expires), int(now),
                     booking_id or None)
 
-    async def release(self, hold_id: str) -> None:
+    async def release(self, hold_id: str, now_ms: int | None = None) -> None:
         show_id = self.parse_hold_id(hold_id)
-        result = await self.run("release_hold", show_id, hold_id)
+        result = await self.run("release_hold", show_id, hold_id, now_ms=now_ms)
         if int(result[0]) != 1:
             status = _text(result[1]) or "expired"
             raise HoldNotActive(f"the hold is {status}", status=status)

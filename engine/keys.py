@@ -29,6 +29,11 @@ class Keys:
     def stats(self, show_id: int) -> str:
         return self.show_base(show_id) + "stats"
 
+    def wake(self, show_id: int) -> str:
+        """A marker key that expires at the show's next deadline: its `expired` keyspace
+        event wakes the sweepers (engine/notifications.py)."""
+        return self.show_base(show_id) + "wake"
+
     def changes_channel(self, show_id: int) -> str:
         return self.show_base(show_id) + "changes"
 

@@ -19,6 +19,7 @@ from engine.events import EventHub
 from engine.ids import IdSigner
 from engine.inventory import Inventory
 from engine.keys import Keys
+from engine.notifications import ExpiryNotifications
 from engine.payments import PaymentProvider, load_provider
 from engine.reconciler import Reconciler
 from engine.scripts import ScriptRunner
@@ -137,6 +138,7 @@ class Context:
     bookings: Bookings = field(init=False)
     waitlist: Waitlist = field(init=False)
     sweeper: Sweeper = field(init=False)
+    notifications: ExpiryNotifications = field(init=False)
     reconciler: Reconciler = field(init=False)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -145,6 +147,7 @@ class Context:
         self.bookings = Bookings(self)
         self.waitlist = Waitlist(self)
         self.sweeper = Sweeper(self)
+        self.notifications = ExpiryNotifications(self)
         self.reconciler = Reconciler(self)
 
     @property
@@ -193,6 +196,7 @@ async def open_context(settings: Settings, background: bool = True) -> Context:
 def start_background(ctx: Context) -> None:
     ctx.events.start()
     ctx.tasks.append(asyncio.create_task(ctx.sweeper.run_forever(), name="sweeper"))
+    ctx.tasks.append(ctx.notifications.start())
     ctx.tasks.append(asyncio.create_task(ctx.reconciler.run_forever(), name="reconciler"))
     ctx.tasks.append(asyncio.create_task(metrics.sample_pools_forever(ctx), name="pool-metrics"))
 

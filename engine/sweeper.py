@@ -6,7 +6,8 @@ atomically (their score moves a lease ahead, so concurrent sweepers split the wo
 dead sweeper's claims come back after the lease), runs lua/sweep-8 on each (idempotent:
 several sweepers are harmless), and puts the show back under its next deadline, or drops
 it when the show went idle and nobody touched it meanwhile. Keyspace notifications of
-a per-show wake key, when the server allows them, wake the sweeper early; a slow pass
+a per-show wake key, when the server allows them, wake the sweeper early
+(engine/notifications.py); a slow pass
 over every loaded show is the last safety net."""
 
 from __future__ import annotations
@@ -63,6 +64,24 @@ class Sweeper:
             self._release = self.ctx.redis.register_script(RELEASE_SCRIPT)
         return self._claim, self._release
 
+    async def index(self, show_id: int, wake_ms: int) -> None:
+        """Puts a show that just got its first pending deadline into the sweep index, and
+        arms its wake key when notifications are on: one round trip either way."""
+        ctx = self.ctx
+        if not ctx.notifications.enabled:
+            await ctx.redis.zadd(ctx.keys.sweep_index, {str(show_id): wake_ms})
+            return
+        pipe = ctx.redis.pipeline(transaction=False)
+        pipe.zadd(ctx.keys.sweep_index, {str(show_id): wake_ms})
+        ctx.notifications.arm(pipe, show_id, wake_ms)
+        await pipe.execute()
+
+    async def _arm(self, show_id: int, wake_ms: int) -> None:
+        if wake_ms > 0 and self.ctx.notifications.enabled:
+            pipe = self.ctx.redis.pipeline(transaction=False)
+            self.ctx.notifications.arm(pipe, show_id, wake_ms)
+            await pipe.execute()
+
     async def sweep_once(self) -> int:
         """One pass over the due shows; returns how many holds it ended."""
         ctx = self.ctx
@@ -76,8 +95,9 @@ class Sweeper:
             show_id = int(raw)
             count, wake = await ctx.inventory.sweep(show_id)
             ended += count
+            self.holds_ended += count
             await release(keys=[ctx.keys.sweep_index], args=[show_id, claim_score, wake])
-        self.holds_ended += ended
+            await self._arm(show_id, wake)
         return ended
 
     async def full_pass(self) -> int:
@@ -86,8 +106,10 @@ class Sweeper:
         for raw in await self.ctx.redis.smembers(self.ctx.keys.loaded_shows):
             count, wake = await self.ctx.inventory.sweep(int(raw))
             ended += count
+            self.holds_ended += count
             if wake:
                 await self.ctx.redis.zadd(self.ctx.keys.sweep_index, {str(int(raw)): wake}, lt=True)
+                await self._arm(int(raw), wake)
         return ended
 
     async def _redis_time_ms(self) -> int:
@@ -100,6 +122,8 @@ class Sweeper:
     async def run_forever(self) -> None:
         last_full = time.monotonic()
         while True:
+            # Cleared before the pass: a wake-up arriving during it starts another pass.
+            self._wake.clear()
             try:
                 await self.sweep_once()
                 if time.monotonic() - last_full > FULL_PASS_EVERY_S:
@@ -110,6 +134,5 @@ class Sweeper:
             except Exception as exc:  # Redis down: keep trying, quietly
                 log.warning("sweep failed (%s); retrying", exc)
                 await asyncio.sleep(1.0)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.ctx.settings.sweep_interval_s)

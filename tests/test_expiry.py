@@ -1,0 +1,363 @@
+"""Expiry without readers: keyspace notifications (enabled politely, refused gracefully),
+their effect on the delay, expiry of 1,200 holds under load, and sweepers that die
+(a cancelled task mid-pass, a SIGKILLed service process) while others finish the job.
+
+Delays are measured on Redis's clock, by reading the raw seats hash: a raw read settles
+nothing, so only a sweeper can have freed what it sees free."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from engine.db import db_time
+from engine.errors import HoldNotActive, SeatsUnavailable
+from engine.inventory import Hold
+from engine.models import HoldStatus
+from engine.notifications import CONFIG_NAME, ExpiryNotifications, enable_expired_events, merged_flags
+from engine.service import Context, close_context, open_context
+from engine.settings import Settings
+from engine.sweeper import CLAIM_LEASE_MS, Sweeper
+from tests.conftest import BOTH, ROOT
+from tests.support.live import environment
+from tests.support.services import RedisServer, free_port
+
+
+async def redis_now_ms(ctx: Context) -> int:
+    seconds, micros = await ctx.redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def wait_for(condition: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def watch_expiry(ctx: Context, holds: list[Hold], timeout_s: float, total: int | None = None) -> list[int]:
+    """Polls the raw seat hashes until `total` holds (default: all) had their seats freed;
+    returns each hold's delay (ms from its deadline to the first poll that saw it freed,
+    Redis clock), in the order of `holds`. Run it as a task while holds are still being
+    taken (they are appended to `holds`): a late first look would inflate the delays."""
+    total = len(holds) if total is None else total
+    delays: dict[str, int] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(delays) < total:
+        assert time.monotonic() < deadline, f"{total - len(delays)} holds never ended"
+        pending: dict[int, list[Hold]] = {}
+        for hold in list(holds):
+            if hold.hold_id not in delays:
+                pending.setdefault(hold.show_id, []).append(hold)
+        pipe = ctx.redis.pipeline(transaction=False)
+        pipe.time()
+        for show, hs in pending.items():
+            pipe.hmget(ctx.keys.show_keys(show)[2], [h.seats[0] for h in hs])
+        (seconds, micros), *owners = await pipe.execute()
+        now = int(seconds) * 1000 + int(micros) // 1000
+        for hs, values in zip(pending.values(), owners, strict=True):
+            for hold, value in zip(hs, values, strict=True):
+                if value != f"h:{hold.hold_id}":
+                    assert now >= hold.expires_at_ms, f"hold {hold.hold_id} ended {hold.expires_at_ms - now} ms early"
+                    delays[hold.hold_id] = now - hold.expires_at_ms
+        await asyncio.sleep(0.01)
+    return [delays[h.hold_id] for h in holds]
+
+
+def summary(delays: list[int]) -> str:
+    ordered = sorted(delays)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return f"n={len(ordered)} median={statistics.median(ordered):.0f} ms p99={p99} ms max={ordered[-1]} ms"
+
+
+async def shows_with_seats(ctx: Context, count: int, min_seats: int) -> list[tuple[int, list[str]]]:
+    """`count` distinct open future shows with at least min_seats seats, and their seat ids."""
+    from datetime import UTC, datetime, timedelta
+
+    async with ctx.sql.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT s.id, s.hall_id FROM shows s JOIN halls h ON h.id = s.hall_id"
+            " WHERE s.starts_at > :soon AND h.seat_count >= :lo ORDER BY s.id LIMIT :n"),
+            {"soon": db_time(conn, datetime.now(UTC) + timedelta(hours=2)), "lo": min_seats, "n": count},
+        )).all()
+    assert len(rows) == count, "the demo catalog has too few shows of that size"
+    return [(int(r[0]), [s.id for s in (await ctx.catalog.hall_plan(int(r[1]))).seats]) for r in rows]
+
+
+@contextlib.asynccontextmanager
+async def engine_process(settings: Settings, *, sweeper: bool = True) -> AsyncIterator[Context]:
+    """What one service process runs for expiry: a Context with its sweeper and its
+    notification listener (no HTTP, no reconciler)."""
+    ctx = await open_context(settings, background=False)
+    try:
+        if sweeper:
+            ctx.tasks.append(asyncio.create_task(ctx.sweeper.run_forever(), name="sweeper"))
+        ctx.tasks.append(ctx.notifications.start())
+        yield ctx
+    finally:
+        await close_context(ctx)
+
+
+async def show_stats(ctx: Context, show_id: int) -> dict[str, int]:
+    return {k: int(v) for k, v in (await ctx.redis.hgetall(ctx.keys.stats(show_id))).items()}
+
+
+# -- keyspace notifications ------------------------------------------------------------
+
+
+def test_flags_are_merged_never_removed() -> None:
+    assert merged_flags("") == "Ex"
+    assert merged_flags("K$") == "K$Ex"
+    assert merged_flags("AK") == "AKE"  # A already covers expired events
+    assert merged_flags("xE") is None and merged_flags("KEA") is None
+
+
+async def test_enabling_keeps_the_flags_already_set(ctx: Context) -> None:
+    before = (await ctx.redis.config_get(CONFIG_NAME))[CONFIG_NAME]
+    try:
+        await ctx.redis.config_set(CONFIG_NAME, "K$")
+        assert await enable_expired_events(ctx.redis) is None
+        flags = (await ctx.redis.config_get(CONFIG_NAME))[CONFIG_NAME]
+        assert set(flags) == set("K$Ex"), flags
+    finally:
+        await ctx.redis.config_set(CONFIG_NAME, before)
+
+
+async def test_a_server_refusing_config_gets_one_warning_and_the_timer_still_frees(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    refusing = RedisServer.start(None, "--rename-command", "CONFIG", "")
+    try:
+        with caplog.at_level(logging.WARNING, logger="engine.notifications"):
+            async with engine_process(settings.with_changes(redis_url=refusing.url, hold_ttl_s=1)) as ctx:
+                notifier_task = ctx.tasks[-1]
+                await asyncio.wait_for(notifier_task, 5)  # it gives up at once and says so
+                assert not ctx.notifications.enabled
+                show_id, seats = (await shows_with_seats(ctx, 1, 60))[0]
+                hold = await ctx.inventory.hold(show_id, seats[:2], "ana@example.org")
+                delays = await watch_expiry(ctx, [hold], 5)
+                assert delays[0] < 1000
+        warnings = [r for r in caplog.records if r.name == "engine.notifications" and r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and "relies on the sweeper timer" in warnings[0].getMessage()
+        assert "CONFIG refused" in warnings[0].getMessage()
+    finally:
+        refusing.stop()
+
+
+@pytest.mark.parametrize("mode", ["embedded", "cluster", "turned off"])
+async def test_without_notifications_the_listener_warns_once_and_stops(
+        settings: Settings, caplog: pytest.LogCaptureFixture, mode: str) -> None:
+    changed = {"embedded": dict(redis_url=None, database_url=None), "cluster": dict(redis_cluster=True),
+               "turned off": dict(keyspace_notifications=False)}[mode]
+    notifier = ExpiryNotifications(SimpleNamespace(settings=settings.with_changes(**changed)))  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="engine.notifications"):
+        await asyncio.wait_for(notifier.run_forever(), 1)
+    records = [r for r in caplog.records if r.name == "engine.notifications"]
+    assert [r.levelno for r in records] == [logging.WARNING]
+    assert "relies on the sweeper timer" in records[0].getMessage()
+    assert not notifier.enabled
+
+
+@pytest.mark.parametrize("notifications", [True, False], ids=["notifications", "timer-only"])
+async def test_expiry_delay_with_a_slow_timer(ctx: Context, notifications: bool) -> None:
+    """With a 2 s sweeper timer, a wake key's expired event frees seats within a second of
+    their deadline; the timer alone takes up to its interval (printed, for the record).
+    All holds are taken before the first deadline, so no hold script settles any."""
+    interval_s = 2.0
+    settings = ctx.settings.with_changes(hold_ttl_s=2, sweep_interval_s=interval_s,
+                                         keyspace_notifications=notifications)
+    async with engine_process(settings) as proc:
+        if notifications:
+            await asyncio.wait_for(proc.notifications.subscribed.wait(), 5)
+        shows = await shows_with_seats(proc, 2, 60)
+        holds: list[Hold] = []
+        watch = asyncio.create_task(watch_expiry(proc, holds, 10, total=20))
+        for i in range(20):  # deadlines spread over ~1 s, two shows
+            show_id, seats = shows[i % 2]
+            holds.append(await proc.inventory.hold(show_id, [seats[i]], f"c{i}@example.org"))
+            await asyncio.sleep(0.05)
+        delays = await watch
+        print(f"\nexpiry delay, sweep interval {interval_s} s, {'notifications' if notifications else 'timer only'}:"
+              f" {summary(delays)}")
+        if notifications:
+            assert max(delays) < 1000, summary(delays)
+            assert proc.notifications.wakeups > 0
+        else:
+            assert max(delays) < interval_s * 1000 + 500, summary(delays)
+
+
+# -- expiry under load -------------------------------------------------------------------
+
+
+async def test_1200_holds_expire_within_a_second_under_load(ctx: Context) -> None:
+    """Two service processes' worth of sweepers (hold times 1 s and 2 s); eight clients keep
+    holding, reading and releasing on another show throughout."""
+    base = ctx.settings.with_changes(browse_cache_s=60.0)
+    async with engine_process(base.with_changes(hold_ttl_s=1)) as one, \
+            engine_process(base.with_changes(hold_ttl_s=2)) as two:
+        shows = await shows_with_seats(one, 5, 300)
+        expiring, (busy_show, busy_seats) = shows[:4], shows[4]
+        stop = asyncio.Event()
+        load_ops = 0
+
+        async def client(n: int) -> None:
+            nonlocal load_ops
+            rng = random.Random(n)
+            while not stop.is_set():
+                proc = one if n % 2 else two
+                with contextlib.suppress(SeatsUnavailable, HoldNotActive):
+                    hold = await proc.inventory.hold(busy_show, rng.sample(busy_seats, 2), f"busy{n}@example.org")
+                    await proc.inventory.seat_statuses(busy_show)
+                    await proc.inventory.hold_status(hold.hold_id)
+                    await proc.inventory.release(hold.hold_id)
+                    load_ops += 1
+
+        holds: list[Hold] = []
+        gate = asyncio.Semaphore(32)
+
+        async def take(i: int) -> None:
+            show_id, seats = expiring[i % 4]  # each show: 300 holds of one seat
+            async with gate:
+                holds.append(await (one if i % 2 else two).inventory.hold(show_id, [seats[i // 4]],
+                                                                           f"x{i}@example.org"))
+
+        load = [asyncio.create_task(client(n)) for n in range(8)]
+        watch = asyncio.create_task(watch_expiry(one, holds, 20, total=1200))
+        try:
+            started = time.monotonic()
+            await asyncio.gather(*(take(i) for i in range(1200)))
+            taken_ms = await redis_now_ms(one)
+            print(f"\n1200 holds taken in {time.monotonic() - started:.2f} s")
+            delays = await watch
+        finally:
+            stop.set()
+            watch.cancel()
+            await asyncio.gather(*load)
+        print(f"expiry under load: {summary(delays)}; {load_ops} load operations meanwhile")
+        assert max(delays) < 1000, summary(delays)
+        assert load_ops > 100, "the load clients did run"
+        # Later holds of a show settled the earliest ones; no script touched those shows
+        # after the last hold, so the holds due after it were the sweepers' alone.
+        assert one.sweeper.holds_ended + two.sweeper.holds_ended >= sum(h.expires_at_ms > taken_ms for h in holds)
+        for show_id, seats in expiring:
+            stats = await show_stats(one, show_id)
+            assert (stats["held"], stats["free"], stats["booked"]) == (0, len(seats), 0), stats
+            assert stats["holds_unpaid"] == 300, "each hold ended exactly once"
+            keys = one.keys.show_keys(show_id)
+            assert await one.redis.zcard(keys[3]) == 0 and await one.redis.hlen(keys[4]) == 0
+        sample = random.Random(1).sample(list(holds), 20)
+        assert {(await one.inventory.hold_status(h.hold_id)).status for h in sample} == {HoldStatus.EXPIRED}
+
+
+# -- sweepers that die -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+async def test_a_sweeper_cancelled_mid_pass_loses_nothing(ctx: Context) -> None:
+    """The doomed sweeper claims the due shows, then hangs on its first sweep and is
+    cancelled; the claim lease brings the shows back to two new, concurrent sweepers."""
+    async with engine_process(ctx.settings.with_changes(hold_ttl_s=1), sweeper=False) as doomed:
+        shows = await shows_with_seats(doomed, 3, 60)
+        holds = [await doomed.inventory.hold(show_id, [seats[i]], f"c{i}@example.org")
+                 for show_id, seats in shows for i in range(10)]
+        claimed = asyncio.Event()
+
+        async def hang(show_id: int) -> tuple[int, int]:
+            claimed.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        doomed.inventory.sweep = hang  # type: ignore[method-assign]  # fault injection: dies mid-pass
+        dying = asyncio.create_task(doomed.sweeper.run_forever())
+        await asyncio.wait_for(claimed.wait(), 5)
+        claimed_at = await redis_now_ms(doomed)
+        leased = await doomed.redis.zrangebyscore(doomed.keys.sweep_index, claimed_at + 1, "+inf")
+        assert leased, "the dying sweeper holds a claim on the shows it took"
+        dying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dying
+
+        heirs = [Sweeper(ctx), Sweeper(ctx)]
+        tasks = [asyncio.create_task(s.run_forever()) for s in heirs]
+        try:
+            delays = await watch_expiry(ctx, holds, CLAIM_LEASE_MS / 1000 + 5)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        assert max(delays) < CLAIM_LEASE_MS + 1000, summary(delays)
+        assert sum(s.holds_ended for s in heirs) == len(holds), "each hold ended once, by the heirs"
+        for show_id, seats in shows:
+            stats = await show_stats(ctx, show_id)
+            assert (stats["held"], stats["free"], stats["holds_unpaid"]) == (0, len(seats), 10), stats
+            async def unindexed(show: int = show_id) -> bool:
+                return await ctx.redis.zscore(ctx.keys.sweep_index, str(show)) is None
+
+            await wait_for(unindexed, 2, "idle shows to leave the sweep index")
+
+
+def spawn_service(settings: Settings, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The app under uvicorn in a subprocess: a real service process with its own sweeper."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "warning", "--no-access-log"],
+            cwd=ROOT, env=environment(settings), stdout=subprocess.DEVNULL, stderr=log)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def tail(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-2000:]
+
+
+async def start_service(settings: Settings, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    process, url = spawn_service(settings, log_path)
+    deadline = time.monotonic() + 20
+    async with httpx.AsyncClient(timeout=1.0) as http:
+        while True:
+            assert process.poll() is None, f"the service exited at start: {tail(log_path)}"
+            with contextlib.suppress(httpx.TransportError):
+                if (await http.get(f"{url}/healthz")).status_code == 200:
+                    return process, url
+            assert time.monotonic() < deadline, "the service did not answer /healthz within 20 s"
+            await asyncio.sleep(0.05)
+
+
+async def test_holds_of_a_sigkilled_service_end_by_another_process(ctx: Context) -> None:
+    settings = ctx.settings.with_changes(hold_ttl_s=2)
+    shows = await shows_with_seats(ctx, 2, 60)
+    with tempfile.TemporaryDirectory() as tmp:
+        service, url = await start_service(settings, Path(tmp) / "service.log")
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+                answers = [await http.post(f"/v1/shows/{show_id}/holds",
+                                           json={"seats": seats[i * 2:i * 2 + 2], "customer": f"c{i}@example.org"})
+                           for show_id, seats in shows for i in range(8)]
+            assert [a.status_code for a in answers] == [201] * 16, answers[0].text
+        finally:
+            service.kill()  # SIGKILL: no shutdown, its sweeper dies with it
+            service.wait(10)
+    holds = [await ctx.inventory.hold_status(a.json()["hold_id"]) for a in answers]
+    assert all(h.status is HoldStatus.ACTIVE for h in holds), "the holds were still pending at the kill"
+    async with engine_process(settings) as survivor:
+        delays = await watch_expiry(survivor, holds, 10)
+    print(f"\nholds of a SIGKILLed service, ended by another process: {summary(delays)}")
+    assert max(delays) < 1000, summary(delays)
+    for show_id, seats in shows:
+        stats = await show_stats(ctx, show_id)
+        assert (stats["held"], stats["free"], stats["holds_unpaid"]) == (0, len(seats), 8), stats
