@@ -12,6 +12,7 @@ from engine.errors import HoldNotActive, InvalidRequest, LimitExceeded, NotFound
 from engine.models import HoldStatus, SeatStatus
 from engine.service import Context
 from tests.conftest import BOTH, ShowRef
+from tests.support.sales import eventually
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
 
@@ -99,8 +100,11 @@ async def test_the_sweeper_frees_seats_within_a_second_of_the_deadline(settings:
         deadline_ms = max(h.expires_at_ms for h in holds)
         # Read nothing of the show: only the sweeper may free the seats. Watch the stats hash.
         stats_key = ctx.keys.stats(show.show_id)
-        while int(await ctx.redis.hget(stats_key, "held") or 0) > 0:
-            await asyncio.sleep(0.02)
+
+        async def all_freed() -> bool:
+            return int(await ctx.redis.hget(stats_key, "held") or 0) == 0
+
+        await eventually(all_freed, timeout_s=10.0, every_s=0.02)
         seconds, micros = await ctx.redis.time()
         freed_at_ms = int(seconds) * 1000 + int(micros) // 1000
         assert freed_at_ms - deadline_ms < 1000

@@ -163,7 +163,8 @@ async def test_sqlite_enforces_the_same_unique_seat_rule(tmp_path: Path) -> None
     conn.execute("PRAGMA foreign_keys = ON")
     hall = conn.execute("SELECT hall_id FROM shows WHERE id = 1").fetchone()[0]
     conn.execute("INSERT INTO bookings (id, show_id, hold_id, customer, amount, currency)"
-                 " VALUES ('bk_aaaaaaaaaaaaaaaaaaaaaa', 1, 'H1-aaaaaaaaaaaaaaaaaaaaaa-aaaaaaaaaaaa', 'a@x.org', 1, 'EUR')")
+                 " VALUES (?, 1, ?, 'a@x.org', 1, 'EUR')",
+                 ("bk_aaaaaaaaaaaaaaaaaaaaaa", "H1-aaaaaaaaaaaaaaaaaaaaaa-aaaaaaaaaaaa"))
     conn.execute("INSERT INTO booked_seats VALUES ('bk_aaaaaaaaaaaaaaaaaaaaaa', 1, ?, 'A1', 1)", (hall,))
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO booked_seats VALUES ('bk_aaaaaaaaaaaaaaaaaaaaaa', 1, ?, 'A1', 1)", (hall,))
