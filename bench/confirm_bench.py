@@ -20,13 +20,16 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import orjson
 
 from bench.catalog import create_spike_show
+from bench.procstat import cpu_seconds
 from bench.spike import machine, run_async
 from bench.sqldb import BenchDb
 from bench.stats import latency_summary
@@ -98,6 +101,23 @@ async def confirm_all(client: httpx.AsyncClient, holds: list[str], clients: int)
     return latencies, statuses, time.perf_counter() - began
 
 
+def cpu_groups(args: argparse.Namespace) -> dict[str, Callable[[str], bool]]:
+    """The processes of this run on this machine, by their command lines (when local)."""
+    service, database = urlparse(args.url), urlparse(args.database_url)
+    if service.hostname not in ("127.0.0.1", "localhost") or not database.path:
+        return {}
+    port, dbname = f"--port {service.port}", database.path.lstrip("/")
+    groups: dict[str, Callable[[str], bool]] = {
+        "service": lambda c: port in c and ("boxoffice" in c or "uvicorn" in c),
+        "postgresql": lambda c: c.startswith("postgres: ") and f" {dbname} " in c,
+        "bench client": lambda c: "bench.confirm_bench" in c,
+    }
+    if args.redis_url:
+        redis_port = f":{urlparse(args.redis_url).port or 6379}"
+        groups["redis"] = lambda c: c.split(" ")[0].endswith("redis-server") and c.split(" ")[1].endswith(redis_port)
+    return groups
+
+
 def check_books(db: BenchDb, show_ids: list[int], expected: int) -> dict[str, int]:
     marks = ", ".join(["%s"] * len(show_ids))
     bookings = int(db.value(f"SELECT count(*) FROM bookings WHERE show_id IN ({marks})", show_ids))
@@ -122,11 +142,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     async with httpx.AsyncClient(base_url=args.url, limits=limits, timeout=60.0) as client:
         holds = await make_holds(client, show_ids, seat_ids, args.confirms, args.seats_per_hold, args.clients)
-        before = await step_totals(client)
-        cpu_before = time.process_time()
+        groups = cpu_groups(args)
+        before, cpu_before = await step_totals(client), cpu_seconds(groups)
         latencies, statuses, duration = await confirm_all(client, holds, args.clients)
-        client_cpu = time.process_time() - cpu_before
-        after = await step_totals(client)
+        after, cpu_after = await step_totals(client), cpu_seconds(groups)
     books = check_books(db, show_ids, args.confirms if statuses[201] == args.confirms else -1)
     db.close()
     steps = {}
@@ -138,7 +157,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "bench": "confirm", "machine": machine(), "url": args.url, "confirms": args.confirms,
         "clients": args.clients, "seats_per_hold": args.seats_per_hold,
         "latency": latency_summary(latencies, duration), "statuses": dict(statuses),
-        "duration_s": round(duration, 2), "client_cpu_s": round(client_cpu, 2), "steps": steps, "books": books,
+        "duration_s": round(duration, 2), "steps": steps, "books": books,
+        "cpu_ms_per_confirm": {name: round(1000 * (cpu_after[name] - cpu_before[name]) / args.confirms, 2)
+                               for name in groups},
+        "load_average": os.getloadavg(),
         "command": args.command or " ".join(["python -m bench.confirm_bench", *sys.argv[1:]]),
     }
 
@@ -149,9 +171,9 @@ def report(result: dict[str, Any]) -> str:
         f"confirm bench: {result['confirms']} confirms, {result['clients']} clients,"
         f" {result['seats_per_hold']} seats each ({result['machine']['nproc']} CPUs, {result['machine']['cpu']})",
         f"  {lat['per_s']} confirms/s; latency p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms,"
-        f" p99 {lat['p99_ms']} ms; statuses {result['statuses']}; client CPU {result['client_cpu_s']} s"
-        f" of {result['duration_s']} s",
-        f"  books: {result['books']}",
+        f" p99 {lat['p99_ms']} ms; statuses {result['statuses']}; {result['duration_s']} s",
+        f"  books: {result['books']}; load average {', '.join(f'{v:.2f}' for v in result['load_average'])}",
+        "  CPU per confirm: " + ", ".join(f"{name} {ms} ms" for name, ms in result["cpu_ms_per_confirm"].items()),
         "  where a confirm's time goes (mean per confirm, inside the service):",
     ]
     steps = result["steps"]
@@ -176,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("url", help="base URL of the running service, e.g. http://127.0.0.1:8000")
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
                    help="the service's database (setup and the check of the books)")
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"), help="only to count Redis's CPU")
     p.add_argument("--confirms", type=int, default=2000)
     p.add_argument("--clients", type=int, default=32, help="confirms in flight at once")
     p.add_argument("--seats-per-hold", type=int, default=2)

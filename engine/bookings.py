@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Histogram
 from redis.exceptions import RedisError
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.exc import IntegrityError
 
-from engine.db import db_time, rfc3339
+from engine.db import rfc3339
 from engine.errors import (
     BoxOfficeError,
     HoldExpired,
@@ -40,6 +40,7 @@ from engine.errors import (
 from engine.ids import is_booking_id, new_booking_id
 from engine.payment_records import PaymentRecord, PaymentRecords, PaymentStatus
 from engine.payments import ChargeStatus, ProviderUnavailable
+from engine.sales import Sale, SaleWriter
 
 if TYPE_CHECKING:
     from engine.service import Context
@@ -104,6 +105,7 @@ class Bookings:
         self.records = PaymentRecords(ctx.sql, ctx.payments.name)
         # Reads of immutable rows need no transaction (no BEGIN/ROLLBACK round trips).
         self.reads = ctx.sql.execution_options(isolation_level="AUTOCOMMIT")
+        self.sales = SaleWriter(ctx.sql)
         # Bookings this process marked in Redis; the reconciler notes them in PostgreSQL
         # in batches. Losing some (a crash) only costs the reconciler a check.
         self.marked: deque[str] = deque(maxlen=50_000)
@@ -212,7 +214,7 @@ class Bookings:
         first). Returns the booking, or the hold's status when the seats could not be
         booked; then the payment is refunded."""
         pin_to_release: int | None = None
-        reclaimed = False
+        reclaimed = refused = False
         hold_status = ""
         while True:
             if fence is not None:
@@ -220,8 +222,8 @@ class Bookings:
                     return await self.commit_sale(payment, fence)
                 except PinLost:
                     pass
-                except (SaleRefused, PaymentDecided):
-                    pin_to_release = fence
+                except (SaleRefused, PaymentDecided) as exc:
+                    pin_to_release, refused = fence, isinstance(exc, SaleRefused)
                     break
             if reclaimed:
                 break
@@ -236,8 +238,15 @@ class Bookings:
         booking = await self._undo_or_adopt(payment)
         if booking is not None:
             return booking
+        if refused:
+            # Redis showed free what PostgreSQL had sold: Redis learns the truth, and a
+            # hold that can never be paid ends (its other seats go back).
+            await self._mark_sold(payment)
         if pin_to_release is not None:
             await self.abort(payment.show_id, payment.hold_id, pin_to_release)
+        if refused:
+            with contextlib.suppress(HoldNotActive):
+                await self.ctx.inventory.release(payment.hold_id)
         if not hold_status:
             hold_status = (await self.ctx.inventory.hold_status(payment.hold_id)).status.value
         return hold_status
@@ -255,6 +264,20 @@ class Bookings:
             return booking
         await self.refund_at_provider(payment)
         return None
+
+    async def _mark_sold(self, payment: PaymentRecord) -> None:
+        """Marks in Redis the bookings PostgreSQL holds for these seats or this hold."""
+        async with self.reads.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT b.id, b.hold_id, s.seat_id FROM bookings b JOIN booked_seats s ON s.booking_id = b.id"
+                     " WHERE b.hold_id = :hold OR (s.show_id = :show AND s.seat_id IN :seats)"
+                     ).bindparams(bindparam("seats", expanding=True)),
+                {"hold": payment.hold_id, "show": payment.show_id, "seats": payment.seats})
+            sold: dict[tuple[str, str], list[str]] = {}
+            for booking_id, hold_id, seat in rows:
+                sold.setdefault((booking_id, hold_id), []).append(seat)
+        for (booking_id, hold_id), seats in sold.items():
+            await self.mark_booked(payment.show_id, hold_id if hold_id == payment.hold_id else "", booking_id, seats)
 
     async def refund_at_provider(self, payment: PaymentRecord) -> None:
         """Gives a charge back (idempotent). A provider that fails now is tried again by the
@@ -278,41 +301,23 @@ class Bookings:
             raise PinLost(hold_id)
         show = await ctx.catalog.show(show_id)
         plan = await ctx.catalog.hall_plan(show.hall_id)
-        booking_id = new_booking_id()
-        created = datetime.now(UTC).replace(microsecond=0)
+        sale = Sale(new_booking_id(), payment.id, show_id, show.hall_id, hold_id, payment.customer, payment.amount,
+                    payment.currency, datetime.now(UTC).replace(microsecond=0),
+                    {seat: show.prices[plan.by_id[seat].category] for seat in payment.seats}, payment.idempotency_key)
         try:
             with timed("commit"):
-                async with ctx.sql.begin() as conn:
-                    await conn.execute(
-                        text("INSERT INTO bookings (id, show_id, hold_id, customer, amount, currency, created_at)"
-                             " VALUES (:id, :show, :hold, :customer, :amount, :currency, :created)"),
-                        {"id": booking_id, "show": show_id, "hold": hold_id, "customer": payment.customer,
-                         "amount": payment.amount, "currency": payment.currency,
-                         "created": db_time(conn, created)})
-                    await conn.execute(
-                        text("INSERT INTO booked_seats (booking_id, show_id, hall_id, seat_id, amount)"
-                             " VALUES (:b, :show, :hall, :seat, :amount)"),
-                        [{"b": booking_id, "show": show_id, "hall": show.hall_id, "seat": seat,
-                          "amount": show.prices[plan.by_id[seat].category]} for seat in payment.seats])
-                    if payment.idempotency_key is not None:
-                        await conn.execute(
-                            text("INSERT INTO idempotency_keys (hold_id, key, booking_id) VALUES (:h, :k, :b)"),
-                            {"h": hold_id, "k": payment.idempotency_key, "b": booking_id})
-                    moved = await conn.execute(
-                        text("UPDATE payments SET status = 'captured', booking_id = :b,"
-                             " updated_at = CURRENT_TIMESTAMP WHERE id = :id AND status = 'pending'"),
-                        {"b": booking_id, "id": payment.id})
-                    if moved.rowcount != 1:
-                        raise PaymentDecided(payment.id)
+                written = await self.sales.write(sale)
         except IntegrityError as exc:
             # UNIQUE (show_id, seat_id) or one booking per hold: the last line of defence held.
             raise SaleRefused(hold_id) from exc
+        if not written:
+            raise PaymentDecided(payment.id)
         fault_point(ctx, "after_commit")
         seats = sorted(payment.seats)
-        await self.mark_booked(show_id, hold_id, booking_id, seats)
-        return {"booking_id": booking_id, "show_id": str(show_id), "seats": seats,
+        await self.mark_booked(show_id, hold_id, sale.booking_id, seats)
+        return {"booking_id": sale.booking_id, "show_id": str(show_id), "seats": seats,
                 "customer": payment.customer, "amount": payment.amount, "currency": payment.currency,
-                "status": "confirmed", "created_at": rfc3339(created)}
+                "status": "confirmed", "created_at": rfc3339(sale.created)}
 
     async def mark_booked(self, show_id: int, hold_id: str, booking_id: str, seats: list[str]) -> None:
         """Step 4. The sale is durable already: if Redis fails here the answer is still the

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from api.app import create_app
 from engine.bookings import PinLost
 from engine.errors import HoldExpired, ScriptCode
+from engine.models import SeatStatus
 from engine.payment_records import PaymentRecord
 from engine.payments import Charge, ChargeStatus, ProviderUnavailable, SimulatedProvider
 from engine.service import Context, close_context, open_context
@@ -288,6 +289,23 @@ async def _later_than(context: Context, ms: int) -> bool:
 
 async def _status_is(context: Context, show_id: int, hold_id: str, status: str) -> bool:
     return (await context.inventory.hold_status(hold_id)).status.value == status
+
+
+async def test_postgresql_refuses_a_double_sale_even_when_redis_is_wrong(
+        ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
+    seat, other = show.seat_ids[:2]
+    first = await hold(client, show.show_id, [seat])
+    assert (await confirm(client, first, "key-1")).status_code == 201
+    # Redis forgets the sale, as a broken Redis might: the seat looks free and is held again.
+    await ctx.redis.hdel(ctx.keys.show_keys(show.show_id)[2], seat)
+    second = await hold(client, show.show_id, [seat, other], "bob@example.org")
+    answer = await confirm(client, second, "key-2")
+    assert answer.status_code == 409 and "refunded" in answer.json()["message"], answer.text
+    books = await audit(ctx)
+    books.assert_consistent()
+    assert (books.charges, books.bookings, books.refunds) == (2, 1, 1)
+    statuses = await ctx.inventory.seat_statuses(show.show_id)
+    assert statuses.get(seat) is SeatStatus.BOOKED and other not in statuses, "Redis learnt the truth"
 
 
 # -- 3. idempotency --------------------------------------------------------------------

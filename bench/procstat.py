@@ -1,0 +1,57 @@
+"""CPU seconds spent by groups of local processes during a bench run, from /proc (Linux):
+on a small machine where everything shares the cores, CPU per request says more about
+where the time goes than wall-clock step times, which include waiting for a core."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command line, CPU seconds so far)."""
+    out: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # fields[1] is the parent pid; fields[11], fields[12] user and system ticks.
+        out[int(entry.name)] = (int(fields[1]), cmdline, (int(fields[11]) + int(fields[12])) / TICKS_PER_S)
+    return out
+
+
+def cpu_seconds(groups: dict[str, Callable[[str], bool]]) -> dict[str, float]:
+    """CPU seconds so far of each group: processes whose command line matches, and their
+    descendants (worker processes)."""
+    processes = _processes()
+    member: dict[int, str] = {}
+
+    def group_of(pid: int, seen: int = 0) -> str | None:
+        if pid in member:
+            return member[pid]
+        if pid not in processes or seen > 20:
+            return None
+        parent, cmdline, _ = processes[pid]
+        for name, matches in groups.items():
+            if matches(cmdline):
+                member[pid] = name
+                return name
+        found = group_of(parent, seen + 1)
+        if found is not None:
+            member[pid] = found
+        return found
+
+    totals = dict.fromkeys(groups, 0.0)
+    for pid, (_, _, seconds) in processes.items():
+        name = group_of(pid)
+        if name is not None:
+            totals[name] += seconds
+    return totals
