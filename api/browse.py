@@ -4,10 +4,11 @@ Cache-Control so a CDN or browser can share them (README, "Caching")."""
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from api.responses import JSON
+from api.seatmap import template_for
 from api.validation import path_id, query_date
-from engine.models import SeatStatus
 from engine.service import Context
 
 
@@ -40,22 +41,11 @@ async def show(request: Request) -> JSON:
     return _cached(info.details, request)
 
 
-async def seat_map_body(ctx: Context, show_id: int) -> dict[str, object]:
-    show = await ctx.catalog.show(show_id)
-    plan = await ctx.catalog.hall_plan(show.hall_id)
-    statuses = await ctx.inventory.seat_statuses(show_id)
-    available = SeatStatus.AVAILABLE.value
-    counts = {"available": 0, "held": 0, "booked": 0}
-    seats = []
-    for seat in plan.seats:
-        status = statuses.get(seat.id, available)
-        counts[status] += 1
-        seats.append({"id": seat.id, "row": seat.row, "number": seat.number, "category": seat.category,
-                      "kind": seat.kind, "x": seat.x, "y": seat.y, "status": status})
-    return {"show_id": str(show_id), "seats": seats, "counts": counts}
-
-
-async def seat_map(request: Request) -> JSON:
+async def seat_map(request: Request) -> Response:
     ctx = _ctx(request)
-    body = await seat_map_body(ctx, path_id(request, "show_id"))
-    return JSON(body, headers={"Cache-Control": "no-store"})
+    show_id = path_id(request, "show_id")
+    show = await ctx.catalog.show(show_id)
+    template = template_for(await ctx.catalog.hall_plan(show.hall_id))
+    status_map, waited_categories = await ctx.inventory.seat_state(show_id)
+    return Response(template.render(show_id, status_map, waited_categories), media_type="application/json",
+                    headers={"Cache-Control": "no-store"})

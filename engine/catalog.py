@@ -5,6 +5,7 @@ README, "Caching")."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -22,18 +23,29 @@ T = TypeVar("T")
 
 
 class TtlCache(Generic[T]):
-    """A small bounded cache; values older than `ttl_s` are loaded again."""
+    """A small bounded cache; values older than `ttl_s` are loaded again. Concurrent misses
+    of one key share a single load (no stampede on the database when a hot entry expires
+    under a rush)."""
 
     def __init__(self, ttl_s: float, max_items: int = 4096) -> None:
         self.ttl_s = ttl_s
         self.max_items = max_items
         self._items: OrderedDict[Any, tuple[float, T]] = OrderedDict()
+        self._loading: dict[Any, asyncio.Future[T]] = {}
 
     async def get(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
-        now = time.monotonic()
         hit = self._items.get(key)
-        if hit is not None and now - hit[0] < self.ttl_s:
+        if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
             return hit[1]
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.ensure_future(self._load(key, load))
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        # shield: one caller giving up does not cancel the load the others wait for
+        return await asyncio.shield(loading)
+
+    async def _load(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
+        now = time.monotonic()
         value = await load()
         self._items[key] = (now, value)
         self._items.move_to_end(key)

@@ -4,6 +4,7 @@ calls the script and turns its answer into results or engine errors."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,6 +66,7 @@ def _text(value: Any) -> str:
 class Inventory:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._loading: dict[int, asyncio.Future[None]] = {}
 
     # -- running show scripts -------------------------------------------------------
 
@@ -89,6 +91,14 @@ class Inventory:
         raise RuntimeError(f"show {show_id} would not load into Redis")
 
     async def load_show(self, show_id: int) -> None:
+        """Loads the show into Redis; concurrent callers of one process share one load."""
+        loading = self._loading.get(show_id)
+        if loading is None:
+            loading = self._loading[show_id] = asyncio.ensure_future(self._load_show(show_id))
+            loading.add_done_callback(lambda _: self._loading.pop(show_id, None))
+        await asyncio.shield(loading)
+
+    async def _load_show(self, show_id: int) -> None:
         ctx = self.ctx
         show = await ctx.catalog.show(show_id)
         plan = await ctx.catalog.hall_plan(show.hall_id)
@@ -109,17 +119,31 @@ class Inventory:
 
     # -- seat map -----------------------------------------------------------------
 
+    async def seat_state(self, show_id: int, now_ms: int | None = None) -> tuple[str, list[str]]:
+        """Every seat of the show in one string, a character per seat in the hall plan's order
+        ('0' free, 'h' held, 'b' booked; lua/includes/statusmap.lua), and the price categories
+        the queue waits for ("*": any). One round trip; the seat map splices it (api/seatmap.py)."""
+        plan = await self.ctx.catalog.hall_plan((await self.ctx.catalog.show(show_id)).hall_id)
+        for _ in range(3):
+            status_map, waited = await self.run("seat_status", show_id, now_ms=now_ms)
+            if isinstance(status_map, str) and len(status_map) == len(plan.seats):
+                return status_map, waited
+            # Not numbered yet (or numbered for another plan): number the seats in plan order.
+            await self.run("index_seats", show_id, *(seat.id for seat in plan.seats), now_ms=now_ms)
+        raise RuntimeError(f"show {show_id}: the seat status map would not build")
+
     async def seat_statuses(self, show_id: int, now_ms: int | None = None) -> dict[str, SeatStatus]:
         """Status of every taken seat (absent: available), in one round trip.
         now_ms (tests only) moves the scripts' clock, as for every method below."""
         show = await self.ctx.catalog.show(show_id)
         plan = await self.ctx.catalog.hall_plan(show.hall_id)
-        taken_flat, waited_categories = await self.run("seat_map", show_id, now_ms=now_ms)
+        status_map, waited_categories = await self.seat_state(show_id, now_ms)
         statuses: dict[str, SeatStatus] = {}
-        for i in range(0, len(taken_flat), 2):
-            statuses[_text(taken_flat[i])] = (
-                SeatStatus.BOOKED if _text(taken_flat[i + 1]) == "b" else SeatStatus.HELD
-            )
+        for seat, char in zip(plan.seats, status_map, strict=True):
+            if char == "b":
+                statuses[seat.id] = SeatStatus.BOOKED
+            elif char == "h":
+                statuses[seat.id] = SeatStatus.HELD
         if waited_categories:
             # Free seats a waiter could use are the queue's: shown as held (rule 2).
             waited = {_text(c) for c in waited_categories}

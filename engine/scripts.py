@@ -12,6 +12,8 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
+from engine.autopipeline import AutoPipeline
+
 LUA_DIR = Path(__file__).resolve().parent.parent / "lua"
 INCLUDE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
 SCRIPT_NAME = re.compile(r"^(\w+)-(\d+)\.lua$")
@@ -51,17 +53,29 @@ def load_scripts() -> dict[str, Script]:
 
 
 class ScriptRunner:
-    """Runs our scripts on a redis.asyncio client (single server or cluster)."""
+    """Runs our scripts on a redis.asyncio client (single server or cluster). With
+    `autopipeline` (a single server over TCP) the calls of concurrent requests share
+    pipelined writes on one connection (engine/autopipeline.py) instead of the pool."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, autopipeline: bool = False) -> None:
         self.redis = redis
         self.scripts = load_scripts()
+        self.pipeline = AutoPipeline.for_client(redis) if autopipeline else None
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         script = self.scripts[name]
         if len(keys) != script.key_count:
             raise ValueError(f"{name} takes {script.key_count} keys, got {len(keys)}")
+        if self.pipeline is not None:
+            try:
+                return await self.pipeline.execute("EVALSHA", script.sha, script.key_count, *keys, *args)
+            except NoScriptError:
+                return await self.pipeline.execute("EVAL", script.source, script.key_count, *keys, *args)
         try:
             return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await self.redis.eval(script.source, len(keys), *keys, *args)
+
+    async def aclose(self) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.aclose()

@@ -182,7 +182,8 @@ async def open_context(settings: Settings, background: bool = True) -> Context:
         pubsub_redis=pubsub_redis,
         sql=sql,
         keys=keys,
-        scripts=ScriptRunner(redis),
+        scripts=ScriptRunner(redis, autopipeline=settings.redis_autopipeline
+                             and not settings.embedded and not settings.redis_cluster),
         catalog=Catalog(sql, settings.browse_cache_s),
         signer=IdSigner(secret),
         payments=load_provider(settings.payment_provider, sql),
@@ -208,6 +209,7 @@ async def close_context(ctx: Context) -> None:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
     await ctx.events.stop()
+    await ctx.scripts.aclose()
     for client in {id(ctx.redis): ctx.redis, id(ctx.pubsub_redis): ctx.pubsub_redis}.values():
         with contextlib.suppress(Exception):
             await client.aclose()

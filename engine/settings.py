@@ -53,6 +53,8 @@ class Settings:
     browse_cache_s: float = 10.0
     max_body_bytes: int = 16_384
     redis_pool_size: int = 64
+    # Show scripts of concurrent requests share pipelined writes (engine/autopipeline.py).
+    redis_autopipeline: bool = True
     db_pool_size: int = 10
     payment_provider: str = "engine.payments:SimulatedProvider"
     embedded_db_path: str = DEFAULT_EMBEDDED_DB
@@ -89,6 +91,7 @@ class Settings:
             browse_cache_s=_float("BOXOFFICE_BROWSE_CACHE_S", 10.0),
             max_body_bytes=_int("BOXOFFICE_MAX_BODY_BYTES", 16_384),
             redis_pool_size=_int("BOXOFFICE_REDIS_POOL", 64),
+            redis_autopipeline=_flag("BOXOFFICE_REDIS_AUTOPIPELINE", True),
             db_pool_size=_int("BOXOFFICE_DB_POOL", 10),
             payment_provider=os.environ.get(
                 "BOXOFFICE_PAYMENT_PROVIDER", "engine.payments:SimulatedProvider"

@@ -2,6 +2,7 @@
 -- passed (and the queue once the show started) before it reads or changes
 -- anything, so no answer ever shows a seat held past its deadline.
 -- Needs context.lua, holds.lua and waitlist.lua.
+--@include statusmap
 
 local function settle_due()
   local due = redis.call('ZRANGEBYSCORE', K_DEADLINES, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, 1000)
@@ -46,6 +47,7 @@ local function publish_changes()
     if not seen[seat] then
       seen[seat] = true
       local value = redis.call('HGET', K_SEATS, seat)
+      mark_seat(seat, value)
       local status = 'available'
       if value then
         status = string.sub(value, 1, 2) == 'b:' and 'booked' or 'held'

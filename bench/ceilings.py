@@ -1,0 +1,308 @@
+"""Ceiling comparisons, each side measured in the same run, alternating, so a noisy machine
+moves both sides alike:
+
+  engine hold      Inventory.hold in-process   vs  redis-py EVALSHA of a trivial script
+  HTTP hold        POST /v1/shows/{id}/holds   vs  a bare Starlette endpoint making one Redis call
+  seat map         GET /v1/shows/{id}/seats    vs  a bare endpoint answering the same bytes
+  two workers      the HTTP hold path, uvicorn --workers 2 vs --workers 1
+
+    python -m bench.ceilings --database-url postgresql://... --redis-url redis://...
+
+The apps run under uvicorn exactly alike (bench/servers.py), driven by one lean client
+(bench/loadgen.py) at the same concurrency. Needs the real servers; the database must be
+migrated (the bench makes its own hall and shows in it, bench/catalog.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.catalog import create_spike_show
+from bench.loadgen import LoadResult, request_bytes, run_load
+from bench.servers import uvicorn_app
+from bench.spike import RESULTS_DIR, machine, run_async
+from bench.sqldb import BenchDb
+from bench.stats import latency_summary
+from engine.service import close_context, open_context
+from engine.settings import Settings
+
+TRIVIAL_SCRIPT = "return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])"
+
+
+class Seats:
+    """Fresh seats for hold benches: new shows of the bench hall, as many as needed."""
+
+    def __init__(self, db: BenchDb, hall_seats: int) -> None:
+        self.db = db
+        self.hall_seats = hall_seats
+
+    def take(self, count: int) -> list[tuple[int, str]]:
+        out: list[tuple[int, str]] = []
+        while len(out) < count:
+            show = create_spike_show(self.db, self.hall_seats)
+            seat_ids = [r[0] for r in self.db.rows("SELECT id FROM seats WHERE hall_id = %s ORDER BY y, x",
+                                                   (show.hall_id,))]
+            out += [(show.show_id, seat) for seat in seat_ids]
+        return out[:count]
+
+
+async def timed_ops(ops: list[Any], concurrency: int, op: Callable[[Any], Awaitable[Any]]) -> dict[str, Any]:
+    latencies: list[float] = []
+    work = iter(ops)
+
+    async def worker() -> None:
+        for item in work:
+            began = time.perf_counter()
+            await op(item)
+            latencies.append(time.perf_counter() - began)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latency_summary(latencies, time.perf_counter() - began)
+
+
+# -- engine ---------------------------------------------------------------------------------
+
+async def engine_round(settings: Settings, seats: list[tuple[int, str]], concurrency: int) -> dict[str, Any]:
+    ctx = await open_context(settings, background=False)
+    try:
+        for show_id in sorted({s for s, _ in seats}):
+            await ctx.inventory.seat_statuses(show_id)  # loads the show: not part of the hold path
+        numbered = list(enumerate(seats))
+
+        async def hold(item: tuple[int, tuple[int, str]]) -> None:
+            i, (show_id, seat) = item
+            await ctx.inventory.hold(show_id, [seat], f"e{i}@ceiling.example")
+
+        return await timed_ops(numbered, concurrency, hold)
+    finally:
+        await close_context(ctx)
+
+
+async def baseline_round(redis_url: str, prefix: str, ops: int, concurrency: int, pool: int) -> dict[str, Any]:
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    client = Redis(connection_pool=BlockingConnectionPool.from_url(
+        redis_url, decode_responses=True, max_connections=pool, timeout=5))
+    try:
+        sha = await client.script_load(TRIVIAL_SCRIPT)
+        key = f"{prefix}:baseline:{{{uuid.uuid4().hex[:8]}}}"
+
+        async def call(i: int) -> None:
+            await client.evalsha(sha, 1, key, f"S{i}", f"b{i}@ceiling.example")
+
+        result = await timed_ops(list(range(ops)), concurrency, call)
+        await client.delete(key)
+        return result
+    finally:
+        await client.aclose()
+
+
+# -- HTTP -----------------------------------------------------------------------------------
+
+def hold_requests(seats: list[tuple[int, str]], tag: str) -> list[bytes]:
+    return [request_bytes("POST", f"/v1/shows/{show}/holds", {"seats": [seat], "customer": f"{tag}{i}@c.example"})
+            for i, (show, seat) in enumerate(seats)]
+
+
+def fresh_holds(port: int, seats: Seats, count: int, tag: str) -> list[bytes]:
+    """Hold requests for new seats, their shows first touched (loaded into Redis, in the caches):
+    a show's first load is not the hold path."""
+    taken = seats.take(count)
+    load(port, [request_bytes("GET", f"/v1/shows/{show}/seats") for show in sorted({s for s, _ in taken})], 1)
+    return hold_requests(taken, tag)
+
+
+def bare_hold_requests(count: int, tag: str) -> list[bytes]:
+    return [request_bytes("POST", "/hold", {"seats": [f"S{i}"], "customer": f"{tag}{i}@c.example"})
+            for i in range(count)]
+
+
+def load(port: int, requests: list[bytes], concurrency: int) -> LoadResult:
+    return run_async(run_load("127.0.0.1", port, iter(requests), concurrency))
+
+
+def ok_share(result: LoadResult, status: int) -> float:
+    return result.statuses[status] / max(1, sum(result.statuses.values()))
+
+
+def pick(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median round by throughput (robust against one disturbed round)."""
+    ordered = sorted(results, key=lambda r: r["per_s"])
+    return ordered[len(ordered) // 2]
+
+
+def compare(name: str, subject: list[dict[str, Any]], baseline: list[dict[str, Any]], target: float,
+            subject_label: str, baseline_label: str) -> dict[str, Any]:
+    s, b = pick(subject), pick(baseline)
+    ratio = round(s["per_s"] / b["per_s"], 3) if b["per_s"] else 0.0
+    return {"name": name, "subject": subject_label, "baseline": baseline_label, "subject_figures": s,
+            "baseline_figures": b, "subject_rounds": [r["per_s"] for r in subject],
+            "baseline_rounds": [r["per_s"] for r in baseline], "ratio": ratio, "target": target,
+            "meets_target": ratio >= target}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    db = BenchDb(args.database_url)
+    prefix = f"ceil{uuid.uuid4().hex[:6]}"
+    base = Settings(redis_url=args.redis_url, database_url=args.database_url, key_prefix=prefix,
+                    rate_limit_holds_per_min=0, rate_limit_ip_per_min=0, redis_pool_size=args.pool)
+    seats = Seats(db, args.hall_seats)
+    comparisons: list[dict[str, Any]] = []
+    service_env = {"REDIS_URL": args.redis_url, "DATABASE_URL": args.database_url, "BOXOFFICE_KEY_PREFIX": prefix,
+                   "BOXOFFICE_RATE_HOLDS_PER_MIN": "0", "BOXOFFICE_RATE_IP_PER_MIN": "0",
+                   "BOXOFFICE_REDIS_POOL": str(args.pool)}
+    variants = engine_variants(base, args)
+    try:
+        if "engine" in args.only:
+            engine: dict[str, list[dict[str, Any]]] = {label: [] for label in variants}
+            baseline: list[dict[str, Any]] = []
+            for round_number in range(args.rounds):
+                say(f"engine round {round_number + 1}/{args.rounds}")
+                baseline.append(run_async(baseline_round(args.redis_url, prefix, args.ops, args.concurrency,
+                                                         args.pool)))
+                for label, settings in variants.items():
+                    engine[label].append(run_async(engine_round(settings, seats.take(args.ops), args.concurrency)))
+            for label, rounds in engine.items():
+                comparisons.append(compare(f"engine hold ({label})", rounds, baseline, 1.0,
+                                           "Inventory.hold, 1 seat", "redis-py EVALSHA trivial script"))
+        if "http" in args.only:
+            comparisons += http_comparisons(args, seats, service_env)
+    finally:
+        cleanup_redis(args.redis_url, prefix)
+        db.close()
+    return {"scenario": "ceilings", "machine": machine(), "command": " ".join(sys.argv),
+            "config": {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url"}},
+            "comparisons": comparisons}
+
+
+def engine_variants(base: Settings, args: argparse.Namespace) -> dict[str, Settings]:
+    variants = {"as configured": base}
+    if hasattr(base, "redis_autopipeline"):
+        variants = {"auto-pipelining": base.with_changes(redis_autopipeline=True),
+                    "one call per request": base.with_changes(redis_autopipeline=False)}
+    return variants
+
+
+def http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    logs = Path(tempfile.mkdtemp(prefix="boxoffice-ceilings-"))
+    with uvicorn_app("api.app:create_app", env, 1, log_path=logs / "service-1.log") as real:
+        # The seat map both sides answer: a real one, of a show with holds in it.
+        warm = seats.take(args.ops)
+        load(real, hold_requests(warm, "w"), args.concurrency)
+        seat_map_request = request_bytes("GET", f"/v1/shows/{warm[0][0]}/seats")
+        seat_map_body = load(real, [seat_map_request], 1).last_body
+        seat_map_file = logs / "seat_map.json"
+        seat_map_file.write_bytes(seat_map_body)
+        bare_env = {**env, "BENCH_SEAT_MAP_FILE": str(seat_map_file)}
+        with uvicorn_app("bench.bare_app:create_app", bare_env, 1, "/seats", logs / "bare.log") as bare:
+            holds_real: list[dict[str, Any]] = []
+            holds_bare: list[dict[str, Any]] = []
+            maps_real: list[dict[str, Any]] = []
+            maps_bare: list[dict[str, Any]] = []
+            for round_number in range(args.rounds):
+                say(f"HTTP round {round_number + 1}/{args.rounds}")
+                tag = f"r{round_number}x"
+                bare_result = load(bare, bare_hold_requests(args.ops, tag), args.concurrency)
+                holds_bare.append(bare_result.summary)
+                real_result = load(real, fresh_holds(real, seats, args.ops, tag), args.concurrency)
+                holds_real.append({**real_result.summary, "share_201": ok_share(real_result, 201)})
+                maps_bare.append(load(bare, [request_bytes("GET", "/seats")] * args.map_ops,
+                                      args.concurrency).summary)
+                maps_real.append(load(real, [seat_map_request] * args.map_ops, args.concurrency).summary)
+            out.append(compare("HTTP hold", holds_real, holds_bare, 0.8, "POST /v1/shows/{id}/holds, 1 seat",
+                               "bare Starlette POST, one Redis call"))
+            out.append(compare("seat map", maps_real, maps_bare, 0.8,
+                               f"GET /v1/shows/{{id}}/seats, {args.hall_seats} seats",
+                               f"bare Starlette GET, the same {len(seat_map_body)} bytes"))
+        if args.workers_compare:
+            with uvicorn_app("api.app:create_app", env, 2, log_path=logs / "service-2.log") as two:
+                one_worker: list[dict[str, Any]] = []
+                two_workers: list[dict[str, Any]] = []
+                for round_number in range(args.rounds):
+                    say(f"workers round {round_number + 1}/{args.rounds}")
+                    tag = f"w{round_number}x"
+                    one_worker.append(load(real, fresh_holds(real, seats, args.ops, tag + "a"),
+                                           args.concurrency * 2).summary)
+                    two_workers.append(load(two, fresh_holds(two, seats, args.ops, tag + "b"),
+                                            args.concurrency * 2).summary)
+            out.append(compare("two workers vs one (HTTP hold)", two_workers, one_worker, 1.5,
+                               "uvicorn --workers 2", "uvicorn --workers 1"))
+    return out
+
+
+def cleanup_redis(redis_url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        batch = []
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                client.delete(*batch)
+                batch.clear()
+        if batch:
+            client.delete(*batch)
+    finally:
+        client.close()
+
+
+def say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def print_report(result: dict[str, Any]) -> None:
+    print(f"\nceilings on {result['machine']['nproc']} x {result['machine']['cpu']}, {result['machine']['date']}")
+    print(f"{'comparison':38} {'subject/s':>10} {'baseline/s':>11} {'ratio':>6} {'target':>6}  "
+          f"{'p50/p99 ms subject':>20} {'p50/p99 ms baseline':>20}")
+    for c in result["comparisons"]:
+        s, b = c["subject_figures"], c["baseline_figures"]
+        print(f"{c['name']:38} {s['per_s']:10.0f} {b['per_s']:11.0f} {c['ratio']:6.2f} {c['target']:6.2f}  "
+              f"{s['p50_ms']:9.2f}/{s['p99_ms']:<9.2f} {b['p50_ms']:9.2f}/{b['p99_ms']:<9.2f}"
+              f"{'' if c['meets_target'] else '  (below target)'}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.ceilings", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    p.add_argument("--ops", type=int, default=6000, help="holds per round and side")
+    p.add_argument("--map-ops", type=int, default=1000, help="seat maps per round and side")
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--pool", type=int, default=64, help="Redis connections per process, both sides")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--hall-seats", type=int, default=2000)
+    p.add_argument("--only", nargs="+", choices=["engine", "http"], default=["engine", "http"])
+    p.add_argument("--no-workers-compare", dest="workers_compare", action="store_false")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR / "ceilings.json")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not (args.database_url and args.redis_url):
+        sys.exit("the ceilings need the real servers: --database-url and --redis-url (or DATABASE_URL, REDIS_URL)")
+    result = run(args)
+    print_report(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2, default=str))
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+-- index_seats: numbers a loaded show's seats in the hall plan's order and builds
+-- its status map from the seats hash (see includes/statusmap.lua). Running it
+-- again renumbers and rebuilds: harmless.
+-- Input:
+--   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   ARGV[4..]  every seat id of the hall, in the hall plan's order
+-- Output:
+--   -1 when the show is not loaded, else the number of seats indexed
+--@include context
+--@include holds
+--@include waitlist
+--@include settle
+if not is_loaded() then return -1 end
+begin()
+settle_due()
+redis.call('DEL', K_SEAT_INDEX)
+for i = 4, #ARGV do
+  redis.call('HSET', K_SEAT_INDEX, ARGV[i], i - 4)
+end
+rebuild_status_map()
+return finish(#ARGV - 3)

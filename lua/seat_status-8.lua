@@ -1,0 +1,21 @@
+-- seat_status: every seat of a show in one string, for the seat map (see
+-- includes/statusmap.lua): one GET instead of a walk over the seats hash.
+-- Input:
+--   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+-- Output:
+--   -1 when the show is not loaded, else
+--   {map, categories}: map has a character per seat in the hall plan's order ('0'
+--   free, 'h' held, 'b' booked), or is 0 when the show's seats are not indexed yet
+--   (the engine sends the plan's order with index_seats and asks again);
+--   categories: the price categories the queue waits for ("*": any) — free seats
+--   of those are kept for waiters and shown as held.
+--@include context
+--@include holds
+--@include waitlist
+--@include settle
+if not is_loaded() then return -1 end
+begin()
+settle_due()
+local map = status_map()
+if not map then return finish({0, {}}) end
+return finish({map, reserved_categories()})

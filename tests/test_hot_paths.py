@@ -1,0 +1,113 @@
+"""The fast paths stay exact: the seat map spliced from the status string (api/seatmap.py,
+lua/includes/statusmap.lua) against the seats hash itself, and auto-pipelining
+(engine/autopipeline.py) answering every caller its own reply, through NOSCRIPT and a
+dropped connection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from engine.autopipeline import CLIENT_NAME, AutoPipeline
+from engine.service import Context
+from tests.conftest import BOTH, ShowRef
+from tests.support.services import RedisServer
+
+
+async def seats_hash_statuses(ctx: Context, show: ShowRef) -> dict[str, str]:
+    """What the seats hash says, independently of the status string."""
+    raw = await ctx.redis.hgetall(ctx.keys.show_base(show.show_id) + "seats")
+    return {seat: "booked" if value.startswith("b:") else "held" for seat, value in raw.items()}
+
+
+async def assert_seat_map_matches_hash(ctx: Context, client: httpx.AsyncClient, show: ShowRef,
+                                       string_kept: bool = True) -> None:
+    stored = await ctx.redis.get(ctx.keys.show_base(show.show_id) + "statusmap")
+    if stored is not None and string_kept:
+        # Kept up to date by the writes themselves, not only repaired by the read.
+        expected_now = await seats_hash_statuses(ctx, show)
+        assert {seat: char for seat, char in zip(show.seat_ids, stored, strict=True) if char != "0"} == \
+            {seat: status[0] for seat, status in expected_now.items()}
+    answer = await client.get(f"/v1/shows/{show.show_id}/seats")
+    assert answer.status_code == 200
+    body = answer.json()
+    expected = await seats_hash_statuses(ctx, show)
+    shown = {s["id"]: s["status"] for s in body["seats"]}
+    assert [s["id"] for s in body["seats"]] == show.seat_ids
+    assert {k: v for k, v in shown.items() if v != "available"} == expected
+    assert body["counts"] == {"available": len(show.seat_ids) - len(expected),
+                              "held": sum(v == "held" for v in expected.values()),
+                              "booked": sum(v == "booked" for v in expected.values())}
+    plan = await ctx.catalog.hall_plan(show.hall_id)
+    first = body["seats"][0]
+    seat = plan.by_id[first["id"]]
+    assert first == {"id": seat.id, "row": seat.row, "number": seat.number, "category": seat.category,
+                     "kind": seat.kind, "x": seat.x, "y": seat.y, "status": first["status"]}
+    assert body["show_id"] == str(show.show_id)
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+async def test_the_spliced_seat_map_follows_holds_releases_expiry_and_sales(
+        ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
+    await assert_seat_map_matches_hash(ctx, client, show)  # numbers the seats on first read
+    a = await ctx.inventory.hold(show.show_id, show.seat_ids[:3], "ana@example.org")
+    b = await ctx.inventory.hold(show.show_id, show.seat_ids[10:12], "bob@example.org")
+    await assert_seat_map_matches_hash(ctx, client, show)
+    await ctx.inventory.release(b.hold_id)
+    await assert_seat_map_matches_hash(ctx, client, show)
+    booking = await ctx.bookings.confirm(a.hold_id, "key-1", "tok_ok")
+    assert booking["seats"] == sorted(show.seat_ids[:3])
+    await assert_seat_map_matches_hash(ctx, client, show)
+    c = await ctx.inventory.hold(show.show_id, show.seat_ids[20:22], "cy@example.org")
+    later = c.expires_at_ms + 1
+    await ctx.inventory.seat_statuses(show.show_id, now_ms=later)  # settles the expiry
+    await assert_seat_map_matches_hash(ctx, client, show)
+    assert (await seats_hash_statuses(ctx, show)) == {s: "booked" for s in show.seat_ids[:3]}
+
+
+async def test_a_status_string_that_drifted_is_rebuilt_from_the_seats_hash(
+        ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
+    await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    await assert_seat_map_matches_hash(ctx, client, show)
+    # A write that forgot to mark its seat: the counts no longer match the stats hash.
+    await ctx.redis.setrange(ctx.keys.show_base(show.show_id) + "statusmap", 5, "b")
+    await assert_seat_map_matches_hash(ctx, client, show, string_kept=False)
+    await assert_seat_map_matches_hash(ctx, client, show)
+
+
+async def test_auto_pipelining_answers_every_caller_its_own_reply(redis_server: RedisServer) -> None:
+    pipeline = AutoPipeline("127.0.0.1", redis_server.port)
+    try:
+        replies = await asyncio.gather(*(pipeline.execute("EVAL", "return ARGV[1] .. KEYS[1]", 1, f"k{i}", f"v{i}")
+                                         for i in range(500)))
+        assert replies == [f"v{i}k{i}" for i in range(500)]
+        assert pipeline.batches < pipeline.commands / 10, "concurrent calls were not coalesced"
+        with pytest.raises(Exception, match="NOSCRIPT"):
+            await pipeline.execute("EVALSHA", "0" * 40, 0)
+        assert await pipeline.execute("ECHO", "still in step") == "still in step"
+    finally:
+        await pipeline.aclose()
+
+
+async def test_auto_pipelining_fails_in_flight_calls_on_a_dropped_connection_and_reconnects(
+        redis_server: RedisServer) -> None:
+    pipeline = AutoPipeline("127.0.0.1", redis_server.port)
+    admin = aioredis.Redis(port=redis_server.port, decode_responses=True)
+    try:
+        assert await pipeline.execute("PING") == "PONG"
+        # A call still waiting for its reply when the connection drops (BLPOP: it waits on purpose).
+        waiting = asyncio.ensure_future(pipeline.execute("BLPOP", "hot-paths-never-pushed", 10))
+        await asyncio.sleep(0.1)
+        clients = [c for c in await admin.client_list() if c.get("name") == CLIENT_NAME]
+        assert clients, "the pipeline's connection is named"
+        await admin.execute_command("CLIENT", "KILL", "ID", clients[0]["id"])
+        with pytest.raises(RedisConnectionError):
+            await waiting
+        assert await pipeline.execute("PING") == "PONG", "the next call connects again"
+    finally:
+        await pipeline.aclose()
+        await admin.aclose()
