@@ -92,6 +92,28 @@ class TwoStepProvider(SimulatedProvider):
         return await super().authorize(key, "tok_ok", amount, currency)
 
 
+class GatedProvider(SimulatedProvider):
+    """tok_slow approves when the test opens the gate (not after 2 s), so a test decides
+    what happens while a payment runs, without racing a clock."""
+
+    name = "gated"
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine)
+        self.waiting = asyncio.Event()  # a tok_slow payment has started
+        self.gate = asyncio.Event()
+
+    async def authorize(self, key: str, token: str, amount: int, currency: str) -> Charge:
+        if token == "tok_slow":
+            self.waiting.set()
+            await self.gate.wait()
+            token = "tok_ok"
+        return await super().authorize(key, token, amount, currency)
+
+
+GATED = "tests.test_confirm:GatedProvider"
+
+
 async def test_the_simulated_provider_charges_once_per_key_and_keeps_books(ctx: Context) -> None:
     provider = ctx.payments
     first = await provider.authorize("k-1", "tok_ok", 1200, "EUR")
@@ -208,17 +230,17 @@ async def test_the_pin_keeps_a_hold_alive_while_its_payment_runs(tuned: Tuned, s
 
 async def test_a_stale_confirm_cannot_commit_once_a_newer_one_holds_the_fence(
         tuned: Tuned, show: ShowRef) -> None:
-    context = await tuned(confirm_pin_s=1)
+    context = await tuned(confirm_pin_s=1, payment_provider=GATED)
     async with http(context) as client:
         hold_id = await hold(client, show.show_id, show.seat_ids[:2])
         slow = asyncio.create_task(confirm(client, hold_id, "key-slow", "tok_slow"))
-        pinned = await eventually(lambda: _pinned(context, show.show_id, hold_id))
-        await eventually(lambda: _later_than(context, int(pinned["pinned_until"])))
+        await _pin_lapsed(context, show.show_id, hold_id)
         # The slow confirm's pin lapsed while it pays: a newer confirm takes the hold.
         fresh = await confirm(client, hold_id, "key-fresh")
+        context.payments.gate.set()  # type: ignore[attr-defined]
         stale = await slow
     assert fresh.status_code == 201, fresh.text
-    assert stale.status_code == 409 and stale.json()["status"] == "confirmed"
+    assert stale.status_code == 409 and stale.json()["status"] == "confirmed", stale.text
     books = await audit(context)
     books.assert_consistent()
     assert (books.charges, books.bookings, books.refunds) == (2, 1, 1)
@@ -250,15 +272,17 @@ async def test_the_fencing_token_shuts_out_a_confirm_whose_pin_lapsed(ctx: Conte
 
 async def test_a_confirm_whose_hold_ran_out_and_whose_seats_went_elsewhere_is_refunded(
         ctx: Context, tuned: Tuned, show: ShowRef) -> None:
-    context = await tuned(hold_ttl_s=1, confirm_pin_s=1)
+    context = await tuned(hold_ttl_s=1, confirm_pin_s=1, payment_provider=GATED)
     seats = show.seat_ids[:2]
     async with http(context) as client:
         hold_id = await hold(client, show.show_id, seats)
         slow = asyncio.create_task(confirm(client, hold_id, "key-1", "tok_slow"))
-        await eventually(lambda: _status_is(context, show.show_id, hold_id, "expired"))
+        await _pin_lapsed(context, show.show_id, hold_id)
+        await eventually(lambda: _status_is(context, hold_id, "expired"))
         bob = await ctx.inventory.hold(show.show_id, seats, "bob@example.org")  # a 300 s hold
+        context.payments.gate.set()  # type: ignore[attr-defined]
         answer = await slow
-        assert answer.status_code == 410 and "refunded" in answer.json()["message"]
+        assert answer.status_code == 410 and "refunded" in answer.json()["message"], answer.text
     assert (await ctx.inventory.hold_status(bob.hold_id)).status.value == "active"
     books = await audit(context)
     books.assert_consistent()
@@ -268,26 +292,34 @@ async def test_a_confirm_whose_hold_ran_out_and_whose_seats_went_elsewhere_is_re
 @pytest.mark.parametrize("hold_ttl_s", [300, 1], ids=["hold-still-active", "hold-expired-seats-free"])
 async def test_a_confirm_that_lost_its_pin_books_when_the_seats_are_still_free(
         tuned: Tuned, show: ShowRef, hold_ttl_s: int) -> None:
-    context = await tuned(hold_ttl_s=hold_ttl_s, confirm_pin_s=1)
+    context = await tuned(hold_ttl_s=hold_ttl_s, confirm_pin_s=1, payment_provider=GATED)
     async with http(context) as client:
         hold_id = await hold(client, show.show_id, show.seat_ids[:2])
-        answer = await confirm(client, hold_id, "key-1", "tok_slow")
+        slow = asyncio.create_task(confirm(client, hold_id, "key-1", "tok_slow"))
+        await _pin_lapsed(context, show.show_id, hold_id)
+        expected = "active" if hold_ttl_s == 300 else "expired"
+        await eventually(lambda: _status_is(context, hold_id, expected))
+        context.payments.gate.set()  # type: ignore[attr-defined]
+        answer = await slow
     assert answer.status_code == 201, answer.text
     books = await audit(context)
     books.assert_consistent()
     assert (books.charges, books.bookings, books.refunds) == (1, 1, 0)
 
 
-async def _pinned(context: Context, show_id: int, hold_id: str) -> dict[str, str] | None:
+async def _pin_lapsed(context: Context, show_id: int, hold_id: str) -> None:
+    """Waits until a confirm has pinned the hold and that pin's time has run out."""
+    await context.payments.waiting.wait()  # type: ignore[attr-defined]
     record = await hold_record(context, show_id, hold_id)
-    return record if record.get("status") == "confirming" else None
+    assert record["status"] == "confirming"
+    await eventually(lambda: _later_than(context, int(record["pinned_until"])))
 
 
 async def _later_than(context: Context, ms: int) -> bool:
     return await redis_now_ms(context) > ms
 
 
-async def _status_is(context: Context, show_id: int, hold_id: str, status: str) -> bool:
+async def _status_is(context: Context, hold_id: str, status: str) -> bool:
     return (await context.inventory.hold_status(hold_id)).status.value == status
 
 
