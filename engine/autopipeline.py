@@ -30,7 +30,21 @@ CLIENT_NAME = "boxoffice-autopipeline"
 
 
 def pack(args: tuple[Any, ...]) -> bytes:
-    """One command in RESP (an array of bulk strings)."""
+    """One command in RESP (an array of bulk strings). Our commands are ASCII text and
+    integers: built as one str and encoded once; anything else takes the general path."""
+    pieces = [f"*{len(args)}\r\n"]
+    for arg in args:
+        if type(arg) is str and arg.isascii():
+            pieces.append(f"${len(arg)}\r\n{arg}\r\n")
+        elif type(arg) is int:
+            text = str(arg)
+            pieces.append(f"${len(text)}\r\n{text}\r\n")
+        else:
+            return _pack_any(args)
+    return "".join(pieces).encode()
+
+
+def _pack_any(args: tuple[Any, ...]) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
         if isinstance(arg, str):

@@ -125,10 +125,12 @@ class Inventory:
         the queue waits for ("*": any). One round trip; the seat map splices it (api/seatmap.py)."""
         plan = await self.ctx.catalog.hall_plan((await self.ctx.catalog.show(show_id)).hall_id)
         for _ in range(3):
-            status_map, waited = await self.run("seat_status", show_id, now_ms=now_ms)
-            if isinstance(status_map, str) and len(status_map) == len(plan.seats):
+            status_map, waited, held, booked = await self.run("seat_status", show_id, now_ms=now_ms)
+            if (isinstance(status_map, str) and len(status_map) == len(plan.seats)
+                    and status_map.count("h") == held and status_map.count("b") == booked):
                 return status_map, waited
-            # Not numbered yet (or numbered for another plan): number the seats in plan order.
+            # Not numbered yet, numbered for another plan, or drifted from the seats hash:
+            # number the seats in plan order and rebuild the string from the hash.
             await self.run("index_seats", show_id, *(seat.id for seat in plan.seats), now_ms=now_ms)
         raise RuntimeError(f"show {show_id}: the seat status map would not build")
 

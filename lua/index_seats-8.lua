@@ -1,6 +1,6 @@
 -- index_seats: numbers a loaded show's seats in the hall plan's order and builds
 -- its status map from the seats hash (see includes/statusmap.lua). Running it
--- again renumbers and rebuilds: harmless.
+-- again renumbers and rebuilds: harmless (and the repair of a map that drifted).
 -- Input:
 --   KEYS[1..8], ARGV[1..3]   see includes/context.lua
 --   ARGV[4..]  every seat id of the hall, in the hall plan's order

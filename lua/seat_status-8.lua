@@ -4,11 +4,13 @@
 --   KEYS[1..8], ARGV[1..3]   see includes/context.lua
 -- Output:
 --   -1 when the show is not loaded, else
---   {map, categories}: map has a character per seat in the hall plan's order ('0'
---   free, 'h' held, 'b' booked), or is 0 when the show's seats are not indexed yet
---   (the engine sends the plan's order with index_seats and asks again);
---   categories: the price categories the queue waits for ("*": any) — free seats
---   of those are kept for waiters and shown as held.
+--   {map, categories, held, booked}: map has a character per seat in the hall
+--   plan's order ('0' free, 'h' held, 'b' booked), or is 0 when the show's seats
+--   are not indexed yet (the engine sends the plan's order with index_seats and
+--   asks again); categories: the price categories the queue waits for ("*": any)
+--   — free seats of those are kept for waiters and shown as held; held, booked:
+--   the stats hash's counts, which the engine checks the map against (counting
+--   here would cost more Redis time than the rest of the script).
 --@include context
 --@include holds
 --@include waitlist
@@ -16,6 +18,7 @@
 if not is_loaded() then return -1 end
 begin()
 settle_due()
-local map = status_map()
-if not map then return finish({0, {}}) end
-return finish({map, reserved_categories()})
+local map = redis.call('GET', K_STATUS_MAP)
+if not map then return finish({0, {}, 0, 0}) end
+local stats = redis.call('HMGET', K_STATS, 'held', 'booked')
+return finish({map, reserved_categories(), tonumber(stats[1] or '0'), tonumber(stats[2] or '0')})

@@ -6,8 +6,9 @@
 --   <base>statusmap   the string
 --   <base>seatindex   hash: seat -> its 0-based position in the string
 -- Every script marks the seats it changed when it finishes (settle.lua, publish_changes);
--- a read checks the string's counts against the stats hash and rebuilds it from the
--- seats hash when they disagree, so a missed mark can never show for long.
+-- a reader checks the string's counts against the stats hash (seat_status-8.lua answers
+-- both) and has it rebuilt from the seats hash when they disagree (index_seats-8.lua),
+-- so a missed mark can never show for long.
 -- Needs context.lua.
 
 local K_STATUS_MAP = BASE .. 'statusmap'
@@ -30,18 +31,5 @@ local function rebuild_status_map()
   end
   local map = table.concat(chars)
   redis.call('SET', K_STATUS_MAP, map)
-  return map
-end
-
--- The map, checked against the counts the scripts keep; false when not indexed yet.
-local function status_map()
-  local map = redis.call('GET', K_STATUS_MAP)
-  if not map then return false end
-  local stats = redis.call('HMGET', K_STATS, 'held', 'booked')
-  local _, held = string.gsub(map, 'h', '')
-  local _, booked = string.gsub(map, 'b', '')
-  if held ~= tonumber(stats[1] or '0') or booked ~= tonumber(stats[2] or '0') then
-    return rebuild_status_map()
-  end
   return map
 end
