@@ -4,6 +4,8 @@ wait in line, then pay or walk away. Everything goes through the public HTTP API
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import heapq
 import itertools
 import random
 import time
@@ -17,6 +19,8 @@ import orjson
 from bench.stats import EndpointStats
 
 SIZES = (1, 2, 2, 2, 3, 4, 4, 5, 6)  # how many seats a party wants
+# The customer a request is made for (each customer is a task): earlier ones go first.
+CUSTOMER_NUMBER: contextvars.ContextVar[int] = contextvars.ContextVar("customer_number", default=0)
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,39 @@ def plan_blocks(seats: list[dict[str, Any]]) -> dict[int, list[tuple[str, ...]]]
     return {size: [ids for _, ids in sorted(found)] for size, found in blocks.items()}
 
 
+class PrioritySlots:
+    """A semaphore that lets the earliest customer through first. A plain FIFO semaphore
+    would make every one of 20,000 arrivals finish browsing before anybody holds a seat
+    (an artefact of one client with few connections); real customers each proceed at the
+    service's pace, those who came first ahead."""
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self.waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self.order = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self.waiting, (priority, next(self.order), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed a slot while being cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self.waiting:
+            _, _, future = heapq.heappop(self.waiting)
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1
+
+
 class Crowd:
     """Runs the customers against one service; keeps the tally and the records the audit needs."""
 
@@ -110,7 +147,7 @@ class Crowd:
         self._next_client = itertools.cycle(clients)
         self.venue = venue
         self.behaviour = behaviour
-        self.slots = asyncio.Semaphore(concurrency)
+        self.slots = PrioritySlots(concurrency)
         self.tag = tag
         self.seed = seed
         self.stats = EndpointStats()
@@ -127,15 +164,17 @@ class Crowd:
         content = orjson.dumps(body) if body is not None else None
         all_headers = {"content-type": "application/json"} if content is not None else {}
         all_headers.update(headers or {})
-        async with self.slots:
-            began = time.perf_counter()
-            try:
-                answer = await next(self._next_client).request(method, path, content=content, headers=all_headers)
-            except httpx.HTTPError:
-                self.stats.record(endpoint, 0, time.perf_counter() - began)
-                self.tally.transport_errors += 1
-                return 0, None
-            self.stats.record(endpoint, answer.status_code, time.perf_counter() - began)
+        await self.slots.acquire(CUSTOMER_NUMBER.get())
+        began = time.perf_counter()
+        try:
+            answer = await next(self._next_client).request(method, path, content=content, headers=all_headers)
+        except httpx.HTTPError:
+            self.stats.record(endpoint, 0, time.perf_counter() - began)
+            self.tally.transport_errors += 1
+            return 0, None
+        finally:
+            self.slots.release()
+        self.stats.record(endpoint, answer.status_code, time.perf_counter() - began)
         parsed = orjson.loads(answer.content) if answer.content else None
         return answer.status_code, parsed
 
@@ -149,6 +188,7 @@ class Crowd:
 
     async def customer(self, number: int) -> None:
         self.tally.arrived += 1
+        CUSTOMER_NUMBER.set(number)
         try:
             await self._customer(number, random.Random(self.seed * 1_000_003 + number))
         finally:
