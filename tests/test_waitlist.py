@@ -393,3 +393,17 @@ async def test_the_engine_raises_the_contract_errors_of_join(ctx: Context) -> No
     await book_in_redis(ctx, show.show_id, show.ref.seat_ids[:-1])
     with pytest.raises(NoChance):
         await ctx.waitlist.join(show.show_id, customer(), 2, None)
+
+
+async def test_a_hold_whose_seats_a_repair_sold_still_ends_and_the_queue_goes_on(ctx: Context, t0: int) -> None:
+    """A hold left with no seat of its own (the reconciler sold them) frees nothing at its
+    deadline; that must not break the script that settles it (Lua's -0 once did)."""
+    show = await small_show(ctx)
+    sold, other = await fill(ctx, show, [show.ref.seat_ids[:2], show.ref.seat_ids[2:3]], now_ms=t0)
+    entry = await ctx.waitlist.join(show.show_id, customer(), 1, None, now_ms=t0)
+    await book_in_redis(ctx, show.show_id, sold.seats, now_ms=t0)
+    await ctx.inventory.run("sweep", show.show_id, now_ms=sold.expires_at_ms)
+    assert (await status_of(ctx, entry["entry_id"], sold.expires_at_ms))["hold"]["seats"] == other.seats  # type: ignore[index]
+    stats = await ctx.redis.hgetall(ctx.keys.stats(show.show_id))
+    assert (int(stats["free"]), int(stats["booked"])) == (0, 2)
+    assert int(stats["held"]) == len(show.ref.seat_ids) - 2

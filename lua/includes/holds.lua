@@ -41,7 +41,8 @@ local function end_hold(hold_id, status, counter)
   end
   redis.call('HSET', key, 'status', status, 'ended_at', NOW)
   redis.call('EXPIRE', key, RETENTION_S)
-  redis.call('HINCRBY', K_STATS, 'held', -freed)
+  -- (0 - freed, not -freed: Lua's -0 reaches Redis as "-0", which HINCRBY refuses)
+  redis.call('HINCRBY', K_STATS, 'held', 0 - freed)
   redis.call('HINCRBY', K_STATS, 'free', freed)
   if counter then redis.call('HINCRBY', K_STATS, counter, 1) end
   return freed
