@@ -29,7 +29,7 @@ import httpx
 import orjson
 
 from bench.catalog import create_spike_show
-from bench.procstat import cpu_seconds
+from bench.procstat import cpu_seconds, cpu_spent
 from bench.spike import machine, run_async
 from bench.sqldb import BenchDb
 from bench.stats import latency_summary
@@ -158,8 +158,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "clients": args.clients, "seats_per_hold": args.seats_per_hold,
         "latency": latency_summary(latencies, duration), "statuses": dict(statuses),
         "duration_s": round(duration, 2), "steps": steps, "books": books,
-        "cpu_ms_per_confirm": {name: round(1000 * (cpu_after[name] - cpu_before[name]) / args.confirms, 2)
-                               for name in groups},
+        "cpu_ms_per_confirm": {name: round(1000 * seconds / args.confirms, 2)
+                               for name, seconds in cpu_spent(cpu_before, cpu_after).items()},
         "load_average": os.getloadavg(),
         "command": args.command or " ".join(["python -m bench.confirm_bench", *sys.argv[1:]]),
     }

@@ -28,9 +28,9 @@ def _processes() -> dict[int, tuple[int, str, float]]:
     return out
 
 
-def cpu_seconds(groups: dict[str, Callable[[str], bool]]) -> dict[str, float]:
-    """CPU seconds so far of each group: processes whose command line matches, and their
-    descendants (worker processes)."""
+def cpu_seconds(groups: dict[str, Callable[[str], bool]]) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of each process of each group: processes whose command line
+    matches, and their descendants (worker processes)."""
     processes = _processes()
     member: dict[int, str] = {}
 
@@ -49,9 +49,16 @@ def cpu_seconds(groups: dict[str, Callable[[str], bool]]) -> dict[str, float]:
             member[pid] = found
         return found
 
-    totals = dict.fromkeys(groups, 0.0)
+    found: dict[str, dict[int, float]] = {name: {} for name in groups}
     for pid, (_, _, seconds) in processes.items():
         name = group_of(pid)
         if name is not None:
-            totals[name] += seconds
-    return totals
+            found[name][pid] = seconds
+    return found
+
+
+def cpu_spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds each group spent between two samples (processes that ended meanwhile
+    are not counted; processes that started count from zero)."""
+    return {name: sum(seconds - before.get(name, {}).get(pid, 0.0) for pid, seconds in pids.items())
+            for name, pids in after.items()}

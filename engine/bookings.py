@@ -123,7 +123,7 @@ class Bookings:
     async def _confirm(self, hold_id: str, idempotency_key: str, token: str) -> dict[str, Any]:
         ctx = self.ctx
         show_id = ctx.inventory.parse_hold_id(hold_id)
-        while True:
+        for _ in range(3):
             begun = await self._begin(hold_id, show_id, idempotency_key)
             if isinstance(begun, dict):
                 return begun
@@ -141,6 +141,9 @@ class Bookings:
                 await self.abort(pinned.show_id, hold_id, pinned.fence)
                 continue
             break
+        else:
+            raise HoldNotActive("another confirm of this hold is still running; try again shortly",
+                                status="confirming")
         fault_point(ctx, "after_intent")
         try:
             with timed("payment"):
