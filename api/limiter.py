@@ -37,8 +37,9 @@ class Limiter:
 
     @staticmethod
     def client_address(request: Request) -> str:
-        # The peer as the server saw it; behind a proxy, run uvicorn with --proxy-headers
-        # and --forwarded-allow-ips so this is the real client and not the proxy.
+        # The peer as uvicorn reports it: it takes X-Forwarded-For only from the proxies
+        # named by --forwarded-allow-ips (default 127.0.0.1), so a client cannot pick its
+        # own address; behind a load balancer, name it there or all clients share one budget.
         return request.client.host if request.client else "unknown"
 
     async def check_client(self, request: Request) -> None:

@@ -35,7 +35,7 @@ from tests.support.live import LiveServer, serve
 from tests.support.services import RedisServer
 from tests.support.state import State, difference, snapshot
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 40
 MAX_EXAMPLES_WITH_REAL_IDS = 5
 # Streams never end: their error answers are tested in tests/test_hostile_web.py.
 EXCLUDED = r"/events$"

@@ -80,3 +80,15 @@ def serve(settings: Settings, timeout_s: float = 20.0) -> Iterator[LiveServer]:
             process.wait()
         log.close()
         os.unlink(log.name)
+        drop_keys(settings)
+
+
+def drop_keys(settings: Settings) -> None:
+    """Leaves the session's Redis as the server found it: its prefix was its own."""
+    import redis
+
+    assert settings.redis_url is not None
+    with redis.Redis.from_url(settings.redis_url) as client:
+        keys = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i:i + 500])
