@@ -7,7 +7,6 @@ every stream."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +22,8 @@ from engine.models import EntryStatus, SeatStatus
 from engine.service import Context
 
 KEEPALIVE_S = 15.0
+# A waiter's stream reads its entry at most this often for changes of others (position, eta).
+ENTRY_READ_INTERVAL_S = 0.5
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 FINAL_ENTRY_STATES = {EntryStatus.GRANTED, EntryStatus.IMPOSSIBLE, EntryStatus.CANCELLED, EntryStatus.EXPIRED}
 
@@ -122,28 +123,48 @@ async def seat_events(request: Request) -> StreamingResponse:
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
+async def _changes_until(queue: asyncio.Queue[ShowChange | None], entry_id: str, until: float) -> bool | None:
+    """Takes changes until the monotonic time `until`; True as soon as one ends this entry
+    or asks for a resync, False at `until`, None after KEEPALIVE_S without any change."""
+    loop = asyncio.get_running_loop()
+    heard = False
+    while True:
+        timeout = until - loop.time() if heard else max(until - loop.time(), KEEPALIVE_S)
+        if timeout <= 0:
+            return False
+        try:
+            change = await asyncio.wait_for(queue.get(), timeout)
+        except TimeoutError:
+            return False if heard else None
+        heard = True
+        if change is None or entry_id in change.ended:
+            return True
+
+
 async def entry_events(request: Request) -> StreamingResponse:
     ctx: Context = request.app.state.ctx
     entry_id = opaque_id(request, "entry_id")
     show_id = ctx.waitlist.parse_entry_id(entry_id)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
         async with ctx.events.listen(show_id) as queue:
             last = await ctx.waitlist.status(entry_id)
+            read_at = loop.time()
             yield _event(last)
             while last["status"] not in FINAL_ENTRY_STATES:
-                change = await _next_change(queue)
-                if change is False:
+                # This entry's own ending is read at once; other changes of the show (the
+                # position or eta may have moved) at most every ENTRY_READ_INTERVAL_S, so a
+                # long queue does not read every entry on every change.
+                heard = await _changes_until(queue, entry_id, read_at + ENTRY_READ_INTERVAL_S)
+                if heard is None:
                     yield b": keepalive\n\n"
                     continue
-                # A burst of changes needs one fresh read, not one per message.
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    while True:
-                        queue.get_nowait()
                 try:
                     current = await ctx.waitlist.status(entry_id)
                 except BoxOfficeError:
                     continue
+                read_at = loop.time()
                 if current != last:
                     last = current
                     yield _event(current)

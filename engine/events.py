@@ -1,5 +1,5 @@
 """Live updates across processes: the scripts PUBLISH one message per change on the show's
-channel ("<queue changed 0|1>;<seat>=<status>,...;<waited categories>", see
+channel ("<queue changed 0|1>;<seat>=<status>,...;<waited categories>;<ended entries>", see
 lua/includes/settle.lua); each process holds one pattern subscription and fans the
 messages out to its local listeners (SSE streams). A listener that may have missed
 messages (its queue overflowed, the subscription reconnected) gets None: resync."""
@@ -26,17 +26,20 @@ class ShowChange:
     seats: dict[str, str] = field(default_factory=dict)
     # the price categories the queue waits for ("*": any): their free seats are the queue's
     waited: frozenset[str] = frozenset()
+    # the waitlist entries this change ended (granted, impossible, cancelled, expired)
+    ended: frozenset[str] = frozenset()
 
 
 def parse_message(channel: str, data: str) -> ShowChange | None:
     try:
         show_id = int(channel.split("{", 1)[1].split("}", 1)[0])
-        queue_flag, seat_part, waited_part = [*data.split(";"), "", ""][:3]
+        queue_flag, seat_part, waited_part, ended_part = [*data.split(";"), "", "", ""][:4]
         seats = dict(item.split("=", 1) for item in seat_part.split(",") if "=" in item)
     except (IndexError, ValueError):
         return None
     waited = frozenset(c for c in waited_part.split(",") if c)
-    return ShowChange(show_id, queue_flag == "1", seats, waited)
+    ended = frozenset(e for e in ended_part.split(",") if e)
+    return ShowChange(show_id, queue_flag == "1", seats, waited, ended)
 
 
 class EventHub:

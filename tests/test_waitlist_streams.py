@@ -224,3 +224,15 @@ async def test_a_stream_served_by_another_process_hears_a_change_made_here(ctx: 
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+def test_change_messages_parse_with_and_without_their_later_fields() -> None:
+    from engine.events import parse_message
+
+    change = parse_message("bo:show:{42}:changes", "1;A1=held,A2=available;*,vip;W42-a,W42-b")
+    assert change is not None and change.show_id == 42 and change.queue_changed
+    assert change.seats == {"A1": "held", "A2": "available"}
+    assert change.waited == {"*", "vip"} and change.ended == {"W42-a", "W42-b"}
+    older = parse_message("bo:show:{7}:changes", "0;B3=booked")
+    assert older is not None and older.seats == {"B3": "booked"} and not older.waited and not older.ended
+    assert parse_message("bo:show:nobrace:changes", "1;") is None

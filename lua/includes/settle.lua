@@ -37,8 +37,9 @@ end
 
 -- One message per call for live seat maps and waitlist streams (engine/events.py):
 -- "<queue changed 0|1>;<seat>=<available|held|booked>,...;<categories the queue
--- waits for, "*": any>". Seat statuses are the seats' own; listeners show the
--- free seats of the waited categories as held (they are the queue's, rule 2).
+-- waits for, "*": any>;<entries this call ended>". Seat statuses are the seats'
+-- own; listeners show the free seats of the waited categories as held (they are
+-- the queue's, rule 2).
 local function publish_changes()
   if #CHANGED == 0 and not QUEUE_CHANGED then return end
   local seats = {}
@@ -56,8 +57,8 @@ local function publish_changes()
     end
   end
   local queue = QUEUE_CHANGED and '1' or '0'
-  redis.call('PUBLISH', BASE .. 'changes',
-    queue .. ';' .. table.concat(seats, ',') .. ';' .. table.concat(reserved_categories(), ','))
+  redis.call('PUBLISH', BASE .. 'changes', queue .. ';' .. table.concat(seats, ',') .. ';'
+    .. table.concat(reserved_categories(), ',') .. ';' .. table.concat(ENDED_ENTRIES, ','))
 end
 
 -- Every show script calls begin() first and returns finish(result): the caller

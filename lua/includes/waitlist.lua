@@ -13,6 +13,9 @@
 
 local function entry_key(entry_id) return BASE .. 'entry:' .. entry_id end
 
+-- Entries this call ended, named in the change message: their streams read at once.
+local ENDED_ENTRIES = {}
+
 local function category_field(category)
   if category == '' then return 'wc:*' end
   return 'wc:' .. category
@@ -33,6 +36,7 @@ local function end_entry(entry_id, status, hold_id)
   redis.call('HSET', key, 'status', status, 'ended_at', NOW, 'end_seq', seq)
   if hold_id then redis.call('HSET', key, 'hold_id', hold_id) end
   redis.call('EXPIRE', key, RETENTION_S)
+  ENDED_ENTRIES[#ENDED_ENTRIES + 1] = entry_id
   QUEUE_CHANGED = true
 end
 
