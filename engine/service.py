@@ -46,49 +46,6 @@ def _quick_retry() -> Any:
     return Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2)
 
 
-class ClusterPubSub:
-    """Pub/sub for a Redis Cluster. A classic PUBLISH (which our scripts use) reaches the
-    subscribers on every node of the cluster, so one subscription to any one node hears
-    every show. Each new subscription takes the next node the cluster client knows,
-    so a subscriber whose node died moves on to a live one by itself."""
-
-    def __init__(self, cluster: Any, url: str) -> None:
-        self.cluster = cluster
-        self.url = url
-        self._turn = 0
-        self._client: Any = None
-        self._closing: set[asyncio.Task[None]] = set()
-        self.node: tuple[str, int] | None = None  # where the current subscription lives
-
-    def _next_client(self) -> Any:
-        from redis.asyncio import Redis
-
-        nodes = sorted(self.cluster.get_nodes(), key=lambda node: node.name)
-        if not nodes:  # the cluster client has not met the cluster yet: the node of REDIS_URL
-            client = Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
-            options = client.connection_pool.connection_kwargs
-            self.node = (options.get("host", "localhost"), int(options.get("port", 6379)))
-            return client
-        node = nodes[self._turn % len(nodes)]
-        self._turn += 1
-        self.node = (node.host, int(node.port))
-        return Redis(host=node.host, port=node.port, decode_responses=True,
-                     socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
-
-    def pubsub(self, **kwargs: Any) -> Any:
-        previous, self._client = self._client, self._next_client()
-        if previous is not None:
-            # Closed in the background: the caller gave up on it already.
-            task = asyncio.get_running_loop().create_task(previous.aclose())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        return self._client.pubsub(**kwargs)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
-
 def make_redis(settings: Settings) -> tuple[Any, Any]:
     """(client for commands and scripts, client for pub/sub)."""
     if settings.embedded:
@@ -102,14 +59,10 @@ def make_redis(settings: Settings) -> tuple[Any, Any]:
     assert settings.redis_url is not None
     timeouts = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S, "socket_timeout": REDIS_SOCKET_TIMEOUT_S}
     if settings.redis_cluster:
-        from redis.asyncio.cluster import RedisCluster
+        from engine.redis_cluster import make_cluster_clients
 
-        # REDIS_URL names any one node; the client discovers the others and follows
-        # MOVED redirections and failovers by itself.
-        cluster = RedisCluster.from_url(settings.redis_url, decode_responses=True,
-                                        max_connections=settings.redis_pool_size, retry=_quick_retry(),
-                                        **timeouts)
-        return cluster, ClusterPubSub(cluster, settings.redis_url)
+        return make_cluster_clients(settings.redis_url, settings.redis_pool_size, _quick_retry(),
+                                    REDIS_CONNECT_TIMEOUT_S, REDIS_SOCKET_TIMEOUT_S)
     from redis.asyncio import BlockingConnectionPool, Redis
 
     pool = BlockingConnectionPool.from_url(
