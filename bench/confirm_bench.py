@@ -156,7 +156,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "bench": "confirm", "machine": machine(), "url": args.url, "confirms": args.confirms,
         "clients": args.clients, "seats_per_hold": args.seats_per_hold,
-        "latency": latency_summary(latencies, duration), "statuses": dict(statuses),
+        "latency": latency_summary(latencies, duration), "statuses": {str(k): v for k, v in statuses.items()},
         "duration_s": round(duration, 2), "steps": steps, "books": books,
         "cpu_ms_per_confirm": {name: round(1000 * seconds / args.confirms, 2)
                                for name, seconds in cpu_spent(cpu_before, cpu_after).items()},
