@@ -87,7 +87,9 @@ class Reconciler:
         if is_sqlite(self.ctx.sql):
             yield True
             return
-        async with self.ctx.sql.connect() as conn:
+        # A session lock on a connection held for the pass, in autocommit: no transaction
+        # stays open meanwhile.
+        async with self.ctx.sql.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
             ours = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:id)"),
                                             {"id": RECONCILE_LOCK_ID})).scalar_one())
             try:
@@ -95,7 +97,6 @@ class Reconciler:
             finally:
                 if ours:
                     await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": RECONCILE_LOCK_ID})
-                    await conn.commit()
 
     async def _finish_pending(self, report: ReconcileReport) -> None:
         ctx = self.ctx
