@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -74,10 +74,13 @@ class QueueingRedisCluster(RedisCluster):
 class ClusterPubSub:
     """Stands in for a Redis client where only `pubsub()` is used (engine/events.py)."""
 
-    def __init__(self, cluster: RedisCluster, url: str, connect_timeout_s: float) -> None:
+    def __init__(self, cluster: RedisCluster, url: str, connect_timeout_s: float,
+                 retry: Callable[[], Any]) -> None:
         self.cluster = cluster
         self.url = url
         self.connect_timeout_s = connect_timeout_s
+        # Quick retries: a subscriber whose node died should move on, not retry it for seconds.
+        self.retry = retry
         self._turn = 0
         self._client: Redis | None = None
         self._closing: set[asyncio.Task[None]] = set()
@@ -86,7 +89,8 @@ class ClusterPubSub:
     def _next_client(self) -> Redis:
         nodes = sorted(self.cluster.get_nodes(), key=lambda node: node.name)
         if not nodes:  # the cluster client has not met the cluster yet: the node of REDIS_URL
-            client = Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=self.connect_timeout_s)
+            client = Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=self.connect_timeout_s,
+                                    retry=self.retry())
             options = client.connection_pool.connection_kwargs
             self.node = (options.get("host", "localhost"), int(options.get("port", 6379)))
             return client
@@ -94,7 +98,7 @@ class ClusterPubSub:
         self._turn += 1
         self.node = (node.host, int(node.port))
         return Redis(host=node.host, port=node.port, decode_responses=True,
-                     socket_connect_timeout=self.connect_timeout_s)
+                     socket_connect_timeout=self.connect_timeout_s, retry=self.retry())
 
     def pubsub(self, **kwargs: Any) -> Any:
         previous, self._client = self._client, self._next_client()
@@ -110,11 +114,11 @@ class ClusterPubSub:
             await self._client.aclose()
 
 
-def make_cluster_clients(url: str, pool_size: int, retry: Any, connect_timeout_s: float,
+def make_cluster_clients(url: str, pool_size: int, retry: Callable[[], Any], connect_timeout_s: float,
                          socket_timeout_s: float) -> tuple[QueueingRedisCluster, ClusterPubSub]:
     """REDIS_URL names any one node; the client discovers the others and follows MOVED
     redirections and failovers by itself."""
-    cluster = QueueingRedisCluster.from_url(url, decode_responses=True, max_connections=pool_size, retry=retry,
+    cluster = QueueingRedisCluster.from_url(url, decode_responses=True, max_connections=pool_size, retry=retry(),
                                             socket_connect_timeout=connect_timeout_s,
                                             socket_timeout=socket_timeout_s)
-    return cluster, ClusterPubSub(cluster, url, connect_timeout_s)
+    return cluster, ClusterPubSub(cluster, url, connect_timeout_s, retry)

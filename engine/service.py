@@ -61,7 +61,7 @@ def make_redis(settings: Settings) -> tuple[Any, Any]:
     if settings.redis_cluster:
         from engine.redis_cluster import make_cluster_clients
 
-        return make_cluster_clients(settings.redis_url, settings.redis_pool_size, _quick_retry(),
+        return make_cluster_clients(settings.redis_url, settings.redis_pool_size, _quick_retry,
                                     REDIS_CONNECT_TIMEOUT_S, REDIS_SOCKET_TIMEOUT_S)
     from redis.asyncio import BlockingConnectionPool, Redis
 
@@ -72,7 +72,7 @@ def make_redis(settings: Settings) -> tuple[Any, Any]:
     client = Redis(connection_pool=pool)
     # Subscriptions wait for messages indefinitely: no socket timeout on that client.
     return client, Redis.from_url(settings.redis_url, decode_responses=True,
-                                  socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
+                                  socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, retry=_quick_retry())
 
 
 @dataclass
