@@ -1,0 +1,58 @@
+"""bench/confirm_bench.py keeps working: a few confirms against a real service process on a
+database of its own (the bench adds its hall to the catalog). Speed is not asserted here;
+the books must balance and every step of the confirm must be timed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from bench import confirm_bench
+from engine import db
+from engine.settings import Settings
+from tests.support.crashable import Services
+from tests.support.services import temporary_database
+
+
+@pytest.fixture
+def own_database() -> Iterator[str]:
+    with temporary_database() as url:
+        engine = db.create_engine(Settings(redis_url="redis://unused", database_url=url))
+
+        async def migrate() -> None:
+            await db.migrate(engine)
+            await engine.dispose()
+
+        asyncio.run(migrate())
+        yield url
+
+
+@pytest.fixture
+def services(settings: Settings, own_database: str, tmp_path: Path) -> Iterator[Services]:
+    started = Services(settings.with_changes(database_url=own_database), tmp_path)
+    yield started
+    started.stop_all()
+    client = redis.Redis.from_url(settings.redis_url or "")
+    keys = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+async def test_the_confirm_bench_balances_its_books_and_times_every_step(services: Services,
+                                                                         own_database: str) -> None:
+    service = await services.start()
+    args = confirm_bench.parser().parse_args([
+        service.url, "--database-url", own_database, "--redis-url", services.settings.redis_url or "",
+        "--confirms", "24", "--clients", "4"])
+    result = await confirm_bench.run(args)
+    assert result["statuses"] == {"201": 24}
+    assert result["books"] == {"bookings": 24, "charges": 24, "captured_payments": 24}
+    assert set(confirm_bench.STEPS) | {"total"} <= set(result["steps"])
+    assert all(step["calls"] == 24 for step in result["steps"].values())
+    assert result["cpu_ms_per_confirm"]["service"] > 0
+    assert "where a confirm's time goes" in confirm_bench.report(result)
