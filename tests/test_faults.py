@@ -195,6 +195,7 @@ async def test_redis_killed_mid_stream_then_restarted_empty(own_redis: RedisServ
         await close_context(context)
 
 
+@pytest.mark.cluster
 async def test_a_killed_cluster_primary_fails_over_and_no_sale_is_lost(database_url: str) -> None:
     cluster = LocalCluster.start()
     context = None
