@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from bench import procstat
 from bench.catalog import create_spike_show
 from bench.loadgen import LoadResult, request_bytes, run_load
 from bench.servers import uvicorn_app
@@ -132,6 +134,17 @@ def load(port: int, requests: list[bytes], concurrency: int) -> LoadResult:
     return run_async(run_load("127.0.0.1", port, iter(requests), concurrency))
 
 
+def load_measuring_cpu(port: int, requests: list[bytes], concurrency: int) -> dict[str, Any]:
+    """The load's figures plus the CPU the service's processes (all workers) spent on it."""
+    groups = {"service": lambda cmdline: f"--port {port} " in cmdline + " "}
+    before = procstat.cpu_seconds(groups)
+    result = load(port, requests, concurrency)
+    spent = procstat.cpu_spent(before, procstat.cpu_seconds(groups))["service"]
+    count = int(result.summary["count"])
+    return {**result.summary, "service_cpu_s": round(spent, 2),
+            "service_cpu_ms_per_request": round(spent * 1000 / max(1, count), 3)}
+
+
 def ok_share(result: LoadResult, status: int) -> float:
     return result.statuses[status] / max(1, sum(result.statuses.values()))
 
@@ -233,12 +246,19 @@ def http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, str]
                 for round_number in range(args.rounds):
                     say(f"workers round {round_number + 1}/{args.rounds}")
                     tag = f"w{round_number}x"
-                    one_worker.append(load(real, fresh_holds(real, seats, args.ops, tag + "a"),
-                                           args.concurrency * 2).summary)
-                    two_workers.append(load(two, fresh_holds(two, seats, args.ops, tag + "b"),
-                                            args.concurrency * 2).summary)
-            out.append(compare("two workers vs one (HTTP hold)", two_workers, one_worker, 1.5,
-                               "uvicorn --workers 2", "uvicorn --workers 1"))
+                    one_worker.append(load_measuring_cpu(real, fresh_holds(real, seats, args.ops, tag + "a"),
+                                                         args.concurrency * 2))
+                    two_workers.append(load_measuring_cpu(two, fresh_holds(two, seats, args.ops, tag + "b"),
+                                                          args.concurrency * 2))
+            scaling = compare("two workers vs one (HTTP hold)", two_workers, one_worker, 1.5,
+                              "uvicorn --workers 2", "uvicorn --workers 1")
+            # Wall-clock scaling needs idle cores; CPU per request says whether the workers
+            # get in each other's way (they share nothing but Redis and PostgreSQL).
+            one_cpu = statistics.median(r["service_cpu_ms_per_request"] for r in one_worker)
+            two_cpu = statistics.median(r["service_cpu_ms_per_request"] for r in two_workers)
+            scaling["service_cpu_ms_per_request"] = {"one_worker": one_cpu, "two_workers": two_cpu}
+            scaling["projected_ratio_on_two_idle_cores"] = round(2 * one_cpu / two_cpu, 2) if two_cpu else None
+            out.append(scaling)
     return out
 
 
@@ -273,6 +293,10 @@ def print_report(result: dict[str, Any]) -> None:
         print(f"{c['name']:38} {s['per_s']:10.0f} {b['per_s']:11.0f} {c['ratio']:6.2f} {c['target']:6.2f}  "
               f"{s['p50_ms']:9.2f}/{s['p99_ms']:<9.2f} {b['p50_ms']:9.2f}/{b['p99_ms']:<9.2f}"
               f"{'' if c['meets_target'] else '  (below target)'}")
+        if "service_cpu_ms_per_request" in c:
+            cpu = c["service_cpu_ms_per_request"]
+            print(f"{'':38} service CPU per hold: {cpu['one_worker']} ms (1 worker), {cpu['two_workers']} ms "
+                  f"(2 workers) -> {c['projected_ratio_on_two_idle_cores']}x on two idle cores")
 
 
 def parser() -> argparse.ArgumentParser:
