@@ -45,7 +45,8 @@ async def seat_map(request: Request) -> Response:
     ctx = _ctx(request)
     show_id = path_id(request, "show_id")
     show = await ctx.catalog.show(show_id)
-    template = template_for(await ctx.catalog.hall_plan(show.hall_id))
-    status_map, waited_categories = await ctx.inventory.seat_state(show_id)
+    plan = await ctx.catalog.hall_plan(show.hall_id)
+    status_map, waited_categories = await ctx.inventory.seat_state(show_id, plan=plan)
+    template = template_for(plan)
     return Response(template.render(show_id, status_map, waited_categories), media_type="application/json",
                     headers={"Cache-Control": "no-store"})

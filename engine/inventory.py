@@ -24,6 +24,7 @@ from engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD
 from engine.models import HoldStatus, SeatStatus
 
 if TYPE_CHECKING:
+    from engine.catalog import HallPlan
     from engine.service import Context
 
 
@@ -67,6 +68,8 @@ class Inventory:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._loading: dict[int, asyncio.Future[None]] = {}
+        # Key names per show, built once (every script call of a hot show needs the same nine).
+        self._key_names: dict[int, tuple[list[str], str]] = {}
 
     # -- running show scripts -------------------------------------------------------
 
@@ -74,8 +77,13 @@ class Inventory:
         """Runs a show script, loading the show first when Redis does not know it yet.
         Returns the script's `result` (see lua/includes/settle.lua)."""
         ctx = self.ctx
-        keys = ctx.keys.show_keys(show_id)
-        argv = [ctx.keys.show_base(show_id), "" if now_ms is None else now_ms, ctx.hold_ttl_ms, *args]
+        named = self._key_names.get(show_id)
+        if named is None:
+            if len(self._key_names) >= 10_000:
+                self._key_names.clear()
+            named = self._key_names[show_id] = (ctx.keys.show_keys(show_id), ctx.keys.show_base(show_id))
+        keys = named[0]
+        argv = [named[1], "" if now_ms is None else now_ms, ctx.hold_ttl_ms, *args]
         for _ in range(3):
             answer = await ctx.scripts.run(name, keys, argv)
             if answer == ScriptCode.NOT_LOADED:
@@ -119,11 +127,13 @@ class Inventory:
 
     # -- seat map -----------------------------------------------------------------
 
-    async def seat_state(self, show_id: int, now_ms: int | None = None) -> tuple[str, list[str]]:
+    async def seat_state(self, show_id: int, now_ms: int | None = None,
+                         plan: HallPlan | None = None) -> tuple[str, list[str]]:
         """Every seat of the show in one string, a character per seat in the hall plan's order
         ('0' free, 'h' held, 'b' booked; lua/includes/statusmap.lua), and the price categories
         the queue waits for ("*": any). One round trip; the seat map splices it (api/seatmap.py)."""
-        plan = await self.ctx.catalog.hall_plan((await self.ctx.catalog.show(show_id)).hall_id)
+        if plan is None:
+            plan = await self.ctx.catalog.hall_plan((await self.ctx.catalog.show(show_id)).hall_id)
         for _ in range(3):
             status_map, waited, held, booked = await self.run("seat_status", show_id, now_ms=now_ms)
             if (isinstance(status_map, str) and len(status_map) == len(plan.seats)
@@ -139,7 +149,7 @@ class Inventory:
         now_ms (tests only) moves the scripts' clock, as for every method below."""
         show = await self.ctx.catalog.show(show_id)
         plan = await self.ctx.catalog.hall_plan(show.hall_id)
-        status_map, waited_categories = await self.seat_state(show_id, now_ms)
+        status_map, waited_categories = await self.seat_state(show_id, now_ms, plan)
         statuses: dict[str, SeatStatus] = {}
         for seat, char in zip(plan.seats, status_map, strict=True):
             if char == "b":
