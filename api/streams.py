@@ -7,6 +7,7 @@ every stream."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -123,24 +124,6 @@ async def seat_events(request: Request) -> StreamingResponse:
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def _changes_until(queue: asyncio.Queue[ShowChange | None], entry_id: str, until: float) -> bool | None:
-    """Takes changes until the monotonic time `until`; True as soon as one ends this entry
-    or asks for a resync, False at `until`, None after KEEPALIVE_S without any change."""
-    loop = asyncio.get_running_loop()
-    heard = False
-    while True:
-        timeout = until - loop.time() if heard else max(until - loop.time(), KEEPALIVE_S)
-        if timeout <= 0:
-            return False
-        try:
-            change = await asyncio.wait_for(queue.get(), timeout)
-        except TimeoutError:
-            return False if heard else None
-        heard = True
-        if change is None or entry_id in change.ended:
-            return True
-
-
 async def entry_events(request: Request) -> StreamingResponse:
     ctx: Context = request.app.state.ctx
     entry_id = opaque_id(request, "entry_id")
@@ -148,18 +131,25 @@ async def entry_events(request: Request) -> StreamingResponse:
 
     async def stream() -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
-        async with ctx.events.listen(show_id) as queue:
+        async with ctx.events.watch_entry(show_id, entry_id) as watch:
             last = await ctx.waitlist.status(entry_id)
             read_at = loop.time()
             yield _event(last)
             while last["status"] not in FINAL_ENTRY_STATES:
+                try:
+                    await asyncio.wait_for(watch.changed.wait(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield b": keepalive\n\n"
+                    continue
                 # This entry's own ending is read at once; other changes of the show (the
                 # position or eta may have moved) at most every ENTRY_READ_INTERVAL_S, so a
                 # long queue does not read every entry on every change.
-                heard = await _changes_until(queue, entry_id, read_at + ENTRY_READ_INTERVAL_S)
-                if heard is None:
-                    yield b": keepalive\n\n"
-                    continue
+                pause = read_at + ENTRY_READ_INTERVAL_S - loop.time()
+                if pause > 0 and not watch.ended.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(watch.ended.wait(), pause)
+                watch.changed.clear()
+                watch.ended.clear()
                 try:
                     current = await ctx.waitlist.status(entry_id)
                 except BoxOfficeError:

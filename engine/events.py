@@ -42,11 +42,28 @@ def parse_message(channel: str, data: str) -> ShowChange | None:
     return ShowChange(show_id, queue_flag == "1", seats, waited, ended)
 
 
+@dataclass(eq=False)
+class EntryWatch:
+    """A waitlist entry's stream: no queue of messages, two flags. A long queue has many
+    streams, and a busy show many changes; each stream wakes for its own ending at once
+    and reads other changes (position, eta) at its own pace."""
+
+    entry_id: str
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # the show changed since the last read
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # a change ended this entry (or: resync)
+
+    def notify(self, ended: bool) -> None:
+        self.changed.set()
+        if ended:
+            self.ended.set()
+
+
 class EventHub:
     def __init__(self, pubsub_redis: Any, pattern: str) -> None:
         self.redis = pubsub_redis
         self.pattern = pattern
         self.listeners: dict[int, set[asyncio.Queue[ShowChange | None]]] = defaultdict(set)
+        self.watches: dict[int, set[EntryWatch]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
@@ -70,7 +87,20 @@ class EventHub:
             if not self.listeners[show_id]:
                 del self.listeners[show_id]
 
+    @contextlib.asynccontextmanager
+    async def watch_entry(self, show_id: int, entry_id: str) -> Any:
+        watch = EntryWatch(entry_id)
+        self.watches[show_id].add(watch)
+        try:
+            yield watch
+        finally:
+            self.watches[show_id].discard(watch)
+            if not self.watches[show_id]:
+                del self.watches[show_id]
+
     def _dispatch(self, change: ShowChange) -> None:
+        for watch in list(self.watches.get(change.show_id, ())):
+            watch.notify(watch.entry_id in change.ended)
         for queue in list(self.listeners.get(change.show_id, ())):
             try:
                 queue.put_nowait(change)
@@ -92,6 +122,9 @@ class EventHub:
                     for queue in list(queues):
                         with contextlib.suppress(asyncio.QueueFull):
                             queue.put_nowait(None)
+                for watches in list(self.watches.values()):
+                    for watch in list(watches):
+                        watch.notify(ended=True)
                 async for message in pubsub.listen():
                     if message.get("type") != "pmessage":
                         continue

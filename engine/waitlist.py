@@ -4,7 +4,11 @@ The policy and the eta are explained in docs/WAITLIST.md."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import (
@@ -27,8 +31,11 @@ if TYPE_CHECKING:
 # holds, and moves to the show's measured share as its holds end.
 PRIOR_UNPAID_SHARE = 0.3
 PRIOR_WEIGHT = 10
-# Holds looked at for an eta (earliest deadlines first); beyond them the eta is unknown.
-DEADLINES_FOR_ETA = 500
+# Holds looked at for an eta, earliest deadlines first; an eta beyond them is unknown.
+# They are read once per show and shared by all its waiters for ETA_HOLDS_MAX_AGE_S.
+DEADLINES_FOR_ETA = 2000
+ETA_HOLDS_MAX_AGE_S = 1.0
+ETA_HOLDS_CACHED_SHOWS = 1000
 # Up to this many seats still needed the exact distribution is computed; beyond, the
 # normal approximation (whose median is the mean) is as good and much cheaper.
 EXACT_UP_TO = 200
@@ -85,9 +92,54 @@ def _seconds_until(deadline_ms: int, now_ms: int, starts_at_ms: int) -> int | No
     return max(0, math.ceil((deadline_ms - now_ms) / 1000))
 
 
+@dataclass(frozen=True)
+class HoldsAhead:
+    """A show's active holds, earliest deadline first, with their seats per category."""
+
+    holds: list[tuple[int, dict[str, int]]]
+
+    @classmethod
+    def parse(cls, flat: list[Any]) -> HoldsAhead:
+        holds = []
+        for i in range(1, len(flat) - 1, 2):
+            counts = {}
+            for part in _text(flat[i + 1]).split(","):
+                category, _, n = part.partition("=")
+                counts[category] = int(n)
+            holds.append((int(flat[i]), counts))
+        return cls(holds)
+
+    def deadlines(self, category: str | None, after_ms: int) -> list[tuple[int, int]]:
+        """(deadline, seats usable by an entry of `category`) of the holds still running."""
+        out = []
+        for deadline, counts in self.holds:
+            seats = counts.get(category, 0) if category else sum(counts.values())
+            if seats and deadline > after_ms:
+                out.append((deadline, seats))
+        return out
+
+
 class Waitlist:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._holds: dict[int, tuple[float, HoldsAhead]] = {}
+        self._holds_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def holds_ahead(self, show_id: int, now_ms: int | None = None) -> HoldsAhead:
+        """The show's holds for etas: one script call per show and moment, however many
+        waiters ask (each stream of a long queue asks twice a second)."""
+        if now_ms is not None:  # tests moving time: always fresh
+            return HoldsAhead.parse(await self.ctx.inventory.run("eta_holds", show_id, DEADLINES_FOR_ETA,
+                                                                 now_ms=now_ms))
+        async with self._holds_locks[show_id]:
+            cached = self._holds.get(show_id)
+            if cached is not None and time.monotonic() - cached[0] < ETA_HOLDS_MAX_AGE_S:
+                return cached[1]
+            fresh = HoldsAhead.parse(await self.ctx.inventory.run("eta_holds", show_id, DEADLINES_FOR_ETA))
+            if len(self._holds) >= ETA_HOLDS_CACHED_SHOWS:
+                self._holds.clear()
+            self._holds[show_id] = (time.monotonic(), fresh)
+            return fresh
 
     def parse_entry_id(self, entry_id: str) -> int:
         parsed = self.ctx.signer.parse(entry_id, "W")
@@ -139,24 +191,24 @@ class Waitlist:
 
     async def status(self, entry_id: str, now_ms: int | None = None) -> dict[str, Any]:
         show_id = self.parse_entry_id(entry_id)
-        result = await self.ctx.inventory.run("entry_status", show_id, entry_id, DEADLINES_FOR_ETA,
-                                              now_ms=now_ms)
+        result = await self.ctx.inventory.run("entry_status", show_id, entry_id, now_ms=now_ms)
         if not result:
             # A genuine id Redis no longer knows: long gone, or lost with a wiped Redis.
             return {"entry_id": entry_id, "show_id": str(show_id), "status": EntryStatus.EXPIRED.value,
                     "position": None, "eta_s": None, "hold": None}
-        status = _text(result[0])
+        status, category = _text(result[0]), _text(result[2]) or None
         count, position, hold_id = int(result[1]), int(result[3]), _text(result[4])
         body: dict[str, Any] = {"entry_id": entry_id, "show_id": str(show_id), "status": status,
-                                "count": count, "category": _text(result[2]) or None,
+                                "count": count, "category": category,
                                 "position": position if status == EntryStatus.WAITING else None,
                                 "eta_s": None, "hold": None}
         if status == EntryStatus.WAITING:
             share = unpaid_share(int(result[6]), int(result[7]))
-            flat = [int(v) for v in result[9]]
-            deadlines = list(zip(flat[0::2], flat[1::2], strict=True))
-            body["eta_s"] = estimate_eta_s(int(result[5]) + count, int(result[10]), deadlines, share,
-                                           int(result[8]), int(result[11]))
+            status_now_ms = int(result[8])
+            holds = await self.holds_ahead(show_id, now_ms)
+            body["eta_s"] = estimate_eta_s(int(result[5]) + count, int(result[9]),
+                                           holds.deadlines(category, status_now_ms), share, status_now_ms,
+                                           int(result[10]))
         elif status == EntryStatus.GRANTED and hold_id:
             body["hold"] = (await self.ctx.inventory.hold_status(hold_id, now_ms=now_ms)).public()
         return body

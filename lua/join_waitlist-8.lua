@@ -35,18 +35,12 @@ local held = tonumber(redis.call('HGET', K_CUSTOMERS, customer) or '0')
 if held + count > tonumber(ARGV[8]) then
   return finish({-3, held})
 end
-local unsold = unsold_by_category()
-if (unsold[category == '' and '*' or category] or 0) < count then
+local unsold
+if category == '' then unsold = unsold_total() else unsold = unsold_by_category()[category] or 0 end
+if unsold < count then
   return finish({-10})
 end
-local arrival = redis.call('HINCRBY', K_META, 'waitseq', 1)
-redis.call('ZADD', K_WAITLIST, arrival, entry_id)
-redis.call('HSET', entry_key(entry_id), 'customer', customer, 'count', count,
-  'category', category, 'arrival', arrival, 'status', 'waiting', 'created_at', NOW)
-redis.call('HSET', K_WAITERS, customer, entry_id)
-redis.call('HINCRBY', K_META, category_field(category), 1)
-redis.call('HINCRBY', K_STATS, 'waiting', 1)
-QUEUE_CHANGED = true
+add_entry(entry_id, customer, count, category)
 grant_waiters()
 local rank = redis.call('ZRANK', K_WAITLIST, entry_id)
 local status = redis.call('HGET', entry_key(entry_id), 'status')

@@ -201,13 +201,13 @@ async def test_a_release_grants_in_arrival_order_with_the_full_hold_time(ctx: Co
     assert end_order == sorted(end_order), "granted in arrival order"
 
 
-@pytest.mark.parametrize("reader", ["sweep", "seat_map", "entry_status"])
+@pytest.mark.parametrize("reader", ["sweep", "seat_map", "entry_status", "eta_holds"])
 async def test_an_expiry_grants_inside_whichever_script_settles_it(ctx: Context, t0: int, reader: str) -> None:
     show = await small_show(ctx)
     (hold,) = await fill(ctx, show, [show.ref.seat_ids[:2]])
     entry = await ctx.waitlist.join(show.show_id, customer(), 2, None, now_ms=t0)
     deadline = hold.expires_at_ms
-    args = [entry["entry_id"], 10] if reader == "entry_status" else []
+    args = {"entry_status": [entry["entry_id"]], "eta_holds": [100]}.get(reader, [])
     await ctx.inventory.run(reader, show.show_id, *args, now_ms=deadline - 1)
     assert await entry_field(ctx, show.show_id, entry["entry_id"], "status") == "waiting"
     await ctx.inventory.run(reader, show.show_id, *args, now_ms=deadline)

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from engine.service import Context
-from engine.waitlist import PRIOR_UNPAID_SHARE, estimate_eta_s, unpaid_share
+from engine.waitlist import PRIOR_UNPAID_SHARE, HoldsAhead, estimate_eta_s, unpaid_share
 from tests.test_waitlist import customer, fill, small_show, t0  # noqa: F401 - t0 is a fixture
 
 NOW = 1_000_000
@@ -64,6 +64,34 @@ def test_the_unpaid_share_starts_from_the_prior_and_follows_the_measurements() -
     assert unpaid_share(1000, 0) < 0.01
     assert unpaid_share(0, 1000) > 0.99
     assert unpaid_share(10, 10) == pytest.approx((10 + PRIOR_UNPAID_SHARE * 10) / 30)
+
+
+def test_the_holds_ahead_are_counted_for_the_entry_s_category() -> None:
+    holds = HoldsAhead.parse([NOW, str(at(10)), "standard=2,vip=1", str(at(20)), "vip=3", str(at(-1)), "standard=1"])
+    assert holds.deadlines(None, NOW) == [(at(10), 3), (at(20), 3)], "any category: every seat; past ones dropped"
+    assert holds.deadlines("standard", NOW) == [(at(10), 2)]
+    assert holds.deadlines("vip", NOW) == [(at(10), 1), (at(20), 3)]
+    assert holds.deadlines("premium", NOW) == []
+
+
+async def test_one_read_of_the_holds_serves_every_waiter_of_a_show_and_etas_grow_with_position(
+        ctx: Context) -> None:
+    show = await small_show(ctx)
+    await fill(ctx, show, [[seat] for seat in show.ref.seat_ids[:30]])
+    entries = [await ctx.waitlist.join(show.show_id, customer(), 1, None) for _ in range(12)]
+    calls: list[str] = []
+    real_run = ctx.scripts.run
+
+    async def counting_run(name: str, keys: list[str], args: list[object]) -> object:
+        calls.append(name)
+        return await real_run(name, keys, args)
+
+    ctx.scripts.run = counting_run  # type: ignore[method-assign]
+    etas = [(await ctx.waitlist.status(e["entry_id"]))["eta_s"] for e in entries]
+    assert calls.count("entry_status") == 12 and calls.count("eta_holds") == 1
+    assert all(isinstance(eta, int) for eta in etas[:3]), etas
+    known = [eta for eta in etas if eta is not None]
+    assert known == sorted(known), "a later waiter is never told an earlier time"
 
 
 async def test_the_status_gives_an_eta_from_the_holds_ahead_and_null_when_unknown(

@@ -370,6 +370,15 @@ class WaitlistMachine(RuleBasedStateMachine):
         stored = {seat: value for seat, value in answers[-1].items() if seat in model.seats}
         expected = {seat: ("b" if owner == "booked" else f"h:{owner}") for seat, owner in model.owner.items()}
         assert {s: (v[0] if v.startswith("b:") else v) for s, v in stored.items()} == expected
+        # What a waiter's status is computed from: its position, the seats wanted ahead of
+        # it by competing entries, the free seats kept for it.
+        for position, entry_id in enumerate(model.queue, start=1):
+            entry = model.entries[entry_id]
+            status = self.script("entry_status", entry_id)
+            ahead = sum(model.entries[e].count for e in model.queue[: position - 1]
+                        if entry.category == "" or model.entries[e].category in ("", entry.category))
+            free = sum(1 for s in model.free() if model.usable(entry, s))
+            assert (int(status[3]), int(status[5]), int(status[9])) == (position, ahead, free)
 
 
 async def drop_keys(ctx: Context) -> None:

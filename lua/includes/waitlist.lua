@@ -21,10 +21,68 @@ local function category_field(category)
   return 'wc:' .. category
 end
 
+-- Seats wanted by the waiting entries, as Fenwick trees over arrival numbers (one
+-- hash each: BASE .. 'wanted' for all entries, BASE .. 'wanted:<category>' per
+-- category, '*' for any), so the seats wanted ahead of any entry cost O(log n).
+local WANTED_SIZE = 16777216  -- arrivals per show (2^24)
+
+local function lowest_bit(i)
+  local b = 1
+  while i % (b * 2) == 0 do b = b * 2 end
+  return b
+end
+
+local function fenwick_add(key, i, delta)
+  while i <= WANTED_SIZE do
+    if redis.call('HINCRBY', key, i, delta) == 0 then redis.call('HDEL', key, i) end
+    i = i + lowest_bit(i)
+  end
+end
+
+local function fenwick_prefix(key, i)
+  local sum = 0
+  while i > 0 do
+    sum = sum + tonumber(redis.call('HGET', key, i) or '0')
+    i = i - lowest_bit(i)
+  end
+  return sum
+end
+
+local function wanted_key(category)
+  return BASE .. 'wanted:' .. (category == '' and '*' or category)
+end
+
+local function track_wanted(category, arrival, delta)
+  fenwick_add(BASE .. 'wanted', arrival, delta)
+  fenwick_add(wanted_key(category), arrival, delta)
+end
+
+-- Seats wanted by the waiting entries ahead of `arrival` that compete with an entry
+-- of `category`: all of them for "any", else those of any category or this one.
+local function wanted_before(category, arrival)
+  if category == '' then return fenwick_prefix(BASE .. 'wanted', arrival - 1) end
+  return fenwick_prefix(wanted_key(''), arrival - 1) + fenwick_prefix(wanted_key(category), arrival - 1)
+end
+
+-- Queues a new entry at the next arrival number; answers the arrival.
+local function add_entry(entry_id, customer, count, category)
+  local arrival = redis.call('HINCRBY', K_META, 'waitseq', 1)
+  redis.call('ZADD', K_WAITLIST, arrival, entry_id)
+  redis.call('HSET', entry_key(entry_id), 'customer', customer, 'count', count,
+    'category', category, 'arrival', arrival, 'status', 'waiting', 'created_at', NOW)
+  redis.call('HSET', K_WAITERS, customer, entry_id)
+  redis.call('HINCRBY', K_META, category_field(category), 1)
+  redis.call('HINCRBY', K_STATS, 'waiting', 1)
+  track_wanted(category, arrival, count)
+  QUEUE_CHANGED = true
+  return arrival
+end
+
 local function end_entry(entry_id, status, hold_id)
   local key = entry_key(entry_id)
-  local entry = redis.call('HMGET', key, 'customer', 'category', 'count')
+  local entry = redis.call('HMGET', key, 'customer', 'category', 'count', 'arrival')
   redis.call('ZREM', K_WAITLIST, entry_id)
+  track_wanted(entry[2], tonumber(entry[4]), -tonumber(entry[3]))
   if redis.call('HGET', K_WAITERS, entry[1]) == entry_id then
     redis.call('HDEL', K_WAITERS, entry[1])
   end
@@ -158,6 +216,12 @@ local function grant_waiters()
       unclaimed = unclaimed - #eligible
     end
   end
+end
+
+-- Seats not sold in all (from the counts, no scan).
+local function unsold_total()
+  local stats = redis.call('HMGET', K_STATS, 'free', 'held')
+  return tonumber(stats[1] or '0') + tonumber(stats[2] or '0')
 end
 
 -- Seats not sold, per category and in all ("*").
