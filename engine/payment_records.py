@@ -26,9 +26,6 @@ class PaymentStatus(StrEnum):
     REFUNDED = "refunded"  # charged, no booking: the money goes back
 
 
-# Outcomes that do not end in a booking, from which a refund may still be needed.
-UNDONE = (PaymentStatus.DECLINED, PaymentStatus.FAILED, PaymentStatus.REFUNDED)
-
 COLUMNS = "id, hold_id, show_id, provider_key, amount, currency, fence, customer, seats, idempotency_key"
 
 
@@ -100,17 +97,15 @@ class PaymentRecords:
             )
         return record
 
-    async def settle(self, payment_id: str, status: PaymentStatus, *, provider_settled: bool = False,
-                     only_from: tuple[PaymentStatus, ...] = (PaymentStatus.PENDING,)) -> bool:
-        """Moves a payment to a final status; False when it was not in `only_from` (someone
-        else decided first). Never moves a captured payment: its booking stands."""
-        assert PaymentStatus.CAPTURED not in only_from
-        allowed = ", ".join(f"'{s.value}'" for s in only_from)
+    async def settle(self, payment_id: str, status: PaymentStatus, *, provider_settled: bool = False) -> bool:
+        """Moves a pending payment to a final status other than captured (only the sale
+        captures); False when it was not pending any more: someone else decided first."""
+        assert status is not PaymentStatus.CAPTURED
         settled_at = ", provider_settled_at = CURRENT_TIMESTAMP" if provider_settled else ""
         async with self.sql.begin() as conn:
             moved = await conn.execute(
                 text(f"UPDATE payments SET status = :s, updated_at = CURRENT_TIMESTAMP{settled_at}"
-                     f" WHERE id = :id AND status IN ({allowed})"),
+                     " WHERE id = :id AND status = 'pending'"),
                 {"s": status.value, "id": payment_id},
             )
         return moved.rowcount == 1
