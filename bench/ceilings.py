@@ -200,7 +200,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         cleanup_redis(args.redis_url, prefix)
         db.close()
-    return {"scenario": "ceilings", "machine": machine(), "command": " ".join(sys.argv),
+    command = "python -m bench.ceilings " + " ".join(sys.argv[1:])
+    return {"scenario": "ceilings", "machine": machine(), "command": command,
             "config": {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url"}},
             "comparisons": comparisons}
 

@@ -142,7 +142,7 @@ async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "scenario": "spike",
         "machine": machine(),
-        "command": " ".join(sys.argv) if args.command is None else args.command,
+        "command": args.command,
         "config": {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url", "command"}},
         "show": asdict(spike_show),
         "duration_s": round(duration, 2),
@@ -195,12 +195,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "spike.json")
     p.add_argument("--quiet", action="store_true", help="no progress display")
-    p.add_argument("--command", default=None, help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.command = "python -m bench.spike " + " ".join(sys.argv[1:] if argv is None else argv)
     if not args.database_url:
         sys.exit("--database-url (or DATABASE_URL) is needed for the setup and the audit")
     result = run_async(run_spike(args))
