@@ -36,9 +36,9 @@ PRIOR_WEIGHT = 10
 DEADLINES_FOR_ETA = 2000
 ETA_HOLDS_MAX_AGE_S = 1.0
 ETA_HOLDS_CACHED_SHOWS = 1000
-# Up to this many seats still needed the exact distribution is computed; beyond, the
-# normal approximation (whose median is the mean) is as good and much cheaper.
-EXACT_UP_TO = 200
+# Up to this many seats still needed the exact distribution is computed (0.6 ms at 40);
+# beyond, the normal approximation (whose median is the mean) is close and costs nothing.
+EXACT_UP_TO = 40
 
 
 def _text(value: Any) -> str:
