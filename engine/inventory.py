@@ -208,6 +208,12 @@ class Inventory:
         result = await self.run("hold_status", show_id, hold_id, now_ms=now_ms)
         if not result:
             # A genuine id Redis no longer knows: lost with a wiped Redis, or long gone.
+            # PostgreSQL still knows whether it was paid.
+            booking_id = await self.ctx.bookings.booking_of_hold(hold_id)
+            if booking_id is not None:
+                booking = await self.ctx.bookings.get(booking_id)
+                return Hold(hold_id, show_id, booking["seats"], booking["customer"], HoldStatus.CONFIRMED,
+                            0, 0, booking_id)
             return Hold(hold_id, show_id, [], "", HoldStatus.EXPIRED, 0, 0)
         status, seats, customer, expires, booking_id, now = (_text(v) for v in result)
         status_value = HoldStatus.ACTIVE if status == "confirming" else HoldStatus(status)

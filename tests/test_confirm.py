@@ -455,6 +455,8 @@ async def test_after_redis_is_wiped_sales_come_back_from_postgresql_and_lost_hol
     assert [statuses[s] for s in sold_seats + held_seats] == ["booked", "booked", "available", "available"]
     lost = await client.get(f"/v1/holds/{lost_hold}")
     assert lost.status_code == 200 and lost.json()["status"] == "expired"
+    paid = (await client.get(f"/v1/holds/{sold_hold}")).json()
+    assert (paid["status"], paid["booking_id"], paid["seats"]) == ("confirmed", booking["booking_id"], sold_seats)
     assert (await confirm(client, lost_hold, "key-2")).status_code == 410
     replay = await confirm(client, sold_hold, "key-1")
     assert replay.status_code == 201 and replay.json() == booking
