@@ -160,7 +160,7 @@ class Crowd:
     # -- HTTP -------------------------------------------------------------------------
 
     async def call(self, method: str, path: str, endpoint: str, body: Any = None,
-                   headers: dict[str, str] | None = None) -> tuple[int, Any]:
+                   headers: dict[str, str] | None = None, raw: bool = False) -> tuple[int, Any]:
         content = orjson.dumps(body) if body is not None else None
         all_headers = {"content-type": "application/json"} if content is not None else {}
         all_headers.update(headers or {})
@@ -175,14 +175,22 @@ class Crowd:
         finally:
             self.slots.release()
         self.stats.record(endpoint, answer.status_code, time.perf_counter() - began)
+        if raw:
+            return answer.status_code, answer.content
         parsed = orjson.loads(answer.content) if answer.content else None
         return answer.status_code, parsed
 
-    async def seat_view(self) -> dict[str, str]:
-        status, body = await self.call("GET", f"/v1/shows/{self.venue.show_id}/seats", "GET /v1/shows/{id}/seats")
+    async def seat_view(self) -> set[str]:
+        """The seats the customer sees free."""
+        status, content = await self.call("GET", f"/v1/shows/{self.venue.show_id}/seats",
+                                          "GET /v1/shows/{id}/seats", raw=True)
         if status != 200:
-            return {}
-        return {s["id"]: s["status"] for s in body["seats"]}
+            return set()
+        # The counts close the answer: a sold-out map needs no parsing (the client stays cheap).
+        tail = content.rfind(b'"counts":')
+        if tail > 0 and orjson.loads(content[tail + 9:-1])["available"] == 0:
+            return set()
+        return {s["id"] for s in orjson.loads(content)["seats"] if s["status"] == "available"}
 
     # -- one customer -----------------------------------------------------------------
 
@@ -219,7 +227,7 @@ class Crowd:
             if status == 409 and body and body.get("error") == "seats_unavailable":
                 self.tally.holds_refused += 1
                 for seat in body.get("unavailable", ()):
-                    view[seat] = "held"
+                    view.discard(seat)
                 continue
             if status == 429:
                 self.tally.holds_limited += 1
@@ -235,11 +243,14 @@ class Crowd:
                 return
         await self.pay_or_walk_away(hold, rng)
 
-    def pick(self, view: dict[str, str], size: int, rng: random.Random) -> tuple[str, ...] | None:
+    def pick(self, view: set[str], size: int, rng: random.Random) -> tuple[str, ...] | None:
         blocks = self.venue.blocks[size]
 
         def free(block: tuple[str, ...]) -> bool:
-            return all(view.get(s) == "available" for s in block)
+            return all(s in view for s in block)
+
+        if len(view) < size:
+            return None
 
         if rng.random() >= self.behaviour.best_seekers:
             # Anywhere will do: a few random tries before a full scan (keeps the client cheap).
