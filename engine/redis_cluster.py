@@ -19,6 +19,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.connection import parse_url
 from redis.exceptions import MaxConnectionsError
 
 # How long a command may wait for a free connection before it fails (then: 503).
@@ -79,25 +80,30 @@ class ClusterPubSub:
         self.cluster = cluster
         self.url = url
         self.connect_timeout_s = connect_timeout_s
-        # Quick retries: a subscriber whose node died should move on, not retry it for seconds.
+        # No retries inside the client: a subscriber whose node died moves on to the next.
         self.retry = retry
         self._turn = 0
         self._client: Redis | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self.node: tuple[str, int] | None = None  # where the current subscription lives
+        # Every node met, starting with REDIS_URL's.
+        options = parse_url(url)
+        self._seen: set[tuple[str, int]] = {(options.get("host", "localhost"), int(options.get("port", 6379)))}
+
+    def _candidates(self) -> list[tuple[str, int]]:
+        """The nodes the cluster client knows now; when it knows none (before its first
+        command, or while it rebuilds its map during a failover), every node seen so far."""
+        current = sorted((node.host, int(node.port)) for node in self.cluster.get_nodes())
+        self._seen.update(current)
+        if current:
+            return current
+        return sorted(self._seen)
 
     def _next_client(self) -> Redis:
-        nodes = sorted(self.cluster.get_nodes(), key=lambda node: node.name)
-        if not nodes:  # the cluster client has not met the cluster yet: the node of REDIS_URL
-            client = Redis.from_url(self.url, decode_responses=True, socket_connect_timeout=self.connect_timeout_s,
-                                    retry=self.retry())
-            options = client.connection_pool.connection_kwargs
-            self.node = (options.get("host", "localhost"), int(options.get("port", 6379)))
-            return client
-        node = nodes[self._turn % len(nodes)]
+        candidates = self._candidates()
+        self.node = candidates[self._turn % len(candidates)]
         self._turn += 1
-        self.node = (node.host, int(node.port))
-        return Redis(host=node.host, port=node.port, decode_responses=True,
+        return Redis(host=self.node[0], port=self.node[1], decode_responses=True,
                      socket_connect_timeout=self.connect_timeout_s, retry=self.retry())
 
     def pubsub(self, **kwargs: Any) -> Any:
@@ -114,11 +120,13 @@ class ClusterPubSub:
             await self._client.aclose()
 
 
-def make_cluster_clients(url: str, pool_size: int, retry: Callable[[], Any], connect_timeout_s: float,
-                         socket_timeout_s: float) -> tuple[QueueingRedisCluster, ClusterPubSub]:
+def make_cluster_clients(
+    url: str, pool_size: int, retry: Any, pubsub_retry: Callable[[], Any], connect_timeout_s: float,
+    socket_timeout_s: float,
+) -> tuple[QueueingRedisCluster, ClusterPubSub]:
     """REDIS_URL names any one node; the client discovers the others and follows MOVED
     redirections and failovers by itself."""
-    cluster = QueueingRedisCluster.from_url(url, decode_responses=True, max_connections=pool_size, retry=retry(),
+    cluster = QueueingRedisCluster.from_url(url, decode_responses=True, max_connections=pool_size, retry=retry,
                                             socket_connect_timeout=connect_timeout_s,
                                             socket_timeout=socket_timeout_s)
-    return cluster, ClusterPubSub(cluster, url, connect_timeout_s, retry)
+    return cluster, ClusterPubSub(cluster, url, connect_timeout_s, pubsub_retry)

@@ -46,6 +46,15 @@ def _quick_retry() -> Any:
     return Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2)
 
 
+def _no_retry() -> Any:
+    """For subscriptions: the event hub's own loop reconnects (to another node on a
+    cluster), so the client must report a lost connection at once."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return Retry(NoBackoff(), retries=0)
+
+
 def make_redis(settings: Settings) -> tuple[Any, Any]:
     """(client for commands and scripts, client for pub/sub)."""
     if settings.embedded:
@@ -61,7 +70,7 @@ def make_redis(settings: Settings) -> tuple[Any, Any]:
     if settings.redis_cluster:
         from engine.redis_cluster import make_cluster_clients
 
-        return make_cluster_clients(settings.redis_url, settings.redis_pool_size, _quick_retry,
+        return make_cluster_clients(settings.redis_url, settings.redis_pool_size, _quick_retry(), _no_retry,
                                     REDIS_CONNECT_TIMEOUT_S, REDIS_SOCKET_TIMEOUT_S)
     from redis.asyncio import BlockingConnectionPool, Redis
 
@@ -72,7 +81,7 @@ def make_redis(settings: Settings) -> tuple[Any, Any]:
     client = Redis(connection_pool=pool)
     # Subscriptions wait for messages indefinitely: no socket timeout on that client.
     return client, Redis.from_url(settings.redis_url, decode_responses=True,
-                                  socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, retry=_quick_retry())
+                                  socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, retry=_no_retry())
 
 
 @dataclass

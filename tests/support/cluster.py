@@ -98,8 +98,8 @@ class LocalCluster:
         return cluster
 
     def wait_healthy(self, timeout_s: float = 30.0) -> None:
-        """Until every live node says cluster_state:ok and three primaries serve all slots
-        with a replica each that knows it."""
+        """Until every live node says cluster_state:ok, three primaries serve all slots and
+        every replica is in sync with its primary."""
         deadline = time.monotonic() + timeout_s
         while True:
             if self._healthy():
@@ -117,6 +117,13 @@ class LocalCluster:
                     info = client.cluster("info")
                     if info.get("cluster_state") != "ok" or int(info.get("cluster_slots_ok", 0)) != 16384:
                         return False
+            # A replica that never synced would refuse to take over (its data is "too old").
+            for node in self.nodes:
+                if node.alive():
+                    with node.client() as client:
+                        info = client.info("replication")
+                        if info["role"] == "slave" and info.get("master_link_status") != "up":
+                            return False
             return len(self.primaries()) == PRIMARIES
         except redis.RedisError:
             return False
