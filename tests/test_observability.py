@@ -94,9 +94,10 @@ async def test_metrics_count_and_time_holds_confirms_expiries_joins_and_grants(
     joined = await client.post(f"/v1/shows/{show.show_id}/waitlist", json={"count": 1, "customer": "w@example.org"})
     assert joined.status_code == 201 and joined.json()["status"] == "waiting"
     assert (await client.delete(f"/v1/holds/{rest[0]['hold_id']}")).status_code == 204
-    # One hold expires, found 250 ms after its deadline (the scripts take the clock as an argument).
-    deadline = max(int(h["ttl_s"]) for h in rest) * 1000 + await redis_now_ms(ctx)
-    await ctx.inventory.run("sweep", show.show_id, now_ms=deadline + 250)
+    # Every hold still active expires, found 300 ms after the last deadline (the scripts take
+    # the clock as an argument): each one 0.3 s late, plus the time between the holds.
+    last_deadline = (await ctx.redis.zrange(ctx.keys.show_keys(show.show_id)[3], -1, -1, withscores=True))[0][1]
+    await ctx.inventory.run("sweep", show.show_id, now_ms=int(last_deadline) + 300)
     after = await scrape(client)
 
     def delta(name: str, **labels: str) -> float:
@@ -112,12 +113,12 @@ async def test_metrics_count_and_time_holds_confirms_expiries_joins_and_grants(
     assert delta("boxoffice_waitlist_grants_total") == 1
     assert delta("boxoffice_waitlist_wait_seconds_count") == 1
     assert delta("boxoffice_waitlist_wait_seconds_bucket", le="5.0") == 1, "the waiter waited under 5 s"
-    # Every hold left active ended at the moved deadline, the waiter's grant among them.
-    expired = len(rest) - 1 + 1
+    # Ended: the others' holds but the released one, and the waiter's grant.
+    expired = (len(rest) - 1) + 1
     assert delta("boxoffice_hold_expiries_total") == expired
     assert delta("boxoffice_hold_expiry_lateness_seconds_count") == expired
-    assert delta("boxoffice_hold_expiry_lateness_seconds_bucket", le="0.1") == 0
-    assert delta("boxoffice_hold_expiry_lateness_seconds_bucket", le="1.0") == expired, "about 250 ms late"
+    assert delta("boxoffice_hold_expiry_lateness_seconds_bucket", le="0.25") == 0, "none under 0.3 s late"
+    assert delta("boxoffice_hold_expiry_lateness_seconds_bucket", le="2.0") == expired
     assert metric(after, "boxoffice_redis_connections_max") == ctx.settings.redis_pool_size
     assert metric(after, "boxoffice_db_connections_open") >= 1
     assert "boxoffice_redis_connections_in_use" in after and "boxoffice_db_connections_in_use" in after
