@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tests.support.services import RedisServer
 
     redis, postgres = RedisServer.start(), ThrowawayPostgres.start()
+    logs: Path | None = None
     try:
         url = postgres.create_database("bench")
 
@@ -145,6 +147,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         redis.stop()
         postgres.stop()
+        if logs is not None:
+            shutil.rmtree(logs, ignore_errors=True)
 
 
 def storage_per_booking(url: str) -> dict[str, Any]:
