@@ -37,7 +37,7 @@ from engine.errors import (
     ScriptCode,
     Unavailable,
 )
-from engine.ids import is_booking_id, new_booking_id
+from engine.ids import is_booking_id, is_grant_id, new_booking_id
 from engine.payment_records import PaymentRecord, PaymentRecords, PaymentStatus
 from engine.payments import ChargeStatus, ProviderUnavailable
 from engine.sales import Sale, SaleWriter
@@ -199,6 +199,8 @@ class Bookings:
         if code == ScriptCode.UNKNOWN_HOLD and await self.booking_of_hold(hold_id) is not None:
             # A confirmed hold Redis lost (wiped): PostgreSQL still knows it was sold.
             return HoldNotActive("the hold is confirmed", status="confirmed")
+        if code == ScriptCode.UNKNOWN_HOLD and is_grant_id(hold_id):
+            return NotFound("no such hold")
         return HoldExpired("the hold has expired")
 
     async def _price(self, pinned: PinnedHold) -> tuple[int, str]:

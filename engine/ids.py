@@ -76,3 +76,8 @@ def new_booking_id() -> str:
 
 def new_payment_id() -> str:
     return "pay_" + random_part()
+
+
+def is_grant_id(hold_id: str) -> bool:
+    """A hold granted to a waiter: its id is the entry's id with W changed to G."""
+    return hold_id.startswith("G")

@@ -20,6 +20,7 @@ from engine.errors import (
     SeatsUnavailable,
     ShowClosed,
 )
+from engine.ids import is_grant_id
 from engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD
 from engine.models import HoldStatus, SeatStatus
 
@@ -214,6 +215,9 @@ class Inventory:
                 booking = await self.ctx.bookings.get(booking_id)
                 return Hold(hold_id, show_id, booking["seats"], booking["customer"], HoldStatus.CONFIRMED,
                             0, 0, booking_id)
+            if is_grant_id(hold_id):
+                # A grant's id is its entry's id with the letter changed: unknown means never granted.
+                raise NotFound("no such hold")
             return Hold(hold_id, show_id, [], "", HoldStatus.EXPIRED, 0, 0)
         status, seats, customer, expires, booking_id, now = (_text(v) for v in result)
         status_value = HoldStatus.ACTIVE if status == "confirming" else HoldStatus(status)
@@ -224,7 +228,10 @@ class Inventory:
         show_id = self.parse_hold_id(hold_id)
         result = await self.run("release_hold", show_id, hold_id, now_ms=now_ms)
         if int(result[0]) != 1:
-            status = _text(result[1]) or "expired"
+            status = _text(result[1])
+            if not status and is_grant_id(hold_id):
+                raise NotFound("no such hold")
+            status = status or "expired"
             raise HoldNotActive(f"the hold is {status}", status=status)
 
     async def sweep(self, show_id: int) -> tuple[int, int]:

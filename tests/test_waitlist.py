@@ -153,6 +153,12 @@ async def test_entries_have_positions_in_arrival_order_and_unguessable_ids(ctx: 
             assert answer.json()["error"] == "not_found"
     # the grant's hold id is known only to the entry's owner, and is no entry id
     assert (await client.get(f"/v1/waitlist/{grant_hold_id(real)}")).status_code == 404
+    # nor a hold before the entry is granted
+    not_yet = grant_hold_id(real)
+    for answer in [await client.get(f"/v1/holds/{not_yet}"), await client.delete(f"/v1/holds/{not_yet}"),
+                   await client.post(f"/v1/holds/{not_yet}/confirm", headers={"Idempotency-Key": "k1"},
+                                     json={"payment": {"method": "card", "token": "tok_ok"}})]:
+        assert answer.status_code == 404, answer.text
     await client.delete(f"/v1/waitlist/{entries[1]['entry_id']}")
     assert (await client.get(f"/v1/waitlist/{entries[2]['entry_id']}")).json()["position"] == 2
 
