@@ -6,6 +6,7 @@ README, "Caching")."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -74,6 +75,24 @@ class HallPlan:
     hall_id: int
     seats: tuple[Seat, ...]
     by_id: dict[str, Seat]
+
+    def row_places(self) -> dict[str, int]:
+        """Each seat's place along its row: seats side by side have consecutive places, an
+        aisle skips one or more, so "adjacent" never reaches across an aisle."""
+        rows: dict[str, list[Seat]] = {}
+        for seat in self.seats:
+            rows.setdefault(seat.row, []).append(seat)
+        places: dict[str, int] = {}
+        for row in rows.values():
+            row.sort(key=lambda seat: seat.x)
+            gaps = [b.x - a.x for a, b in itertools.pairwise(row) if b.x > a.x]
+            pitch = min(gaps) if gaps else 1
+            place = 1
+            for i, seat in enumerate(row):
+                if i:
+                    place += max(1, round((seat.x - row[i - 1].x) / pitch))
+                places[seat.id] = place
+        return places
 
 
 @dataclass(frozen=True)

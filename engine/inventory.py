@@ -119,8 +119,9 @@ class Inventory:
             int(show.starts_at.timestamp() * 1000),
             len(plan.seats),
         ]
+        places = plan.row_places()
         for seat in plan.seats:
-            argv += [seat.id, f"{seat.category}|{seat.row}|{seat.number}|{seat.rank}"]
+            argv += [seat.id, f"{seat.category}|{seat.row}|{places[seat.id]}|{seat.rank}"]
         for seat_id, booking_id in booked:
             argv += [seat_id, booking_id]
         await ctx.scripts.run("load_show", ctx.keys.show_keys(show_id), argv)

@@ -5,7 +5,7 @@
 --   KEYS[1..8], ARGV[1..3]   see includes/context.lua
 --   ARGV[4]  starts_at (ms)
 --   ARGV[5]  number of seats n
---   ARGV[6 .. 5+2n]          seat, "category|row|number|rank" pairs
+--   ARGV[6 .. 5+2n]          seat, "category|row|place|rank" pairs (see context.lua)
 --   ARGV[6+2n ..]            seat, booking_id pairs of the seats already sold
 -- Output:
 --   1 loaded now, 0 was already loaded

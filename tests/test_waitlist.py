@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from engine.catalog import HallPlan
+from engine.catalog import HallPlan, Seat
 from engine.errors import AlreadyWaiting, EntryNotWaiting, NoChance, SeatsUnavailable, ShowClosed
 from engine.inventory import Hold
 from engine.models import HoldStatus, SeatStatus
@@ -261,6 +261,30 @@ async def test_granted_seats_sit_together_in_one_row_where_the_hall_allows(ctx: 
     await ctx.inventory.run("sweep", show.show_id, now_ms=t0 + ctx.hold_ttl_ms)
     grant = (await status_of(ctx, together["entry_id"], t0 + ctx.hold_ttl_ms))["hold"]
     assert isinstance(grant, dict) and sorted(grant["seats"]) == sorted(block)
+
+
+async def test_seats_across_an_aisle_are_not_together(ctx: Context, t0: int) -> None:
+    show = await small_show(ctx)
+    places = show.plan.row_places()
+    rows: dict[str, list[Seat]] = {}
+    for seat in show.plan.seats:
+        rows.setdefault(seat.row, []).append(seat)
+    # A pair with consecutive numbers but an aisle between them, in a well-ranked row ...
+    across = min(
+        ((a, b) for row in rows.values() for a, b in itertools.pairwise(row)
+         if b.number == a.number + 1 and places[b.id] > places[a.id] + 1),
+        key=lambda pair: pair[0].rank + pair[1].rank,
+    )
+    # ... and a truly adjacent pair that ranks worse: the front row's first two seats.
+    front = rows[show.plan.seats[0].row]
+    beside = (front[0], front[1])
+    assert places[beside[1].id] == places[beside[0].id] + 1
+    assert across[0].rank + across[1].rank < beside[0].rank + beside[1].rank, "the test needs this"
+    await fill(ctx, show, [[across[0].id, across[1].id], [beside[0].id, beside[1].id]], now_ms=t0)
+    entry = await ctx.waitlist.join(show.show_id, customer(), 2, None, now_ms=t0)
+    await ctx.inventory.run("sweep", show.show_id, now_ms=t0 + ctx.hold_ttl_ms)
+    grant = (await status_of(ctx, entry["entry_id"], t0 + ctx.hold_ttl_ms))["hold"]
+    assert isinstance(grant, dict) and sorted(grant["seats"]) == sorted([beside[0].id, beside[1].id])
 
 
 async def test_without_adjacent_seats_a_group_gets_the_best_ranked_ones(ctx: Context, t0: int) -> None:

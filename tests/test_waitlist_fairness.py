@@ -63,6 +63,7 @@ class Model:
 
     seats: dict[str, Seat]
     now: int
+    places: dict[str, int]  # seat -> place along its row (an aisle skips a place)
     owner: dict[str, str] = field(default_factory=dict)  # seat -> hold id or "booked"
     holds: dict[str, MHold] = field(default_factory=dict)
     entries: dict[str, MEntry] = field(default_factory=dict)
@@ -121,7 +122,7 @@ class Model:
             entry = self.entries[entry_id]
             eligible = [s for s in self.free() if s not in claimed and self.usable(entry, s)]
             if len(eligible) >= entry.count:
-                picked = pick_seats([self.seats[s] for s in eligible], entry.count)
+                picked = pick_seats([self.seats[s] for s in eligible], entry.count, self.places)
                 # Rule 1: no earlier waiter still waiting could have used any of these seats.
                 for earlier in self.queue[: self.queue.index(entry_id)]:
                     assert not any(self.usable(self.entries[earlier], s) for s in picked)
@@ -193,19 +194,19 @@ class Model:
         self.grant()
 
 
-def pick_seats(eligible: list[Seat], count: int) -> list[str]:
-    """The best block of `count` adjacent seats in one row (rank sum, then row, then first
-    number); without one, the `count` best-ranked seats."""
+def pick_seats(eligible: list[Seat], count: int, places: dict[str, int]) -> list[str]:
+    """The best block of `count` side-by-side seats in one row (rank sum, then row, then first
+    place; an aisle breaks a block); without one, the `count` best-ranked seats."""
     best: tuple[tuple[int, str, int], list[Seat]] | None = None
     rows: dict[str, list[Seat]] = {}
     for seat in eligible:
         rows.setdefault(seat.row, []).append(seat)
     for row, seats in rows.items():
-        seats.sort(key=lambda s: s.number)
+        seats.sort(key=lambda s: places[s.id])
         for i in range(len(seats) - count + 1):
             block = seats[i:i + count]
-            if block[-1].number - block[0].number == count - 1:
-                key = (sum(s.rank for s in block), row, block[0].number)
+            if places[block[-1].id] - places[block[0].id] == count - 1:
+                key = (sum(s.rank for s in block), row, places[block[0].id])
                 if best is None or key < best[0]:
                     best = (key, block)
     if best is not None:
@@ -244,7 +245,7 @@ class WaitlistMachine(RuleBasedStateMachine):
         contested = {s.id for s in self.contested}
         self.run(book_in_redis(self.ctx, self.show_id, [s for s in self.show.ref.seat_ids if s not in contested],
                                now_ms=now))
-        self.model = Model({s.id: s for s in self.contested}, now)
+        self.model = Model({s.id: s for s in self.contested}, now, self.show.plan.row_places())
         # The contested seats start held in small holds ending a second apart, so seats come
         # back a few at a time while people wait: the queue has work to do.
         for i, chunk in enumerate(chunks([s.id for s in self.contested], 2)):

@@ -1,7 +1,8 @@
 -- Shared context of every show script. Every script of a show takes the same
 -- eight keys (all carrying the show's hash tag, so a script touches one slot):
 --   KEYS[1] meta       hash: loaded, starts_at (ms), seat_count, fence, waitseq, wc:<category>
---   KEYS[2] layout     hash: seat -> "category|row|number|rank" (rank: lower is a better seat)
+--   KEYS[2] layout     hash: seat -> "category|row|place|rank" (place: along the row, side by
+--                      side seats consecutive, an aisle skips a place; rank: lower is a better seat)
 --   KEYS[3] seats      hash: seat -> "h:<hold_id>" | "b:<booking_id>"; absent means free
 --   KEYS[4] deadlines  zset: hold_id -> deadline (ms, Redis clock)
 --   KEYS[5] customers  hash: customer -> seats held in this show
