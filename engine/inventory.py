@@ -246,6 +246,48 @@ class Inventory:
         metrics.observe_script(answer)
         return int(answer[0]), int(answer[1])
 
+    async def unload(self, show_id: int, now_ms: int | None = None) -> int:
+        """Drops the show's Redis state when it started more than `unload_after_s` ago
+        (lua/unload_show-8.lua), then takes it out of the loaded set and the sweep index.
+        Returns how many keys went; 0 when the show was kept. PostgreSQL keeps every sale:
+        a later read reloads the show like any first touch. now_ms: tests only."""
+        ctx = self.ctx
+        argv = [ctx.keys.show_base(show_id), "" if now_ms is None else now_ms, ctx.hold_ttl_ms,
+                ctx.settings.unload_after_s * 1000, UNLOAD_BATCH]
+        deleted = 0
+        while True:
+            answer = await ctx.scripts.run("unload_show", ctx.keys.show_keys(show_id), argv)
+            if answer == ScriptCode.NOT_LOADED:
+                break  # a stale member of the loaded set: forget it
+            metrics.observe_script(answer)
+            state, count = (int(v) for v in answer[0])
+            deleted += count
+            if state == UNLOAD_KEPT:
+                return 0
+            if state == UNLOAD_DONE:
+                break
+        await self._forget(show_id)
+        return deleted
+
+    async def _forget(self, show_id: int) -> None:
+        """Takes an unloaded show out of the global sets. Another process may have reloaded
+        it meanwhile (a seat map read): its SADD follows its load, so looking at the show's
+        meta after our SREM and adding it back when it is loaded never loses a loaded show."""
+        ctx = self.ctx
+        self._key_names.pop(show_id, None)
+        pipe = ctx.redis.pipeline(transaction=False)
+        pipe.srem(ctx.keys.loaded_shows, str(show_id))
+        pipe.zrem(ctx.keys.sweep_index, str(show_id))
+        await pipe.execute()
+        if await ctx.redis.hget(ctx.keys.show_keys(show_id)[0], "loaded") == "1":
+            await ctx.redis.sadd(ctx.keys.loaded_shows, str(show_id))
+
+
+# lua/unload_show-8.lua: hold and entry hashes deleted per call (a call stays short:
+# Redis runs nothing else meanwhile), and the states it answers.
+UNLOAD_BATCH = 1000
+UNLOAD_KEPT, UNLOAD_MORE, UNLOAD_DONE = 0, 1, 2
+
 
 def validate_seat_list(seats: list[str], known: dict[str, Any]) -> None:
     problems: list[dict[str, str]] = []

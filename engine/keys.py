@@ -26,6 +26,11 @@ class Keys:
     def entry(self, show_id: int, entry_id: str) -> str:
         return f"{self.show_base(show_id)}entry:{entry_id}"
 
+    def records(self, show_id: int) -> str:
+        """Set of the suffixes ("hold:<id>", "entry:<id>") of every hold and entry hash of the
+        show, ended ones too: how lua/unload_show-8.lua finds them all."""
+        return self.show_base(show_id) + "records"
+
     def stats(self, show_id: int) -> str:
         return self.show_base(show_id) + "stats"
 
@@ -47,7 +52,8 @@ class Keys:
 
     @property
     def loaded_shows(self) -> str:
-        """Set of shows loaded into Redis: the slow safety-net sweep visits them all."""
+        """Set of shows loaded into Redis: the slow safety-net sweep visits them all (and
+        unloads those that started more than `unload_after_s` ago)."""
         return f"{self.prefix}:shows:loaded"
 
     def rate(self, scope: str, subject: str) -> str:

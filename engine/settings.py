@@ -29,6 +29,12 @@ def _float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _non_negative(value: int, name: str) -> int:
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    return value
+
+
 def _flag(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -49,6 +55,8 @@ class Settings:
     # A payment left pending this long belongs to a cut-off confirm: the reconciler takes it.
     confirm_grace_s: float = 30.0
     sweep_interval_s: float = 0.1
+    # A show's Redis state is dropped this long after it started (engine/sweeper.py full_pass).
+    unload_after_s: int = 3600
     reconcile_interval_s: float = 5.0
     browse_cache_s: float = 10.0
     max_body_bytes: int = 16_384
@@ -87,6 +95,7 @@ class Settings:
             confirm_pin_s=_int("BOXOFFICE_CONFIRM_PIN_S", 60),
             confirm_grace_s=_float("BOXOFFICE_CONFIRM_GRACE_S", 30.0),
             sweep_interval_s=_float("BOXOFFICE_SWEEP_INTERVAL_S", 0.1),
+            unload_after_s=_non_negative(_int("BOXOFFICE_UNLOAD_AFTER_S", 3600), "BOXOFFICE_UNLOAD_AFTER_S"),
             reconcile_interval_s=_float("BOXOFFICE_RECONCILE_INTERVAL_S", 5.0),
             browse_cache_s=_float("BOXOFFICE_BROWSE_CACHE_S", 10.0),
             max_body_bytes=_int("BOXOFFICE_MAX_BODY_BYTES", 16_384),

@@ -8,7 +8,8 @@ several sweepers are harmless), and puts the show back under its next deadline, 
 it when the show went idle and nobody touched it meanwhile. Keyspace notifications of
 a per-show wake key, when the server allows them, wake the sweeper early
 (engine/notifications.py); a slow pass
-over every loaded show is the last safety net."""
+over every loaded show is the last safety net, and drops the shows that started more than
+a grace ago from Redis."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 CLAIM_LEASE_MS = 2_000
 CLAIM_BATCH = 200
 FULL_PASS_EVERY_S = 30.0
+STARTS_BATCH = 500
 
 # KEYS[1] sweep index; ARGV[1] now ms; ARGV[2] lease ms; ARGV[3] batch size.
 # Returns the claimed show ids and the claim score each now has.
@@ -57,6 +59,7 @@ class Sweeper:
         self._release: Any = None
         self._wake = asyncio.Event()
         self.holds_ended = 0
+        self.shows_unloaded = 0
 
     def _scripts(self) -> tuple[Any, Any]:
         if self._claim is None:
@@ -100,17 +103,41 @@ class Sweeper:
             await self._arm(show_id, wake)
         return ended
 
-    async def full_pass(self) -> int:
-        """Safety net: visit every loaded show, indexed or not."""
+    async def full_pass(self, now_ms: int | None = None) -> int:
+        """Safety net: visit every loaded show, indexed or not. A show that started more than
+        `unload_after_s` ago is unloaded instead (engine/inventory.py unload), so the loaded
+        set holds only the shows still on sale or just played. now_ms (tests only) moves the
+        clock of that decision; the sweep keeps Redis's."""
+        ctx = self.ctx
+        shows = [int(raw) for raw in await ctx.redis.smembers(ctx.keys.loaded_shows)]
+        started = await self._starts_at(shows)
+        cutoff = (now_ms if now_ms is not None else await self._redis_time_ms()) \
+            - ctx.settings.unload_after_s * 1000
         ended = 0
-        for raw in await self.ctx.redis.smembers(self.ctx.keys.loaded_shows):
-            count, wake = await self.ctx.inventory.sweep(int(raw))
+        for show_id in shows:
+            if 0 < started.get(show_id, 0) <= cutoff:
+                if await ctx.inventory.unload(show_id, now_ms):
+                    self.shows_unloaded += 1
+                    continue
+            count, wake = await ctx.inventory.sweep(show_id)
             ended += count
             self.holds_ended += count
             if wake:
-                await self.ctx.redis.zadd(self.ctx.keys.sweep_index, {str(int(raw)): wake}, lt=True)
-                await self._arm(int(raw), wake)
+                await ctx.redis.zadd(ctx.keys.sweep_index, {str(show_id): wake}, lt=True)
+                await self._arm(show_id, wake)
         return ended
+
+    async def _starts_at(self, shows: list[int]) -> dict[int, int]:
+        """Each show's start (ms) from its meta hash, pipelined in batches."""
+        out: dict[int, int] = {}
+        for i in range(0, len(shows), STARTS_BATCH):
+            batch = shows[i : i + STARTS_BATCH]
+            pipe = self.ctx.redis.pipeline(transaction=False)
+            for show_id in batch:
+                pipe.hget(self.ctx.keys.show_keys(show_id)[0], "starts_at")
+            for show_id, value in zip(batch, await pipe.execute(), strict=True):
+                out[show_id] = int(value or 0)
+        return out
 
     async def _redis_time_ms(self) -> int:
         seconds, micros = await self.ctx.redis.time()

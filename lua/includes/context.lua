@@ -19,6 +19,10 @@
 local K_META, K_LAYOUT, K_SEATS, K_DEADLINES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local BASE = ARGV[1]
+-- Set of the key suffixes ("hold:<id>", "entry:<id>") of every hold and waitlist entry
+-- hash ever made for the show: unload_show-8.lua finds the ended ones through it (they
+-- leave the deadlines and waitlist zsets when they end; no SCAN in a cluster script).
+local K_RECORDS = BASE .. 'records'
 local NOW
 if ARGV[2] ~= '' then
   NOW = tonumber(ARGV[2])

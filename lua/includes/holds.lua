@@ -12,6 +12,7 @@ local function create_hold(hold_id, customer, seats, source)
   redis.call('HSET', hold_key(hold_id), 'seats', table.concat(seats, ','), 'customer', customer,
     'status', 'active', 'created_at', NOW, 'expires_at', expires, 'source', source)
   redis.call('EXPIRE', hold_key(hold_id), math.floor(TTL_MS / 1000) + RETENTION_S)
+  redis.call('SADD', K_RECORDS, 'hold:' .. hold_id)
   redis.call('ZADD', K_DEADLINES, expires, hold_id)
   redis.call('HINCRBY', K_CUSTOMERS, customer, #seats)
   redis.call('HINCRBY', K_STATS, 'held', #seats)

@@ -70,6 +70,7 @@ local function add_entry(entry_id, customer, count, category)
   redis.call('ZADD', K_WAITLIST, arrival, entry_id)
   redis.call('HSET', entry_key(entry_id), 'customer', customer, 'count', count,
     'category', category, 'arrival', arrival, 'status', 'waiting', 'created_at', NOW)
+  redis.call('SADD', K_RECORDS, 'entry:' .. entry_id)
   redis.call('HSET', K_WAITERS, customer, entry_id)
   redis.call('HINCRBY', K_META, category_field(category), 1)
   redis.call('HINCRBY', K_STATS, 'waiting', 1)
