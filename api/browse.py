@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.responses import JSON
-from api.seatmap import template_for
+from api.seatmap import SeatMapResponse, seat_map_body
 from api.validation import path_id, query_date
 from engine.service import Context
 
@@ -42,11 +42,4 @@ async def show(request: Request) -> JSON:
 
 
 async def seat_map(request: Request) -> Response:
-    ctx = _ctx(request)
-    show_id = path_id(request, "show_id")
-    show = await ctx.catalog.show(show_id)
-    plan = await ctx.catalog.hall_plan(show.hall_id)
-    status_map, waited_categories = await ctx.inventory.seat_state(show_id, plan=plan)
-    template = template_for(plan)
-    return Response(template.render(show_id, status_map, waited_categories), media_type="application/json",
-                    headers={"Cache-Control": "no-store"})
+    return SeatMapResponse(await seat_map_body(_ctx(request), path_id(request, "show_id")))

@@ -1,14 +1,25 @@
 """The seat map answer, spliced from pre-serialised pieces: for each seat of a hall its JSON
 object is made once per status (available, held, booked); a request only picks one of the
 three per seat from the statuses Redis gave and joins bytes. No per-seat dicts, no JSON
-encoding per request: a 2,000-seat map costs about as much as copying a list."""
+encoding per request: a 2,000-seat map costs about as much as copying a list.
+
+In a rush everybody reads the same show's map: the requests for one show that arrive while a
+read of it is in flight share the next read (seat_map_body)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import orjson
+from starlette.responses import Response
 
 from engine.catalog import HallPlan
 from engine.models import SeatStatus
+
+if TYPE_CHECKING:
+    from engine.service import Context
 
 MAX_TEMPLATES = 4096
 MAX_SHOWS_REMEMBERED = 64  # per hall: the last rendered map of each show
@@ -80,3 +91,89 @@ def template_for(plan: HallPlan) -> SeatMapTemplate:
             _templates.clear()
         template = _templates[plan.hall_id] = SeatMapTemplate(plan)
     return template
+
+
+
+class SeatMapResponse(Response):
+    """200 with a seat map's bytes; its three headers made directly (Starlette's general
+    header building costs more than the rest of the answer)."""
+
+    media_type = "application/json"
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        self.raw_headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
+                            (b"content-length", b"%d" % len(self.body))]
+
+
+class _ShowReads:
+    """The seat map reads of one show in this process: at most one in flight; the requests
+    that arrive meanwhile wait together for the next one, made as soon as it lands.
+
+    Why it stays exact: a read is sent to Redis only after every request it answers had
+    arrived, so each request sees every change acknowledged before it arrived, just as
+    with a read of its own (a request never gets an answer read before it came)."""
+
+    def __init__(self, ctx: Context, show_id: int) -> None:
+        self.ctx = ctx
+        self.show_id = show_id
+        self.loop = asyncio.get_running_loop()
+        self.waiting: list[asyncio.Future[bytes]] = []
+        self.running = False
+
+    def start(self) -> None:
+        # A callback, so the requests of this turn of the loop have joined; the read's first
+        # step (which sends it) comes after this, so whoever joins from here waits for the next.
+        waiters, self.waiting = self.waiting, []
+        task = self.loop.create_task(_read(self.ctx, self.show_id))
+        task.add_done_callback(lambda done: self.finish(done, waiters))
+
+    def finish(self, task: asyncio.Task[bytes], waiters: list[asyncio.Future[bytes]]) -> None:
+        if task.cancelled():  # the loop is shutting down
+            for waiter in waiters + self.waiting:
+                waiter.cancel()
+            self.waiting, self.running = [], False
+            return
+        error = task.exception()
+        for waiter in waiters:
+            if waiter.done():  # its request was cancelled (the client went away)
+                continue
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(task.result())
+        if self.waiting:
+            self.start()
+        else:
+            self.running = False
+
+
+# (id of the engine context, show id) -> that show's reads; an entry lives while reads run.
+_reads: dict[tuple[int, int], _ShowReads] = {}
+
+
+async def seat_map_body(ctx: Context, show_id: int) -> bytes:
+    """The body of GET /v1/shows/{id}/seats. In a rush every request wants the same show:
+    one read (a script call and a render) answers all the requests that arrived while the
+    previous read of that show was in flight."""
+    key = (id(ctx), show_id)
+    reads = _reads.get(key)
+    loop = asyncio.get_running_loop()
+    if reads is None or reads.loop is not loop:
+        reads = _reads[key] = _ShowReads(ctx, show_id)
+    waiter: asyncio.Future[bytes] = loop.create_future()
+    reads.waiting.append(waiter)
+    if not reads.running:
+        reads.running = True
+        loop.call_soon(reads.start)
+    try:
+        return await waiter
+    finally:
+        if not reads.running and not reads.waiting and _reads.get(key) is reads:
+            del _reads[key]
+
+
+async def _read(ctx: Context, show_id: int) -> bytes:
+    show = await ctx.catalog.show(show_id)
+    plan = await ctx.catalog.hall_plan(show.hall_id)
+    status_map, waited_categories = await ctx.inventory.seat_state(show_id, plan=plan)
+    return template_for(plan).render(show_id, status_map, waited_categories)

@@ -130,8 +130,8 @@ def bare_hold_requests(count: int, tag: str) -> list[bytes]:
             for i in range(count)]
 
 
-def load(port: int, requests: list[bytes], concurrency: int) -> LoadResult:
-    return run_async(run_load("127.0.0.1", port, iter(requests), concurrency))
+def load(port: int, requests: list[bytes], concurrency: int, keep_last_body: bool = False) -> LoadResult:
+    return run_async(run_load("127.0.0.1", port, iter(requests), concurrency, keep_last_body))
 
 
 def load_measuring_cpu(port: int, requests: list[bytes], concurrency: int) -> dict[str, Any]:
@@ -222,7 +222,7 @@ def http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, str]
         warm = seats.take(args.ops)
         load(real, hold_requests(warm, "w"), args.concurrency)
         seat_map_request = request_bytes("GET", f"/v1/shows/{warm[0][0]}/seats")
-        seat_map_body = load(real, [seat_map_request], 1).last_body
+        seat_map_body = load(real, [seat_map_request], 1, keep_last_body=True).last_body
         seat_map_file = logs / "seat_map.json"
         seat_map_file.write_bytes(seat_map_body)
         bare_env = {**env, "BENCH_SEAT_MAP_FILE": str(seat_map_file)}

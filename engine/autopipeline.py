@@ -29,19 +29,34 @@ MAX_BATCH = 512
 CLIENT_NAME = "boxoffice-autopipeline"
 
 
+# Encoded pieces of the arguments seen lately: a show's script calls repeat the command, the
+# script's SHA, the key names and the numbers, only the ids and names in ARGV are new.
+_pieces: dict[str | int, bytes] = {}
+MAX_PIECES = 4096
+
+
 def pack(args: tuple[Any, ...]) -> bytes:
     """One command in RESP (an array of bulk strings). Our commands are ASCII text and
-    integers: built as one str and encoded once; anything else takes the general path."""
-    pieces = [f"*{len(args)}\r\n"]
+    integers: each piece is built once and then reused; anything else takes the general path."""
+    out = [b"*%d\r\n" % len(args)]
+    pieces = _pieces
     for arg in args:
-        if type(arg) is str and arg.isascii():
-            pieces.append(f"${len(arg)}\r\n{arg}\r\n")
-        elif type(arg) is int:
-            text = str(arg)
-            pieces.append(f"${len(text)}\r\n{text}\r\n")
-        else:
-            return _pack_any(args)
-    return "".join(pieces).encode()
+        kind = type(arg)
+        # Only exact str and int are looked up (True == 1 == 1.0 as dict keys).
+        piece = pieces.get(arg) if kind is str or kind is int else None
+        if piece is None:
+            if kind is str and arg.isascii():
+                data = arg.encode()
+            elif kind is int:
+                data = b"%d" % arg
+            else:
+                return _pack_any(args)
+            piece = b"$%d\r\n%s\r\n" % (len(data), data)
+            if len(pieces) >= MAX_PIECES:
+                pieces.clear()
+            pieces[arg] = piece
+        out.append(piece)
+    return b"".join(out)
 
 
 def _pack_any(args: tuple[Any, ...]) -> bytes:
@@ -101,6 +116,21 @@ class _Connection(asyncio.Protocol):
                 future.set_exception(error)
 
 
+def tcp_options(client: Any) -> dict[str, Any] | None:
+    """Where a redis.asyncio.Redis connects, when it is a single server over plain TCP:
+    host, port, db, username, password, connect_timeout_s. None for anything else (TLS, a
+    unix socket, a cluster, fakeredis): those keep redis-py."""
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if not kwargs or "host" not in kwargs or kwargs.get("ssl") or "path" in kwargs:
+        return None
+    if getattr(pool, "connection_class", None).__name__ != "Connection":  # type: ignore[union-attr]
+        return None
+    return {"host": kwargs["host"], "port": int(kwargs.get("port", 6379)), "db": int(kwargs.get("db", 0) or 0),
+            "username": kwargs.get("username"), "password": kwargs.get("password"),
+            "connect_timeout_s": float(kwargs.get("socket_connect_timeout") or 2.0)}
+
+
 class AutoPipeline:
     def __init__(self, host: str, port: int, db: int = 0, username: str | None = None,
                  password: str | None = None, connect_timeout_s: float = 2.0, reply_timeout_s: float = 5.0) -> None:
@@ -126,15 +156,11 @@ class AutoPipeline:
     @classmethod
     def for_client(cls, client: Any, reply_timeout_s: float = 5.0) -> AutoPipeline | None:
         """Built from a redis.asyncio.Redis's own settings; None where it does not apply."""
-        pool = getattr(client, "connection_pool", None)
-        kwargs = getattr(pool, "connection_kwargs", None)
-        if not kwargs or "host" not in kwargs or kwargs.get("ssl") or "path" in kwargs:
+        options = tcp_options(client)
+        if options is None:
             return None
-        if getattr(pool, "connection_class", None).__name__ != "Connection":  # type: ignore[union-attr]
-            return None  # TLS or a unix socket: keep redis-py
-        return cls(kwargs["host"], int(kwargs.get("port", 6379)), int(kwargs.get("db", 0) or 0),
-                   kwargs.get("username"), kwargs.get("password"),
-                   float(kwargs.get("socket_connect_timeout") or 2.0), reply_timeout_s)
+        return cls(options["host"], options["port"], options["db"], options["username"], options["password"],
+                   options["connect_timeout_s"], reply_timeout_s)
 
     async def execute(self, *args: Any) -> Any:
         loop = asyncio.get_running_loop()

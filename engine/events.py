@@ -2,7 +2,12 @@
 channel ("<queue changed 0|1>;<seat>=<status>,...;<waited categories>;<ended entries>", see
 lua/includes/settle.lua); each process holds one pattern subscription and fans the
 messages out to its local listeners (SSE streams). A listener that may have missed
-messages (its queue overflowed, the subscription reconnected) gets None: resync."""
+messages (its queue overflowed, the subscription reconnected) gets None: resync.
+
+Every hold, release and sale publishes, and every process receives every message, so the
+reading is kept cheap: on a single Redis server over TCP the subscription is a bare
+connection whose replies hiredis parses (redis-py's pubsub costs several microseconds a
+message), and a message is only parsed when this process has a listener for its show."""
 
 from __future__ import annotations
 
@@ -13,9 +18,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import hiredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from engine.autopipeline import pack, tcp_options
+
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 1000
+RECONNECT_DELAY_S = 0.5
+CLIENT_NAME = "boxoffice-events"
 
 
 @dataclass(frozen=True)
@@ -30,12 +43,26 @@ class ShowChange:
     ended: frozenset[str] = frozenset()
 
 
-def parse_message(channel: str, data: str) -> ShowChange | None:
+def show_of(channel: str) -> int | None:
+    """The show id in a change channel's hash tag ("<prefix>:show:{42}:changes")."""
+    start = channel.find("{") + 1
+    end = channel.find("}", start)
+    if start == 0 or end < 0:
+        return None
     try:
-        show_id = int(channel.split("{", 1)[1].split("}", 1)[0])
+        return int(channel[start:end])
+    except ValueError:
+        return None
+
+
+def parse_message(channel: str, data: str) -> ShowChange | None:
+    show_id = show_of(channel)
+    if show_id is None:
+        return None
+    try:
         queue_flag, seat_part, waited_part, ended_part = [*data.split(";"), "", "", ""][:4]
         seats = dict(item.split("=", 1) for item in seat_part.split(",") if "=" in item)
-    except (IndexError, ValueError):
+    except ValueError:
         return None
     waited = frozenset(c for c in waited_part.split(",") if c)
     ended = frozenset(e for e in ended_part.split(",") if e)
@@ -111,37 +138,132 @@ class EventHub:
                         queue.get_nowait()
                 queue.put_nowait(None)
 
+    def _message(self, channel: str, data: str) -> None:
+        """One published change: parsed only when a local stream listens to its show."""
+        show_id = show_of(channel)
+        if show_id is None or (show_id not in self.listeners and show_id not in self.watches):
+            return
+        change = parse_message(channel, data)
+        if change is not None:
+            self._dispatch(change)
+
+    def _resync_all(self) -> None:
+        """After a (re)connect: messages may have been missed, every listener reads afresh."""
+        for queues in list(self.listeners.values()):
+            for queue in list(queues):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+        for watches in list(self.watches.values()):
+            for watch in list(watches):
+                watch.notify(ended=True)
+
     async def _run(self) -> None:
+        direct = tcp_options(self.redis)
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(self.pattern)
-                self.connected.set()
-                # Listeners resync after a (re)connect: messages may have been missed.
-                for queues in list(self.listeners.values()):
-                    for queue in list(queues):
-                        with contextlib.suppress(asyncio.QueueFull):
-                            queue.put_nowait(None)
-                for watches in list(self.watches.values()):
-                    for watch in list(watches):
-                        watch.notify(ended=True)
-                async for message in pubsub.listen():
-                    if message.get("type") != "pmessage":
-                        continue
-                    channel, data = message["channel"], message["data"]
-                    if isinstance(channel, bytes):
-                        channel = channel.decode()
-                    if isinstance(data, bytes):
-                        data = data.decode()
-                    change = parse_message(channel, data)
-                    if change is not None:
-                        self._dispatch(change)
+                if direct is not None:
+                    await self._subscribe_direct(direct)
+                else:
+                    await self._subscribe_redis_py()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.connected.clear()
                 log.warning("event subscription lost (%s); reconnecting", exc)
-                await asyncio.sleep(0.5)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+            self.connected.clear()
+            await asyncio.sleep(RECONNECT_DELAY_S)
+
+    async def _subscribe_redis_py(self) -> None:
+        """Cluster, TLS, unix socket or embedded: redis-py's pubsub."""
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.psubscribe(self.pattern)
+            self.connected.set()
+            self._resync_all()
+            async for message in pubsub.listen():
+                if message.get("type") != "pmessage":
+                    continue
+                channel, data = message["channel"], message["data"]
+                if isinstance(channel, bytes):
+                    channel = channel.decode()
+                if isinstance(data, bytes):
+                    data = data.decode()
+                self._message(channel, data)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def _subscribe_direct(self, options: dict[str, Any]) -> None:
+        """A single server over TCP: one bare connection, PSUBSCRIBE, replies fed to hiredis.
+        Returns when the connection is lost; raises when it cannot be made."""
+        loop = asyncio.get_running_loop()
+        transport, subscriber = await asyncio.wait_for(
+            loop.create_connection(lambda: _Subscriber(self), options["host"], options["port"]),
+            options["connect_timeout_s"])
+        try:
+            if options["password"]:
+                auth = ("AUTH", options["username"], options["password"]) if options["username"] \
+                    else ("AUTH", options["password"])
+                transport.write(pack(auth))
+                subscriber.expect("AUTH")
+            transport.write(pack(("CLIENT", "SETNAME", CLIENT_NAME)))  # tells it apart in CLIENT LIST
+            subscriber.expect("CLIENT")
+            transport.write(pack(("PSUBSCRIBE", self.pattern)))
+            await asyncio.wait_for(subscriber.subscribed, options["connect_timeout_s"])
+            self.connected.set()
+            self._resync_all()
+            await subscriber.closed
+            raise RedisConnectionError("Redis closed the subscription")
+        finally:
+            transport.close()
+
+
+class _Subscriber(asyncio.Protocol):
+    """The bare subscription connection: pmessage replies go to the hub as they arrive."""
+
+    def __init__(self, hub: EventHub) -> None:
+        loop = asyncio.get_running_loop()
+        self.hub = hub
+        self.transport: asyncio.BaseTransport | None = None
+        self.reader = hiredis.Reader(encoding="utf-8", errors="replace", replyError=ResponseError)
+        self.subscribed: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.expected: list[str] = []  # the commands whose replies come before the subscription's
+
+    def expect(self, command: str) -> None:
+        self.expected.append(command)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while True:
+            reply = self.reader.gets()
+            if reply is False:
+                return
+            if isinstance(reply, list) and len(reply) == 4 and reply[0] == "pmessage":
+                try:
+                    self.hub._message(reply[2], reply[3])
+                except Exception:  # one bad message must not end the subscription
+                    log.exception("could not dispatch a change message")
+            elif self.expected:
+                command = self.expected.pop(0)
+                if isinstance(reply, ResponseError) and command != "CLIENT":  # a name refused is no matter
+                    self.refused(reply)
+            elif isinstance(reply, ResponseError):
+                self.refused(reply)  # PSUBSCRIBE refused
+            elif isinstance(reply, list) and reply and reply[0] == "psubscribe" and not self.subscribed.done():
+                self.subscribed.set_result(None)
+
+    def refused(self, error: ResponseError) -> None:
+        """AUTH or PSUBSCRIBE refused: this connection is of no use."""
+        if not self.subscribed.done():
+            self.subscribed.set_exception(error)
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.subscribed.done():
+            self.subscribed.set_exception(exc or RedisConnectionError("Redis closed the connection"))
+        if not self.closed.done():
+            self.closed.set_result(None)

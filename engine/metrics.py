@@ -85,30 +85,53 @@ def observe_script(answer: list[Any]) -> None:
 # -- API operations ------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def track(operation: str) -> Iterator[None]:
-    """Counts and times one operation; the outcome comes from how it ended."""
+def outcome_of(exc: BaseException) -> str:
+    """The outcome label of an operation that raised `exc`."""
     from redis.exceptions import RedisError
     from sqlalchemy.exc import DBAPIError
 
     from engine.errors import BoxOfficeError
 
+    if isinstance(exc, BoxOfficeError):
+        return exc.code
+    if isinstance(exc, RedisError | DBAPIError | OSError):
+        return "unavailable"
+    if isinstance(exc, Exception):
+        return "error"
+    return "ok"  # cancelled (the client went away): as track() always counted it
+
+
+# The labelled children, looked up once: labels() takes a lock and builds a tuple on every
+# call, a few microseconds on every request of the hot paths. prometheus-client keeps the
+# same children in its own table, so the values (and the multiprocess files) are the same.
+_seconds_of: dict[str, Any] = {}
+_count_of: dict[tuple[str, str], Any] = {}
+
+
+def record_operation(operation: str, outcome: str, seconds: float) -> None:
+    """Counts one operation by outcome and records its time (exact, immediately visible)."""
+    histogram = _seconds_of.get(operation)
+    if histogram is None:
+        histogram = _seconds_of[operation] = OPERATION_SECONDS.labels(operation)
+    histogram.observe(seconds)
+    counter = _count_of.get((operation, outcome))
+    if counter is None:
+        counter = _count_of[(operation, outcome)] = OPERATIONS.labels(operation, outcome)
+    counter.inc()
+
+
+@contextlib.contextmanager
+def track(operation: str) -> Iterator[None]:
+    """Counts and times one operation; the outcome comes from how it ended."""
     began = time.perf_counter()
     outcome = "ok"
     try:
         yield
-    except BoxOfficeError as exc:
-        outcome = exc.code
-        raise
-    except (RedisError, DBAPIError, OSError):
-        outcome = "unavailable"
-        raise
-    except Exception:
-        outcome = "error"
+    except BaseException as exc:
+        outcome = outcome_of(exc)
         raise
     finally:
-        OPERATION_SECONDS.labels(operation).observe(time.perf_counter() - began)
-        OPERATIONS.labels(operation, outcome).inc()
+        record_operation(operation, outcome, time.perf_counter() - began)
 
 
 # -- pools ---------------------------------------------------------------------------
