@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import orjson
 
@@ -39,6 +40,7 @@ from engine.service import close_context, open_context
 from engine.settings import Settings
 
 TRIVIAL_SCRIPT = "return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])"
+TWO_WORKERS_PREFIX = "w2"
 
 
 class Seats:
@@ -134,16 +136,31 @@ def load(port: int, requests: list[bytes], concurrency: int, keep_last_body: boo
     return run_async(run_load("127.0.0.1", port, iter(requests), concurrency, keep_last_body))
 
 
-def load_measuring_cpu(port: int, requests: list[bytes], concurrency: int) -> dict[str, Any]:
-    """The load's figures plus the CPU the service's processes (all workers) spent on it."""
-    groups = {"service": lambda cmdline: f"--port {port} " in cmdline + " "}
-    before = procstat.cpu_seconds(groups)
+def load_measuring_cpu(port: int, requests: list[bytes], concurrency: int, redis_port: int | None = None,
+                       ) -> dict[str, Any]:
+    """The load's figures plus where the machine's CPU went meanwhile: the service's
+    processes (all workers), Redis (when it runs here), this client, and how busy all the
+    cores were (neighbours included), each per request."""
+    groups: dict[str, Callable[[str], bool]] = {"service": lambda cmdline: f"--port {port} " in cmdline + " "}
+    if redis_port is not None:
+        groups["redis"] = lambda cmdline: (cmdline.split(" ")[0].endswith("redis-server")
+                                           and cmdline.endswith(f":{redis_port}"))
+    before, client_before, machine_before = procstat.cpu_seconds(groups), os.times(), procstat.machine_jiffies()
     result = load(port, requests, concurrency)
-    spent = procstat.cpu_spent(before, procstat.cpu_seconds(groups))["service"]
-    count = int(result.summary["count"])
-    return {**result.summary, "statuses": {str(k): v for k, v in sorted(result.statuses.items())},
-            "service_cpu_s": round(spent, 2),
-            "service_cpu_ms_per_request": round(spent * 1000 / max(1, count), 3)}
+    after, client_after, machine_after = procstat.cpu_seconds(groups), os.times(), procstat.machine_jiffies()
+    spent = procstat.cpu_spent(before, after)
+    client = (client_after.user - client_before.user) + (client_after.system - client_before.system)
+    count = max(1, int(result.summary["count"]))
+    busy = procstat.busy_share(machine_before, machine_after)
+    figures = {**result.summary, "statuses": {str(k): v for k, v in sorted(result.statuses.items())},
+               "service_cpu_s": round(spent["service"], 2),
+               "service_cpu_ms_per_request": round(spent["service"] * 1000 / count, 3),
+               "client_cpu_ms_per_request": round(client * 1000 / count, 3),
+               "machine_busy": round(busy, 3),
+               "machine_cpu_ms_per_request": round(busy * (os.cpu_count() or 1) * result.duration_s * 1000 / count, 3)}
+    if redis_port is not None and after.get("redis"):
+        figures["redis_cpu_ms_per_request"] = round(spent["redis"] * 1000 / count, 3)
+    return figures
 
 
 def pick(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -199,6 +216,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             comparisons += http_comparisons(args, seats, service_env)
     finally:
         cleanup_redis(args.redis_url, prefix)
+        cleanup_redis(args.redis_url, prefix + TWO_WORKERS_PREFIX)
         db.close()
     command = "python -m bench.ceilings " + " ".join(sys.argv[1:])
     return {"scenario": "ceilings", "machine": machine(), "command": command,
@@ -217,6 +235,10 @@ def engine_variants(base: Settings, args: argparse.Namespace) -> dict[str, Setti
 def http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     logs = Path(tempfile.mkdtemp(prefix="boxoffice-ceilings-"))
+    redis_port = local_redis_port(args.redis_url)
+
+    def measured(port: int, requests: list[bytes], concurrency: int) -> dict[str, Any]:
+        return load_measuring_cpu(port, requests, concurrency, redis_port)
     with uvicorn_app("api.app:create_app", env, 1, log_path=logs / "service-1.log") as real:
         # The seat map both sides answer: a real one, of a show with holds in it.
         warm = seats.take(args.ops)
@@ -234,37 +256,73 @@ def http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, str]
             for round_number in range(args.rounds):
                 say(f"HTTP round {round_number + 1}/{args.rounds}")
                 tag = f"r{round_number}x"
-                holds_bare.append(load_measuring_cpu(bare, bare_hold_requests(args.ops, tag), args.concurrency))
-                holds_real.append(load_measuring_cpu(real, fresh_holds(real, seats, args.ops, tag), args.concurrency))
-                maps_bare.append(load_measuring_cpu(bare, [request_bytes("GET", "/seats")] * args.map_ops,
-                                                    args.concurrency))
-                maps_real.append(load_measuring_cpu(real, [seat_map_request] * args.map_ops, args.concurrency))
+                holds_bare.append(measured(bare, bare_hold_requests(args.ops, tag), args.concurrency))
+                holds_real.append(measured(real, fresh_holds(real, seats, args.ops, tag), args.concurrency))
+                maps_bare.append(measured(bare, [request_bytes("GET", "/seats")] * args.map_ops, args.concurrency))
+                maps_real.append(measured(real, [seat_map_request] * args.map_ops, args.concurrency))
             out.append(compare("HTTP hold", holds_real, holds_bare, 0.8, "POST /v1/shows/{id}/holds, 1 seat",
                                "bare Starlette POST, one Redis call"))
             out.append(compare("seat map", maps_real, maps_bare, 0.8,
                                f"GET /v1/shows/{{id}}/seats, {args.hall_seats} seats",
                                f"bare Starlette GET, the same {len(seat_map_body)} bytes"))
         if args.workers_compare:
-            with uvicorn_app("api.app:create_app", env, 2, log_path=logs / "service-2.log") as two:
+            # As `boxoffice serve --workers 2` runs them: metrics shared through files.
+            metrics_dir = logs / "metrics"
+            metrics_dir.mkdir()
+            # A key prefix of its own: the idle one-worker service must not receive (and pay
+            # for) this service's change messages, nor it those of the one worker.
+            two_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+                       "BOXOFFICE_KEY_PREFIX": env["BOXOFFICE_KEY_PREFIX"] + TWO_WORKERS_PREFIX}
+            with uvicorn_app("api.app:create_app", two_env, 2, log_path=logs / "service-2.log") as two:
                 one_worker: list[dict[str, Any]] = []
                 two_workers: list[dict[str, Any]] = []
                 for round_number in range(args.rounds):
                     say(f"workers round {round_number + 1}/{args.rounds}")
                     tag = f"w{round_number}x"
-                    one_worker.append(load_measuring_cpu(real, fresh_holds(real, seats, args.ops, tag + "a"),
-                                                         args.concurrency * 2))
-                    two_workers.append(load_measuring_cpu(two, fresh_holds(two, seats, args.ops, tag + "b"),
-                                                          args.concurrency * 2))
-            scaling = compare("two workers vs one (HTTP hold)", two_workers, one_worker, 1.5,
-                              "uvicorn --workers 2", "uvicorn --workers 1")
-            # Wall-clock scaling needs idle cores; CPU per request says whether the workers
-            # get in each other's way (they share nothing but Redis and PostgreSQL).
-            one_cpu = statistics.median(r["service_cpu_ms_per_request"] for r in one_worker)
-            two_cpu = statistics.median(r["service_cpu_ms_per_request"] for r in two_workers)
-            scaling["service_cpu_ms_per_request"] = {"one_worker": one_cpu, "two_workers": two_cpu}
-            scaling["projected_ratio_on_two_idle_cores"] = round(2 * one_cpu / two_cpu, 2) if two_cpu else None
-            out.append(scaling)
+                    one_worker.append(measured(real, fresh_holds(real, seats, args.ops, tag + "a"),
+                                               args.concurrency * 2))
+                    two_workers.append(measured(two, fresh_holds(two, seats, args.ops, tag + "b"),
+                                                args.concurrency * 2))
+            out.append(workers_comparison(one_worker, two_workers))
     return out
+
+
+def workers_comparison(one_worker: list[dict[str, Any]], two_workers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Two workers against one, with what limits the comparison on this machine."""
+    scaling = compare("two workers vs one (HTTP hold)", two_workers, one_worker, 1.5,
+                      "uvicorn --workers 2", "uvicorn --workers 1")
+
+    def median(rounds: list[dict[str, Any]], key: str) -> float:
+        return float(statistics.median(r.get(key) or 0.0 for r in rounds))
+
+    # CPU per request says whether the workers get in each other's way (they share nothing
+    # but Redis and PostgreSQL): on two idle cores of their own the service would scale by
+    # 2 x one worker's CPU per hold / two workers' CPU per hold.
+    one_cpu = median(one_worker, "service_cpu_ms_per_request")
+    two_cpu = median(two_workers, "service_cpu_ms_per_request")
+    scaling["service_cpu_ms_per_request"] = {"one_worker": one_cpu, "two_workers": two_cpu}
+    scaling["projected_ratio_on_two_idle_cores"] = round(2 * one_cpu / two_cpu, 2) if two_cpu else None
+    # But here the client and Redis share the same cores: all the CPU a hold needs (both
+    # workers, Redis, the client) caps what this machine can do, whatever the workers do.
+    whole = two_cpu + median(two_workers, "redis_cpu_ms_per_request") + median(two_workers, "client_cpu_ms_per_request")
+    cores = os.cpu_count() or 1
+    if whole:
+        cap_per_s = cores * 1000 / whole
+        scaling["machine"] = {
+            "cores": cores, "cpu_ms_per_hold": round(whole, 3),
+            "holds_per_s_cap": round(cap_per_s),
+            "cap_ratio": round(cap_per_s / scaling["baseline_figures"]["per_s"], 2),
+            "busy_one_worker": median(one_worker, "machine_busy"),
+            "busy_two_workers": median(two_workers, "machine_busy")}
+    return scaling
+
+
+def local_redis_port(redis_url: str) -> int | None:
+    """The port of REDIS_URL when Redis runs on this machine (its CPU is then measured)."""
+    parsed = urlparse(redis_url)
+    if parsed.hostname not in {"127.0.0.1", "localhost", "::1"}:
+        return None
+    return parsed.port or 6379
 
 
 def cleanup_redis(redis_url: str, prefix: str) -> None:
@@ -306,6 +364,18 @@ def print_report(result: dict[str, Any]) -> None:
             cpu = c["service_cpu_ms_per_request"]
             print(f"{'':38} service CPU per hold: {cpu['one_worker']} ms (1 worker), {cpu['two_workers']} ms "
                   f"(2 workers) -> {c['projected_ratio_on_two_idle_cores']}x on two idle cores")
+        if "machine" in c:
+            m = c["machine"]
+            print(f"{'':38} this machine: {m['cpu_ms_per_hold']} ms of CPU a hold (workers + Redis + client) on "
+                  f"{m['cores']} cores caps it at {m['holds_per_s_cap']}/s = {m['cap_ratio']}x one worker "
+                  f"(busy {m['busy_one_worker']:.0%} with one, {m['busy_two_workers']:.0%} with two)")
+        for label, figures in (("subject", s), ("baseline", b)):
+            parts = [f"{name} {figures[key]}" for name, key in
+                     (("service", "service_cpu_ms_per_request"), ("redis", "redis_cpu_ms_per_request"),
+                      ("client", "client_cpu_ms_per_request")) if key in figures]
+            if parts and "machine" not in c and "service_cpu_ms_per_request" not in c:
+                print(f"{'':38} {label} CPU ms per request: {', '.join(parts)}; machine busy "
+                      f"{figures['machine_busy']:.0%}")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -62,3 +62,15 @@ def cpu_spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, fl
     are not counted; processes that started count from zero)."""
     return {name: sum(seconds - before.get(name, {}).get(pid, 0.0) for pid, seconds in pids.items())
             for name, pids in after.items()}
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(all, idle) clock ticks of every core together since boot, from /proc/stat: the
+    share of the machine that was busy between two samples, neighbours included."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields), fields[3] + fields[4]  # idle + iowait
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total = after[0] - before[0]
+    return 1.0 - (after[1] - before[1]) / total if total > 0 else 0.0

@@ -32,7 +32,9 @@ def uvicorn_app(app: str, env: dict[str, str], workers: int = 1, ready_path: str
     log = log_path.open("ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
+         "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+         # What uvicorn[standard] picks by itself, named so a missing one fails loudly.
+         "--loop", "uvloop", "--http", "httptools"],
         cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
