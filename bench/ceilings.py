@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -233,12 +234,25 @@ def engine_variants(base: Settings, args: argparse.Namespace) -> dict[str, Setti
 
 
 def http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, str]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+    """The HTTP comparisons; the servers' logs are kept only when something failed."""
     logs = Path(tempfile.mkdtemp(prefix="boxoffice-ceilings-"))
+    try:
+        out = run_http_comparisons(args, seats, env, logs)
+    except BaseException:
+        say(f"the servers' logs are in {logs}")
+        raise
+    shutil.rmtree(logs, ignore_errors=True)
+    return out
+
+
+def run_http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, str],
+                         logs: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     redis_port = local_redis_port(args.redis_url)
 
     def measured(port: int, requests: list[bytes], concurrency: int) -> dict[str, Any]:
         return load_measuring_cpu(port, requests, concurrency, redis_port)
+
     with uvicorn_app("api.app:create_app", env, 1, log_path=logs / "service-1.log") as real:
         # The seat map both sides answer: a real one, of a show with holds in it.
         warm = seats.take(args.ops)
