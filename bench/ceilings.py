@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         db.close()
     command = "python -m bench.ceilings " + " ".join(sys.argv[1:])
     return {"scenario": "ceilings", "machine": machine(), "command": command,
-            "config": {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url"}},
+            "config": {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url", "out"}},
             "comparisons": comparisons}
 
 
