@@ -5,17 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.context import engine_context
 from api.responses import JSON
 from api.validation import confirm_request, hold_request, json_body, opaque_id, path_id
-from engine.service import Context
-
-
-def _ctx(request: Request) -> Context:
-    return request.app.state.ctx  # type: ignore[no-any-return]
 
 
 async def create_hold(request: Request) -> JSON:
-    ctx = _ctx(request)
+    ctx = engine_context(request)
     show_id = path_id(request, "show_id")
     limiter = request.app.state.limiter
     await limiter.check_client(request)
@@ -26,17 +22,17 @@ async def create_hold(request: Request) -> JSON:
 
 
 async def get_hold(request: Request) -> JSON:
-    hold = await _ctx(request).inventory.hold_status(opaque_id(request, "hold_id"))
+    hold = await engine_context(request).inventory.hold_status(opaque_id(request, "hold_id"))
     return JSON(hold.public(), headers={"Cache-Control": "no-store"})
 
 
 async def release_hold(request: Request) -> Response:
-    await _ctx(request).inventory.release(opaque_id(request, "hold_id"))
+    await engine_context(request).inventory.release(opaque_id(request, "hold_id"))
     return Response(status_code=204)
 
 
 async def confirm_hold(request: Request) -> JSON:
-    ctx = _ctx(request)
+    ctx = engine_context(request)
     hold_id = opaque_id(request, "hold_id")
     key, token = confirm_request(request, await json_body(request, ctx.settings.max_body_bytes))
     booking = await ctx.bookings.confirm(hold_id, key, token)
@@ -44,5 +40,5 @@ async def confirm_hold(request: Request) -> JSON:
 
 
 async def get_booking(request: Request) -> JSON:
-    booking = await _ctx(request).bookings.get(opaque_id(request, "booking_id"))
+    booking = await engine_context(request).bookings.get(opaque_id(request, "booking_id"))
     return JSON(booking, headers={"Cache-Control": "no-store"})

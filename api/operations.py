@@ -13,6 +13,7 @@ from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.context import engine_context
 from api.openapi import OPENAPI
 from api.responses import JSON
 from engine import metrics as engine_metrics
@@ -46,7 +47,7 @@ async def _check(probe: Callable[[Context], Awaitable[bool]], ctx: Context) -> s
 
 
 async def healthz(request: Request) -> JSON:
-    ctx: Context = request.app.state.ctx
+    ctx = engine_context(request)
     redis_state, database_state = await asyncio.gather(_check(_redis_ok, ctx), _check(_database_ok, ctx))
     checks = {"redis": redis_state, "database": database_state}
     down = [name for name, state in checks.items() if state != "ok"]
@@ -59,7 +60,7 @@ async def healthz(request: Request) -> JSON:
 
 
 async def metrics(request: Request) -> Response:
-    body = engine_metrics.render(request.app.state.ctx)
+    body = engine_metrics.render(engine_context(request))
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
 

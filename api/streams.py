@@ -15,6 +15,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from api.context import engine_context
 from api.validation import opaque_id, path_id
 from engine.catalog import HallPlan
 from engine.errors import BoxOfficeError
@@ -100,7 +101,7 @@ async def _next_change(queue: asyncio.Queue[ShowChange | None]) -> ShowChange | 
 
 
 async def seat_events(request: Request) -> StreamingResponse:
-    ctx: Context = request.app.state.ctx
+    ctx = engine_context(request)
     show_id = path_id(request, "show_id")
     show = await ctx.catalog.show(show_id)  # 404 before the stream starts
     plan = await ctx.catalog.hall_plan(show.hall_id)
@@ -125,7 +126,7 @@ async def seat_events(request: Request) -> StreamingResponse:
 
 
 async def entry_events(request: Request) -> StreamingResponse:
-    ctx: Context = request.app.state.ctx
+    ctx = engine_context(request)
     entry_id = opaque_id(request, "entry_id")
     show_id = ctx.waitlist.parse_entry_id(entry_id)  # 404 before the stream starts
 

@@ -5,17 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.context import engine_context
 from api.responses import JSON
 from api.validation import json_body, opaque_id, path_id, waitlist_request
-from engine.service import Context
-
-
-def _ctx(request: Request) -> Context:
-    return request.app.state.ctx  # type: ignore[no-any-return]
 
 
 async def join(request: Request) -> JSON:
-    ctx = _ctx(request)
+    ctx = engine_context(request)
     show_id = path_id(request, "show_id")
     limiter = request.app.state.limiter
     await limiter.check_client(request)
@@ -26,10 +22,10 @@ async def join(request: Request) -> JSON:
 
 
 async def status(request: Request) -> JSON:
-    entry = await _ctx(request).waitlist.status(opaque_id(request, "entry_id"))
+    entry = await engine_context(request).waitlist.status(opaque_id(request, "entry_id"))
     return JSON(entry, headers={"Cache-Control": "no-store"})
 
 
 async def leave(request: Request) -> Response:
-    await _ctx(request).waitlist.leave(opaque_id(request, "entry_id"))
+    await engine_context(request).waitlist.leave(opaque_id(request, "entry_id"))
     return Response(status_code=204)
