@@ -35,7 +35,7 @@ from engine.settings import Settings
 from engine.sweeper import CLAIM_LEASE_MS, Sweeper
 from tests.conftest import BOTH, ROOT
 from tests.support.live import environment
-from tests.support.services import RedisServer, free_port
+from tests.support.services import RedisServer, await_healthy, free_port
 
 
 async def redis_now_ms(ctx: Context) -> int:
@@ -336,15 +336,8 @@ def tail(log_path: Path) -> str:
 
 async def start_service(settings: Settings, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     process, url = spawn_service(settings, log_path)
-    deadline = time.monotonic() + 20
-    async with httpx.AsyncClient(timeout=1.0) as http:
-        while True:
-            assert process.poll() is None, f"the service exited at start: {tail(log_path)}"
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get(f"{url}/healthz")).status_code == 200:
-                    return process, url
-            assert time.monotonic() < deadline, "the service did not answer /healthz within 20 s"
-            await asyncio.sleep(0.05)
+    await await_healthy(process, url, lambda: tail(log_path), timeout_s=20)
+    return process, url
 
 
 async def test_holds_of_a_sigkilled_service_end_by_another_process(ctx: Context) -> None:

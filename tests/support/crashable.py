@@ -13,10 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from engine.settings import Settings
-from tests.support.services import free_port
+from tests.support.services import await_healthy, free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -85,18 +83,8 @@ class Services:
     async def start(self, timeout_s: float = 20.0, **overrides: str) -> ServiceProcess:
         """A new service process, once it answers /healthz."""
         service = self.spawn(overrides)
-        process = service.process
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            while True:
-                assert process.poll() is None, f"the service exited at start:\n{service.log()}"
-                try:
-                    if (await client.get(f"{service.url}/healthz")).status_code == 200:
-                        return service
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, f"the service did not answer within {timeout_s} s"
-                await asyncio.sleep(0.05)
+        await await_healthy(service.process, service.url, service.log, timeout_s)
+        return service
 
     def stop_all(self) -> None:
         for service in self.started:

@@ -9,14 +9,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
-
 from engine.settings import Settings
-from tests.support.services import free_port
+from tests.support.services import free_port, wait_healthy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -59,17 +56,11 @@ def serve(settings: Settings, timeout_s: float = 20.0) -> Iterator[LiveServer]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None:
-                with open(log.name, encoding="utf-8", errors="replace") as text:
-                    raise RuntimeError(f"the service exited at start: {text.read()[-2000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not answer /healthz within {timeout_s} s")
-            time.sleep(0.05)
+        def log_text() -> str:
+            with open(log.name, encoding="utf-8", errors="replace") as text:
+                return text.read()
+
+        wait_healthy(process, url, log_text, timeout_s)
         yield LiveServer(url, settings, log.name)
     finally:
         process.terminate()

@@ -4,6 +4,7 @@ leave nothing behind. A missing service fails loudly: these tests never skip."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -12,13 +13,45 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import httpx
 import psycopg
 import redis
 
 ADMIN_DSN = os.environ.get("BOXOFFICE_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Callable[[], str], timeout_s: float) -> None:
+    """Waits until a service subprocess answers /healthz with 200; fails with its log when it
+    exits first or does not answer in time."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited at start: {log()[-2000:]}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the service did not answer /healthz within {timeout_s} s: {log()[-2000:]}")
+        time.sleep(0.05)  # polling a process start
+
+
+async def await_healthy(process: subprocess.Popen[bytes], url: str, log: Callable[[], str],
+                        timeout_s: float) -> None:
+    """wait_healthy for tests already inside an event loop."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the service exited at start: {log()[-2000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get(f"{url}/healthz")).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not answer /healthz within {timeout_s} s: {log()[-2000:]}")
+            await asyncio.sleep(0.05)  # polling a process start
 
 
 def free_port() -> int:

@@ -13,10 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from engine.settings import Settings
-from tests.support.services import free_port
+from tests.support.services import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -85,12 +83,4 @@ def start(settings: Settings, log_dir: Path, workers: int = 1, **overrides: str)
 def wait_ready(*workers: Worker, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     for worker in workers:
-        while True:
-            if worker.process.poll() is not None:
-                raise RuntimeError(f"a worker exited at start: {worker.log()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{worker.url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"a worker did not answer /healthz within {timeout_s} s: {worker.log()}")
-            time.sleep(0.05)
+        wait_healthy(worker.process, worker.url, worker.log, max(0.0, deadline - time.monotonic()))
