@@ -4,7 +4,9 @@ moves both sides alike:
   engine hold      Inventory.hold in-process   vs  redis-py EVALSHA of a trivial script
   HTTP hold        POST /v1/shows/{id}/holds   vs  a bare Starlette endpoint making one Redis call
   seat map         GET /v1/shows/{id}/seats    vs  a bare endpoint answering the same bytes
-  two workers      the HTTP hold path, uvicorn --workers 2 vs --workers 1
+  two workers      the HTTP hold path, uvicorn --workers 2 vs --workers 1: as they are, and
+                   with every worker held to the same share of a core (bench/cpubudget.py),
+                   so the load client and Redis keep room of their own on a small machine
 
     python -m bench.ceilings --database-url postgresql://... --redis-url redis://...
 
@@ -30,7 +32,7 @@ from urllib.parse import urlparse
 
 import orjson
 
-from bench import procstat
+from bench import cpubudget, procstat
 from bench.catalog import create_spike_show
 from bench.loadgen import LoadResult, request_bytes, run_load
 from bench.servers import uvicorn_app
@@ -297,7 +299,11 @@ def run_http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, 
                                                args.concurrency * 2))
                     two_workers.append(measured(two, fresh_holds(two, seats, args.ops, tag + "b"),
                                                 args.concurrency * 2))
-            out.append(workers_comparison(one_worker, two_workers))
+                out.append(workers_comparison(one_worker, two_workers))
+                if args.worker_core_share:
+                    budgeted = budgeted_workers_comparison(args, seats, real, two, measured)
+                    if budgeted:
+                        out.append(budgeted)
     return out
 
 
@@ -328,6 +334,44 @@ def workers_comparison(one_worker: list[dict[str, Any]], two_workers: list[dict[
             "cap_ratio": round(cap_per_s / scaling["baseline_figures"]["per_s"], 2),
             "busy_one_worker": median(one_worker, "machine_busy"),
             "busy_two_workers": median(two_workers, "machine_busy")}
+    return scaling
+
+
+def budgeted_workers_comparison(args: argparse.Namespace, seats: Seats, one_port: int, two_port: int,
+                                measured: Callable[[int, list[bytes], int], dict[str, Any]]) -> dict[str, Any] | None:
+    """Two workers against one, every worker held to the same share of a core (a "core" of
+    known size), so the client and Redis never take what a worker needs: the wall-clock
+    ratio of how the service itself scales (bench/cpubudget.py says why)."""
+    share = args.worker_core_share
+    reason = cpubudget.unavailable()
+    if reason:
+        say(f"two workers vs one with CPU budgets: not measured, {reason}")
+        return None
+    one_worker: list[dict[str, Any]] = []
+    two_workers: list[dict[str, Any]] = []
+    with (cpubudget.core_share(procstat.serving_processes(one_port), share),
+          cpubudget.core_share(procstat.serving_processes(two_port), share)):
+        for round_number in range(args.rounds):
+            say(f"budgeted workers round {round_number + 1}/{args.rounds} ({share:g} of a core each)")
+            tag = f"q{round_number}x"
+            one_worker.append(measured(one_port, fresh_holds(one_port, seats, args.ops, tag + "a"),
+                                       args.concurrency * 2))
+            two_workers.append(measured(two_port, fresh_holds(two_port, seats, args.ops, tag + "b"),
+                                        args.concurrency * 2))
+    scaling = compare(f"two workers vs one, {share:g} core each", two_workers, one_worker, 1.5,
+                      f"uvicorn --workers 2, each worker held to {share:g} of a core",
+                      f"uvicorn --workers 1, held to {share:g} of a core")
+    scaling["worker_core_share"] = share
+
+    def cores_used(rounds: list[dict[str, Any]]) -> float:
+        # Service CPU seconds per second of the round: the budget should be what binds.
+        return round(float(statistics.median(r["service_cpu_s"] * r["per_s"] / max(1, r["count"])
+                                             for r in rounds)), 2)
+
+    scaling["budget_use"] = {"one_worker_cores": cores_used(one_worker), "two_workers_cores": cores_used(two_workers),
+                             "budget_one_worker": share, "budget_two_workers": 2 * share,
+                             "busy_one_worker": float(statistics.median(r["machine_busy"] for r in one_worker)),
+                             "busy_two_workers": float(statistics.median(r["machine_busy"] for r in two_workers))}
     return scaling
 
 
@@ -378,6 +422,11 @@ def print_report(result: dict[str, Any]) -> None:
             cpu = c["service_cpu_ms_per_request"]
             print(f"{'':38} service CPU per hold: {cpu['one_worker']} ms (1 worker), {cpu['two_workers']} ms "
                   f"(2 workers) -> {c['projected_ratio_on_two_idle_cores']}x on two idle cores")
+        if "budget_use" in c:
+            u = c["budget_use"]
+            print(f"{'':38} service used {u['one_worker_cores']} of {u['budget_one_worker']:g} core (1 worker), "
+                  f"{u['two_workers_cores']} of {u['budget_two_workers']:g} (2 workers); machine busy "
+                  f"{u['busy_one_worker']:.0%} / {u['busy_two_workers']:.0%}")
         if "machine" in c:
             m = c["machine"]
             print(f"{'':38} this machine: {m['cpu_ms_per_hold']} ms of CPU a hold (workers + Redis + client) on "
@@ -405,6 +454,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hall-seats", type=int, default=2000)
     p.add_argument("--only", nargs="+", choices=["engine", "http"], default=["engine", "http"])
     p.add_argument("--no-workers-compare", dest="workers_compare", action="store_false")
+    p.add_argument("--worker-core-share", type=float, default=0.5,
+                   help="also compare the workers with each held to this share of a core (cgroup CPU quota; "
+                        "needs root); 0 skips it")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "ceilings.json")
     return p
 

@@ -74,3 +74,16 @@ def machine_jiffies() -> tuple[int, int]:
 def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     total = after[0] - before[0]
     return 1.0 - (after[1] - before[1]) / total if total > 0 else 0.0
+
+
+def serving_processes(port: int) -> list[int]:
+    """The processes that serve requests of the uvicorn started with `--port <port>`: its
+    worker processes (uvicorn --workers N > 1 spawns them), or itself when it has none."""
+    processes = _processes()
+    parents = [pid for pid, (_, cmdline, _) in processes.items() if f"--port {port} " in cmdline + " "
+               and "uvicorn" in cmdline]
+    if not parents:
+        raise LookupError(f"no uvicorn process with --port {port}")
+    workers = [pid for pid, (parent, cmdline, _) in processes.items()
+               if parent in parents and "spawn_main" in cmdline]
+    return sorted(workers) or parents
