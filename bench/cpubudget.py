@@ -50,6 +50,9 @@ def core_share(pids: Iterable[int], share: float) -> Iterator[list[Path]]:
     reason = unavailable()
     if reason:
         raise RuntimeError(f"cannot set CPU budgets: {reason}")
+    for stale in CPU_CONTROLLER.glob("boxoffice-bench-*"):
+        with contextlib.suppress(OSError):  # left by a run that was killed; only empty ones go
+            stale.rmdir()
     made: list[tuple[Path, Path]] = []
     try:
         for pid in pids:
