@@ -36,7 +36,7 @@ from bench import cpubudget, procstat
 from bench.catalog import create_spike_show
 from bench.loadgen import LoadResult, request_bytes, run_load
 from bench.servers import uvicorn_app
-from bench.spike import RESULTS_DIR, machine, run_async
+from bench.spike import RESULTS_DIR, machine, recorded_command, run_async
 from bench.sqldb import BenchDb
 from bench.stats import latency_summary
 from engine.service import close_context, open_context
@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cleanup_redis(args.redis_url, prefix)
         cleanup_redis(args.redis_url, prefix + TWO_WORKERS_PREFIX)
         db.close()
-    command = "python -m bench.ceilings " + " ".join(sys.argv[1:])
+    command = recorded_command("bench.ceilings", sys.argv[1:])
     return {"scenario": "ceilings", "machine": machine(), "command": command,
             "config": {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url", "out"}},
             "comparisons": comparisons}

@@ -30,7 +30,7 @@ import orjson
 
 from bench.catalog import create_spike_show
 from bench.procstat import cpu_seconds, cpu_spent
-from bench.spike import machine, run_async
+from bench.spike import machine, recorded_command, run_async
 from bench.sqldb import BenchDb
 from bench.stats import latency_summary
 
@@ -161,7 +161,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_ms_per_confirm": {name: round(1000 * seconds / args.confirms, 2)
                                for name, seconds in cpu_spent(cpu_before, cpu_after).items()},
         "load_average": os.getloadavg(),
-        "command": args.command or " ".join(["python -m bench.confirm_bench", *sys.argv[1:]]),
+        "command": args.command or recorded_command("bench.confirm_bench", sys.argv[1:]),
     }
 
 

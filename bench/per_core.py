@@ -31,7 +31,7 @@ from bench.catalog import create_spike_show
 from bench.loadgen import request_bytes, run_load
 from bench.procstat import cpu_seconds, cpu_spent
 from bench.servers import uvicorn_app
-from bench.spike import RESULTS_DIR, machine, run_async
+from bench.spike import RESULTS_DIR, machine, recorded_command, run_async
 from bench.sqldb import BenchDb
 
 
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             "cpu_s": {g: round(s, 2) for g, s in spent.items()},
                             "per_core_s": {g: round(len(hold_ids) / s) if s > 0.05 else None
                                            for g, s in spent.items()}})
-        command = " ".join(["python -m bench.per_core", *sys.argv[1:]])
+        command = recorded_command("bench.per_core", sys.argv[1:])
         return {"scenario": "per_core", "machine": machine(), "command": command,
                 "config": {k: v for k, v in vars(args).items() if k != "out"}, "figures": figures,
                 "storage": storage_per_booking(url)}

@@ -45,6 +45,26 @@ def run_async(coro: Any) -> Any:
     return uvloop.run(coro)
 
 
+# Options whose values say where things are on the machine that ran a bench: results
+# files record the command without them.
+LOCAL_OPTIONS = ("--out", "--database-url", "--redis-url")
+
+
+def recorded_command(module: str, argv: list[str]) -> str:
+    """The command line of a bench as its results file keeps it: the machine's own
+    paths and server addresses left out."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in LOCAL_OPTIONS:
+            skip = True
+        elif not arg.startswith(tuple(option + "=" for option in LOCAL_OPTIONS)):
+            kept.append(arg)
+    return " ".join(["python -m", module, *kept])
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:
@@ -143,7 +163,7 @@ async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
         "scenario": "spike",
         "machine": machine(),
         "command": args.command,
-        "config": {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url", "command"}},
+        "config": {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url", "command", "out"}},
         "show": asdict(spike_show),
         "duration_s": round(duration, 2),
         "time_to_sell_out_s": None if crowd.tally.sold_out_at is None else round(crowd.tally.sold_out_at, 2),
@@ -200,7 +220,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    args.command = "python -m bench.spike " + " ".join(sys.argv[1:] if argv is None else argv)
+    args.command = recorded_command("bench.spike", sys.argv[1:] if argv is None else argv)
     if not args.database_url:
         sys.exit("--database-url (or DATABASE_URL) is needed for the setup and the audit")
     result = run_async(run_spike(args))
