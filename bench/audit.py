@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from bench.customers import Crowd, WaitRecord
 from bench.sqldb import BenchDb
 from engine.keys import Keys
@@ -71,8 +73,10 @@ async def drain_holds(crowd: Crowd, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     path = f"/v1/shows/{crowd.venue.show_id}/seats"
     while True:
-        answer = await crowd.clients[0].get(path)
-        body = answer.json()
+        status, content = await crowd.client.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"the seat map answered {status} while draining the holds")
+        body = orjson.loads(content)
         if body["counts"]["held"] == 0 or time.monotonic() > deadline:
             return body  # type: ignore[no-any-return]
         await asyncio.sleep(0.25)

@@ -13,9 +13,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 
+from bench.httpclient import LeanClient, TransportError
 from bench.stats import EndpointStats
 
 SIZES = (1, 2, 2, 2, 3, 4, 4, 5, 6)  # how many seats a party wants
@@ -140,11 +140,9 @@ class PrioritySlots:
 class Crowd:
     """Runs the customers against one service; keeps the tally and the records the audit needs."""
 
-    def __init__(self, clients: list[httpx.AsyncClient], venue: Venue, behaviour: Behaviour, concurrency: int,
+    def __init__(self, client: LeanClient, venue: Venue, behaviour: Behaviour, concurrency: int,
                  tag: str, seed: int) -> None:
-        # Several small connection pools: httpcore scans its whole pool on every request.
-        self.clients = clients
-        self._next_client = itertools.cycle(clients)
+        self.client = client
         self.venue = venue
         self.behaviour = behaviour
         self.slots = PrioritySlots(concurrency)
@@ -162,23 +160,20 @@ class Crowd:
     async def call(self, method: str, path: str, endpoint: str, body: Any = None,
                    headers: dict[str, str] | None = None, raw: bool = False) -> tuple[int, Any]:
         content = orjson.dumps(body) if body is not None else None
-        all_headers = {"content-type": "application/json"} if content is not None else {}
-        all_headers.update(headers or {})
         await self.slots.acquire(CUSTOMER_NUMBER.get())
         began = time.perf_counter()
         try:
-            answer = await next(self._next_client).request(method, path, content=content, headers=all_headers)
-        except httpx.HTTPError:
+            status, answer = await self.client.request(method, path, content, headers)
+        except (TransportError, TimeoutError):
             self.stats.record(endpoint, 0, time.perf_counter() - began)
             self.tally.transport_errors += 1
             return 0, None
         finally:
             self.slots.release()
-        self.stats.record(endpoint, answer.status_code, time.perf_counter() - began)
+        self.stats.record(endpoint, status, time.perf_counter() - began)
         if raw:
-            return answer.status_code, answer.content
-        parsed = orjson.loads(answer.content) if answer.content else None
-        return answer.status_code, parsed
+            return status, answer
+        return status, orjson.loads(answer) if answer else None
 
     async def seat_view(self) -> set[str]:
         """The seats the customer sees free."""

@@ -24,6 +24,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import orjson
@@ -31,6 +32,7 @@ import orjson
 from bench.audit import audit
 from bench.catalog import create_spike_show
 from bench.customers import Behaviour, Crowd, Venue, plan_blocks
+from bench.httpclient import LeanClient
 from bench.sqldb import BenchDb
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -125,13 +127,14 @@ async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
     db = BenchDb(args.database_url)
     try:
         spike_show = create_spike_show(db, args.seats)
-        per_client = 16
-        limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+        target = urlparse(args.url)
+        if target.scheme != "http" or not target.hostname:
+            raise SystemExit(f"the spike drives a plain http:// service URL, not {args.url!r}")
         async with contextlib.AsyncExitStack() as stack:
-            clients = [await stack.enter_async_context(
-                httpx.AsyncClient(base_url=args.url.rstrip("/"), limits=limits, timeout=120.0))
-                for _ in range(max(1, -(-args.concurrency // per_client)))]
-            client = clients[0]
+            # httpx for the few set-up calls; the customers' requests go through the lean client.
+            client = await stack.enter_async_context(httpx.AsyncClient(base_url=args.url.rstrip("/"), timeout=120.0))
+            lean = await stack.enter_async_context(
+                LeanClient(target.hostname, target.port or 80, args.concurrency))
             health = await client.get("/healthz")
             if health.status_code != 200:
                 raise RuntimeError(f"the service is not healthy: {health.status_code} {health.text[:200]}")
@@ -139,7 +142,7 @@ async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
             plan = (await client.get(f"/v1/shows/{spike_show.show_id}/seats")).json()["seats"]
             venue = Venue(spike_show.city_id, spike_show.movie_id, spike_show.show_id, len(plan), plan_blocks(plan))
             behaviour = Behaviour(patience_s=args.patience_s, think_s=args.think_s, pay_share=args.pay_share)
-            crowd = Crowd(clients, venue, behaviour, args.concurrency, tag=uuid.uuid4().hex[:8], seed=args.seed)
+            crowd = Crowd(lean, venue, behaviour, args.concurrency, tag=uuid.uuid4().hex[:8], seed=args.seed)
             arrivals = sorted(random.Random(args.seed).uniform(0, args.arrival_s) for _ in range(args.customers))
             stop = asyncio.Event()
             shower = asyncio.create_task(progress(crowd, args.customers, stop, None if args.quiet else sys.stderr))
