@@ -25,6 +25,7 @@ else
   redis.call('HSET', key, 'status', 'active')
   redis.call('HDEL', key, 'fence', 'pinned_until')
   redis.call('ZADD', K_DEADLINES, hold[3], ARGV[4])
+  FIRST_DEADLINE_KNOWN = false
 end
 settle_due()
 return finish(result)

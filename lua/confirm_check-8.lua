@@ -17,4 +17,5 @@ if tonumber(hold[3]) <= NOW then return 0 end
 local pinned_until = NOW + tonumber(ARGV[6])
 redis.call('HSET', key, 'pinned_until', pinned_until)
 redis.call('ZADD', K_DEADLINES, math.max(pinned_until, tonumber(hold[4])), ARGV[4])
+FIRST_DEADLINE_KNOWN = false
 return 1

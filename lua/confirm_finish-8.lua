@@ -29,18 +29,19 @@ if ARGV[4] ~= '' then
     for _, seat in ipairs(split_seats(hold[3])) do
       if not sold[seat] and redis.call('HGET', K_SEATS, seat) == mine then
         redis.call('HDEL', K_SEATS, seat)
-        redis.call('HINCRBY', K_STATS, 'held', -1)
-        redis.call('HINCRBY', K_STATS, 'free', 1)
-        CHANGED[#CHANGED + 1] = seat
+        redis.call('HINCRBY', K_STATS, 'held', '-1')
+        redis.call('HINCRBY', K_STATS, 'free', '1')
+        seat_changed(seat, false)
       end
     end
     if redis.call('HINCRBY', K_CUSTOMERS, hold[2], -#split_seats(hold[3])) <= 0 then
       redis.call('HDEL', K_CUSTOMERS, hold[2])
     end
-    redis.call('HINCRBY', K_STATS, 'holds_paid', 1)
+    redis.call('HINCRBY', K_STATS, 'holds_paid', '1')
   end
   if hold[1] then
     redis.call('ZREM', K_DEADLINES, ARGV[4])
+    FIRST_DEADLINE_KNOWN = false
     redis.call('HSET', key, 'status', 'confirmed', 'booking_id', ARGV[5], 'ended_at', NOW)
     redis.call('EXPIRE', key, RETENTION_S)
   end

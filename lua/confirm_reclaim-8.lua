@@ -42,8 +42,9 @@ if not pinnable then
   create_hold(ARGV[4], ARGV[7], seats, 'reclaimed')
   hold[4] = redis.call('HGET', key, 'expires_at')
 end
-local fence = redis.call('HINCRBY', K_META, 'fence', 1)
+local fence = redis.call('HINCRBY', K_META, 'fence', '1')
 local pinned_until = NOW + tonumber(ARGV[6])
 redis.call('HSET', key, 'status', 'confirming', 'fence', fence, 'pinned_until', pinned_until)
 redis.call('ZADD', K_DEADLINES, math.max(pinned_until, tonumber(hold[4])), ARGV[4])
+FIRST_DEADLINE_KNOWN = false
 return finish({1, fence})

@@ -23,7 +23,8 @@ local seats = {}
 for i = 7, #ARGV do seats[#seats + 1] = ARGV[i] end
 
 local held = tonumber(redis.call('HGET', K_CUSTOMERS, customer) or '0')
-local waiting_entry = redis.call('HGET', K_WAITERS, customer)
+-- (only waiting entries are in the waiters hash: none while the waitlist is empty)
+local waiting_entry = waitlist_length() > 0 and redis.call('HGET', K_WAITERS, customer)
 if waiting_entry then
   held = held + tonumber(redis.call('HGET', entry_key(waiting_entry), 'count') or '0')
 end
@@ -45,7 +46,7 @@ end
 if #unavailable > 0 then
   local stats = redis.call('HMGET', K_STATS, 'free', 'held')
   local possible = (tonumber(stats[1]) + tonumber(stats[2])) >= #seats and 1 or 0
-  local out = {-2, redis.call('ZCARD', K_WAITLIST), possible}
+  local out = {-2, waitlist_length(), possible}
   for _, seat in ipairs(unavailable) do out[#out + 1] = seat end
   return finish(out)
 end

@@ -20,7 +20,7 @@ for i = 1, #raw, 2 do
   taken[#taken + 1] = string.sub(raw[i + 1], 1, 1)
 end
 local categories = {}
-if redis.call('ZCARD', K_WAITLIST) > 0 then
+if waitlist_length() > 0 then
   local meta = redis.call('HGETALL', K_META)
   for i = 1, #meta, 2 do
     if string.sub(meta[i], 1, 3) == 'wc:' and tonumber(meta[i + 1]) > 0 then

@@ -20,9 +20,7 @@
 if not is_loaded() then return -1 end
 begin()
 settle_due()
-local starts_at = tonumber(redis.call('HGET', K_META, 'starts_at') or '0')
-if starts_at <= 0 or starts_at + tonumber(ARGV[4]) > NOW
-    or redis.call('ZCARD', K_DEADLINES) > 0 then
+if STARTS_AT <= 0 or STARTS_AT + tonumber(ARGV[4]) > NOW or first_deadline() then
   return finish({0, 0})
 end
 -- Published before the keys go: marking seats writes the status map.

@@ -16,6 +16,9 @@
 -- Every show script answers -1 when the show is not loaded (the engine loads it
 -- and calls again), else {result, next_wake, became_active} (see settle.lua);
 -- the Output of each header describes `result`.
+-- Redis 7.0 turns each Lua number given to redis.call into text with printf("%.17g"),
+-- which shows in profiles of the hot scripts: constant numbers are written as text
+-- ('1'), and a number sent twice is made text once (string.format('%d', n)).
 local K_META, K_LAYOUT, K_SEATS, K_DEADLINES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local BASE = ARGV[1]
@@ -34,13 +37,21 @@ local TTL_MS = tonumber(ARGV[3])
 -- Ended holds and waitlist entries stay readable this long (status lookups).
 local RETENTION_S = 86400
 
--- Seats changed by this call, published once at the end for live seat maps.
+-- Seats changed by this call, published once at the end for live seat maps, and the
+-- value each was last given in the seats hash (false: freed), so publishing reads none.
+-- Every write to the seats hash goes through seat_changed.
 local CHANGED = {}
+local CHANGED_TO = {}
 local QUEUE_CHANGED = false
 -- For the service's metrics (engine/metrics.py): how late each hold this call
 -- expired was past its deadline, and how long each waiter it granted had waited (ms).
 local EXPIRED_LATE_MS = {}
 local GRANT_WAITS_MS = {}
+
+local function seat_changed(seat, value)
+  CHANGED[#CHANGED + 1] = seat
+  CHANGED_TO[seat] = value
+end
 
 local function split_seats(csv)
   local out = {}
@@ -54,6 +65,29 @@ local function seat_category(seat)
   return string.match(info, '^([^|]*)')
 end
 
+-- Read once per call, kept in locals (every show script needs them at least twice):
+-- the show's `loaded` flag and start (ms, 0 when unknown; only load_show-8.lua sets
+-- them, and it reads them first), and the earliest hold deadline (nil: none), which
+-- every write to the deadlines zset updates (create_hold) or forgets (FIRST_DEADLINE_KNOWN).
+local LOADED, STARTS_AT
+local FIRST_DEADLINE, FIRST_DEADLINE_KNOWN = nil, false
+
+local function read_meta()
+  if STARTS_AT == nil then
+    local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at')
+    LOADED, STARTS_AT = meta[1] == '1', tonumber(meta[2] or '0')
+  end
+end
+
 local function is_loaded()
-  return redis.call('HGET', K_META, 'loaded') == '1'
+  read_meta()
+  return LOADED
+end
+
+local function first_deadline()
+  if not FIRST_DEADLINE_KNOWN then
+    local first = redis.call('ZRANGE', K_DEADLINES, '0', '0', 'WITHSCORES')
+    FIRST_DEADLINE, FIRST_DEADLINE_KNOWN = first[2] and tonumber(first[2]), true
+  end
+  return FIRST_DEADLINE
 end

@@ -6,17 +6,26 @@ local function create_hold(hold_id, customer, seats, source)
   local mine = 'h:' .. hold_id
   for _, seat in ipairs(seats) do
     redis.call('HSET', K_SEATS, seat, mine)
-    CHANGED[#CHANGED + 1] = seat
+    seat_changed(seat, mine)
   end
   local expires = NOW + TTL_MS
-  redis.call('HSET', hold_key(hold_id), 'seats', table.concat(seats, ','), 'customer', customer,
-    'status', 'active', 'created_at', NOW, 'expires_at', expires, 'source', source)
-  redis.call('EXPIRE', hold_key(hold_id), math.floor(TTL_MS / 1000) + RETENTION_S)
+  -- As text once: Redis would format the number for HSET and again for ZADD.
+  local expires_text = string.format('%d', expires)
+  local key = hold_key(hold_id)
+  redis.call('HSET', key, 'seats', table.concat(seats, ','), 'customer', customer,
+    'status', 'active', 'created_at', NOW, 'expires_at', expires_text, 'source', source)
+  redis.call('EXPIRE', key, math.floor(TTL_MS / 1000) + RETENTION_S)
   redis.call('SADD', K_RECORDS, 'hold:' .. hold_id)
-  redis.call('ZADD', K_DEADLINES, expires, hold_id)
-  redis.call('HINCRBY', K_CUSTOMERS, customer, #seats)
-  redis.call('HINCRBY', K_STATS, 'held', #seats)
-  redis.call('HINCRBY', K_STATS, 'free', -#seats)
+  -- A new member can only lower the earliest deadline; a moved one may raise it.
+  if redis.call('ZADD', K_DEADLINES, expires_text, hold_id) == 1 and FIRST_DEADLINE_KNOWN then
+    if FIRST_DEADLINE == nil or expires < FIRST_DEADLINE then FIRST_DEADLINE = expires end
+  else
+    FIRST_DEADLINE_KNOWN = false
+  end
+  local count = string.format('%d', #seats)
+  redis.call('HINCRBY', K_CUSTOMERS, customer, count)
+  redis.call('HINCRBY', K_STATS, 'held', count)
+  redis.call('HINCRBY', K_STATS, 'free', '-' .. count)
   return expires
 end
 
@@ -26,6 +35,7 @@ local function end_hold(hold_id, status, counter)
   local key = hold_key(hold_id)
   local hold = redis.call('HMGET', key, 'status', 'seats', 'customer')
   redis.call('ZREM', K_DEADLINES, hold_id)
+  FIRST_DEADLINE_KNOWN = false
   if hold[1] ~= 'active' and hold[1] ~= 'confirming' then return 0 end
   local mine = 'h:' .. hold_id
   local seats = split_seats(hold[2])
@@ -33,7 +43,7 @@ local function end_hold(hold_id, status, counter)
   for _, seat in ipairs(seats) do
     if redis.call('HGET', K_SEATS, seat) == mine then
       redis.call('HDEL', K_SEATS, seat)
-      CHANGED[#CHANGED + 1] = seat
+      seat_changed(seat, false)
       freed = freed + 1
     end
   end
@@ -45,7 +55,7 @@ local function end_hold(hold_id, status, counter)
   -- (0 - freed, not -freed: Lua's -0 reaches Redis as "-0", which HINCRBY refuses)
   redis.call('HINCRBY', K_STATS, 'held', 0 - freed)
   redis.call('HINCRBY', K_STATS, 'free', freed)
-  if counter then redis.call('HINCRBY', K_STATS, counter, 1) end
+  if counter then redis.call('HINCRBY', K_STATS, counter, '1') end
   return freed
 end
 
@@ -57,15 +67,15 @@ local function book_seats(booking_id, seats)
     local current = redis.call('HGET', K_SEATS, seat)
     if current ~= value then
       if current == false then
-        redis.call('HINCRBY', K_STATS, 'free', -1)
+        redis.call('HINCRBY', K_STATS, 'free', '-1')
       elseif string.sub(current, 1, 2) == 'h:' then
-        redis.call('HINCRBY', K_STATS, 'held', -1)
+        redis.call('HINCRBY', K_STATS, 'held', '-1')
       else
-        redis.call('HINCRBY', K_STATS, 'booked', -1)
+        redis.call('HINCRBY', K_STATS, 'booked', '-1')
       end
       redis.call('HSET', K_SEATS, seat, value)
-      redis.call('HINCRBY', K_STATS, 'booked', 1)
-      CHANGED[#CHANGED + 1] = seat
+      redis.call('HINCRBY', K_STATS, 'booked', '1')
+      seat_changed(seat, value)
       newly = newly + 1
     end
   end

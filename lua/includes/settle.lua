@@ -5,7 +5,12 @@
 --@include statusmap
 
 local function settle_due()
-  local due = redis.call('ZRANGEBYSCORE', K_DEADLINES, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, 1000)
+  -- Nothing is due while the earliest deadline is later (most calls): no range read then.
+  local first = first_deadline()
+  local due = {}
+  if first and first <= NOW then
+    due = redis.call('ZRANGEBYSCORE', K_DEADLINES, '-inf', NOW, 'WITHSCORES', 'LIMIT', '0', '1000')
+  end
   local freed = 0
   for i = 1, #due, 2 do
     local status = redis.call('HGET', hold_key(due[i]), 'status')
@@ -14,8 +19,7 @@ local function settle_due()
       EXPIRED_LATE_MS[#EXPIRED_LATE_MS + 1] = NOW - tonumber(due[i + 1])
     end
   end
-  local starts_at = tonumber(redis.call('HGET', K_META, 'starts_at') or '0')
-  if starts_at > 0 and starts_at <= NOW then
+  if show_started() then
     expire_all_waiters()
   elseif freed > 0 then
     grant_waiters()
@@ -25,12 +29,10 @@ end
 
 -- When the sweeper should look at this show next (0: nothing pending).
 local function next_wake()
-  local first = redis.call('ZRANGE', K_DEADLINES, 0, 0, 'WITHSCORES')
-  local wake = 0
-  if #first > 0 then wake = tonumber(first[2]) end
-  if redis.call('ZCARD', K_WAITLIST) > 0 then
-    local starts_at = tonumber(redis.call('HGET', K_META, 'starts_at') or '0')
-    if wake == 0 or starts_at < wake then wake = starts_at end
+  local wake = first_deadline() or 0
+  if waitlist_length() > 0 then
+    read_meta()
+    if wake == 0 or STARTS_AT < wake then wake = STARTS_AT end
   end
   return wake
 end
@@ -47,7 +49,7 @@ local function publish_changes()
   for _, seat in ipairs(CHANGED) do
     if not seen[seat] then
       seen[seat] = true
-      local value = redis.call('HGET', K_SEATS, seat)
+      local value = CHANGED_TO[seat]
       mark_seat(seat, value)
       local status = 'available'
       if value then

@@ -18,7 +18,7 @@ local K_SEAT_INDEX = BASE .. 'seatindex'
 local function mark_seat(seat, value)
   local index = redis.call('HGET', K_SEAT_INDEX, seat)
   if not index then return end
-  redis.call('SETRANGE', K_STATUS_MAP, tonumber(index), value and string.sub(value, 1, 1) or '0')
+  redis.call('SETRANGE', K_STATUS_MAP, index, value and string.sub(value, 1, 1) or '0')
 end
 
 local function rebuild_status_map()

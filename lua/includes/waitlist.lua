@@ -16,6 +16,14 @@ local function entry_key(entry_id) return BASE .. 'entry:' .. entry_id end
 -- Entries this call ended, named in the change message: their streams read at once.
 local ENDED_ENTRIES = {}
 
+-- The waitlist's length, read once per call (most calls ask it several times and
+-- find it empty); adding or ending an entry forgets it.
+local WAITING = nil
+local function waitlist_length()
+  if WAITING == nil then WAITING = redis.call('ZCARD', K_WAITLIST) end
+  return WAITING
+end
+
 local function category_field(category)
   if category == '' then return 'wc:*' end
   return 'wc:' .. category
@@ -66,14 +74,15 @@ end
 
 -- Queues a new entry at the next arrival number; answers the arrival.
 local function add_entry(entry_id, customer, count, category)
-  local arrival = redis.call('HINCRBY', K_META, 'waitseq', 1)
+  local arrival = redis.call('HINCRBY', K_META, 'waitseq', '1')
   redis.call('ZADD', K_WAITLIST, arrival, entry_id)
+  WAITING = nil
   redis.call('HSET', entry_key(entry_id), 'customer', customer, 'count', count,
     'category', category, 'arrival', arrival, 'status', 'waiting', 'created_at', NOW)
   redis.call('SADD', K_RECORDS, 'entry:' .. entry_id)
   redis.call('HSET', K_WAITERS, customer, entry_id)
-  redis.call('HINCRBY', K_META, category_field(category), 1)
-  redis.call('HINCRBY', K_STATS, 'waiting', 1)
+  redis.call('HINCRBY', K_META, category_field(category), '1')
+  redis.call('HINCRBY', K_STATS, 'waiting', '1')
   track_wanted(category, arrival, count)
   QUEUE_CHANGED = true
   return arrival
@@ -83,15 +92,16 @@ local function end_entry(entry_id, status, hold_id)
   local key = entry_key(entry_id)
   local entry = redis.call('HMGET', key, 'customer', 'category', 'count', 'arrival')
   redis.call('ZREM', K_WAITLIST, entry_id)
+  WAITING = nil
   track_wanted(entry[2], tonumber(entry[4]), -tonumber(entry[3]))
   if redis.call('HGET', K_WAITERS, entry[1]) == entry_id then
     redis.call('HDEL', K_WAITERS, entry[1])
   end
-  if redis.call('HINCRBY', K_META, category_field(entry[2]), -1) <= 0 then
+  if redis.call('HINCRBY', K_META, category_field(entry[2]), '-1') <= 0 then
     redis.call('HDEL', K_META, category_field(entry[2]))
   end
-  redis.call('HINCRBY', K_STATS, 'waiting', -1)
-  local seq = redis.call('HINCRBY', K_META, 'endseq', 1)
+  redis.call('HINCRBY', K_STATS, 'waiting', '-1')
+  local seq = redis.call('HINCRBY', K_META, 'endseq', '1')
   redis.call('HSET', key, 'status', status, 'ended_at', NOW, 'end_seq', seq)
   if hold_id then redis.call('HSET', key, 'hold_id', hold_id) end
   redis.call('EXPIRE', key, RETENTION_S)
@@ -101,7 +111,7 @@ end
 
 -- Is a free seat of this category kept for the queue (some waiting entry could use it)?
 local function reserved_for_queue(category)
-  if redis.call('ZCARD', K_WAITLIST) == 0 then return false end
+  if waitlist_length() == 0 then return false end
   local any = tonumber(redis.call('HGET', K_META, 'wc:*') or '0')
   local mine = tonumber(redis.call('HGET', K_META, 'wc:' .. category) or '0')
   return any > 0 or mine > 0
@@ -110,7 +120,7 @@ end
 -- The categories the queue waits for ("*": any), sorted: their free seats are the queue's.
 local function reserved_categories()
   local out = {}
-  if redis.call('ZCARD', K_WAITLIST) == 0 then return out end
+  if waitlist_length() == 0 then return out end
   local meta = redis.call('HGETALL', K_META)
   for i = 1, #meta, 2 do
     if string.sub(meta[i], 1, 3) == 'wc:' and tonumber(meta[i + 1]) > 0 then
@@ -186,12 +196,12 @@ local function pick_seats(eligible, count)
 end
 
 local function grant_waiters()
-  if redis.call('ZCARD', K_WAITLIST) == 0 then return end
+  if waitlist_length() == 0 then return end
   if tonumber(redis.call('HGET', K_STATS, 'free') or '0') <= 0 then return end
   local free = free_seats()
   local claimed = {}
   local unclaimed = #free
-  for _, entry_id in ipairs(redis.call('ZRANGE', K_WAITLIST, 0, -1)) do
+  for _, entry_id in ipairs(redis.call('ZRANGE', K_WAITLIST, '0', '-1')) do
     if unclaimed == 0 then break end
     local entry = redis.call('HMGET', entry_key(entry_id), 'customer', 'category', 'count', 'created_at')
     local count = tonumber(entry[3])
@@ -207,7 +217,7 @@ local function grant_waiters()
       local hold_id = 'G' .. string.sub(entry_id, 2)
       create_hold(hold_id, entry[1], picked, 'waitlist')
       end_entry(entry_id, 'granted', hold_id)
-      redis.call('HINCRBY', K_STATS, 'grants', 1)
+      redis.call('HINCRBY', K_STATS, 'grants', '1')
       GRANT_WAITS_MS[#GRANT_WAITS_MS + 1] = NOW - tonumber(entry[4])
       for _, seat in ipairs(picked) do claimed[seat] = true end
       unclaimed = unclaimed - count
@@ -242,9 +252,9 @@ end
 
 -- Entries whose request can never be met any more (too few unsold seats) end `impossible`.
 local function mark_impossible()
-  if redis.call('ZCARD', K_WAITLIST) == 0 then return end
+  if waitlist_length() == 0 then return end
   local unsold = unsold_by_category()
-  for _, entry_id in ipairs(redis.call('ZRANGE', K_WAITLIST, 0, -1)) do
+  for _, entry_id in ipairs(redis.call('ZRANGE', K_WAITLIST, '0', '-1')) do
     local entry = redis.call('HMGET', entry_key(entry_id), 'category', 'count')
     local category = entry[1] == '' and '*' or entry[1]
     if (unsold[category] or 0) < tonumber(entry[2]) then
@@ -254,12 +264,13 @@ local function mark_impossible()
 end
 
 local function expire_all_waiters()
-  for _, entry_id in ipairs(redis.call('ZRANGE', K_WAITLIST, 0, -1)) do
+  if waitlist_length() == 0 then return end
+  for _, entry_id in ipairs(redis.call('ZRANGE', K_WAITLIST, '0', '-1')) do
     end_entry(entry_id, 'expired', nil)
   end
 end
 
 local function show_started()
-  local starts_at = tonumber(redis.call('HGET', K_META, 'starts_at') or '0')
-  return starts_at > 0 and starts_at <= NOW
+  read_meta()
+  return STARTS_AT > 0 and STARTS_AT <= NOW
 end
