@@ -66,6 +66,13 @@ class QueueingRedisCluster(RedisCluster):
         async with self.lend():
             return await super().execute_command(*args, **kwargs)
 
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        # FCALL lays out its keys as EVALSHA does (name, key count, keys...); redis-py
+        # would ask a node for them (COMMAND GETKEYS) on every call, a round trip more.
+        if command.upper() == "FCALL" and len(args) > 2 and int(args[1]) > 0:
+            command = "EVALSHA"
+        return await super()._determine_slot(command, *args)
+
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         if shard_hint:
             return super().pipeline(transaction, shard_hint)  # refused there, with its message

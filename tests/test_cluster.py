@@ -78,6 +78,23 @@ async def test_shows_spread_over_the_shards_and_each_show_stays_in_one_slot(
     assert len(serving) == 3, "shows spread over the three primaries"
 
 
+async def test_every_primary_gets_the_scripts_library_and_calls_need_no_key_lookup(
+        cctx: Context, cluster: LocalCluster) -> None:
+    shows = await shows_on_every_shard(cctx, cluster, per_shard=1)
+    for node in cluster.primaries():
+        with node.client() as direct:
+            direct.function_flush()
+            direct.config_resetstat()
+    for show in shows:
+        await cctx.inventory.hold(show.show_id, show.seat_ids[:1], "ana@example.org")
+    for node in cluster.primaries():
+        with node.client() as direct:
+            libraries = [dict(zip(lib[::2], lib[1::2], strict=True))["library_name"] for lib in direct.function_list()]
+            assert libraries == [cctx.scripts.library.name]
+            # FCALL is routed by its keys as EVALSHA is, without asking a node (COMMAND GETKEYS).
+            assert "cmdstat_command|getkeys" not in direct.info("commandstats")
+
+
 async def test_contention_across_shards_holds_every_seat_at_most_once(
         cluster: LocalCluster, database_url: str) -> None:
     from api.app import create_app

@@ -1,5 +1,6 @@
 """The fast paths stay exact: the seat map spliced from the status string (api/seatmap.py,
-lua/includes/statusmap.lua) against the seats hash itself, and auto-pipelining
+lua/includes/statusmap.lua) against the seats hash itself, the scripts' function library
+(engine/scripts.py) loaded again by whoever finds it gone, and auto-pipelining
 (engine/autopipeline.py) answering every caller its own reply, through NOSCRIPT and a
 dropped connection."""
 
@@ -77,6 +78,20 @@ async def test_a_status_string_that_drifted_is_rebuilt_from_the_seats_hash(
     await ctx.redis.setrange(ctx.keys.show_base(show.show_id) + "statusmap", 5, "b")
     await assert_seat_map_matches_hash(ctx, client, show, string_kept=False)
     await assert_seat_map_matches_hash(ctx, client, show)
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+async def test_scripts_run_again_at_once_after_the_server_lost_their_library(ctx: Context, show: ShowRef) -> None:
+    first = await ctx.inventory.hold(show.show_id, show.seat_ids[:1], "ana@example.org")
+    await ctx.redis.function_flush()  # as after a restart without data
+    # Concurrent callers that find the library gone share one load, and each gets its answer.
+    holds = await asyncio.gather(*(ctx.inventory.hold(show.show_id, [seat], f"c{i}@example.org")
+                                   for i, seat in enumerate(show.seat_ids[1:9])))
+    assert len({h.hold_id for h in holds}) == 8
+    assert (await ctx.inventory.hold_status(first.hold_id)).seats == show.seat_ids[:1]
+    libraries = [dict(zip(lib[::2], lib[1::2], strict=True))["library_name"]
+                 for lib in await ctx.redis.function_list()]
+    assert libraries == [ctx.scripts.library.name]
 
 
 async def test_auto_pipelining_answers_every_caller_its_own_reply(redis_server: RedisServer) -> None:

@@ -19,34 +19,65 @@
 -- Redis 7.0 turns each Lua number given to redis.call into text with printf("%.17g"),
 -- which shows in profiles of the hot scripts: constant numbers are written as text
 -- ('1'), and a number sent twice is made text once (string.format('%d', n)).
-local K_META, K_LAYOUT, K_SEATS, K_DEADLINES = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local BASE = ARGV[1]
+-- The scripts are the functions of one library (engine/scripts.py: FUNCTION LOAD once,
+-- FCALL per call), so the helpers below are made once per load, not on every call. What
+-- one call knows lives in the locals that follow, and every function starts with
+-- start_call(KEYS, ARGV) (the loader puts it there), which sets each of them: nothing
+-- carries over from one call to the next.
+local K_META, K_LAYOUT, K_SEATS, K_DEADLINES
+local K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS
+local BASE
 -- Set of the key suffixes ("hold:<id>", "entry:<id>") of every hold and waitlist entry
 -- hash ever made for the show: unload_show-8.lua finds the ended ones through it (they
 -- leave the deadlines and waitlist zsets when they end; no SCAN in a cluster script).
-local K_RECORDS = BASE .. 'records'
-local NOW
-if ARGV[2] ~= '' then
-  NOW = tonumber(ARGV[2])
-else
-  local t = redis.call('TIME')
-  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local TTL_MS = tonumber(ARGV[3])
+local K_RECORDS
+-- The status map's string and seat index (statusmap.lua).
+local K_STATUS_MAP, K_SEAT_INDEX
+local NOW, TTL_MS
 -- Ended holds and waitlist entries stay readable this long (status lookups).
 local RETENTION_S = 86400
 
 -- Seats changed by this call, published once at the end for live seat maps, and the
 -- value each was last given in the seats hash (false: freed), so publishing reads none.
--- Every write to the seats hash goes through seat_changed.
-local CHANGED = {}
-local CHANGED_TO = {}
-local QUEUE_CHANGED = false
+-- Every write to the seats hash goes through seat_changed (load_show-8.lua's aside:
+-- it publishes nothing).
+local CHANGED, CHANGED_TO
+local QUEUE_CHANGED
+-- Entries this call ended, named in the change message: their streams read at once.
+local ENDED_ENTRIES
 -- For the service's metrics (engine/metrics.py): how late each hold this call
 -- expired was past its deadline, and how long each waiter it granted had waited (ms).
-local EXPIRED_LATE_MS = {}
-local GRANT_WAITS_MS = {}
+local EXPIRED_LATE_MS, GRANT_WAITS_MS
+
+-- Read once per call, kept in locals (every show script needs them at least twice):
+-- the show's `loaded` flag and start (ms, 0 when unknown; only load_show-8.lua sets
+-- them, and it reads them first), the earliest hold deadline (nil: none), which every
+-- write to the deadlines zset updates (create_hold) or forgets (FIRST_DEADLINE_KNOWN),
+-- and the waitlist's length (waitlist.lua: adding or ending an entry forgets it).
+local LOADED, STARTS_AT
+local FIRST_DEADLINE, FIRST_DEADLINE_KNOWN
+local WAITING
+-- next_wake() when the call began (settle.lua).
+local START_WAKE
+
+local function start_call(keys, argv)
+  K_META, K_LAYOUT, K_SEATS, K_DEADLINES = keys[1], keys[2], keys[3], keys[4]
+  K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS = keys[5], keys[6], keys[7], keys[8]
+  BASE = argv[1]
+  K_RECORDS = BASE .. 'records'
+  K_STATUS_MAP, K_SEAT_INDEX = BASE .. 'statusmap', BASE .. 'seatindex'
+  if argv[2] ~= '' then
+    NOW = tonumber(argv[2])
+  else
+    local t = redis.call('TIME')
+    NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  TTL_MS = tonumber(argv[3])
+  CHANGED, CHANGED_TO, QUEUE_CHANGED, ENDED_ENTRIES = {}, {}, false, {}
+  EXPIRED_LATE_MS, GRANT_WAITS_MS = {}, {}
+  LOADED, STARTS_AT, FIRST_DEADLINE, FIRST_DEADLINE_KNOWN, WAITING = nil, nil, nil, false, nil
+  START_WAKE = 0
+end
 
 local function seat_changed(seat, value)
   CHANGED[#CHANGED + 1] = seat
@@ -64,13 +95,6 @@ local function seat_category(seat)
   if not info then return nil end
   return string.match(info, '^([^|]*)')
 end
-
--- Read once per call, kept in locals (every show script needs them at least twice):
--- the show's `loaded` flag and start (ms, 0 when unknown; only load_show-8.lua sets
--- them, and it reads them first), and the earliest hold deadline (nil: none), which
--- every write to the deadlines zset updates (create_hold) or forgets (FIRST_DEADLINE_KNOWN).
-local LOADED, STARTS_AT
-local FIRST_DEADLINE, FIRST_DEADLINE_KNOWN = nil, false
 
 local function read_meta()
   if STARTS_AT == nil then

@@ -68,7 +68,6 @@ end
 -- became_active is 1 when the show had nothing pending before this call and has
 -- now: the engine then indexes the show for the sweepers (a sweeper only drops
 -- a show it saw idle). The two lists feed the metrics (see context.lua).
-local START_WAKE = 0
 local function begin()
   START_WAKE = next_wake()
 end

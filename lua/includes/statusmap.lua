@@ -9,10 +9,7 @@
 -- a reader checks the string's counts against the stats hash (seat_status-8.lua answers
 -- both) and has it rebuilt from the seats hash when they disagree (index_seats-8.lua),
 -- so a missed mark can never show for long.
--- Needs context.lua.
-
-local K_STATUS_MAP = BASE .. 'statusmap'
-local K_SEAT_INDEX = BASE .. 'seatindex'
+-- Needs context.lua (K_STATUS_MAP, K_SEAT_INDEX).
 
 -- value: the seats hash's value for the seat (false when free)
 local function mark_seat(seat, value)

@@ -13,12 +13,8 @@
 
 local function entry_key(entry_id) return BASE .. 'entry:' .. entry_id end
 
--- Entries this call ended, named in the change message: their streams read at once.
-local ENDED_ENTRIES = {}
-
 -- The waitlist's length, read once per call (most calls ask it several times and
 -- find it empty); adding or ending an entry forgets it.
-local WAITING = nil
 local function waitlist_length()
   if WAITING == nil then WAITING = redis.call('ZCARD', K_WAITLIST) end
   return WAITING
