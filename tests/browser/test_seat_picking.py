@@ -243,8 +243,23 @@ def test_the_page_fits_a_phone_screen(page: Page, api: httpx.Client, fresh_show:
     seat = free_seats_side_by_side(api, fresh_show.show_id, 1)[0]
     box = seat_by_id(page, seat["id"]).bounding_box()
     assert box and box["width"] >= 16, f"seats too small to tap: {box}"
+    # Once a seat is picked, the Hold button is on screen without scrolling (the panel
+    # with it comes after the plan on a phone).
+    page.evaluate("window.scrollTo(0, 0)")
+    seat_by_id(page, seat["id"]).click()
+    hold = page.get_by_role("button", name="Hold 1 seat")
+    expect(hold).to_be_enabled()
+    held_at = hold.bounding_box()
+    assert held_at and 0 <= held_at["y"] and held_at["y"] + held_at["height"] <= 844, \
+        f"the Hold button is off screen on a phone: {held_at}"
     OUTPUT.mkdir(exist_ok=True)
-    page.screenshot(path=OUTPUT / "seat-picking-phone.png", full_page=True)
+    page.screenshot(path=OUTPUT / "seat-picking-phone.png")
+    # Without an email it asks for one; with it, the seat is held.
+    hold.click()
+    expect(page.get_by_label(EMAIL)).to_be_focused()
+    page.get_by_label(EMAIL).fill("on-the-bus@example.org")
+    hold.click()
+    expect(seat_by_id(page, seat["id"])).to_have_attribute("data-status", "mine")
 
 
 def test_releasing_a_hold_frees_the_seats_for_everyone(page: Page, api: httpx.Client, fresh_show: ShowChoice) -> None:
