@@ -290,21 +290,28 @@ def run_http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, 
             two_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
                        "BOXOFFICE_KEY_PREFIX": env["BOXOFFICE_KEY_PREFIX"] + TWO_WORKERS_PREFIX}
             with uvicorn_app("api.app:create_app", two_env, 2, log_path=logs / "service-2.log") as two:
-                one_worker: list[dict[str, Any]] = []
-                two_workers: list[dict[str, Any]] = []
-                for round_number in range(args.rounds):
-                    say(f"workers round {round_number + 1}/{args.rounds}")
-                    tag = f"w{round_number}x"
-                    one_worker.append(measured(real, fresh_holds(real, seats, args.ops, tag + "a"),
-                                               args.concurrency * 2))
-                    two_workers.append(measured(two, fresh_holds(two, seats, args.ops, tag + "b"),
-                                                args.concurrency * 2))
-                out.append(workers_comparison(one_worker, two_workers))
+                out.append(workers_comparison(*workers_rounds(args, seats, real, two, measured, "workers", "w")))
                 if args.worker_core_share:
                     budgeted = budgeted_workers_comparison(args, seats, real, two, measured)
                     if budgeted:
                         out.append(budgeted)
     return out
+
+
+def workers_rounds(args: argparse.Namespace, seats: Seats, one_port: int, two_port: int,
+                   measured: Callable[[int, list[bytes], int], dict[str, Any]], label: str,
+                   tag: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rounds of fresh holds on the one-worker and the two-worker service, alternating."""
+    one_worker: list[dict[str, Any]] = []
+    two_workers: list[dict[str, Any]] = []
+    for round_number in range(args.rounds):
+        say(f"{label}: round {round_number + 1}/{args.rounds}")
+        prefix = f"{tag}{round_number}x"
+        one_worker.append(measured(one_port, fresh_holds(one_port, seats, args.ops, prefix + "a"),
+                                   args.concurrency * 2))
+        two_workers.append(measured(two_port, fresh_holds(two_port, seats, args.ops, prefix + "b"),
+                                    args.concurrency * 2))
+    return one_worker, two_workers
 
 
 def workers_comparison(one_worker: list[dict[str, Any]], two_workers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -347,17 +354,10 @@ def budgeted_workers_comparison(args: argparse.Namespace, seats: Seats, one_port
     if reason:
         say(f"two workers vs one with CPU budgets: not measured, {reason}")
         return None
-    one_worker: list[dict[str, Any]] = []
-    two_workers: list[dict[str, Any]] = []
     with (cpubudget.core_share(procstat.serving_processes(one_port), share),
           cpubudget.core_share(procstat.serving_processes(two_port), share)):
-        for round_number in range(args.rounds):
-            say(f"budgeted workers round {round_number + 1}/{args.rounds} ({share:g} of a core each)")
-            tag = f"q{round_number}x"
-            one_worker.append(measured(one_port, fresh_holds(one_port, seats, args.ops, tag + "a"),
-                                       args.concurrency * 2))
-            two_workers.append(measured(two_port, fresh_holds(two_port, seats, args.ops, tag + "b"),
-                                        args.concurrency * 2))
+        one_worker, two_workers = workers_rounds(args, seats, one_port, two_port, measured,
+                                                 f"budgeted workers ({share:g} of a core each)", "q")
     scaling = compare(f"two workers vs one, {share:g} core each", two_workers, one_worker, 1.5,
                       f"uvicorn --workers 2, each worker held to {share:g} of a core",
                       f"uvicorn --workers 1, held to {share:g} of a core")
