@@ -447,7 +447,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     p.add_argument("--ops", type=int, default=6000, help="holds per round and side")
-    p.add_argument("--map-ops", type=int, default=1000, help="seat maps per round and side")
+    p.add_argument("--map-ops", type=int, default=6000,
+                   help="seat maps per round and side (rounds under a second read coarse CPU ticks)")
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--pool", type=int, default=64, help="Redis connections per process, both sides")
     p.add_argument("--rounds", type=int, default=3)
