@@ -12,8 +12,6 @@ import contextlib
 import logging
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -33,9 +31,9 @@ from engine.notifications import CONFIG_NAME, ExpiryNotifications, enable_expire
 from engine.service import Context, close_context, open_context
 from engine.settings import Settings
 from engine.sweeper import CLAIM_LEASE_MS, Sweeper
-from tests.conftest import BOTH, ROOT
+from tests.conftest import BOTH
 from tests.support.live import environment
-from tests.support.services import RedisServer, await_healthy, free_port
+from tests.support.services import RedisServer, ServiceProcess
 
 
 async def redis_now_ms(ctx: Context) -> int:
@@ -319,41 +317,21 @@ async def test_a_sweeper_cancelled_mid_pass_loses_nothing(ctx: Context) -> None:
             await wait_for(unindexed, 2, "idle shows to leave the sweep index")
 
 
-def spawn_service(settings: Settings, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The app under uvicorn in a subprocess: a real service process with its own sweeper."""
-    port = free_port()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env=environment(settings), stdout=subprocess.DEVNULL, stderr=log)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def tail(log_path: Path) -> str:
-    return log_path.read_text(errors="replace")[-2000:]
-
-
-async def start_service(settings: Settings, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    process, url = spawn_service(settings, log_path)
-    await await_healthy(process, url, lambda: tail(log_path), timeout_s=20)
-    return process, url
-
-
 async def test_holds_of_a_sigkilled_service_end_by_another_process(ctx: Context) -> None:
     settings = ctx.settings.with_changes(hold_ttl_s=2)
     shows = await shows_with_seats(ctx, 2, 60)
     with tempfile.TemporaryDirectory() as tmp:
-        service, url = await start_service(settings, Path(tmp) / "service.log")
+        # The app under uvicorn in a subprocess: a real service process with its own sweeper.
+        service = ServiceProcess.start(environment(settings), Path(tmp) / "service.log")
         try:
-            async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+            await service.await_healthy(timeout_s=20)
+            async with httpx.AsyncClient(base_url=service.url, timeout=5) as http:
                 answers = [await http.post(f"/v1/shows/{show_id}/holds",
                                            json={"seats": seats[i * 2:i * 2 + 2], "customer": f"c{i}@example.org"})
                            for show_id, seats in shows for i in range(8)]
             assert [a.status_code for a in answers] == [201] * 16, answers[0].text
         finally:
             service.kill()  # SIGKILL: no shutdown, its sweeper dies with it
-            service.wait(10)
     holds = [await ctx.inventory.hold_status(a.json()["hold_id"]) for a in answers]
     assert all(h.status is HoldStatus.ACTIVE for h in holds), "the holds were still pending at the kill"
     async with engine_process(settings) as survivor:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +20,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, sync_playwright
+
+from tests.support.services import ServiceProcess, running_service, uvicorn_args
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output"
@@ -49,12 +48,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).parent == Path(__file__).parent:
             item.add_marker(pytest.mark.browser)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="package")
@@ -84,48 +77,22 @@ def serve(request: pytest.FixtureRequest, hold_ttl_s: str, name: str) -> Iterato
         env["DATABASE_URL"] = request.getfixturevalue("database_url")
         # Seat state of its own in the shared Redis, apart from the other tests' keys.
         env["BOXOFFICE_KEY_PREFIX"] = f"browser{uuid.uuid4().hex[:8]}"
-    port = free_port()
     OUTPUT.mkdir(exist_ok=True)
-    log_path = OUTPUT / f"{name}.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                app,
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_serving(server, url, log_path)
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+    # The log stays in test-output for whoever looks into a failed browser test.
+    with running_service(env, OUTPUT / f"{name}.log", ready=wait_until_serving,
+                         module_args=uvicorn_args(app, log_level=None), log_stdout=True) as server:
+        yield server.url
 
 
-def wait_until_serving(server: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+def wait_until_serving(server: ServiceProcess) -> None:
+    """Until the catalog answers (the page's first request), not only /healthz."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the app exited with {server.returncode} before serving; see {log_path}", pytrace=False)
+        if server.process.poll() is not None:
+            pytest.fail(f"the app exited with {server.process.returncode} before serving; see {server.log_path}",
+                        pytrace=False)
         try:
-            if httpx.get(f"{url}/v1/cities", timeout=2).status_code == 200:
+            if httpx.get(f"{server.url}/v1/cities", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
