@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 import redis
 
 from bench import spike
-from tests.support.services import RedisServer, free_port, temporary_database
+from tests.support.services import RedisServer, running_service, temporary_database
 
 ROOT = Path(__file__).resolve().parent.parent
 HOLD_TTL_S = 2
@@ -35,36 +34,14 @@ def service(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[str, st
     prefix = f"spike{uuid.uuid4().hex[:8]}"
     with temporary_database() as database_url:
         migrate(database_url)
-        port = free_port()
         env = {**os.environ, "REDIS_URL": redis_server.url, "DATABASE_URL": database_url,
                "BOXOFFICE_HOLD_TTL_S": str(HOLD_TTL_S), "BOXOFFICE_KEY_PREFIX": prefix,
                "BOXOFFICE_RATE_HOLDS_PER_MIN": "0", "BOXOFFICE_RATE_IP_PER_MIN": "0",
                "BOXOFFICE_BROWSE_CACHE_S": "1"}
-        log = (tmp_path / "service.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert process.poll() is None, (tmp_path / "service.log").read_text()
-                assert time.monotonic() < deadline, "the service did not become healthy"
-                time.sleep(0.2)
-            yield url, database_url, redis_server.url, prefix
+            with running_service(env, tmp_path / "service.log", timeout_s=30, log_stdout=True) as live:
+                yield live.url, database_url, redis_server.url, prefix
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-            log.close()
             client = redis.Redis.from_url(redis_server.url)
             keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
             if keys:
