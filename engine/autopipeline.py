@@ -21,7 +21,7 @@ from typing import Any
 
 import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Largest batch in one write; beyond it the next tick takes the rest (keeps writes bounded).
@@ -102,8 +102,7 @@ class _Connection(asyncio.Protocol):
             if future.done():
                 continue
             if isinstance(reply, ResponseError):
-                text = str(reply)
-                future.set_exception(NoScriptError(text) if text.startswith("NOSCRIPT") else reply)
+                future.set_exception(reply)
             else:
                 future.set_result(reply)
 

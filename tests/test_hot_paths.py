@@ -1,7 +1,7 @@
 """The fast paths stay exact: the seat map spliced from the status string (api/seatmap.py,
 lua/includes/statusmap.lua) against the seats hash itself, the scripts' function library
 (engine/scripts.py) loaded again by whoever finds it gone, and auto-pipelining
-(engine/autopipeline.py) answering every caller its own reply, through NOSCRIPT and a
+(engine/autopipeline.py) answering every caller its own reply, through an error reply and a
 dropped connection."""
 
 from __future__ import annotations
