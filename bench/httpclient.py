@@ -20,22 +20,26 @@ class TransportError(Exception):
     """The connection failed, closed mid-answer, or the answer could not be read."""
 
 
-def _parse_head(head: bytes) -> tuple[int, int, bool]:
-    """(status, Content-Length, whether the server keeps the connection) of an answer's head."""
-    lines = head.split(b"\r\n")
-    status = int(lines[0][9:12])
-    length = 0
-    keep_alive = True
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"connection" and value.strip().lower() == b"close":
-            keep_alive = False
-        elif name == b"transfer-encoding" and value.strip().lower() != b"identity":
-            raise TransportError("a chunked answer: this client reads Content-Length bodies only")
-    return status, length, keep_alive
+def _header(lowered_head: bytes, name: bytes) -> bytes | None:
+    """The value of a header (name lowercase, ending in a colon) in a lowercased head."""
+    at = lowered_head.find(b"\r\n" + name)
+    if at < 0:
+        return None
+    start = at + 2 + len(name)
+    end = lowered_head.find(b"\r\n", start)
+    return lowered_head[start:end if end >= 0 else None].strip()
+
+
+def parse_head(head: bytes) -> tuple[int, int, bool]:
+    """(status, Content-Length, whether the server keeps the connection) of an answer's head
+    (Content-Length 0 when absent). A chunked answer is a TransportError: the bench clients
+    read Content-Length bodies only. Kept cheap: the ceilings' client calls it per answer."""
+    lowered = head.lower()
+    encoding = _header(lowered, b"transfer-encoding:")
+    if encoding is not None and encoding != b"identity":
+        raise TransportError("a chunked answer: this client reads Content-Length bodies only")
+    length = _header(lowered, b"content-length:")
+    return int(head[9:12]), int(length) if length is not None else 0, _header(lowered, b"connection:") != b"close"
 
 
 class _Connection(asyncio.Protocol):
@@ -72,7 +76,7 @@ class _Connection(asyncio.Protocol):
                     self._fail(TransportError("the answer's head is too long"))
                 return
             try:
-                self.status, self.remaining, keep_alive = _parse_head(bytes(self.buffer[:end]))
+                self.status, self.remaining, keep_alive = parse_head(bytes(self.buffer[:end]))
             except (TransportError, ValueError) as exc:
                 self._fail(exc if isinstance(exc, TransportError) else TransportError(str(exc)))
                 return

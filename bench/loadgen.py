@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from bench.httpclient import TransportError, parse_head
 from bench.stats import latency_summary
 
 MAX_HEAD = 65536
@@ -42,15 +43,6 @@ class LoadResult:
     @property
     def per_s(self) -> float:
         return float(self.summary["per_s"])
-
-
-def _head(head: bytes) -> tuple[int, int]:
-    """(status, Content-Length) of an answer's head (Content-Length 0 when absent)."""
-    status = int(head[9:12])
-    for line in head.split(b"\r\n")[1:]:
-        if line[:15].lower() == b"content-length:":
-            return status, int(line[15:])
-    return status, 0
 
 
 class _Run:
@@ -99,7 +91,8 @@ class _Connection(asyncio.Protocol):
             if self.remaining < 0:
                 end = -1 if self.head else data.find(b"\r\n\r\n", pos)
                 if end >= 0:
-                    self.status, self.remaining = _head(data[pos:end])
+                    if not self.read_head(data[pos:end]):
+                        return
                     pos = end + 4
                 else:
                     self.head += data[pos:]
@@ -108,7 +101,8 @@ class _Connection(asyncio.Protocol):
                         if len(self.head) > MAX_HEAD:
                             self.fail(ValueError("the answer's head is too long"))
                         return
-                    self.status, self.remaining = _head(bytes(self.head[:end]))
+                    if not self.read_head(bytes(self.head[:end])):
+                        return
                     data, pos, size = bytes(self.head[end + 4:]), 0, len(self.head) - end - 4
                     self.head.clear()
             taken = min(self.remaining, size - pos)
@@ -118,6 +112,14 @@ class _Connection(asyncio.Protocol):
             self.remaining -= taken
             if self.remaining == 0:
                 self.complete()
+
+    def read_head(self, head: bytes) -> bool:
+        try:
+            self.status, self.remaining, _ = parse_head(head)
+        except (TransportError, ValueError) as exc:
+            self.fail(exc)
+            return False
+        return True
 
     def complete(self) -> None:
         run = self.run
