@@ -24,6 +24,16 @@ SEED = 7
 SALES_TABLES = "simulated_payments, idempotency_keys, payments, booked_seats, bookings"
 
 
+def settings_on_empty_sales(redis_url: str, database_url: str, tag: str, **changes: object) -> Settings:
+    """Settings of a test that counts every sale: the sales tables emptied first, a key prefix
+    of its own, browse caching and the abuse limits off, a 1 s confirm grace; then `changes`."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {SALES_TABLES}")
+    return Settings(redis_url=redis_url, database_url=database_url, key_prefix=f"{tag}{uuid.uuid4().hex[:10]}",
+                    confirm_grace_s=1.0, browse_cache_s=0.0, rate_limit_holds_per_min=0,
+                    rate_limit_ip_per_min=0).with_changes(**changes)
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer.start()

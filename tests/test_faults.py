@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from redis.crc import key_slot
 from sqlalchemy import text
@@ -24,7 +22,7 @@ from engine import seed
 from engine.events import ShowChange
 from engine.service import Context, close_context, open_context
 from engine.settings import Settings
-from tests.conftest import SALES_TABLES, pick_show, seed_start_date
+from tests.conftest import pick_show, seed_start_date, settings_on_empty_sales
 from tests.support import workers
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 from tests.support.postgres import ThrowawayPostgres
@@ -34,11 +32,8 @@ from tests.support.services import RedisServer
 pytestmark = pytest.mark.fault
 
 def fault_settings(redis_url: str, database_url: str, **changes: object) -> Settings:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {SALES_TABLES}")
-    return Settings(redis_url=redis_url, database_url=database_url, key_prefix=f"f{uuid.uuid4().hex[:10]}",
-                    confirm_grace_s=1.0, reconcile_interval_s=3600.0, browse_cache_s=0.0,
-                    rate_limit_holds_per_min=0, rate_limit_ip_per_min=0).with_changes(**changes)
+    # No periodic reconciler: the tests run it themselves (settle), after looking at what a fault left.
+    return settings_on_empty_sales(redis_url, database_url, "f", **{"reconcile_interval_s": 3600.0, **changes})
 
 
 @dataclass

@@ -7,26 +7,20 @@ import asyncio
 import json
 import random
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from engine.settings import Settings
-from tests.conftest import SALES_TABLES
+from tests.conftest import settings_on_empty_sales
 from tests.support import workers
 from tests.support.services import RedisServer
 
 
 def worker_settings(redis_url: str, database_url: str, **changes: object) -> Settings:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {SALES_TABLES}")
-    return Settings(redis_url=redis_url, database_url=database_url, key_prefix=f"w{uuid.uuid4().hex[:10]}",
-                    browse_cache_s=0.0, rate_limit_holds_per_min=0, rate_limit_ip_per_min=0,
-                    reconcile_interval_s=1.0, confirm_grace_s=1.0).with_changes(**changes)
+    return settings_on_empty_sales(redis_url, database_url, "w", **{"reconcile_interval_s": 1.0, **changes})
 
 
 @pytest.fixture(scope="module")
