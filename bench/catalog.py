@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from bench.sqldb import BenchDb
-from engine import seed
+from boxoffice.engine import seed
 
 CITY_NAME, CITY_COUNTRY = "Spike City", "EU"
 CINEMA_NAME = "Release Day Cinema"

@@ -39,8 +39,8 @@ from bench.servers import uvicorn_app
 from bench.spike import RESULTS_DIR, machine, recorded_command, run_async
 from bench.sqldb import BenchDb
 from bench.stats import latency_summary
-from engine.service import close_context, open_context
-from engine.settings import Settings
+from boxoffice.engine.service import close_context, open_context
+from boxoffice.engine.settings import Settings
 
 TRIVIAL_SCRIPT = "return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])"
 TWO_WORKERS_PREFIX = "w2"
@@ -255,7 +255,7 @@ def run_http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, 
     def measured(port: int, requests: list[bytes], concurrency: int) -> dict[str, Any]:
         return load_measuring_cpu(port, requests, concurrency, redis_port)
 
-    with uvicorn_app("api.app:create_app", env, 1, log_path=logs / "service-1.log") as real:
+    with uvicorn_app("boxoffice.api.app:create_app", env, 1, log_path=logs / "service-1.log") as real:
         # The seat map both sides answer: a real one, of a show with holds in it.
         warm = seats.take(args.ops)
         load(real, hold_requests(warm, "w"), args.concurrency)
@@ -289,7 +289,7 @@ def run_http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, 
             # for) this service's change messages, nor it those of the one worker.
             two_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
                        "BOXOFFICE_KEY_PREFIX": env["BOXOFFICE_KEY_PREFIX"] + TWO_WORKERS_PREFIX}
-            with uvicorn_app("api.app:create_app", two_env, 2, log_path=logs / "service-2.log") as two:
+            with uvicorn_app("boxoffice.api.app:create_app", two_env, 2, log_path=logs / "service-2.log") as two:
                 out.append(workers_comparison(*workers_rounds(args, seats, real, two, measured, "workers", "w")))
                 if args.worker_core_share:
                     budgeted = budgeted_workers_comparison(args, seats, real, two, measured)

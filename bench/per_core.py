@@ -37,7 +37,7 @@ from bench.sqldb import BenchDb
 
 def process_groups(service_port: int, redis_port: int, data_dir: str) -> dict[str, Callable[[str], bool]]:
     return {
-        "service": lambda cmd: "api.app:create_app" in cmd and f"--port {service_port} " in cmd + " ",
+        "service": lambda cmd: "boxoffice.api.app:create_app" in cmd and f"--port {service_port} " in cmd + " ",
         "redis": lambda cmd: cmd.split(" ")[0].endswith("redis-server") and cmd.endswith(f":{redis_port}"),
         "postgres": lambda cmd: data_dir in cmd,
     }
@@ -84,8 +84,8 @@ async def make_holds(port: int, show_id: int, seats: list[str], tag: str) -> lis
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from engine import db, seed
-    from engine.settings import Settings
+    from boxoffice.engine import db, seed
+    from boxoffice.engine.settings import Settings
     from tests.support.postgres import ThrowawayPostgres
     from tests.support.services import RedisServer
 
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                "BOXOFFICE_RATE_HOLDS_PER_MIN": "0", "BOXOFFICE_RATE_IP_PER_MIN": "0"}
         logs = Path(tempfile.mkdtemp(prefix="boxoffice-per-core-"))
         figures = []
-        with uvicorn_app("api.app:create_app", env, 1, log_path=logs / "service.log") as port:
+        with uvicorn_app("boxoffice.api.app:create_app", env, 1, log_path=logs / "service.log") as port:
             # Only this run's processes: other services may share the machine.
             groups = process_groups(port, redis.port, str(postgres.data))
             c = args.concurrency

@@ -28,7 +28,7 @@ class BenchDb:
         return sql.replace("%s", "?") if self.sqlite else sql
 
     def _value(self, value: Any) -> Any:
-        # The embedded schema keeps times as text in this exact shape (engine/seed.py).
+        # The embedded schema keeps times as text in this exact shape (boxoffice/engine/seed.py).
         if self.sqlite and isinstance(value, datetime):
             return value.strftime("%Y-%m-%d %H:%M:%S+00:00")
         return value

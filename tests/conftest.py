@@ -15,9 +15,9 @@ import httpx
 import psycopg
 import pytest
 
-from engine import seed
-from engine.service import Context, close_context, open_context
-from engine.settings import Settings
+from boxoffice.engine import seed
+from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.settings import Settings
 from tests.support.services import RedisServer, temporary_database
 
 SEED = 7
@@ -46,7 +46,7 @@ def database_url() -> Iterator[str]:
     """A fresh database, migrated and seeded with the demo catalog."""
     import asyncio
 
-    from engine import db
+    from boxoffice.engine import db
 
     with temporary_database() as url:
         settings = Settings(redis_url="redis://unused", database_url=url)
@@ -128,7 +128,7 @@ async def pick_show(context: Context, min_seats: int = 60, max_seats: int = 5000
     """An open future show of a hall with a seat count in range (deterministic)."""
     from sqlalchemy import text
 
-    from engine.db import db_time
+    from boxoffice.engine.db import db_time
 
     async with context.sql.connect() as conn:
         row = (await conn.execute(text(
@@ -148,7 +148,7 @@ async def show(ctx: Context) -> ShowRef:
 
 @pytest.fixture
 async def client(ctx: Context) -> AsyncIterator[httpx.AsyncClient]:
-    from api.app import create_app
+    from boxoffice.api.app import create_app
 
     app = create_app(ctx.settings, context=ctx)
     transport = httpx.ASGITransport(app=app)

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from api.app import create_app
-from engine.service import Context, close_context, open_context
-from engine.settings import Settings
+from boxoffice.api.app import create_app
+from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.settings import Settings
 from tests.conftest import ShowRef, pick_show
 from tests.support.state import nothing_changes
 

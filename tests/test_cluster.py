@@ -16,10 +16,10 @@ import pytest
 from redis.crc import key_slot
 from sqlalchemy import text
 
-from engine.events import ShowChange
-from engine.models import HoldStatus, SeatStatus
-from engine.service import Context, close_context, open_context
-from engine.settings import Settings
+from boxoffice.engine.events import ShowChange
+from boxoffice.engine.models import HoldStatus, SeatStatus
+from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.settings import Settings
 from tests.conftest import SALES_TABLES
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 from tests.support.sales import audit, eventually, redis_now_ms
@@ -97,10 +97,10 @@ async def test_every_primary_gets_the_scripts_library_and_calls_need_no_key_look
 
 async def test_contention_across_shards_holds_every_seat_at_most_once(
         cluster: LocalCluster, database_url: str) -> None:
-    from api.app import create_app
+    from boxoffice.api.app import create_app
 
     # The abuse limiter's pipelines run too (generous limits: nobody is refused by them), and
-    # a small pool: requests queue for a connection instead of failing (engine/redis_cluster.py).
+    # a small pool: requests queue for a connection instead of failing (boxoffice/engine/redis_cluster.py).
     context = await open_context(cluster_settings(cluster, database_url, rate_limit_holds_per_min=1000,
                                                   rate_limit_ip_per_min=10_000, redis_pool_size=8),
                                  background=False)

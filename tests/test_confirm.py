@@ -16,13 +16,13 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from api.app import create_app
-from engine.bookings import PinLost
-from engine.errors import ScriptCode
-from engine.models import SeatStatus
-from engine.payment_records import PaymentRecord, PaymentStatus
-from engine.payments import Charge, ChargeStatus, ProviderUnavailable, SimulatedProvider
-from engine.service import Context, close_context, open_context
+from boxoffice.api.app import create_app
+from boxoffice.engine.bookings import PinLost
+from boxoffice.engine.errors import ScriptCode
+from boxoffice.engine.models import SeatStatus
+from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
+from boxoffice.engine.payments import Charge, ChargeStatus, ProviderUnavailable, SimulatedProvider
+from boxoffice.engine.service import Context, close_context, open_context
 from tests.conftest import BOTH, ShowRef, pick_show
 from tests.support.sales import audit, eventually, redis_now_ms
 from tests.support.services import RedisServer

@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from bench import confirm_bench
-from engine import db
-from engine.settings import Settings
+from boxoffice.engine import db
+from boxoffice.engine.settings import Settings
 from tests.support.crashable import Services
 from tests.support.services import temporary_database
 

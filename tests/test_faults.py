@@ -18,10 +18,10 @@ import pytest
 from redis.crc import key_slot
 from sqlalchemy import text
 
-from engine import seed
-from engine.events import ShowChange
-from engine.service import Context, close_context, open_context
-from engine.settings import Settings
+from boxoffice.engine import seed
+from boxoffice.engine.events import ShowChange
+from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.settings import Settings
 from tests.conftest import pick_show, seed_start_date, settings_on_empty_sales
 from tests.support import workers
 from tests.support.cluster import LocalCluster, shows_on_every_shard
@@ -115,7 +115,7 @@ async def own_redis() -> AsyncIterator[RedisServer]:
 
 
 def asgi_client(context: Context) -> httpx.AsyncClient:
-    from api.app import create_app
+    from boxoffice.api.app import create_app
 
     transport = httpx.ASGITransport(app=create_app(context.settings, context=context))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30)
@@ -280,7 +280,7 @@ async def crashable_postgres(redis_server: RedisServer) -> AsyncIterator[tuple[T
     server = ThrowawayPostgres.start()
     try:
         url = server.create_database("boxoffice")
-        from engine import db
+        from boxoffice.engine import db
 
         engine = db.create_engine(Settings(redis_url=redis_server.url, database_url=url))
         await db.migrate(engine)

@@ -29,11 +29,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from engine.errors import HoldNotActive, InvalidRequest, LimitExceeded, SeatsUnavailable
-from engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD
-from engine.models import HoldStatus, SeatStatus
-from engine.service import Context, close_context, open_context
-from engine.settings import Settings
+from boxoffice.engine.errors import HoldNotActive, InvalidRequest, LimitExceeded, SeatsUnavailable
+from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD
+from boxoffice.engine.models import HoldStatus, SeatStatus
+from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.settings import Settings
 from tests.conftest import BOTH, ShowRef, pick_show
 
 TTL_S = 10

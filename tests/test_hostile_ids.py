@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from engine import ids
-from engine.ids import BOOKING_PATTERN, ID_PATTERN, IdSigner
-from engine.service import Context
+from boxoffice.engine import ids
+from boxoffice.engine.ids import BOOKING_PATTERN, ID_PATTERN, IdSigner
+from boxoffice.engine.service import Context
 from tests.conftest import ShowRef
 from tests.support.scene import Scene, make_scene
 from tests.support.state import nothing_changes

@@ -16,8 +16,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from api.app import create_app
-from engine.service import Context
+from boxoffice.api.app import create_app
+from boxoffice.engine.service import Context
 from tests.conftest import ShowRef
 from tests.support import rawasgi
 from tests.support.scene import Scene, make_scene

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import create_app
-from api.validation import hold_request
-from engine.errors import InvalidRequest
-from engine.service import Context
+from boxoffice.api.app import create_app
+from boxoffice.api.validation import hold_request
+from boxoffice.engine.errors import InvalidRequest
+from boxoffice.engine.service import Context
 from tests.conftest import ShowRef, base_settings
 from tests.support import rawasgi
 from tests.support.live import serve

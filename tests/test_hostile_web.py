@@ -14,13 +14,13 @@ import httpx
 import pytest
 from starlette.requests import Request
 
-from api.app import create_app
-from engine.service import Context
-from engine.settings import Settings
+from boxoffice.api.app import create_app
+from boxoffice.engine.service import Context
+from boxoffice.engine.settings import Settings
 from tests.conftest import ShowRef
 from tests.support import rawasgi
 
-STATIC = Path(__file__).resolve().parent.parent / "api" / "static"
+STATIC = Path(__file__).resolve().parent.parent / "boxoffice" / "api" / "static"
 SAFE_REFERRER_POLICIES = {"no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin"}
 
 

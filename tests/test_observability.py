@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from engine.errors import BoxOfficeError
-from engine.service import Context, close_context, open_context
-from engine.settings import Settings
+from boxoffice.engine.errors import BoxOfficeError
+from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.settings import Settings
 from tests.conftest import ShowRef, pick_show
 from tests.support.sales import redis_now_ms
 from tests.support.services import RedisServer, free_port
@@ -40,7 +40,7 @@ async def scrape(client: httpx.AsyncClient) -> str:
 
 
 def app_client(context: Context) -> httpx.AsyncClient:
-    from api.app import create_app
+    from boxoffice.api.app import create_app
 
     transport = httpx.ASGITransport(app=create_app(context.settings, context=context))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")

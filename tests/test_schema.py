@@ -11,8 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from engine import db, seed
-from engine.settings import Settings
+from boxoffice.engine import db, seed
+from boxoffice.engine.settings import Settings
 from tests.support.services import temporary_database
 
 START = date(2030, 1, 7)
@@ -137,7 +137,7 @@ def _sqlite_schema(path: Path) -> dict[str, set[tuple[str, bool]]]:
 
 
 def test_sqlite_and_postgresql_schemas_do_not_drift(tmp_path: Path) -> None:
-    """One definition (sql/) runs on both; this proves the result is the same tables and columns."""
+    """One definition (boxoffice/sql/) runs on both; this proves the result is the same tables and columns."""
     lite = _sqlite_schema(tmp_path / "schema.sqlite3")
     with temporary_database() as url:
         migrate(url)

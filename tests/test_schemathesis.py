@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from engine.service import close_context, open_context
+from boxoffice.engine.service import close_context, open_context
 from tests.support.live import LiveServer, serve
 from tests.support.services import RedisServer
 from tests.support.state import State, difference, snapshot
@@ -186,8 +186,8 @@ def make_real_resources(live: LiveServer, session: requests.Session) -> dict[str
 
 
 def test_the_live_document_describes_every_route(live: LiveServer) -> None:
-    from api.app import routes
-    from api.openapi import OPENAPI
+    from boxoffice.api.app import routes
+    from boxoffice.api.openapi import OPENAPI
 
     assert requests.get(f"{live.url}/openapi.json", timeout=5).json() == OPENAPI
     documented = {(path, method.upper()) for path, item in OPENAPI["paths"].items() for method in item}

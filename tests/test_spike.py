@@ -24,7 +24,7 @@ HOLD_TTL_S = 2
 
 
 def migrate(url: str) -> None:
-    subprocess.run([sys.executable, "-m", "engine.cli", "migrate"], cwd=ROOT, check=True, capture_output=True,
+    subprocess.run([sys.executable, "-m", "boxoffice.engine.cli", "migrate"], cwd=ROOT, check=True, capture_output=True,
                    env={**os.environ, "DATABASE_URL": url, "REDIS_URL": "redis://unused"})
 
 

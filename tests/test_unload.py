@@ -1,5 +1,5 @@
 """Shows leave Redis after they played: the sweeper's full pass unloads a show once it
-started more than `unload_after_s` ago (lua/unload_show-8.lua), every key of it with its
+started more than `unload_after_s` ago (boxoffice/lua/unload_show-8.lua), every key of it with its
 hold and waitlist entry hashes, and nothing of another show. PostgreSQL keeps the sales:
 the seat map of an unloaded show reloads it with its bookings, and old hold and entry ids
 answer as for any hold Redis lost.
@@ -22,10 +22,10 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from engine.db import db_time
-from engine.models import HoldStatus, SeatStatus
-from engine.service import Context, close_context, open_context
-from engine.settings import Settings
+from boxoffice.engine.db import db_time
+from boxoffice.engine.models import HoldStatus, SeatStatus
+from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.settings import Settings
 from tests.conftest import BOTH, SALES_TABLES, ShowRef, pick_show
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 
@@ -188,7 +188,7 @@ async def test_a_hold_still_live_at_the_end_of_the_grace_keeps_the_show(ctx: Con
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_hold_and_entry_hashes_go_in_batches(ctx: Context) -> None:
-    from engine import inventory
+    from boxoffice.engine import inventory
 
     show = await pick_show(ctx)
     start = starts_ms((await ctx.catalog.show(show.show_id)).starts_at)

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from engine.catalog import HallPlan, Seat
-from engine.errors import AlreadyWaiting, EntryNotWaiting, NoChance, SeatsUnavailable, ShowClosed
-from engine.inventory import Hold
-from engine.models import HoldStatus, SeatStatus
-from engine.service import Context
-from engine.waitlist import grant_hold_id
+from boxoffice.engine.catalog import HallPlan, Seat
+from boxoffice.engine.errors import AlreadyWaiting, EntryNotWaiting, NoChance, SeatsUnavailable, ShowClosed
+from boxoffice.engine.inventory import Hold
+from boxoffice.engine.models import HoldStatus, SeatStatus
+from boxoffice.engine.service import Context
+from boxoffice.engine.waitlist import grant_hold_id
 from tests.conftest import BOTH, ShowRef, pick_show
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)

@@ -23,12 +23,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from engine.catalog import Seat
-from engine.errors import ScriptCode
-from engine.limits import MAX_SEATS_PER_CUSTOMER
-from engine.service import Context, close_context, open_context
-from engine.settings import Settings
-from engine.waitlist import grant_hold_id
+from boxoffice.engine.catalog import Seat
+from boxoffice.engine.errors import ScriptCode
+from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
+from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.settings import Settings
+from boxoffice.engine.waitlist import grant_hold_id
 from tests.test_waitlist import SmallShow, book_in_redis, redis_now_ms, small_show
 
 TTL_S = 30

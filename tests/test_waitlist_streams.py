@@ -18,9 +18,9 @@ import orjson
 import pytest
 import uvicorn
 
-from api.app import create_app
-from engine.service import Context, close_context, open_context
-from engine.settings import Settings
+from boxoffice.api.app import create_app
+from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.settings import Settings
 from tests.conftest import BOTH, ROOT
 from tests.support.services import free_port
 from tests.test_waitlist import book_in_redis, customer, fill, small_show
@@ -193,7 +193,7 @@ async def test_a_stream_served_by_another_process_hears_a_change_made_here(ctx: 
            "BOXOFFICE_KEY_PREFIX": ctx.settings.key_prefix, "BOXOFFICE_RATE_HOLDS_PER_MIN": "0",
            "BOXOFFICE_RATE_IP_PER_MIN": "0", "BOXOFFICE_RECONCILE_INTERVAL_S": "3600"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+        sys.executable, "-m", "uvicorn", "boxoffice.api.app:create_app", "--factory", "--host", "127.0.0.1",
         "--port", str(port), "--log-level", "warning",
         cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
@@ -227,7 +227,7 @@ async def test_a_stream_served_by_another_process_hears_a_change_made_here(ctx: 
 
 
 def test_change_messages_parse_with_and_without_their_later_fields() -> None:
-    from engine.events import parse_message
+    from boxoffice.engine.events import parse_message
 
     change = parse_message("bo:show:{42}:changes", "1;A1=held,A2=available;*,vip;W42-a,W42-b")
     assert change is not None and change.show_id == 42 and change.queue_changed

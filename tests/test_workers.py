@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.settings import Settings
+from boxoffice.engine.settings import Settings
 from tests.conftest import settings_on_empty_sales
 from tests.support import workers
 from tests.support.services import RedisServer

@@ -72,7 +72,7 @@ def serve(request: pytest.FixtureRequest, hold_ttl_s: str, name: str) -> Iterato
     if using_mock():
         app = "tests.browser.mock_service:create_app"
     else:
-        app = "api.app:create_app"
+        app = "boxoffice.api.app:create_app"
         env["REDIS_URL"] = request.getfixturevalue("redis_server").url
         env["DATABASE_URL"] = request.getfixturevalue("database_url")
         # Seat state of its own in the shared Redis, apart from the other tests' keys.

@@ -17,8 +17,8 @@ import redis
 from redis.crc import key_slot
 from sqlalchemy import text
 
-from engine.db import db_time
-from engine.service import Context
+from boxoffice.engine.db import db_time
+from boxoffice.engine.service import Context
 from tests.conftest import ShowRef
 
 PRIMARIES = 3

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.settings import Settings
+from boxoffice.engine.settings import Settings
 from tests.support.services import ServiceProcess, service_environment
 
 # A cut-off confirm is reconciled within a test's patience; no rate limit or browse cache

@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from engine.settings import Settings
+from boxoffice.engine.settings import Settings
 from tests.support.services import ServiceProcess, running_service, service_environment
 
 

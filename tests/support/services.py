@@ -25,7 +25,7 @@ import httpx
 import psycopg
 import redis
 
-from engine.settings import Settings
+from boxoffice.engine.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ADMIN_DSN = os.environ.get("BOXOFFICE_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -188,7 +188,7 @@ def service_environment(settings: Settings, *fields: str, **overrides: str) -> d
     return env
 
 
-def uvicorn_args(app: str = "api.app:create_app", log_level: str | None = "warning") -> list[str]:
+def uvicorn_args(app: str = "boxoffice.api.app:create_app", log_level: str | None = "warning") -> list[str]:
     """`python -m` arguments that serve `app` under uvicorn; the launcher adds host and port."""
     level = ["--log-level", log_level] if log_level else []
     return ["uvicorn", app, "--factory", *level, "--no-access-log"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from engine.settings import Settings
+from boxoffice.engine.settings import Settings
 from tests.support.services import ServiceProcess, free_port, service_environment
 
 
@@ -28,7 +28,7 @@ def start(settings: Settings, log_dir: Path, workers: int = 1, **overrides: str)
     """`boxoffice serve` on a free port; returns at once (see wait_ready)."""
     port = free_port()
     return Worker.start(environment(settings, **overrides), log_dir / f"worker-{port}.log", port=port,
-                        module_args=["engine.cli", "serve", "--workers", str(workers)], log_stdout=True,
+                        module_args=["boxoffice.engine.cli", "serve", "--workers", str(workers)], log_stdout=True,
                         process_group=True)
 
 

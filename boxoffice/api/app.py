@@ -1,0 +1,193 @@
+"""The Starlette app: the route table, error handling, security headers, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from boxoffice.api import browse, holds, operations, streams, waitlist
+from boxoffice.api.bodylimit import BodySizeLimit
+from boxoffice.api.hotpath import HotRoutes
+from boxoffice.api.limiter import Limiter
+from boxoffice.api.operations import tracked
+from boxoffice.api.responses import error, error_response
+from boxoffice.engine.errors import BoxOfficeError
+from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.settings import Settings
+
+log = logging.getLogger("boxoffice.api")
+# The web page ships inside the package (package data).
+STATIC = resources.files("boxoffice.api") / "static"
+INDEX_HTML = (STATIC / "index.html").read_bytes()
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy",
+     b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+     b"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
+]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every answer (raw ASGI: cheap on the hot paths)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def index(request: Request) -> Response:
+    return Response(INDEX_HTML, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+
+
+# The routes of a rush (seat map, holds, waitlist): api/hotpath.py serves them without
+# Starlette's routing layers; they also come first in the table. No two patterns match the
+# same path except the GET/DELETE pairs, which stay together.
+hot_routes = [
+    Route("/v1/shows/{show_id}/seats", tracked("seat_map", browse.seat_map), methods=["GET"]),
+    Route("/v1/shows/{show_id}/holds", tracked("hold", holds.create_hold), methods=["POST"]),
+    Route("/v1/waitlist/{entry_id}", waitlist.status, methods=["GET"]),
+    Route("/v1/waitlist/{entry_id}", tracked("waitlist_leave", waitlist.leave), methods=["DELETE"]),
+    Route("/v1/shows/{show_id}/waitlist", tracked("waitlist_join", waitlist.join), methods=["POST"]),
+    Route("/v1/holds/{hold_id}/confirm", tracked("confirm", holds.confirm_hold), methods=["POST"]),
+    Route("/v1/holds/{hold_id}", holds.get_hold, methods=["GET"]),
+    Route("/v1/holds/{hold_id}", tracked("release", holds.release_hold), methods=["DELETE"]),
+]
+routes = [
+    *hot_routes,
+    Route("/v1/cities", browse.cities, methods=["GET"]),
+    Route("/v1/cities/{city_id}/movies", browse.movies, methods=["GET"]),
+    Route("/v1/cities/{city_id}/movies/{movie_id}/shows", browse.shows, methods=["GET"]),
+    Route("/v1/shows/{show_id}", browse.show, methods=["GET"]),
+    Route("/", index, methods=["GET"]),
+    Route("/v1/shows/{show_id}/seats/events", streams.seat_events, methods=["GET"]),
+    Route("/v1/bookings/{booking_id}", holds.get_booking, methods=["GET"]),
+    Route("/v1/waitlist/{entry_id}/events", streams.entry_events, methods=["GET"]),
+    Route("/healthz", operations.healthz, methods=["GET"]),
+    Route("/metrics", operations.metrics, methods=["GET"]),
+    Route("/openapi.json", operations.openapi, methods=["GET"]),
+    Mount("/static", StaticFiles(packages=[("boxoffice.api", "static")]), name="static"),
+]
+
+
+async def on_engine_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BoxOfficeError)
+    return error_response(exc)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error(404, "not_found", "no such resource")
+    if exc.status_code == 405:
+        response = error(405, "method_not_allowed", "this method is not allowed here")
+        response.headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
+        return response
+    return error(exc.status_code, "http_error", str(exc.detail)[:200])
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """The methods of every route of this path: Starlette's own Allow header names only
+    the first route's (GET /v1/holds/{id} hides DELETE /v1/holds/{id})."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return methods
+
+
+async def on_dependency_down(request: Request, exc: Exception) -> Response:
+    which = "redis" if isinstance(exc, RedisError) else "database"
+    log.warning("%s unavailable: %s", which, exc)
+    response = error(503, "unavailable", f"a dependency ({which}) is unavailable; try again shortly",
+                     dependency=which)
+    response.headers["Retry-After"] = "2"
+    return response
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    response = error(500, "internal_error", "something went wrong on our side; nothing was changed by it")
+    # Starlette answers this outside every middleware: the security headers are set here.
+    for name, value in SECURITY_HEADERS:
+        response.headers[name.decode()] = value.decode()
+    return response
+
+
+def create_app(settings: Settings | None = None, context: Context | None = None) -> Starlette:
+    """The app; tests may hand in an engine Context they own (then no lifespan is needed)."""
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if context is not None:
+            yield
+            return
+        ctx = await open_context(settings)
+        app.state.ctx = ctx
+        app.state.limiter = Limiter(ctx)
+        # Everything made at start lives as long as the process: out of the collector's
+        # sight, a full collection no longer walks ~100k objects (tens of ms, mid-request).
+        gc.freeze()
+        try:
+            yield
+        finally:
+            await close_context(ctx)
+
+    middleware = [Middleware(SecurityHeaders)]
+    if settings.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                                     allow_methods=["GET", "POST", "DELETE"],
+                                     allow_headers=["Content-Type", "Idempotency-Key"],
+                                     expose_headers=["Retry-After"]))
+    middleware.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes))
+    exception_handlers = {
+        BoxOfficeError: on_engine_error,
+        HTTPException: on_http_error,
+        RedisConnectionError: on_dependency_down,
+        RedisTimeoutError: on_dependency_down,
+        OperationalError: on_dependency_down,
+        DBAPIError: on_dependency_down,
+        Exception: on_unexpected,
+    }
+    middleware.append(Middleware(HotRoutes, routes=hot_routes, handlers=exception_handlers))  # innermost
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers=exception_handlers,
+    )
+    if context is not None:
+        app.state.ctx = context
+        app.state.limiter = Limiter(context)
+    return app

@@ -1,0 +1,11 @@
+"""The engine Context of the app a request reached (set by the app's lifespan)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from boxoffice.engine.service import Context
+
+
+def engine_context(request: Request) -> Context:
+    return request.app.state.ctx  # type: ignore[no-any-return]

@@ -1,0 +1,44 @@
+"""Holds, confirm and bookings: parse, call the engine, answer."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from boxoffice.api.context import engine_context
+from boxoffice.api.responses import JSON
+from boxoffice.api.validation import confirm_request, hold_request, json_body, opaque_id, path_id
+
+
+async def create_hold(request: Request) -> JSON:
+    ctx = engine_context(request)
+    show_id = path_id(request, "show_id")
+    limiter = request.app.state.limiter
+    await limiter.check_client(request)
+    seats, customer = hold_request(await json_body(request, ctx.settings.max_body_bytes))
+    await limiter.check_customer(customer, show_id)
+    hold = await ctx.inventory.hold(show_id, seats, customer)
+    return JSON(hold.public(), status_code=201)
+
+
+async def get_hold(request: Request) -> JSON:
+    hold = await engine_context(request).inventory.hold_status(opaque_id(request, "hold_id"))
+    return JSON(hold.public(), headers={"Cache-Control": "no-store"})
+
+
+async def release_hold(request: Request) -> Response:
+    await engine_context(request).inventory.release(opaque_id(request, "hold_id"))
+    return Response(status_code=204)
+
+
+async def confirm_hold(request: Request) -> JSON:
+    ctx = engine_context(request)
+    hold_id = opaque_id(request, "hold_id")
+    key, token = confirm_request(request, await json_body(request, ctx.settings.max_body_bytes))
+    booking = await ctx.bookings.confirm(hold_id, key, token)
+    return JSON(booking, status_code=201)
+
+
+async def get_booking(request: Request) -> JSON:
+    booking = await engine_context(request).bookings.get(opaque_id(request, "booking_id"))
+    return JSON(booking, headers={"Cache-Control": "no-store"})

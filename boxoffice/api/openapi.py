@@ -1,0 +1,246 @@
+"""The OpenAPI 3.1 document of shared/API.md, served at GET /openapi.json. Exact enough
+for schemathesis (tests/test_schemathesis.py) to hold every answer to it: each status an
+operation can answer, the error codes each status carries, ids and the headers
+(Retry-After) a client relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boxoffice.engine.limits import MAX_CUSTOMER_LENGTH, MAX_SEATS_PER_HOLD, MAX_WAITLIST_COUNT
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(required: list[str], **props: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": props}
+
+
+def array(items: dict[str, Any], **limits: Any) -> dict[str, Any]:
+    return {"type": "array", "items": items, **limits}
+
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+COUNT = {"type": "integer", "minimum": 0}
+TIME = {"type": "string", "format": "date-time"}
+NULLABLE_INT = {"type": ["integer", "null"]}
+# The same patterns api/validation.py enforces.
+NUMERIC_ID = {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}
+OPAQUE_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,80}$"}
+SEAT_ID = {"type": "string", "pattern": "^[A-Z]{1,3}[1-9][0-9]{0,2}$"}
+CUSTOMER = {"type": "string", "pattern": f"^[A-Za-z0-9._%+\\-@:/#=]{{1,{MAX_CUSTOMER_LENGTH}}}$",
+            "minLength": 1, "maxLength": MAX_CUSTOMER_LENGTH}
+CATEGORY = {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"}
+IDEMPOTENCY_KEY = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"}
+TOKEN = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+# What the service hands out (engine/ids.py): H hold, G hold granted to a waitlist entry,
+# W waitlist entry, bk_ booking; 128 random bits each.
+HOLD_ID = {"type": "string", "pattern": "^[HG][1-9][0-9]{0,17}-[A-Za-z0-9_-]{22}-[A-Za-z0-9_-]{12}$"}
+ENTRY_ID = {"type": "string", "pattern": "^W[1-9][0-9]{0,17}-[A-Za-z0-9_-]{22}-[A-Za-z0-9_-]{12}$"}
+BOOKING_ID = {"type": "string", "pattern": "^bk_[A-Za-z0-9_-]{22}$"}
+
+# The error codes each status carries (shared/API.md, "Errors").
+ERROR_CODES: dict[str, list[str]] = {
+    "402": ["payment_declined"],
+    "404": ["not_found"],
+    "409": ["seats_unavailable", "hold_not_active", "no_chance", "show_closed", "already_waiting",
+            "entry_not_waiting"],
+    "410": ["hold_expired"],
+    "413": ["payload_too_large"],
+    "422": ["invalid_request"],
+    "429": ["limit_exceeded"],
+    "503": ["unavailable"],
+}
+DESCRIPTIONS = {
+    "402": "the payment was declined; nothing was booked", "404": "no such resource",
+    "409": "a conflict with the current state", "410": "the hold has expired",
+    "413": "the request body is larger than BOXOFFICE_MAX_BODY_BYTES",
+    "422": "the request is not valid; details name each bad field",
+    "429": "an abuse limit or the 10-seat customer limit",
+    "503": "a dependency (Redis, PostgreSQL, the payment provider) is unavailable",
+}
+RETRY_AFTER = {"schema": {"type": "string", "pattern": "^[0-9]+$"},
+               "description": "seconds to wait before trying again"}
+# Rate limits answer Retry-After; the 10-seat customer limit has no time to name.
+HEADERS = {"429": {"Retry-After": {**RETRY_AFTER, "required": False}},
+           "503": {"Retry-After": {**RETRY_AFTER, "required": True}}}
+
+
+def answer(status: str, schema: dict[str, Any] | None, description: str,
+           media_type: str = "application/json") -> dict[str, Any]:
+    if schema is None:
+        return {status: {"description": description}}
+    return {status: {"description": description, "content": {media_type: {"schema": schema}}}}
+
+
+def error_schema(status: str) -> dict[str, Any]:
+    narrowed = obj([], error={"type": "string", "enum": ERROR_CODES[status]})
+    if status == "422":
+        narrowed["required"] = ["details"]
+    return {"allOf": [ref("Error"), narrowed]}
+
+
+def errors(*statuses: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for status in statuses:
+        out.update(answer(status, error_schema(status), DESCRIPTIONS[status]))
+        if status in HEADERS:
+            out[status]["headers"] = HEADERS[status]
+    return out
+
+
+def path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def get(summary: str, ok: dict[str, Any], *statuses: str, params: list[Any] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": {**ok, **errors(*statuses)}}
+    if params:
+        operation["parameters"] = params
+    return operation
+
+
+SHOW_ID = path_param("show_id", NUMERIC_ID)
+PLACE = obj(["id", "name"], id=NUMERIC_ID, name=STR)
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {**obj(["error", "message"], error=STR, message=STR,
+                    details=array(obj(["field", "problem"], field=STR, problem=STR)),
+                    unavailable=array(STR), waitlist=obj(["possible", "length"], possible={"type": "boolean"},
+                                                         length=COUNT),
+                    status=STR, limit=INT, retry_after_s=INT,
+                    dependency={"type": "string", "enum": ["redis", "database"]}),
+              "additionalProperties": True},
+    "City": obj(["id", "name", "country", "cinema_count"], id=NUMERIC_ID, name=STR, country=STR,
+                cinema_count=COUNT),
+    "Movie": obj(["id", "title", "runtime_min", "rating", "release_date", "genres"], id=NUMERIC_ID, title=STR,
+                 runtime_min=COUNT, rating=STR, release_date={"type": "string", "format": "date"},
+                 genres=array(STR)),
+    "ShowTime": obj(["id", "starts_at", "hall", "available"], id=NUMERIC_ID, starts_at=TIME, hall=PLACE,
+                    available=COUNT),
+    "CinemaShows": obj(["id", "name", "address", "shows"], id=NUMERIC_ID, name=STR, address=STR,
+                       shows=array(ref("ShowTime"))),
+    "Show": obj(["id", "starts_at", "movie", "cinema", "hall", "prices", "status"], id=NUMERIC_ID, starts_at=TIME,
+                movie=ref("Movie"), cinema=obj(["id", "name", "address"], id=NUMERIC_ID, name=STR, address=STR),
+                hall=PLACE,
+                prices=array(obj(["category", "amount", "currency"], category=STR, amount=COUNT,
+                                 currency={"type": "string", "pattern": "^[A-Z]{3}$"})),
+                status={"type": "string", "enum": ["open", "closed"]}),
+    "Counts": obj(["available", "held", "booked"], available=COUNT, held=COUNT, booked=COUNT),
+    "Seat": obj(["id", "row", "number", "category", "x", "y", "status"], id=SEAT_ID, row=STR, number=INT,
+                category=STR, kind={"type": "string", "enum": ["standard", "wheelchair", "companion"]},
+                x=INT, y=INT, status={"type": "string", "enum": ["available", "held", "booked"]}),
+    "SeatMap": obj(["show_id", "seats", "counts"], show_id=NUMERIC_ID, seats=array(ref("Seat")),
+                   counts=ref("Counts")),
+    "HoldRequest": {**obj(["seats", "customer"],
+                          seats=array(SEAT_ID, minItems=1, maxItems=MAX_SEATS_PER_HOLD, uniqueItems=True),
+                          customer=CUSTOMER), "additionalProperties": False},
+    "Hold": obj(["hold_id", "show_id", "seats", "customer", "status", "expires_at", "ttl_s"], hold_id=HOLD_ID,
+                show_id=NUMERIC_ID, seats=array(STR), customer=STR,
+                status={"type": "string", "enum": ["active", "expired", "released", "confirmed"]},
+                expires_at=TIME, ttl_s=COUNT, booking_id=BOOKING_ID),
+    "ConfirmRequest": {**obj(["payment"], payment={**obj(["method", "token"],
+                                                         method={"type": "string", "enum": ["card"]},
+                                                         token=TOKEN),
+                                                   "additionalProperties": False}),
+                       "additionalProperties": False},
+    "Booking": obj(["booking_id", "show_id", "seats", "customer", "amount", "currency", "status",
+                    "created_at"], booking_id=BOOKING_ID, show_id=NUMERIC_ID, seats=array(SEAT_ID),
+                   customer=STR, amount=COUNT, currency={"type": "string", "pattern": "^[A-Z]{3}$"},
+                   status=STR, created_at=TIME),
+    "WaitlistRequest": {**obj(["count", "customer"],
+                              count={"type": "integer", "minimum": 1, "maximum": MAX_WAITLIST_COUNT},
+                              customer=CUSTOMER, category=CATEGORY),
+                        "additionalProperties": False},
+    "WaitlistEntry": obj(["entry_id", "status", "position"], entry_id=ENTRY_ID, show_id=NUMERIC_ID,
+                         count={"type": "integer", "minimum": 1, "maximum": MAX_WAITLIST_COUNT},
+                         category={"type": ["string", "null"]},
+                         status={"type": "string",
+                                 "enum": ["waiting", "granted", "impossible", "cancelled", "expired"]},
+                         position=NULLABLE_INT, eta_s=NULLABLE_INT,
+                         hold={"oneOf": [ref("Hold"), {"type": "null"}]}),
+    "Health": obj(["status", "checks"], status={"type": "string", "enum": ["ok", "unavailable"]},
+                  checks={"type": "object", "additionalProperties": {"type": "string", "enum": ["ok", "down"]}}),
+}
+
+SSE = answer("200", STR, "Server-Sent Events: `data:` lines of JSON, `: keepalive` comments",
+             media_type="text/event-stream")
+
+PATHS: dict[str, Any] = {
+    "/": {"get": {"summary": "The seat-picking web page",
+                  "responses": answer("200", STR, "the page", media_type="text/html")}},
+    "/v1/cities": {"get": get("Cities with affiliate cinemas",
+                              answer("200", obj(["cities"], cities=array(ref("City"))), "ok"), "413", "503")},
+    "/v1/cities/{city_id}/movies": {"get": get(
+        "Movies with an upcoming show in the city",
+        answer("200", obj(["movies"], movies=array(ref("Movie"))), "ok"), "404", "413", "422", "503",
+        params=[path_param("city_id", NUMERIC_ID)])},
+    "/v1/cities/{city_id}/movies/{movie_id}/shows": {"get": get(
+        "Cinemas of the city running the movie, with show times",
+        answer("200", obj(["cinemas"], cinemas=array(ref("CinemaShows"))), "ok"), "404", "413", "422", "503",
+        params=[path_param("city_id", NUMERIC_ID), path_param("movie_id", NUMERIC_ID),
+                {"name": "date", "in": "query", "required": False,
+                 "schema": {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}}])},
+    "/v1/shows/{show_id}": {"get": get("A show", answer("200", ref("Show"), "ok"), "404", "413", "422", "503",
+                                       params=[SHOW_ID])},
+    "/v1/shows/{show_id}/seats": {"get": get(
+        "The seating plan with each seat's status", answer("200", ref("SeatMap"), "ok"),
+        "404", "413", "422", "503", params=[SHOW_ID])},
+    "/v1/shows/{show_id}/seats/events": {"get": get(
+        "Live seat map (SSE): the whole map, then changes", SSE, "404", "413", "422", "503", params=[SHOW_ID])},
+    "/v1/shows/{show_id}/holds": {"post": {
+        "summary": "Hold seats, all or nothing, for the hold time",
+        "parameters": [SHOW_ID], "requestBody": body(ref("HoldRequest")),
+        "responses": {**answer("201", ref("Hold"), "held"),
+                      **errors("404", "409", "413", "422", "429", "503")}}},
+    "/v1/holds/{hold_id}": {
+        "get": get("A hold", answer("200", ref("Hold"), "ok"), "404", "413", "422", "503",
+                   params=[path_param("hold_id", OPAQUE_ID)]),
+        "delete": get("Release an active hold", answer("204", None, "released"), "404", "409", "413", "422", "503",
+                      params=[path_param("hold_id", OPAQUE_ID)])},
+    "/v1/holds/{hold_id}/confirm": {"post": {
+        "summary": "Pay and book",
+        "parameters": [path_param("hold_id", OPAQUE_ID),
+                       {"name": "Idempotency-Key", "in": "header", "required": True, "schema": IDEMPOTENCY_KEY}],
+        "requestBody": body(ref("ConfirmRequest")),
+        "responses": {**answer("201", ref("Booking"), "booked"),
+                      **errors("402", "404", "409", "410", "413", "422", "503")}}},
+    "/v1/bookings/{booking_id}": {"get": get(
+        "A booking", answer("200", ref("Booking"), "ok"), "404", "413", "422", "503",
+        params=[path_param("booking_id", OPAQUE_ID)])},
+    "/v1/shows/{show_id}/waitlist": {"post": {
+        "summary": "Wait for seats held by others (first come, first served)",
+        "parameters": [SHOW_ID], "requestBody": body(ref("WaitlistRequest")),
+        "responses": {**answer("201", ref("WaitlistEntry"), "queued"),
+                      **errors("404", "409", "413", "422", "429", "503")}}},
+    "/v1/waitlist/{entry_id}": {
+        "get": get("A waitlist entry with position and eta", answer("200", ref("WaitlistEntry"), "ok"),
+                   "404", "413", "422", "503", params=[path_param("entry_id", OPAQUE_ID)]),
+        "delete": get("Leave the queue", answer("204", None, "left"), "404", "409", "413", "422", "503",
+                      params=[path_param("entry_id", OPAQUE_ID)])},
+    "/v1/waitlist/{entry_id}/events": {"get": get(
+        "Live waitlist entry (SSE)", SSE, "404", "413", "422", "503", params=[path_param("entry_id", OPAQUE_ID)])},
+    "/healthz": {"get": {"summary": "Health of Redis and the database",
+                         "responses": {**answer("200", ref("Health"), "healthy"),
+                                       "503": {**answer("503", ref("Health"), "a dependency is down")["503"],
+                                               "headers": HEADERS["503"]}}}},
+    "/metrics": {"get": {"summary": "Prometheus metrics",
+                         "responses": answer("200", STR, "text exposition format", media_type="text/plain")}},
+    "/openapi.json": {"get": {"summary": "This document",
+                              "responses": answer("200", {"type": "object"}, "the OpenAPI document")}},
+}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "boxoffice", "version": "1.0.0",
+             "description": "Movie-ticket booking: all-or-nothing holds, fair waitlist, ACID sales."},
+    "paths": PATHS,
+    "components": {"schemas": SCHEMAS},
+}

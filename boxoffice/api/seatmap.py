@@ -1,0 +1,179 @@
+"""The seat map answer, spliced from pre-serialised pieces: for each seat of a hall its JSON
+object is made once per status (available, held, booked); a request only picks one of the
+three per seat from the statuses Redis gave and joins bytes. No per-seat dicts, no JSON
+encoding per request: a 2,000-seat map costs about as much as copying a list.
+
+In a rush everybody reads the same show's map: the requests for one show that arrive while a
+read of it is in flight share the next read (seat_map_body)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import orjson
+from starlette.responses import Response
+
+from boxoffice.engine.catalog import HallPlan
+from boxoffice.engine.models import SeatStatus
+
+if TYPE_CHECKING:
+    from boxoffice.engine.service import Context
+
+MAX_TEMPLATES = 4096
+MAX_SHOWS_REMEMBERED = 64  # per hall: the last rendered map of each show
+
+
+class SeatMapTemplate:
+    """One hall's seat map with everything but the statuses serialised once."""
+
+    def __init__(self, plan: HallPlan) -> None:
+        self.plan = plan
+        self.index = {seat.id: i for i, seat in enumerate(plan.seats)}
+        self.categories = [seat.category for seat in plan.seats]
+
+        def variant(status: SeatStatus) -> list[bytes]:
+            return [orjson.dumps({"id": s.id, "row": s.row, "number": s.number, "category": s.category,
+                                  "kind": s.kind, "x": s.x, "y": s.y, "status": status.value})
+                    for s in plan.seats]
+
+        # The last answer per show: readers far outnumber changes, and an unchanged map
+        # (same string, same waited categories) renders to the same bytes.
+        self.last: dict[int, tuple[str, list[str], bytes]] = {}
+        self.available = variant(SeatStatus.AVAILABLE)
+        self.held = variant(SeatStatus.HELD)
+        self.booked = variant(SeatStatus.BOOKED)
+
+    def render(self, show_id: int, status_map: str, waited_categories: list[str]) -> bytes:
+        """status_map and waited_categories as Inventory.seat_state answers them."""
+        last = self.last.get(show_id)
+        if last is not None and last[0] == status_map and last[1] == waited_categories:
+            return last[2]
+        body = self._render(show_id, status_map, waited_categories)
+        if len(self.last) >= MAX_SHOWS_REMEMBERED:
+            self.last.clear()
+        self.last[show_id] = (status_map, waited_categories, body)
+        return body
+
+    def _render(self, show_id: int, status_map: str, waited_categories: list[str]) -> bytes:
+        chosen = self.available.copy()
+        held_variant, booked_variant = self.held, self.booked
+        at = status_map.find("h")
+        while at >= 0:
+            chosen[at] = held_variant[at]
+            at = status_map.find("h", at + 1)
+        at = status_map.find("b")
+        while at >= 0:
+            chosen[at] = booked_variant[at]
+            at = status_map.find("b", at + 1)
+        held, booked = status_map.count("h"), status_map.count("b")
+        if waited_categories:
+            # Free seats a waiter could use are the queue's: shown as held (rule 2).
+            waited = set(waited_categories)
+            anything = "*" in waited
+            for position, (char, category) in enumerate(zip(status_map, self.categories, strict=True)):
+                if char == "0" and (anything or category in waited):
+                    chosen[position] = held_variant[position]
+                    held += 1
+        counts = b'"counts":{"available":%d,"held":%d,"booked":%d}}' % (len(chosen) - held - booked, held, booked)
+        return b'{"show_id":"%d","seats":[' % show_id + b",".join(chosen) + b"]," + counts
+
+
+_templates: dict[int, SeatMapTemplate] = {}
+
+
+def template_for(plan: HallPlan) -> SeatMapTemplate:
+    """The hall's template, made on first use (hall plans do not change once seeded)."""
+    template = _templates.get(plan.hall_id)
+    if template is None or template.plan is not plan:
+        if len(_templates) >= MAX_TEMPLATES:
+            _templates.clear()
+        template = _templates[plan.hall_id] = SeatMapTemplate(plan)
+    return template
+
+
+
+class SeatMapResponse(Response):
+    """200 with a seat map's bytes; its three headers made directly (Starlette's general
+    header building costs more than the rest of the answer)."""
+
+    media_type = "application/json"
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        self.raw_headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
+                            (b"content-length", b"%d" % len(self.body))]
+
+
+class _ShowReads:
+    """The seat map reads of one show in this process: at most one in flight; the requests
+    that arrive meanwhile wait together for the next one, made as soon as it lands.
+
+    Why it stays exact: a read is sent to Redis only after every request it answers had
+    arrived, so each request sees every change acknowledged before it arrived, just as
+    with a read of its own (a request never gets an answer read before it came)."""
+
+    def __init__(self, ctx: Context, show_id: int) -> None:
+        self.ctx = ctx
+        self.show_id = show_id
+        self.loop = asyncio.get_running_loop()
+        self.waiting: list[asyncio.Future[bytes]] = []
+        self.running = False
+
+    def start(self) -> None:
+        # A callback, so the requests of this turn of the loop have joined; the read's first
+        # step (which sends it) comes after this, so whoever joins from here waits for the next.
+        waiters, self.waiting = self.waiting, []
+        task = self.loop.create_task(_read(self.ctx, self.show_id))
+        task.add_done_callback(lambda done: self.finish(done, waiters))
+
+    def finish(self, task: asyncio.Task[bytes], waiters: list[asyncio.Future[bytes]]) -> None:
+        if task.cancelled():  # the loop is shutting down
+            for waiter in waiters + self.waiting:
+                waiter.cancel()
+            self.waiting, self.running = [], False
+            return
+        error = task.exception()
+        for waiter in waiters:
+            if waiter.done():  # its request was cancelled (the client went away)
+                continue
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(task.result())
+        if self.waiting:
+            self.start()
+        else:
+            self.running = False
+
+
+# (id of the engine context, show id) -> that show's reads; an entry lives while reads run.
+_reads: dict[tuple[int, int], _ShowReads] = {}
+
+
+async def seat_map_body(ctx: Context, show_id: int) -> bytes:
+    """The body of GET /v1/shows/{id}/seats. In a rush every request wants the same show:
+    one read (a script call and a render) answers all the requests that arrived while the
+    previous read of that show was in flight."""
+    key = (id(ctx), show_id)
+    reads = _reads.get(key)
+    loop = asyncio.get_running_loop()
+    if reads is None or reads.loop is not loop:
+        reads = _reads[key] = _ShowReads(ctx, show_id)
+    waiter: asyncio.Future[bytes] = loop.create_future()
+    reads.waiting.append(waiter)
+    if not reads.running:
+        reads.running = True
+        loop.call_soon(reads.start)
+    try:
+        return await waiter
+    finally:
+        if not reads.running and not reads.waiting and _reads.get(key) is reads:
+            del _reads[key]
+
+
+async def _read(ctx: Context, show_id: int) -> bytes:
+    show = await ctx.catalog.show(show_id)
+    plan = await ctx.catalog.hall_plan(show.hall_id)
+    status_map, waited_categories = await ctx.inventory.seat_state(show_id, plan=plan)
+    return template_for(plan).render(show_id, status_map, waited_categories)

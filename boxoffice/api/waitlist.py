@@ -1,0 +1,31 @@
+"""Waitlist endpoints."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from boxoffice.api.context import engine_context
+from boxoffice.api.responses import JSON
+from boxoffice.api.validation import json_body, opaque_id, path_id, waitlist_request
+
+
+async def join(request: Request) -> JSON:
+    ctx = engine_context(request)
+    show_id = path_id(request, "show_id")
+    limiter = request.app.state.limiter
+    await limiter.check_client(request)
+    customer, count, category = waitlist_request(await json_body(request, ctx.settings.max_body_bytes))
+    await limiter.check_customer(customer, show_id)
+    entry = await ctx.waitlist.join(show_id, customer, count, category)
+    return JSON(entry, status_code=201)
+
+
+async def status(request: Request) -> JSON:
+    entry = await engine_context(request).waitlist.status(opaque_id(request, "entry_id"))
+    return JSON(entry, headers={"Cache-Control": "no-store"})
+
+
+async def leave(request: Request) -> Response:
+    await engine_context(request).waitlist.leave(opaque_id(request, "entry_id"))
+    return Response(status_code=204)

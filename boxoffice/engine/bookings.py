@@ -1,0 +1,375 @@
+"""Confirm and pay, write-through (shared/DESIGN.md, "Confirm"):
+1. pin the hold under a fresh fencing token (lua/confirm_begin);
+2. record the payment intent (engine/payment_records.py), then charge the provider;
+3. commit booking, booked seats, payment and idempotency key in one SQL transaction,
+   after proving the pin is still ours (lua/confirm_check);
+4. mark the seats booked in Redis (lua/confirm_finish).
+A charge whose confirm lost its pin (it lapsed, or the process died and the reconciler
+took over) goes through `finish_charged`: booked when the hold is still the customer's
+or its seats are free again (lua/confirm_reclaim), refunded otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Histogram
+from redis.exceptions import RedisError
+from sqlalchemy import bindparam, text
+from sqlalchemy.exc import IntegrityError
+
+from boxoffice.engine.db import rfc3339
+from boxoffice.engine.errors import (
+    BoxOfficeError,
+    HoldExpired,
+    HoldNotActive,
+    NotFound,
+    PaymentDeclined,
+    ScriptCode,
+    Unavailable,
+)
+from boxoffice.engine.ids import is_booking_id, is_grant_id, new_booking_id
+from boxoffice.engine.payment_records import PaymentRecord, PaymentRecords, PaymentStatus
+from boxoffice.engine.payments import ChargeStatus, ProviderUnavailable
+from boxoffice.engine.sales import Sale, SaleWriter
+
+if TYPE_CHECKING:
+    from boxoffice.engine.service import Context
+
+log = logging.getLogger(__name__)
+
+# How long a confirm waits for another confirm of the same hold (a twin with the same
+# key, or a payment still running) before answering 409 hold_not_active "confirming".
+WAIT_FOR_OTHER_CONFIRM_S = 15.0
+POLL_S = 0.05
+
+STEP_SECONDS = Histogram(
+    "boxoffice_confirm_step_seconds",
+    "Time spent in each step of a confirm (replay: idempotency lookup in PostgreSQL; pin, check,"
+    " mark: Redis scripts; intent, commit: PostgreSQL; payment: the provider; total: the whole"
+    " confirm in the engine)",
+    ["step"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+@contextlib.contextmanager
+def timed(step: str) -> Iterator[None]:
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        STEP_SECONDS.labels(step).observe(time.perf_counter() - began)
+
+
+@dataclass(frozen=True)
+class PinnedHold:
+    hold_id: str
+    show_id: int
+    fence: int
+    seats: list[str]
+    customer: str
+
+
+class PinLost(Exception):
+    """The pin is not this confirm's any more (lapsed, or fenced out by a newer confirm)."""
+
+
+class SaleRefused(Exception):
+    """PostgreSQL refused the sale: a seat is sold, or the hold already has its booking."""
+
+
+class PaymentDecided(Exception):
+    """The payment row left 'pending' elsewhere: its outcome is not ours to decide."""
+
+
+def fault_point(ctx: Context, name: str) -> None:
+    """Test-only: BOXOFFICE_FAULT_POINT=<name> kills this process right here (SIGKILL, no
+    clean-up), for after_pin, after_intent, after_charge and after_commit."""
+    if ctx.settings.fault_point == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Bookings:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.records = PaymentRecords(ctx.sql, ctx.payments.name)
+        # Reads of immutable rows need no transaction (no BEGIN/ROLLBACK round trips).
+        self.reads = ctx.sql.execution_options(isolation_level="AUTOCOMMIT")
+        self.sales = SaleWriter(ctx.sql)
+        # Bookings this process marked in Redis; the reconciler notes them in PostgreSQL
+        # in batches. Losing some (a crash) only costs the reconciler a check.
+        self.marked: deque[str] = deque(maxlen=50_000)
+
+    @property
+    def pin_ms(self) -> int:
+        return self.ctx.settings.confirm_pin_s * 1000
+
+    # -- the confirm ---------------------------------------------------------------
+
+    async def confirm(self, hold_id: str, idempotency_key: str, token: str) -> dict[str, Any]:
+        with timed("total"):
+            return await self._confirm(hold_id, idempotency_key, token)
+
+    async def _confirm(self, hold_id: str, idempotency_key: str, token: str) -> dict[str, Any]:
+        ctx = self.ctx
+        show_id = ctx.inventory.parse_hold_id(hold_id)
+        for _ in range(3):
+            begun = await self._begin(hold_id, show_id, idempotency_key)
+            if isinstance(begun, dict):
+                return begun
+            pinned, attempts = begun
+            fault_point(ctx, "after_pin")
+            amount, currency = await self._price(pinned)
+            try:
+                with timed("intent"):
+                    payment = await self.records.open(
+                        hold_id=hold_id, show_id=show_id, fence=pinned.fence, customer=pinned.customer,
+                        seats=pinned.seats, amount=amount, currency=currency, client_key=idempotency_key,
+                        attempt=attempts + 1)
+            except IntegrityError:
+                # A twin with this key recorded the same attempt first: let it finish.
+                await self.abort(pinned.show_id, hold_id, pinned.fence)
+                continue
+            break
+        else:
+            raise HoldNotActive("another confirm of this hold is still running; try again shortly",
+                                status="confirming")
+        fault_point(ctx, "after_intent")
+        try:
+            with timed("payment"):
+                charge = await ctx.payments.authorize(payment.provider_key, token, amount, currency)
+                if charge.status is ChargeStatus.AUTHORIZED:
+                    charge = await ctx.payments.capture(payment.provider_key)
+        except ProviderUnavailable as exc:
+            await self.records.settle(payment.id, PaymentStatus.FAILED)
+            await self.abort(pinned.show_id, hold_id, pinned.fence)
+            raise Unavailable("the payment provider is unavailable; nothing was charged or booked") from exc
+        if charge.status is not ChargeStatus.CAPTURED:
+            await self.records.settle(payment.id, PaymentStatus.DECLINED, provider_settled=True)
+            await self.abort(pinned.show_id, hold_id, pinned.fence)
+            raise PaymentDeclined("the payment was declined; the hold stays active until it expires")
+        fault_point(ctx, "after_charge")
+        outcome = await self.finish_charged(payment, pinned.fence)
+        if isinstance(outcome, dict):
+            return outcome
+        raise lost_sale_error(outcome)
+
+    async def _begin(self, hold_id: str, show_id: int, key: str) -> dict[str, Any] | tuple[PinnedHold, int]:
+        """Pins the hold: (pin, earlier attempts of this key), or the booking this key already
+        made. Waits while another confirm of the hold is running."""
+        deadline = time.monotonic() + WAIT_FOR_OTHER_CONFIRM_S
+        while True:
+            with timed("replay"):
+                state = await self.records.key_state(hold_id, key)
+            if state.booking_id is not None:
+                return await self.get(state.booking_id)
+            if not state.in_flight:
+                with timed("pin"):
+                    result = await self.ctx.inventory.run("confirm_begin", show_id, hold_id, self.pin_ms)
+                code = int(result[0])
+                if code == 1:
+                    pinned = PinnedHold(hold_id, show_id, int(result[1]), _text(result[2]).split(","),
+                                        _text(result[3]))
+                    return pinned, state.attempts
+                if code != ScriptCode.CONFIRM_IN_PROGRESS:
+                    # A twin may have finished between our look-up and the script.
+                    state = await self.records.key_state(hold_id, key)
+                    if state.booking_id is not None:
+                        return await self.get(state.booking_id)
+                    raise await self._refusal(hold_id, code, result)
+            if time.monotonic() > deadline:
+                raise HoldNotActive("another confirm of this hold is still running; try again shortly",
+                                    status="confirming")
+            await asyncio.sleep(POLL_S)
+
+    async def _refusal(self, hold_id: str, code: int, result: list[Any]) -> BoxOfficeError:
+        if code == ScriptCode.NOT_ACTIVE:
+            status = _text(result[1])
+            return HoldNotActive(f"the hold is {status}", status=status)
+        if code == ScriptCode.UNKNOWN_HOLD and await self.booking_of_hold(hold_id) is not None:
+            # A confirmed hold Redis lost (wiped): PostgreSQL still knows it was sold.
+            return HoldNotActive("the hold is confirmed", status="confirmed")
+        if code == ScriptCode.UNKNOWN_HOLD and is_grant_id(hold_id):
+            return NotFound("no such hold")
+        return HoldExpired("the hold has expired")
+
+    async def _price(self, pinned: PinnedHold) -> tuple[int, str]:
+        show = await self.ctx.catalog.show(pinned.show_id)
+        plan = await self.ctx.catalog.hall_plan(show.hall_id)
+        return sum(show.prices[plan.by_id[seat].category] for seat in pinned.seats), show.currency
+
+    async def abort(self, show_id: int, hold_id: str, fence: int) -> None:
+        """Lets go of a pin: the hold is active again until its own deadline."""
+        await self.ctx.inventory.run("confirm_abort", show_id, hold_id, fence)
+
+    # -- a captured charge: book it or give it back ----------------------------------
+
+    async def finish_charged(self, payment: PaymentRecord, fence: int | None) -> dict[str, Any] | str:
+        """Books a payment the provider captured, under `fence` (None: take the hold back
+        first). Returns the booking, or the hold's status when the seats could not be
+        booked; then the payment is refunded."""
+        pin_to_release: int | None = None
+        reclaimed = refused = False
+        hold_status = ""
+        while True:
+            if fence is not None:
+                try:
+                    return await self.commit_sale(payment, fence)
+                except PinLost:
+                    pass
+                except (SaleRefused, PaymentDecided) as exc:
+                    pin_to_release, refused = fence, isinstance(exc, SaleRefused)
+                    break
+            if reclaimed:
+                break
+            reclaimed = True
+            answer = await self.ctx.inventory.run(
+                "confirm_reclaim", payment.show_id, payment.hold_id, payment.fence, self.pin_ms,
+                payment.customer, *payment.seats)
+            if int(answer[0]) != 1:
+                hold_status = _text(answer[1])
+                break
+            fence = int(answer[1])
+        booking = await self._undo_or_adopt(payment)
+        if booking is not None:
+            return booking
+        if refused:
+            # Redis showed free what PostgreSQL had sold: Redis learns the truth, and a
+            # hold that can never be paid ends (its other seats go back).
+            await self._mark_sold(payment)
+        if pin_to_release is not None:
+            await self.abort(payment.show_id, payment.hold_id, pin_to_release)
+        if refused:
+            with contextlib.suppress(HoldNotActive):
+                await self.ctx.inventory.release(payment.hold_id)
+        if not hold_status:
+            hold_status = (await self.ctx.inventory.hold_status(payment.hold_id)).status.value
+        return hold_status
+
+    async def _undo_or_adopt(self, payment: PaymentRecord) -> dict[str, Any] | None:
+        """After a failed commit: the booking when someone else booked this payment, else
+        None once the payment is refunded."""
+        status, booking_id = await self.records.status(payment.id)
+        if status is PaymentStatus.PENDING and not await self.records.settle(payment.id, PaymentStatus.REFUNDED):
+            status, booking_id = await self.records.status(payment.id)
+        if status is PaymentStatus.CAPTURED:
+            assert booking_id is not None
+            booking = await self.get(booking_id)
+            await self.mark_booked(payment.show_id, payment.hold_id, booking_id, booking["seats"])
+            return booking
+        await self.refund_at_provider(payment)
+        return None
+
+    async def _mark_sold(self, payment: PaymentRecord) -> None:
+        """Marks in Redis the bookings PostgreSQL holds for these seats or this hold."""
+        async with self.reads.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT b.id, b.hold_id, s.seat_id FROM bookings b JOIN booked_seats s ON s.booking_id = b.id"
+                     " WHERE b.hold_id = :hold OR (s.show_id = :show AND s.seat_id IN :seats)"
+                     ).bindparams(bindparam("seats", expanding=True)),
+                {"hold": payment.hold_id, "show": payment.show_id, "seats": payment.seats})
+            sold: dict[tuple[str, str], list[str]] = {}
+            for booking_id, hold_id, seat in rows:
+                sold.setdefault((booking_id, hold_id), []).append(seat)
+        for (booking_id, hold_id), seats in sold.items():
+            await self.mark_booked(payment.show_id, hold_id if hold_id == payment.hold_id else "", booking_id, seats)
+
+    async def refund_at_provider(self, payment: PaymentRecord) -> None:
+        """Gives a charge back (idempotent). A provider that fails now is tried again by the
+        reconciler: the row stays marked unsettled."""
+        try:
+            await self.ctx.payments.refund(payment.provider_key)
+        except ProviderUnavailable:
+            log.warning("refund of %s failed; the reconciler will retry", payment.id)
+            return
+        await self.records.provider_settled(payment.id)
+
+    async def commit_sale(self, payment: PaymentRecord, fence: int) -> dict[str, Any]:
+        """Step 3 (one transaction, only while the pin is provably ours), then step 4."""
+        ctx = self.ctx
+        show_id, hold_id = payment.show_id, payment.hold_id
+        with timed("check"):
+            ours = await ctx.scripts.run(
+                "confirm_check", ctx.keys.show_keys(show_id),
+                [ctx.keys.show_base(show_id), "", ctx.hold_ttl_ms, hold_id, fence, self.pin_ms])
+        if int(ours) != 1:
+            raise PinLost(hold_id)
+        show = await ctx.catalog.show(show_id)
+        plan = await ctx.catalog.hall_plan(show.hall_id)
+        sale = Sale(new_booking_id(), payment.id, show_id, show.hall_id, hold_id, payment.customer, payment.amount,
+                    payment.currency, datetime.now(UTC).replace(microsecond=0),
+                    {seat: show.prices[plan.by_id[seat].category] for seat in payment.seats}, payment.idempotency_key)
+        try:
+            with timed("commit"):
+                written = await self.sales.write(sale)
+        except IntegrityError as exc:
+            # UNIQUE (show_id, seat_id) or one booking per hold: the last line of defence held.
+            raise SaleRefused(hold_id) from exc
+        if not written:
+            raise PaymentDecided(payment.id)
+        fault_point(ctx, "after_commit")
+        seats = sorted(payment.seats)
+        await self.mark_booked(show_id, hold_id, sale.booking_id, seats)
+        return {"booking_id": sale.booking_id, "show_id": str(show_id), "seats": seats,
+                "customer": payment.customer, "amount": payment.amount, "currency": payment.currency,
+                "status": "confirmed", "created_at": rfc3339(sale.created)}
+
+    async def mark_booked(self, show_id: int, hold_id: str, booking_id: str, seats: list[str]) -> None:
+        """Step 4. The sale is durable already: if Redis fails here the answer is still the
+        booking, and the reconciler marks the seats from PostgreSQL."""
+        try:
+            with timed("mark"):
+                await self.ctx.inventory.run("confirm_finish", show_id, hold_id, booking_id, *seats)
+        except RedisError:
+            log.warning("booking %s committed but not marked in Redis; the reconciler will", booking_id)
+            return
+        self.marked.append(booking_id)
+
+    # -- reading bookings ------------------------------------------------------------
+
+    async def booking_of_hold(self, hold_id: str) -> str | None:
+        async with self.reads.connect() as conn:
+            row = (await conn.execute(text("SELECT id FROM bookings WHERE hold_id = :h"), {"h": hold_id})).first()
+        return None if row is None else str(row[0])
+
+    async def get(self, booking_id: str) -> dict[str, Any]:
+        if not is_booking_id(booking_id):
+            raise NotFound("no such booking")
+        async with self.reads.connect() as conn:
+            row = (await conn.execute(
+                text("SELECT id, show_id, customer, amount, currency, status, created_at"
+                     " FROM bookings WHERE id = :id"),
+                {"id": booking_id},
+            )).first()
+            if row is None:
+                raise NotFound("no such booking")
+            seats = [r[0] for r in await conn.execute(
+                text("SELECT seat_id FROM booked_seats WHERE booking_id = :id ORDER BY seat_id"),
+                {"id": booking_id},
+            )]
+        return {"booking_id": row[0], "show_id": str(row[1]), "seats": seats, "customer": row[2],
+                "amount": row[3], "currency": row[4], "status": row[5], "created_at": rfc3339(row[6])}
+
+
+def lost_sale_error(hold_status: str) -> BoxOfficeError:
+    """The answer to a confirm whose payment was taken but could not be booked (refunded)."""
+    if hold_status in ("", "expired"):
+        return HoldExpired("the hold ran out before the payment completed; the payment was refunded")
+    if hold_status == "active":
+        return Unavailable("the payment could not be completed in time and was refunded;"
+                           " the hold is still active: try again")
+    return HoldNotActive(f"the hold is {hold_status}; the payment was refunded", status=hold_status)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

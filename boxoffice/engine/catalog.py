@@ -1,0 +1,274 @@
+"""Browse queries over the catalog, and the show facts the engine needs (hall plan,
+prices, start time). Hall plans never change once seeded, so they are cached for the
+life of the process; everything else is cached for `browse_cache_s` seconds (see the
+README, "Caching")."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from boxoffice.engine.db import as_date, as_utc, db_time, rfc3339
+from boxoffice.engine.errors import NotFound
+
+T = TypeVar("T")
+
+
+class TtlCache(Generic[T]):
+    """A small bounded cache; values older than `ttl_s` are loaded again. Concurrent misses
+    of one key share a single load (no stampede on the database when a hot entry expires
+    under a rush)."""
+
+    def __init__(self, ttl_s: float, max_items: int = 4096) -> None:
+        self.ttl_s = ttl_s
+        self.max_items = max_items
+        self._items: OrderedDict[Any, tuple[float, T]] = OrderedDict()
+        self._loading: dict[Any, asyncio.Future[T]] = {}
+
+    async def get(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
+        hit = self._items.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1]
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.ensure_future(self._load(key, load))
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        # shield: one caller giving up does not cancel the load the others wait for
+        return await asyncio.shield(loading)
+
+    async def _load(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
+        now = time.monotonic()
+        value = await load()
+        self._items[key] = (now, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+@dataclass(frozen=True)
+class Seat:
+    id: str
+    row: str
+    number: int
+    category: str
+    kind: str
+    x: int
+    y: int
+    rank: int  # lower is a better seat: centred, towards the middle-back
+
+
+@dataclass(frozen=True)
+class HallPlan:
+    hall_id: int
+    seats: tuple[Seat, ...]
+    by_id: dict[str, Seat]
+
+    def row_places(self) -> dict[str, int]:
+        """Each seat's place along its row: seats side by side have consecutive places, an
+        aisle skips one or more, so "adjacent" never reaches across an aisle."""
+        rows: dict[str, list[Seat]] = {}
+        for seat in self.seats:
+            rows.setdefault(seat.row, []).append(seat)
+        places: dict[str, int] = {}
+        for row in rows.values():
+            row.sort(key=lambda seat: seat.x)
+            gaps = [b.x - a.x for a, b in itertools.pairwise(row) if b.x > a.x]
+            pitch = min(gaps) if gaps else 1
+            place = 1
+            for i, seat in enumerate(row):
+                if i:
+                    place += max(1, round((seat.x - row[i - 1].x) / pitch))
+                places[seat.id] = place
+        return places
+
+
+@dataclass(frozen=True)
+class ShowInfo:
+    id: int
+    hall_id: int
+    starts_at: datetime
+    status: str
+    currency: str
+    prices: dict[str, int]
+    details: dict[str, Any]  # the public answer of GET /v1/shows/{id}
+
+    def is_open(self, now: datetime | None = None) -> bool:
+        now = now or datetime.now(UTC)
+        return self.status == "open" and self.starts_at > now
+
+
+def rank_seats(rows: list[tuple[str, str, int, str, str, int, int]]) -> list[Seat]:
+    if not rows:
+        return []
+    xs = [r[5] for r in rows]
+    ys = [r[6] for r in rows]
+    centre_x = (min(xs) + max(xs)) / 2
+    # The best view is about two thirds back from the screen.
+    best_y = min(ys) + (max(ys) - min(ys)) * 0.66
+    scored = sorted(rows, key=lambda r: abs(r[5] - centre_x) + 1.5 * abs(r[6] - best_y))
+    rank = {r[0]: i for i, r in enumerate(scored)}
+    return [Seat(r[0], r[1], r[2], r[3], r[4], r[5], r[6], rank[r[0]]) for r in rows]
+
+
+class Catalog:
+    def __init__(self, engine: AsyncEngine, cache_s: float) -> None:
+        self.engine = engine
+        self.browse_cache: TtlCache[Any] = TtlCache(cache_s)
+        self.show_cache: TtlCache[ShowInfo] = TtlCache(cache_s, max_items=20_000)
+        self.plan_cache: TtlCache[HallPlan] = TtlCache(float("inf"), max_items=2_000)
+
+    async def _rows(self, sql: str, **params: Any) -> list[Any]:
+        async with self.engine.connect() as conn:
+            bound = {k: db_time(conn, v) if isinstance(v, datetime) else v for k, v in params.items()}
+            return list(await conn.execute(text(sql), bound))
+
+    async def cities(self) -> list[dict[str, Any]]:
+        async def load() -> list[dict[str, Any]]:
+            rows = await self._rows(
+                "SELECT c.id, c.name, c.country, count(ci.id) FROM cities c"
+                " LEFT JOIN cinemas ci ON ci.city_id = c.id"
+                " GROUP BY c.id, c.name, c.country ORDER BY c.name, c.id"
+            )
+            return [
+                {"id": str(r[0]), "name": r[1], "country": r[2], "cinema_count": r[3]} for r in rows
+            ]
+
+        return await self.browse_cache.get("cities", load)
+
+    async def _require_city(self, city_id: int) -> None:
+        if not await self._rows("SELECT 1 FROM cities WHERE id = :id", id=city_id):
+            raise NotFound(f"no city with id {city_id}")
+
+    async def movies_in_city(self, city_id: int) -> list[dict[str, Any]]:
+        async def load() -> list[dict[str, Any]]:
+            await self._require_city(city_id)
+            rows = await self._rows(
+                "SELECT m.id, m.title, m.runtime_min, m.rating, m.release_date, m.genres"
+                " FROM movies m WHERE m.id IN ("
+                "  SELECT s.movie_id FROM shows s JOIN halls h ON h.id = s.hall_id"
+                "  JOIN cinemas ci ON ci.id = h.cinema_id"
+                "  WHERE ci.city_id = :city AND s.status = 'open' AND s.starts_at > :now)"
+                " ORDER BY m.title, m.id",
+                city=city_id,
+                now=datetime.now(UTC),
+            )
+            return [movie_json(r) for r in rows]
+
+        return await self.browse_cache.get(("movies", city_id), load)
+
+    async def shows_of_movie(
+        self, city_id: int, movie_id: int, day: date | None
+    ) -> list[dict[str, Any]]:
+        async def load() -> list[dict[str, Any]]:
+            await self._require_city(city_id)
+            if not await self._rows("SELECT 1 FROM movies WHERE id = :id", id=movie_id):
+                raise NotFound(f"no movie with id {movie_id}")
+            now = datetime.now(UTC)
+            start, end = now, now + timedelta(days=366)
+            if day is not None:
+                day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                start, end = max(now, day_start), day_start + timedelta(days=1)
+            rows = await self._rows(
+                "SELECT ci.id, ci.name, ci.address, s.id, s.starts_at, h.id, h.name,"
+                "  h.seat_count - (SELECT count(*) FROM booked_seats b WHERE b.show_id = s.id)"
+                " FROM shows s JOIN halls h ON h.id = s.hall_id JOIN cinemas ci ON ci.id = h.cinema_id"
+                " WHERE ci.city_id = :city AND s.movie_id = :movie AND s.status = 'open'"
+                "  AND s.starts_at > :start AND s.starts_at < :end"
+                " ORDER BY ci.name, ci.id, s.starts_at, s.id",
+                city=city_id,
+                movie=movie_id,
+                start=start,
+                end=end,
+            )
+            cinemas: dict[int, dict[str, Any]] = {}
+            for r in rows:
+                cinema = cinemas.setdefault(
+                    r[0], {"id": str(r[0]), "name": r[1], "address": r[2], "shows": []}
+                )
+                cinema["shows"].append(
+                    {
+                        "id": str(r[3]),
+                        "starts_at": rfc3339(r[4]),
+                        "hall": {"id": str(r[5]), "name": r[6]},
+                        "available": int(r[7]),
+                    }
+                )
+            return list(cinemas.values())
+
+        return await self.browse_cache.get(("shows", city_id, movie_id, day), load)
+
+    async def show(self, show_id: int) -> ShowInfo:
+        async def load() -> ShowInfo:
+            rows = await self._rows(
+                "SELECT s.id, s.starts_at, s.status, s.currency,"
+                "  m.id, m.title, m.runtime_min, m.rating, m.release_date, m.genres,"
+                "  ci.id, ci.name, ci.address, ci.city_id, h.id, h.name, h.seat_count"
+                " FROM shows s JOIN movies m ON m.id = s.movie_id JOIN halls h ON h.id = s.hall_id"
+                " JOIN cinemas ci ON ci.id = h.cinema_id WHERE s.id = :id",
+                id=show_id,
+            )
+            if not rows:
+                raise NotFound(f"no show with id {show_id}")
+            r = rows[0]
+            prices = {
+                p[0]: int(p[1])
+                for p in await self._rows(
+                    "SELECT category, amount FROM show_prices WHERE show_id = :id ORDER BY amount",
+                    id=show_id,
+                )
+            }
+            starts_at = as_utc(r[1])
+            details = {
+                "id": str(r[0]),
+                "starts_at": rfc3339(starts_at),
+                "movie": movie_json(r[4:10]),
+                "cinema": {"id": str(r[10]), "name": r[11], "address": r[12], "city_id": str(r[13])},
+                "hall": {"id": str(r[14]), "name": r[15], "seat_count": r[16]},
+                "prices": [{"category": c, "amount": a, "currency": r[3]} for c, a in prices.items()],
+                "status": r[2],
+            }
+            return ShowInfo(r[0], r[14], starts_at, r[2], r[3], prices, details)
+
+        return await self.show_cache.get(show_id, load)
+
+    async def hall_plan(self, hall_id: int) -> HallPlan:
+        async def load() -> HallPlan:
+            rows = await self._rows(
+                "SELECT id, row_label, number, category, kind, x, y FROM seats"
+                " WHERE hall_id = :hall ORDER BY y, x",
+                hall=hall_id,
+            )
+            seats = rank_seats([tuple(r) for r in rows])
+            return HallPlan(hall_id, tuple(seats), {s.id: s for s in seats})
+
+        return await self.plan_cache.get(hall_id, load)
+
+    async def booked_seats(self, show_id: int) -> list[tuple[str, str]]:
+        rows = await self._rows(
+            "SELECT seat_id, booking_id FROM booked_seats WHERE show_id = :id", id=show_id
+        )
+        return [(r[0], r[1]) for r in rows]
+
+
+def movie_json(r: Any) -> dict[str, Any]:
+    return {
+        "id": str(r[0]),
+        "title": r[1],
+        "runtime_min": r[2],
+        "rating": r[3],
+        "release_date": as_date(r[4]).isoformat(),
+        "genres": [g for g in str(r[5]).split(",") if g],
+    }

@@ -1,0 +1,214 @@
+"""Prometheus metrics of the service, safe with many worker processes.
+
+One process: the default registry. Several workers (`boxoffice serve --workers N`):
+PROMETHEUS_MULTIPROC_DIR names a directory the workers share (the CLI makes a fresh one
+when it is not set); prometheus-client then keeps each process's values in files there
+and `render()` adds them up at scrape time. The variable must be set before the workers
+start: prometheus-client reads it when it is first imported.
+
+What is measured:
+- boxoffice_operations_total{operation, outcome} and boxoffice_operation_seconds{operation}:
+  every hold, release, confirm, seat map, waitlist join and leave through the API
+  (outcome: ok, an error code of the contract, or unavailable);
+- boxoffice_hold_expiries_total and boxoffice_hold_expiry_lateness_seconds: holds ended at
+  their deadline, and how long after it (the contract allows one second);
+- boxoffice_waitlist_grants_total and boxoffice_waitlist_wait_seconds: grants to waiters and
+  how long each had waited; these two come from the scripts themselves (lua/includes/
+  settle.lua returns them), so every path that expires or grants is counted exactly once;
+- gauges of pool use per process, summed over the live workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import os
+import re
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as prometheus_multiprocess
+
+if TYPE_CHECKING:
+    from boxoffice.engine.service import Context
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+POOL_SAMPLE_INTERVAL_S = 1.0
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
+
+OPERATIONS = Counter("boxoffice_operations", "API operations by outcome", ["operation", "outcome"])
+OPERATION_SECONDS = Histogram("boxoffice_operation_seconds", "Time to answer an API operation",
+                              ["operation"], buckets=LATENCY_BUCKETS)
+EXPIRIES = Counter("boxoffice_hold_expiries", "Holds ended at their deadline")
+EXPIRY_LATENESS = Histogram("boxoffice_hold_expiry_lateness_seconds",
+                            "How long after its deadline a hold was ended", buckets=LATENESS_BUCKETS)
+GRANTS = Counter("boxoffice_waitlist_grants", "Seats handed to waiters (one per grant)")
+WAITLIST_WAIT = Histogram("boxoffice_waitlist_wait_seconds", "From joining the waitlist to the grant",
+                          buckets=WAIT_BUCKETS)
+REDIS_IN_USE = Gauge("boxoffice_redis_connections_in_use", "Redis connections lent out now",
+                     multiprocess_mode="livesum")
+REDIS_POOL_MAX = Gauge("boxoffice_redis_connections_max", "Redis connection pool limit",
+                       multiprocess_mode="livesum")
+DB_IN_USE = Gauge("boxoffice_db_connections_in_use", "PostgreSQL connections checked out now",
+                  multiprocess_mode="livesum")
+DB_POOL_SIZE = Gauge("boxoffice_db_connections_open", "PostgreSQL connections open (in use or idle)",
+                     multiprocess_mode="livesum")
+PROCESS_UP = Gauge("boxoffice_process_up", "1 per live service process (label pid with several workers)",
+                   multiprocess_mode="liveall")
+
+
+def multiproc_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+# -- from the scripts ---------------------------------------------------------------
+
+
+def observe_script(answer: list[Any]) -> None:
+    """Records what a show script reports beside its result (lua/includes/settle.lua)."""
+    if len(answer) < 5:
+        return
+    late, waits = answer[3], answer[4]
+    for ms in late or ():
+        EXPIRIES.inc()
+        EXPIRY_LATENESS.observe(max(0, int(ms)) / 1000)
+    for ms in waits or ():
+        GRANTS.inc()
+        WAITLIST_WAIT.observe(max(0, int(ms)) / 1000)
+
+
+# -- API operations ------------------------------------------------------------------
+
+
+def outcome_of(exc: BaseException) -> str:
+    """The outcome label of an operation that raised `exc`."""
+    from redis.exceptions import RedisError
+    from sqlalchemy.exc import DBAPIError
+
+    from boxoffice.engine.errors import BoxOfficeError
+
+    if isinstance(exc, BoxOfficeError):
+        return exc.code
+    if isinstance(exc, RedisError | DBAPIError | OSError):
+        return "unavailable"
+    if isinstance(exc, Exception):
+        return "error"
+    return "ok"  # cancelled (the client went away): as track() always counted it
+
+
+# The labelled children, looked up once: labels() takes a lock and builds a tuple on every
+# call, a few microseconds on every request of the hot paths. prometheus-client keeps the
+# same children in its own table, so the values (and the multiprocess files) are the same.
+_seconds_of: dict[str, Any] = {}
+_count_of: dict[tuple[str, str], Any] = {}
+
+
+def record_operation(operation: str, outcome: str, seconds: float) -> None:
+    """Counts one operation by outcome and records its time (exact, immediately visible)."""
+    histogram = _seconds_of.get(operation)
+    if histogram is None:
+        histogram = _seconds_of[operation] = OPERATION_SECONDS.labels(operation)
+    histogram.observe(seconds)
+    counter = _count_of.get((operation, outcome))
+    if counter is None:
+        counter = _count_of[(operation, outcome)] = OPERATIONS.labels(operation, outcome)
+    counter.inc()
+
+
+@contextlib.contextmanager
+def track(operation: str) -> Iterator[None]:
+    """Counts and times one operation; the outcome comes from how it ended."""
+    began = time.perf_counter()
+    outcome = "ok"
+    try:
+        yield
+    except BaseException as exc:
+        outcome = outcome_of(exc)
+        raise
+    finally:
+        record_operation(operation, outcome, time.perf_counter() - began)
+
+
+# -- pools ---------------------------------------------------------------------------
+
+
+def _redis_pool_use(client: Any) -> tuple[int, int]:
+    """(in use, limit) of a redis.asyncio client or cluster client; (0, 0) when unknown."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None and hasattr(pool, "_in_use_connections"):
+        return len(pool._in_use_connections), int(pool.max_connections)
+    get_nodes = getattr(client, "get_nodes", None)
+    if get_nodes is None:
+        return 0, 0
+    in_use = limit = 0
+    for node in get_nodes():
+        connections, free = getattr(node, "_connections", []), getattr(node, "_free", [])
+        in_use += len(connections) - len(free)
+        limit += int(getattr(node, "max_connections", 0))
+    return in_use, limit
+
+
+def sample_pools(ctx: Context) -> None:
+    in_use, limit = _redis_pool_use(ctx.redis)
+    REDIS_IN_USE.set(in_use)
+    REDIS_POOL_MAX.set(limit)
+    pool: Any = ctx.sql.pool
+    checked_out = getattr(pool, "checkedout", None)
+    if checked_out is not None:
+        DB_IN_USE.set(checked_out())
+        DB_POOL_SIZE.set(checked_out() + pool.checkedin())
+    PROCESS_UP.set(1)
+
+
+async def sample_pools_forever(ctx: Context) -> None:
+    """Each process samples its own pools: with several workers the gauges are summed."""
+    while True:
+        sample_pools(ctx)
+        await asyncio.sleep(POOL_SAMPLE_INTERVAL_S)
+
+
+# -- exposition ----------------------------------------------------------------------
+
+_PID_IN_NAME = re.compile(r"_(\d+)\.db$")
+
+
+def _forget_dead_processes(directory: str) -> None:
+    """A killed worker never says goodbye: drop its live gauges (its counters stay, they
+    are history) so the pool gauges add up the processes that exist now."""
+    pids = set()
+    for path in glob.glob(os.path.join(directory, "gauge_live*.db")):
+        match = _PID_IN_NAME.search(path)
+        if match:
+            pids.add(int(match.group(1)))
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            prometheus_multiprocess.mark_process_dead(pid, directory)
+        except PermissionError:
+            pass
+
+
+def render(ctx: Context | None = None) -> bytes:
+    """The text exposition of every metric, all worker processes together."""
+    if ctx is not None:
+        sample_pools(ctx)
+    directory = multiproc_dir()
+    if directory is None:
+        return generate_latest(REGISTRY)
+    _forget_dead_processes(directory)
+    registry = CollectorRegistry()
+    prometheus_multiprocess.MultiProcessCollector(registry, path=directory)
+    return generate_latest(registry)
+
+
+def prepare_multiprocess_dir(directory: str) -> None:
+    """Before the workers start: an empty directory (old files would add a past run's counts)."""
+    os.makedirs(directory, exist_ok=True)
+    for path in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(path)

@@ -1,0 +1,182 @@
+"""Finishes or undoes every confirm that was cut off (crash, kill, lost connection).
+Runs at start and every `reconcile_interval_s`; in PostgreSQL one process at a time does
+the work (an advisory lock), and even two at once would be safe: the payment row's
+status is the single point of decision (engine/payment_records.py).
+
+- A payment still 'pending' after the grace time: ask the provider. Not charged (or
+  declined): the payment fails and the pin is let go. Charged: the sale is completed if
+  the hold is still the customer's, or its seats are free again and taken back
+  atomically (lua/confirm_reclaim); otherwise the charge is refunded.
+- A payment that failed or was refunded but whose provider side was not seen to agree
+  (a refund cut off, a charge that landed after we gave up): refunded at the provider.
+- A booking committed but not marked in Redis (the process died between steps 3 and 4,
+  or Redis failed): marked from PostgreSQL (lua/confirm_finish is idempotent). The first
+  pass after a start looks at every unmarked booking, later ones at those older than two
+  intervals (younger ones are being marked by their own confirm)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import bindparam, text
+
+from boxoffice.engine import metrics
+from boxoffice.engine.db import db_time, is_sqlite
+from boxoffice.engine.errors import ScriptCode
+from boxoffice.engine.payment_records import PaymentStatus
+from boxoffice.engine.payments import ChargeStatus
+
+if TYPE_CHECKING:
+    from boxoffice.engine.service import Context
+
+log = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same in every service process.
+RECONCILE_LOCK_ID = 0x626F7263
+REPAIR_BATCH = 1000
+
+
+@dataclass
+class ReconcileReport:
+    completed: int = 0  # cut-off confirms booked
+    refunded: int = 0  # charges given back
+    failed: int = 0  # cut-off confirms that had charged nothing
+    redis_repaired: int = 0  # bookings whose seats Redis did not show as booked
+
+    def __bool__(self) -> bool:
+        return bool(self.completed or self.refunded or self.failed or self.redis_repaired)
+
+
+class Reconciler:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def run_forever(self) -> None:
+        first = True
+        while True:
+            try:
+                await self.reconcile_once(after_start=first)
+                first = False
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconcile pass failed; trying again")
+            await asyncio.sleep(self.ctx.settings.reconcile_interval_s)
+
+    async def reconcile_once(self, after_start: bool = False) -> ReconcileReport:
+        report = ReconcileReport()
+        await self._note_marked()
+        async with self._exclusive() as ours:
+            if ours:
+                await self._finish_pending(report)
+                await self._settle_provider(report)
+                await self._repair_redis(report, after_start)
+        if report:
+            log.info("reconciled: %s", report)
+        return report
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[bool]:
+        """One reconciler at a time across processes; the lock dies with its connection."""
+        if is_sqlite(self.ctx.sql):
+            yield True
+            return
+        # A session lock on a connection held for the pass, in autocommit: no transaction
+        # stays open meanwhile.
+        async with self.ctx.sql.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            ours = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:id)"),
+                                            {"id": RECONCILE_LOCK_ID})).scalar_one())
+            try:
+                yield ours
+            finally:
+                if ours:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": RECONCILE_LOCK_ID})
+
+    async def _finish_pending(self, report: ReconcileReport) -> None:
+        ctx = self.ctx
+        bookings, records = ctx.bookings, ctx.bookings.records
+        for payment in await records.pending_before(ctx.settings.confirm_grace_s):
+            charge = await ctx.payments.lookup(payment.provider_key)
+            if charge is not None and charge.status is ChargeStatus.AUTHORIZED:
+                charge = await ctx.payments.capture(payment.provider_key)  # cut off before capture
+            if charge is None or charge.status is ChargeStatus.DECLINED:
+                # Nothing charged. A charge that still lands later is refunded (below).
+                if await records.settle(payment.id, PaymentStatus.FAILED, provider_settled=charge is not None):
+                    await bookings.abort(payment.show_id, payment.hold_id, payment.fence)
+                    report.failed += 1
+            elif charge.status is ChargeStatus.REFUNDED:
+                await records.settle(payment.id, PaymentStatus.REFUNDED, provider_settled=True)
+            elif isinstance(await bookings.finish_charged(payment, fence=None), dict):
+                report.completed += 1
+            else:
+                report.refunded += 1
+
+    async def _settle_provider(self, report: ReconcileReport) -> None:
+        ctx = self.ctx
+        records = ctx.bookings.records
+        for payment in await records.unsettled_before(ctx.settings.confirm_grace_s):
+            charge = await ctx.payments.lookup(payment.provider_key)
+            if charge is not None and charge.status in (ChargeStatus.CAPTURED, ChargeStatus.AUTHORIZED):
+                await ctx.bookings.refund_at_provider(payment)
+                report.refunded += 1
+            else:
+                await records.provider_settled(payment.id)
+
+    async def _note_marked(self) -> None:
+        marked = self.ctx.bookings.marked
+        ids = [marked.popleft() for _ in range(len(marked))]
+        if ids:
+            await self._set_marked(ids)
+
+    async def _set_marked(self, booking_ids: list[str]) -> None:
+        statement = text("UPDATE bookings SET marked_at = CURRENT_TIMESTAMP WHERE id IN :ids").bindparams(
+            bindparam("ids", expanding=True))
+        async with self.ctx.sql.begin() as conn:
+            for i in range(0, len(booking_ids), REPAIR_BATCH):
+                await conn.execute(statement, {"ids": booking_ids[i : i + REPAIR_BATCH]})
+
+    async def _repair_redis(self, report: ReconcileReport, after_start: bool) -> None:
+        ctx = self.ctx
+        age_s = 0.0 if after_start else 2 * ctx.settings.reconcile_interval_s
+        async with ctx.sql.connect() as conn:
+            cutoff = db_time(conn, datetime.now(UTC) - timedelta(seconds=age_s))
+            rows = list(await conn.execute(
+                text("SELECT b.id, b.show_id, b.hold_id, s.seat_id FROM bookings b"
+                     " JOIN booked_seats s ON s.booking_id = b.id WHERE b.id IN (SELECT id FROM bookings"
+                     " WHERE marked_at IS NULL AND created_at <= :cutoff ORDER BY created_at LIMIT :n)"),
+                {"cutoff": cutoff, "n": REPAIR_BATCH},
+            ))
+        unmarked: dict[str, tuple[int, str, list[str]]] = {}
+        for booking_id, show_id, hold_id, seat in rows:
+            unmarked.setdefault(booking_id, (int(show_id), hold_id, []))[2].append(seat)
+        if not unmarked:
+            return
+        # One pipelined read finds the bookings Redis does not show as booked.
+        pipe = ctx.redis.pipeline(transaction=False)
+        for show_id, _hold, seats in unmarked.values():
+            for seat in seats:
+                pipe.hget(ctx.keys.show_keys(show_id)[2], seat)
+        marks = iter(await pipe.execute())
+        for booking_id, (show_id, hold_id, seats) in unmarked.items():
+            current = [_text(next(marks)) for _ in seats]
+            if all(mark == f"b:{booking_id}" for mark in current):
+                continue
+            answer = await ctx.scripts.run(
+                "confirm_finish", ctx.keys.show_keys(show_id),
+                [ctx.keys.show_base(show_id), "", ctx.hold_ttl_ms, hold_id, booking_id, *seats],
+            )
+            # A show Redis does not hold is loaded from PostgreSQL, bookings included.
+            if answer != ScriptCode.NOT_LOADED:
+                metrics.observe_script(answer)
+                report.redis_repaired += 1
+        await self._set_marked(list(unmarked))
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,128 @@
+"""One place that reads the environment (12-factor); everything else receives a Settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TypeVar
+
+DEFAULT_EMBEDDED_DB = "boxoffice-embedded.sqlite3"
+Number = TypeVar("Number", int, float)
+
+
+def _number(name: str, default: Number, parse: Callable[[str], Number], kind: str) -> Number:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be {kind}, got {raw!r}") from exc
+
+
+def _int(name: str, default: int) -> int:
+    return _number(name, default, int, "an integer")
+
+
+def _float(name: str, default: float) -> float:
+    return _number(name, default, float, "a number")
+
+
+def _non_negative(value: int, name: str) -> int:
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None
+    database_url: str | None
+    hold_ttl_s: int = 300
+    redis_cluster: bool = False
+    key_prefix: str = "bo"
+    secret: str | None = None
+    # How long a confirm may keep its hold pinned while the payment runs.
+    confirm_pin_s: int = 60
+    # A payment left pending this long belongs to a cut-off confirm: the reconciler takes it.
+    confirm_grace_s: float = 30.0
+    sweep_interval_s: float = 0.1
+    # A show's Redis state is dropped this long after it started (engine/sweeper.py full_pass).
+    unload_after_s: int = 3600
+    reconcile_interval_s: float = 5.0
+    browse_cache_s: float = 10.0
+    max_body_bytes: int = 16_384
+    redis_pool_size: int = 64
+    # Show scripts of concurrent requests share pipelined writes (engine/autopipeline.py).
+    redis_autopipeline: bool = True
+    db_pool_size: int = 10
+    payment_provider: str = "boxoffice.engine.payments:SimulatedProvider"
+    embedded_db_path: str = DEFAULT_EMBEDDED_DB
+    keyspace_notifications: bool = True
+    cors_origins: tuple[str, ...] = ()
+    rate_limit_holds_per_min: int = 120
+    rate_limit_ip_per_min: int = 600
+    fault_point: str | None = field(default=None, repr=False)
+
+    @property
+    def embedded(self) -> bool:
+        return self.redis_url is None and self.database_url is None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        redis_url = os.environ.get("REDIS_URL") or None
+        database_url = os.environ.get("DATABASE_URL") or None
+        if (redis_url is None) != (database_url is None):
+            raise ValueError(
+                "set both REDIS_URL and DATABASE_URL for the real servers, or neither for embedded mode"
+            )
+        origins = os.environ.get("BOXOFFICE_CORS_ORIGINS", "")
+        return cls(
+            redis_url=redis_url,
+            database_url=database_url,
+            hold_ttl_s=_int("BOXOFFICE_HOLD_TTL_S", 300),
+            redis_cluster=_flag("BOXOFFICE_REDIS_CLUSTER", False),
+            key_prefix=os.environ.get("BOXOFFICE_KEY_PREFIX", "bo"),
+            secret=os.environ.get("BOXOFFICE_SECRET") or None,
+            confirm_pin_s=_int("BOXOFFICE_CONFIRM_PIN_S", 60),
+            confirm_grace_s=_float("BOXOFFICE_CONFIRM_GRACE_S", 30.0),
+            sweep_interval_s=_float("BOXOFFICE_SWEEP_INTERVAL_S", 0.1),
+            unload_after_s=_non_negative(_int("BOXOFFICE_UNLOAD_AFTER_S", 3600), "BOXOFFICE_UNLOAD_AFTER_S"),
+            reconcile_interval_s=_float("BOXOFFICE_RECONCILE_INTERVAL_S", 5.0),
+            browse_cache_s=_float("BOXOFFICE_BROWSE_CACHE_S", 10.0),
+            max_body_bytes=_int("BOXOFFICE_MAX_BODY_BYTES", 16_384),
+            redis_pool_size=_int("BOXOFFICE_REDIS_POOL", 64),
+            redis_autopipeline=_flag("BOXOFFICE_REDIS_AUTOPIPELINE", True),
+            db_pool_size=_int("BOXOFFICE_DB_POOL", 10),
+            payment_provider=os.environ.get(
+                "BOXOFFICE_PAYMENT_PROVIDER", "boxoffice.engine.payments:SimulatedProvider"
+            ),
+            embedded_db_path=os.environ.get("BOXOFFICE_EMBEDDED_DB", DEFAULT_EMBEDDED_DB),
+            keyspace_notifications=_flag("BOXOFFICE_KEYSPACE_NOTIFICATIONS", True),
+            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            rate_limit_holds_per_min=_int("BOXOFFICE_RATE_HOLDS_PER_MIN", 120),
+            rate_limit_ip_per_min=_int("BOXOFFICE_RATE_IP_PER_MIN", 600),
+            fault_point=os.environ.get("BOXOFFICE_FAULT_POINT") or None,
+        )
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL for the configured database."""
+        if self.database_url is None:
+            return f"sqlite+aiosqlite:///{Path(self.embedded_db_path).resolve()}"
+        url = self.database_url
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain):]
+        return url

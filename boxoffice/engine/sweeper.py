@@ -1,0 +1,165 @@
+"""Expiry that does not depend on anyone reading: every service process runs a sweeper.
+
+The sweep index (one sorted set, keys.sweep_index) holds each show with pending
+deadlines, scored by when it next needs a look. A sweeper claims the due shows
+atomically (their score moves a lease ahead, so concurrent sweepers split the work and a
+dead sweeper's claims come back after the lease), runs lua/sweep-8 on each (idempotent:
+several sweepers are harmless), and puts the show back under its next deadline, or drops
+it when the show went idle and nobody touched it meanwhile. Keyspace notifications of
+a per-show wake key, when the server allows them, wake the sweeper early
+(engine/notifications.py); a slow pass
+over every loaded show is the last safety net, and drops the shows that started more than
+a grace ago from Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from boxoffice.engine.service import Context
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE_MS = 2_000
+CLAIM_BATCH = 200
+FULL_PASS_EVERY_S = 30.0
+STARTS_BATCH = 500
+
+# KEYS[1] sweep index; ARGV[1] now ms; ARGV[2] lease ms; ARGV[3] batch size.
+# Returns the claimed show ids and the claim score each now has.
+CLAIM_SCRIPT = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local claim = tonumber(ARGV[1]) + tonumber(ARGV[2])
+for _, show in ipairs(due) do redis.call('ZADD', KEYS[1], claim, show) end
+return {due, claim}
+"""
+
+# KEYS[1] sweep index; ARGV[1] show; ARGV[2] our claim score; ARGV[3] next wake (0: idle).
+# Drops an idle show only when nobody re-indexed it since our claim.
+RELEASE_SCRIPT = """
+local current = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not current or tonumber(current) ~= tonumber(ARGV[2]) then
+  if tonumber(ARGV[3]) > 0 then redis.call('ZADD', KEYS[1], 'LT', ARGV[3], ARGV[1]) end
+  return 0
+end
+if tonumber(ARGV[3]) > 0 then redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+else redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
+class Sweeper:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._claim: Any = None
+        self._release: Any = None
+        self._wake = asyncio.Event()
+        self.holds_ended = 0
+        self.shows_unloaded = 0
+
+    def _scripts(self) -> tuple[Any, Any]:
+        if self._claim is None:
+            self._claim = self.ctx.redis.register_script(CLAIM_SCRIPT)
+            self._release = self.ctx.redis.register_script(RELEASE_SCRIPT)
+        return self._claim, self._release
+
+    async def index(self, show_id: int, wake_ms: int) -> None:
+        """Puts a show that just got its first pending deadline into the sweep index, and
+        arms its wake key when notifications are on: one round trip either way."""
+        ctx = self.ctx
+        if not ctx.notifications.enabled:
+            await ctx.redis.zadd(ctx.keys.sweep_index, {str(show_id): wake_ms})
+            return
+        pipe = ctx.redis.pipeline(transaction=False)
+        pipe.zadd(ctx.keys.sweep_index, {str(show_id): wake_ms})
+        ctx.notifications.arm(pipe, show_id, wake_ms)
+        await pipe.execute()
+
+    async def _arm(self, show_id: int, wake_ms: int) -> None:
+        if wake_ms > 0 and self.ctx.notifications.enabled:
+            pipe = self.ctx.redis.pipeline(transaction=False)
+            self.ctx.notifications.arm(pipe, show_id, wake_ms)
+            await pipe.execute()
+
+    async def sweep_once(self) -> int:
+        """One pass over the due shows; returns how many holds it ended."""
+        ctx = self.ctx
+        claim, release = self._scripts()
+        now_ms = int(await self._redis_time_ms())
+        shows, claim_score = await claim(
+            keys=[ctx.keys.sweep_index], args=[now_ms, CLAIM_LEASE_MS, CLAIM_BATCH]
+        )
+        ended = 0
+        for raw in shows:
+            show_id = int(raw)
+            count, wake = await ctx.inventory.sweep(show_id)
+            ended += count
+            self.holds_ended += count
+            await release(keys=[ctx.keys.sweep_index], args=[show_id, claim_score, wake])
+            await self._arm(show_id, wake)
+        return ended
+
+    async def full_pass(self, now_ms: int | None = None) -> int:
+        """Safety net: visit every loaded show, indexed or not. A show that started more than
+        `unload_after_s` ago is unloaded instead (engine/inventory.py unload), so the loaded
+        set holds only the shows still on sale or just played. now_ms (tests only) moves the
+        clock of that decision; the sweep keeps Redis's."""
+        ctx = self.ctx
+        shows = [int(raw) for raw in await ctx.redis.smembers(ctx.keys.loaded_shows)]
+        started = await self._starts_at(shows)
+        cutoff = (now_ms if now_ms is not None else await self._redis_time_ms()) \
+            - ctx.settings.unload_after_s * 1000
+        ended = 0
+        for show_id in shows:
+            if 0 < started.get(show_id, 0) <= cutoff:
+                if await ctx.inventory.unload(show_id, now_ms):
+                    self.shows_unloaded += 1
+                    continue
+            count, wake = await ctx.inventory.sweep(show_id)
+            ended += count
+            self.holds_ended += count
+            if wake:
+                await ctx.redis.zadd(ctx.keys.sweep_index, {str(show_id): wake}, lt=True)
+                await self._arm(show_id, wake)
+        return ended
+
+    async def _starts_at(self, shows: list[int]) -> dict[int, int]:
+        """Each show's start (ms) from its meta hash, pipelined in batches."""
+        out: dict[int, int] = {}
+        for i in range(0, len(shows), STARTS_BATCH):
+            batch = shows[i : i + STARTS_BATCH]
+            pipe = self.ctx.redis.pipeline(transaction=False)
+            for show_id in batch:
+                pipe.hget(self.ctx.keys.show_keys(show_id)[0], "starts_at")
+            for show_id, value in zip(batch, await pipe.execute(), strict=True):
+                out[show_id] = int(value or 0)
+        return out
+
+    async def _redis_time_ms(self) -> int:
+        seconds, micros = await self.ctx.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        last_full = time.monotonic()
+        while True:
+            # Cleared before the pass: a wake-up arriving during it starts another pass.
+            self._wake.clear()
+            try:
+                await self.sweep_once()
+                if time.monotonic() - last_full > FULL_PASS_EVERY_S:
+                    await self.full_pass()
+                    last_full = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: keep trying, quietly
+                log.warning("sweep failed (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.ctx.settings.sweep_interval_s)
