@@ -255,11 +255,11 @@ async def test_the_fencing_token_shuts_out_a_confirm_whose_pin_lapsed(ctx: Conte
     now = await redis_now_ms(ctx)
 
     async def begin(at_ms: int) -> list[Any]:
-        return list(await ctx.inventory.run("confirm_begin", show.show_id, held.hold_id, 1000, now_ms=at_ms))
+        return list(await ctx.gateway.call("confirm_begin", show.show_id, held.hold_id, 1000, f"at-{at_ms}",
+                                           now_ms=at_ms))
 
     async def check(fence: int, at_ms: int) -> int:
-        return int(await ctx.scripts.run("confirm_check", ctx.keys.show_keys(show.show_id), [
-            ctx.keys.show_base(show.show_id), at_ms, ctx.hold_ttl_ms, held.hold_id, fence, 1000]))
+        return int(await ctx.gateway.call("confirm_check", show.show_id, held.hold_id, fence, 1000, now_ms=at_ms))
 
     stale = int((await begin(now))[1])
     assert int((await begin(now + 999))[0]) == ScriptCode.CONFIRM_IN_PROGRESS, "a live pin is exclusive"

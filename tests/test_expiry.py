@@ -289,7 +289,7 @@ async def test_a_sweeper_cancelled_mid_pass_loses_nothing(ctx: Context) -> None:
             await asyncio.Event().wait()
             raise AssertionError("unreachable")
 
-        doomed.inventory.sweep = hang  # type: ignore[method-assign]  # fault injection: dies mid-pass
+        doomed.gateway.sweep = hang  # type: ignore[method-assign]  # fault injection: dies mid-pass
         dying = asyncio.create_task(doomed.sweeper.run_forever())
         await asyncio.wait_for(claimed.wait(), 5)
         claimed_at = await redis_now_ms(doomed)

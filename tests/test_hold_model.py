@@ -218,7 +218,7 @@ class HoldMachine(RuleBasedStateMachine):
 
     @rule()
     def sweep(self) -> None:
-        ended = self.call(self.ctx.inventory.run("sweep", self.show.show_id, now_ms=self.rules.now))
+        ended = self.call(self.ctx.gateway.call("sweep", self.show.show_id, now_ms=self.rules.now))
         assert int(ended) == self.rules.settle()
 
     # -- time -------------------------------------------------------------------------

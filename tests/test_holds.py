@@ -59,13 +59,22 @@ async def test_more_than_ten_seats_per_hold_or_customer_is_refused(ctx: Context,
     assert len(await ctx.inventory.seat_statuses(show.show_id)) == 10
 
 
-async def test_release_frees_the_seats_and_only_once(ctx: Context, show: ShowRef) -> None:
+async def test_release_frees_the_seats_once_and_a_repeat_changes_nothing(ctx: Context, show: ShowRef) -> None:
     hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     await ctx.inventory.release(hold.hold_id)
     assert await ctx.inventory.seat_statuses(show.show_id) == {}
     assert (await ctx.inventory.hold_status(hold.hold_id)).status is HoldStatus.RELEASED
+    stats = await ctx.redis.hgetall(ctx.keys.stats(show.show_id))
+    # Taken again by someone else: a repeated release (a lost answer, retried) must not free it.
+    other = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ben@example.org")
+    await ctx.inventory.release(hold.hold_id)
+    assert (await ctx.inventory.hold_status(other.hold_id)).status is HoldStatus.ACTIVE
+    assert await ctx.redis.hget(ctx.keys.stats(show.show_id), "held") == "2"
+    assert int(stats["free"]) - 2 == int(await ctx.redis.hget(ctx.keys.stats(show.show_id), "free"))
+    expired = await ctx.inventory.hold(show.show_id, show.seat_ids[4:5], "cy@example.org")
+    await ctx.gateway.call("sweep", show.show_id, now_ms=expired.expires_at_ms)
     with pytest.raises(HoldNotActive):
-        await ctx.inventory.release(hold.hold_id)
+        await ctx.inventory.release(expired.hold_id)
 
 
 async def test_guessed_hold_ids_are_not_found(ctx: Context, show: ShowRef) -> None:
@@ -82,9 +91,9 @@ async def test_a_hold_expires_at_its_deadline_even_without_a_sweeper(ctx: Contex
     hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     after_deadline = hold.expires_at_ms + 1
     # Any script that touches the show settles due deadlines first: move its clock.
-    await ctx.inventory.run("sweep", show.show_id, now_ms=after_deadline - 2)
+    await ctx.gateway.call("sweep", show.show_id, now_ms=after_deadline - 2)
     assert len(await ctx.inventory.seat_statuses(show.show_id)) == 2
-    await ctx.inventory.run("sweep", show.show_id, now_ms=after_deadline)
+    await ctx.gateway.call("sweep", show.show_id, now_ms=after_deadline)
     assert await ctx.inventory.seat_statuses(show.show_id) == {}
     assert (await ctx.inventory.hold_status(hold.hold_id)).status is HoldStatus.EXPIRED
 
@@ -117,7 +126,7 @@ async def test_concurrent_sweepers_are_harmless(ctx: Context, show: ShowRef) -> 
     holds = [await ctx.inventory.hold(show.show_id, [seat], f"c{i}@example.org")
              for i, seat in enumerate(show.seat_ids[:30])]
     later = max(h.expires_at_ms for h in holds) + 1
-    results = await asyncio.gather(*(ctx.inventory.run("sweep", show.show_id, now_ms=later) for _ in range(8)))
+    results = await asyncio.gather(*(ctx.gateway.call("sweep", show.show_id, now_ms=later) for _ in range(8)))
     assert sum(int(r) for r in results) == 30, "each hold ended exactly once"
     stats = await ctx.redis.hgetall(ctx.keys.stats(show.show_id))
     assert int(stats["held"]) == 0 and int(stats["free"]) == len(show.seat_ids)

@@ -97,7 +97,7 @@ async def test_metrics_count_and_time_holds_confirms_expiries_joins_and_grants(
     # Every hold still active expires, found 300 ms after the last deadline (the scripts take
     # the clock as an argument): each one 0.3 s late, plus the time between the holds.
     last_deadline = (await ctx.redis.zrange(ctx.keys.show_keys(show.show_id)[3], -1, -1, withscores=True))[0][1]
-    await ctx.inventory.run("sweep", show.show_id, now_ms=int(last_deadline) + 300)
+    await ctx.gateway.call("sweep", show.show_id, now_ms=int(last_deadline) + 300)
     after = await scrape(client)
 
     def delta(name: str, **labels: str) -> float:

@@ -103,7 +103,7 @@ async def test_the_status_gives_an_eta_from_the_holds_ahead_and_null_when_unknow
     others = [h for h in await ctx.redis.zrange(ctx.keys.show_keys(show.show_id)[3], 0, -1)
               if h not in (early.hold_id, late.hold_id)]
     for hold_id in others:
-        await ctx.inventory.run("confirm_begin", show.show_id, hold_id, 3_600_000, now_ms=t0)
+        await ctx.gateway.call("confirm_begin", show.show_id, hold_id, 3_600_000, f"at-{hold_id}", now_ms=t0)
     entry = await ctx.waitlist.join(show.show_id, customer(), 2, None, now_ms=t0)
     status = await ctx.waitlist.status(entry["entry_id"], now_ms=t0 + 1_000)
     # prior share 0.3 with two holds of two seats: P(at least one back) = 0.51 at the second deadline
@@ -114,7 +114,7 @@ async def test_the_status_gives_an_eta_from_the_holds_ahead_and_null_when_unknow
     assert (await ctx.waitlist.status(behind["entry_id"], now_ms=t0 + 1_000))["eta_s"] is None
     # The holds ahead being paid for too: nothing is expected back, the eta is unknown.
     for hold in (early, late):
-        await ctx.inventory.run("confirm_begin", show.show_id, hold.hold_id, 3_600_000, now_ms=t0 + 2_000)
+        await ctx.gateway.call("confirm_begin", show.show_id, hold.hold_id, 3_600_000, "at-2", now_ms=t0 + 2_000)
     assert (await ctx.waitlist.status(entry["entry_id"], now_ms=t0 + 2_000))["eta_s"] is None
     # Over HTTP (Redis's clock, behind the moved one by a little): null answered as null.
     got = (await client.get(f"/v1/waitlist/{entry['entry_id']}")).json()

@@ -258,7 +258,7 @@ class WaitlistMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coroutine)
 
     def script(self, name: str, *args: Any) -> Any:
-        return self.run(self.ctx.inventory.run(name, self.show_id, *args, now_ms=self.model.now))
+        return self.run(self.ctx.gateway.call(name, self.show_id, *args, now_ms=self.model.now))
 
     @rule(customer=st.sampled_from(CUSTOMERS), count=st.integers(1, 4), category=st.sampled_from(CATEGORIES))
     def join(self, customer: str, count: int, category: str) -> None:
@@ -437,7 +437,7 @@ async def test_300_waiters_are_served_in_arrival_order_while_holds_expire_in_wav
 
     async def newcomer(seat: str, at: int) -> bool:
         hold_id = ctx.signer.new_hold_id(show.show_id)
-        result = await ctx.inventory.run("hold_seats", show.show_id, hold_id, f"n-{hold_id[-8:]}@example.org",
+        result = await ctx.gateway.call("hold_seats", show.show_id, hold_id, f"n-{hold_id[-8:]}@example.org",
                                          MAX_SEATS_PER_CUSTOMER, seat, now_ms=at)
         return int(result[0]) == 1
 
@@ -446,7 +446,7 @@ async def test_300_waiters_are_served_in_arrival_order_while_holds_expire_in_wav
         now = max(now, int(due[-1][1]))
         # Several sweepers race, newcomers try random seats at the same moment...
         targets = rng.sample(show.ref.seat_ids, 20)
-        outcomes = await asyncio.gather(*(ctx.inventory.run("sweep", show.show_id, now_ms=now) for _ in range(4)),
+        outcomes = await asyncio.gather(*(ctx.gateway.call("sweep", show.show_id, now_ms=now) for _ in range(4)),
                                         *(newcomer(seat, now) for seat in targets))
         # ...and then every seat left free (kept for the queue) is tried by a newcomer.
         taken = set(await ctx.redis.hkeys(keys[2]))
@@ -467,13 +467,13 @@ async def test_300_waiters_are_served_in_arrival_order_while_holds_expire_in_wav
             seats = (await ctx.redis.hget(ctx.keys.hold(show.show_id, hold_id), "seats")).split(",")
             fate = rng.random()
             if fate < 0.35:
-                await ctx.inventory.run("confirm_finish", show.show_id, hold_id, f"bk_{hold_id[-22:]}", *seats,
+                await ctx.gateway.call("confirm_finish", show.show_id, hold_id, f"bk_{hold_id[-22:]}", *seats,
                                         now_ms=now)
             elif fate < 0.6:
-                await ctx.inventory.run("release_hold", show.show_id, hold_id, now_ms=now)
+                await ctx.gateway.call("release_hold", show.show_id, hold_id, now_ms=now)
         # A few waiters give up.
         for entry in rng.sample(entries, 3):
-            await ctx.inventory.run("leave_waitlist", show.show_id, entry["entry_id"], now_ms=now)
+            await ctx.gateway.call("leave_waitlist", show.show_id, entry["entry_id"], now_ms=now)
 
     assert newcomer_attempts > 100 and newcomer_successes == 0, "rule 2: no seat went to a newcomer"
     assert await ctx.redis.zcard(keys[5]) > 0
@@ -483,7 +483,7 @@ async def test_300_waiters_are_served_in_arrival_order_while_holds_expire_in_wav
     await book_in_redis(ctx, show.show_id, unsold[2:], now_ms=now)
     # The show starts: whoever still waits is told the queue is over.
     starts_at = int(await ctx.redis.hget(keys[0], "starts_at"))
-    await ctx.inventory.run("sweep", show.show_id, now_ms=starts_at)
+    await ctx.gateway.call("sweep", show.show_id, now_ms=starts_at)
 
     pipe = ctx.redis.pipeline(transaction=False)
     for entry in entries:

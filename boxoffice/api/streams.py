@@ -56,12 +56,10 @@ class SeatView:
 
     async def load(self, ctx: Context, show_id: int) -> dict[str, Any]:
         """Reads the whole map (one script call) and answers it as GET /seats does."""
-        taken_flat, waited = await ctx.inventory.run("seat_map", show_id)
-        self.own = {
-            _text(taken_flat[i]): SeatStatus.BOOKED.value if _text(taken_flat[i + 1]) == "b" else SeatStatus.HELD.value
-            for i in range(0, len(taken_flat), 2)
-        }
-        self.waited = frozenset(_text(c) for c in waited)
+        taken, waited = await ctx.gateway.seat_map(show_id)
+        self.own = {seat: SeatStatus.BOOKED.value if mark == "b" else SeatStatus.HELD.value
+                    for seat, mark in taken.items()}
+        self.waited = frozenset(waited)
         self.shown = {seat.id: self._show(seat.id) for seat in self.plan.seats}
         seats = [{"id": s.id, "row": s.row, "number": s.number, "category": s.category, "kind": s.kind,
                   "x": s.x, "y": s.y, "status": self.shown[s.id]} for s in self.plan.seats]

@@ -35,9 +35,12 @@ from boxoffice.engine.errors import (
     NotFound,
     PaymentDeclined,
     ScriptCode,
+    ShowClosed,
     Unavailable,
 )
-from boxoffice.engine.ids import is_booking_id, is_grant_id, new_booking_id
+from boxoffice.engine.gateway import Pin, PinRefused
+from boxoffice.engine.ids import is_booking_id, is_grant_id, new_attempt_id, new_booking_id
+from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
 from boxoffice.engine.payment_records import PaymentRecord, PaymentRecords, PaymentStatus
 from boxoffice.engine.payments import ChargeStatus, ProviderUnavailable
 from boxoffice.engine.sales import Sale, SaleWriter
@@ -159,7 +162,16 @@ class Bookings:
             await self.abort(pinned.show_id, hold_id, pinned.fence)
             raise PaymentDeclined("the payment was declined; the hold stays active until it expires")
         fault_point(ctx, "after_charge")
-        outcome = await self.finish_charged(payment, pinned.fence)
+        try:
+            outcome = await self.finish_charged(payment, pinned.fence)
+        except BoxOfficeError:
+            raise
+        except Exception as exc:
+            # The money is taken: this confirm cannot say "nothing changed". The reconciler
+            # books or refunds it; the same confirm (same Idempotency-Key) answers the outcome.
+            log.warning("confirm of %s cut off after the charge: %r", hold_id, exc)
+            raise Unavailable("the payment was taken and is being completed; repeat this confirm with the"
+                              " same Idempotency-Key for its outcome (it will not charge again)") from exc
         if isinstance(outcome, dict):
             return outcome
         raise lost_sale_error(outcome)
@@ -175,27 +187,24 @@ class Bookings:
                 return await self.get(state.booking_id)
             if not state.in_flight:
                 with timed("pin"):
-                    result = await self.ctx.inventory.run("confirm_begin", show_id, hold_id, self.pin_ms)
-                code = int(result[0])
-                if code == 1:
-                    pinned = PinnedHold(hold_id, show_id, int(result[1]), _text(result[2]).split(","),
-                                        _text(result[3]))
-                    return pinned, state.attempts
-                if code != ScriptCode.CONFIRM_IN_PROGRESS:
+                    pin = await self.ctx.gateway.confirm_begin(show_id, hold_id, self.pin_ms, new_attempt_id())
+                if isinstance(pin, Pin):
+                    return PinnedHold(hold_id, show_id, pin.fence, pin.seats, pin.customer), state.attempts
+                if pin.code != ScriptCode.CONFIRM_IN_PROGRESS:
                     # A twin may have finished between our look-up and the script.
                     state = await self.records.key_state(hold_id, key)
                     if state.booking_id is not None:
                         return await self.get(state.booking_id)
-                    raise await self._refusal(hold_id, code, result)
+                    raise await self._refusal(hold_id, pin)
             if time.monotonic() > deadline:
                 raise HoldNotActive("another confirm of this hold is still running; try again shortly",
                                     status="confirming")
             await asyncio.sleep(POLL_S)
 
-    async def _refusal(self, hold_id: str, code: int, result: list[Any]) -> BoxOfficeError:
+    async def _refusal(self, hold_id: str, refused: PinRefused) -> BoxOfficeError:
+        code = refused.code
         if code == ScriptCode.NOT_ACTIVE:
-            status = _text(result[1])
-            return HoldNotActive(f"the hold is {status}", status=status)
+            return HoldNotActive(f"the hold is {refused.status}", status=refused.status)
         if code == ScriptCode.UNKNOWN_HOLD and await self.booking_of_hold(hold_id) is not None:
             # A confirmed hold Redis lost (wiped): PostgreSQL still knows it was sold.
             return HoldNotActive("the hold is confirmed", status="confirmed")
@@ -210,7 +219,7 @@ class Bookings:
 
     async def abort(self, show_id: int, hold_id: str, fence: int) -> None:
         """Lets go of a pin: the hold is active again until its own deadline."""
-        await self.ctx.inventory.run("confirm_abort", show_id, hold_id, fence)
+        await self.ctx.gateway.confirm_abort(show_id, hold_id, fence)
 
     # -- a captured charge: book it or give it back ----------------------------------
 
@@ -233,13 +242,13 @@ class Bookings:
             if reclaimed:
                 break
             reclaimed = True
-            answer = await self.ctx.inventory.run(
-                "confirm_reclaim", payment.show_id, payment.hold_id, payment.fence, self.pin_ms,
-                payment.customer, *payment.seats)
-            if int(answer[0]) != 1:
-                hold_status = _text(answer[1])
+            reclaimed_fence = await self.ctx.gateway.confirm_reclaim(
+                payment.show_id, payment.hold_id, payment.fence, self.pin_ms, payment.customer, new_attempt_id(),
+                MAX_SEATS_PER_CUSTOMER, payment.seats)
+            if isinstance(reclaimed_fence, str):
+                hold_status = reclaimed_fence
                 break
-            fence = int(answer[1])
+            fence = reclaimed_fence
         booking = await self._undo_or_adopt(payment)
         if booking is not None:
             return booking
@@ -299,10 +308,8 @@ class Bookings:
         ctx = self.ctx
         show_id, hold_id = payment.show_id, payment.hold_id
         with timed("check"):
-            ours = await ctx.scripts.run(
-                "confirm_check", ctx.keys.show_keys(show_id),
-                [ctx.keys.show_base(show_id), "", ctx.hold_ttl_ms, hold_id, fence, self.pin_ms])
-        if int(ours) != 1:
+            ours = await ctx.gateway.confirm_check(show_id, hold_id, fence, self.pin_ms)
+        if not ours:
             raise PinLost(hold_id)
         show = await ctx.catalog.show(show_id)
         plan = await ctx.catalog.hall_plan(show.hall_id)
@@ -329,7 +336,7 @@ class Bookings:
         booking, and the reconciler marks the seats from PostgreSQL."""
         try:
             with timed("mark"):
-                await self.ctx.inventory.run("confirm_finish", show_id, hold_id, booking_id, *seats)
+                await self.ctx.gateway.confirm_finish(show_id, hold_id, booking_id, seats)
         except RedisError:
             log.warning("booking %s committed but not marked in Redis; the reconciler will", booking_id)
             return
@@ -363,6 +370,9 @@ class Bookings:
 
 def lost_sale_error(hold_status: str) -> BoxOfficeError:
     """The answer to a confirm whose payment was taken but could not be booked (refunded)."""
+    if hold_status in ("closed", "started"):
+        return ShowClosed(f"the show has {'started' if hold_status == 'started' else 'been closed'};"
+                          " the payment was refunded", reason=hold_status)
     if hold_status in ("", "expired"):
         return HoldExpired("the hold ran out before the payment completed; the payment was refunded")
     if hold_status == "active":

@@ -57,6 +57,9 @@ class TtlCache(Generic[T]):
     def clear(self) -> None:
         self._items.clear()
 
+    def forget(self, key: Any) -> None:
+        self._items.pop(key, None)
+
 
 @dataclass(frozen=True)
 class Seat:
@@ -82,11 +85,14 @@ class HallPlan:
         rows: dict[str, list[Seat]] = {}
         for seat in self.seats:
             rows.setdefault(seat.row, []).append(seat)
-        places: dict[str, int] = {}
         for row in rows.values():
             row.sort(key=lambda seat: seat.x)
-            gaps = [b.x - a.x for a, b in itertools.pairwise(row) if b.x > a.x]
-            pitch = min(gaps) if gaps else 1
+        # The hall's seat pitch, not each row's own: in a row whose only gap is an aisle,
+        # that gap would count as side by side.
+        gaps = [b.x - a.x for row in rows.values() for a, b in itertools.pairwise(row) if b.x > a.x]
+        pitch = min(gaps) if gaps else 1
+        places: dict[str, int] = {}
+        for row in rows.values():
             place = 1
             for i, seat in enumerate(row):
                 if i:
@@ -210,7 +216,11 @@ class Catalog:
 
         return await self.browse_cache.get(("shows", city_id, movie_id, day), load)
 
-    async def show(self, show_id: int) -> ShowInfo:
+    async def show(self, show_id: int, fresh: bool = False) -> ShowInfo:
+        """The show; `fresh` reads the database now (loading Redis's copy of a show takes
+        its status from there, not from a cached answer)."""
+        if fresh:
+            self.show_cache.forget(show_id)
         async def load() -> ShowInfo:
             rows = await self._rows(
                 "SELECT s.id, s.starts_at, s.status, s.currency,"
@@ -243,6 +253,16 @@ class Catalog:
             return ShowInfo(r[0], r[14], starts_at, r[2], r[3], prices, details)
 
         return await self.show_cache.get(show_id, load)
+
+    async def set_show_status(self, show_id: int, status: str) -> None:
+        """Records the show's status (open, closed); browse answers show it within their cache
+        time, Redis's copy of the show is changed by the caller."""
+        async with self.engine.begin() as conn:
+            updated = await conn.execute(text("UPDATE shows SET status = :status WHERE id = :id"),
+                                         {"status": status, "id": show_id})
+        if updated.rowcount == 0:
+            raise NotFound(f"no show with id {show_id}")
+        self.show_cache.forget(show_id)
 
     async def hall_plan(self, hall_id: int) -> HallPlan:
         async def load() -> HallPlan:

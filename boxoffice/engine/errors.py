@@ -1,5 +1,5 @@
 """Engine errors: one class per contract error code. The scripts' negative return codes
-are mirrored in ScriptCode and turned into these in one place (engine/inventory.py)."""
+are mirrored in ScriptCode and turned into these in one place (boxoffice/engine/gateway.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class ScriptCode(IntEnum):
     UNKNOWN_HOLD = -8
     ALREADY_WAITING = -9
     NO_CHANCE = -10
-    SHOW_STARTED = -11
+    NOT_SELLING = -11  # the show started or was closed
 
 
 class BoxOfficeError(Exception):

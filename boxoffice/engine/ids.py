@@ -74,6 +74,12 @@ def new_booking_id() -> str:
     return "bk_" + random_part()
 
 
+def new_attempt_id() -> str:
+    """Names one confirm or reclaim attempt in Redis: the scripts answer a repeated call of
+    the same attempt with its first outcome (boxoffice/lua/confirm_begin-8.lua)."""
+    return "at_" + random_part()
+
+
 def new_payment_id() -> str:
     return "pay_" + random_part()
 

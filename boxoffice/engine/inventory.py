@@ -11,16 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from boxoffice.engine import metrics
-from boxoffice.engine.errors import (
-    HoldNotActive,
-    InvalidRequest,
-    LimitExceeded,
-    NotFound,
-    ScriptCode,
-    SeatsUnavailable,
-    ShowClosed,
-)
+from boxoffice.engine.errors import HoldNotActive, InvalidRequest, NotFound
+from boxoffice.engine.gateway import UNLOAD_DONE, UNLOAD_KEPT, ShowLoad, ShowScripts
 from boxoffice.engine.ids import is_grant_id
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD
 from boxoffice.engine.models import HoldStatus, SeatStatus
@@ -68,43 +60,15 @@ def _second_to_rfc3339(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
 
 class Inventory:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._loading: dict[int, asyncio.Future[None]] = {}
-        # Key names per show, built once (every script call of a hot show needs the same nine).
-        self._key_names: dict[int, tuple[list[str], str]] = {}
 
-    # -- running show scripts -------------------------------------------------------
-
-    async def run(self, name: str, show_id: int, *args: Any, now_ms: int | None = None) -> Any:
-        """Runs a show script, loading the show first when Redis does not know it yet.
-        Returns the script's `result` (see lua/includes/settle.lua)."""
-        ctx = self.ctx
-        named = self._key_names.get(show_id)
-        if named is None:
-            if len(self._key_names) >= 10_000:
-                self._key_names.clear()
-            named = self._key_names[show_id] = (ctx.keys.show_keys(show_id), ctx.keys.show_base(show_id))
-        keys = named[0]
-        argv = [named[1], "" if now_ms is None else now_ms, ctx.hold_ttl_ms, *args]
-        for _ in range(3):
-            answer = await ctx.scripts.run(name, keys, argv)
-            if answer == ScriptCode.NOT_LOADED:
-                await self.load_show(show_id)
-                continue
-            if isinstance(answer, list) and len(answer) >= 3:
-                result, wake, became_active = answer[:3]
-                metrics.observe_script(answer)
-                if became_active:
-                    await ctx.sweeper.index(show_id, int(wake))
-                return result
-            return answer
-        raise RuntimeError(f"show {show_id} would not load into Redis")
+    @property
+    def scripts(self) -> ShowScripts:
+        return self.ctx.gateway
 
     async def load_show(self, show_id: int) -> None:
         """Loads the show into Redis; concurrent callers of one process share one load."""
@@ -115,24 +79,21 @@ class Inventory:
         await asyncio.shield(loading)
 
     async def _load_show(self, show_id: int) -> None:
-        ctx = self.ctx
-        show = await ctx.catalog.show(show_id)
-        plan = await ctx.catalog.hall_plan(show.hall_id)
-        booked = await ctx.catalog.booked_seats(show_id)
-        argv: list[Any] = [
-            ctx.keys.show_base(show_id),
-            "",
-            ctx.hold_ttl_ms,
-            int(show.starts_at.timestamp() * 1000),
-            len(plan.seats),
-        ]
+        await self.scripts.load_show(show_id, await self.describe_show(show_id))
+        await self.ctx.redis.sadd(self.ctx.keys.loaded_shows, str(show_id))
+
+    async def describe_show(self, show_id: int) -> ShowLoad:
+        """What Redis's copy of the show holds, from the catalog and PostgreSQL's sales."""
+        catalog = self.ctx.catalog
+        show = await catalog.show(show_id, fresh=True)
+        plan = await catalog.hall_plan(show.hall_id)
         places = plan.row_places()
-        for seat in plan.seats:
-            argv += [seat.id, f"{seat.category}|{seat.row}|{places[seat.id]}|{seat.rank}"]
-        for seat_id, booking_id in booked:
-            argv += [seat_id, booking_id]
-        await ctx.scripts.run("load_show", ctx.keys.show_keys(show_id), argv)
-        await ctx.redis.sadd(ctx.keys.loaded_shows, str(show_id))
+        return ShowLoad(
+            starts_at_ms=int(show.starts_at.timestamp() * 1000),
+            status=show.status,
+            seats=[(seat.id, f"{seat.category}|{seat.row}|{places[seat.id]}|{seat.rank}") for seat in plan.seats],
+            booked=list(await catalog.booked_seats(show_id)),
+        )
 
     # -- seat map -----------------------------------------------------------------
 
@@ -144,13 +105,13 @@ class Inventory:
         if plan is None:
             plan = await self.ctx.catalog.hall_plan((await self.ctx.catalog.show(show_id)).hall_id)
         for _ in range(3):
-            status_map, waited, held, booked = await self.run("seat_status", show_id, now_ms=now_ms)
+            status_map, waited, held, booked = await self.scripts.seat_status(show_id, now_ms)
             if (isinstance(status_map, str) and len(status_map) == len(plan.seats)
                     and status_map.count("h") == held and status_map.count("b") == booked):
                 return status_map, waited
             # Not numbered yet, numbered for another plan, or drifted from the seats hash:
             # number the seats in plan order and rebuild the string from the hash.
-            await self.run("index_seats", show_id, *(seat.id for seat in plan.seats), now_ms=now_ms)
+            await self.scripts.index_seats(show_id, [seat.id for seat in plan.seats], now_ms)
         raise RuntimeError(f"show {show_id}: the seat status map would not build")
 
     async def seat_statuses(self, show_id: int, now_ms: int | None = None) -> dict[str, SeatStatus]:
@@ -167,7 +128,7 @@ class Inventory:
                 statuses[seat.id] = SeatStatus.HELD
         if waited_categories:
             # Free seats a waiter could use are the queue's: shown as held (rule 2).
-            waited = {_text(c) for c in waited_categories}
+            waited = set(waited_categories)
             for seat in plan.seats:
                 if seat.id not in statuses and ("*" in waited or seat.category in waited):
                     statuses[seat.id] = SeatStatus.HELD
@@ -176,35 +137,14 @@ class Inventory:
     # -- holds --------------------------------------------------------------------
 
     async def hold(self, show_id: int, seats: list[str], customer: str, now_ms: int | None = None) -> Hold:
+        """Holds the seats; whether the show still sells is Redis's decision (hold_seats)."""
         show = await self.ctx.catalog.show(show_id)
-        if not show.is_open():
-            raise ShowClosed(f"show {show_id} has started or is closed")
         plan = await self.ctx.catalog.hall_plan(show.hall_id)
         validate_seat_list(seats, plan.by_id)
-        hold_id = self.ctx.signer.new_hold_id(show_id)
-        result = await self.run("hold_seats", show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, *seats,
-                                now_ms=now_ms)
-        code = int(result[0])
-        if code == 1:
-            expires = int(result[1])
-            return Hold(hold_id, show_id, list(seats), customer, HoldStatus.ACTIVE, expires,
-                        expires - self.ctx.hold_ttl_ms)
-        if code == ScriptCode.SEATS_UNAVAILABLE:
-            unavailable = [_text(s) for s in result[3:]]
-            raise SeatsUnavailable(
-                "some of the seats are not available; nothing was held",
-                unavailable=unavailable,
-                waitlist={"possible": bool(int(result[2])), "length": int(result[1])},
-            )
-        if code == ScriptCode.CUSTOMER_LIMIT:
-            raise LimitExceeded(
-                f"a customer may hold at most {MAX_SEATS_PER_CUSTOMER} seats of a show at once"
-                f" (already holding or waiting for {int(result[1])})",
-            )
-        if code == ScriptCode.UNKNOWN_SEAT:
-            raise InvalidRequest("a seat is not in this hall",
-                                 details=[{"field": "seats", "problem": f"unknown seat {_text(result[1])}"}])
-        raise RuntimeError(f"hold_seats answered {result!r}")
+        held = await self.scripts.hold_seats(show_id, self.ctx.signer.new_hold_id(show_id), customer,
+                                             MAX_SEATS_PER_CUSTOMER, seats, now_ms)
+        return Hold(held.hold_id, show_id, list(seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
+                    held.now_ms)
 
     def parse_hold_id(self, hold_id: str) -> int:
         parsed = self.ctx.signer.parse(hold_id, "HG")
@@ -214,8 +154,8 @@ class Inventory:
 
     async def hold_status(self, hold_id: str, now_ms: int | None = None) -> Hold:
         show_id = self.parse_hold_id(hold_id)
-        result = await self.run("hold_status", show_id, hold_id, now_ms=now_ms)
-        if not result:
+        record = await self.scripts.hold_status(show_id, hold_id, now_ms)
+        if record is None:
             # A genuine id Redis no longer knows: lost with a wiped Redis, or long gone.
             # PostgreSQL still knows whether it was paid.
             booking_id = await self.ctx.bookings.booking_of_hold(hold_id)
@@ -227,47 +167,36 @@ class Inventory:
                 # A grant's id is its entry's id with the letter changed: unknown means never granted.
                 raise NotFound("no such hold")
             return Hold(hold_id, show_id, [], "", HoldStatus.EXPIRED, 0, 0)
-        status, seats, customer, expires, booking_id, now = (_text(v) for v in result)
-        status_value = HoldStatus.ACTIVE if status == "confirming" else HoldStatus(status)
-        return Hold(hold_id, show_id, seats.split(","), customer, status_value, int(expires), int(now),
-                    booking_id or None)
+        status = HoldStatus.ACTIVE if record.status == "confirming" else HoldStatus(record.status)
+        return Hold(hold_id, show_id, record.seats, record.customer, status, record.expires_at_ms, record.now_ms,
+                    record.booking_id or None)
 
     async def release(self, hold_id: str, now_ms: int | None = None) -> None:
+        """Releases an active hold; releasing a released hold again succeeds (idempotent)."""
         show_id = self.parse_hold_id(hold_id)
-        result = await self.run("release_hold", show_id, hold_id, now_ms=now_ms)
-        if int(result[0]) != 1:
-            status = _text(result[1])
+        status = await self.scripts.release_hold(show_id, hold_id, now_ms)
+        if status is not None:
             if not status and is_grant_id(hold_id):
                 raise NotFound("no such hold")
             status = status or "expired"
             raise HoldNotActive(f"the hold is {status}", status=status)
 
-    async def sweep(self, show_id: int) -> tuple[int, int]:
-        """Ends due holds of one show; returns (holds ended, next wake ms or 0)."""
-        ctx = self.ctx
-        answer = await ctx.scripts.run(
-            "sweep", ctx.keys.show_keys(show_id), [ctx.keys.show_base(show_id), "", ctx.hold_ttl_ms]
-        )
-        if answer == ScriptCode.NOT_LOADED:
-            return 0, 0
-        metrics.observe_script(answer)
-        return int(answer[0]), int(answer[1])
+    async def close_show(self, show_id: int) -> tuple[int, int]:
+        """Closes the show's sale: PostgreSQL records it first (a later load of the show
+        reads it there), then one atomic step in Redis ends its holds and its queue. Safe to
+        repeat. Returns (holds released, waiters cancelled) by this call."""
+        await self.ctx.catalog.set_show_status(show_id, "closed")
+        return await self.scripts.close_show(show_id)
 
     async def unload(self, show_id: int, now_ms: int | None = None) -> int:
         """Drops the show's Redis state when it started more than `unload_after_s` ago
         (lua/unload_show-8.lua), then takes it out of the loaded set and the sweep index.
         Returns how many keys went; 0 when the show was kept. PostgreSQL keeps every sale:
         a later read reloads the show like any first touch. now_ms: tests only."""
-        ctx = self.ctx
-        argv = [ctx.keys.show_base(show_id), "" if now_ms is None else now_ms, ctx.hold_ttl_ms,
-                ctx.settings.unload_after_s * 1000, UNLOAD_BATCH]
+        grace_ms = self.ctx.settings.unload_after_s * 1000
         deleted = 0
         while True:
-            answer = await ctx.scripts.run("unload_show", ctx.keys.show_keys(show_id), argv)
-            if answer == ScriptCode.NOT_LOADED:
-                break  # a stale member of the loaded set: forget it
-            metrics.observe_script(answer)
-            state, count = (int(v) for v in answer[0])
+            state, count = await self.scripts.unload_show(show_id, grace_ms, UNLOAD_BATCH, now_ms)
             deleted += count
             if state == UNLOAD_KEPT:
                 return 0
@@ -281,7 +210,7 @@ class Inventory:
         it meanwhile (a seat map read): its SADD follows its load, so looking at the show's
         meta after our SREM and adding it back when it is loaded never loses a loaded show."""
         ctx = self.ctx
-        self._key_names.pop(show_id, None)
+        self.scripts.forget(show_id)
         pipe = ctx.redis.pipeline(transaction=False)
         pipe.srem(ctx.keys.loaded_shows, str(show_id))
         pipe.zrem(ctx.keys.sweep_index, str(show_id))
@@ -291,9 +220,8 @@ class Inventory:
 
 
 # lua/unload_show-8.lua: hold and entry hashes deleted per call (a call stays short:
-# Redis runs nothing else meanwhile), and the states it answers.
+# Redis runs nothing else meanwhile).
 UNLOAD_BATCH = 1000
-UNLOAD_KEPT, UNLOAD_MORE, UNLOAD_DONE = 0, 1, 2
 
 
 def validate_seat_list(seats: list[str], known: dict[str, Any]) -> None:

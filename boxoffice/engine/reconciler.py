@@ -26,9 +26,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, text
 
-from boxoffice.engine import metrics
 from boxoffice.engine.db import db_time, is_sqlite
-from boxoffice.engine.errors import ScriptCode
 from boxoffice.engine.payment_records import PaymentStatus
 from boxoffice.engine.payments import ChargeStatus
 
@@ -167,13 +165,8 @@ class Reconciler:
             current = [_text(next(marks)) for _ in seats]
             if all(mark == f"b:{booking_id}" for mark in current):
                 continue
-            answer = await ctx.scripts.run(
-                "confirm_finish", ctx.keys.show_keys(show_id),
-                [ctx.keys.show_base(show_id), "", ctx.hold_ttl_ms, hold_id, booking_id, *seats],
-            )
             # A show Redis does not hold is loaded from PostgreSQL, bookings included.
-            if answer != ScriptCode.NOT_LOADED:
-                metrics.observe_script(answer)
+            if await ctx.gateway.confirm_finish(show_id, hold_id, booking_id, seats, load=False) is not None:
                 report.redis_repaired += 1
         await self._set_marked(list(unmarked))
 

@@ -16,6 +16,7 @@ from boxoffice.engine import db, metrics
 from boxoffice.engine.bookings import Bookings
 from boxoffice.engine.catalog import Catalog
 from boxoffice.engine.events import EventHub
+from boxoffice.engine.gateway import ShowScripts
 from boxoffice.engine.ids import IdSigner
 from boxoffice.engine.inventory import Inventory
 from boxoffice.engine.keys import Keys
@@ -33,22 +34,15 @@ _embedded_server: Any = None
 
 
 # A dead or hung Redis must turn into a quick 503, not a request that hangs: short socket
-# timeouts and a couple of fast retries (enough for a blip, a failover is retried by the
-# cluster client itself).
+# timeouts, and no retries by the client library. A command that timed out or lost its
+# connection may have run: sending it again blindly would run a script twice. The scripts
+# are idempotent by the id they act on instead, so the caller may repeat a call whose
+# answer it lost (a 503 says so with Retry-After).
 REDIS_CONNECT_TIMEOUT_S = 2.0
 REDIS_SOCKET_TIMEOUT_S = 5.0
 
 
-def _quick_retry() -> Any:
-    from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialWithJitterBackoff
-
-    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2)
-
-
 def _no_retry() -> Any:
-    """For subscriptions: the event hub's own loop reconnects (to another node on a
-    cluster), so the client must report a lost connection at once."""
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
@@ -70,13 +64,13 @@ def make_redis(settings: Settings) -> tuple[Any, Any]:
     if settings.redis_cluster:
         from boxoffice.engine.redis_cluster import make_cluster_clients
 
-        return make_cluster_clients(settings.redis_url, settings.redis_pool_size, _quick_retry(), _no_retry,
+        return make_cluster_clients(settings.redis_url, settings.redis_pool_size, _no_retry(), _no_retry,
                                     REDIS_CONNECT_TIMEOUT_S, REDIS_SOCKET_TIMEOUT_S)
     from redis.asyncio import BlockingConnectionPool, Redis
 
     pool = BlockingConnectionPool.from_url(
         settings.redis_url, decode_responses=True, max_connections=settings.redis_pool_size, timeout=5,
-        retry=_quick_retry(), **timeouts,
+        retry=_no_retry(), **timeouts,
     )
     client = Redis(connection_pool=pool)
     # Subscriptions wait for messages indefinitely: no socket timeout on that client.
@@ -96,6 +90,7 @@ class Context:
     signer: IdSigner
     payments: PaymentProvider
     events: EventHub
+    gateway: ShowScripts = field(init=False)
     inventory: Inventory = field(init=False)
     bookings: Bookings = field(init=False)
     waitlist: Waitlist = field(init=False)
@@ -105,6 +100,9 @@ class Context:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.gateway = ShowScripts(self.scripts, self.keys, self.hold_ttl_ms,
+                                   load_missing=lambda show_id: self.inventory.load_show(show_id),
+                                   on_earlier_wake=lambda show_id, wake: self.sweeper.index(show_id, wake))
         self.inventory = Inventory(self)
         self.bookings = Bookings(self)
         self.waitlist = Waitlist(self)

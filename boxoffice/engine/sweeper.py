@@ -68,14 +68,16 @@ class Sweeper:
         return self._claim, self._release
 
     async def index(self, show_id: int, wake_ms: int) -> None:
-        """Puts a show that just got its first pending deadline into the sweep index, and
-        arms its wake key when notifications are on: one round trip either way."""
+        """A script call made the show's next wake earlier (its first deadline, an earlier
+        one, a first waiter before the start): lowers the show's score in the sweep index to
+        it (or adds the show), never raising it, and arms its wake key when notifications
+        are on. One round trip either way."""
         ctx = self.ctx
         if not ctx.notifications.enabled:
-            await ctx.redis.zadd(ctx.keys.sweep_index, {str(show_id): wake_ms})
+            await ctx.redis.zadd(ctx.keys.sweep_index, {str(show_id): wake_ms}, lt=True)
             return
         pipe = ctx.redis.pipeline(transaction=False)
-        pipe.zadd(ctx.keys.sweep_index, {str(show_id): wake_ms})
+        pipe.zadd(ctx.keys.sweep_index, {str(show_id): wake_ms}, lt=True)
         ctx.notifications.arm(pipe, show_id, wake_ms)
         await pipe.execute()
 
@@ -96,7 +98,7 @@ class Sweeper:
         ended = 0
         for raw in shows:
             show_id = int(raw)
-            count, wake = await ctx.inventory.sweep(show_id)
+            count, wake = await ctx.gateway.sweep(show_id)
             ended += count
             self.holds_ended += count
             await release(keys=[ctx.keys.sweep_index], args=[show_id, claim_score, wake])
@@ -119,7 +121,7 @@ class Sweeper:
                 if await ctx.inventory.unload(show_id, now_ms):
                     self.shows_unloaded += 1
                     continue
-            count, wake = await ctx.inventory.sweep(show_id)
+            count, wake = await ctx.gateway.sweep(show_id)
             ended += count
             self.holds_ended += count
             if wake:

@@ -12,14 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from boxoffice.engine.errors import (
-    AlreadyWaiting,
     EntryNotWaiting,
     InvalidRequest,
-    LimitExceeded,
-    NoChance,
     NotFound,
-    ScriptCode,
-    ShowClosed,
 )
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_WAITLIST_COUNT
 from boxoffice.engine.models import EntryStatus
@@ -129,13 +124,12 @@ class Waitlist:
         """The show's holds for etas: one script call per show and moment, however many
         waiters ask (each stream of a long queue asks twice a second)."""
         if now_ms is not None:  # tests moving time: always fresh
-            return HoldsAhead.parse(await self.ctx.inventory.run("eta_holds", show_id, DEADLINES_FOR_ETA,
-                                                                 now_ms=now_ms))
+            return HoldsAhead.parse(await self.ctx.gateway.eta_holds(show_id, DEADLINES_FOR_ETA, now_ms))
         async with self._holds_locks[show_id]:
             cached = self._holds.get(show_id)
             if cached is not None and time.monotonic() - cached[0] < ETA_HOLDS_MAX_AGE_S:
                 return cached[1]
-            fresh = HoldsAhead.parse(await self.ctx.inventory.run("eta_holds", show_id, DEADLINES_FOR_ETA))
+            fresh = HoldsAhead.parse(await self.ctx.gateway.eta_holds(show_id, DEADLINES_FOR_ETA))
             if len(self._holds) >= ETA_HOLDS_CACHED_SHOWS:
                 self._holds.clear()
             self._holds[show_id] = (time.monotonic(), fresh)
@@ -151,8 +145,6 @@ class Waitlist:
                    now_ms: int | None = None) -> dict[str, Any]:
         """Queues the customer (201 body). now_ms (tests only) moves the scripts' clock."""
         show = await self.ctx.catalog.show(show_id)
-        if not show.is_open():
-            raise ShowClosed(f"show {show_id} has started or is closed")
         if not 1 <= count <= MAX_WAITLIST_COUNT:
             raise InvalidRequest("count is out of range",
                                  details=[{"field": "count", "problem": f"must be 1 to {MAX_WAITLIST_COUNT}"}])
@@ -160,22 +152,11 @@ class Waitlist:
             raise InvalidRequest("unknown price category",
                                  details=[{"field": "category", "problem": f"not a category of show {show_id}"}])
         entry_id = self.ctx.signer.new_entry_id(show_id)
-        result = await self.ctx.inventory.run(
-            "join_waitlist", show_id, entry_id, customer, count, category or "", MAX_SEATS_PER_CUSTOMER,
-            now_ms=now_ms,
-        )
-        code = int(result[0])
-        if code == ScriptCode.ALREADY_WAITING:
-            raise AlreadyWaiting("this customer already waits for this show")
-        if code == ScriptCode.CUSTOMER_LIMIT:
-            raise LimitExceeded(f"a customer may hold at most {MAX_SEATS_PER_CUSTOMER} seats of a show")
-        if code == ScriptCode.NO_CHANCE:
-            raise NoChance("not enough seats are held or free for this request ever to be met")
-        if code == ScriptCode.SHOW_STARTED:
-            raise ShowClosed(f"show {show_id} has started")
-        status = _text(result[2])
+        joined = await self.ctx.gateway.join_waitlist(show_id, entry_id, customer, count, category or "",
+                                                      MAX_SEATS_PER_CUSTOMER, now_ms)
+        status = joined.status
         body: dict[str, Any] = {"entry_id": entry_id, "show_id": str(show_id), "count": count,
-                                "category": category, "position": int(result[1]) or None, "status": status}
+                                "category": category, "position": joined.position or None, "status": status}
         if status == EntryStatus.GRANTED:
             # Seats were free for it: granted at once, the hold comes with the answer.
             hold = await self.ctx.inventory.hold_status(grant_hold_id(entry_id), now_ms=now_ms)
@@ -184,31 +165,30 @@ class Waitlist:
 
     async def leave(self, entry_id: str, now_ms: int | None = None) -> None:
         show_id = self.parse_entry_id(entry_id)
-        result = await self.ctx.inventory.run("leave_waitlist", show_id, entry_id, now_ms=now_ms)
-        if int(result[0]) != 1:
-            status = _text(result[1]) or EntryStatus.EXPIRED.value
+        status = await self.ctx.gateway.leave_waitlist(show_id, entry_id, now_ms)
+        if status is not None:
+            status = status or EntryStatus.EXPIRED.value
             raise EntryNotWaiting(f"the entry is {status}, not waiting", status=status)
 
     async def status(self, entry_id: str, now_ms: int | None = None) -> dict[str, Any]:
         show_id = self.parse_entry_id(entry_id)
-        result = await self.ctx.inventory.run("entry_status", show_id, entry_id, now_ms=now_ms)
-        if not result:
+        entry = await self.ctx.gateway.entry_status(show_id, entry_id, now_ms)
+        if entry is None:
             # A genuine id Redis no longer knows: long gone, or lost with a wiped Redis.
             return {"entry_id": entry_id, "show_id": str(show_id), "status": EntryStatus.EXPIRED.value,
                     "position": None, "eta_s": None, "hold": None}
-        status, category = _text(result[0]), _text(result[2]) or None
-        count, position, hold_id = int(result[1]), int(result[3]), _text(result[4])
+        status, category = entry.status, entry.category or None
+        count, position, hold_id = entry.count, entry.position, entry.hold_id
         body: dict[str, Any] = {"entry_id": entry_id, "show_id": str(show_id), "status": status,
                                 "count": count, "category": category,
                                 "position": position if status == EntryStatus.WAITING else None,
                                 "eta_s": None, "hold": None}
         if status == EntryStatus.WAITING:
-            share = unpaid_share(int(result[6]), int(result[7]))
-            status_now_ms = int(result[8])
+            share = unpaid_share(entry.holds_paid, entry.holds_unpaid)
             holds = await self.holds_ahead(show_id, now_ms)
-            body["eta_s"] = estimate_eta_s(int(result[5]) + count, int(result[9]),
-                                           holds.deadlines(category, status_now_ms), share, status_now_ms,
-                                           int(result[10]))
+            body["eta_s"] = estimate_eta_s(entry.wanted_ahead + count, entry.free_for_entry,
+                                           holds.deadlines(category, entry.now_ms), share, entry.now_ms,
+                                           entry.starts_at_ms)
         elif status == EntryStatus.GRANTED and hold_id:
             body["hold"] = (await self.ctx.inventory.hold_status(hold_id, now_ms=now_ms)).public()
         return body

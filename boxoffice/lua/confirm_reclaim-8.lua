@@ -5,17 +5,23 @@
 -- free again (and no waiter could use it), takes the seats back atomically as
 -- the same hold. Otherwise the seats went elsewhere and the payment must be
 -- refunded. A released hold is never taken back: its owner gave it up.
+-- A hold taken back gets no hold time of its own (only the pin) and counts
+-- against the customer's limit like any hold.
 -- Input:
 --   KEYS[1..8], ARGV[1..3]   see includes/context.lua
 --   ARGV[4]  hold id
 --   ARGV[5]  fence the payment was taken under
 --   ARGV[6]  pin time in ms
 --   ARGV[7]  customer
---   ARGV[8..] seats of the hold
+--   ARGV[8]  attempt id (unguessable, one per reclaim attempt, made by the engine)
+--   ARGV[9]  most seats one customer may hold in this show
+--   ARGV[10..] seats of the hold
 -- Output:
---   {1, fence}     pinned under a new fence: commit the sale with it
+--   {1, fence}     pinned under a new fence: commit the sale with it (by this run, or
+--                  by an earlier run of the same attempt: idempotent)
 --   {0, status}    not the customer's any more (status: the hold's, "" if unknown)
 --   {-1}           show not loaded
+--   {-11, reason}  the show sells nothing: "closed" or "started"
 --@include context
 --@include holds
 --@include waitlist
@@ -24,14 +30,19 @@ if not is_loaded() then return -1 end
 begin()
 settle_due()
 local key = hold_key(ARGV[4])
-local hold = redis.call('HMGET', key, 'status', 'fence', 'pinned_until', 'expires_at')
+local hold = redis.call('HMGET', key, 'status', 'fence', 'pinned_until', 'expires_at', 'attempt')
 local status = hold[1] or ''
+if status == 'confirming' and hold[5] == ARGV[8] then return finish({1, hold[2]}) end
+local stopped = not_selling()
+if stopped then return finish({-11, stopped}) end
 local pinnable = status == 'active' or (status == 'confirming' and
   (hold[2] == ARGV[5] or tonumber(hold[3]) <= NOW))
 if not pinnable then
   if status ~= 'expired' and status ~= '' then return finish({0, status}) end
   local seats = {}
-  for i = 8, #ARGV do seats[#seats + 1] = ARGV[i] end
+  for i = 10, #ARGV do seats[#seats + 1] = ARGV[i] end
+  local held = tonumber(redis.call('HGET', K_CUSTOMERS, ARGV[7]) or '0')
+  if held + #seats > tonumber(ARGV[9]) then return finish({0, status}) end
   for _, seat in ipairs(seats) do
     local category = seat_category(seat)
     if category == nil or redis.call('HEXISTS', K_SEATS, seat) == 1 or reserved_for_queue(category) then
@@ -39,12 +50,13 @@ if not pinnable then
     end
   end
   redis.call('DEL', key)
-  create_hold(ARGV[4], ARGV[7], seats, 'reclaimed')
+  create_hold(ARGV[4], ARGV[7], seats, 'reclaimed', 0)
   hold[4] = redis.call('HGET', key, 'expires_at')
 end
 local fence = redis.call('HINCRBY', K_META, 'fence', '1')
 local pinned_until = NOW + tonumber(ARGV[6])
-redis.call('HSET', key, 'status', 'confirming', 'fence', fence, 'pinned_until', pinned_until)
+redis.call('HSET', key, 'status', 'confirming', 'fence', fence, 'pinned_until', pinned_until,
+  'attempt', ARGV[8])
 redis.call('ZADD', K_DEADLINES, math.max(pinned_until, tonumber(hold[4])), ARGV[4])
 FIRST_DEADLINE_KNOWN = false
 return finish({1, fence})

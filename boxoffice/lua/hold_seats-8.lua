@@ -6,11 +6,16 @@
 --   ARGV[6]  most seats one customer may hold in this show
 --   ARGV[7..] seat ids (validated against the hall by the engine)
 -- Output:
---   {1, expires_at, next_wake}              held
+--   {1, expires_at, now}                    held
+--   {2, expires_at, now, hold_id}           this customer already holds exactly these seats
+--                                           (a retry with a new id): that hold
 --   {-1}                                    show not loaded
 --   {-2, waitlist_length, possible, seat..} some seats not free: nothing held
 --   {-3, already_held}                      customer limit
 --   {-5, seat}                              a seat not in this hall
+--   {-11, reason}                           the show sells nothing: "closed" or "started"
+-- Idempotent: a second run with the same hold id answers {1, expires_at, now} of the
+-- hold the first run made, whatever became of it since.
 --@include context
 --@include holds
 --@include waitlist
@@ -19,8 +24,22 @@ if not is_loaded() then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
+local made = redis.call('HGET', hold_key(ARGV[4]), 'expires_at')
+if made then return finish({1, made, NOW}) end
+local stopped = not_selling()
+if stopped then return finish({-11, stopped}) end
 local seats = {}
 for i = 7, #ARGV do seats[#seats + 1] = ARGV[i] end
+-- The customer's own live hold of exactly these seats answers a retry that lost its
+-- answer and came back under a new id.
+local first = redis.call('HGET', K_SEATS, seats[1])
+if first and string.sub(first, 1, 2) == 'h:' then
+  local existing = string.sub(first, 3)
+  local hold = redis.call('HMGET', hold_key(existing), 'customer', 'seats', 'expires_at', 'status')
+  if hold[1] == customer and hold[4] == 'active' and same_seats(split_seats(hold[2]), seats) then
+    return finish({2, hold[3], NOW, existing})
+  end
+end
 
 local held = tonumber(redis.call('HGET', K_CUSTOMERS, customer) or '0')
 -- (only waiting entries are in the waiters hash: none while the waitlist is empty)
@@ -52,4 +71,4 @@ if #unavailable > 0 then
 end
 
 local expires = create_hold(ARGV[4], customer, seats, 'direct')
-return finish({1, expires})
+return finish({1, expires, NOW})

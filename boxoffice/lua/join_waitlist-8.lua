@@ -15,7 +15,9 @@
 --   {-3, already_held}      customer limit
 --   {-9}                    this customer already waits for this show
 --   {-10}                   no chance: not enough unsold seats
---   {-11}                   the show has started
+--   {-11, reason}           the show takes no one: "closed" or "started"
+-- Idempotent: a second run with the same entry id answers {1, position, status}
+-- of the entry the first run made, as it is now.
 --@include context
 --@include holds
 --@include waitlist
@@ -25,8 +27,14 @@ begin()
 settle_due()
 local entry_id, customer, category = ARGV[4], ARGV[5], ARGV[7]
 local count = tonumber(ARGV[6])
-if show_started() then
-  return finish({-11})
+local made = redis.call('HGET', entry_key(entry_id), 'status')
+if made then
+  local rank = made == 'waiting' and redis.call('ZRANK', K_WAITLIST, entry_id)
+  return finish({1, rank and (rank + 1) or 0, made})
+end
+local stopped = not_selling()
+if stopped then
+  return finish({-11, stopped})
 end
 if redis.call('HEXISTS', K_WAITERS, customer) == 1 then
   return finish({-9})

@@ -4,9 +4,9 @@
 --   KEYS[1..8], ARGV[1..3]   see includes/context.lua
 --   ARGV[4]  entry id
 -- Output:
---   {1}            left (status "cancelled")
+--   {1}            left (status "cancelled"), now or by an earlier run (idempotent)
 --   {-1}           show not loaded
---   {-4, status}   not waiting (granted, impossible, cancelled, expired, "" unknown)
+--   {-4, status}   not waiting (granted, impossible, expired, "" unknown)
 --@include context
 --@include holds
 --@include waitlist
@@ -15,6 +15,7 @@ if not is_loaded() then return -1 end
 begin()
 settle_due()
 local status = redis.call('HGET', entry_key(ARGV[4]), 'status')
+if status == 'cancelled' then return finish({1}) end
 if status ~= 'waiting' then
   return finish({-4, status or ''})
 end

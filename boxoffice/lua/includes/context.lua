@@ -1,6 +1,7 @@
 -- Shared context of every show script. Every script of a show takes the same
 -- eight keys (all carrying the show's hash tag, so a script touches one slot):
---   KEYS[1] meta       hash: loaded, starts_at (ms), seat_count, fence, waitseq, wc:<category>
+--   KEYS[1] meta       hash: loaded, starts_at (ms), status (open|closed), seat_count, fence,
+--                      waitseq, wc:<category>
 --   KEYS[2] layout     hash: seat -> "category|row|place|rank" (place: along the row, side by
 --                      side seats consecutive, an aisle skips a place; rank: lower is a better seat)
 --   KEYS[3] seats      hash: seat -> "h:<hold_id>" | "b:<booking_id>"; absent means free
@@ -14,8 +15,11 @@
 --   ARGV[2] now in ms, or "" to use Redis's clock (tests move time with it)
 --   ARGV[3] hold time in ms
 -- Every show script answers -1 when the show is not loaded (the engine loads it
--- and calls again), else {result, next_wake, became_active} (see settle.lua);
--- the Output of each header describes `result`.
+-- and calls again), else {result, next_wake, reindex, expired_late_ms, grant_waits_ms}
+-- (see settle.lua, finish); the Output of each header describes `result`.
+-- Every script that changes state is idempotent by the id it acts on (a hold, an
+-- entry, a confirm attempt): run twice, it answers the first run's outcome and
+-- changes nothing, so a call whose answer was lost may be sent again.
 -- Redis 7.0 turns each Lua number given to redis.call into text with printf("%.17g"),
 -- which shows in profiles of the hot scripts: constant numbers are written as text
 -- ('1'), and a number sent twice is made text once (string.format('%d', n)).
@@ -54,7 +58,7 @@ local EXPIRED_LATE_MS, GRANT_WAITS_MS
 -- them, and it reads them first), the earliest hold deadline (nil: none), which every
 -- write to the deadlines zset updates (create_hold) or forgets (FIRST_DEADLINE_KNOWN),
 -- and the waitlist's length (waitlist.lua: adding or ending an entry forgets it).
-local LOADED, STARTS_AT
+local LOADED, STARTS_AT, CLOSED
 local FIRST_DEADLINE, FIRST_DEADLINE_KNOWN
 local WAITING
 -- next_wake() when the call began (settle.lua).
@@ -75,7 +79,7 @@ local function start_call(keys, argv)
   TTL_MS = tonumber(argv[3])
   CHANGED, CHANGED_TO, QUEUE_CHANGED, ENDED_ENTRIES = {}, {}, false, {}
   EXPIRED_LATE_MS, GRANT_WAITS_MS = {}, {}
-  LOADED, STARTS_AT, FIRST_DEADLINE, FIRST_DEADLINE_KNOWN, WAITING = nil, nil, nil, false, nil
+  LOADED, STARTS_AT, CLOSED, FIRST_DEADLINE, FIRST_DEADLINE_KNOWN, WAITING = nil, nil, nil, nil, false, nil
   START_WAKE = 0
 end
 
@@ -90,6 +94,17 @@ local function split_seats(csv)
   return out
 end
 
+-- Do two seat lists name the same seats (in any order)?
+local function same_seats(a, b)
+  if #a ~= #b then return false end
+  local set = {}
+  for _, seat in ipairs(a) do set[seat] = true end
+  for _, seat in ipairs(b) do
+    if not set[seat] then return false end
+  end
+  return true
+end
+
 local function seat_category(seat)
   local info = redis.call('HGET', K_LAYOUT, seat)
   if not info then return nil end
@@ -98,14 +113,33 @@ end
 
 local function read_meta()
   if STARTS_AT == nil then
-    local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at')
-    LOADED, STARTS_AT = meta[1] == '1', tonumber(meta[2] or '0')
+    local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at', 'status')
+    LOADED, STARTS_AT, CLOSED = meta[1] == '1', tonumber(meta[2] or '0'), meta[3] == 'closed'
   end
 end
 
 local function is_loaded()
   read_meta()
   return LOADED
+end
+
+-- The show's start and status decide on Redis's clock and Redis's copy of the show:
+-- nothing is held, granted or confirmed once it started or was closed.
+local function show_started()
+  read_meta()
+  return STARTS_AT > 0 and STARTS_AT <= NOW
+end
+
+local function show_closed()
+  read_meta()
+  return CLOSED
+end
+
+-- Why the show sells nothing now ('closed' or 'started'), or nil while it sells.
+local function not_selling()
+  if show_closed() then return 'closed' end
+  if show_started() then return 'started' end
+  return nil
 end
 
 local function first_deadline()

@@ -2,13 +2,14 @@
 
 local function hold_key(hold_id) return BASE .. 'hold:' .. hold_id end
 
-local function create_hold(hold_id, customer, seats, source)
+-- ttl_ms: the hold time (nil: the show's, TTL_MS).
+local function create_hold(hold_id, customer, seats, source, ttl_ms)
   local mine = 'h:' .. hold_id
   for _, seat in ipairs(seats) do
     redis.call('HSET', K_SEATS, seat, mine)
     seat_changed(seat, mine)
   end
-  local expires = NOW + TTL_MS
+  local expires = NOW + (ttl_ms or TTL_MS)
   -- As text once: Redis would format the number for HSET and again for ZADD.
   local expires_text = string.format('%d', expires)
   local key = hold_key(hold_id)

@@ -19,8 +19,10 @@ local function settle_due()
       EXPIRED_LATE_MS[#EXPIRED_LATE_MS + 1] = NOW - tonumber(due[i + 1])
     end
   end
-  if show_started() then
-    expire_all_waiters()
+  if show_closed() then
+    end_all_waiters('cancelled')
+  elseif show_started() then
+    end_all_waiters('expired')
   elseif freed > 0 then
     grant_waiters()
   end
@@ -64,10 +66,12 @@ local function publish_changes()
 end
 
 -- Every show script calls begin() first and returns finish(result): the caller
--- gets {result, next_wake, became_active, expired_late_ms, grant_waits_ms}.
--- became_active is 1 when the show had nothing pending before this call and has
--- now: the engine then indexes the show for the sweepers (a sweeper only drops
--- a show it saw idle). The two lists feed the metrics (see context.lua).
+-- gets {result, next_wake, reindex, expired_late_ms, grant_waits_ms}.
+-- reindex is 1 when this call made the show's next wake earlier than it was (from
+-- nothing pending, or from a later wake: a new hold, a first waiter before the
+-- start, a declined payment restoring an earlier deadline): the engine then lowers
+-- the show's score in the sweep index to next_wake, so expiry is never late by more
+-- than the sweeper's timer. The two lists feed the metrics (see context.lua).
 local function begin()
   START_WAKE = next_wake()
 end
@@ -75,6 +79,6 @@ end
 local function finish(result)
   publish_changes()
   local wake = next_wake()
-  local became_active = (START_WAKE == 0 and wake > 0) and 1 or 0
-  return {result, wake, became_active, EXPIRED_LATE_MS, GRANT_WAITS_MS}
+  local reindex = (wake > 0 and (START_WAKE == 0 or wake < START_WAKE)) and 1 or 0
+  return {result, wake, reindex, EXPIRED_LATE_MS, GRANT_WAITS_MS}
 end

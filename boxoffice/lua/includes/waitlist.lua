@@ -191,8 +191,10 @@ local function pick_seats(eligible, count)
   return picked
 end
 
+-- Settle before granting: a show that started or closed grants nothing (settle_due
+-- ends its queue instead).
 local function grant_waiters()
-  if waitlist_length() == 0 then return end
+  if waitlist_length() == 0 or not_selling() then return end
   if tonumber(redis.call('HGET', K_STATS, 'free') or '0') <= 0 then return end
   local free = free_seats()
   local claimed = {}
@@ -259,14 +261,11 @@ local function mark_impossible()
   end
 end
 
-local function expire_all_waiters()
+-- Ends every waiting entry: `expired` when the show started, `cancelled` when it closed.
+local function end_all_waiters(status)
   if waitlist_length() == 0 then return end
   for _, entry_id in ipairs(redis.call('ZRANGE', K_WAITLIST, '0', '-1')) do
-    end_entry(entry_id, 'expired', nil)
+    end_entry(entry_id, status, nil)
   end
 end
 
-local function show_started()
-  read_meta()
-  return STARTS_AT > 0 and STARTS_AT <= NOW
-end

@@ -1,0 +1,312 @@
+"""The one gateway to the show scripts (boxoffice/lua): a method per script, which owns
+its keys and arguments and turns its reply into typed values or engine errors. Nothing
+else in the engine or the API builds script arguments or reads script replies.
+
+Every call goes the same way: the eight show keys and the three common arguments
+(boxoffice/lua/includes/context.lua), the script's own arguments, one FCALL. A show
+Redis does not hold (-1) is loaded from the catalog and the call made again. Every show
+script answers {result, next_wake, reindex, expired_late_ms, grant_waits_ms}
+(boxoffice/lua/includes/settle.lua): the lists feed the metrics, and when the call made
+the show's next wake earlier (reindex), the show's place in the sweep index is lowered
+at once, so expiry never waits for a later wake than the show needs.
+
+No call is ever sent twice by the client library (boxoffice/engine/service.py builds
+the clients without retries): each mutating script is idempotent by the id it acts on
+instead, so the caller (a customer retrying a 503, the reconciler) may repeat it safely."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from boxoffice.engine import metrics
+from boxoffice.engine.errors import (
+    AlreadyWaiting,
+    InvalidRequest,
+    LimitExceeded,
+    NoChance,
+    ScriptCode,
+    SeatsUnavailable,
+    ShowClosed,
+)
+from boxoffice.engine.keys import Keys
+from boxoffice.engine.scripts import ScriptRunner
+
+
+@dataclass(frozen=True)
+class ShowLoad:
+    """What load_show puts into Redis: the show's start and status, each seat with its
+    "category|row|place|rank" (context.lua), and the seats PostgreSQL has sold."""
+
+    starts_at_ms: int
+    status: str
+    seats: list[tuple[str, str]]
+    booked: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Held:
+    hold_id: str
+    expires_at_ms: int
+    now_ms: int
+
+
+@dataclass(frozen=True)
+class HoldRecord:
+    status: str
+    seats: list[str]
+    customer: str
+    expires_at_ms: int
+    booking_id: str
+    now_ms: int
+
+
+@dataclass(frozen=True)
+class Pin:
+    fence: int
+    seats: list[str]
+    customer: str
+    expires_at_ms: int
+
+
+@dataclass(frozen=True)
+class PinRefused:
+    code: ScriptCode
+    status: str = ""
+
+
+@dataclass(frozen=True)
+class Joined:
+    position: int
+    status: str
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    status: str
+    count: int
+    category: str
+    position: int
+    hold_id: str
+    wanted_ahead: int
+    holds_paid: int
+    holds_unpaid: int
+    now_ms: int
+    free_for_entry: int
+    starts_at_ms: int
+
+
+# unload_show's states (boxoffice/lua/unload_show-8.lua).
+UNLOAD_KEPT, UNLOAD_MORE, UNLOAD_DONE = 0, 1, 2
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def not_selling(show_id: int, reason: Any) -> ShowClosed:
+    return ShowClosed(f"show {show_id} has {'started' if text(reason) == 'started' else 'been closed'}",
+                      reason=text(reason))
+
+
+class ShowScripts:
+    def __init__(self, runner: ScriptRunner, keys: Keys, hold_ttl_ms: int,
+                 load_missing: Callable[[int], Awaitable[None]],
+                 on_earlier_wake: Callable[[int, int], Awaitable[None]]) -> None:
+        self.runner = runner
+        self.keys = keys
+        self.hold_ttl_ms = hold_ttl_ms
+        self._load_missing = load_missing
+        self._on_earlier_wake = on_earlier_wake
+        # Key names per show, built once (every call of a hot show needs the same nine).
+        self._names: dict[int, tuple[list[str], str]] = {}
+
+    def _show_names(self, show_id: int) -> tuple[list[str], str]:
+        named = self._names.get(show_id)
+        if named is None:
+            if len(self._names) >= 10_000:
+                self._names.clear()
+            named = self._names[show_id] = (self.keys.show_keys(show_id), self.keys.show_base(show_id))
+        return named
+
+    def forget(self, show_id: int) -> None:
+        self._names.pop(show_id, None)
+
+    async def call(self, name: str, show_id: int, *args: Any, now_ms: int | None = None,
+                   load: bool = True) -> Any:
+        """Runs one show script and answers its `result`; None when the show is not loaded
+        and `load` is false. now_ms (tests only) moves the scripts' clock."""
+        keys, base = self._show_names(show_id)
+        argv = [base, "" if now_ms is None else now_ms, self.hold_ttl_ms, *args]
+        for _ in range(3):
+            answer = await self.runner.run(name, keys, argv)
+            if answer == ScriptCode.NOT_LOADED:
+                if not load:
+                    return None
+                await self._load_missing(show_id)
+                continue
+            metrics.observe_script(answer)
+            if int(answer[2]):
+                await self._on_earlier_wake(show_id, int(answer[1]))
+            return answer[0]
+        raise RuntimeError(f"show {show_id} would not load into Redis")
+
+    # -- the show's state ------------------------------------------------------------
+
+    async def load_show(self, show_id: int, show: ShowLoad) -> bool:
+        """Puts the show into Redis unless it is there; True when this call loaded it."""
+        keys, base = self._show_names(show_id)
+        argv: list[Any] = [base, "", self.hold_ttl_ms, show.starts_at_ms, show.status, len(show.seats)]
+        for pair in show.seats:
+            argv += pair
+        for pair in show.booked:
+            argv += pair
+        return int(await self.runner.run("load_show", keys, argv)) == 1
+
+    async def close_show(self, show_id: int) -> tuple[int, int]:
+        """(holds released, waiters cancelled); (0, 0) when it was closed already."""
+        released, cancelled = await self.call("close_show", show_id)
+        return int(released), int(cancelled)
+
+    async def sweep(self, show_id: int) -> tuple[int, int]:
+        """(holds ended, next wake ms or 0); a show Redis does not hold has nothing due."""
+        keys, base = self._show_names(show_id)
+        answer = await self.runner.run("sweep", keys, [base, "", self.hold_ttl_ms])
+        if answer == ScriptCode.NOT_LOADED:
+            return 0, 0
+        metrics.observe_script(answer)
+        return int(answer[0]), int(answer[1])
+
+    async def unload_show(self, show_id: int, grace_ms: int, batch: int, now_ms: int | None) -> tuple[int, int]:
+        """One batch of unloading: (state, keys deleted); UNLOAD_DONE when not loaded."""
+        answer = await self.call("unload_show", show_id, grace_ms, batch, now_ms=now_ms, load=False)
+        if answer is None:
+            return UNLOAD_DONE, 0
+        state, count = (int(v) for v in answer)
+        return state, count
+
+    async def seat_status(self, show_id: int, now_ms: int | None) -> tuple[Any, list[str], int, int]:
+        """(status map or 0 when not indexed, categories kept for waiters, held, booked)."""
+        status_map, waited, held, booked = await self.call("seat_status", show_id, now_ms=now_ms)
+        return status_map, [text(c) for c in waited], int(held), int(booked)
+
+    async def index_seats(self, show_id: int, seat_ids: list[str], now_ms: int | None) -> None:
+        await self.call("index_seats", show_id, *seat_ids, now_ms=now_ms)
+
+    async def seat_map(self, show_id: int) -> tuple[dict[str, str], list[str]]:
+        """({seat: "h"|"b"} of every taken seat, categories kept for waiters)."""
+        taken_flat, waited = await self.call("seat_map", show_id)
+        taken = {text(taken_flat[i]): text(taken_flat[i + 1]) for i in range(0, len(taken_flat), 2)}
+        return taken, [text(c) for c in waited]
+
+    # -- holds -------------------------------------------------------------------------
+
+    async def hold_seats(self, show_id: int, hold_id: str, customer: str, limit: int, seats: list[str],
+                         now_ms: int | None = None) -> Held:
+        result = await self.call("hold_seats", show_id, hold_id, customer, limit, *seats, now_ms=now_ms)
+        code = int(result[0])
+        if code == 1:
+            return Held(hold_id, int(result[1]), int(result[2]))
+        if code == 2:
+            return Held(text(result[3]), int(result[1]), int(result[2]))
+        if code == ScriptCode.SEATS_UNAVAILABLE:
+            raise SeatsUnavailable(
+                "some of the seats are not available; nothing was held",
+                unavailable=[text(s) for s in result[3:]],
+                waitlist={"possible": bool(int(result[2])), "length": int(result[1])},
+            )
+        if code == ScriptCode.CUSTOMER_LIMIT:
+            raise LimitExceeded(f"a customer may hold at most {limit} seats of a show at once"
+                                f" (already holding or waiting for {int(result[1])})")
+        if code == ScriptCode.UNKNOWN_SEAT:
+            raise InvalidRequest("a seat is not in this hall",
+                                 details=[{"field": "seats", "problem": f"unknown seat {text(result[1])}"}])
+        if code == ScriptCode.NOT_SELLING:
+            raise not_selling(show_id, result[1])
+        raise RuntimeError(f"hold_seats answered {result!r}")
+
+    async def hold_status(self, show_id: int, hold_id: str, now_ms: int | None = None) -> HoldRecord | None:
+        result = await self.call("hold_status", show_id, hold_id, now_ms=now_ms)
+        if not result:
+            return None
+        status, seats, customer, expires, booking_id, now = (text(v) for v in result)
+        return HoldRecord(status, seats.split(","), customer, int(expires), booking_id, int(now))
+
+    async def release_hold(self, show_id: int, hold_id: str, now_ms: int | None = None) -> str | None:
+        """None when released (now or before), else the hold's status ("" when unknown)."""
+        result = await self.call("release_hold", show_id, hold_id, now_ms=now_ms)
+        return None if int(result[0]) == 1 else text(result[1])
+
+    # -- confirm -----------------------------------------------------------------------
+
+    async def confirm_begin(self, show_id: int, hold_id: str, pin_ms: int, attempt: str,
+                            now_ms: int | None = None) -> Pin | PinRefused:
+        result = await self.call("confirm_begin", show_id, hold_id, pin_ms, attempt, now_ms=now_ms)
+        code = int(result[0])
+        if code == 1:
+            return Pin(int(result[1]), text(result[2]).split(","), text(result[3]), int(result[4]))
+        if code == ScriptCode.NOT_SELLING:
+            raise not_selling(show_id, result[1])
+        return PinRefused(ScriptCode(code), text(result[1]) if len(result) > 1 else "")
+
+    async def confirm_check(self, show_id: int, hold_id: str, fence: int, pin_ms: int) -> bool:
+        return int(await self.call("confirm_check", show_id, hold_id, fence, pin_ms)) == 1
+
+    async def confirm_finish(self, show_id: int, hold_id: str, booking_id: str, seats: list[str],
+                             now_ms: int | None = None, load: bool = True) -> int | None:
+        """Seats newly marked booked; None when the show is not loaded and `load` is false
+        (a load reads the bookings from PostgreSQL anyway)."""
+        newly = await self.call("confirm_finish", show_id, hold_id, booking_id, *seats, now_ms=now_ms, load=load)
+        return None if newly is None else int(newly)
+
+    async def confirm_abort(self, show_id: int, hold_id: str, fence: int, now_ms: int | None = None) -> int:
+        """1 active again, 2 ended (its deadline passed), 0 not this confirm's pin."""
+        return int(await self.call("confirm_abort", show_id, hold_id, fence, now_ms=now_ms))
+
+    async def confirm_reclaim(self, show_id: int, hold_id: str, fence: int, pin_ms: int, customer: str,
+                              attempt: str, limit: int, seats: list[str]) -> int | str:
+        """The new fence when the hold is the customer's again, else the hold's status
+        ("closed" or "started" when the show sells nothing)."""
+        result = await self.call("confirm_reclaim", show_id, hold_id, fence, pin_ms, customer, attempt, limit,
+                                 *seats)
+        code = int(result[0])
+        if code == 1:
+            return int(result[1])
+        return text(result[1])
+
+    # -- the waitlist ------------------------------------------------------------------
+
+    async def join_waitlist(self, show_id: int, entry_id: str, customer: str, count: int, category: str,
+                            limit: int, now_ms: int | None = None) -> Joined:
+        result = await self.call("join_waitlist", show_id, entry_id, customer, count, category, limit,
+                                 now_ms=now_ms)
+        code = int(result[0])
+        if code == 1:
+            return Joined(int(result[1]), text(result[2]))
+        if code == ScriptCode.ALREADY_WAITING:
+            raise AlreadyWaiting("this customer already waits for this show")
+        if code == ScriptCode.CUSTOMER_LIMIT:
+            raise LimitExceeded(f"a customer may hold at most {limit} seats of a show")
+        if code == ScriptCode.NO_CHANCE:
+            raise NoChance("not enough seats are held or free for this request ever to be met")
+        if code == ScriptCode.NOT_SELLING:
+            raise not_selling(show_id, result[1])
+        raise RuntimeError(f"join_waitlist answered {result!r}")
+
+    async def leave_waitlist(self, show_id: int, entry_id: str, now_ms: int | None = None) -> str | None:
+        """None when left (now or before), else the entry's status ("" when unknown)."""
+        result = await self.call("leave_waitlist", show_id, entry_id, now_ms=now_ms)
+        return None if int(result[0]) == 1 else text(result[1])
+
+    async def entry_status(self, show_id: int, entry_id: str, now_ms: int | None = None) -> EntryRecord | None:
+        result = await self.call("entry_status", show_id, entry_id, now_ms=now_ms)
+        if not result:
+            return None
+        return EntryRecord(text(result[0]), int(result[1]), text(result[2]), int(result[3]), text(result[4]),
+                           int(result[5]), int(result[6]), int(result[7]), int(result[8]), int(result[9]),
+                           int(result[10]))
+
+    async def eta_holds(self, show_id: int, limit: int, now_ms: int | None = None) -> list[Any]:
+        """[now, deadline, "category=n,...", ...] (boxoffice/lua/eta_holds-8.lua)."""
+        return list(await self.call("eta_holds", show_id, limit, now_ms=now_ms))

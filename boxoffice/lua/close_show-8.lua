@@ -1,0 +1,30 @@
+-- close_show: closes a show's sale in one atomic step: from now on nothing is
+-- held, granted or confirmed; every active or confirming hold ends `released`
+-- (a confirm still paying finds its pin gone, and is refunded), every waiting
+-- entry ends `cancelled`, and live streams are told. Bookings stay.
+-- Input:
+--   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+-- Output:
+--   {holds_released, entries_cancelled}   closed now
+--   {0, 0}                                already closed (idempotent)
+--@include context
+--@include holds
+--@include waitlist
+--@include settle
+if not is_loaded() then return -1 end
+begin()
+if show_closed() then return finish({0, 0}) end
+settle_due()
+redis.call('HSET', K_META, 'status', 'closed')
+CLOSED = true
+local released = 0
+for _, hold_id in ipairs(redis.call('ZRANGE', K_DEADLINES, '0', '-1')) do
+  local status = redis.call('HGET', hold_key(hold_id), 'status')
+  if status == 'active' or status == 'confirming' then
+    end_hold(hold_id, 'released', nil)
+    released = released + 1
+  end
+end
+local waiting = waitlist_length()
+end_all_waiters('cancelled')
+return finish({released, waiting})
