@@ -82,9 +82,14 @@ class Rules:
                 and set(seats) <= self.known_seats)
 
     def hold(self, seats: list[str], customer: str) -> tuple[str, list[str]]:
-        """("invalid"|"limit"|"unavailable"|"held", unavailable seats). Called after validation
-        passed, the engine's script settles, checks the customer's limit, then the seats."""
+        """("limit"|"unavailable"|"held", unavailable seats) or ("same", [hold id]). Called
+        after validation passed, the engine's script settles, answers the customer's own
+        active hold of exactly these seats (a retry under a new id), checks the customer's
+        limit, then the seats."""
         self.settle()
+        for hold in self.active():
+            if hold.customer == customer and sorted(hold.seats) == sorted(seats):
+                return "same", [hold.hold_id]
         if self.held_by(customer) + len(seats) > MAX_SEATS_PER_CUSTOMER:
             return "limit", []
         owners = self.owners()
@@ -97,6 +102,8 @@ class Rules:
         hold = self.holds.get(hold_id)
         if hold is None:
             return "expired"  # an id Redis never knew reads as long gone
+        if hold.status == "released":
+            return None  # released before: the same outcome again, nothing changes
         if hold.status != "active":
             return hold.status
         hold.status = "released"
@@ -174,6 +181,10 @@ class HoldMachine(RuleBasedStateMachine):
             return multiple()
         assert error is None, (seat_ids, error)
         assert got.seats == seat_ids and got.customer == customer and got.status is HoldStatus.ACTIVE
+        if expected == "same":
+            existing = self.rules.holds[unavailable[0]]
+            assert (got.hold_id, got.expires_at_ms) == (existing.hold_id, existing.expires_at)
+            return multiple()
         assert got.expires_at_ms == now + TTL_MS
         self.rules.holds[got.hold_id] = ModelHold(got.hold_id, seat_ids, customer, got.expires_at_ms)
         return got.hold_id
@@ -186,6 +197,46 @@ class HoldMachine(RuleBasedStateMachine):
             assert error is None, error
         else:
             assert isinstance(error, HoldNotActive) and error.extra["status"] == refused_as, error
+
+    # -- a call that ran but whose answer was lost: the caller sends it again ----------
+
+    @rule(target=holds, customer=st.sampled_from(CUSTOMERS),
+          seats=st.lists(st.sampled_from(range(POOL_SIZE)), min_size=1, max_size=6, unique=True))
+    def hold_answer_lost(self, customer: str, seats: list[int]) -> Any:
+        """The script runs; its answer never arrives; the same call (same hold id) is sent again
+        and answers what the first run did, changing nothing."""
+        seat_ids = [self.pool[i] for i in seats]
+        hold_id = self.ctx.signer.new_hold_id(self.show.show_id)
+
+        def send() -> tuple[Any, BaseException | None]:
+            return self.attempt(self.ctx.gateway.hold_seats(self.show.show_id, hold_id, customer,
+                                                            MAX_SEATS_PER_CUSTOMER, seat_ids, self.rules.now))
+
+        send()  # lost
+        again, error = send()
+        expected, detail = self.rules.hold(seat_ids, customer)
+        if expected == "limit":
+            assert isinstance(error, LimitExceeded), error
+            return multiple()
+        if expected == "unavailable":
+            assert isinstance(error, SeatsUnavailable) and error.extra["unavailable"] == detail, error
+            return multiple()
+        assert error is None, error
+        if expected == "same":
+            assert again.hold_id == detail[0]
+            return multiple()
+        assert (again.hold_id, again.expires_at_ms) == (hold_id, self.rules.now + TTL_MS)
+        self.rules.holds[hold_id] = ModelHold(hold_id, seat_ids, customer, again.expires_at_ms)
+        return hold_id
+
+    @rule(hold_id=holds)
+    def release_answer_lost(self, hold_id: str) -> None:
+        """A release whose answer was lost, sent again: both answer what the first did."""
+        outcomes = []
+        for _ in range(2):
+            _, error = self.attempt(self.ctx.inventory.release(hold_id, now_ms=self.rules.now))
+            outcomes.append(None if error is None else error.extra["status"])
+        assert outcomes == [self.rules.release(hold_id)] * 2, outcomes
 
     @rule()
     def release_a_hold_nobody_made(self) -> None:
