@@ -157,7 +157,10 @@ class Model:
 
     def leave(self, entry_id: str) -> int:
         self.settle()
-        if self.entries[entry_id].status != "waiting":
+        status = self.entries[entry_id].status
+        if status == "cancelled":
+            return 1  # left before: the same outcome again, nothing changes
+        if status != "waiting":
             return ScriptCode.NOT_ACTIVE
         self.end_entry(entry_id, "cancelled")
         self.grant()
@@ -165,6 +168,9 @@ class Model:
 
     def hold(self, hold_id: str, customer: str, seats: list[str]) -> int:
         self.settle()
+        if any(h.status == "active" and h.customer == customer and sorted(h.seats) == sorted(seats)
+               for h in self.holds.values()):
+            return 2  # the customer's own hold of exactly these seats: a retry under a new id
         waiting = self.waiting_entry_of(customer)
         already = self.held_by(customer) + (waiting.count if waiting else 0)
         if already + len(seats) > MAX_SEATS_PER_CUSTOMER:
@@ -176,7 +182,10 @@ class Model:
 
     def release(self, hold_id: str) -> int:
         self.settle()
-        if self.holds[hold_id].status != "active":
+        status = self.holds[hold_id].status
+        if status == "released":
+            return 1  # released before: the same outcome again, nothing changes
+        if status != "active":
             return ScriptCode.NOT_ACTIVE
         self.end_hold(hold_id, "released")
         self.grant()
@@ -268,10 +277,19 @@ class WaitlistMachine(RuleBasedStateMachine):
     def join_for_any_seat(self, customer: str, count: int) -> None:
         self.join_queue(customer, count, "")
 
-    def join_queue(self, customer: str, count: int, category: str) -> None:
+    def join_queue(self, customer: str, count: int, category: str, answer_lost: bool = False) -> None:
         entry_id = self.ctx.signer.new_entry_id(self.show_id)
         result = self.script("join_waitlist", entry_id, customer, count, category, MAX_SEATS_PER_CUSTOMER)
+        if answer_lost:
+            # The call ran, its answer never came; the caller sends the same call again.
+            first, result = result, self.script("join_waitlist", entry_id, customer, count, category,
+                                                MAX_SEATS_PER_CUSTOMER)
+            assert int(first[0]) != 1 or list(result) == list(first), (first, result)
         assert int(result[0]) == self.model.join(entry_id, customer, count, category)
+
+    @rule(customer=st.sampled_from(CUSTOMERS), count=st.integers(1, 4), category=st.sampled_from(CATEGORIES))
+    def join_answer_lost(self, customer: str, count: int, category: str) -> None:
+        self.join_queue(customer, count, category, answer_lost=True)
 
     @precondition(lambda self: self.model.queue)
     @rule(pick=st.integers(0, 1000))
@@ -283,9 +301,17 @@ class WaitlistMachine(RuleBasedStateMachine):
     def leave_any(self, pick: int) -> None:
         self.leave_entry(list(self.model.entries)[pick % len(self.model.entries)])  # ids are random: keep order
 
-    def leave_entry(self, entry_id: str) -> None:
+    def leave_entry(self, entry_id: str, answer_lost: bool = False) -> None:
         result = self.script("leave_waitlist", entry_id)
+        if answer_lost:
+            first, result = result, self.script("leave_waitlist", entry_id)
+            assert list(result) == list(first), (first, result)
         assert int(result[0]) == self.model.leave(entry_id)
+
+    @precondition(lambda self: self.model.entries)
+    @rule(pick=st.integers(0, 1000))
+    def leave_answer_lost(self, pick: int) -> None:
+        self.leave_entry(list(self.model.entries)[pick % len(self.model.entries)], answer_lost=True)
 
     @rule(customer=st.sampled_from([*CUSTOMERS, "newcomer@example.org"]), data=st.data())
     def hold(self, customer: str, data: st.DataObject) -> None:
@@ -301,10 +327,22 @@ class WaitlistMachine(RuleBasedStateMachine):
         seats = [free[(pick + i) % len(free)] for i in range(min(count, len(free)))]
         self.hold_seats(f"newcomer{pick % 4}@example.org", seats)
 
-    def hold_seats(self, customer: str, seats: list[str]) -> None:
+    def hold_seats(self, customer: str, seats: list[str], answer_lost: bool = False) -> None:
         hold_id = self.ctx.signer.new_hold_id(self.show_id)
         result = self.script("hold_seats", hold_id, customer, MAX_SEATS_PER_CUSTOMER, *seats)
+        if answer_lost:
+            # The call ran, its answer never came; the same call again answers the hold it made.
+            again = self.script("hold_seats", hold_id, customer, MAX_SEATS_PER_CUSTOMER, *seats)
+            if int(result[0]) in (1, 2):
+                assert int(again[0]) == 2 and int(again[1]) == int(result[1]), (result, again)
+            else:
+                assert list(again) == list(result), (result, again)
         assert int(result[0]) == self.model.hold(hold_id, customer, seats)
+
+    @rule(customer=st.sampled_from([*CUSTOMERS, "newcomer@example.org"]), data=st.data())
+    def hold_answer_lost(self, customer: str, data: st.DataObject) -> None:
+        seats = data.draw(st.lists(st.sampled_from(sorted(self.model.seats)), min_size=1, max_size=3, unique=True))
+        self.hold_seats(customer, seats, answer_lost=True)
 
     @precondition(lambda self: self.model.holds)
     @rule(pick=st.integers(0, 1000), only_active=st.booleans())
@@ -314,6 +352,9 @@ class WaitlistMachine(RuleBasedStateMachine):
             return
         hold_id = holds[pick % len(holds)]
         result = self.script("release_hold", hold_id)
+        if only_active:  # a release whose answer was lost, sent again: the same answer
+            first, result = result, self.script("release_hold", hold_id)
+            assert list(result) == list(first), (first, result)
         assert int(result[0]) == self.model.release(hold_id)
 
     @precondition(lambda self: any(h.status == "active" and h.expires_at > self.model.now

@@ -7,7 +7,14 @@ from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.responses import JSON
-from boxoffice.api.validation import confirm_request, hold_request, json_body, opaque_id, path_id
+from boxoffice.api.validation import (
+    confirm_request,
+    hold_request,
+    json_body,
+    opaque_id,
+    optional_idempotency_key,
+    path_id,
+)
 
 
 async def create_hold(request: Request) -> JSON:
@@ -15,9 +22,10 @@ async def create_hold(request: Request) -> JSON:
     show_id = path_id(request, "show_id")
     limiter = request.app.state.limiter
     await limiter.check_client(request)
+    key = optional_idempotency_key(request)
     seats, customer = hold_request(await json_body(request, ctx.settings.max_body_bytes))
     await limiter.check_customer(customer, show_id)
-    hold = await ctx.inventory.hold(show_id, seats, customer)
+    hold = await ctx.inventory.hold(show_id, seats, customer, idempotency_key=key)
     return JSON(hold.public(), status_code=201)
 
 

@@ -127,11 +127,29 @@ def hold_request(body: dict[str, Any]) -> tuple[list[str], str]:
     return seat_list, customer
 
 
+def idempotency_key(request: Request, problems: list[dict[str, str]], required: bool) -> str | None:
+    """The Idempotency-Key header: required on confirms, optional on holds and joins."""
+    key = request.headers.get("idempotency-key")
+    if key is None and not required:
+        return None
+    if key is None or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not IDEMPOTENCY_KEY.fullmatch(key):
+        need = "required" if required else "optional"
+        problems.append(problem("Idempotency-Key", f"{need} header: 1-200 characters of A-Z a-z 0-9 . _ : -"))
+        return None
+    return key
+
+
+def optional_idempotency_key(request: Request) -> str | None:
+    problems: list[dict[str, str]] = []
+    key = idempotency_key(request, problems, required=False)
+    if problems:
+        raise InvalidRequest("the Idempotency-Key header is not valid", details=problems)
+    return key
+
+
 def confirm_request(request: Request, body: dict[str, Any]) -> tuple[str, str]:
     problems: list[dict[str, str]] = []
-    key = request.headers.get("idempotency-key", "")
-    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not IDEMPOTENCY_KEY.fullmatch(key):
-        problems.append(problem("Idempotency-Key", "required header: 1-200 characters of A-Z a-z 0-9 . _ : -"))
+    key = idempotency_key(request, problems, required=True) or ""
     reject_unknown(body, {"payment"}, problems)
     payment = body.get("payment")
     token = ""

@@ -50,6 +50,7 @@ class Held:
     hold_id: str
     expires_at_ms: int
     now_ms: int
+    replayed: bool = False  # made by an earlier call: read it for what it is now
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ class ShowScripts:
         if code == 1:
             return Held(hold_id, int(result[1]), int(result[2]))
         if code == 2:
-            return Held(text(result[3]), int(result[1]), int(result[2]))
+            return Held(text(result[3]), int(result[1]), int(result[2]), replayed=True)
         if code == ScriptCode.SEATS_UNAVAILABLE:
             raise SeatsUnavailable(
                 "some of the seats are not available; nothing was held",

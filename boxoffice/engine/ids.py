@@ -11,7 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-# Random bytes in every hold, entry, booking and payment id (issue 9: at least 128 bits).
+# Random bytes in every hold, entry, booking and payment id (at least 128 bits).
 RANDOM_BYTES = 16
 RANDOM_CHARS = 22  # base64url of 16 bytes, unpadded
 
@@ -41,15 +41,24 @@ class IdSigner:
         digest = hmac.new(self._key, f"{kind}{show_id}-{random}".encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(digest.digest()[:9]).decode()
 
-    def _make(self, kind: str, show_id: int) -> str:
-        random = random_part()
+    def _make(self, kind: str, show_id: int, customer: str, idempotency_key: str | None) -> str:
+        random = random_part() if idempotency_key is None else self._derived(kind, show_id, customer, idempotency_key)
         return f"{kind}{show_id}-{random}-{self._signature(kind, show_id, random)}"
 
-    def new_hold_id(self, show_id: int) -> str:
-        return self._make("H", show_id)
+    def _derived(self, kind: str, show_id: int, customer: str, idempotency_key: str) -> str:
+        """The random part of the id a request with an Idempotency-Key always gets: the same
+        key, customer and show give the same id, so a retried request meets its first run's
+        outcome in Redis (the scripts are idempotent by id). Keyed with the secret: nobody
+        can work out another customer's id from their key."""
+        digest = hmac.new(self._key, f"derive|{kind}|{show_id}|{customer}|{idempotency_key}".encode(),
+                          hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:RANDOM_BYTES]).decode().rstrip("=")
 
-    def new_entry_id(self, show_id: int) -> str:
-        return self._make("W", show_id)
+    def new_hold_id(self, show_id: int, customer: str = "", idempotency_key: str | None = None) -> str:
+        return self._make("H", show_id, customer, idempotency_key)
+
+    def new_entry_id(self, show_id: int, customer: str = "", idempotency_key: str | None = None) -> str:
+        return self._make("W", show_id, customer, idempotency_key)
 
     def parse(self, value: str, kinds: str) -> ParsedId | None:
         """The show of a genuine id of one of `kinds`, or None for anything else."""

@@ -136,13 +136,18 @@ class Inventory:
 
     # -- holds --------------------------------------------------------------------
 
-    async def hold(self, show_id: int, seats: list[str], customer: str, now_ms: int | None = None) -> Hold:
-        """Holds the seats; whether the show still sells is Redis's decision (hold_seats)."""
+    async def hold(self, show_id: int, seats: list[str], customer: str, now_ms: int | None = None,
+                   idempotency_key: str | None = None) -> Hold:
+        """Holds the seats; whether the show still sells is Redis's decision (hold_seats). With
+        an idempotency key the hold's id derives from it, so a repeated request answers the
+        hold its first run made."""
         show = await self.ctx.catalog.show(show_id)
         plan = await self.ctx.catalog.hall_plan(show.hall_id)
         validate_seat_list(seats, plan.by_id)
-        held = await self.scripts.hold_seats(show_id, self.ctx.signer.new_hold_id(show_id), customer,
-                                             MAX_SEATS_PER_CUSTOMER, seats, now_ms)
+        hold_id = self.ctx.signer.new_hold_id(show_id, customer, idempotency_key)
+        held = await self.scripts.hold_seats(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, seats, now_ms)
+        if held.replayed:
+            return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
                     held.now_ms)
 

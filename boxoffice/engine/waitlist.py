@@ -142,8 +142,10 @@ class Waitlist:
         return parsed.show_id
 
     async def join(self, show_id: int, customer: str, count: int, category: str | None,
-                   now_ms: int | None = None) -> dict[str, Any]:
-        """Queues the customer (201 body). now_ms (tests only) moves the scripts' clock."""
+                   now_ms: int | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Queues the customer (201 body). With an idempotency key the entry's id derives from
+        it, so a repeated request answers the entry its first run made. now_ms (tests only)
+        moves the scripts' clock."""
         show = await self.ctx.catalog.show(show_id)
         if not 1 <= count <= MAX_WAITLIST_COUNT:
             raise InvalidRequest("count is out of range",
@@ -151,7 +153,7 @@ class Waitlist:
         if category is not None and category not in show.prices:
             raise InvalidRequest("unknown price category",
                                  details=[{"field": "category", "problem": f"not a category of show {show_id}"}])
-        entry_id = self.ctx.signer.new_entry_id(show_id)
+        entry_id = self.ctx.signer.new_entry_id(show_id, customer, idempotency_key)
         joined = await self.ctx.gateway.join_waitlist(show_id, entry_id, customer, count, category or "",
                                                       MAX_SEATS_PER_CUSTOMER, now_ms)
         status = joined.status

@@ -7,15 +7,16 @@
 --   ARGV[7..] seat ids (validated against the hall by the engine)
 -- Output:
 --   {1, expires_at, now}                    held
---   {2, expires_at, now, hold_id}           this customer already holds exactly these seats
---                                           (a retry with a new id): that hold
+--   {2, expires_at, now, hold_id}           an earlier run made this hold (a retry with the
+--                                           same id), or this customer already holds exactly
+--                                           these seats (a retry with a new id): that hold
 --   {-1}                                    show not loaded
 --   {-2, waitlist_length, possible, seat..} some seats not free: nothing held
 --   {-3, already_held}                      customer limit
 --   {-5, seat}                              a seat not in this hall
 --   {-11, reason}                           the show sells nothing: "closed" or "started"
--- Idempotent: a second run with the same hold id answers {1, expires_at, now} of the
--- hold the first run made, whatever became of it since.
+-- Idempotent: a second run with the same hold id answers {2, ...} with the hold the
+-- first run made, whatever became of it since.
 --@include context
 --@include holds
 --@include waitlist
@@ -25,7 +26,7 @@ begin()
 settle_due()
 local customer = ARGV[5]
 local made = redis.call('HGET', hold_key(ARGV[4]), 'expires_at')
-if made then return finish({1, made, NOW}) end
+if made then return finish({2, tonumber(made), NOW, ARGV[4]}) end
 local stopped = not_selling()
 if stopped then return finish({-11, stopped}) end
 local seats = {}
@@ -37,7 +38,7 @@ if first and string.sub(first, 1, 2) == 'h:' then
   local existing = string.sub(first, 3)
   local hold = redis.call('HMGET', hold_key(existing), 'customer', 'seats', 'expires_at', 'status')
   if hold[1] == customer and hold[4] == 'active' and same_seats(split_seats(hold[2]), seats) then
-    return finish({2, hold[3], NOW, existing})
+    return finish({2, tonumber(hold[3]), NOW, existing})
   end
 end
 
