@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -140,8 +141,8 @@ class Bookings:
                         seats=pinned.seats, amount=amount, currency=currency, client_key=idempotency_key,
                         attempt=attempts + 1)
             except IntegrityError:
-                # A twin with this key recorded the same attempt first: let it finish.
-                await self.abort(pinned.show_id, hold_id, pinned.fence)
+                # A twin with this key recorded the same attempt first: let it finish. The pin
+                # is not let go: the twin confirms under it (the same attempt, the same fence).
                 continue
             break
         else:
@@ -187,7 +188,8 @@ class Bookings:
                 return await self.get(state.booking_id)
             if not state.in_flight:
                 with timed("pin"):
-                    pin = await self.ctx.gateway.confirm_begin(show_id, hold_id, self.pin_ms, new_attempt_id())
+                    pin = await self.ctx.gateway.confirm_begin(show_id, hold_id, self.pin_ms,
+                                                               confirm_attempt_id(hold_id, key, state.attempts))
                 if isinstance(pin, Pin):
                     return PinnedHold(hold_id, show_id, pin.fence, pin.seats, pin.customer), state.attempts
                 if pin.code != ScriptCode.CONFIRM_IN_PROGRESS:
@@ -366,6 +368,14 @@ class Bookings:
             )]
         return {"booking_id": row[0], "show_id": str(row[1]), "seats": seats, "customer": row[2],
                 "amount": row[3], "currency": row[4], "status": row[5], "created_at": rfc3339(row[6])}
+
+
+def confirm_attempt_id(hold_id: str, idempotency_key: str, earlier_attempts: int) -> str:
+    """The name of this key's next attempt at the hold, the same for every retry of it: a
+    confirm whose pin was taken but whose answer was lost (a timeout) finds its own pin again
+    (boxoffice/lua/confirm_begin-8.lua) instead of waiting for it to lapse."""
+    named = f"{hold_id}|{idempotency_key}|{earlier_attempts}".encode()
+    return "at_" + hashlib.sha256(named).hexdigest()[:32]
 
 
 def lost_sale_error(hold_status: str) -> BoxOfficeError:

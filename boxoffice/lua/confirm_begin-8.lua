@@ -32,6 +32,13 @@ local hold = redis.call('HMGET', key, 'status', 'seats', 'customer', 'expires_at
   'pinned_until', 'attempt', 'fence')
 if not hold[1] then return finish({-8}) end
 if hold[1] == 'confirming' and hold[7] == ARGV[6] then
+  -- The same attempt again (its answer was lost): its pin, renewed if it lapsed meanwhile.
+  if tonumber(hold[6]) <= NOW then
+    local pinned_until = NOW + tonumber(ARGV[5])
+    redis.call('HSET', key, 'pinned_until', pinned_until)
+    redis.call('ZADD', K_DEADLINES, math.max(pinned_until, tonumber(hold[4])), ARGV[4])
+    FIRST_DEADLINE_KNOWN = false
+  end
   return finish({1, hold[8], hold[2], hold[3], hold[4]})
 end
 if hold[1] == 'expired' then return finish({-7}) end

@@ -40,7 +40,9 @@ class ClusterNode:
              "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--save", "", "--appendonly", "no",
              "--dir", str(self.directory), "--notify-keyspace-events", "",
              # A lost shard must not stop the others from answering.
-             "--cluster-require-full-coverage", "no"],
+             "--cluster-require-full-coverage", "no",
+             # The fault tests stall a node with DEBUG SLEEP (loopback clients only).
+             "--enable-debug-command", "local"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 
