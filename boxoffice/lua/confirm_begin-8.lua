@@ -41,11 +41,12 @@ if hold[1] == 'confirming' and hold[7] == ARGV[6] then
   end
   return finish({1, hold[8], hold[2], hold[3], hold[4]})
 end
+-- A closed or started show sells nothing, whatever became of the hold (closing ended it).
+local stopped = not_selling()
+if stopped then return finish({-11, stopped}) end
 if hold[1] == 'expired' then return finish({-7}) end
 if hold[1] == 'confirming' and tonumber(hold[6]) > NOW then return finish({-6}) end
 if hold[1] ~= 'active' and hold[1] ~= 'confirming' then return finish({-4, hold[1], hold[5] or ''}) end
-local stopped = not_selling()
-if stopped then return finish({-11, stopped}) end
 local fence = redis.call('HINCRBY', K_META, 'fence', '1')
 local pinned_until = NOW + tonumber(ARGV[5])
 redis.call('HSET', key, 'status', 'confirming', 'fence', fence, 'pinned_until', pinned_until,
