@@ -210,3 +210,49 @@ def test_a_row_whose_only_gap_is_the_aisle_keeps_its_two_sides_apart() -> None:
     places = HallPlan(1, tuple(seats), {s.id: s for s in seats}).row_places()
     assert places["A2"] - places["A1"] == 1 and places["A6"] - places["A5"] == 2
     assert places["L2"] - places["L1"] == 2, "the aisle is a gap, not a neighbour"
+
+
+# -- fences, reclaims, lapsed pins ------------------------------------------------------
+
+
+async def test_fences_never_repeat_after_the_show_leaves_redis(quiet: Context) -> None:
+    ctx = quiet
+    show = await pick_show(ctx, 60, 200)
+    first = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    old = await ctx.gateway.confirm_begin(show.show_id, first.hold_id, 60_000, "at-1")
+    await ctx.redis.delete(*ctx.keys.show_keys(show.show_id))  # wiped (or unloaded): loaded again
+    second = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    new = await ctx.gateway.confirm_begin(show.show_id, second.hold_id, 60_000, "at-2")
+    assert new.fence > old.fence, "a stale confirm's fence could name the new pin"
+
+
+async def test_a_reclaimed_hold_gets_no_hold_time_and_counts_against_the_limit(quiet: Context) -> None:
+    ctx = quiet
+    show = await pick_show(ctx, 60, 200)
+    now = await redis_now_ms(ctx)
+    lost = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org", now_ms=now - 400_000)
+    await ctx.gateway.sweep(show.show_id)  # it expired while its payment was taken elsewhere
+    await ctx.inventory.hold(show.show_id, show.seat_ids[10:19], "ana@example.org")  # 9 more seats
+    refused = await ctx.gateway.confirm_reclaim(show.show_id, lost.hold_id, 1, 60_000, "ana@example.org",
+                                                "at-r1", 10, lost.seats)
+    assert refused == "expired", "11 seats would exceed the customer's limit"
+    taken = await ctx.gateway.confirm_reclaim(show.show_id, lost.hold_id, 1, 60_000, "ana@example.org",
+                                              "at-r2", 11, lost.seats)
+    assert isinstance(taken, int)
+    record = await ctx.gateway.hold_status(show.show_id, lost.hold_id)
+    assert record is not None and record.expires_at_ms <= record.now_ms, "no fresh hold time"
+    again = await ctx.gateway.confirm_reclaim(show.show_id, lost.hold_id, 1, 60_000, "ana@example.org",
+                                              "at-r2", 11, lost.seats)
+    assert again == taken, "the same reclaim attempt answers its first outcome"
+
+
+async def test_a_hold_whose_confirm_pin_lapsed_can_be_released(quiet: Context) -> None:
+    ctx = quiet
+    show = await pick_show(ctx, 60, 200)
+    now = await redis_now_ms(ctx)
+    hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org", now_ms=now)
+    pin = await ctx.gateway.confirm_begin(show.show_id, hold.hold_id, 1_000, "at-dead", now_ms=now)
+    assert (await ctx.inventory.hold_status(hold.hold_id, now_ms=now + 2_000)).status is HoldStatus.ACTIVE
+    await ctx.inventory.release(hold.hold_id, now_ms=now + 2_000)  # GET said active: DELETE agrees
+    assert (await ctx.inventory.hold_status(hold.hold_id, now_ms=now + 2_000)).status is HoldStatus.RELEASED
+    assert not await ctx.gateway.confirm_check(show.show_id, hold.hold_id, pin.fence, 1_000)
