@@ -1,4 +1,4 @@
-"""Bounds (issue 9): bodies over the size limit are refused with 413 before they are read
+"""Bounds (docs/API.md): bodies over the size limit are refused with 413 before they are read
 whole or parsed; malformed JSON, wrong types, unknown fields, non-JSON content types,
 bad seat lists, customers, categories, ids and query parameters get 422 naming each
 offending field. Every test runs against a show with a booking, a hold and a granted

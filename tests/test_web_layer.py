@@ -1,4 +1,4 @@
-"""The cheap web layer (issue 7) keeps every behaviour: hot routes served without Starlette's
+"""The cheap web layer keeps every behaviour: hot routes served without Starlette's
 routing layers answer exactly as Starlette would, shared seat map reads never answer a
 request with a state older than the request, the event hub's bare subscription delivers,
 skips and resyncs as before, the body limit still counts a chunked body, pieces of Redis
