@@ -1,4 +1,4 @@
-"""Abuse limits (issue 9): Redis-backed fixed windows per customer (and show) and per client
+"""Abuse limits (docs/API.md): Redis-backed fixed windows per customer (and show) and per client
 address on holds and waitlist joins, 429 limit_exceeded with Retry-After. They hold
 across app instances sharing Redis; one customer cycling holds and releases never keeps
 more than 10 seats of a show; a bot hammering one show does not starve another."""

@@ -1,4 +1,4 @@
-"""Confirm and pay (issue 4): the provider, the confirm's outcomes, the fencing token,
+"""Confirm and pay (docs/CONFIRM.md): the provider, the confirm's outcomes, the fencing token,
 idempotency, a wiped Redis and 200 clients at once, on the real Redis and PostgreSQL.
 Every test ends with the audit of tests/support/sales.py: each charge has exactly one
 booking or one refund, no seat is sold twice, Redis shows every booked seat."""

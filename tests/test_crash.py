@@ -1,4 +1,4 @@
-"""Crash safety (issue 4, item 4): a real service process is killed (SIGKILL, at a fault
+"""Crash safety (docs/CONFIRM.md): a real service process is killed (SIGKILL, at a fault
 point) between each pair of the confirm's steps; after a restart without the fault the
 reconciler finishes or undoes the cut-off confirm. Each test waits until the books
 settle: every charge has exactly one booking or one refund, every booked seat is booked

@@ -1,4 +1,4 @@
-"""Capabilities (issue 9): hold, waitlist-entry and booking ids carry 128 random bits from
+"""Capabilities (docs/API.md): hold, waitlist-entry and booking ids carry 128 random bits from
 the CSPRNG, and knowing everything else (show, seats, customer, other ids) gives no power
 over a hold or an entry: guessed, enumerated and tampered ids all answer the same 404
 and change nothing."""

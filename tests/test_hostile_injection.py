@@ -1,4 +1,4 @@
-"""Injection (issue 9): payloads full of SQL, Lua and Redis metacharacters, Unicode
+"""Injection: payloads full of SQL, Lua and Redis metacharacters, Unicode
 confusables, NUL and control bytes, and very long strings, put in every place a client
 controls (seat labels, customers, categories, payment tokens, Idempotency-Key, path ids,
 the date query, JSON field names). Each one is refused with the contract's error naming
@@ -43,7 +43,7 @@ NUL_AND_CONTROL = ["\x00", "A1\x00", "ana@example.org\x00", "standard\x00B", "\x
 LONG = ["A" * 1000, "a" * 255, "x" * 10_000, "1" * 5000, "tok_" + "o" * 100]
 
 
-# shared/API.md lets a customer be an e-mail address or an opaque reference: these
+# docs/API.md lets a customer be an e-mail address or an opaque reference: these
 # characters are data there (see test_metacharacters_a_customer_may_use_are_stored_verbatim).
 CUSTOMER_ALPHABET = set(string.ascii_letters + string.digits + "._%+-@:/#=")
 

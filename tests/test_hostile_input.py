@@ -1,4 +1,4 @@
-"""Bounds (issue 9): bodies over the size limit are refused with 413 before they are read
+"""Bounds (docs/API.md): bodies over the size limit are refused with 413 before they are read
 whole or parsed; malformed JSON, wrong types, unknown fields, non-JSON content types,
 bad seat lists, customers, categories, ids and query parameters get 422 naming each
 offending field. Every test runs against a show with a booking, a hold and a granted
@@ -6,21 +6,26 @@ waitlist entry, and proves all of it is exactly as before (tests/support/state.p
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from starlette.responses import JSONResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from boxoffice.api.app import create_app
+from boxoffice.api.bodylimit import BodySizeLimit
 from boxoffice.api.validation import hold_request
-from boxoffice.engine.errors import InvalidRequest
+from boxoffice.engine.errors import InvalidRequest, PayloadTooLarge
 from boxoffice.engine.service import Context
 from tests.conftest import ShowRef, base_settings
 from tests.support import rawasgi
-from tests.support.live import serve
+from tests.support.live import LiveServer, serve
 from tests.support.scene import Scene, make_scene
-from tests.support.services import RedisServer
+from tests.support.services import RedisServer, uvicorn_args
 from tests.support.state import nothing_changes
 
 LIMIT = 16_384
@@ -62,7 +67,9 @@ async def test_a_declared_body_over_the_limit_is_refused_before_a_byte_is_read(c
             answer = await rawasgi.call(app, method, path, headers, [b"{" * (LIMIT + 1)])
             refused(answer, 413, "payload_too_large")
             assert answer.json()["limit"] == LIMIT
-            assert answer.chunks_read == 0, f"{method} {path} read the body before refusing it"
+            assert answer.chunks_read_at_answer == 0, f"{method} {path} read the body before refusing it"
+            assert answer.headers["connection"] == "close"
+            assert answer.chunks_read == 1 and answer.complete, "the rest was drained, then the answer ended"
 
 
 async def test_a_streamed_body_is_cut_off_as_soon_as_it_passes_the_limit(ctx: Context, scene: Scene) -> None:
@@ -74,7 +81,77 @@ async def test_a_streamed_body_is_cut_off_as_soon_as_it_passes_the_limit(ctx: Co
                        *((k.lower().encode(), v.encode()) for k, v in extra.items())]
             answer = await rawasgi.call(app, method, path, headers, list(chunks))
             refused(answer, 413, "payload_too_large")  # not 422: it was never parsed
-            assert answer.chunks_read == LIMIT // 4096 + 1, "reading stopped at the first chunk over the limit"
+            assert answer.chunks_read_at_answer == LIMIT // 4096 + 1, "refused at the first chunk over the limit"
+            assert answer.headers["connection"] == "close"
+            assert answer.chunks_read == len(chunks) and answer.complete, "the rest was drained, then the answer ended"
+
+
+async def reading_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Reads the whole body, and answers a PayloadTooLarge raised by the read as the app does."""
+    try:
+        while (await receive()).get("more_body", False):
+            pass
+    except PayloadTooLarge as exc:
+        await JSONResponse(exc.body(), exc.status)(scope, receive, send)
+        return
+    await JSONResponse({})(scope, receive, send)
+
+
+async def test_a_refused_body_is_drained_within_bounds() -> None:
+    """After the 413 is written, the rest of a refused body is read and dropped so that the
+    client gets to read the answer; past drain_bytes or drain_s, the connection is given up."""
+    piece = b"[" * 4096
+    declared = [(b"content-type", b"application/json"), (b"content-length", b"%d" % (64 * len(piece)))]
+    streamed = [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")]
+    roomy = BodySizeLimit(reading_app, LIMIT, drain_bytes=64 * len(piece))
+    tight = BodySizeLimit(reading_app, LIMIT, drain_bytes=16 * len(piece))
+    # Within the bound: drained to the end.
+    for headers in (declared, streamed):
+        answer = await rawasgi.call(roomy, "POST", "/", headers, [piece] * 64)
+        refused(answer, 413, "payload_too_large")
+        assert answer.headers["connection"] == "close" and answer.complete
+        assert answer.chunks_read == 64
+    # A declared body larger than the bound: not read at all, the answer ends at once.
+    answer = await rawasgi.call(tight, "POST", "/", declared, [piece] * 64)
+    refused(answer, 413, "payload_too_large")
+    assert answer.headers["connection"] == "close" and answer.complete and answer.chunks_read == 0
+    # A streamed one: read up to the bound, not to its end.
+    answer = await rawasgi.call(tight, "POST", "/", streamed, [piece] * 64)
+    refused(answer, 413, "payload_too_large")
+    assert answer.headers["connection"] == "close" and answer.complete
+    assert answer.chunks_read == LIMIT // len(piece) + 1 + 16, answer.chunks_read
+    # A client that stalls mid-body: given up after drain_s, the answer ends.
+    stalled = BodySizeLimit(reading_app, LIMIT, drain_s=0.1)
+    for headers in (declared, streamed):
+        async with asyncio.timeout(10):
+            answer = await rawasgi.call(stalled, "POST", "/", headers, [piece] * 8, endless=True)
+        refused(answer, 413, "payload_too_large")
+        assert answer.headers["connection"] == "close" and answer.complete
+
+
+async def test_an_ordinary_request_goes_through_the_body_limit_unwrapped() -> None:
+    """The drain costs nothing on the hot paths: a body declared within the limit and a
+    bodiless request reach the app with the server's own send (and a declared body with its
+    own receive)."""
+    seen: list[tuple[Receive, Send]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append((receive, send))
+        await JSONResponse({})(scope, receive, send)
+
+    limit = BodySizeLimit(app, LIMIT)
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", b"2")]}
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Message) -> None:
+        pass
+
+    await limit(scope, receive, send)
+    await limit({**scope, "method": "GET", "headers": []}, receive, send)
+    assert seen[0] == (receive, send)
+    assert seen[1][1] is send
 
 
 async def test_a_body_just_under_the_limit_is_parsed(client: httpx.AsyncClient, ctx: Context, scene: Scene) -> None:
@@ -136,6 +213,93 @@ def answer_complete(raw: bytes) -> bool:
         if line.lower().startswith(b"content-length:"):
             return len(body) >= int(line.split(b":")[1])
     return False
+
+
+# Issue 14, finding 7: the 413 of a large body on a kept-alive connection. The production
+# default first: `boxoffice serve` runs uvicorn.run's defaults, whose "auto" protocol is
+# httptools when installed (uvicorn/protocols/http/auto.py); then each protocol by name.
+SERVERS = {
+    "boxoffice-serve": ["boxoffice.engine.cli", "serve"],
+    "httptools": [*uvicorn_args(), "--http", "httptools"],
+    "h11": [*uvicorn_args(), "--http", "h11"],
+}
+BIG = 3_000_000  # the report's body: over the limit, under the drain bound
+TRIES = 10
+
+
+@pytest.fixture(scope="module", params=list(SERVERS))
+def live_server(request: pytest.FixtureRequest, redis_server: RedisServer, database_url: str) -> Iterator[LiveServer]:
+    if request.param == "boxoffice-serve":
+        from uvicorn.protocols.http.auto import AutoHTTPProtocol
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        assert AutoHTTPProtocol is HttpToolsProtocol, "the production default is no longer httptools"
+    with serve(base_settings("real", redis_server.url, database_url, ""), module_args=SERVERS[request.param]) as live:
+        yield live
+
+
+def local_port(answer: httpx.Response) -> int:
+    """The client's port of the connection that carried `answer` (open while it streams)."""
+    return int(answer.extensions["network_stream"].get_extra_info("client_addr")[1])
+
+
+async def test_a_large_body_on_a_kept_alive_connection_gets_its_413(live_server: LiveServer) -> None:
+    """httpx (as most clients) sends the whole body before it reads the answer. The 413 is
+    written while a 3 MB body is still arriving; it must reach the client, on a connection
+    that already carried a request, whether the body is declared or streamed (chunked), and
+    close that connection (the client must not send the next request on it). The async
+    client is the one that lost it: the server's close with the body unread answers the
+    client's writes with RST, and asyncio drops a socket's unread input when a write to it
+    fails (the sync client read the 413 anyway; a fresh connection lost it as often)."""
+    big = b"[" * BIG
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for start in range(0, BIG, 65_536):
+            yield big[start:start + 65_536]
+
+    lost: dict[str, list[str]] = {"content-length": [], "chunked": []}
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=10.0) as client:
+        for framing, failures in lost.items():
+            for attempt in range(TRIES):
+                warm = await client.get("/v1/cities")  # one ordinary request first: the connection is kept alive
+                assert warm.status_code == 200, warm.text
+                try:
+                    async with client.stream("POST", "/v1/shows/1/holds", headers=JSON,
+                                             content=big if framing == "content-length" else streamed()) as answer:
+                        assert local_port(answer) == local_port(warm), "the POST did not reuse the connection"
+                        await answer.aread()
+                except httpx.TransportError as exc:
+                    failures.append(f"#{attempt}: {type(exc).__name__}: {exc!r}")
+                    continue
+                if answer.status_code != 413 or answer.json().get("error") != "payload_too_large":
+                    failures.append(f"#{attempt}: {answer.status_code} {answer.text[:200]}")
+                elif answer.headers.get("connection") != "close":
+                    failures.append(f"#{attempt}: 413 without Connection: close")
+        # An ordinary request after all of it (on a new connection: the 413 closed the last).
+        assert (await client.get("/v1/cities")).status_code == 200
+    summary = {framing: f"{len(failures)} of {TRIES}" for framing, failures in lost.items()}
+    assert not any(lost.values()), f"tries that lost their 413: {summary}: {lost}"
+    assert "Traceback" not in live_server.log()
+
+
+def test_a_refused_body_is_drained_only_so_far(live_server: LiveServer) -> None:
+    """Draining is bounded: an endless chunked body is cut off, the connection closed, after
+    the limit and the drain bound (plus what the two sockets' buffers hold: 8-10 MiB in all
+    when measured), not read forever."""
+    host, port = live_server.url.removeprefix("http://").split(":")
+    piece = b"[" * 65_536
+    chunk = b"%x\r\n%s\r\n" % (len(piece), piece)
+    sent, most = 0, 256 * 2**20
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(b"POST /v1/shows/1/holds HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            while sent < most:
+                conn.sendall(chunk)
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed by the server: what this test waits for
+    assert sent < 64 * 2**20, f"the server was still reading after {sent >> 20} MiB"
 
 
 # -- JSON, types, unknown fields, content types ----------------------------------------------

@@ -1,4 +1,4 @@
-"""The web page (issue 9): every answer carries the security headers (a CSP that forbids
+"""The web page: every answer carries the security headers (a CSP that forbids
 inline script, X-Content-Type-Options, Referrer-Policy), the page itself runs under that
 policy, CORS stays closed unless BOXOFFICE_CORS_ORIGINS opens it to named origins, and
 the streams and unknown methods answer bad requests in the contract's error format."""

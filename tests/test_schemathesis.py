@@ -1,4 +1,4 @@
-"""Schema fuzzing (issue 9): schemathesis reads the live GET /openapi.json of a real
+"""Schema fuzzing: schemathesis reads the live GET /openapi.json of a real
 server (uvicorn, on the session's Redis and PostgreSQL) and throws valid and invalid
 requests at every operation. No answer may be a 500; every answer must match its
 documented status, content type, headers and schema; every error has the contract's
@@ -116,7 +116,7 @@ def operations(live: LiveServer) -> list[Any]:
 
 def test_invalid_requests_are_refused_as_documented_and_change_nothing(live: LiveServer) -> None:
     found = operations(live)
-    assert len(found) >= 15, "every operation of shared/API.md is fuzzed"
+    assert len(found) >= 15, "every operation of docs/API.md is fuzzed"
     before = state_of(live)
     with requests.Session() as session:
         failures = [f for op in found if (f := fuzz(op, GenerationMode.NEGATIVE, live, session))]

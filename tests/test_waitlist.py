@@ -1,5 +1,5 @@
-"""The fair waitlist (shared/API.md, "Waitlist"; docs/WAITLIST.md): joining with a chance,
-grants inside the scripts that free seats, rule 2 against newcomers, groups, categories,
+"""The fair waitlist (docs/API.md, "Waitlist"; docs/WAITLIST.md): joining with a chance,
+grants inside the scripts that free seats, waiters first (docs/DESIGN.md), groups, categories,
 impossible, expiry at show start and leaving. Time moves with the scripts' now-ms
 override (Inventory.run(..., now_ms=...)), never with sleeps."""
 

@@ -2,9 +2,9 @@
 
 1. A hypothesis state machine drives joins, leaves, direct holds, releases, bookings and
    clock advances (expiries) against the service's scripts on real Redis and, side by
-   side, against a small pure-Python model of the queue and the contract's rules; after
+   side, against a small pure-Python model of the queue and its rules (docs/DESIGN.md); after
    every step both agree on every entry's status, position and grant, every hold and
-   every seat. The model asserts rules 1 and 2 itself as it grants.
+   every seat. The model asserts arrival order and waiters first itself as it grants.
 2. A contention test: a full show, 300 waiters joining at once over HTTP, holds expiring
    in waves while newcomers try to take the freed seats and several sweepers race;
    grants follow arrival order exactly, no newcomer got a seat while anybody waited,
@@ -86,7 +86,7 @@ class Model:
         return next((self.entries[e] for e in self.queue if self.entries[e].customer == customer), None)
 
     def reserved(self, seat: str) -> bool:
-        """Rule 2: a free seat some waiting entry could use is the queue's."""
+        """Waiters first: a free seat some waiting entry could use is the queue's."""
         return any(self.usable(self.entries[e], seat) for e in self.queue)
 
     # state changes
@@ -123,7 +123,7 @@ class Model:
             eligible = [s for s in self.free() if s not in claimed and self.usable(entry, s)]
             if len(eligible) >= entry.count:
                 picked = pick_seats([self.seats[s] for s in eligible], entry.count, self.places)
-                # Rule 1: no earlier waiter still waiting could have used any of these seats.
+                # Arrival order: no earlier waiter still waiting could have used any of these seats.
                 for earlier in self.queue[: self.queue.index(entry_id)]:
                     assert not any(self.usable(self.entries[earlier], s) for s in picked)
                 hold_id = grant_hold_id(entry_id)
@@ -322,7 +322,7 @@ class WaitlistMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 1000), count=st.integers(1, 3))
     def newcomer_holds_free_seats(self, pick: int, count: int) -> None:
         """Takes free seats while nobody waits (the hall fills up); free seats the queue
-        keeps must be refused (rule 2)."""
+        keeps must be refused (waiters first)."""
         free = sorted(self.model.free())
         seats = [free[(pick + i) % len(free)] for i in range(min(count, len(free)))]
         self.hold_seats(f"newcomer{pick % 4}@example.org", seats)
@@ -516,7 +516,7 @@ async def test_300_waiters_are_served_in_arrival_order_while_holds_expire_in_wav
         for entry in rng.sample(entries, 3):
             await ctx.gateway.call("leave_waitlist", show.show_id, entry["entry_id"], now_ms=now)
 
-    assert newcomer_attempts > 100 and newcomer_successes == 0, "rule 2: no seat went to a newcomer"
+    assert newcomer_attempts > 100 and newcomer_successes == 0, "waiters first: no seat went to a newcomer"
     assert await ctx.redis.zcard(keys[5]) > 0
     # Nearly everything gets sold: whoever waits for more than two seats has lost its chance.
     seat_values = await ctx.redis.hgetall(keys[2])

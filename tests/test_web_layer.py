@@ -1,4 +1,4 @@
-"""The cheap web layer (issue 7) keeps every behaviour: hot routes served without Starlette's
+"""The cheap web layer keeps every behaviour: hot routes served without Starlette's
 routing layers answer exactly as Starlette would, shared seat map reads never answer a
 request with a state older than the request, the event hub's bare subscription delivers,
 skips and resyncs as before, the body limit still counts a chunked body, pieces of Redis
@@ -118,7 +118,8 @@ async def test_a_chunked_body_is_counted_even_with_a_content_length(ctx: Context
     answer = await rawasgi.call(create_app(ctx.settings, context=ctx), "POST", f"/v1/shows/{show.show_id}/holds",
                                 headers, [b"[" * 4096] * 16)
     assert answer.status == 413 and answer.json()["error"] == "payload_too_large"
-    assert answer.chunks_read == limit // 4096 + 1
+    assert answer.chunks_read_at_answer == limit // 4096 + 1
+    assert answer.headers["connection"] == "close" and answer.chunks_read == 16  # the rest drained after the 413
 
 
 # -- shared seat map reads ---------------------------------------------------------------------

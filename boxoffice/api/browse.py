@@ -1,5 +1,5 @@
 """Browse endpoints: read from PostgreSQL through the catalog cache. Answers carry
-Cache-Control so a CDN or browser can share them (README, "Caching")."""
+Cache-Control so a CDN or browser can share them (docs/DESIGN.md, "Caching")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of shared/API.md, served at GET /openapi.json. Exact enough
+"""The OpenAPI 3.1 document of docs/API.md, served at GET /openapi.json. Exact enough
 for schemathesis (tests/test_schemathesis.py) to hold every answer to it: each status an
 operation can answer, the error codes each status carries, ids and the headers
 (Retry-After) a client relies on."""
@@ -42,7 +42,7 @@ HOLD_ID = {"type": "string", "pattern": "^[HG][1-9][0-9]{0,17}-[A-Za-z0-9_-]{22}
 ENTRY_ID = {"type": "string", "pattern": "^W[1-9][0-9]{0,17}-[A-Za-z0-9_-]{22}-[A-Za-z0-9_-]{12}$"}
 BOOKING_ID = {"type": "string", "pattern": "^bk_[A-Za-z0-9_-]{22}$"}
 
-# The error codes each status carries (shared/API.md, "Errors").
+# The error codes each status carries (docs/API.md, "Errors").
 ERROR_CODES: dict[str, list[str]] = {
     "402": ["payment_declined"],
     "404": ["not_found"],

@@ -69,7 +69,7 @@ class SeatMapTemplate:
             at = status_map.find("b", at + 1)
         held, booked = status_map.count("h"), status_map.count("b")
         if waited_categories:
-            # Free seats a waiter could use are the queue's: shown as held (rule 2).
+            # Free seats a waiter could use are the queue's: shown as held (waiters first, docs/DESIGN.md).
             waited = set(waited_categories)
             anything = "*" in waited
             for position, (char, category) in enumerate(zip(status_map, self.categories, strict=True)):

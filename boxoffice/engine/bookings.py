@@ -1,4 +1,4 @@
-"""Confirm and pay, write-through (shared/DESIGN.md, "Confirm"):
+"""Confirm and pay, write-through (docs/CONFIRM.md):
 1. pin the hold under a fresh fencing token (lua/confirm_begin);
 2. record the payment intent (engine/payment_records.py), then charge the provider;
 3. commit booking, booked seats, payment and idempotency key in one SQL transaction,

@@ -1,7 +1,7 @@
 """Browse queries over the catalog, and the show facts the engine needs (hall plan,
 prices, start time). Hall plans never change once seeded, so they are cached for the
-life of the process; everything else is cached for `browse_cache_s` seconds (see the
-README, "Caching")."""
+life of the process; everything else is cached for `browse_cache_s` seconds (see
+docs/DESIGN.md, "Caching")."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-# Random bytes in every hold, entry, booking and payment id (at least 128 bits).
+# Random bytes in every hold, entry, booking and payment id (docs/API.md: 128 random bits).
 RANDOM_BYTES = 16
 RANDOM_CHARS = 22  # base64url of 16 bytes, unpadded
 

@@ -127,7 +127,7 @@ class Inventory:
             elif char == "h":
                 statuses[seat.id] = SeatStatus.HELD
         if waited_categories:
-            # Free seats a waiter could use are the queue's: shown as held (rule 2).
+            # Free seats a waiter could use are the queue's: shown as held (waiters first, docs/DESIGN.md).
             waited = set(waited_categories)
             for seat in plan.seats:
                 if seat.id not in statuses and ("*" in waited or seat.category in waited):

@@ -8,7 +8,7 @@ once instead of at its next timer tick.
 
 Notifications are only a hint: they are fire-and-forget, node-local in a cluster, and come
 late when Redis holds many keys with TTLs (it finds expired keys by sampling; see
-shared/DESIGN.md). The sweeper's timer stays the guarantee, so when the server refuses
+docs/DESIGN.md, "Expiry"). The sweeper's timer stays the guarantee, so when the server refuses
 (managed Redis often does), in cluster mode or embedded, we log it once and go on."""
 
 from __future__ import annotations

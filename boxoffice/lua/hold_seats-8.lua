@@ -58,7 +58,7 @@ for _, seat in ipairs(seats) do
   if category == nil then
     return finish({-5, seat})
   end
-  -- A free seat a waiter could use is the queue's, not a newcomer's (rule 2).
+  -- A free seat a waiter could use is the queue's, not a newcomer's (waiters first, docs/DESIGN.md).
   if redis.call('HEXISTS', K_SEATS, seat) == 1 or reserved_for_queue(category) then
     unavailable[#unavailable + 1] = seat
   end

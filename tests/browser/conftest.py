@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# What issue 9 asks the service to send with the page. Added here when the
+# The core of the policy the service sends with the page (docs/API.md). Added here when the
 # service does not (yet), so these tests always prove the page runs under it.
 STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'"
 # Holds must outlast a test; the page's countdown starts from this.

@@ -1,6 +1,6 @@
 """An in-memory stand-in for the boxoffice API, for developing the web page only.
 
-It follows shared/API.md closely enough to drive every screen of the page, but
+It follows docs/API.md closely enough to drive every screen of the page, but
 proves nothing about the real service: the browser tests run against the real
 app unless BOXOFFICE_BROWSER_MOCK=1 is set. Run it by hand with
     python -m uvicorn tests.browser.mock_service:create_app --factory --port 8000

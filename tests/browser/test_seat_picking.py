@@ -1,4 +1,4 @@
-"""The seat-picking page in headless Chromium against the running service (issue 6)."""
+"""The seat-picking page in headless Chromium against the running service."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ that need the real HTTP stack (chunked bodies, schemathesis over the wire)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from boxoffice.engine.settings import Settings
@@ -28,9 +28,11 @@ def environment(settings: Settings) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serve(settings: Settings, timeout_s: float = 20.0) -> Iterator[LiveServer]:
+def serve(settings: Settings, timeout_s: float = 20.0, module_args: Sequence[str] | None = None,
+          ) -> Iterator[LiveServer]:
+    """The app under uvicorn, or under `python -m <module_args>` (another server or options)."""
     try:
-        with running_service(environment(settings), timeout_s=timeout_s) as service:
+        with running_service(environment(settings), timeout_s=timeout_s, module_args=module_args) as service:
             yield LiveServer(service.url, settings, service)
     finally:
         drop_keys(settings)

@@ -1,6 +1,6 @@
 """The books of the confirm tests: what the simulated provider charged and refunded (its
 ledger, `simulated_payments`), what PostgreSQL sold, and whether Redis shows it. One
-`audit` states every rule of issue 4's end state, so each test checks all of them."""
+`audit` states every rule of a confirm's end state (docs/CONFIRM.md): each test checks them all."""
 
 from __future__ import annotations
 

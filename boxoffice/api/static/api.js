@@ -1,4 +1,4 @@
-// Thin client for the boxoffice HTTP API (shared/API.md). Every non-2xx answer
+// Thin client for the boxoffice HTTP API (docs/API.md). Every non-2xx answer
 // becomes an ApiError carrying the contract's {error, message, ...} body.
 
 export class ApiError extends Error {

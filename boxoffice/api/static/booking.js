@@ -7,7 +7,7 @@ import { SeatMap } from "./seatmap.js";
 import { formatMoney, formatTime, joinNames, listItem, plural, sentence } from "./text.js";
 import { WaitlistWatch } from "./waitlist.js";
 
-// The service refuses more than this in one hold (shared/API.md).
+// The service refuses more than this in one hold (docs/API.md).
 export const MAX_SEATS = 10;
 const CUSTOMER_KEY = "boxoffice.customer";
 const STEPS = ["select", "offer", "waiting", "pay", "done"];

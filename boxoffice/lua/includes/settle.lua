@@ -43,7 +43,7 @@ end
 -- "<queue changed 0|1>;<seat>=<available|held|booked>,...;<categories the queue
 -- waits for, "*": any>;<entries this call ended>". Seat statuses are the seats'
 -- own; listeners show the free seats of the waited categories as held (they are
--- the queue's, rule 2).
+-- the queue's: waiters first, docs/DESIGN.md).
 local function publish_changes()
   if #CHANGED == 0 and not QUEUE_CHANGED then return end
   local seats = {}

@@ -5,7 +5,7 @@
 -- its count of free seats of its category if there are enough, otherwise it
 -- claims every free seat it could use, so no later entry may take them. A
 -- later, smaller request is served first only with seats no earlier entry
--- could use: rule 1 holds and nobody starves.
+-- could use: arrival order holds and nobody starves (docs/DESIGN.md, "Rules").
 --
 -- Entry hash (BASE .. 'entry:' .. id): customer, count, category ("" = any),
 -- arrival, status, created_at; once ended also ended_at, end_seq (a per-show
