@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from boxoffice.engine import service
-from boxoffice.engine.errors import Unavailable
+from boxoffice.engine.errors import SeatsUnavailable, Unavailable
 from boxoffice.engine.models import HoldStatus
 from boxoffice.engine.service import Context, close_context, open_context
 from tests.conftest import ShowRef, pick_show, settings_on_empty_sales
@@ -38,6 +38,7 @@ from tests.support.services import RedisServer
 SOCKET_TIMEOUT_S = 0.4
 STALL_S = 1.2
 STALL_ERRORS = (RedisTimeoutError, RedisConnectionError)
+KEY = "b6f1c0e2-3f9a-4c41-9d2e-7a51c8e4d0f3"  # a client's random key (a UUID)
 
 
 @pytest.fixture(scope="module")
@@ -199,16 +200,16 @@ async def timed_out(call: Awaitable[Any]) -> BaseException:
 async def test_a_hold_whose_answer_was_lost_is_the_retry_answer(ctx: Context, show: ShowRef) -> None:
     seats = show.seat_ids[:2]
     async with stalled(ctx, show.show_id, "hold_seats"):
-        await timed_out(ctx.inventory.hold(show.show_id, seats, "ana@example.org", idempotency_key="k-1"))
-    # The first run held the seats; the retry with the same key answers that hold...
-    again = await ctx.inventory.hold(show.show_id, seats, "ana@example.org", idempotency_key="k-1")
+        await timed_out(ctx.inventory.hold(show.show_id, seats, "ana@example.org", idempotency_key=KEY))
+    # The first run held the seats; the retry with the same key answers that hold.
+    again = await ctx.inventory.hold(show.show_id, seats, "ana@example.org", idempotency_key=KEY)
     assert again.status is HoldStatus.ACTIVE and sorted(again.seats) == sorted(seats)
     marks = {await ctx.redis.hget(ctx.keys.show_keys(show.show_id)[2], seat) for seat in seats}
     assert marks == {f"h:{again.hold_id}"}
-    # ...and so does a retry without a key (the customer's own hold of exactly these seats).
-    plain = await ctx.inventory.hold(show.show_id, list(reversed(seats)), "ana@example.org")
-    assert plain.hold_id == again.hold_id
     assert await ctx.redis.hget(ctx.keys.show_keys(show.show_id)[4], "ana@example.org") == "2"
+    # The key names the hold for its customer only: another customer with it gets nothing.
+    with pytest.raises(SeatsUnavailable):
+        await ctx.inventory.hold(show.show_id, seats, "bob@example.org", idempotency_key=KEY)
     await assert_seats_consistent(ctx, show.show_id)
 
 
@@ -224,8 +225,8 @@ async def test_a_release_whose_answer_was_lost_is_released_on_retry(ctx: Context
 async def test_a_join_granted_at_once_whose_answer_was_lost_is_granted_once(ctx: Context,
                                                                             show: ShowRef) -> None:
     async with stalled(ctx, show.show_id, "join_waitlist"):
-        await timed_out(ctx.waitlist.join(show.show_id, "ana@example.org", 2, None, idempotency_key="j-1"))
-    again = await ctx.waitlist.join(show.show_id, "ana@example.org", 2, None, idempotency_key="j-1")
+        await timed_out(ctx.waitlist.join(show.show_id, "ana@example.org", 2, None, idempotency_key=KEY))
+    again = await ctx.waitlist.join(show.show_id, "ana@example.org", 2, None, idempotency_key=KEY)
     assert again["status"] == "granted" and again["hold"]["status"] == "active"
     assert len(again["hold"]["seats"]) == 2
     assert await ctx.redis.hget(ctx.keys.show_keys(show.show_id)[4], "ana@example.org") == "2"

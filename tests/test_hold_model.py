@@ -82,14 +82,9 @@ class Rules:
                 and set(seats) <= self.known_seats)
 
     def hold(self, seats: list[str], customer: str) -> tuple[str, list[str]]:
-        """("limit"|"unavailable"|"held", unavailable seats) or ("same", [hold id]). Called
-        after validation passed, the engine's script settles, answers the customer's own
-        active hold of exactly these seats (a retry under a new id), checks the customer's
-        limit, then the seats."""
+        """("limit"|"unavailable"|"held", unavailable seats). Called after validation passed,
+        the engine's script settles, checks the customer's limit, then the seats."""
         self.settle()
-        for hold in self.active():
-            if hold.customer == customer and sorted(hold.seats) == sorted(seats):
-                return "same", [hold.hold_id]
         if self.held_by(customer) + len(seats) > MAX_SEATS_PER_CUSTOMER:
             return "limit", []
         owners = self.owners()
@@ -181,11 +176,6 @@ class HoldMachine(RuleBasedStateMachine):
             return multiple()
         assert error is None, (seat_ids, error)
         assert got.customer == customer and got.status is HoldStatus.ACTIVE
-        if expected == "same":
-            existing = self.rules.holds[unavailable[0]]
-            assert (got.hold_id, got.expires_at_ms, got.seats) == (existing.hold_id, existing.expires_at,
-                                                                   existing.seats)
-            return multiple()
         assert got.seats == seat_ids
         assert got.expires_at_ms == now + TTL_MS
         self.rules.holds[got.hold_id] = ModelHold(got.hold_id, seat_ids, customer, got.expires_at_ms)
@@ -224,9 +214,6 @@ class HoldMachine(RuleBasedStateMachine):
             assert isinstance(error, SeatsUnavailable) and error.extra["unavailable"] == detail, error
             return multiple()
         assert error is None, error
-        if expected == "same":
-            assert again.hold_id == detail[0]
-            return multiple()
         assert (again.hold_id, again.expires_at_ms) == (hold_id, self.rules.now + TTL_MS)
         self.rules.holds[hold_id] = ModelHold(hold_id, seat_ids, customer, again.expires_at_ms)
         return hold_id

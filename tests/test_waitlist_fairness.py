@@ -168,9 +168,6 @@ class Model:
 
     def hold(self, hold_id: str, customer: str, seats: list[str]) -> int:
         self.settle()
-        if any(h.status == "active" and h.customer == customer and sorted(h.seats) == sorted(seats)
-               for h in self.holds.values()):
-            return 2  # the customer's own hold of exactly these seats: a retry under a new id
         waiting = self.waiting_entry_of(customer)
         already = self.held_by(customer) + (waiting.count if waiting else 0)
         if already + len(seats) > MAX_SEATS_PER_CUSTOMER:

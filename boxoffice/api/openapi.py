@@ -35,6 +35,9 @@ CUSTOMER = {"type": "string", "pattern": f"^[A-Za-z0-9._%+\\-@:/#=]{{1,{MAX_CUST
             "minLength": 1, "maxLength": MAX_CUSTOMER_LENGTH}
 CATEGORY = {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"}
 IDEMPOTENCY_KEY = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"}
+# Optional on holds and joins: the same key, customer and show name the same hold or entry.
+OPTIONAL_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{16,200}$"}}
 TOKEN = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 # What the service hands out (engine/ids.py): H hold, G hold granted to a waitlist entry,
 # W waitlist entry, bk_ booking; 128 random bits each.
@@ -197,7 +200,7 @@ PATHS: dict[str, Any] = {
         "Live seat map (SSE): the whole map, then changes", SSE, "404", "413", "422", "503", params=[SHOW_ID])},
     "/v1/shows/{show_id}/holds": {"post": {
         "summary": "Hold seats, all or nothing, for the hold time",
-        "parameters": [SHOW_ID], "requestBody": body(ref("HoldRequest")),
+        "parameters": [SHOW_ID, OPTIONAL_KEY], "requestBody": body(ref("HoldRequest")),
         "responses": {**answer("201", ref("Hold"), "held"),
                       **errors("404", "409", "413", "422", "429", "503")}}},
     "/v1/holds/{hold_id}": {
@@ -217,7 +220,7 @@ PATHS: dict[str, Any] = {
         params=[path_param("booking_id", OPAQUE_ID)])},
     "/v1/shows/{show_id}/waitlist": {"post": {
         "summary": "Wait for seats held by others (first come, first served)",
-        "parameters": [SHOW_ID], "requestBody": body(ref("WaitlistRequest")),
+        "parameters": [SHOW_ID, OPTIONAL_KEY], "requestBody": body(ref("WaitlistRequest")),
         "responses": {**answer("201", ref("WaitlistEntry"), "queued"),
                       **errors("404", "409", "413", "422", "429", "503")}}},
     "/v1/waitlist/{entry_id}": {

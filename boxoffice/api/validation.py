@@ -127,21 +127,30 @@ def hold_request(body: dict[str, Any]) -> tuple[list[str], str]:
     return seat_list, customer
 
 
-def idempotency_key(request: Request, problems: list[dict[str, str]], required: bool) -> str | None:
+def idempotency_key(request: Request, problems: list[dict[str, str]], required: bool,
+                    min_length: int = 1) -> str | None:
     """The Idempotency-Key header: required on confirms, optional on holds and joins."""
     key = request.headers.get("idempotency-key")
     if key is None and not required:
         return None
-    if key is None or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not IDEMPOTENCY_KEY.fullmatch(key):
+    if (key is None or not min_length <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH
+            or not IDEMPOTENCY_KEY.fullmatch(key)):
         need = "required" if required else "optional"
-        problems.append(problem("Idempotency-Key", f"{need} header: 1-200 characters of A-Z a-z 0-9 . _ : -"))
+        problems.append(problem("Idempotency-Key",
+                                f"{need} header: {min_length}-200 characters of A-Z a-z 0-9 . _ : -"))
         return None
     return key
 
 
+# A hold's or entry's key names it for anyone who also knows the customer and the show, so
+# it must be as hard to guess as the id it stands for: a random key (a UUID is 36).
+MIN_CREATION_KEY_LENGTH = 16
+
+
 def optional_idempotency_key(request: Request) -> str | None:
+    """The optional key of a hold or a waitlist join (at least 16 characters)."""
     problems: list[dict[str, str]] = []
-    key = idempotency_key(request, problems, required=False)
+    key = idempotency_key(request, problems, required=False, min_length=MIN_CREATION_KEY_LENGTH)
     if problems:
         raise InvalidRequest("the Idempotency-Key header is not valid", details=problems)
     return key

@@ -8,8 +8,7 @@
 -- Output:
 --   {1, expires_at, now}                    held
 --   {2, expires_at, now, hold_id}           an earlier run made this hold (a retry with the
---                                           same id), or this customer already holds exactly
---                                           these seats (a retry with a new id): that hold
+--                                           same id): that hold
 --   {-1}                                    show not loaded
 --   {-2, waitlist_length, possible, seat..} some seats not free: nothing held
 --   {-3, already_held}                      customer limit
@@ -31,16 +30,6 @@ local stopped = not_selling()
 if stopped then return finish({-11, stopped}) end
 local seats = {}
 for i = 7, #ARGV do seats[#seats + 1] = ARGV[i] end
--- The customer's own live hold of exactly these seats answers a retry that lost its
--- answer and came back under a new id.
-local first = redis.call('HGET', K_SEATS, seats[1])
-if first and string.sub(first, 1, 2) == 'h:' then
-  local existing = string.sub(first, 3)
-  local hold = redis.call('HMGET', hold_key(existing), 'customer', 'seats', 'expires_at', 'status')
-  if hold[1] == customer and hold[4] == 'active' and same_seats(split_seats(hold[2]), seats) then
-    return finish({2, tonumber(hold[3]), NOW, existing})
-  end
-end
 
 local held = tonumber(redis.call('HGET', K_CUSTOMERS, customer) or '0')
 -- (only waiting entries are in the waiters hash: none while the waitlist is empty)

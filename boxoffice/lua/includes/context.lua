@@ -94,17 +94,6 @@ local function split_seats(csv)
   return out
 end
 
--- Do two seat lists name the same seats (in any order)?
-local function same_seats(a, b)
-  if #a ~= #b then return false end
-  local set = {}
-  for _, seat in ipairs(a) do set[seat] = true end
-  for _, seat in ipairs(b) do
-    if not set[seat] then return false end
-  end
-  return true
-end
-
 local function seat_category(seat)
   local info = redis.call('HGET', K_LAYOUT, seat)
   if not info then return nil end
