@@ -1,20 +1,23 @@
 """Our own record of every payment attempt (the `payments` table), written BEFORE the
 provider is called. Its status is the single point of decision about a charge:
 whoever moves a row out of 'pending' (a live confirm or the reconciler) owns the
-outcome, so a charge ends in exactly one booking or one refund."""
+outcome, so a charge ends in exactly one booking or one refund.
+
+Every age here is measured on the database's clock (db.elapsed_s against CURRENT_TIMESTAMP),
+because the database stamped the rows: the app's clock may be off, and is another clock on
+every host."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from boxoffice.engine.db import db_time
+from boxoffice.engine.db import elapsed_s
 from boxoffice.engine.ids import new_payment_id
 
 
@@ -127,11 +130,10 @@ class PaymentRecords:
     async def pending_before(self, age_s: float, limit: int = 500) -> list[PaymentRecord]:
         """Pending payments older than `age_s`: their confirm was cut off (or is very slow)."""
         async with self.sql.connect() as conn:
-            cutoff = db_time(conn, datetime.now(UTC) - timedelta(seconds=age_s))
             rows = await conn.execute(
-                text(f"SELECT {COLUMNS} FROM payments WHERE status = 'pending' AND created_at < :cutoff"
-                     " ORDER BY created_at LIMIT :limit"),
-                {"cutoff": cutoff, "limit": limit},
+                text(f"SELECT {COLUMNS} FROM payments WHERE status = 'pending'"
+                     f" AND {elapsed_s(conn, 'created_at')} > :age ORDER BY created_at LIMIT :limit"),
+                {"age": age_s, "limit": limit},
             )
             return [PaymentRecord.from_row(r) for r in rows]
 
@@ -139,11 +141,10 @@ class PaymentRecords:
         """Failed or refunded payments, decided more than `age_s` ago, whose provider side was
         not yet seen to agree (a refund cut off, a charge that landed after we gave up)."""
         async with self.sql.connect() as conn:
-            cutoff = db_time(conn, datetime.now(UTC) - timedelta(seconds=age_s))
             rows = await conn.execute(
                 text(f"SELECT {COLUMNS} FROM payments WHERE provider_settled_at IS NULL"
-                     " AND status IN ('failed', 'refunded') AND updated_at < :cutoff"
+                     f" AND status IN ('failed', 'refunded') AND {elapsed_s(conn, 'updated_at')} > :age"
                      " ORDER BY updated_at LIMIT :limit"),
-                {"cutoff": cutoff, "limit": limit},
+                {"age": age_s, "limit": limit},
             )
             return [PaymentRecord.from_row(r) for r in rows]

@@ -11,8 +11,13 @@ status is the single point of decision (engine/payment_records.py).
   (a refund cut off, a charge that landed after we gave up): refunded at the provider.
 - A booking committed but not marked in Redis (the process died between steps 3 and 4,
   or Redis failed): marked from PostgreSQL (lua/confirm_finish is idempotent). The first
-  pass after a start looks at every unmarked booking, later ones at those older than two
-  intervals (younger ones are being marked by their own confirm)."""
+  pass after a start looks at every unmarked booking, later ones at those whose payment
+  was captured more than two intervals ago (younger ones are being marked by their own
+  confirm).
+
+One clock per decision: every age of a row is measured on the database's clock against a
+time the database wrote (payment_records, db.elapsed_s), never with the app's clock, which
+may be off and is another clock on every host."""
 
 from __future__ import annotations
 
@@ -21,13 +26,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, text
 
 from boxoffice.engine import metrics
-from boxoffice.engine.db import db_time, is_sqlite
+from boxoffice.engine.db import elapsed_s, is_sqlite
 from boxoffice.engine.errors import ScriptCode
 from boxoffice.engine.payment_records import PaymentStatus
 from boxoffice.engine.payments import ChargeStatus
@@ -143,14 +147,20 @@ class Reconciler:
 
     async def _repair_redis(self, report: ReconcileReport, after_start: bool) -> None:
         ctx = self.ctx
-        age_s = 0.0 if after_start else 2 * ctx.settings.reconcile_interval_s
+        params: dict[str, float] = {"n": REPAIR_BATCH}
         async with ctx.sql.connect() as conn:
-            cutoff = db_time(conn, datetime.now(UTC) - timedelta(seconds=age_s))
+            old_enough = ""
+            if not after_start:
+                # A sale's age on the database's clock: its payment's capture, stamped by the
+                # database in the sale's transaction (bookings.created_at is the app's clock).
+                old_enough = (" AND EXISTS (SELECT 1 FROM payments p WHERE p.hold_id = bookings.hold_id"
+                              f" AND p.booking_id = bookings.id AND {elapsed_s(conn, 'p.updated_at')} >= :age)")
+                params["age"] = 2 * ctx.settings.reconcile_interval_s
             rows = list(await conn.execute(
                 text("SELECT b.id, b.show_id, b.hold_id, s.seat_id FROM bookings b"
                      " JOIN booked_seats s ON s.booking_id = b.id WHERE b.id IN (SELECT id FROM bookings"
-                     " WHERE marked_at IS NULL AND created_at <= :cutoff ORDER BY created_at LIMIT :n)"),
-                {"cutoff": cutoff, "n": REPAIR_BATCH},
+                     f" WHERE marked_at IS NULL{old_enough} ORDER BY created_at LIMIT :n)"),
+                params,
             ))
         unmarked: dict[str, tuple[int, str, list[str]]] = {}
         for booking_id, show_id, hold_id, seat in rows:
