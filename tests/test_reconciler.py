@@ -1,4 +1,6 @@
-"""The reconciler (issue 14, finding 6): every age of a database row is measured on the
+"""The reconciler (issue 14, finding 6): a failed payment stays under watch until the
+provider's answer is final or the settle window has passed, so a capture that lands after
+the first look is still refunded; and every age of a database row is measured on the
 database's clock, so an app clock ahead of or behind it changes nothing. On the real
 PostgreSQL and, where the engine's SQL differs, on the embedded SQLite too. Every test ends
 with the audit of tests/support/sales.py."""
@@ -16,10 +18,10 @@ from sqlalchemy import text
 
 from boxoffice.engine.db import is_sqlite
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
-from boxoffice.engine.payments import Charge, SimulatedProvider
+from boxoffice.engine.payments import Charge, ChargeStatus, SimulatedProvider
 from boxoffice.engine.service import Context, close_context, open_context
 from tests.conftest import BOTH, ShowRef
-from tests.support.sales import audit
+from tests.support.sales import audit, eventually
 from tests.test_confirm import confirm, hold, http
 
 Tuned = Callable[..., Awaitable[Context]]
@@ -61,6 +63,27 @@ def app_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[timedelta],
                 monkeypatch.setattr(module, "datetime", clock)
 
     yield skew
+
+
+class ScriptedProvider(SimulatedProvider):
+    """The simulated provider whose `lookup` answers what the test scripted for a key (when
+    it scripted anything), and which counts every look-up."""
+
+    name = "scripted"
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine)
+        self.answers: dict[str, ChargeStatus] = {}
+        self.looked_up: list[str] = []
+
+    async def lookup(self, key: str) -> Charge | None:
+        self.looked_up.append(key)
+        if key in self.answers:
+            return Charge(key, self.answers[key], "sim_scripted", 1000, "EUR")
+        return await super().lookup(key)
+
+
+SCRIPTED = "tests.test_reconciler:ScriptedProvider"
 
 
 class GatedProvider(SimulatedProvider):
@@ -118,7 +141,133 @@ async def only_payment(context: Context) -> dict[str, Any]:
     return await payment_row(context, payment_id)
 
 
-# -- one clock: the database's ------------------------------------------------------------
+# -- 1. a failed payment is watched until the provider's answer is final ------------------
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+async def test_a_capture_that_lands_after_the_first_lookup_is_still_refunded(
+        tuned: Tuned, show: ShowRef) -> None:
+    context = await tuned(confirm_grace_s=0, payment_provider=SCRIPTED)
+    provider = context.payments
+    assert isinstance(provider, ScriptedProvider)
+    async with http(context) as client:
+        hold_id = await hold(client, show.show_id, show.seat_ids[:2])
+        # The provider took the request but its answer was lost: the confirm gives up.
+        answer = await confirm(client, hold_id, "key-1", "tok_timeout")
+        assert answer.status_code == 503, answer.text
+        payment = await only_payment(context)
+        assert payment["status"] == "failed" and payment["provider_settled_at"] is None
+
+        async def looked_up() -> bool:
+            await context.reconciler.reconcile_once()
+            return payment["provider_key"] in provider.looked_up
+
+        await eventually(looked_up, timeout_s=5)
+        assert (await audit(context)).charges == 0, "nothing had landed at the first look"
+
+        (landed,) = await provider.land_in_flight()  # the request in flight lands now
+        assert landed.status is ChargeStatus.CAPTURED
+        assert (await audit(context)).problems, "a charge stands without a booking"
+        refunded = await eventually(lambda: _reconciled(context, "refunded"), timeout_s=5)
+        assert refunded == 1
+        books = await audit(context)
+        books.assert_consistent()
+        assert (books.charges, books.bookings, books.refunds) == (1, 0, 1)
+        assert (await payment_row(context, payment["id"]))["provider_settled_at"] is not None, \
+            "refunded: the provider's answer is final"
+        provider.looked_up.clear()
+        await context.reconciler.reconcile_once()
+        assert provider.looked_up == [], "a settled payment is not looked at again"
+        # The customer's hold is still theirs: the retry with the same key books.
+        assert (await confirm(client, hold_id, "key-1")).status_code == 201
+    (await audit(context)).assert_consistent()
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+async def test_nothing_found_is_watched_until_the_settle_window_has_passed(
+        tuned: Tuned, show: ShowRef) -> None:
+    context = await tuned(confirm_grace_s=30, payment_settle_window_s=3600, payment_provider=SCRIPTED)
+    provider = context.payments
+    assert isinstance(provider, ScriptedProvider)
+    records = context.bookings.records
+    payment = await open_payment(context, show)
+    assert await records.settle(payment.id, PaymentStatus.FAILED)  # the provider was down
+    # Failed a minute ago (past the grace): looked up, nothing there, still watched.
+    await move_back(context, "payments", payment.id, 60, "created_at", "updated_at")
+    await context.reconciler.reconcile_once()
+    assert provider.looked_up == [payment.provider_key]
+    assert (await payment_row(context, payment.id))["provider_settled_at"] is None, "nothing found is not final"
+    # Two hours later the window has passed: one last look, then the watch ends.
+    await move_back(context, "payments", payment.id, 7200, "created_at", "updated_at", "provider_checked_at")
+    await context.reconciler.reconcile_once()
+    assert provider.looked_up == [payment.provider_key] * 2
+    assert (await payment_row(context, payment.id))["provider_settled_at"] is not None
+    await context.reconciler.reconcile_once()
+    assert len(provider.looked_up) == 2, "not looked at again"
+    (await audit(context)).assert_consistent()
+
+
+async def test_the_watch_looks_less_often_as_a_failed_payment_ages(tuned: Tuned, show: ShowRef) -> None:
+    """A look-up at every pass for a whole day would hammer a provider just back from an
+    outage: the next look comes once the payment is twice as old as at the last one."""
+    context = await tuned(confirm_grace_s=30, payment_provider=SCRIPTED)
+    provider = context.payments
+    assert isinstance(provider, ScriptedProvider)
+    payment = await open_payment(context, show)
+    assert await context.bookings.records.settle(payment.id, PaymentStatus.FAILED)
+    # Failed 10 minutes ago, last looked at 2 minutes ago (at 8 minutes of age): not due.
+    async with context.sql.begin() as conn:
+        await conn.execute(text(
+            "UPDATE payments SET updated_at = CURRENT_TIMESTAMP - interval '10 minutes',"
+            " provider_checked_at = CURRENT_TIMESTAMP - interval '2 minutes' WHERE id = :id"), {"id": payment.id})
+    await context.reconciler.reconcile_once()
+    assert provider.looked_up == []
+    # Last looked at 6 minutes ago (at 4 minutes of age): due.
+    async with context.sql.begin() as conn:
+        await conn.execute(text("UPDATE payments SET provider_checked_at = CURRENT_TIMESTAMP - interval '6 minutes'"
+                                " WHERE id = :id"), {"id": payment.id})
+    await context.reconciler.reconcile_once()
+    assert provider.looked_up == [payment.provider_key]
+    assert (await payment_row(context, payment.id))["provider_settled_at"] is None
+
+
+@pytest.mark.parametrize("answer", [ChargeStatus.DECLINED, ChargeStatus.REFUNDED, ChargeStatus.EXPIRED])
+async def test_a_final_answer_ends_the_watch_at_once(tuned: Tuned, show: ShowRef, answer: ChargeStatus) -> None:
+    context = await tuned(confirm_grace_s=0, payment_provider=SCRIPTED)
+    provider = context.payments
+    assert isinstance(provider, ScriptedProvider)
+    payment = await open_payment(context, show)
+    assert await context.bookings.records.settle(payment.id, PaymentStatus.FAILED)
+    provider.answers[payment.provider_key] = answer
+    await move_back(context, "payments", payment.id, 5, "created_at", "updated_at")
+    report = await context.reconciler.reconcile_once()
+    assert report.refunded == 0 and provider.looked_up == [payment.provider_key]
+    assert (await payment_row(context, payment.id))["provider_settled_at"] is not None
+    (await audit(context)).assert_consistent()
+
+
+async def test_a_cut_off_confirm_whose_authorization_expired_fails_and_books_nothing(
+        tuned: Tuned, show: ShowRef) -> None:
+    context = await tuned(confirm_grace_s=0, payment_provider=SCRIPTED)
+    provider = context.payments
+    assert isinstance(provider, ScriptedProvider)
+    payment = await open_payment(context, show)
+    provider.answers[payment.provider_key] = ChargeStatus.EXPIRED
+    await move_back(context, "payments", payment.id, 5, "created_at", "updated_at")
+    report = await context.reconciler.reconcile_once()
+    assert (report.failed, report.completed) == (1, 0)
+    row = await payment_row(context, payment.id)
+    assert row["status"] == "failed" and row["provider_settled_at"] is not None
+    books = await audit(context)
+    books.assert_consistent()
+    assert books.bookings == 0
+
+
+async def _reconciled(context: Context, outcome: str) -> int:
+    return int(getattr(await context.reconciler.reconcile_once(), outcome))
+
+
+# -- 2. one clock: the database's ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)

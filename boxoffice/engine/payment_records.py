@@ -137,14 +137,32 @@ class PaymentRecords:
             )
             return [PaymentRecord.from_row(r) for r in rows]
 
-    async def unsettled_before(self, age_s: float, limit: int = 500) -> list[PaymentRecord]:
-        """Failed or refunded payments, decided more than `age_s` ago, whose provider side was
-        not yet seen to agree (a refund cut off, a charge that landed after we gave up)."""
+    async def watched_due(self, grace_s: float, window_s: float,
+                          limit: int = 500) -> list[tuple[PaymentRecord, bool]]:
+        """Failed or refunded payments whose provider side was not yet seen to agree (a refund
+        cut off, a charge that may land after we gave up), due a look-up now, each with
+        whether its settle window has passed. Due: decided more than `grace_s` ago, and never
+        looked up, or now at least twice as old as at the last look-up (so ~log2(window /
+        grace) look-ups in all, not one per pass), or past the window and last looked up
+        before it (one last look)."""
         async with self.sql.connect() as conn:
+            age = elapsed_s(conn, "updated_at")
+            since_look = elapsed_s(conn, "provider_checked_at")
+            age_at_look = elapsed_s(conn, "updated_at", "provider_checked_at")
             rows = await conn.execute(
-                text(f"SELECT {COLUMNS} FROM payments WHERE provider_settled_at IS NULL"
-                     f" AND status IN ('failed', 'refunded') AND {elapsed_s(conn, 'updated_at')} > :age"
+                text(f"SELECT {COLUMNS}, {age} > :window FROM payments WHERE provider_settled_at IS NULL"
+                     f" AND status IN ('failed', 'refunded') AND {age} > :grace"
+                     f" AND (provider_checked_at IS NULL OR {since_look} >= {age_at_look}"
+                     f" OR ({age} > :window AND {age_at_look} <= :window))"
                      " ORDER BY updated_at LIMIT :limit"),
-                {"age": age_s, "limit": limit},
+                {"grace": grace_s, "window": window_s, "limit": limit},
             )
-            return [PaymentRecord.from_row(r) for r in rows]
+            return [(PaymentRecord.from_row(r), bool(r[-1])) for r in rows]
+
+    async def looked_up(self, payment_id: str) -> None:
+        """The provider had nothing final to say about the payment yet: look again later."""
+        async with self.sql.begin() as conn:
+            await conn.execute(
+                text("UPDATE payments SET provider_checked_at = CURRENT_TIMESTAMP WHERE id = :id"),
+                {"id": payment_id},
+            )
