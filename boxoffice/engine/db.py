@@ -133,3 +133,15 @@ def db_time(conn: AsyncConnection, value: datetime) -> datetime | str:
 
 def rfc3339(value: datetime | str) -> str:
     return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def elapsed_s(conn: AsyncConnection, earlier: str, later: str | None = None) -> str:
+    """SQL for the seconds from column `earlier` to column `later` (None: the database's
+    clock now), as a number in both dialects. Ages of rows the database stamped are measured
+    with this on the database's own clock, never against the app's (the app's clock may be
+    off, and differs from host to host). SQLite keeps times as text of either shape
+    (CURRENT_TIMESTAMP's or db_time's); julianday reads both."""
+    if is_sqlite(conn):
+        now = "'now'"
+        return f"((julianday({later or now}) - julianday({earlier})) * 86400.0)"
+    return f"EXTRACT(EPOCH FROM ({later or 'CURRENT_TIMESTAMP'} - {earlier}))"

@@ -1,20 +1,23 @@
 """Our own record of every payment attempt (the `payments` table), written BEFORE the
 provider is called. Its status is the single point of decision about a charge:
 whoever moves a row out of 'pending' (a live confirm or the reconciler) owns the
-outcome, so a charge ends in exactly one booking or one refund."""
+outcome, so a charge ends in exactly one booking or one refund.
+
+Every age here is measured on the database's clock (db.elapsed_s against CURRENT_TIMESTAMP),
+because the database stamped the rows: the app's clock may be off, and is another clock on
+every host."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from boxoffice.engine.db import db_time
+from boxoffice.engine.db import elapsed_s
 from boxoffice.engine.ids import new_payment_id
 
 
@@ -127,23 +130,39 @@ class PaymentRecords:
     async def pending_before(self, age_s: float, limit: int = 500) -> list[PaymentRecord]:
         """Pending payments older than `age_s`: their confirm was cut off (or is very slow)."""
         async with self.sql.connect() as conn:
-            cutoff = db_time(conn, datetime.now(UTC) - timedelta(seconds=age_s))
             rows = await conn.execute(
-                text(f"SELECT {COLUMNS} FROM payments WHERE status = 'pending' AND created_at < :cutoff"
-                     " ORDER BY created_at LIMIT :limit"),
-                {"cutoff": cutoff, "limit": limit},
+                text(f"SELECT {COLUMNS} FROM payments WHERE status = 'pending'"
+                     f" AND {elapsed_s(conn, 'created_at')} > :age ORDER BY created_at LIMIT :limit"),
+                {"age": age_s, "limit": limit},
             )
             return [PaymentRecord.from_row(r) for r in rows]
 
-    async def unsettled_before(self, age_s: float, limit: int = 500) -> list[PaymentRecord]:
-        """Failed or refunded payments, decided more than `age_s` ago, whose provider side was
-        not yet seen to agree (a refund cut off, a charge that landed after we gave up)."""
+    async def watched_due(self, grace_s: float, window_s: float,
+                          limit: int = 500) -> list[tuple[PaymentRecord, bool]]:
+        """Failed or refunded payments whose provider side was not yet seen to agree (a refund
+        cut off, a charge that may land after we gave up), due a look-up now, each with
+        whether its settle window has passed. Due: decided more than `grace_s` ago, and never
+        looked up, or now at least twice as old as at the last look-up (so ~log2(window /
+        grace) look-ups in all, not one per pass), or past the window and last looked up
+        before it (one last look)."""
         async with self.sql.connect() as conn:
-            cutoff = db_time(conn, datetime.now(UTC) - timedelta(seconds=age_s))
+            age = elapsed_s(conn, "updated_at")
+            since_look = elapsed_s(conn, "provider_checked_at")
+            age_at_look = elapsed_s(conn, "updated_at", "provider_checked_at")
             rows = await conn.execute(
-                text(f"SELECT {COLUMNS} FROM payments WHERE provider_settled_at IS NULL"
-                     " AND status IN ('failed', 'refunded') AND updated_at < :cutoff"
+                text(f"SELECT {COLUMNS}, {age} > :window FROM payments WHERE provider_settled_at IS NULL"
+                     f" AND status IN ('failed', 'refunded') AND {age} > :grace"
+                     f" AND (provider_checked_at IS NULL OR {since_look} >= {age_at_look}"
+                     f" OR ({age} > :window AND {age_at_look} <= :window))"
                      " ORDER BY updated_at LIMIT :limit"),
-                {"cutoff": cutoff, "limit": limit},
+                {"grace": grace_s, "window": window_s, "limit": limit},
             )
-            return [PaymentRecord.from_row(r) for r in rows]
+            return [(PaymentRecord.from_row(r), bool(r[-1])) for r in rows]
+
+    async def looked_up(self, payment_id: str) -> None:
+        """The provider had nothing final to say about the payment yet: look again later."""
+        async with self.sql.begin() as conn:
+            await conn.execute(
+                text("UPDATE payments SET provider_checked_at = CURRENT_TIMESTAMP WHERE id = :id"),
+                {"id": payment_id},
+            )

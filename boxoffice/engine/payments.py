@@ -5,6 +5,12 @@ Every call carries the engine's idempotency key: calling twice with the same key
 charges twice, and `lookup` tells the reconciler what happened to a key after a crash.
 `authorize` may capture at once (the simulated provider does) or answer AUTHORIZED, and
 then the engine calls `capture`; `refund` gives back a capture or voids an authorization.
+
+Only some answers are final (`ChargeStatus.final`): declined, refunded (or voided) and
+expired mean the provider will never take money under that key. An authorization can still
+be captured until it is voided or expires, a capture stands until refunded, and "nothing
+found" (`lookup` answers None) is never final: a request that timed out on our side may
+still be in flight and land later. The reconciler watches such keys (engine/reconciler.py).
 A provider class is built with the service's SQL engine (the simulated one keeps its
 books there; a real one may ignore it and read its own settings from the environment)."""
 
@@ -26,6 +32,12 @@ class ChargeStatus(StrEnum):
     CAPTURED = "captured"  # the money is taken
     DECLINED = "declined"  # refused: nothing taken
     REFUNDED = "refunded"  # given back (or the authorization voided)
+    EXPIRED = "expired"  # an authorization that lapsed uncaptured: nothing taken, never capturable
+
+    @property
+    def final(self) -> bool:
+        """The provider will never take money under this key again."""
+        return self in (ChargeStatus.DECLINED, ChargeStatus.REFUNDED, ChargeStatus.EXPIRED)
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,12 @@ def load_provider(spec: str, engine: AsyncEngine) -> PaymentProvider:
 class SimulatedProvider:
     """The contract's test provider: tok_ok approves, tok_decline declines, tok_slow approves
     after 2 s, tok_error fails like an outage. Authorize captures at once (card-present
-    style); its books live in the simulated_payments table, outside our transactions."""
+    style); its books live in the simulated_payments table, outside our transactions.
+
+    tok_timeout is a request whose answer is lost on the way back: the engine sees an outage
+    (ProviderUnavailable), `lookup` finds nothing, yet the request is still in flight in this
+    process and is captured when `land_in_flight` is called. A test decides when it lands
+    (say, after the reconciler's first look); a served process never lands it."""
 
     name = "simulated"
     SLOW_S = 2.0
@@ -67,14 +84,29 @@ class SimulatedProvider:
     def __init__(self, engine: AsyncEngine) -> None:
         # Single statements: autocommit saves the BEGIN and COMMIT round trips.
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.in_flight: dict[str, tuple[int, str]] = {}  # tok_timeout requests not landed yet
 
     async def authorize(self, key: str, token: str, amount: int, currency: str) -> Charge:
         if token == "tok_error":
             raise ProviderUnavailable("the simulated provider is failing (tok_error)")
+        if token == "tok_timeout":
+            self.in_flight.setdefault(key, (amount, currency))
+            raise ProviderUnavailable("the simulated provider did not answer in time (tok_timeout)")
         if token == "tok_slow":
             await asyncio.sleep(self.SLOW_S)
         elif token != "tok_ok":
             return Charge(key, ChargeStatus.DECLINED, None, amount, currency)
+        return await self._capture_now(key, amount, currency)
+
+    async def land_in_flight(self) -> list[Charge]:
+        """Lands every tok_timeout request still in flight: each is captured now."""
+        landed = []
+        while self.in_flight:
+            key, (amount, currency) = self.in_flight.popitem()
+            landed.append(await self._capture_now(key, amount, currency))
+        return landed
+
+    async def _capture_now(self, key: str, amount: int, currency: str) -> Charge:
         async with self.engine.begin() as conn:
             # The same key twice never charges twice: the first charge answers again.
             row = (await conn.execute(

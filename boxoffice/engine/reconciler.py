@@ -3,16 +3,31 @@ Runs at start and every `reconcile_interval_s`; in PostgreSQL one process at a t
 the work (an advisory lock), and even two at once would be safe: the payment row's
 status is the single point of decision (engine/payment_records.py).
 
-- A payment still 'pending' after the grace time: ask the provider. Not charged (or
-  declined): the payment fails and the pin is let go. Charged: the sale is completed if
-  the hold is still the customer's, or its seats are free again and taken back
-  atomically (lua/confirm_reclaim); otherwise the charge is refunded.
-- A payment that failed or was refunded but whose provider side was not seen to agree
-  (a refund cut off, a charge that landed after we gave up): refunded at the provider.
+- A payment still 'pending' after the grace time: ask the provider. Not charged (nothing
+  found, declined, an authorization expired): the payment fails and the pin is let go.
+  Charged: the sale is completed if the hold is still the customer's, or its seats are
+  free again and taken back atomically (lua/confirm_reclaim); otherwise it is refunded.
+- The watch: a payment that failed or was refunded but whose provider side was not yet
+  seen to agree is looked up until the provider's answer is final. A charge or a live
+  authorization found there is refunded (voided) at once. Only a final answer (declined,
+  refunded, expired: payments.ChargeStatus.final) ends the watch, or the settle window
+  (`payment_settle_window_s`, BOXOFFICE_PAYMENT_SETTLE_WINDOW_S) after the payment failed:
+  "nothing found" is not final, since the request that timed out may still be in flight
+  and land. Look-ups thin out as the payment ages (each once it is twice as old as at the
+  last), so a day's watch costs about a dozen per payment even after a long outage.
+  The window's default, 24 h, is far past the life of any request in flight (seconds to
+  minutes) and matches how long providers keep idempotency keys (Stripe: 24 h); an
+  authorization that lands later still takes no money unless captured, which only this
+  engine does, and lapses by itself (card authorizations live for days).
 - A booking committed but not marked in Redis (the process died between steps 3 and 4,
   or Redis failed): marked from PostgreSQL (lua/confirm_finish is idempotent). The first
-  pass after a start looks at every unmarked booking, later ones at those older than two
-  intervals (younger ones are being marked by their own confirm)."""
+  pass after a start looks at every unmarked booking, later ones at those whose payment
+  was captured more than two intervals ago (younger ones are being marked by their own
+  confirm).
+
+One clock per decision: every age of a row is measured on the database's clock against a
+time the database wrote (payment_records, db.elapsed_s), never with the app's clock, which
+may be off and is another clock on every host."""
 
 from __future__ import annotations
 
@@ -21,14 +36,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, text
 
-from boxoffice.engine.db import db_time, is_sqlite
-from boxoffice.engine.payment_records import PaymentStatus
-from boxoffice.engine.payments import ChargeStatus
+from boxoffice.engine.db import elapsed_s, is_sqlite
+from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
+from boxoffice.engine.payments import ChargeStatus, ProviderUnavailable
 
 if TYPE_CHECKING:
     from boxoffice.engine.service import Context
@@ -73,7 +87,7 @@ class Reconciler:
         async with self._exclusive() as ours:
             if ours:
                 await self._finish_pending(report)
-                await self._settle_provider(report)
+                await self._watch(report)
                 await self._repair_redis(report, after_start)
         if report:
             log.info("reconciled: %s", report)
@@ -103,8 +117,8 @@ class Reconciler:
             charge = await ctx.payments.lookup(payment.provider_key)
             if charge is not None and charge.status is ChargeStatus.AUTHORIZED:
                 charge = await ctx.payments.capture(payment.provider_key)  # cut off before capture
-            if charge is None or charge.status is ChargeStatus.DECLINED:
-                # Nothing charged. A charge that still lands later is refunded (below).
+            if charge is None or charge.status in (ChargeStatus.DECLINED, ChargeStatus.EXPIRED):
+                # Nothing charged. Nothing found is not final: the watch (below) looks again.
                 if await records.settle(payment.id, PaymentStatus.FAILED, provider_settled=charge is not None):
                     await bookings.abort(payment.show_id, payment.hold_id, payment.fence)
                     report.failed += 1
@@ -115,16 +129,32 @@ class Reconciler:
             else:
                 report.refunded += 1
 
-    async def _settle_provider(self, report: ReconcileReport) -> None:
+    async def _watch(self, report: ReconcileReport) -> None:
         ctx = self.ctx
         records = ctx.bookings.records
-        for payment in await records.unsettled_before(ctx.settings.confirm_grace_s):
-            charge = await ctx.payments.lookup(payment.provider_key)
-            if charge is not None and charge.status in (ChargeStatus.CAPTURED, ChargeStatus.AUTHORIZED):
-                await ctx.bookings.refund_at_provider(payment)
-                report.refunded += 1
-            else:
+        due = await records.watched_due(ctx.settings.confirm_grace_s, ctx.settings.payment_settle_window_s)
+        for payment, past_window in due:
+            try:
+                settled = await self._look_again(payment, past_window, report)
+            except ProviderUnavailable:
+                log.warning("the payment provider is unavailable; the watch goes on next pass")
+                return
+            if settled:
                 await records.provider_settled(payment.id)
+            else:
+                await records.looked_up(payment.id)
+
+    async def _look_again(self, payment: PaymentRecord, past_window: bool, report: ReconcileReport) -> bool:
+        """One look at a watched payment; True when the watch over it may end."""
+        payments = self.ctx.payments
+        charge = await payments.lookup(payment.provider_key)
+        if charge is None:
+            return past_window
+        if not charge.status.final:
+            # Captured, or an authorization that could still be: give it back (void it) now.
+            charge = await payments.refund(payment.provider_key)
+            report.refunded += 1
+        return charge.status.final
 
     async def _note_marked(self) -> None:
         marked = self.ctx.bookings.marked
@@ -141,14 +171,20 @@ class Reconciler:
 
     async def _repair_redis(self, report: ReconcileReport, after_start: bool) -> None:
         ctx = self.ctx
-        age_s = 0.0 if after_start else 2 * ctx.settings.reconcile_interval_s
+        params: dict[str, float] = {"n": REPAIR_BATCH}
         async with ctx.sql.connect() as conn:
-            cutoff = db_time(conn, datetime.now(UTC) - timedelta(seconds=age_s))
+            old_enough = ""
+            if not after_start:
+                # A sale's age on the database's clock: its payment's capture, stamped by the
+                # database in the sale's transaction (bookings.created_at is the app's clock).
+                old_enough = (" AND EXISTS (SELECT 1 FROM payments p WHERE p.hold_id = bookings.hold_id"
+                              f" AND p.booking_id = bookings.id AND {elapsed_s(conn, 'p.updated_at')} >= :age)")
+                params["age"] = 2 * ctx.settings.reconcile_interval_s
             rows = list(await conn.execute(
                 text("SELECT b.id, b.show_id, b.hold_id, s.seat_id FROM bookings b"
                      " JOIN booked_seats s ON s.booking_id = b.id WHERE b.id IN (SELECT id FROM bookings"
-                     " WHERE marked_at IS NULL AND created_at <= :cutoff ORDER BY created_at LIMIT :n)"),
-                {"cutoff": cutoff, "n": REPAIR_BATCH},
+                     f" WHERE marked_at IS NULL{old_enough} ORDER BY created_at LIMIT :n)"),
+                params,
             ))
         unmarked: dict[str, tuple[int, str, list[str]]] = {}
         for booking_id, show_id, hold_id, seat in rows:

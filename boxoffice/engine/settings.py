@@ -55,6 +55,9 @@ class Settings:
     confirm_pin_s: int = 60
     # A payment left pending this long belongs to a cut-off confirm: the reconciler takes it.
     confirm_grace_s: float = 30.0
+    # A failed payment whose provider found nothing is looked up again until this long after
+    # it failed (engine/reconciler.py, "the watch"): a request in flight may still land.
+    payment_settle_window_s: float = 86_400.0
     sweep_interval_s: float = 0.1
     # A show's Redis state is dropped this long after it started (engine/sweeper.py full_pass).
     unload_after_s: int = 3600
@@ -95,6 +98,7 @@ class Settings:
             secret=os.environ.get("BOXOFFICE_SECRET") or None,
             confirm_pin_s=_int("BOXOFFICE_CONFIRM_PIN_S", 60),
             confirm_grace_s=_float("BOXOFFICE_CONFIRM_GRACE_S", 30.0),
+            payment_settle_window_s=_float("BOXOFFICE_PAYMENT_SETTLE_WINDOW_S", 86_400.0),
             sweep_interval_s=_float("BOXOFFICE_SWEEP_INTERVAL_S", 0.1),
             unload_after_s=_non_negative(_int("BOXOFFICE_UNLOAD_AFTER_S", 3600), "BOXOFFICE_UNLOAD_AFTER_S"),
             reconcile_interval_s=_float("BOXOFFICE_RECONCILE_INTERVAL_S", 5.0),
