@@ -97,15 +97,20 @@ def settings(backend: str, redis_server: RedisServer, database_url: str, embedde
     return base_settings(backend, redis_server.url, database_url, embedded_db_path)
 
 
-@pytest.fixture
-async def ctx(settings: Settings) -> AsyncIterator[Context]:
-    context = await open_context(settings, background=False)
-    if settings.embedded:
+async def empty_embedded_sales(context: Context) -> None:
+    """The embedded SQLite file is the session's: a test starts from no sales in it."""
+    if context.settings.embedded:
         from sqlalchemy import text
 
         async with context.sql.begin() as conn:
             for table in SALES_TABLES.split(", "):
                 await conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+async def ctx(settings: Settings) -> AsyncIterator[Context]:
+    context = await open_context(settings, background=False)
+    await empty_embedded_sales(context)
     yield context
     await context.redis.flushdb() if settings.embedded else await _drop_prefix(context)
     await close_context(context)

@@ -34,7 +34,7 @@ from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD
 from boxoffice.engine.models import HoldStatus, SeatStatus
 from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
-from tests.conftest import BOTH, ShowRef, pick_show
+from tests.conftest import BOTH, ShowRef, empty_embedded_sales, pick_show
 
 TTL_S = 10
 TTL_MS = TTL_S * 1000
@@ -311,6 +311,7 @@ def test_holds_follow_the_model(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
     ctx = loop.run_until_complete(open_context(
         settings.with_changes(hold_ttl_s=TTL_S, browse_cache_s=60.0), background=False))
+    loop.run_until_complete(empty_embedded_sales(ctx))  # the model starts from an unsold show
     try:
         HoldMachine.loop, HoldMachine.ctx = loop, ctx
         HoldMachine.show = loop.run_until_complete(pick_show(ctx, min_seats=POOL_SIZE))
