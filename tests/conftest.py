@@ -21,7 +21,7 @@ from boxoffice.engine.settings import Settings
 from tests.support.services import RedisServer, temporary_database
 
 SEED = 7
-SALES_TABLES = "simulated_payments, idempotency_keys, payments, booked_seats, bookings"
+SALES_TABLES = "simulated_payments, idempotency_keys, payments, booked_seats, cancellations, bookings"
 
 
 def settings_on_empty_sales(redis_url: str, database_url: str, tag: str, **changes: object) -> Settings:

@@ -43,6 +43,7 @@ CALLS: dict[str, tuple[Callable[[ShowScripts], Awaitable[Any]], int]] = {
     "sweep": (lambda g: g.sweep(1), 0),
     "unload_show": (lambda g: g.unload_show(1, 1000, 10, None), 0),
     "close_show": (lambda g: g.close_show(1), 0),
+    "cancel_booking": (lambda g: g.cancel_booking(1, "bk", SEATS), 2),
     # two seats and one booked seat, each a pair
     "load_show": (lambda g: g.load_show(1, ShowLoad(0, "open", [("A1", "x"), ("A2", "y")], [("A1", "bk")])), 6),
 }

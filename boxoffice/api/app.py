@@ -92,6 +92,7 @@ routes = [
     Route("/", index, methods=["GET"]),
     Route("/v1/shows/{show_id}/seats/events", streams.seat_events, methods=["GET"]),
     Route("/v1/bookings/{booking_id}", holds.get_booking, methods=["GET"]),
+    Route("/v1/bookings/{booking_id}/cancel", tracked("cancel", holds.cancel_booking), methods=["POST"]),
     Route("/v1/waitlist/{entry_id}/events", streams.entry_events, methods=["GET"]),
     Route("/healthz", operations.healthz, methods=["GET"]),
     Route("/metrics", operations.metrics, methods=["GET"]),

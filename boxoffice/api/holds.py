@@ -8,6 +8,7 @@ from starlette.responses import Response
 from boxoffice.api.context import engine_context
 from boxoffice.api.responses import JSON
 from boxoffice.api.validation import (
+    cancel_request,
     confirm_request,
     hold_request,
     json_body,
@@ -50,3 +51,10 @@ async def confirm_hold(request: Request) -> JSON:
 async def get_booking(request: Request) -> JSON:
     booking = await engine_context(request).bookings.get(opaque_id(request, "booking_id"))
     return JSON(booking, headers={"Cache-Control": "no-store"})
+
+
+async def cancel_booking(request: Request) -> JSON:
+    ctx = engine_context(request)
+    booking_id = opaque_id(request, "booking_id")
+    key = cancel_request(request)
+    return JSON(await ctx.cancellations.cancel(booking_id, key), headers={"Cache-Control": "no-store"})

@@ -178,6 +178,15 @@ def confirm_request(request: Request, body: dict[str, Any]) -> tuple[str, str]:
     return key, token
 
 
+def cancel_request(request: Request) -> str:
+    """A cancel carries no body; its Idempotency-Key is required."""
+    problems: list[dict[str, str]] = []
+    key = idempotency_key(request, problems, required=True)
+    if problems or key is None:
+        raise InvalidRequest("the cancel request is not valid", details=problems)
+    return key
+
+
 def waitlist_request(body: dict[str, Any]) -> tuple[str, int, str | None]:
     problems: list[dict[str, str]] = []
     reject_unknown(body, {"count", "customer", "category"}, problems)

@@ -352,22 +352,33 @@ class Bookings:
         return None if row is None else str(row[0])
 
     async def get(self, booking_id: str) -> dict[str, Any]:
+        """The booking: confirmed, or cancelled with its refund (engine/cancellations.py)."""
         if not is_booking_id(booking_id):
             raise NotFound("no such booking")
         async with self.reads.connect() as conn:
             row = (await conn.execute(
-                text("SELECT id, show_id, customer, amount, currency, status, created_at"
-                     " FROM bookings WHERE id = :id"),
+                text("SELECT b.id, b.show_id, b.customer, b.amount, b.currency, b.status, b.created_at,"
+                     " c.seats, c.status FROM bookings b LEFT JOIN cancellations c ON c.booking_id = b.id"
+                     " WHERE b.id = :id"),
                 {"id": booking_id},
             )).first()
             if row is None:
                 raise NotFound("no such booking")
-            seats = [r[0] for r in await conn.execute(
-                text("SELECT seat_id FROM booked_seats WHERE booking_id = :id ORDER BY seat_id"),
-                {"id": booking_id},
-            )]
-        return {"booking_id": row[0], "show_id": str(row[1]), "seats": seats, "customer": row[2],
-                "amount": row[3], "currency": row[4], "status": row[5], "created_at": rfc3339(row[6])}
+            if row[7] is not None:
+                # A cancelled booking's seats left booked_seats: the cancellation keeps them.
+                seats = sorted(str(row[7]).split(","))
+            else:
+                seats = [r[0] for r in await conn.execute(
+                    text("SELECT seat_id FROM booked_seats WHERE booking_id = :id ORDER BY seat_id"),
+                    {"id": booking_id},
+                )]
+        booking = {"booking_id": row[0], "show_id": str(row[1]), "seats": seats, "customer": row[2],
+                   "amount": row[3], "currency": row[4], "status": row[5], "created_at": rfc3339(row[6])}
+        if row[8] is not None:
+            booking["status"] = "cancelled"
+            booking["refund"] = {"amount": row[3], "currency": row[4],
+                                 "status": "refunded" if row[8] == "refunded" else "pending"}
+        return booking
 
 
 def confirm_attempt_id(hold_id: str, idempotency_key: str, earlier_attempts: int) -> str:

@@ -276,6 +276,10 @@ class ShowScripts:
             return int(result[1])
         return text(result[1])
 
+    async def cancel_booking(self, show_id: int, booking_id: str, seats: list[str]) -> int:
+        """Gives a cancelled booking's seats back (waiters first); seats freed by this call."""
+        return int(await self.call("cancel_booking", show_id, booking_id, *seats))
+
     # -- the waitlist ------------------------------------------------------------------
 
     async def join_waitlist(self, show_id: int, entry_id: str, customer: str, count: int, category: str,

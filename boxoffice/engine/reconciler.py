@@ -19,6 +19,9 @@ status is the single point of decision (engine/payment_records.py).
   minutes) and matches how long providers keep idempotency keys (Stripe: 24 h); an
   authorization that lands later still takes no money unless captured, which only this
   engine does, and lapses by itself (card authorizations live for days).
+- A cancellation cut off (engine/cancellations.py): its intent recorded more than the
+  grace time ago and its seats not yet back in Redis. Finished from its row: the refund
+  (idempotent at the provider), the booked seats let go, the seats given back in Redis.
 - A booking committed but not marked in Redis (the process died between steps 3 and 4,
   or Redis failed): marked from PostgreSQL (lua/confirm_finish is idempotent). The first
   pass after a start looks at every unmarked booking, later ones at those whose payment
@@ -41,6 +44,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, text
 
 from boxoffice.engine.db import elapsed_s, is_sqlite
+from boxoffice.engine.errors import Unavailable
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import ChargeStatus, ProviderUnavailable
 
@@ -60,9 +64,10 @@ class ReconcileReport:
     refunded: int = 0  # charges given back
     failed: int = 0  # cut-off confirms that had charged nothing
     redis_repaired: int = 0  # bookings whose seats Redis did not show as booked
+    cancelled: int = 0  # cut-off cancellations finished
 
     def __bool__(self) -> bool:
-        return bool(self.completed or self.refunded or self.failed or self.redis_repaired)
+        return bool(self.completed or self.refunded or self.failed or self.redis_repaired or self.cancelled)
 
 
 class Reconciler:
@@ -88,6 +93,7 @@ class Reconciler:
             if ours:
                 await self._finish_pending(report)
                 await self._watch(report)
+                await self._finish_cancellations(report)
                 await self._repair_redis(report, after_start)
         if report:
             log.info("reconciled: %s", report)
@@ -128,6 +134,16 @@ class Reconciler:
                 report.completed += 1
             else:
                 report.refunded += 1
+
+    async def _finish_cancellations(self, report: ReconcileReport) -> None:
+        cancellations = self.ctx.cancellations
+        for cancellation in await cancellations.unfinished(self.ctx.settings.confirm_grace_s):
+            try:
+                await cancellations.finish(cancellation)
+            except Unavailable:
+                log.warning("the payment provider is unavailable; cancellations go on next pass")
+                return
+            report.cancelled += 1
 
     async def _watch(self, report: ReconcileReport) -> None:
         ctx = self.ctx

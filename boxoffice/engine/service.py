@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boxoffice.engine import db, metrics
 from boxoffice.engine.bookings import Bookings
+from boxoffice.engine.cancellations import Cancellations
 from boxoffice.engine.catalog import Catalog
 from boxoffice.engine.events import EventHub
 from boxoffice.engine.gateway import ShowScripts
@@ -93,6 +94,7 @@ class Context:
     gateway: ShowScripts = field(init=False)
     inventory: Inventory = field(init=False)
     bookings: Bookings = field(init=False)
+    cancellations: Cancellations = field(init=False)
     waitlist: Waitlist = field(init=False)
     sweeper: Sweeper = field(init=False)
     notifications: ExpiryNotifications = field(init=False)
@@ -105,6 +107,7 @@ class Context:
                                    on_earlier_wake=lambda show_id, wake: self.sweeper.index(show_id, wake))
         self.inventory = Inventory(self)
         self.bookings = Bookings(self)
+        self.cancellations = Cancellations(self)
         self.waitlist = Waitlist(self)
         self.sweeper = Sweeper(self)
         self.notifications = ExpiryNotifications(self)

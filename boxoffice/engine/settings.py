@@ -43,6 +43,25 @@ def _flag(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+# An admin token this short could be guessed; refusing it at start beats a weak admin API.
+MIN_ADMIN_TOKEN_LENGTH = 16
+
+
+def parse_admin_tokens(raw: str) -> tuple[tuple[str, str], ...]:
+    """BOXOFFICE_ADMIN_TOKEN: one token (named "admin"), or `name:token,name2:token2` so
+    each operator's changes are recorded under a name of their own."""
+    tokens: list[tuple[str, str]] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        name, _, token = part.partition(":") if ":" in part else ("admin", "", part)
+        if not name or len(name) > 64 or len(token) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError("BOXOFFICE_ADMIN_TOKEN: each token needs a name of 1-64 characters and at least"
+                             f" {MIN_ADMIN_TOKEN_LENGTH} characters of token")
+        tokens.append((name, token))
+    return tuple(tokens)
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None
@@ -74,6 +93,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     rate_limit_holds_per_min: int = 120
     rate_limit_ip_per_min: int = 600
+    # A booking may be cancelled until this long before its show starts.
+    cancel_cutoff_s: int = 3600
+    # (name, token) pairs of the admin API; empty: the admin API does not exist.
+    admin_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     fault_point: str | None = field(default=None, repr=False)
 
     @property
@@ -115,6 +138,8 @@ class Settings:
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             rate_limit_holds_per_min=_int("BOXOFFICE_RATE_HOLDS_PER_MIN", 120),
             rate_limit_ip_per_min=_int("BOXOFFICE_RATE_IP_PER_MIN", 600),
+            cancel_cutoff_s=_non_negative(_int("BOXOFFICE_CANCEL_CUTOFF_S", 3600), "BOXOFFICE_CANCEL_CUTOFF_S"),
+            admin_tokens=parse_admin_tokens(os.environ.get("BOXOFFICE_ADMIN_TOKEN", "")),
             fault_point=os.environ.get("BOXOFFICE_FAULT_POINT") or None,
         )
 

@@ -25,12 +25,13 @@ class Audit:
     bookings: int = 0
     booked_seats: int = 0
     pending: int = 0  # payment rows still undecided
+    pending_cancellations: int = 0  # cancellations not yet refunded
     problems: list[str] = field(default_factory=list)
 
     @property
     def settled(self) -> bool:
         """Nothing left for the reconciler: no payment undecided, the rules all hold."""
-        return self.pending == 0 and not self.problems
+        return self.pending == 0 and self.pending_cancellations == 0 and not self.problems
 
     def assert_consistent(self) -> None:
         assert not self.problems, "\n".join(self.problems)
@@ -47,9 +48,11 @@ async def audit(ctx: Context) -> Audit:
         bookings = {r[0]: (int(r[1]), r[2]) for r in await conn.execute(
             text("SELECT id, show_id, hold_id FROM bookings"))}
         seats = list(await conn.execute(text("SELECT booking_id, show_id, seat_id FROM booked_seats")))
+        cancelled = {r[0]: r[1] for r in await conn.execute(text("SELECT booking_id, status FROM cancellations"))}
     result.charges = len(ledger)
     result.refunds = sum(status == "refunded" for status in ledger.values())
-    result.bookings = len(bookings)
+    result.bookings = len(bookings) - sum(status == "refunded" for status in cancelled.values())
+    result.pending_cancellations = sum(status == "pending" for status in cancelled.values())
     result.booked_seats = len(seats)
     result.pending = sum(status == "pending" for status, _ in payments.values())
     problems = result.problems
@@ -58,10 +61,13 @@ async def audit(ctx: Context) -> Audit:
         ours, booking = payments.get(key, (None, None))
         if status == "captured" and ours != "captured":
             problems.append(f"charge {key} is neither booked nor refunded (payment {ours})")
-        if status == "refunded" and ours == "captured":
+        # A cancelled booking's charge is refunded; any other booking's stands.
+        if status == "refunded" and ours == "captured" and cancelled.get(booking) != "refunded":
             problems.append(f"charge {key} was refunded but its booking {booking} stands")
+        if status == "captured" and ours == "captured" and cancelled.get(booking) == "refunded":
+            problems.append(f"booking {booking} is cancelled but its charge {key} stands")
     for key, (status, booking) in payments.items():
-        if status == "captured" and ledger.get(key) != "captured":
+        if status == "captured" and ledger.get(key) != "captured" and cancelled.get(booking) != "refunded":
             problems.append(f"booking {booking} has no standing charge ({ledger.get(key)})")
     booked_by_payment = Counter(b for status, b in payments.values() if status == "captured")
     for booking_id in bookings:
