@@ -22,13 +22,14 @@ from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from boxoffice.api import browse, holds, operations, streams, waitlist
+from boxoffice.api import admin, browse, holds, operations, streams, waitlist
 from boxoffice.api.bodylimit import BodySizeLimit
 from boxoffice.api.hotpath import HotRoutes
 from boxoffice.api.limiter import Limiter
 from boxoffice.api.operations import tracked
 from boxoffice.api.responses import error, error_response
 from boxoffice.engine.errors import BoxOfficeError
+from boxoffice.engine.limits import ADMIN_MAX_BODY_BYTES
 from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
 
@@ -94,6 +95,13 @@ routes = [
     Route("/v1/bookings/{booking_id}", holds.get_booking, methods=["GET"]),
     Route("/v1/bookings/{booking_id}/cancel", tracked("cancel", holds.cancel_booking), methods=["POST"]),
     Route("/v1/waitlist/{entry_id}/events", streams.entry_events, methods=["GET"]),
+    Route("/v1/admin/cities", admin.create_city, methods=["POST"]),
+    Route("/v1/admin/cinemas", admin.create_cinema, methods=["POST"]),
+    Route("/v1/admin/halls", admin.create_hall, methods=["POST"]),
+    Route("/v1/admin/movies", admin.create_movie, methods=["POST"]),
+    Route("/v1/admin/shows", admin.create_show, methods=["POST"]),
+    Route("/v1/admin/shows/{show_id}/close", admin.close_show, methods=["POST"]),
+    Route("/v1/admin/shows/{show_id}/report", admin.report, methods=["GET"]),
     Route("/healthz", operations.healthz, methods=["GET"]),
     Route("/metrics", operations.metrics, methods=["GET"]),
     Route("/openapi.json", operations.openapi, methods=["GET"]),
@@ -171,7 +179,8 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
                                      allow_methods=["GET", "POST", "DELETE"],
                                      allow_headers=["Content-Type", "Idempotency-Key"],
                                      expose_headers=["Retry-After"]))
-    middleware.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes))
+    middleware.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                                 admin_max_bytes=ADMIN_MAX_BODY_BYTES if settings.admin_tokens else None))
     exception_handlers = {
         BoxOfficeError: on_engine_error,
         HTTPException: on_http_error,

@@ -31,9 +31,11 @@ def too_large(limit: int) -> PayloadTooLarge:
 
 class BodySizeLimit:
     def __init__(self, app: ASGIApp, max_bytes: int, drain_bytes: int = DRAIN_BYTES,
-                 drain_s: float = DRAIN_S) -> None:
+                 drain_s: float = DRAIN_S, admin_max_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Admin routes take seat plans of up to 5,000 seats (when the admin API exists).
+        self.admin_max_bytes = admin_max_bytes
         self.drain_bytes = drain_bytes
         self.drain_s = drain_s
 
@@ -41,6 +43,9 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.max_bytes
+        if self.admin_max_bytes is not None and scope["path"].startswith("/v1/admin/"):
+            limit = self.admin_max_bytes
         declared: bytes | None = None
         chunked = False
         for name, value in scope["headers"]:
@@ -60,9 +65,9 @@ class BodySizeLimit:
                     details=[{"field": "content-length", "problem": "must be one decimal number"}]))
                 return
             length = int(declared)
-            if length > self.max_bytes:
+            if length > limit:
                 # Drained only when all of it fits the bound: else reading would not save the answer.
-                await self._answer(send, too_large(self.max_bytes), receive if length <= self.drain_bytes else None)
+                await self._answer(send, too_large(limit), receive if length <= self.drain_bytes else None)
                 return
             if not chunked:
                 # HTTP/1.1 frames the body by Content-Length: the server hands the app no
@@ -78,10 +83,10 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     refused = True
                     # Raised inside the endpoint's read: the app's error handler answers 413.
-                    raise too_large(self.max_bytes)
+                    raise too_large(limit)
             return message
 
         if not chunked:

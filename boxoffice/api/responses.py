@@ -19,6 +19,8 @@ class JSON(Response):
 
 def error_response(error: BoxOfficeError) -> JSON:
     headers = {}
+    if error.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     if isinstance(error, Unavailable):
         headers["Retry-After"] = str(error.retry_after_s)
     retry_after = error.extra.get("retry_after_s") if error.status == 429 else None

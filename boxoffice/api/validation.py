@@ -4,18 +4,23 @@ Problems are collected and answered as 422 with the offending fields named."""
 from __future__ import annotations
 
 import re
-from datetime import date
+from collections import Counter
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 
+from boxoffice.engine.admin import CinemaRequest, CityRequest, HallRequest, MovieRequest, SeatRequest, ShowRequest
 from boxoffice.engine.errors import InvalidRequest, PayloadTooLarge
 from boxoffice.engine.limits import (
     MAX_CUSTOMER_LENGTH,
+    MAX_HALL_SEATS,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_SEATS_PER_HOLD,
     MAX_WAITLIST_COUNT,
+    SEAT_CATEGORIES,
+    SEAT_KINDS,
 )
 
 # Every pattern is matched whole (fullmatch: "$" would let a trailing newline through)
@@ -204,3 +209,239 @@ def waitlist_request(body: dict[str, Any]) -> tuple[str, int, str | None]:
     if problems:
         raise InvalidRequest("the waitlist request is not valid", details=problems)
     return customer, int(count), category
+
+
+# -- the admin API ---------------------------------------------------------------------
+
+COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
+ROW_LABEL = re.compile(r"[A-Z]{1,3}", re.ASCII)
+CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
+GENRE = re.compile(r"[A-Za-z][A-Za-z -]{0,31}", re.ASCII)
+# A name or an address: any characters but control characters (a seat plan or a log line
+# must not be broken by one).
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+QUEUE_ORDERS = ("arrival", "shuffle_before_open")
+
+
+def integer(value: Any) -> int | None:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type: 2.0 is the integer 2
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def text_field(body: dict[str, Any], name: str, longest: int, problems: list[dict[str, str]],
+               prefix: str = "") -> str:
+    value = body.get(name)
+    if (not isinstance(value, str) or not value.strip() or len(value) > longest or CONTROL.search(value)
+            or value != value.strip()):
+        problems.append(problem(prefix + name, f"required: 1-{longest} characters, no control characters and"
+                                " no leading or trailing spaces"))
+        return ""
+    return value
+
+
+def id_field(body: dict[str, Any], name: str, problems: list[dict[str, str]]) -> int:
+    """An id as the API writes it ("12"), or as a JSON integer."""
+    value = body.get(name)
+    number = integer(value)
+    if isinstance(value, str) and NUMERIC_ID.fullmatch(value):
+        return int(value)
+    if number is not None and 0 < number < 10**18:
+        return number
+    problems.append(problem(name, "required: a positive integer id"))
+    return 0
+
+
+def int_field(body: dict[str, Any], name: str, low: int, high: int, problems: list[dict[str, str]],
+              prefix: str = "") -> int:
+    number = integer(body.get(name))
+    if number is None or not low <= number <= high:
+        problems.append(problem(prefix + name, f"required: an integer from {low} to {high}"))
+        return low
+    return number
+
+
+def time_field(body: dict[str, Any], name: str, problems: list[dict[str, str]],
+               required: bool = True) -> datetime | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    try:
+        if not isinstance(value, str) or not RFC3339.fullmatch(value):
+            raise ValueError
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        problems.append(problem(name, "an RFC 3339 time with its offset, such as 2026-12-03T17:45:00Z"))
+        return None
+    return parsed.astimezone(UTC)
+
+
+RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+                     r"([Zz]|[+-][0-9]{2}:[0-9]{2})", re.ASCII)
+
+
+def finish(what: str, problems: list[dict[str, str]]) -> None:
+    if problems:
+        raise InvalidRequest(f"the {what} is not valid", details=problems[:MAX_PROBLEMS])
+
+
+def city_request(body: dict[str, Any]) -> CityRequest:
+    problems: list[dict[str, str]] = []
+    reject_unknown(body, {"name", "country"}, problems)
+    name = text_field(body, "name", 100, problems)
+    country = body.get("country")
+    if not isinstance(country, str) or not COUNTRY.fullmatch(country):
+        problems.append(problem("country", "required: an ISO 3166 country code of two capital letters"))
+    finish("city", problems)
+    return CityRequest(name, str(country))
+
+
+def cinema_request(body: dict[str, Any]) -> CinemaRequest:
+    problems: list[dict[str, str]] = []
+    reject_unknown(body, {"city_id", "name", "address"}, problems)
+    request = CinemaRequest(id_field(body, "city_id", problems), text_field(body, "name", 100, problems),
+                            text_field(body, "address", 200, problems))
+    finish("cinema", problems)
+    return request
+
+
+def hall_request(body: dict[str, Any]) -> HallRequest:
+    """A hall and its seat plan: every seat well formed, labels unique, no two seats on one
+    place (x, y) or one row and number, at most MAX_HALL_SEATS seats."""
+    problems: list[dict[str, str]] = []
+    reject_unknown(body, {"cinema_id", "name", "seats"}, problems)
+    cinema_id = id_field(body, "cinema_id", problems)
+    name = text_field(body, "name", 50, problems)
+    raw = body.get("seats")
+    seats: list[SeatRequest] = []
+    if not isinstance(raw, list) or not raw:
+        problems.append(problem("seats", "required: a list of at least one seat"))
+    elif len(raw) > MAX_HALL_SEATS:
+        problems.append(problem("seats", f"at most {MAX_HALL_SEATS} seats in a hall, not {len(raw)}"))
+    else:
+        for i, seat in enumerate(raw):
+            parsed = seat_request(seat, f"seats[{i}].", problems)
+            if parsed is not None:
+                seats.append(parsed)
+        if len(seats) == len(raw):
+            plan_faults(seats, problems)
+    finish("hall", problems)
+    return HallRequest(cinema_id, name, seats)
+
+
+def seat_request(seat: Any, prefix: str, problems: list[dict[str, str]]) -> SeatRequest | None:
+    if not isinstance(seat, dict):
+        problems.append(problem(prefix.rstrip("."), "not an object"))
+        return None
+    before = len(problems)
+    reject_unknown(seat, {"id", "row", "number", "x", "y", "category", "kind"}, problems, prefix=prefix)
+    label, row = seat.get("id"), seat.get("row")
+    if not isinstance(label, str) or not SEAT_ID.fullmatch(label):
+        problems.append(problem(prefix + "id", "required: a seat label like F12"))
+    if not isinstance(row, str) or not ROW_LABEL.fullmatch(row):
+        problems.append(problem(prefix + "row", "required: 1-3 capital letters"))
+    number = int_field(seat, "number", 1, 999, problems, prefix)
+    x = int_field(seat, "x", 0, 10_000, problems, prefix)
+    y = int_field(seat, "y", 0, 10_000, problems, prefix)
+    category, kind = seat.get("category"), seat.get("kind", "standard")
+    if category not in SEAT_CATEGORIES:
+        problems.append(problem(prefix + "category", f"unknown category: one of {', '.join(SEAT_CATEGORIES)}"))
+    if kind not in SEAT_KINDS:
+        problems.append(problem(prefix + "kind", f"unknown kind: one of {', '.join(SEAT_KINDS)}"))
+    if len(problems) == before and label != f"{row}{number}":
+        problems.append(problem(prefix + "id", f"the label must be the row and the number: {row}{number}"))
+    if len(problems) > before:
+        return None
+    return SeatRequest(str(label), str(row), number, x, y, str(category), str(kind))
+
+
+def plan_faults(seats: list[SeatRequest], problems: list[dict[str, str]]) -> None:
+    labels = Counter(s.id for s in seats)
+    duplicates = sorted(label for label, n in labels.items() if n > 1)
+    if duplicates:
+        problems.append(problem("seats", f"duplicate labels: {', '.join(duplicates[:20])}"))
+    at: dict[tuple[int, int], str] = {}
+    overlaps: list[str] = []
+    for seat in seats:
+        other = at.setdefault((seat.x, seat.y), seat.id)
+        if other != seat.id:
+            overlaps.append(f"{other} and {seat.id} at ({seat.x}, {seat.y})")
+    if overlaps:
+        problems.append(problem("seats", f"overlapping places: {'; '.join(overlaps[:10])}"))
+
+
+def movie_request(body: dict[str, Any]) -> MovieRequest:
+    problems: list[dict[str, str]] = []
+    reject_unknown(body, {"title", "runtime_min", "rating", "release_date", "genres"}, problems)
+    title = text_field(body, "title", 200, problems)
+    runtime = int_field(body, "runtime_min", 1, 600, problems)
+    rating = text_field(body, "rating", 10, problems)
+    released: date | None = None
+    raw_date = body.get("release_date")
+    try:
+        if not isinstance(raw_date, str) or not DATE.fullmatch(raw_date):
+            raise ValueError
+        released = date.fromisoformat(raw_date)
+    except ValueError:
+        problems.append(problem("release_date", "required: YYYY-MM-DD"))
+    genres = body.get("genres", [])
+    if (not isinstance(genres, list) or len(genres) > 10
+            or not all(isinstance(g, str) and GENRE.fullmatch(g) for g in genres)):
+        problems.append(problem("genres", "at most 10 genre names of letters, spaces and hyphens"))
+        genres = []
+    finish("movie", problems)
+    assert released is not None
+    return MovieRequest(title, runtime, rating, released, list(genres))
+
+
+def show_request(body: dict[str, Any]) -> ShowRequest:
+    problems: list[dict[str, str]] = []
+    reject_unknown(body, {"hall_id", "movie_id", "starts_at", "prices", "sale_opens_at", "queue_order"}, problems)
+    hall_id = id_field(body, "hall_id", problems)
+    movie_id = id_field(body, "movie_id", problems)
+    starts_at = time_field(body, "starts_at", problems)
+    sale_opens_at = time_field(body, "sale_opens_at", problems, required=False)
+    if starts_at and sale_opens_at and sale_opens_at >= starts_at:
+        problems.append(problem("sale_opens_at", "must be before starts_at"))
+    queue_order = body.get("queue_order", "arrival")
+    if queue_order not in QUEUE_ORDERS:
+        problems.append(problem("queue_order", f"one of {', '.join(QUEUE_ORDERS)}"))
+    prices: dict[str, int] = {}
+    currencies: set[str] = set()
+    raw = body.get("prices")
+    if not isinstance(raw, list) or not raw or len(raw) > len(SEAT_CATEGORIES):
+        problems.append(problem("prices", f"required: 1-{len(SEAT_CATEGORIES)} prices, one per category"))
+    else:
+        for i, price in enumerate(raw):
+            prefix = f"prices[{i}]."
+            if not isinstance(price, dict):
+                problems.append(problem(f"prices[{i}]", "not an object"))
+                continue
+            reject_unknown(price, {"category", "amount", "currency"}, problems, prefix=prefix)
+            category, currency = price.get("category"), price.get("currency")
+            amount = int_field(price, "amount", 0, 1_000_000, problems, prefix)
+            if category not in SEAT_CATEGORIES:
+                problems.append(problem(prefix + "category", f"unknown category: one of {', '.join(SEAT_CATEGORIES)}"))
+            elif category in prices:
+                problems.append(problem(prefix + "category", f"a second price for {category}"))
+            else:
+                prices[str(category)] = amount
+            if not isinstance(currency, str) or not CURRENCY.fullmatch(currency):
+                problems.append(problem(prefix + "currency", "required: an ISO 4217 code such as EUR"))
+            else:
+                currencies.add(currency)
+        if len(currencies) > 1:
+            problems.append(problem("prices", "every price of a show is in one currency"))
+    finish("show", problems)
+    assert starts_at is not None
+    return ShowRequest(hall_id, movie_id, starts_at, prices, currencies.pop(), sale_opens_at, str(queue_order))
+
+
+def close_request(body: dict[str, Any]) -> str:
+    problems: list[dict[str, str]] = []
+    reject_unknown(body, {"reason"}, problems)
+    reason = text_field(body, "reason", 200, problems) if "reason" in body else ""
+    finish("close request", problems)
+    return reason

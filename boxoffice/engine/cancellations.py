@@ -21,17 +21,13 @@ from sqlalchemy import text
 
 from boxoffice.engine.bookings import fault_point
 from boxoffice.engine.db import elapsed_s
-from boxoffice.engine.errors import BoxOfficeError, NotFound, Unavailable
+from boxoffice.engine.errors import CancelTooLate, NotFound, Unavailable
 from boxoffice.engine.payments import ProviderUnavailable
 
 if TYPE_CHECKING:
     from boxoffice.engine.service import Context
 
 log = logging.getLogger(__name__)
-
-
-class CancelTooLate(BoxOfficeError):
-    status, code = 409, "cancel_too_late"
 
 
 @dataclass(frozen=True)

@@ -225,7 +225,7 @@ class Catalog:
             rows = await self._rows(
                 "SELECT s.id, s.starts_at, s.status, s.currency,"
                 "  m.id, m.title, m.runtime_min, m.rating, m.release_date, m.genres,"
-                "  ci.id, ci.name, ci.address, ci.city_id, h.id, h.name, h.seat_count"
+                "  ci.id, ci.name, ci.address, ci.city_id, h.id, h.name, h.seat_count, s.sale_opens_at"
                 " FROM shows s JOIN movies m ON m.id = s.movie_id JOIN halls h ON h.id = s.hall_id"
                 " JOIN cinemas ci ON ci.id = h.cinema_id WHERE s.id = :id",
                 id=show_id,
@@ -249,6 +249,7 @@ class Catalog:
                 "hall": {"id": str(r[14]), "name": r[15], "seat_count": r[16]},
                 "prices": [{"category": c, "amount": a, "currency": r[3]} for c, a in prices.items()],
                 "status": r[2],
+                "sale_opens_at": None if r[17] is None else rfc3339(r[17]),
             }
             return ShowInfo(r[0], r[14], starts_at, r[2], r[3], prices, details)
 

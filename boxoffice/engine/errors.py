@@ -40,6 +40,14 @@ class NotFound(BoxOfficeError):
     status, code = 404, "not_found"
 
 
+class Unauthorized(BoxOfficeError):
+    status, code = 401, "unauthorized"
+
+
+class CancelTooLate(BoxOfficeError):
+    status, code = 409, "cancel_too_late"
+
+
 class InvalidRequest(BoxOfficeError):
     status, code = 422, "invalid_request"
 

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boxoffice.engine import db, metrics
+from boxoffice.engine.admin import Admin
 from boxoffice.engine.bookings import Bookings
 from boxoffice.engine.cancellations import Cancellations
 from boxoffice.engine.catalog import Catalog
@@ -95,6 +96,7 @@ class Context:
     inventory: Inventory = field(init=False)
     bookings: Bookings = field(init=False)
     cancellations: Cancellations = field(init=False)
+    admin: Admin = field(init=False)
     waitlist: Waitlist = field(init=False)
     sweeper: Sweeper = field(init=False)
     notifications: ExpiryNotifications = field(init=False)
@@ -108,6 +110,7 @@ class Context:
         self.inventory = Inventory(self)
         self.bookings = Bookings(self)
         self.cancellations = Cancellations(self)
+        self.admin = Admin(self)
         self.waitlist = Waitlist(self)
         self.sweeper = Sweeper(self)
         self.notifications = ExpiryNotifications(self)

@@ -1,0 +1,92 @@
+"""The admin API (docs/API.md, "Operators"): bearer-token protected; without
+BOXOFFICE_ADMIN_TOKEN the routes answer 404 as if they did not exist."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.requests import Request
+
+from boxoffice.api.context import engine_context
+from boxoffice.api.responses import JSON
+from boxoffice.api.validation import (
+    cinema_request,
+    city_request,
+    close_request,
+    hall_request,
+    json_body,
+    movie_request,
+    path_id,
+    show_request,
+)
+from boxoffice.engine.errors import NotFound, Unauthorized
+from boxoffice.engine.limits import ADMIN_MAX_BODY_BYTES
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def operator(request: Request) -> str:
+    """The name of the token the request carries; checked before anything else is read."""
+    tokens = engine_context(request).settings.admin_tokens
+    if not tokens:
+        raise NotFound("no such resource")
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    given = presented.strip().encode()
+    name = None
+    # Every token is compared, in constant time each: the answer's timing tells nothing.
+    for token_name, token in tokens:
+        if hmac.compare_digest(given, token.encode()) and scheme.lower() == "bearer":
+            name = token_name
+    if name is None:
+        raise Unauthorized("a valid admin token is required: Authorization: Bearer <token>")
+    return name
+
+
+async def body_of(request: Request) -> dict[str, Any]:
+    return await json_body(request, ADMIN_MAX_BODY_BYTES)
+
+
+async def create_city(request: Request) -> JSON:
+    who = operator(request)
+    city = city_request(await body_of(request))
+    return JSON(await engine_context(request).admin.create_city(who, city), status_code=201, headers=NO_STORE)
+
+
+async def create_cinema(request: Request) -> JSON:
+    who = operator(request)
+    cinema = cinema_request(await body_of(request))
+    return JSON(await engine_context(request).admin.create_cinema(who, cinema), status_code=201, headers=NO_STORE)
+
+
+async def create_hall(request: Request) -> JSON:
+    who = operator(request)
+    hall = hall_request(await body_of(request))
+    return JSON(await engine_context(request).admin.create_hall(who, hall), status_code=201, headers=NO_STORE)
+
+
+async def create_movie(request: Request) -> JSON:
+    who = operator(request)
+    movie = movie_request(await body_of(request))
+    return JSON(await engine_context(request).admin.create_movie(who, movie), status_code=201, headers=NO_STORE)
+
+
+async def create_show(request: Request) -> JSON:
+    who = operator(request)
+    show = show_request(await body_of(request))
+    return JSON(await engine_context(request).admin.create_show(who, show), status_code=201, headers=NO_STORE)
+
+
+async def close_show(request: Request) -> JSON:
+    who = operator(request)
+    show_id = path_id(request, "show_id")
+    # The reason is optional: a close without a body is a close too.
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    reason = close_request(await body_of(request)) if has_body else ""
+    return JSON(await engine_context(request).admin.close_show(who, show_id, reason), headers=NO_STORE)
+
+
+async def report(request: Request) -> JSON:
+    operator(request)
+    show_id = path_id(request, "show_id")
+    return JSON(await engine_context(request).admin.report(show_id), headers=NO_STORE)
