@@ -115,3 +115,37 @@ async def test_a_payment_taken_for_a_hold_that_expired_meanwhile_is_booked_or_re
 
 async def _expired(ctx: Context, hold_id: str) -> bool:
     return (await ctx.inventory.hold_status(hold_id)).status.value == "expired"
+
+
+# A cancel killed after its intent (nothing refunded yet) or after the refund (booked
+# seats not yet let go): what the books hold then (charges, refunds, cancellations pending).
+CANCEL_AT_THE_KILL = {"after_cancel_intent": (1, 0, 1), "after_refund": (1, 1, 1)}
+
+
+@pytest.mark.parametrize("fault", list(CANCEL_AT_THE_KILL))
+async def test_a_cancel_killed_midway_is_finished_by_the_reconciler(
+        ctx: Context, show: ShowRef, services: Services, fault: str) -> None:
+    seats = show.seat_ids[:2]
+    doomed = await services.start(BOXOFFICE_FAULT_POINT=fault)
+    async with httpx.AsyncClient(base_url=doomed.url, timeout=10.0) as client:
+        held = await client.post(f"/v1/shows/{show.show_id}/holds", json={"seats": seats, "customer": "ana@x.org"})
+        booked = await client.post(f"/v1/holds/{held.json()['hold_id']}/confirm", json=PAY, headers=KEY)
+        assert booked.status_code == 201, booked.text
+        booking_id = booked.json()["booking_id"]
+        with pytest.raises(httpx.TransportError):
+            await client.post(f"/v1/bookings/{booking_id}/cancel", headers={"Idempotency-Key": "cancel-1"})
+    await doomed.wait_killed()
+    at_kill = await audit(ctx)
+    assert (at_kill.charges, at_kill.refunds, at_kill.pending_cancellations) == CANCEL_AT_THE_KILL[fault]
+
+    service = await services.start()
+    books = await eventually(lambda: settled(ctx))
+    books.assert_consistent()
+    assert (books.charges, books.bookings, books.refunds) == (1, 0, 1)
+    async with httpx.AsyncClient(base_url=service.url, timeout=30.0) as client:
+        for key in ("cancel-1", "another"):
+            again = await client.post(f"/v1/bookings/{booking_id}/cancel", headers={"Idempotency-Key": key})
+            assert again.status_code == 200 and again.json()["refund"]["status"] == "refunded", again.text
+        seat_map = (await client.get(f"/v1/shows/{show.show_id}/seats")).json()
+        assert [s["status"] for s in seat_map["seats"] if s["id"] in seats] == ["available", "available"]
+    assert (await audit(ctx)).refunds == 1

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from boxoffice.engine.limits import MAX_CUSTOMER_LENGTH, MAX_SEATS_PER_HOLD, MAX_WAITLIST_COUNT
+from boxoffice.engine.limits import (
+    MAX_CUSTOMER_LENGTH,
+    MAX_HALL_SEATS,
+    MAX_SEATS_PER_HOLD,
+    MAX_WAITLIST_COUNT,
+    SEAT_CATEGORIES,
+    SEAT_KINDS,
+)
 
 
 def ref(name: str) -> dict[str, str]:
@@ -47,10 +54,11 @@ BOOKING_ID = {"type": "string", "pattern": "^bk_[A-Za-z0-9_-]{22}$"}
 
 # The error codes each status carries (docs/API.md, "Errors").
 ERROR_CODES: dict[str, list[str]] = {
+    "401": ["unauthorized"],
     "402": ["payment_declined"],
     "404": ["not_found"],
     "409": ["seats_unavailable", "hold_not_active", "no_chance", "show_closed", "already_waiting",
-            "entry_not_waiting"],
+            "entry_not_waiting", "cancel_too_late"],
     "410": ["hold_expired"],
     "413": ["payload_too_large"],
     "422": ["invalid_request"],
@@ -58,6 +66,7 @@ ERROR_CODES: dict[str, list[str]] = {
     "503": ["unavailable"],
 }
 DESCRIPTIONS = {
+    "401": "the admin token is missing or wrong",
     "402": "the payment was declined; nothing was booked", "404": "no such resource",
     "409": "a conflict with the current state", "410": "the hold has expired",
     "413": "the request body is larger than BOXOFFICE_MAX_BODY_BYTES",
@@ -68,7 +77,8 @@ DESCRIPTIONS = {
 RETRY_AFTER = {"schema": {"type": "string", "pattern": "^[0-9]+$"},
                "description": "seconds to wait before trying again"}
 # Rate limits answer Retry-After; the 10-seat customer limit has no time to name.
-HEADERS = {"429": {"Retry-After": {**RETRY_AFTER, "required": False}},
+HEADERS = {"401": {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}, "required": True}},
+           "429": {"Retry-After": {**RETRY_AFTER, "required": False}},
            "503": {"Retry-After": {**RETRY_AFTER, "required": True}}}
 
 
@@ -111,6 +121,63 @@ def get(summary: str, ok: dict[str, Any], *statuses: str, params: list[Any] | No
 
 
 SHOW_ID = path_param("show_id", NUMERIC_ID)
+# The admin API's bodies (api/validation.py checks the same, and what no schema can say:
+# unique labels, no two seats on one place, a hall free at the show's time).
+VISIBLE, ANY = "[^\\s\\x00-\\x1f\\x7f]", "[^\\x00-\\x1f\\x7f]"  # no control characters, trimmed
+NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": f"^{VISIBLE}({ANY}*{VISIBLE})?$"}
+ID_IN_BODY = {"oneOf": [NUMERIC_ID, {"type": "integer", "minimum": 1, "maximum": 10**18 - 1}]}
+RFC3339 = {"type": "string", "format": "date-time"}
+PRICE = {**obj(["category", "amount", "currency"], category={"type": "string", "enum": list(SEAT_CATEGORIES)},
+               amount={"type": "integer", "minimum": 0, "maximum": 1_000_000},
+               currency={"type": "string", "pattern": "^[A-Z]{3}$"}), "additionalProperties": False}
+ADMIN_SCHEMAS: dict[str, Any] = {
+    "CityRequest": {**obj(["name", "country"], name=NAME, country={"type": "string", "pattern": "^[A-Z]{2}$"}),
+                    "additionalProperties": False},
+    "CinemaRequest": {**obj(["city_id", "name", "address"], city_id=ID_IN_BODY, name=NAME,
+                            address={**NAME, "maxLength": 200}), "additionalProperties": False},
+    "Cinema": obj(["id", "city_id", "name", "address"], id=NUMERIC_ID, city_id=NUMERIC_ID, name=STR, address=STR),
+    "HallRequest": {**obj(["cinema_id", "name", "seats"], cinema_id=ID_IN_BODY, name={**NAME, "maxLength": 50},
+                          seats=array({**obj(["id", "row", "number", "x", "y", "category"], id=SEAT_ID,
+                                             row={"type": "string", "pattern": "^[A-Z]{1,3}$"},
+                                             number={"type": "integer", "minimum": 1, "maximum": 999},
+                                             x={"type": "integer", "minimum": 0, "maximum": 10_000},
+                                             y={"type": "integer", "minimum": 0, "maximum": 10_000},
+                                             category={"type": "string", "enum": list(SEAT_CATEGORIES)},
+                                             kind={"type": "string", "enum": list(SEAT_KINDS)}),
+                                       "additionalProperties": False}, minItems=1, maxItems=MAX_HALL_SEATS)),
+                    "additionalProperties": False},
+    "Hall": obj(["id", "seat_count"], id=NUMERIC_ID, seat_count={"type": "integer", "minimum": 1}),
+    "MovieRequest": {**obj(["title", "runtime_min", "rating", "release_date"], title={**NAME, "maxLength": 200},
+                           runtime_min={"type": "integer", "minimum": 1, "maximum": 600},
+                           rating={**NAME, "maxLength": 10},
+                           release_date={"type": "string", "format": "date",
+                                         "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                           genres=array({"type": "string", "pattern": "^[A-Za-z][A-Za-z -]{0,31}$"}, maxItems=10)),
+                     "additionalProperties": False},
+    "ShowRequest": {**obj(["hall_id", "movie_id", "starts_at", "prices"], hall_id=ID_IN_BODY, movie_id=ID_IN_BODY,
+                          starts_at=RFC3339, prices=array(PRICE, minItems=1, maxItems=len(SEAT_CATEGORIES)),
+                          sale_opens_at={"oneOf": [RFC3339, {"type": "null"}]},
+                          queue_order={"type": "string", "enum": ["arrival", "shuffle_before_open"]}),
+                    "additionalProperties": False},
+    "CloseRequest": {**obj([], reason={**NAME, "maxLength": 200}), "additionalProperties": False},
+    "Report": obj(["show_id", "seats", "free", "held", "sold", "waiting", "queued", "revenue", "refunded",
+                   "bookings", "cancelled"], show_id=NUMERIC_ID, status={"type": "string", "enum": ["open", "closed"]},
+                  seats=COUNT, free=COUNT, held=COUNT, sold=COUNT, waiting=COUNT, queued=COUNT,
+                  revenue=obj(["amount", "currency"], amount=COUNT, currency=STR),
+                  refunded=obj(["amount", "currency"], amount=COUNT, currency=STR), bookings=COUNT, cancelled=COUNT),
+}
+BEARER = [{"bearer": []}]
+
+
+def admin(summary: str, ok: dict[str, Any], request: str | None, *statuses: str,
+          params: list[Any] | None = None) -> dict[str, Any]:
+    """An admin operation: 401 without a good token, 404 for every request while
+    BOXOFFICE_ADMIN_TOKEN is unset."""
+    operation = get(summary, ok, "401", "404", "413", "422", "503", *statuses, params=params)
+    operation["security"] = BEARER
+    if request:
+        operation["requestBody"] = body(ref(request))
+    return operation
 PLACE = obj(["id", "name"], id=NUMERIC_ID, name=STR)
 
 SCHEMAS: dict[str, Any] = {
@@ -135,7 +202,8 @@ SCHEMAS: dict[str, Any] = {
                 hall=PLACE,
                 prices=array(obj(["category", "amount", "currency"], category=STR, amount=COUNT,
                                  currency={"type": "string", "pattern": "^[A-Z]{3}$"})),
-                status={"type": "string", "enum": ["open", "closed"]}),
+                status={"type": "string", "enum": ["open", "closed"]},
+                sale_opens_at={"type": ["string", "null"], "format": "date-time"}),
     "Counts": obj(["available", "held", "booked"], available=COUNT, held=COUNT, booked=COUNT),
     "Seat": obj(["id", "row", "number", "category", "x", "y", "status"], id=SEAT_ID, row=STR, number=INT,
                 category=STR, kind={"type": "string", "enum": ["standard", "wheelchair", "companion"]},
@@ -157,7 +225,9 @@ SCHEMAS: dict[str, Any] = {
     "Booking": obj(["booking_id", "show_id", "seats", "customer", "amount", "currency", "status",
                     "created_at"], booking_id=BOOKING_ID, show_id=NUMERIC_ID, seats=array(SEAT_ID),
                    customer=STR, amount=COUNT, currency={"type": "string", "pattern": "^[A-Z]{3}$"},
-                   status=STR, created_at=TIME),
+                   status={"type": "string", "enum": ["confirmed", "cancelled"]}, created_at=TIME,
+                   refund=obj(["amount", "currency", "status"], amount=COUNT, currency=STR,
+                              status={"type": "string", "enum": ["pending", "refunded"]})),
     "WaitlistRequest": {**obj(["count", "customer"],
                               count={"type": "integer", "minimum": 1, "maximum": MAX_WAITLIST_COUNT},
                               customer=CUSTOMER, category=CATEGORY),
@@ -169,6 +239,7 @@ SCHEMAS: dict[str, Any] = {
                                  "enum": ["waiting", "granted", "impossible", "cancelled", "expired"]},
                          position=NULLABLE_INT, eta_s=NULLABLE_INT,
                          hold={"oneOf": [ref("Hold"), {"type": "null"}]}),
+    **ADMIN_SCHEMAS,
     "Health": obj(["status", "checks"], status={"type": "string", "enum": ["ok", "unavailable"]},
                   checks={"type": "object", "additionalProperties": {"type": "string", "enum": ["ok", "down"]}}),
 }
@@ -230,6 +301,24 @@ PATHS: dict[str, Any] = {
                       params=[path_param("entry_id", OPAQUE_ID)])},
     "/v1/waitlist/{entry_id}/events": {"get": get(
         "Live waitlist entry (SSE)", SSE, "404", "413", "422", "503", params=[path_param("entry_id", OPAQUE_ID)])},
+    "/v1/bookings/{booking_id}/cancel": {"post": {
+        "summary": "Cancel a booking and refund it (until BOXOFFICE_CANCEL_CUTOFF_S before the show)",
+        "parameters": [path_param("booking_id", OPAQUE_ID),
+                       {"name": "Idempotency-Key", "in": "header", "required": True, "schema": IDEMPOTENCY_KEY}],
+        "responses": {**answer("200", ref("Booking"), "cancelled (now or before)"),
+                      **errors("404", "409", "413", "422", "503")}}},
+    "/v1/admin/cities": {"post": admin("Create a city", answer("201", ref("City"), "created"), "CityRequest")},
+    "/v1/admin/cinemas": {"post": admin("Create a cinema", answer("201", ref("Cinema"), "created"),
+                                        "CinemaRequest")},
+    "/v1/admin/halls": {"post": admin("Create a hall with its seat plan", answer("201", ref("Hall"), "created"),
+                                      "HallRequest")},
+    "/v1/admin/movies": {"post": admin("Create a movie", answer("201", ref("Movie"), "created"), "MovieRequest")},
+    "/v1/admin/shows": {"post": admin("Create a show", answer("201", ref("Show"), "created"), "ShowRequest")},
+    "/v1/admin/shows/{show_id}/close": {"post": {
+        **admin("Close a show's sale (idempotent)", answer("200", ref("Show"), "closed"), None, params=[SHOW_ID]),
+        "requestBody": {"required": False, "content": {"application/json": {"schema": ref("CloseRequest")}}}}},
+    "/v1/admin/shows/{show_id}/report": {"get": admin("A show's sales", answer("200", ref("Report"), "ok"), None,
+                                                      params=[SHOW_ID])},
     "/healthz": {"get": {"summary": "Health of Redis and the database",
                          "responses": {**answer("200", ref("Health"), "healthy"),
                                        "503": {**answer("503", ref("Health"), "a dependency is down")["503"],
@@ -245,5 +334,7 @@ OPENAPI: dict[str, Any] = {
     "info": {"title": "boxoffice", "version": "1.0.0",
              "description": "Movie-ticket booking: all-or-nothing holds, fair waitlist, ACID sales."},
     "paths": PATHS,
-    "components": {"schemas": SCHEMAS},
+    "components": {"schemas": SCHEMAS,
+                   "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                  "description": "BOXOFFICE_ADMIN_TOKEN (admin routes only)"}}},
 }

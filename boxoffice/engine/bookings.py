@@ -98,7 +98,8 @@ class PaymentDecided(Exception):
 
 def fault_point(ctx: Context, name: str) -> None:
     """Test-only: BOXOFFICE_FAULT_POINT=<name> kills this process right here (SIGKILL, no
-    clean-up), for after_pin, after_intent, after_charge and after_commit."""
+    clean-up): after_pin, after_intent, after_charge and after_commit of a confirm,
+    after_cancel_intent and after_refund of a cancel (engine/cancellations.py)."""
     if ctx.settings.fault_point == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
