@@ -58,6 +58,11 @@ export const api = {
       body: { payment: { method: "card", token } },
       headers: { "Idempotency-Key": idempotencyKey },
     }),
+  booking: (bookingId) => request("GET", `/v1/bookings/${enc(bookingId)}`),
+  cancelBooking: (bookingId, idempotencyKey) =>
+    request("POST", `/v1/bookings/${enc(bookingId)}/cancel`, {
+      headers: { "Idempotency-Key": idempotencyKey },
+    }),
   joinWaitlist: (showId, count, customer) =>
     request("POST", `/v1/shows/${enc(showId)}/waitlist`, { body: { count, customer } }),
   waitlistEntry: (entryId) => request("GET", `/v1/waitlist/${enc(entryId)}`),

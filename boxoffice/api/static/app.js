@@ -4,10 +4,11 @@
 //   #/city/C                    movies showing in city C
 //   #/city/C/movie/M            cinemas and show times
 //   #/city/C/movie/M/show/S     the seat plan (also #/show/S on its own)
+//   #/booking/B                 a booking: its tickets, and cancelling it
 
-import { api } from "./api.js";
+import { api, randomKey } from "./api.js";
 import { ShowPage } from "./booking.js";
-import { formatTime } from "./text.js";
+import { formatMoney, formatTime } from "./text.js";
 
 const $ = (id) => document.getElementById(id);
 const names = { city: new Map(), movie: new Map() }; // for the breadcrumbs
@@ -36,7 +37,8 @@ async function render() {
   const route = parseRoute();
   if (!route.show) showPage?.close();
   try {
-    if (route.show) await renderShow(route);
+    if (route.booking) await renderBooking(route.booking);
+    else if (route.show) await renderShow(route);
     else if (route.city && route.movie) await renderShows(route);
     else if (route.city) await renderMovies(route);
     else await renderCities();
@@ -104,6 +106,55 @@ async function renderShow(route) {
   await opening;
   if (showPage.show?.movie?.title && route.movie) names.movie.set(route.movie, showPage.show.movie.title);
   renderCrumbs(route, showPage.show);
+}
+
+// The booking id is the credential: whoever has the link sees the booking and may cancel it.
+async function renderBooking(bookingId) {
+  showView("view-booking");
+  renderCrumbs({});
+  $("my-booking-id").textContent = bookingId;
+  $("my-booking-message").hidden = true;
+  const booking = await loading($("my-booking-seats"), api.booking(bookingId));
+  const show = await api.show(booking.show_id).catch(() => null);
+  showBooking(booking, show);
+}
+
+function showBooking(booking, show) {
+  const cancelled = booking.status === "cancelled";
+  $("my-booking-show").textContent = show
+    ? `${show.movie.title} · ${show.cinema.name}, ${show.hall.name} · ${formatTime(show.starts_at)}`
+    : "";
+  $("my-booking-status").textContent = cancelled
+    ? `Cancelled. Refund of ${formatMoney(booking.refund.amount, booking.refund.currency)}: ${booking.refund.status}.`
+    : "Confirmed.";
+  fill($("my-booking-seats"), booking.seats, (seat) => document.createTextNode(`Seat ${seat}`));
+  $("my-booking-total").textContent = `${cancelled ? "Was" : "Paid"} ${formatMoney(booking.amount, booking.currency)}`;
+  const button = $("my-booking-cancel");
+  button.hidden = cancelled || !show || new Date(show.starts_at) <= new Date();
+  button.onclick = () => cancelBooking(booking, show);
+}
+
+async function cancelBooking(booking, show) {
+  if (!confirm("Cancel this booking? The seats go back on sale and the payment is refunded.")) return;
+  // One key per booking, kept for the tab: a retry after a lost answer is the same cancel.
+  const slot = `cancel:${booking.booking_id}`;
+  const key = sessionStorage.getItem(slot) ?? randomKey();
+  sessionStorage.setItem(slot, key);
+  const button = $("my-booking-cancel");
+  const message = $("my-booking-message");
+  button.disabled = true;
+  try {
+    showBooking(await api.cancelBooking(booking.booking_id, key), show);
+    message.textContent = "The booking is cancelled.";
+    delete message.dataset.tone;
+  } catch (error) {
+    message.textContent = error.message;
+    message.dataset.tone = "error";
+    if (error.code === "cancel_too_late") button.hidden = true;
+  } finally {
+    button.disabled = false;
+    message.hidden = false;
+  }
 }
 
 // A deep link names the city by id only: look its name up once.

@@ -268,6 +268,7 @@ export class ShowPage {
     this.map.setMine([]);
     this.renderSelection();
     $("booking-id").textContent = booking.booking_id;
+    $("booking-link").href = `#/booking/${encodeURIComponent(booking.booking_id)}`;
     $("booked-list").replaceChildren(...this.seatItems(booking.seats));
     $("booked-total").textContent = booking.amount !== undefined
       ? `Paid ${formatMoney(booking.amount, booking.currency)}`
