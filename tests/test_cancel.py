@@ -15,10 +15,13 @@ import pytest
 from sqlalchemy import text
 
 from boxoffice.api.app import create_app
+from boxoffice.engine.db import as_utc
 from boxoffice.engine.service import Context, close_context, open_context
-from tests.conftest import ShowRef, pick_show
+from tests.conftest import BOTH, ShowRef, pick_show
 from tests.support.sales import audit
 from tests.test_waitlist import customer, fill, small_show
+
+pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
 
 
 async def book(client: httpx.AsyncClient, show_id: int, seats: list[str], who: str = "ana@example.org") -> str:
@@ -112,7 +115,7 @@ async def test_no_cancel_within_the_cutoff(ctx: Context, client: httpx.AsyncClie
         starts_at = (await conn.execute(text("SELECT starts_at FROM shows WHERE id = :id"),
                                         {"id": show.show_id})).scalar_one()
     # the cutoff is measured on the database's clock: a cutoff past the show's start refuses
-    late = ctx.settings.with_changes(cancel_cutoff_s=int((starts_at - datetime.now(UTC)).total_seconds()) + 60)
+    late = ctx.settings.with_changes(cancel_cutoff_s=int((as_utc(starts_at) - datetime.now(UTC)).total_seconds()) + 60)
     strict = await open_context(late, background=False)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(late, context=strict)),
