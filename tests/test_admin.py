@@ -330,3 +330,71 @@ async def test_a_show_made_by_the_api_sells_waits_confirms_and_closes(
     assert (await http.post("/v1/admin/shows/999999/close", headers=auth())).status_code == 404
     assert (await http.get("/v1/admin/shows/999999/report", headers=auth())).status_code == 404
     (await audit(actx)).assert_consistent()
+
+
+# -- closing under load ------------------------------------------------------------------
+
+
+async def test_closing_a_show_under_load_stops_every_sale_and_leaves_the_books_straight(
+        actx: Context, http: httpx.AsyncClient) -> None:
+    """50 clients hold, pay and wait on a show of 40 seats while it is closed: afterwards
+    every hold and confirm answers show_closed, every charge has its booking or refund, no
+    seat is held or awaited, and Redis shows booked exactly what PostgreSQL sold."""
+    _, hall_id = await a_hall(http, plan("ABCDE", 8))
+    show = await made(http, "shows", show_body(hall_id, await a_movie(http), tomorrow()))
+    show_id = show["id"]
+    closed = asyncio.Event()
+    after_close: list[tuple[str, int, str]] = []
+    seen: list[tuple[str, int, str]] = []
+    seats = [f"{row}{n}" for row in "ABCDE" for n in range(1, 9)]
+
+    async def client(n: int) -> None:
+        who = f"load{n}@example.org"
+        for attempt in range(40):
+            if closed.is_set() and len(after_close) > 200:
+                return
+            sent_after = closed.is_set()
+            pick = [seats[(n * 7 + attempt * 3) % 40]]
+            held = await http.post(f"/v1/shows/{show_id}/holds", json={"seats": pick, "customer": who})
+            seen.append(("hold", held.status_code, held.json().get("error", "")))
+            if sent_after:
+                after_close.append(("hold", held.status_code, held.json().get("error", "")))
+            if held.status_code == 201:
+                token = "tok_slow" if n % 10 == 0 else "tok_ok"
+                sent_after = closed.is_set()
+                paid = await http.post(f"/v1/holds/{held.json()['hold_id']}/confirm", headers={
+                    "Idempotency-Key": f"load-{n}-{attempt}"}, json={"payment": {"method": "card", "token": token}})
+                seen.append(("confirm", paid.status_code, paid.json().get("error", "")))
+                if sent_after:
+                    after_close.append(("confirm", paid.status_code, paid.json().get("error", "")))
+            elif held.status_code == 409 and held.json()["error"] == "seats_unavailable" and attempt % 5 == 0:
+                await http.post(f"/v1/shows/{show_id}/waitlist", json={"count": 1, "customer": who})
+            await asyncio.sleep(0.01)
+
+    async def close_midway() -> None:
+        await asyncio.sleep(2.0)
+        answer = await http.post(f"/v1/admin/shows/{show_id}/close", json={"reason": "load test"}, headers=auth())
+        assert answer.status_code == 200 and answer.json()["status"] == "closed"
+        closed.set()
+
+    await asyncio.gather(close_midway(), *(client(n) for n in range(50)))
+    assert after_close, "some requests came after the close"
+    assert {(kind, status, code) for kind, status, code in after_close} <= {
+        ("hold", 409, "show_closed"), ("confirm", 409, "show_closed")}, after_close
+
+    async def settled() -> bool:
+        await actx.reconciler.reconcile_once()
+        return (await audit(actx)).settled
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while not await settled():
+        assert asyncio.get_running_loop().time() < deadline, await audit(actx)
+        await asyncio.sleep(0.2)
+    books = await audit(actx)
+    books.assert_consistent()
+    report = (await http.get(f"/v1/admin/shows/{show_id}/report", headers=auth())).json()
+    stats = await actx.redis.hgetall(actx.keys.show_keys(int(show_id))[7])
+    assert (report["held"], report["waiting"], int(stats["held"]), int(stats["waiting"])) == (0, 0, 0, 0)
+    assert int(stats["booked"]) == report["sold"] and report["free"] == 40 - report["sold"]
+    assert report["bookings"] == report["sold"] > 0  # one seat a booking
+    assert ("confirm", 201, "") in seen and ("hold", 409, "seats_unavailable") in seen
