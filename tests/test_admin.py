@@ -372,7 +372,11 @@ async def test_closing_a_show_under_load_stops_every_sale_and_leaves_the_books_s
             await asyncio.sleep(0.01)
 
     async def close_midway() -> None:
-        await asyncio.sleep(2.0)
+        # mid-rush: once some sales went through, while others are still paying
+        for _ in range(200):
+            if sum(1 for kind, status, _ in seen if (kind, status) == ("confirm", 201)) >= 5:
+                break
+            await asyncio.sleep(0.05)
         answer = await http.post(f"/v1/admin/shows/{show_id}/close", json={"reason": "load test"}, headers=auth())
         assert answer.status_code == 200 and answer.json()["status"] == "closed"
         closed.set()
