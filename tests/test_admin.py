@@ -159,6 +159,8 @@ async def test_without_the_variable_the_admin_api_does_not_exist(
             for headers in ({}, auth(ADA)):
                 answer = await http.request(method, path, json={}, headers=headers)
                 assert answer.status_code == 404 and answer.json()["error"] == "not_found", answer.text
+            wrong_method = await http.request("DELETE" if method == "GET" else "GET", path, headers=auth(ADA))
+            assert wrong_method.status_code == 404, wrong_method.text
     finally:
         await close_context(context)
 

@@ -118,6 +118,10 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         return error(404, "not_found", "no such resource")
+    admin_hidden = not request.app.state.ctx.settings.admin_tokens
+    if exc.status_code == 405 and admin_hidden and request.url.path.startswith("/v1/admin/"):
+        # Without a token the admin API does not exist: a wrong method must not tell otherwise.
+        return error(404, "not_found", "no such resource")
     if exc.status_code == 405:
         response = error(405, "method_not_allowed", "this method is not allowed here")
         response.headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
