@@ -277,7 +277,8 @@ class Bookings:
         if status is PaymentStatus.CAPTURED:
             assert booking_id is not None
             booking = await self.get(booking_id)
-            await self.mark_booked(payment.show_id, payment.hold_id, booking_id, booking["seats"])
+            if booking["status"] == "confirmed":  # a cancelled booking's seats are not to be marked again
+                await self.mark_booked(payment.show_id, payment.hold_id, booking_id, booking["seats"])
             return booking
         await self.refund_at_provider(payment)
         return None
