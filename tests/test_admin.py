@@ -404,3 +404,24 @@ async def test_closing_a_show_under_load_stops_every_sale_and_leaves_the_books_s
     assert int(stats["booked"]) == report["sold"] and report["free"] == 40 - report["sold"]
     assert report["bookings"] == report["sold"] > 0  # one seat a booking
     assert ("confirm", 201, "") in seen and ("hold", 409, "seats_unavailable") in seen
+
+
+async def test_another_process_sees_a_new_show_within_the_browse_cache_time(
+        actx: Context, http: httpx.AsyncClient, redis_server: RedisServer, admin_database: str) -> None:
+    city_id, hall_id = await a_hall(http)
+    movie_id = await a_movie(http)
+    # another service process, caching browse answers for a second
+    cached = admin_settings(redis_server, admin_database, TOKENS).with_changes(browse_cache_s=1.0)
+    other = await open_context(cached, background=False)
+    try:
+        async with await http_for(other) as elsewhere:
+            assert (await elsewhere.get(f"/v1/cities/{city_id}/movies")).json()["movies"] == []
+            show = await made(http, "shows", show_body(hall_id, movie_id, tomorrow()))
+            began = asyncio.get_running_loop().time()
+            while not (await elsewhere.get(f"/v1/cities/{city_id}/movies")).json()["movies"]:
+                assert asyncio.get_running_loop().time() - began < 1.5, "not seen within the cache time"
+                await asyncio.sleep(0.05)
+            shows = (await elsewhere.get(f"/v1/cities/{city_id}/movies/{movie_id}/shows")).json()["cinemas"]
+            assert [s["id"] for s in shows[0]["shows"]] == [show["id"]]
+    finally:
+        await close_context(other)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 
 from boxoffice.api.app import create_app
@@ -150,6 +151,28 @@ async def test_the_reconciler_finishes_a_cut_off_cancel(ctx: Context, client: ht
     assert body["status"] == "cancelled" and body["refund"]["status"] == "refunded"
     assert await seat_marks(ctx, show.show_id, show.seat_ids[:2]) == [None, None]
     assert (await ctx.reconciler.reconcile_once()).cancelled == 0
+    books = await audit(ctx)
+    books.assert_consistent()
+    assert books.settled and books.refunds == 1
+
+
+async def test_seats_redis_did_not_get_back_are_given_back_by_the_reconciler(
+        ctx: Context, client: httpx.AsyncClient, show: ShowRef, monkeypatch: pytest.MonkeyPatch) -> None:
+    seats = show.seat_ids[:2]
+    booking_id = await book(client, show.show_id, seats)
+
+    async def redis_fails(*_: object) -> int:
+        raise RedisConnectionError("Redis went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ctx.gateway, "cancel_booking", redis_fails)
+        answer = await cancel(client, booking_id)
+    # the refund and PostgreSQL are done: the answer is the cancelled booking
+    assert answer.status_code == 200 and answer.json()["refund"]["status"] == "refunded"
+    assert await seat_marks(ctx, show.show_id, seats) == [f"b:{booking_id}"] * 2
+    await asyncio.sleep(ctx.settings.confirm_grace_s + 0.2)
+    assert (await ctx.reconciler.reconcile_once()).cancelled == 1
+    assert await seat_marks(ctx, show.show_id, seats) == [None, None]
     books = await audit(ctx)
     books.assert_consistent()
     assert books.settled and books.refunds == 1
