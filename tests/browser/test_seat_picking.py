@@ -108,6 +108,7 @@ def test_full_journey_from_city_to_confirmed_booking(page: Page, api: httpx.Clie
     expect(page.locator("#step-done")).to_be_visible()
     booking_id = page.locator("#booking-id").inner_text()
     assert booking_id
+    expect(page.locator("#booking-link")).to_have_attribute("href", f"#/booking/{booking_id}")
 
     booking = api.get(f"/v1/bookings/{booking_id}").json()
     assert booking["status"] == "confirmed"
