@@ -52,7 +52,8 @@ POOL_SAMPLE_INTERVAL_S = 1.0
 DEPENDENCY_SAMPLE_INTERVAL_S = 5.0
 # Per-show series cost Prometheus one series per show and state: only the busiest shows
 # get them (the totals cover the rest). Reading is capped too: a scrape reads at most
-# SHOW_READ_LIMIT stats hashes, one pipelined round trip.
+# SHOW_READ_LIMIT stats hashes (one pipelined round trip on a single Redis), within
+# SHOW_READ_TIMEOUT_S.
 SHOW_GAUGE_LIMIT = 20
 SHOW_READ_LIMIT = 2000
 SHOW_READ_TIMEOUT_S = 1.0
@@ -251,8 +252,8 @@ async def read_show_seats(ctx: Context) -> dict[int, dict[str, int]]:
     if not show_ids:
         return {}
     if ctx.settings.redis_cluster:
-        # Each show's keys are in a slot of their own: one read per show.
-        answers = [await ctx.redis.hmget(ctx.keys.stats(s), *STATS_FIELDS) for s in show_ids]
+        # Each show's keys are in a slot of their own: one read per show, all at once.
+        answers = await asyncio.gather(*(ctx.redis.hmget(ctx.keys.stats(s), *STATS_FIELDS) for s in show_ids))
     else:
         pipe = ctx.redis.pipeline(transaction=False)
         for show_id in show_ids:
