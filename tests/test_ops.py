@@ -116,6 +116,22 @@ def scrape_config(service: str, redis_exporter: str, postgres_exporter: str) -> 
     return config
 
 
+def test_the_dashboard_is_well_formed() -> None:
+    dashboard = json.loads((OPS / "grafana" / "boxoffice.json").read_text())
+    panels = dashboard["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels), "unique panel ids"
+    assert [v["name"] for v in dashboard["templating"]["list"]] == ["datasource"]
+    taken: set[tuple[int, int]] = set()
+    for panel in panels:
+        place = panel["gridPos"]
+        assert place["x"] + place["w"] <= 24, panel["title"]
+        cells = {(place["x"] + dx, place["y"] + dy) for dx in range(place["w"]) for dy in range(place["h"])}
+        assert not cells & taken, f"{panel['title']} overlaps another panel"
+        taken |= cells
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}" and panel["targets"], panel["title"]
+
+
 def dashboard_queries() -> list[tuple[str, str]]:
     """(panel title, expression) of every query of the dashboard."""
     dashboard = json.loads((OPS / "grafana" / "boxoffice.json").read_text())
