@@ -1,7 +1,10 @@
 """ops/: the Prometheus rules are valid and do what ops/prometheus/rules.test.yml says
-(promtool), and a real Prometheus, with the shipped scrape configuration, scrapes a real
-service of two workers and Debian's Redis and PostgreSQL exporters under a short load,
-after which every query of the Grafana dashboard (ops/grafana/boxoffice.json) answers with a number."""
+(promtool); the dashboard is well formed; and a real Prometheus, with the shipped scrape
+configuration and rules, scrapes a real service of two workers and Debian's Redis and
+PostgreSQL exporters under a short rush, after which every query of the Grafana dashboard
+(ops/grafana/boxoffice.json) answers with a number, every series the rule unit tests feed
+in exists for real with its labels, nothing fires, and a killed Redis makes its alert
+pending."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import contextlib
 import itertools
 import json
 import math
+import re
 import shutil
 import signal
 import subprocess
@@ -223,67 +227,97 @@ def query(prometheus: httpx.Client, expr: str) -> list[dict[str, Any]]:
     return list(answer.json()["data"]["result"])
 
 
-def test_prometheus_scrapes_the_service_and_every_dashboard_query_answers(
-        redis_server: RedisServer, database_url: str) -> None:
+def test_prometheus_scrapes_the_service_and_every_dashboard_query_answers(database_url: str) -> None:
     prometheus_bin = tool("prometheus")
     redis_exporter_bin = tool("prometheus-redis-exporter")
     postgres_exporter_bin = tool("prometheus-postgres-exporter")
     began = time.monotonic()
-    settings = settings_on_empty_sales(redis_server.url, database_url, "ops", hold_ttl_s=HOLD_TTL_S,
-                                       reconcile_interval_s=1.0)
     show_id, seats = a_show(database_url)
-    with tempfile.TemporaryDirectory(prefix="boxoffice-ops-") as scratch:
-        work = Path(scratch)
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="boxoffice-ops-")))
+        # A Redis of its own: the test kills it at the end, to see the alert on it.
+        redis = RedisServer.start()
+        stack.callback(redis.stop)
+        settings = settings_on_empty_sales(redis.url, database_url, "ops", hold_ttl_s=HOLD_TTL_S,
+                                           reconcile_interval_s=1.0)
         (work / "worker-metrics").mkdir()  # prometheus-client needs it when it is imported
         service = ServiceProcess.start(
             service_environment(settings, "confirm_grace_s", "reconcile_interval_s",
                                 PROMETHEUS_MULTIPROC_DIR=str(work / "worker-metrics")), work / "service.log",
             module_args=["boxoffice.engine.cli", "serve", "--workers", "2"], log_stdout=True, process_group=True)
-        try:
-            service.wait_healthy(30)
-            redis_port, postgres_port, prometheus_port = free_port(), free_port(), free_port()
-            postgres_dsn = database_url + ("&" if "?" in database_url else "?") + "sslmode=disable"
-            with (
-                started([redis_exporter_bin, "-redis.addr", redis_server.url,
-                         "-web.listen-address", f"127.0.0.1:{redis_port}"], work / "redis-exporter.log") as rx,
-                started([postgres_exporter_bin, f"--web.listen-address=127.0.0.1:{postgres_port}"],
-                        work / "postgres-exporter.log", env={"DATA_SOURCE_NAME": postgres_dsn}) as px,
-            ):
-                wait_answering(f"http://127.0.0.1:{redis_port}/metrics", rx, work / "redis-exporter.log")
-                wait_answering(f"http://127.0.0.1:{postgres_port}/metrics", px, work / "postgres-exporter.log")
-                config = scrape_config(service.url.removeprefix("http://"), f"127.0.0.1:{redis_port}",
-                                       f"127.0.0.1:{postgres_port}")
-                (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-                prometheus_url = f"http://127.0.0.1:{prometheus_port}"
-                with (started([prometheus_bin, f"--config.file={work / 'prometheus.yml'}",
-                              f"--storage.tsdb.path={work / 'data'}",
-                              f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                              "--storage.tsdb.retention.time=1h"], work / "prometheus.log") as px_server,
-                      httpx.Client(base_url=prometheus_url, timeout=5) as prometheus):
-                    wait_answering(f"{prometheus_url}/-/ready", px_server, work / "prometheus.log")
-                    with Rush(service.url, show_id, seats) as rush:
-                        missing = wait_for_dashboard(prometheus)
-                    assert not missing, f"dashboard queries without data: {missing}"
-                    assert rush.statuses[201] and rush.statuses[409] and rush.statuses[402], rush.statuses
-                    assert not any(status >= 500 for status in rush.statuses), rush.statuses
-                    for busy in ('boxoffice:operations:rate1m{operation="hold"}', "boxoffice:waitlist_grants:rate1m",
-                                 "boxoffice:hold_expiries:rate1m"):
-                        assert any(float(r["value"][1]) > 0 for r in query(prometheus, busy)), busy
-                    targets = prometheus.get("/api/v1/targets").json()["data"]["activeTargets"]
-                    assert sorted((t["labels"]["job"], t["health"]) for t in targets) == [
-                        ("boxoffice", "up"), ("postgres", "up"), ("redis", "up")]
-                    rules = prometheus.get("/api/v1/rules").json()["data"]["groups"]
-                    assert all(r["health"] == "ok" for g in rules for r in g["rules"]), rules
-                    firing = [a["labels"]["alertname"] for a in
-                              prometheus.get("/api/v1/alerts").json()["data"]["alerts"]]
-                    assert firing == [], firing
-            # The counters of the checks that must stay zero are there, at zero.
-            for sample in integrity_samples(service.url):
-                assert sample.endswith(" 0.0"), sample
-        finally:
-            service.stop()
-            _drop_prefix(redis_server, settings.key_prefix)
+        stack.callback(service.stop)
+        service.wait_healthy(30)
+
+        redis_port, postgres_port, prometheus_port = free_port(), free_port(), free_port()
+        postgres_dsn = database_url + ("&" if "?" in database_url else "?") + "sslmode=disable"
+        redis_exporter = stack.enter_context(started(
+            [redis_exporter_bin, "-redis.addr", redis.url, "-web.listen-address", f"127.0.0.1:{redis_port}"],
+            work / "redis-exporter.log"))
+        postgres_exporter = stack.enter_context(started(
+            [postgres_exporter_bin, f"--web.listen-address=127.0.0.1:{postgres_port}"],
+            work / "postgres-exporter.log", env={"DATA_SOURCE_NAME": postgres_dsn}))
+        wait_answering(f"http://127.0.0.1:{redis_port}/metrics", redis_exporter, work / "redis-exporter.log")
+        wait_answering(f"http://127.0.0.1:{postgres_port}/metrics", postgres_exporter, work / "postgres-exporter.log")
+
+        config = scrape_config(service.url.removeprefix("http://"), f"127.0.0.1:{redis_port}",
+                               f"127.0.0.1:{postgres_port}")
+        (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+        prometheus_url = f"http://127.0.0.1:{prometheus_port}"
+        server = stack.enter_context(started(
+            [prometheus_bin, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
+             f"--web.listen-address=127.0.0.1:{prometheus_port}", "--storage.tsdb.retention.time=1h"],
+            work / "prometheus.log"))
+        prometheus = stack.enter_context(httpx.Client(base_url=prometheus_url, timeout=5))
+        wait_answering(f"{prometheus_url}/-/ready", server, work / "prometheus.log")
+
+        with Rush(service.url, show_id, seats) as rush:
+            missing = wait_for_dashboard(prometheus)
+        assert not missing, f"dashboard queries without data: {missing}"
+        assert rush.statuses[201] and rush.statuses[409] and rush.statuses[402], rush.statuses
+        assert not any(status >= 500 for status in rush.statuses), rush.statuses
+        for busy in ('boxoffice:operations:rate1m{operation="hold"}', "boxoffice:waitlist_grants:rate1m",
+                     "boxoffice:hold_expiries:rate1m"):
+            assert any(float(r["value"][1]) > 0 for r in query(prometheus, busy)), busy
+        targets = prometheus.get("/api/v1/targets").json()["data"]["activeTargets"]
+        assert sorted((t["labels"]["job"], t["health"]) for t in targets) == [
+            ("boxoffice", "up"), ("postgres", "up"), ("redis", "up")]
+        rules = prometheus.get("/api/v1/rules").json()["data"]["groups"]
+        assert all(r["health"] == "ok" for g in rules for r in g["rules"]), rules
+        assert alerts(prometheus) == [], "a quiet rush fires nothing"
+        assert_unit_tests_use_real_series(prometheus)
+        # The counters of the checks that must stay zero are there, at zero.
+        for sample in integrity_samples(service.url):
+            assert sample.endswith(" 0.0"), sample
+
+        # Redis dies: the exporter and the service's own probe both say so, and the alert
+        # is pending (it fires after its minute).
+        redis.kill()
+        deadline = time.monotonic() + 15
+        while not (("BoxofficeRedisDown", "pending") in alerts(prometheus)
+                   and has_data(query(prometheus, 'min(boxoffice_dependency_up{dependency="redis"}) == 0'))):
+            assert time.monotonic() < deadline, (alerts(prometheus), query(prometheus, "boxoffice_dependency_up"))
+            time.sleep(0.5)  # Prometheus evaluates every second
     assert time.monotonic() - began < 60
+
+
+def alerts(prometheus: httpx.Client) -> list[tuple[str, str]]:
+    """(alert, state) of every alert pending or firing."""
+    answer = prometheus.get("/api/v1/alerts").json()["data"]["alerts"]
+    return sorted((alert["labels"]["alertname"], alert["state"]) for alert in answer)
+
+
+def assert_unit_tests_use_real_series(prometheus: httpx.Client) -> None:
+    """Every series the rule unit tests feed in has the name and the label names of a
+    series the running service or an exporter exports: a rule proven on invented series
+    is proven on the real ones too."""
+    cases = yaml.safe_load((OPS / "prometheus" / "rules.test.yml").read_text())["tests"]
+    fed = {case_series["series"] for case in cases for case_series in case["input_series"]}
+    for series in sorted(fed):
+        name, _, labels = series.partition("{")
+        wanted = set(re.findall(r'(\w+)="', labels)) - {"job", "instance"}
+        found = query(prometheus, f'{{__name__="{name}"}}')
+        assert found, f"no series named {name} in the real run"
+        assert any(wanted <= set(s["metric"]) for s in found), (series, [s["metric"] for s in found][:3])
 
 
 def has_data(result: list[dict[str, Any]]) -> bool:
@@ -309,15 +343,3 @@ def integrity_samples(base: str) -> list[str]:
     samples = [line for line in text.splitlines() if line.startswith("boxoffice_integrity_violations_total{")]
     assert len(samples) == 3, samples
     return samples
-
-
-def _drop_prefix(redis_server: RedisServer, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(redis_server.url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for i in range(0, len(keys), 500):
-            client.delete(*keys[i : i + 500])
-    finally:
-        client.close()
