@@ -4,6 +4,7 @@ Problems are collected and answered as 422 with the offending fields named."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -34,6 +35,9 @@ DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 # fields is answered with the first ones only.
 MAX_PROBLEMS = 20
 
+
+# The headers of a call without any (the parsers are also called directly).
+NO_HEADERS: Mapping[str, str] = {}
 
 def problem(field: str, text: str) -> dict[str, str]:
     return {"field": field, "problem": text}
@@ -101,8 +105,11 @@ def customer_field(body: dict[str, Any], problems: list[dict[str, str]]) -> str:
     return value
 
 
-def hold_request(body: dict[str, Any]) -> tuple[list[str], str]:
+def hold_request(body: dict[str, Any], headers: Mapping[str, str] = NO_HEADERS,
+                 ) -> tuple[list[str], str, str | None]:
+    """(seats, customer, Idempotency-Key or None); one 422 names every fault."""
     problems: list[dict[str, str]] = []
+    key = creation_key(headers, problems)
     reject_unknown(body, {"seats", "customer"}, problems)
     seats = body.get("seats")
     seat_list: list[str] = []
@@ -124,13 +131,13 @@ def hold_request(body: dict[str, Any]) -> tuple[list[str], str]:
     customer = customer_field(body, problems)
     if problems:
         raise InvalidRequest("the hold request is not valid", details=problems)
-    return seat_list, customer
+    return seat_list, customer, key
 
 
-def idempotency_key(request: Request, problems: list[dict[str, str]], required: bool,
+def idempotency_key(headers: Mapping[str, str], problems: list[dict[str, str]], required: bool,
                     min_length: int = 1) -> str | None:
     """The Idempotency-Key header: required on confirms, optional on holds and joins."""
-    key = request.headers.get("idempotency-key")
+    key = headers.get("idempotency-key")
     if key is None and not required:
         return None
     if (key is None or not min_length <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH
@@ -147,18 +154,14 @@ def idempotency_key(request: Request, problems: list[dict[str, str]], required: 
 MIN_CREATION_KEY_LENGTH = 16
 
 
-def optional_idempotency_key(request: Request) -> str | None:
+def creation_key(headers: Mapping[str, str], problems: list[dict[str, str]]) -> str | None:
     """The optional key of a hold or a waitlist join (at least 16 characters)."""
-    problems: list[dict[str, str]] = []
-    key = idempotency_key(request, problems, required=False, min_length=MIN_CREATION_KEY_LENGTH)
-    if problems:
-        raise InvalidRequest("the Idempotency-Key header is not valid", details=problems)
-    return key
+    return idempotency_key(headers, problems, required=False, min_length=MIN_CREATION_KEY_LENGTH)
 
 
 def confirm_request(request: Request, body: dict[str, Any]) -> tuple[str, str]:
     problems: list[dict[str, str]] = []
-    key = idempotency_key(request, problems, required=True) or ""
+    key = idempotency_key(request.headers, problems, required=True) or ""
     reject_unknown(body, {"payment"}, problems)
     payment = body.get("payment")
     token = ""
@@ -178,8 +181,11 @@ def confirm_request(request: Request, body: dict[str, Any]) -> tuple[str, str]:
     return key, token
 
 
-def waitlist_request(body: dict[str, Any]) -> tuple[str, int, str | None]:
+def waitlist_request(body: dict[str, Any], headers: Mapping[str, str] = NO_HEADERS,
+                     ) -> tuple[str, int, str | None, str | None]:
+    """(customer, count, category or None, Idempotency-Key or None); one 422 names every fault."""
     problems: list[dict[str, str]] = []
+    key = creation_key(headers, problems)
     reject_unknown(body, {"count", "customer", "category"}, problems)
     count = body.get("count")
     if isinstance(count, float) and count.is_integer():
@@ -194,4 +200,4 @@ def waitlist_request(body: dict[str, Any]) -> tuple[str, int, str | None]:
     customer = customer_field(body, problems)
     if problems:
         raise InvalidRequest("the waitlist request is not valid", details=problems)
-    return customer, int(count), category
+    return customer, int(count), category, key
