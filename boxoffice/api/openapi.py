@@ -226,6 +226,7 @@ SCHEMAS: dict[str, Any] = {
                     "created_at"], booking_id=BOOKING_ID, show_id=NUMERIC_ID, seats=array(SEAT_ID),
                    customer=STR, amount=COUNT, currency={"type": "string", "pattern": "^[A-Z]{3}$"},
                    status={"type": "string", "enum": ["confirmed", "cancelled"]}, created_at=TIME,
+                   cancel_until=TIME,
                    refund=obj(["amount", "currency", "status"], amount=COUNT, currency=STR,
                               status={"type": "string", "enum": ["pending", "refunded"]})),
     "WaitlistRequest": {**obj(["count", "customer"],

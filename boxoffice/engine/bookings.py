@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Histogram
@@ -335,7 +335,8 @@ class Bookings:
         await self.mark_booked(show_id, hold_id, sale.booking_id, seats)
         return {"booking_id": sale.booking_id, "show_id": str(show_id), "seats": seats,
                 "customer": payment.customer, "amount": payment.amount, "currency": payment.currency,
-                "status": "confirmed", "created_at": rfc3339(sale.created)}
+                "status": "confirmed", "created_at": rfc3339(sale.created),
+                "cancel_until": self.cancel_until(show.starts_at)}
 
     async def mark_booked(self, show_id: int, hold_id: str, booking_id: str, seats: list[str]) -> None:
         """Step 4. The sale is durable already: if Redis fails here the answer is still the
@@ -349,6 +350,10 @@ class Bookings:
         self.marked.append(booking_id)
 
     # -- reading bookings ------------------------------------------------------------
+
+    def cancel_until(self, starts_at: datetime) -> str:
+        """When cancelling ends, for clients (a cancel decides on the database's clock)."""
+        return rfc3339(starts_at - timedelta(seconds=self.ctx.settings.cancel_cutoff_s))
 
     async def booking_of_hold(self, hold_id: str) -> str | None:
         async with self.reads.connect() as conn:
@@ -378,7 +383,9 @@ class Bookings:
                 )]
         booking = {"booking_id": row[0], "show_id": str(row[1]), "seats": seats, "customer": row[2],
                    "amount": row[3], "currency": row[4], "status": row[5], "created_at": rfc3339(row[6])}
-        if row[8] is not None:
+        if row[8] is None:
+            booking["cancel_until"] = self.cancel_until((await self.ctx.catalog.show(int(row[1]))).starts_at)
+        else:
             booking["status"] = "cancelled"
             booking["refund"] = {"amount": row[3], "currency": row[4],
                                  "status": "refunded" if row[8] == "refunded" else "pending"}

@@ -130,7 +130,8 @@ function showBooking(booking, show) {
   fill($("my-booking-seats"), booking.seats, (seat) => document.createTextNode(`Seat ${seat}`));
   $("my-booking-total").textContent = `${cancelled ? "Was" : "Paid"} ${formatMoney(booking.amount, booking.currency)}`;
   const button = $("my-booking-cancel");
-  button.hidden = cancelled || !show || new Date(show.starts_at) <= new Date();
+  const until = booking.cancel_until ?? show?.starts_at;
+  button.hidden = cancelled || !until || new Date(until) <= new Date();
   button.onclick = () => cancelBooking(booking, show);
 }
 
