@@ -31,12 +31,7 @@ if stopped then return finish({-11, stopped}) end
 local seats = {}
 for i = 7, #ARGV do seats[#seats + 1] = ARGV[i] end
 
-local held = tonumber(redis.call('HGET', K_CUSTOMERS, customer) or '0')
--- (only waiting entries are in the waiters hash: none while the waitlist is empty)
-local waiting_entry = waitlist_length() > 0 and redis.call('HGET', K_WAITERS, customer)
-if waiting_entry then
-  held = held + tonumber(redis.call('HGET', entry_key(waiting_entry), 'count') or '0')
-end
+local held = seats_of_customer(customer)
 if held + #seats > tonumber(ARGV[6]) then
   return finish({-3, held})
 end

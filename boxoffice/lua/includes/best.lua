@@ -1,0 +1,180 @@
+-- Best available: the one search for the best free seats of a show, used by holds by
+-- count (hold_best-8.lua) and by the waitlist's grants (waitlist.lua). Needs context.lua.
+--
+-- The score (docs/API.md, "Best available"): a block is `count` seats side by side in
+-- one row (consecutive places: never across an aisle), of one category. Its score is
+-- the sum of its seats' ranks (lower is better: centred, about two thirds back;
+-- engine/catalog.py rank_seats) plus STRAND_PENALTY for each single free seat it would
+-- leave between itself and a taken seat, an aisle or the row's end. Lowest score wins;
+-- ties go to the lower row label, then the lower place.
+--
+-- Speed: a show's layout never changes once loaded, so its parsed form (rows in place
+-- order, seats in rank order, each seat's position in the status map) is kept in the
+-- library's Lua state between calls, checked against the show's `layout_stamp` (set
+-- by load_show and index_seats) on every call. It holds nothing a call could change:
+-- which seats are free is read from the status map (statusmap.lua, one GET) plus this
+-- call's own changes, and the chosen seats are checked against the seats hash.
+-- The search walks seats best rank first and stops once no block left can beat the
+-- best one found (ranks are distinct integers 0..n-1), so a good free block near the
+-- middle ends it after a few seats.
+
+local STRAND_PENALTY = 1000000
+local PLAN_CACHE, PLAN_CACHE_SHOWS, PLAN_CACHE_MAX = {}, 0, 64
+
+local function parse_layout(info)
+  local category, row, place, rank, kind = string.match(info, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|?([^|]*)$')
+  return category, row, tonumber(place), tonumber(rank), (kind == nil or kind == '') and 'standard' or kind
+end
+
+local function build_plan(stamp)
+  local index = {}
+  local raw_index = redis.call('HGETALL', K_SEAT_INDEX)
+  for i = 1, #raw_index, 2 do index[raw_index[i]] = tonumber(raw_index[i + 1]) + 1 end
+  local rows, by_rank, indexed = {}, {}, #raw_index > 0
+  local layout = redis.call('HGETALL', K_LAYOUT)
+  for i = 1, #layout, 2 do
+    local category, row, place, rank, kind = parse_layout(layout[i + 1])
+    local seat = {id = layout[i], row_label = row, place = place, rank = rank, cat = category,
+      kind = kind, idx = index[layout[i]]}
+    if not seat.idx then indexed = false end
+    rows[row] = rows[row] or {}
+    table.insert(rows[row], seat)
+    by_rank[#by_rank + 1] = seat
+  end
+  for _, row in pairs(rows) do
+    table.sort(row, function(a, b) return a.place < b.place end)
+    for pos, seat in ipairs(row) do seat.row, seat.pos = row, pos end
+  end
+  table.sort(by_rank, function(a, b) return a.rank < b.rank end)
+  return {stamp = stamp, by_rank = by_rank, count = #by_rank, indexed = indexed}
+end
+
+-- The show's parsed layout, from the cache when its stamp still matches.
+local function show_plan()
+  local stamp = redis.call('HGET', K_META, 'layout_stamp') or 'unstamped'
+  local plan = PLAN_CACHE[BASE]
+  if plan and plan.stamp == stamp then return plan end
+  if not plan then
+    if PLAN_CACHE_SHOWS >= PLAN_CACHE_MAX then PLAN_CACHE, PLAN_CACHE_SHOWS = {}, 0 end
+    PLAN_CACHE_SHOWS = PLAN_CACHE_SHOWS + 1
+  end
+  plan = build_plan(stamp)
+  PLAN_CACHE[BASE] = plan
+  return plan
+end
+
+-- A test "is this seat free now?": this call's own changes first, then the status map
+-- (fast) or a snapshot of the seats hash (exact: when the map is missing or drifted).
+local function seat_free_test(plan, exact)
+  local map = (not exact) and plan.indexed and redis.call('GET', K_STATUS_MAP)
+  if map and #map == plan.count then
+    return function(seat)
+      local mine = CHANGED_TO[seat.id]
+      if mine ~= nil then return mine == false end
+      return string.byte(map, seat.idx) == 48  -- '0'
+    end, false
+  end
+  local taken = {}
+  local raw = redis.call('HGETALL', K_SEATS)
+  for i = 1, #raw, 2 do taken[raw[i]] = true end
+  return function(seat)
+    local mine = CHANGED_TO[seat.id]
+    if mine ~= nil then return mine == false end
+    return not taken[seat.id]
+  end, true
+end
+
+-- Single free seats a block row[first..last] would leave beside itself (0, 1 or 2).
+local function strands(row, first, last, free)
+  local count = 0
+  local left, left2 = row[first - 1], row[first - 2]
+  if left and left.place == row[first].place - 1 and free(left)
+      and not (left2 and left2.place == left.place - 1 and free(left2)) then
+    count = count + 1
+  end
+  local right, right2 = row[last + 1], row[last + 2]
+  if right and right.place == row[last].place + 1 and free(right)
+      and not (right2 and right2.place == right.place + 1 and free(right2)) then
+    count = count + 1
+  end
+  return count
+end
+
+local function better(score, seat, best)
+  if best == nil or score < best.score then return true end
+  if score > best.score then return false end
+  if seat.row_label ~= best.row_label then return seat.row_label < best.row_label end
+  return seat.place < best.place
+end
+
+-- The best block of `count` seats for which eligible(seat) holds, or nil.
+local function best_block(plan, count, eligible, free)
+  local best = nil
+  local tail = count * (count - 1) / 2
+  for _, anchor in ipairs(plan.by_rank) do
+    -- Every block not seen yet has only seats ranked at least this one's.
+    if best and anchor.rank * count + tail > best.score then break end
+    if eligible(anchor) then
+      local row, pos = anchor.row, anchor.pos
+      -- `next` may join the block beside `seat`: the next place, same category, eligible.
+      local function joins(seat, next, step)
+        return next ~= nil and next.place == seat.place + step and next.cat == anchor.cat and eligible(next)
+      end
+      local lo, hi = pos, pos
+      while pos - lo < count - 1 and joins(row[lo], row[lo - 1], -1) do lo = lo - 1 end
+      while hi - pos < count - 1 and joins(row[hi], row[hi + 1], 1) do hi = hi + 1 end
+      for first = lo, hi - count + 1 do
+        local last = first + count - 1
+        local score = 0
+        for k = first, last do score = score + row[k].rank end
+        score = score + STRAND_PENALTY * strands(row, first, last, free)
+        if better(score, row[first], best) then
+          best = {score = score, row_label = row[first].row_label, place = row[first].place,
+            row = row, first = first}
+        end
+      end
+    end
+  end
+  if not best then return nil end
+  local seats = {}
+  for k = best.first, best.first + count - 1 do seats[#seats + 1] = best.row[k].id end
+  return seats
+end
+
+-- The `count` best-ranked seats for which eligible(seat) holds, or nil.
+local function best_scattered(plan, count, eligible)
+  local seats = {}
+  for _, seat in ipairs(plan.by_rank) do
+    if eligible(seat) then
+      seats[#seats + 1] = seat.id
+      if #seats == count then return seats end
+    end
+  end
+  return nil
+end
+
+-- The best seats: a block when `together`, else the best by rank. accepts(seat) says
+-- whether the caller may have a free seat (category, kind, the queue's claims).
+local function find_best(plan, count, together, accepts, free)
+  local function eligible(seat) return free(seat) and accepts(seat) end
+  if together then return best_block(plan, count, eligible, free) end
+  return best_scattered(plan, count, eligible)
+end
+
+-- True when every seat is free in the seats hash (the truth the status map mirrors).
+local function all_free(seats)
+  for _, value in ipairs(redis.call('HMGET', K_SEATS, unpack(seats))) do
+    if value then return false end
+  end
+  return true
+end
+
+-- find_best on the status map, checked against the seats hash; if the map drifted,
+-- the search runs again on the seats hash itself.
+local function choose_seats(count, together, accepts)
+  local plan = show_plan()
+  local free, exact = seat_free_test(plan, false)
+  local seats = find_best(plan, count, together, accepts, free)
+  if exact or seats == nil or all_free(seats) then return seats end
+  return find_best(plan, count, together, accepts, (seat_free_test(plan, true)))
+end
