@@ -142,9 +142,16 @@ SCHEMAS: dict[str, Any] = {
                 x=INT, y=INT, status={"type": "string", "enum": ["available", "held", "booked"]}),
     "SeatMap": obj(["show_id", "seats", "counts"], show_id=NUMERIC_ID, seats=array(ref("Seat")),
                    counts=ref("Counts")),
-    "HoldRequest": {**obj(["seats", "customer"],
-                          seats=array(SEAT_ID, minItems=1, maxItems=MAX_SEATS_PER_HOLD, uniqueItems=True),
-                          customer=CUSTOMER), "additionalProperties": False},
+    # Exactly one of the two: the seats named, or how many of the best ones (best available).
+    "HoldRequest": {"oneOf": [ref("SeatsHoldRequest"), ref("BestHoldRequest")]},
+    "SeatsHoldRequest": {**obj(["seats", "customer"],
+                               seats=array(SEAT_ID, minItems=1, maxItems=MAX_SEATS_PER_HOLD, uniqueItems=True),
+                               customer=CUSTOMER), "additionalProperties": False},
+    "BestHoldRequest": {**obj(["count", "customer"],
+                              count={"type": "integer", "minimum": 1, "maximum": MAX_SEATS_PER_HOLD},
+                              customer=CUSTOMER, category=CATEGORY,
+                              kind={"type": "string", "enum": ["standard", "wheelchair", "companion"]},
+                              together={"type": "boolean"}), "additionalProperties": False},
     "Hold": obj(["hold_id", "show_id", "seats", "customer", "status", "expires_at", "ttl_s"], hold_id=HOLD_ID,
                 show_id=NUMERIC_ID, seats=array(STR), customer=STR,
                 status={"type": "string", "enum": ["active", "expired", "released", "confirmed"]},
@@ -199,7 +206,7 @@ PATHS: dict[str, Any] = {
     "/v1/shows/{show_id}/seats/events": {"get": get(
         "Live seat map (SSE): the whole map, then changes", SSE, "404", "413", "422", "503", params=[SHOW_ID])},
     "/v1/shows/{show_id}/holds": {"post": {
-        "summary": "Hold seats, all or nothing, for the hold time",
+        "summary": "Hold seats, all or nothing, for the hold time: the seats named, or the best free ones",
         "parameters": [SHOW_ID, OPTIONAL_KEY], "requestBody": body(ref("HoldRequest")),
         "responses": {**answer("201", ref("Hold"), "held"),
                       **errors("404", "409", "413", "422", "429", "503")}}},
