@@ -37,8 +37,9 @@ _shows = itertools.count(900_000_001)
 # -- 1. the script against the model ------------------------------------------------------
 
 @st.composite
-def halls(draw: st.DrawFn) -> tuple[list[Any], set[str], set[str]]:
-    """(seat rows as the catalog reads them, seats booked, seats held) of a small hall."""
+def halls(draw: st.DrawFn) -> tuple[list[Any], set[str], set[str], set[str]]:
+    """(seat rows as the catalog reads them, seats booked, seats held, seats whose hold
+    ends just before the request: free for it, freed by the very call) of a small hall."""
     rows = []
     for r, label in enumerate("ABCD"[:draw(st.integers(1, 4))]):
         x = 0
@@ -49,8 +50,8 @@ def halls(draw: st.DrawFn) -> tuple[list[Any], set[str], set[str]]:
             rows.append((f"{label}{number}", label, number, category, kind, x, r * 3))
     ids = [r[0] for r in rows]
     taken = draw(st.lists(st.sampled_from(ids), unique=True, max_size=len(ids)))
-    split = draw(st.integers(0, len(taken)))
-    return rows, set(taken[:split]), set(taken[split:])
+    split, ending = sorted([draw(st.integers(0, len(taken))), draw(st.integers(0, len(taken)))])
+    return rows, set(taken[:split]), set(taken[split:ending]), set(taken[ending:])
 
 
 requests = st.builds(BestRequest, count=st.integers(1, 4),
@@ -68,7 +69,8 @@ def expected_choice(seats: list[Place], free: set[str], want: BestRequest) -> li
     return best_scattered(seats, eligible, want.count)
 
 
-async def load_hall(ctx: Context, rows: list[Any], booked: set[str], held: set[str]) -> tuple[int, list[Place]]:
+async def load_hall(ctx: Context, rows: list[Any], booked: set[str], held: set[str],
+                    ending: set[str]) -> tuple[int, list[Place]]:
     seats = rank_seats(rows)
     plan = HallPlan(0, tuple(seats), {s.id: s for s in seats})
     places = plan.row_places()
@@ -78,6 +80,11 @@ async def load_hall(ctx: Context, rows: list[Any], booked: set[str], held: set[s
                                                   [(s, "bk_" + "x" * 22) for s in sorted(booked)]))
     if held:
         await ctx.gateway.hold_seats(show_id, f"H{uuid.uuid4().hex}", "taker@example.org", 1000, sorted(held))
+    if ending:
+        # Held long enough ago that the hold's deadline has passed when the request comes.
+        past = int((await ctx.redis.time())[0]) * 1000 - ctx.hold_ttl_ms - 2000
+        await ctx.gateway.hold_seats(show_id, f"H{uuid.uuid4().hex}", "early@example.org", 1000, sorted(ending),
+                                     now_ms=past)
     return show_id, places_of(seats, places)
 
 
@@ -88,12 +95,13 @@ def test_the_choice_is_the_models_best(settings: Settings) -> None:
     @given(hall=halls(), want=requests)
     @hypothesis_settings(max_examples=150, deadline=None, database=None,
                          suppress_health_check=[HealthCheck.too_slow])
-    def check(hall: tuple[list[Any], set[str], set[str]], want: BestRequest) -> None:
-        rows, booked, held = hall
-        show_id, seats = loop.run_until_complete(load_hall(ctx, rows, booked, held))
+    def check(hall: tuple[list[Any], set[str], set[str], set[str]], want: BestRequest) -> None:
+        rows, booked, held, ending = hall
+        show_id, seats = loop.run_until_complete(load_hall(ctx, rows, booked, held, ending))
         free = {s.id for s in seats} - booked - held
         expected = expected_choice(seats, free, want)
-        taken_before = loop.run_until_complete(ctx.redis.hgetall(ctx.keys.show_keys(show_id)[2]))
+        taken_before = {seat: value for seat, value in loop.run_until_complete(
+            ctx.redis.hgetall(ctx.keys.show_keys(show_id)[2])).items() if seat not in ending}
         call = ctx.gateway.hold_best(show_id, f"H{uuid.uuid4().hex}", "ana@example.org", 10, want)
         if expected is None:
             with pytest.raises(SeatsUnavailable):

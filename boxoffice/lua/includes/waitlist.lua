@@ -176,7 +176,10 @@ local function pick_seats(eligible, count, free_ids)
     return free_ids[seat.id] == true
   end
   local plan = show_plan()
-  return find_best(plan, count, true, accepts, free) or find_best(plan, count, false, accepts, free)
+  local anchors = {}
+  for _, s in ipairs(eligible) do anchors[#anchors + 1] = plan.by_id[s.id] end
+  table.sort(anchors, by_rank)
+  return find_best(anchors, count, true, accepts, free) or find_best(anchors, count, false, accepts, free)
 end
 
 -- Settle before granting: a show that started or closed grants nothing (settle_due
