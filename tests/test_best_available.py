@@ -294,3 +294,21 @@ async def test_seats_a_waiter_could_use_are_not_offered(ctx: Context, show: Show
     await ctx.inventory.release(holds[0].hold_id)
     with pytest.raises(SeatsUnavailable):
         await ctx.inventory.hold_best(show.show_id, BestRequest(1, categories[0]), "new@example.org")
+
+
+async def test_a_show_loaded_before_kinds_and_numbering_is_searched_on_the_seats_hash(ctx: Context) -> None:
+    """A show an older library loaded: layout values without a kind, no seat numbering,
+    no status map, no stamp. The search reads the seats hash; every seat is standard."""
+    show_id = next(_shows)
+    layout = [(f"A{n}", f"standard|A|{n}|{rank}") for n, rank in zip(range(1, 6), [4, 2, 0, 1, 3], strict=True)]
+    await ctx.gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", layout, [("A3", "bk_" + "x" * 22)]))
+    keys = ctx.keys.show_keys(show_id)
+    base = ctx.keys.show_base(show_id)
+    await ctx.redis.delete(base + "seatindex", base + "statusmap")
+    await ctx.redis.hdel(keys[0], "layout_stamp")
+    held = await ctx.gateway.hold_best(show_id, "H-old", "ana@example.org", 10, BestRequest(2))
+    assert list(held.seats) == ["A4", "A5"], "A1-A2 ranks worse (6 against 4)"
+    # Numbered now (a seat map read does it): the parsed layout follows the new numbering.
+    await ctx.gateway.index_seats(show_id, [s for s, _ in layout], None)
+    held = await ctx.gateway.hold_best(show_id, "H-old2", "bob@example.org", 10, BestRequest(2))
+    assert list(held.seats) == ["A1", "A2"]

@@ -19,11 +19,23 @@
 -- middle ends it after a few seats.
 
 local STRAND_PENALTY = 1000000
-local PLAN_CACHE, PLAN_CACHE_SHOWS, PLAN_CACHE_MAX = {}, 0, 64
+-- Parsed layouts of the shows searched lately: at most PLAN_CACHE_MAX (about 0.3 MB of
+-- Lua memory each for 2,000 seats); a new one pushes out the least recently used.
+local PLAN_CACHE, PLAN_CACHE_SHOWS, PLAN_CACHE_MAX, PLAN_CACHE_CLOCK = {}, 0, 64, 0
 
 local function parse_layout(info)
   local category, row, place, rank, kind = string.match(info, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|?([^|]*)$')
   return category, row, tonumber(place), tonumber(rank), (kind == nil or kind == '') and 'standard' or kind
+end
+
+local function by_rank_order(a, b) return a.rank < b.rank end
+
+-- Whether seats are sorted by `field` already (the hall plan's order usually is).
+local function in_order(seats, field)
+  for i = 2, #seats do
+    if seats[i - 1][field] > seats[i][field] then return false end
+  end
+  return true
 end
 
 local function build_plan(stamp)
@@ -43,24 +55,44 @@ local function build_plan(stamp)
     by_rank[#by_rank + 1] = seat
   end
   for _, row in pairs(rows) do
-    table.sort(row, function(a, b) return a.place < b.place end)
+    if not in_order(row, 'place') then table.sort(row, function(a, b) return a.place < b.place end) end
     for pos, seat in ipairs(row) do seat.row, seat.pos = row, pos end
   end
-  table.sort(by_rank, function(a, b) return a.rank < b.rank end)
+  -- Ranks are 0..n-1 (catalog.py rank_seats): each seat's rank is its place in by_rank.
+  local ranked, complete = {}, true
+  for _, seat in ipairs(by_rank) do ranked[seat.rank + 1] = seat end
+  for i = 1, #by_rank do
+    if ranked[i] == nil then complete = false break end
+  end
+  if complete then by_rank = ranked else table.sort(by_rank, by_rank_order) end
   return {stamp = stamp, by_rank = by_rank, by_id = by_id, by_index = by_index, count = #by_rank,
     indexed = indexed}
 end
 
 -- The show's parsed layout, from the cache when its stamp still matches.
+local function forget_least_used_plan()
+  local oldest, oldest_base = nil, nil
+  for base, plan in pairs(PLAN_CACHE) do
+    if oldest == nil or plan.used < oldest then oldest, oldest_base = plan.used, base end
+  end
+  PLAN_CACHE[oldest_base] = nil
+  PLAN_CACHE_SHOWS = PLAN_CACHE_SHOWS - 1
+end
+
 local function show_plan()
   local stamp = redis.call('HGET', K_META, 'layout_stamp') or 'unstamped'
   local plan = PLAN_CACHE[BASE]
-  if plan and plan.stamp == stamp then return plan end
+  PLAN_CACHE_CLOCK = PLAN_CACHE_CLOCK + 1
+  if plan and plan.stamp == stamp then
+    plan.used = PLAN_CACHE_CLOCK
+    return plan
+  end
   if not plan then
-    if PLAN_CACHE_SHOWS >= PLAN_CACHE_MAX then PLAN_CACHE, PLAN_CACHE_SHOWS = {}, 0 end
+    if PLAN_CACHE_SHOWS >= PLAN_CACHE_MAX then forget_least_used_plan() end
     PLAN_CACHE_SHOWS = PLAN_CACHE_SHOWS + 1
   end
   plan = build_plan(stamp)
+  plan.used = PLAN_CACHE_CLOCK
   PLAN_CACHE[BASE] = plan
   return plan
 end
@@ -86,9 +118,8 @@ local function seat_free_test(plan, exact)
   end, nil
 end
 
-local function by_rank(a, b) return a.rank < b.rank end
 
--- The free seats, best rank first: the '0's of the status map, found by string.find
+-- The free seats, in no order: the '0's of the status map, found by string.find
 -- (C speed, so a nearly full hall costs what its few free seats cost), and the seats
 -- this call freed (the map learns of them when the call finishes).
 local function free_anchors(plan, map)
@@ -107,7 +138,6 @@ local function free_anchors(plan, map)
   for seat_id, value in pairs(CHANGED_TO) do
     if value == false then add(plan.by_id[seat_id]) end
   end
-  table.sort(out, by_rank)
   return out
 end
 
@@ -140,13 +170,14 @@ local function joins(anchor, seat, next, step, eligible)
 end
 
 -- The best block of `count` seats for which eligible(seat) holds, or nil. anchors: the
--- seats a block may start from, best rank first (every eligible seat is among them).
-local function best_block(anchors, count, eligible, free)
+-- seats a block may grow from (every eligible seat is among them); when `ranked`, best
+-- rank first, and the walk stops once no block left can win.
+local function best_block(anchors, ranked, count, eligible, free)
   local best = nil
   local tail = count * (count - 1) / 2
   for _, anchor in ipairs(anchors) do
     -- Every block not seen yet has only seats ranked at least this one's.
-    if best and anchor.rank * count + tail > best.score then break end
+    if ranked and best and anchor.rank * count + tail > best.score then break end
     if eligible(anchor) then
       local row, pos = anchor.row, anchor.pos
       local lo, hi = pos, pos
@@ -171,32 +202,36 @@ local function best_block(anchors, count, eligible, free)
 end
 
 -- The `count` best-ranked seats for which eligible(seat) holds, or nil.
-local function best_scattered(anchors, count, eligible)
-  local seats = {}
+local function best_scattered(anchors, ranked, count, eligible)
+  local found = {}
   for _, seat in ipairs(anchors) do
     if eligible(seat) then
-      seats[#seats + 1] = seat.id
-      if #seats == count then return seats end
+      found[#found + 1] = seat
+      if ranked and #found == count then break end
     end
   end
-  return nil
+  if #found < count then return nil end
+  if not ranked then table.sort(found, by_rank_order) end
+  local seats = {}
+  for k = 1, count do seats[k] = found[k].id end
+  return seats
 end
 
 -- The best seats: a block when `together`, else the best by rank. accepts(seat) says
 -- whether the caller may have a free seat (category, kind, the queue's claims).
-local function find_best(anchors, count, together, accepts, free)
+local function find_best(anchors, ranked, count, together, accepts, free)
   local function eligible(seat) return free(seat) and accepts(seat) end
-  if together then return best_block(anchors, count, eligible, free) end
-  return best_scattered(anchors, count, eligible)
+  if together then return best_block(anchors, ranked, count, eligible, free) end
+  return best_scattered(anchors, ranked, count, eligible)
 end
 
 -- Walking every seat best rank first stops early while many seats are free; with few
 -- free, walking only those is cheaper (a quarter: measured, bench/best_available.py).
 local function anchors_for(plan, map)
-  if not map then return plan.by_rank end
+  if not map then return plan.by_rank, true end
   local free = tonumber(redis.call('HGET', K_STATS, 'free') or '0')
-  if free * 4 > plan.count then return plan.by_rank end
-  return free_anchors(plan, map)
+  if free * 4 > plan.count then return plan.by_rank, true end
+  return free_anchors(plan, map), false
 end
 
 -- True when every seat is free in the seats hash (the truth the status map mirrors).
@@ -212,7 +247,8 @@ end
 local function choose_seats(count, together, accepts)
   local plan = show_plan()
   local free, map = seat_free_test(plan, false)
-  local seats = find_best(anchors_for(plan, map), count, together, accepts, free)
+  local anchors, ranked = anchors_for(plan, map)
+  local seats = find_best(anchors, ranked, count, together, accepts, free)
   if not map or seats == nil or all_free(seats) then return seats end
-  return find_best(plan.by_rank, count, together, accepts, (seat_free_test(plan, true)))
+  return find_best(plan.by_rank, true, count, together, accepts, (seat_free_test(plan, true)))
 end

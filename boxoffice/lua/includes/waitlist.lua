@@ -178,8 +178,7 @@ local function pick_seats(eligible, count, free_ids)
   local plan = show_plan()
   local anchors = {}
   for _, s in ipairs(eligible) do anchors[#anchors + 1] = plan.by_id[s.id] end
-  table.sort(anchors, by_rank)
-  return find_best(anchors, count, true, accepts, free) or find_best(anchors, count, false, accepts, free)
+  return find_best(anchors, false, count, true, accepts, free) or find_best(anchors, false, count, false, accepts, free)
 end
 
 -- Settle before granting: a show that started or closed grants nothing (settle_due
