@@ -42,12 +42,13 @@ local category, kind = ARGV[8], ARGV[9] == '' and 'standard' or ARGV[9]
 -- A free seat a waiter could use is the queue's, not a newcomer's (waiters first,
 -- docs/DESIGN.md): asked once per category.
 local queue_keeps = {}
-local function accepts(seat)
-  if (category ~= '' and seat.cat ~= category) or seat.kind ~= kind then return false end
-  local kept = queue_keeps[seat.cat]
+local function accepts(plan, seat)
+  local seat_category = plan.cat[seat]
+  if (category ~= '' and seat_category ~= category) or plan.kind[seat] ~= kind then return false end
+  local kept = queue_keeps[seat_category]
   if kept == nil then
-    kept = reserved_for_queue(seat.cat)
-    queue_keeps[seat.cat] = kept
+    kept = reserved_for_queue(seat_category)
+    queue_keeps[seat_category] = kept
   end
   return not kept
 end

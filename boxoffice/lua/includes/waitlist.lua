@@ -167,18 +167,21 @@ end
 -- and score as a hold by count (best.lua).
 -- free_ids: the seats free when the grants began (this call's own holds aside).
 local function pick_seats(eligible, count, free_ids)
-  local allowed = {}
-  for _, s in ipairs(eligible) do allowed[s.id] = true end
-  local function accepts(seat) return allowed[seat.id] == true end
-  local function free(seat)
-    local mine = CHANGED_TO[seat.id]
-    if mine ~= nil then return mine == false end
-    return free_ids[seat.id] == true
-  end
   local plan = show_plan()
-  local anchors = {}
-  for _, s in ipairs(eligible) do anchors[#anchors + 1] = plan.by_id[s.id] end
-  return find_best(anchors, false, count, true, accepts, free) or find_best(anchors, false, count, false, accepts, free)
+  local ids = plan.id
+  local allowed, anchors = {}, {}
+  for _, s in ipairs(eligible) do
+    allowed[s.id] = true
+    anchors[#anchors + 1] = plan.by_id[s.id]
+  end
+  local function accepts(_, seat) return allowed[ids[seat]] == true end
+  local function free(seat)
+    local mine = CHANGED_TO[ids[seat]]
+    if mine ~= nil then return mine == false end
+    return free_ids[ids[seat]] == true
+  end
+  return find_best(plan, anchors, false, count, true, accepts, free)
+    or find_best(plan, anchors, false, count, false, accepts, free)
 end
 
 -- Settle before granting: a show that started or closed grants nothing (settle_due
