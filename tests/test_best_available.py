@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from boxoffice.engine import seed
 from boxoffice.engine.catalog import HallPlan, rank_seats
-from boxoffice.engine.errors import SeatsUnavailable
+from boxoffice.engine.errors import SeatsUnavailable, WouldStrandSeat
 from boxoffice.engine.gateway import BestRequest, ShowLoad
 from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
@@ -312,3 +312,53 @@ async def test_a_show_loaded_before_kinds_and_numbering_is_searched_on_the_seats
     await ctx.gateway.index_seats(show_id, [s for s, _ in layout], None)
     held = await ctx.gateway.hold_best(show_id, "H-old2", "bob@example.org", 10, BestRequest(2))
     assert list(held.seats) == ["A1", "A2"]
+
+
+# -- explicit holds in a show that keeps no stranded seats --------------------------------
+
+async def test_an_explicit_hold_that_strands_a_seat_is_refused_where_the_show_says_so(
+        client: httpx.AsyncClient, ctx: Context) -> None:
+    show_id = next(_shows)
+    # One row: A1..A5, an aisle, A6..A7.
+    layout = [(f"A{n}", f"standard|A|{place}|{n}|standard")
+              for n, place in zip(range(1, 8), [1, 2, 3, 4, 5, 7, 8], strict=True)]
+    await ctx.gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", layout, [], no_stranded_seats=True))
+
+    async def hold(*seats: str) -> Any:
+        return await ctx.gateway.hold_seats(show_id, f"H{uuid.uuid4().hex}", "ana@example.org", 10, list(seats))
+
+    for seats, alone in [(["A2"], "A1"), (["A1", "A3"], "A2"), (["A6"], "A7"), (["A4"], "A5")]:
+        with pytest.raises(WouldStrandSeat) as refused:
+            await hold(*seats)
+        assert refused.value.extra["seat"] == alone and refused.value.code == "would_strand_seat"
+    assert await ctx.redis.hlen(ctx.keys.show_keys(show_id)[2]) == 0, "nothing was held"
+    await hold("A1", "A2")
+    await hold("A6", "A7")
+    with pytest.raises(WouldStrandSeat):
+        await hold("A4")  # leaves A3 alone beside A2, and A5 against the aisle
+    await hold("A3", "A4", "A5")
+
+
+async def test_shows_keep_explicit_holds_as_they_were_by_default(ctx: Context) -> None:
+    show_id = next(_shows)
+    layout = [(f"A{n}", f"standard|A|{n}|{n}|standard") for n in range(1, 4)]
+    await ctx.gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", layout, []))
+    await ctx.gateway.hold_seats(show_id, "H-mid", "ana@example.org", 10, ["A2"])
+
+
+@both
+async def test_the_setting_comes_from_the_catalog(client: httpx.AsyncClient, ctx: Context, show: ShowRef) -> None:
+    from sqlalchemy import text
+
+    plan = await ctx.catalog.hall_plan(show.hall_id)
+    first_row = [s for s in plan.seats if s.row == plan.seats[0].row]
+    async with ctx.sql.begin() as conn:
+        await conn.execute(text("UPDATE shows SET no_stranded_seats = 1 WHERE id = :id"), {"id": show.show_id})
+    try:
+        answer = await client.post(f"/v1/shows/{show.show_id}/holds",
+                                   json={"seats": [first_row[1].id], "customer": "ana@example.org"})
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"] == "would_strand_seat" and answer.json()["seat"] == first_row[0].id
+    finally:
+        async with ctx.sql.begin() as conn:
+            await conn.execute(text("UPDATE shows SET no_stranded_seats = 0 WHERE id = :id"), {"id": show.show_id})

@@ -50,7 +50,7 @@ ERROR_CODES: dict[str, list[str]] = {
     "402": ["payment_declined"],
     "404": ["not_found"],
     "409": ["seats_unavailable", "hold_not_active", "no_chance", "show_closed", "already_waiting",
-            "entry_not_waiting"],
+            "entry_not_waiting", "would_strand_seat"],
     "410": ["hold_expired"],
     "413": ["payload_too_large"],
     "422": ["invalid_request"],

@@ -29,6 +29,7 @@ from boxoffice.engine.errors import (
     ScriptCode,
     SeatsUnavailable,
     ShowClosed,
+    WouldStrandSeat,
 )
 from boxoffice.engine.keys import Keys
 from boxoffice.engine.scripts import ScriptRunner
@@ -44,6 +45,7 @@ class ShowLoad:
     status: str
     seats: list[tuple[str, str]]
     booked: list[tuple[str, str]]
+    no_stranded_seats: bool = False  # explicit holds may not strand a single seat
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,8 @@ class ShowScripts:
     async def load_show(self, show_id: int, show: ShowLoad) -> bool:
         """Puts the show into Redis unless it is there; True when this call loaded it."""
         keys, base = self._show_names(show_id)
-        argv: list[Any] = [base, "", self.hold_ttl_ms, show.starts_at_ms, show.status, len(show.seats)]
+        argv: list[Any] = [base, "", self.hold_ttl_ms, show.starts_at_ms, show.status,
+                           "1" if show.no_stranded_seats else "0", len(show.seats)]
         for pair in show.seats:
             argv += pair
         for pair in show.booked:
@@ -232,6 +235,9 @@ class ShowScripts:
         if code == ScriptCode.CUSTOMER_LIMIT:
             raise LimitExceeded(f"a customer may hold at most {limit} seats of a show at once"
                                 f" (already holding or waiting for {int(result[1])})")
+        if code == ScriptCode.WOULD_STRAND_SEAT:
+            raise WouldStrandSeat(f"the hold would leave seat {text(result[1])} alone between taken seats;"
+                                  " nothing was held", seat=text(result[1]))
         if code == ScriptCode.UNKNOWN_SEAT:
             raise InvalidRequest("a seat is not in this hall",
                                  details=[{"field": "seats", "problem": f"unknown seat {text(result[1])}"}])

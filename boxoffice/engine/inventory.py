@@ -94,6 +94,7 @@ class Inventory:
             seats=[(seat.id, f"{seat.category}|{seat.row}|{places[seat.id]}|{seat.rank}|{seat.kind}")
                    for seat in plan.seats],
             booked=list(await catalog.booked_seats(show_id)),
+            no_stranded_seats=show.no_stranded_seats,
         )
 
     # -- seat map -----------------------------------------------------------------

@@ -266,3 +266,28 @@ local function choose_seats(count, together, accepts)
   if not map or seats == nil or all_free(seats) then return seats end
   return find_best(P, P.by_rank, true, count, together, accepts, (seat_free_test(P, true)))
 end
+
+-- The first free seat that holding `seats` (ids, all free) would leave alone between
+-- taken seats, an aisle or the row's end; nil when none. Reads the seats hash itself:
+-- a refusal must never come from a drifted status map.
+local function stranded_by(seats)
+  local P = show_plan()
+  local asked = {}
+  for _, seat_id in ipairs(seats) do asked[seat_id] = true end
+  local function free(s)
+    return not asked[P.id[s]] and redis.call('HEXISTS', K_SEATS, P.id[s]) == 0
+  end
+  local place = P.place
+  for _, seat_id in ipairs(seats) do
+    local s = P.by_id[seat_id]
+    local row, pos = P.rows[P.row[s]], P.pos[s]
+    for _, step in ipairs({-1, 1}) do
+      local beside, beyond = row[pos + step], row[pos + 2 * step]
+      if beside and place[beside] == place[s] + step and free(beside)
+          and not (beyond and place[beyond] == place[beside] + step and free(beyond)) then
+        return P.id[beside]
+      end
+    end
+  end
+  return nil
+end
