@@ -193,7 +193,10 @@ local function best_block(P, anchors, ranked, count, eligible, free)
       local r = P.row[anchor]
       local row, pos = P.rows[r], P.pos[anchor]
       local lo, hi = pos, pos
-      while pos - lo < count - 1 and joins(P, anchor, row[lo], row[lo - 1], -1, eligible) do lo = lo - 1 end
+      -- Unranked, every eligible seat is an anchor: each block is seen from its first seat.
+      while ranked and pos - lo < count - 1 and joins(P, anchor, row[lo], row[lo - 1], -1, eligible) do
+        lo = lo - 1
+      end
       while hi - pos < count - 1 and joins(P, anchor, row[hi], row[hi + 1], 1, eligible) do hi = hi + 1 end
       for first = lo, hi - count + 1 do
         local last = first + count - 1
