@@ -24,6 +24,21 @@ browser() {
   fi
 }
 
+monitoring() {
+  # tests/test_ops.py runs promtool, a Prometheus and both exporters: Debian's packages.
+  # Under systemd the packages also start their own services (Prometheus on :9090); the
+  # tests start theirs on free ports either way.
+  local missing=()
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
+  command -v prometheus-postgres-exporter >/dev/null || missing+=(prometheus-postgres-exporter)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian's ${missing[*]} for the ops tests" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  fi
+}
+
 case "${1:-}" in
   serve)
     shift
@@ -34,6 +49,7 @@ case "${1:-}" in
     shift
     venv
     browser
+    monitoring
     .venv/bin/ruff check .
     exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
     ;;

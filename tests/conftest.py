@@ -6,10 +6,11 @@ prefix and empty sales tables. Engine tests also run on the embedded backend
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -114,6 +115,28 @@ async def ctx(settings: Settings) -> AsyncIterator[Context]:
     yield context
     await context.redis.flushdb() if settings.embedded else await _drop_prefix(context)
     await close_context(context)
+
+
+# A maker of engine contexts with changed settings (short pins, short holds...) on the test's
+# key prefix and database; each is closed, and its keys dropped, when the test ends.
+Tuned = Callable[..., Awaitable[Context]]
+
+
+@pytest.fixture
+async def tuned(ctx: Context) -> AsyncIterator[Tuned]:
+    opened: list[Context] = []
+
+    async def make(**changes: Any) -> Context:
+        opened.append(await open_context(ctx.settings.with_changes(**changes), background=False))
+        return opened[-1]
+
+    yield make
+    for context in opened:
+        if context.keys.prefix != ctx.keys.prefix:
+            keys = [k async for k in ctx.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
+            if keys:
+                await ctx.redis.delete(*keys)
+        await close_context(context)
 
 
 async def _drop_prefix(context: Context) -> None:

@@ -78,6 +78,16 @@ async def test_shows_spread_over_the_shards_and_each_show_stays_in_one_slot(
     assert len(serving) == 3, "shows spread over the three primaries"
 
 
+async def test_metrics_read_the_seat_states_of_shows_on_every_shard(cctx: Context, cluster: LocalCluster) -> None:
+    from boxoffice.engine import metrics
+
+    shows = await shows_on_every_shard(cctx, cluster, per_shard=1)
+    for show in shows:
+        await cctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    seats = await metrics.read_show_seats(cctx)
+    assert {show.show_id: seats[show.show_id]["held"] for show in shows} == {show.show_id: 2 for show in shows}
+
+
 async def test_every_primary_gets_the_scripts_library_and_calls_need_no_key_lookup(
         cctx: Context, cluster: LocalCluster) -> None:
     shows = await shows_on_every_shard(cctx, cluster, per_shard=1)

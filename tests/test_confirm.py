@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -22,12 +21,11 @@ from boxoffice.engine.errors import ScriptCode
 from boxoffice.engine.models import SeatStatus
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import Charge, ChargeStatus, ProviderUnavailable, SimulatedProvider
-from boxoffice.engine.service import Context, close_context, open_context
-from tests.conftest import BOTH, ShowRef, pick_show
+from boxoffice.engine.service import Context
+from tests.conftest import BOTH, ShowRef, Tuned, pick_show
+from tests.support.providers import GATED
 from tests.support.sales import audit, eventually, redis_now_ms
 from tests.support.services import RedisServer
-
-Tuned = Callable[..., Awaitable[Context]]
 
 
 def pay(token: str = "tok_ok") -> dict[str, Any]:  # noqa: S107 - a test card token
@@ -49,22 +47,6 @@ async def hold_record(ctx: Context, show_id: int, hold_id: str) -> dict[str, str
     return dict(await ctx.redis.hgetall(ctx.keys.hold(show_id, hold_id)))
 
 
-@pytest.fixture
-async def tuned(ctx: Context) -> AsyncIterator[Tuned]:
-    """Contexts with changed settings (short pins, short holds) on the test's key prefix."""
-    opened: list[Context] = []
-
-    async def make(**changes: Any) -> Context:
-        opened.append(await open_context(ctx.settings.with_changes(**changes), background=False))
-        return opened[-1]
-
-    yield make
-    for context in opened:
-        if context.keys.prefix != ctx.keys.prefix:
-            keys = [k async for k in ctx.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
-            if keys:
-                await ctx.redis.delete(*keys)
-        await close_context(context)
 
 
 def http(context: Context) -> httpx.AsyncClient:
@@ -95,27 +77,6 @@ class TwoStepProvider(SimulatedProvider):
         amount, currency = self.authorized.pop(key)
         return await super().authorize(key, "tok_ok", amount, currency)
 
-
-class GatedProvider(SimulatedProvider):
-    """tok_slow approves when the test opens the gate (not after 2 s), so a test decides
-    what happens while a payment runs, without racing a clock."""
-
-    name = "gated"
-
-    def __init__(self, engine: Any) -> None:
-        super().__init__(engine)
-        self.waiting = asyncio.Event()  # a tok_slow payment has started
-        self.gate = asyncio.Event()
-
-    async def authorize(self, key: str, token: str, amount: int, currency: str) -> Charge:
-        if token == "tok_slow":
-            self.waiting.set()
-            await self.gate.wait()
-            token = "tok_ok"
-        return await super().authorize(key, token, amount, currency)
-
-
-GATED = "tests.test_confirm:GatedProvider"
 
 
 async def test_the_simulated_provider_charges_once_per_key_and_keeps_books(ctx: Context) -> None:

@@ -432,7 +432,7 @@ async def test_customers_are_length_and_character_checked(client: httpx.AsyncCli
                 else:
                     refused(answer, 422, "invalid_request", "customer")
     # The boundary, on the parser itself: 254 characters pass, 255 do not.
-    assert hold_request({"seats": ["A1"], "customer": "a" * 254}) == (["A1"], "a" * 254)
+    assert hold_request({"seats": ["A1"], "customer": "a" * 254}) == (["A1"], "a" * 254, None)
     with pytest.raises(InvalidRequest):
         hold_request({"seats": ["A1"], "customer": "a" * 255})
 
@@ -501,3 +501,15 @@ async def test_idempotency_keys_and_tokens_are_checked(client: httpx.AsyncClient
             answer = await client.post(confirm, json={"payment": {"method": "card", "token": token}},
                                        headers={"Idempotency-Key": "k-1"})
             refused(answer, 422, "invalid_request", "payment.token")
+
+
+async def test_a_guessable_creation_key_is_refused(client: httpx.AsyncClient, ctx: Context, scene: Scene) -> None:
+    """A hold's or entry's key names it for whoever knows the customer and the show: a short
+    one is refused with the body's other faults, and nothing changes."""
+    seat = scene.free_seats[0]
+    async with nothing_changes(ctx, [scene.show_id]):
+        for path, body in [(f"/v1/shows/{scene.show_id}/holds", {"seats": [seat], "customer": "dan@example.org"}),
+                           (f"/v1/shows/{scene.show_id}/waitlist", {"count": 1, "customer": "dan@example.org"})]:
+            for key in ["k-1", "x" * 15, "a b" * 10, "a" * 201]:
+                answer = await client.post(path, json={**body, "extra": 1}, headers={"Idempotency-Key": key})
+                refused(answer, 422, "invalid_request", "Idempotency-Key", "extra")

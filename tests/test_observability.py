@@ -200,3 +200,139 @@ async def test_the_stats_hash_stays_exact_through_a_random_mix(short_holds: Cont
     # Every kind of ending happened along the way.
     final = await context.redis.hgetall(context.keys.stats(show.show_id))
     assert int(final.get("booked", 0)) > 0 and int(final.get("holds_unpaid", 0)) > 0
+
+
+# -- the checks that must stay zero, and what the alerts of ops/ read --------------------
+
+
+async def violations(client: httpx.AsyncClient) -> dict[str, float]:
+    from boxoffice.engine.metrics import INTEGRITY_CHECKS
+
+    text = await scrape(client)
+    found = {check: metric(text, "boxoffice_integrity_violations_total", check=check) for check in INTEGRITY_CHECKS}
+    assert all(f'boxoffice_integrity_violations_total{{check="{check}"}}' in text for check in found), \
+        "every check is exported, found or not"
+    return found
+
+
+def rise(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {check: after[check] - before[check] for check in after if after[check] != before[check]}
+
+
+async def test_a_sale_refused_by_postgresql_counts_an_integrity_violation(
+        ctx: Context, client: httpx.AsyncClient) -> None:
+    from tests.test_confirm import confirm, hold
+
+    show = await pick_show(ctx)
+    seat = show.seat_ids[0]
+    sold = await confirm(client, await hold(client, show.show_id, [seat]), "order-1")
+    assert sold.status_code == 201, sold.text
+    before = await violations(client)
+    # Redis forgets the sale (as an old snapshot would): it shows the sold seat free.
+    await ctx.redis.hdel(ctx.keys.show_keys(show.show_id)[2], seat)
+    again = await confirm(client, await hold(client, show.show_id, [seat], "ben@example.org"), "order-2")
+    assert again.status_code != 201, "PostgreSQL's UNIQUE (show_id, seat_id) refuses the second sale"
+    assert rise(before, await violations(client)) == {"sale_refused": 1}
+
+
+async def test_a_booking_redis_missed_counts_when_the_reconciler_marks_it(
+        ctx: Context, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from tests.test_confirm import confirm, hold
+
+    show = await pick_show(ctx)
+    original = ctx.gateway.confirm_finish
+    calls = 0
+
+    async def lost_once(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RedisConnectionError("Redis failed after the commit")
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ctx.gateway, "confirm_finish", lost_once)
+    before = await violations(client)
+    answer = await confirm(client, await hold(client, show.show_id, show.seat_ids[:2]), "order-1")
+    assert answer.status_code == 201, "the sale is durable: the answer is the booking"
+    report = await ctx.reconciler.reconcile_once(after_start=True)
+    assert report.redis_repaired == 1
+    assert rise(before, await violations(client)) == {"booking_unmarked": 1}
+
+
+async def test_a_charge_found_on_a_failed_payment_counts_and_is_refunded(
+        ctx: Context, client: httpx.AsyncClient) -> None:
+    from tests.support.sales import audit, eventually
+    from tests.test_confirm import confirm, hold
+
+    show = await pick_show(ctx)
+    before = await violations(client)
+    timed_out = await confirm(client, await hold(client, show.show_id, show.seat_ids[:2]), "order-1", "tok_timeout")
+    assert timed_out.status_code == 503, timed_out.text
+    await ctx.reconciler.reconcile_once()  # the first look finds nothing: watched on
+    await ctx.payments.land_in_flight()  # type: ignore[attr-defined]  # the lost request lands now
+
+    async def refunded() -> bool:
+        await ctx.reconciler.reconcile_once()
+        return (await audit(ctx)).refunds == 1
+
+    await eventually(refunded, timeout_s=10)
+    assert rise(before, await violations(client)) == {"charge_unbooked": 1}
+
+
+async def test_payments_pending_past_the_grace_are_counted_before_each_pass(
+        ctx: Context, client: httpx.AsyncClient) -> None:
+    from tests.test_reconciler import move_back, open_payment
+
+    show = await pick_show(ctx)
+    payment = await open_payment(ctx, show)  # a confirm cut off after recording its intent
+    await ctx.reconciler.reconcile_once()
+    assert metric(await scrape(client), "boxoffice_payments_pending_past_grace") == 0, "within the grace"
+    await move_back(ctx, "payments", payment.id, 60, "created_at", "updated_at")
+    await ctx.reconciler.reconcile_once()  # counted, then failed (nothing was charged)
+    assert metric(await scrape(client), "boxoffice_payments_pending_past_grace") == 1
+    await ctx.reconciler.reconcile_once()
+    assert metric(await scrape(client), "boxoffice_payments_pending_past_grace") == 0
+
+
+async def test_seat_states_per_show_and_in_total_are_read_from_redis_at_scrape_time(
+        ctx: Context, client: httpx.AsyncClient) -> None:
+    from tests.test_confirm import confirm, hold
+
+    show = await pick_show(ctx)
+    paid = await confirm(client, await hold(client, show.show_id, show.seat_ids[:2]), "k-1")
+    assert paid.status_code == 201
+    rest = show.seat_ids[2:]
+    for i in range(0, len(rest), 10):  # sold out: a waiter has to wait
+        await hold(client, show.show_id, rest[i : i + 10], f"c{i}@example.org")
+    joined = await client.post(f"/v1/shows/{show.show_id}/waitlist", json={"count": 1, "customer": "w@example.org"})
+    assert joined.status_code == 201, joined.text
+    text = await scrape(client)
+    shown = str(show.show_id)
+    assert [metric(text, "boxoffice_show_seats", show_id=shown, state=state) for state in ("free", "held", "booked")
+            ] == [0, len(rest), 2]
+    assert metric(text, "boxoffice_show_waitlist_entries", show_id=shown) == 1
+    assert metric(text, "boxoffice_seats", state="held") == len(rest)
+    assert metric(text, "boxoffice_waitlist_entries") == 1
+
+
+async def test_the_dependency_gauges_follow_the_probes(settings: Settings) -> None:
+    from boxoffice.engine import health, metrics
+
+    redis = RedisServer.start()
+    context = await open_context(settings.with_changes(redis_url=redis.url), background=False)
+    try:
+        async with app_client(context) as client:
+            metrics.record_dependencies(await health.check_all(context))
+            text = await scrape(client)
+            assert metric(text, "boxoffice_dependency_up", dependency="redis") == 1
+            assert metric(text, "boxoffice_dependency_up", dependency="postgresql") == 1
+            redis.kill()
+            metrics.record_dependencies(await health.check_all(context))
+            text = await scrape(client)
+            assert metric(text, "boxoffice_dependency_up", dependency="redis") == 0
+            assert metric(text, "boxoffice_dependency_up", dependency="postgresql") == 1
+    finally:
+        await close_context(context)
+        redis.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -19,27 +19,15 @@ from sqlalchemy import text
 from boxoffice.engine.db import is_sqlite
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import Charge, ChargeStatus, SimulatedProvider
-from boxoffice.engine.service import Context, close_context, open_context
-from tests.conftest import BOTH, ShowRef
+from boxoffice.engine.service import Context
+from tests.conftest import BOTH, ShowRef, Tuned
+from tests.support.providers import GATED, GatedProvider
 from tests.support.sales import audit, eventually
 from tests.test_confirm import confirm, hold, http
 
-Tuned = Callable[..., Awaitable[Context]]
 HOUR = timedelta(hours=1)
 
 
-@pytest.fixture
-async def tuned(ctx: Context) -> AsyncIterator[Tuned]:
-    """Contexts with changed settings on the test's key prefix and database."""
-    opened: list[Context] = []
-
-    async def make(**changes: Any) -> Context:
-        opened.append(await open_context(ctx.settings.with_changes(**changes), background=False))
-        return opened[-1]
-
-    yield make
-    for context in opened:
-        await close_context(context)
 
 
 class _Skewed(datetime):
@@ -85,27 +73,6 @@ class ScriptedProvider(SimulatedProvider):
 
 SCRIPTED = "tests.test_reconciler:ScriptedProvider"
 
-
-class GatedProvider(SimulatedProvider):
-    """tok_slow approves when the test opens the gate: the test decides what happens while
-    a payment runs, without racing a clock."""
-
-    name = "gated"
-
-    def __init__(self, engine: Any) -> None:
-        super().__init__(engine)
-        self.waiting = asyncio.Event()
-        self.gate = asyncio.Event()
-
-    async def authorize(self, key: str, token: str, amount: int, currency: str) -> Charge:
-        if token == "tok_slow":
-            self.waiting.set()
-            await self.gate.wait()
-            token = "tok_ok"
-        return await super().authorize(key, token, amount, currency)
-
-
-GATED = "tests.test_reconciler:GatedProvider"
 
 
 async def open_payment(context: Context, show: ShowRef, key: str = "key-1") -> PaymentRecord:

@@ -352,7 +352,9 @@ class WaitlistMachine(RuleBasedStateMachine):
                   if hold.status == "active" and hold.expires_at > self.model.now]
         hold_id = active[pick % len(active)]
         seats = self.model.holds[hold_id].seats
-        self.script("confirm_finish", hold_id, f"bk_{hold_id[-22:]}", *seats)
+        assert int(self.script("confirm_finish", hold_id, f"bk_{hold_id[-22:]}", *seats)) == len(seats)
+        # Its answer lost, the mark is sent again: nothing more is marked, nothing changes.
+        assert int(self.script("confirm_finish", hold_id, f"bk_{hold_id[-22:]}", *seats)) == 0
         self.model.book(hold_id)
 
     @rule(seconds=st.sampled_from([1, 3, 10]))

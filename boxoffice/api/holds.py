@@ -12,7 +12,6 @@ from boxoffice.api.validation import (
     hold_request,
     json_body,
     opaque_id,
-    optional_idempotency_key,
     path_id,
 )
 
@@ -22,8 +21,7 @@ async def create_hold(request: Request) -> JSON:
     show_id = path_id(request, "show_id")
     limiter = request.app.state.limiter
     await limiter.check_client(request)
-    key = optional_idempotency_key(request)
-    wanted, customer = hold_request(await json_body(request, ctx.settings.max_body_bytes))
+    wanted, customer, key = hold_request(await json_body(request, ctx.settings.max_body_bytes), request.headers)
     await limiter.check_customer(customer, show_id)
     if isinstance(wanted, list):
         hold = await ctx.inventory.hold(show_id, wanted, customer, idempotency_key=key)

@@ -3,53 +3,28 @@ API operations (engine/metrics.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.openapi import OPENAPI
 from boxoffice.api.responses import JSON
+from boxoffice.engine import health
 from boxoffice.engine import metrics as engine_metrics
-from boxoffice.engine.service import Context
-
-CHECK_TIMEOUT_S = 2.0
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-async def _redis_ok(ctx: Context) -> bool:
-    if ctx.settings.redis_cluster:
-        from redis.asyncio.cluster import RedisCluster
-
-        # Every shard must answer: a show lives on exactly one of them.
-        return bool(await ctx.redis.ping(target_nodes=RedisCluster.PRIMARIES))
-    return bool(await ctx.redis.ping())
-
-
-async def _database_ok(ctx: Context) -> bool:
-    async with ctx.sql.connect() as conn:
-        await conn.execute(text("SELECT 1"))
-    return True
-
-
-async def _check(probe: Callable[[Context], Awaitable[bool]], ctx: Context) -> str:
-    try:
-        return "ok" if await asyncio.wait_for(probe(ctx), CHECK_TIMEOUT_S) else "down"
-    except Exception:
-        return "down"
-
-
 async def healthz(request: Request) -> JSON:
     ctx = engine_context(request)
-    redis_state, database_state = await asyncio.gather(_check(_redis_ok, ctx), _check(_database_ok, ctx))
-    checks = {"redis": redis_state, "database": database_state}
+    states = await health.check_all(ctx)
+    engine_metrics.record_dependencies(states)
+    checks = {health.PROBES[dependency][0]: state for dependency, state in states.items()}
     down = [name for name, state in checks.items() if state != "ok"]
     headers = {"Cache-Control": "no-store"}
     if not down:
@@ -60,7 +35,10 @@ async def healthz(request: Request) -> JSON:
 
 
 async def metrics(request: Request) -> Response:
-    body = engine_metrics.render(engine_context(request))
+    ctx = engine_context(request)
+    # Read from Redis by whichever process answers the scrape: not summed over workers.
+    shows = await engine_metrics.render_show_seats(ctx)
+    body = engine_metrics.render(ctx) + shows
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
 

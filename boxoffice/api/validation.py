@@ -4,6 +4,7 @@ Problems are collected and answered as 422 with the offending fields named."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -36,6 +37,9 @@ DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 # fields is answered with the first ones only.
 MAX_PROBLEMS = 20
 
+
+# The headers of a call without any (the parsers are also called directly).
+NO_HEADERS: Mapping[str, str] = {}
 
 def problem(field: str, text: str) -> dict[str, str]:
     return {"field": field, "problem": text}
@@ -107,9 +111,13 @@ def customer_field(body: dict[str, Any], problems: list[dict[str, str]]) -> str:
 BEST_FIELDS = {"category", "kind", "together"}
 
 
-def hold_request(body: dict[str, Any]) -> tuple[list[str] | BestRequest, str]:
-    """A hold names its seats (`seats`) or asks for the best ones (`count`): exactly one."""
+def hold_request(body: dict[str, Any], headers: Mapping[str, str] = NO_HEADERS,
+                 ) -> tuple[list[str] | BestRequest, str, str | None]:
+    """(seats named, or what a hold by count asks for; customer; Idempotency-Key or None).
+    A hold names its seats (`seats`) or asks for the best ones (`count`): exactly one.
+    One 422 names every fault."""
     problems: list[dict[str, str]] = []
+    key = creation_key(headers, problems)
     reject_unknown(body, {"seats", "customer", "count", *BEST_FIELDS}, problems)
     wanted: list[str] | BestRequest
     if "count" in body:
@@ -123,7 +131,7 @@ def hold_request(body: dict[str, Any]) -> tuple[list[str] | BestRequest, str]:
     customer = customer_field(body, problems)
     if problems:
         raise InvalidRequest("the hold request is not valid", details=problems)
-    return wanted, customer
+    return wanted, customer, key
 
 
 def seat_list(seats: Any, problems: list[dict[str, str]]) -> list[str]:
@@ -168,10 +176,10 @@ def best_request(body: dict[str, Any], problems: list[dict[str, str]]) -> BestRe
     return BestRequest(int(count), category, kind, together)
 
 
-def idempotency_key(request: Request, problems: list[dict[str, str]], required: bool,
+def idempotency_key(headers: Mapping[str, str], problems: list[dict[str, str]], required: bool,
                     min_length: int = 1) -> str | None:
     """The Idempotency-Key header: required on confirms, optional on holds and joins."""
-    key = request.headers.get("idempotency-key")
+    key = headers.get("idempotency-key")
     if key is None and not required:
         return None
     if (key is None or not min_length <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH
@@ -188,18 +196,14 @@ def idempotency_key(request: Request, problems: list[dict[str, str]], required: 
 MIN_CREATION_KEY_LENGTH = 16
 
 
-def optional_idempotency_key(request: Request) -> str | None:
+def creation_key(headers: Mapping[str, str], problems: list[dict[str, str]]) -> str | None:
     """The optional key of a hold or a waitlist join (at least 16 characters)."""
-    problems: list[dict[str, str]] = []
-    key = idempotency_key(request, problems, required=False, min_length=MIN_CREATION_KEY_LENGTH)
-    if problems:
-        raise InvalidRequest("the Idempotency-Key header is not valid", details=problems)
-    return key
+    return idempotency_key(headers, problems, required=False, min_length=MIN_CREATION_KEY_LENGTH)
 
 
 def confirm_request(request: Request, body: dict[str, Any]) -> tuple[str, str]:
     problems: list[dict[str, str]] = []
-    key = idempotency_key(request, problems, required=True) or ""
+    key = idempotency_key(request.headers, problems, required=True) or ""
     reject_unknown(body, {"payment"}, problems)
     payment = body.get("payment")
     token = ""
@@ -219,8 +223,11 @@ def confirm_request(request: Request, body: dict[str, Any]) -> tuple[str, str]:
     return key, token
 
 
-def waitlist_request(body: dict[str, Any]) -> tuple[str, int, str | None]:
+def waitlist_request(body: dict[str, Any], headers: Mapping[str, str] = NO_HEADERS,
+                     ) -> tuple[str, int, str | None, str | None]:
+    """(customer, count, category or None, Idempotency-Key or None); one 422 names every fault."""
     problems: list[dict[str, str]] = []
+    key = creation_key(headers, problems)
     reject_unknown(body, {"count", "customer", "category"}, problems)
     count = body.get("count")
     if isinstance(count, float) and count.is_integer():
@@ -235,4 +242,4 @@ def waitlist_request(body: dict[str, Any]) -> tuple[str, int, str | None]:
     customer = customer_field(body, problems)
     if problems:
         raise InvalidRequest("the waitlist request is not valid", details=problems)
-    return customer, int(count), category
+    return customer, int(count), category, key

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.responses import JSON
-from boxoffice.api.validation import json_body, opaque_id, optional_idempotency_key, path_id, waitlist_request
+from boxoffice.api.validation import json_body, opaque_id, path_id, waitlist_request
 
 
 async def join(request: Request) -> JSON:
@@ -15,8 +15,8 @@ async def join(request: Request) -> JSON:
     show_id = path_id(request, "show_id")
     limiter = request.app.state.limiter
     await limiter.check_client(request)
-    key = optional_idempotency_key(request)
-    customer, count, category = waitlist_request(await json_body(request, ctx.settings.max_body_bytes))
+    customer, count, category, key = waitlist_request(await json_body(request, ctx.settings.max_body_bytes),
+                                                      request.headers)
     await limiter.check_customer(customer, show_id)
     entry = await ctx.waitlist.join(show_id, customer, count, category, idempotency_key=key)
     return JSON(entry, status_code=201)

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import bindparam, text
 from sqlalchemy.exc import IntegrityError
 
+from boxoffice.engine import metrics
 from boxoffice.engine.db import rfc3339
 from boxoffice.engine.errors import (
     BoxOfficeError,
@@ -323,6 +324,7 @@ class Bookings:
                 written = await self.sales.write(sale)
         except IntegrityError as exc:
             # UNIQUE (show_id, seat_id) or one booking per hold: the last line of defence held.
+            metrics.integrity_violation("sale_refused")
             raise SaleRefused(hold_id) from exc
         if not written:
             raise PaymentDecided(payment.id)

@@ -15,7 +15,19 @@ What is measured:
 - boxoffice_waitlist_grants_total and boxoffice_waitlist_wait_seconds: grants to waiters and
   how long each had waited; these two come from the scripts themselves (lua/includes/
   settle.lua returns them), so every path that expires or grants is counted exactly once;
-- gauges of pool use per process, summed over the live workers."""
+- gauges of pool use per process, summed over the live workers;
+- boxoffice_integrity_violations_total{check}: what the service's own checks found that
+  must never happen (INTEGRITY_CHECKS says what each means); every check starts at 0, so
+  an alert on it has a series to look at from the first scrape;
+- boxoffice_payments_pending_past_grace: payments still pending longer than the confirm
+  grace, counted by each process's reconciler pass (the reconciler should have taken them);
+- boxoffice_dependency_up{dependency}: Redis and PostgreSQL answering, probed every few
+  seconds by each process (the lowest over the live workers: one cut off is down);
+- boxoffice_show_seats{show_id, state} and boxoffice_show_waitlist_entries{show_id}: seat
+  states and waiters from the stats hashes in Redis, read at scrape time
+  (render_show_seats), for the SHOW_GAUGE_LIMIT busiest loaded shows only (a bounded
+  number of series); boxoffice_seats{state} and boxoffice_waitlist_entries: the same
+  summed over every loaded show."""
 
 from __future__ import annotations
 
@@ -30,12 +42,23 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.core import GaugeMetricFamily
 
 if TYPE_CHECKING:
     from boxoffice.engine.service import Context
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 POOL_SAMPLE_INTERVAL_S = 1.0
+DEPENDENCY_SAMPLE_INTERVAL_S = 5.0
+# Per-show series cost Prometheus one series per show and state: only the busiest shows
+# get them (the totals cover the rest). Reading is capped too: a scrape reads at most
+# SHOW_READ_LIMIT stats hashes (one pipelined round trip on a single Redis), within
+# SHOW_READ_TIMEOUT_S.
+SHOW_GAUGE_LIMIT = 20
+SHOW_READ_LIMIT = 2000
+SHOW_READ_TIMEOUT_S = 1.0
+SEAT_STATES = ("free", "held", "booked")
+STATS_FIELDS = (*SEAT_STATES, "waiting")  # waiting: entries, not seats
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -58,6 +81,29 @@ DB_IN_USE = Gauge("boxoffice_db_connections_in_use", "PostgreSQL connections che
                   multiprocess_mode="livesum")
 DB_POOL_SIZE = Gauge("boxoffice_db_connections_open", "PostgreSQL connections open (in use or idle)",
                      multiprocess_mode="livesum")
+# What each check of the service's own found; each must stay at zero.
+INTEGRITY_CHECKS = {
+    # PostgreSQL refused a sale under UNIQUE (show_id, seat_id) or one booking per hold:
+    # Redis had shown a sold seat (or a booked hold) as free. The sale was refunded and
+    # Redis corrected; without that constraint a seat would have been sold twice.
+    "sale_refused": "a sale refused by PostgreSQL: Redis showed a sold seat as free",
+    # The reconciler found a committed booking whose seats Redis did not show as booked
+    # (a process died between commit and mark, or Redis failed then) and marked them.
+    "booking_unmarked": "a booking Redis did not show as booked (repaired by the reconciler)",
+    # The reconciler's watch found money taken (a capture or a live authorization) on a
+    # payment recorded as failed or refunded: a charge with neither booking nor refund.
+    # It was refunded at once.
+    "charge_unbooked": "a charge found with neither its booking nor its refund (refunded)",
+}
+INTEGRITY_VIOLATIONS = Counter("boxoffice_integrity_violations",
+                               "Findings of the service's own checks that must stay zero", ["check"])
+for _check in INTEGRITY_CHECKS:
+    INTEGRITY_VIOLATIONS.labels(_check)  # every check exported from the start, at 0
+PENDING_PAST_GRACE = Gauge("boxoffice_payments_pending_past_grace",
+                           "Payments pending longer than the confirm grace (sampled by the reconciler)",
+                           multiprocess_mode="livemax")
+DEPENDENCY_UP = Gauge("boxoffice_dependency_up", "1 when the dependency answers its health probe",
+                      ["dependency"], multiprocess_mode="livemin")
 PROCESS_UP = Gauge("boxoffice_process_up", "1 per live service process (label pid with several workers)",
                    multiprocess_mode="liveall")
 
@@ -80,6 +126,13 @@ def observe_script(answer: list[Any]) -> None:
     for ms in waits or ():
         GRANTS.inc()
         WAITLIST_WAIT.observe(max(0, int(ms)) / 1000)
+
+
+def integrity_violation(check: str, count: int = 1) -> None:
+    """Counts `count` findings of one of INTEGRITY_CHECKS."""
+    assert check in INTEGRITY_CHECKS, check
+    if count:
+        INTEGRITY_VIOLATIONS.labels(check).inc(count)
 
 
 # -- API operations ------------------------------------------------------------------
@@ -170,6 +223,83 @@ async def sample_pools_forever(ctx: Context) -> None:
     while True:
         sample_pools(ctx)
         await asyncio.sleep(POOL_SAMPLE_INTERVAL_S)
+
+
+# -- dependencies ---------------------------------------------------------------------
+
+
+def record_dependencies(states: dict[str, str]) -> None:
+    """{dependency: "ok" | "down"} from engine/health.py into boxoffice_dependency_up."""
+    for dependency, state in states.items():
+        DEPENDENCY_UP.labels(dependency).set(1 if state == "ok" else 0)
+
+
+async def sample_dependencies_forever(ctx: Context) -> None:
+    from boxoffice.engine import health
+
+    while True:
+        record_dependencies(await health.check_all(ctx))
+        await asyncio.sleep(DEPENDENCY_SAMPLE_INTERVAL_S)
+
+
+# -- seat states per show -------------------------------------------------------------
+
+
+async def read_show_seats(ctx: Context) -> dict[int, dict[str, int]]:
+    """{show id: {stats field: value}} of the loaded shows (at most SHOW_READ_LIMIT of them)."""
+    members = await ctx.redis.smembers(ctx.keys.loaded_shows)
+    show_ids = sorted(int(m) for m in members)[-SHOW_READ_LIMIT:]  # the newest ids when over
+    if not show_ids:
+        return {}
+    if ctx.settings.redis_cluster:
+        # Each show's keys are in a slot of their own: one read per show, all at once.
+        answers = await asyncio.gather(*(ctx.redis.hmget(ctx.keys.stats(s), *STATS_FIELDS) for s in show_ids))
+    else:
+        pipe = ctx.redis.pipeline(transaction=False)
+        for show_id in show_ids:
+            pipe.hmget(ctx.keys.stats(show_id), *STATS_FIELDS)
+        answers = await pipe.execute()
+    return {show_id: {field: int(value or 0) for field, value in zip(STATS_FIELDS, answer, strict=True)}
+            for show_id, answer in zip(show_ids, answers, strict=True)}
+
+
+def show_seat_families(stats: dict[int, dict[str, int]]) -> list[GaugeMetricFamily]:
+    per_show = GaugeMetricFamily("boxoffice_show_seats", f"Seats by state (free, held, booked) of the"
+                                 f" {SHOW_GAUGE_LIMIT} loaded shows with the most waiters and holds",
+                                 labels=["show_id", "state"])
+    per_show_waiting = GaugeMetricFamily("boxoffice_show_waitlist_entries",
+                                         "Waiting waitlist entries of the same shows", labels=["show_id"])
+    totals = GaugeMetricFamily("boxoffice_seats", "Seats by state over every loaded show", labels=["state"])
+    waiting = GaugeMetricFamily("boxoffice_waitlist_entries", "Waiting waitlist entries over every loaded show")
+    busiest = sorted(stats.items(), key=lambda item: (-item[1]["waiting"], -item[1]["held"], item[0]))
+    for show_id, counts in busiest[:SHOW_GAUGE_LIMIT]:
+        for state in SEAT_STATES:
+            per_show.add_metric([str(show_id), state], counts[state])
+        per_show_waiting.add_metric([str(show_id)], counts["waiting"])
+    for state in SEAT_STATES:
+        totals.add_metric([state], sum(counts[state] for counts in stats.values()))
+    waiting.add_metric([], sum(counts["waiting"] for counts in stats.values()))
+    return [per_show, per_show_waiting, totals, waiting]
+
+
+class _Families:
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self.families = families
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        return self.families
+
+
+async def render_show_seats(ctx: Context) -> bytes:
+    """The seat-state gauges, read from Redis now; nothing when Redis does not answer in
+    time (the scrape still shows everything else, and boxoffice_dependency_up says why)."""
+    try:
+        seats = await asyncio.wait_for(read_show_seats(ctx), SHOW_READ_TIMEOUT_S)
+    except Exception:
+        return b""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(show_seat_families(seats)))  # type: ignore[arg-type]
+    return generate_latest(registry)
 
 
 # -- exposition ----------------------------------------------------------------------

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, text
 
+from boxoffice.engine import metrics
 from boxoffice.engine.db import elapsed_s, is_sqlite
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import ChargeStatus, ProviderUnavailable
@@ -84,6 +85,7 @@ class Reconciler:
     async def reconcile_once(self, after_start: bool = False) -> ReconcileReport:
         report = ReconcileReport()
         await self._note_marked()
+        await self._sample_pending()
         async with self._exclusive() as ours:
             if ours:
                 await self._finish_pending(report)
@@ -152,9 +154,22 @@ class Reconciler:
             return past_window
         if not charge.status.final:
             # Captured, or an authorization that could still be: give it back (void it) now.
+            metrics.integrity_violation("charge_unbooked")
             charge = await payments.refund(payment.provider_key)
             report.refunded += 1
         return charge.status.final
+
+    async def _sample_pending(self) -> None:
+        """Every process counts, lock or not: the gauge is the highest over the workers, so
+        it does not depend on which one holds the lock. Taken before the pass, a payment
+        counted here is one a pass has not finished yet; one that stays counted pass after
+        pass is stuck (the provider does not answer, or the pass fails)."""
+        async with self.ctx.sql.connect() as conn:
+            stuck = (await conn.execute(
+                text(f"SELECT count(*) FROM payments WHERE status = 'pending'"
+                     f" AND {elapsed_s(conn, 'created_at')} > :grace"),
+                {"grace": self.ctx.settings.confirm_grace_s})).scalar_one()
+        metrics.PENDING_PAST_GRACE.set(int(stuck))
 
     async def _note_marked(self) -> None:
         marked = self.ctx.bookings.marked
@@ -204,6 +219,7 @@ class Reconciler:
             # A show Redis does not hold is loaded from PostgreSQL, bookings included.
             if await ctx.gateway.confirm_finish(show_id, hold_id, booking_id, seats, load=False) is not None:
                 report.redis_repaired += 1
+                metrics.integrity_violation("booking_unmarked")
         await self._set_marked(list(unmarked))
 
 

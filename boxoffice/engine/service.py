@@ -160,6 +160,7 @@ def start_background(ctx: Context) -> None:
     ctx.tasks.append(ctx.notifications.start())
     ctx.tasks.append(asyncio.create_task(ctx.reconciler.run_forever(), name="reconciler"))
     ctx.tasks.append(asyncio.create_task(metrics.sample_pools_forever(ctx), name="pool-metrics"))
+    ctx.tasks.append(asyncio.create_task(metrics.sample_dependencies_forever(ctx), name="dependency-metrics"))
 
 
 async def close_context(ctx: Context) -> None:
