@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from boxoffice.engine.errors import BoxOfficeError, ScriptCode
-from boxoffice.engine.gateway import ShowLoad, ShowScripts
+from boxoffice.engine.gateway import BestRequest, ShowLoad, ShowScripts
 from boxoffice.engine.keys import Keys
 
 LUA = resources.files("boxoffice") / "lua"
@@ -26,6 +26,7 @@ SEATS = ["A1", "A2"]
 CALLS: dict[str, tuple[Callable[[ShowScripts], Awaitable[Any]], int]] = {
     # script: (the gateway call, how many arguments it sends beyond the documented fixed ones)
     "hold_seats": (lambda g: g.hold_seats(1, "H", "c", 10, SEATS), 2),
+    "hold_best": (lambda g: g.hold_best(1, "H", "c", 10, BestRequest(4, "premium", None, True)), 0),
     "release_hold": (lambda g: g.release_hold(1, "H"), 0),
     "hold_status": (lambda g: g.hold_status(1, "H"), 0),
     "join_waitlist": (lambda g: g.join_waitlist(1, "W", "c", 2, "", 10), 0),

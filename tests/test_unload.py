@@ -181,7 +181,8 @@ async def test_a_hold_still_live_at_the_end_of_the_grace_keeps_the_show(ctx: Con
 
     # Once its deadline passed, the same call settles it and unloads.
     deleted = await ctx.inventory.unload(show.show_id, now_ms=hold.expires_at_ms)
-    assert deleted == 4  # the hold's hash, meta, layout, stats (nothing else was made)
+    # the hold's hash, meta, layout, stats, and the status map and seat index load_show made
+    assert deleted == 6
     assert await keys_of(ctx, show.show_id) == set()
     assert not await ctx.redis.sismember(ctx.keys.loaded_shows, str(show.show_id))
 
@@ -214,7 +215,8 @@ async def test_hold_and_entry_hashes_go_in_batches(ctx: Context) -> None:
         inventory.UNLOAD_BATCH = original
         ctx.scripts.run = run  # type: ignore[method-assign]
     assert calls == 3  # 2 + 2 + (1 and the show's keys)
-    assert deleted == 5 + 3  # the hold hashes, meta, layout, stats (nothing else was made)
+    # the hold hashes, meta, layout, stats, and the status map and seat index load_show made
+    assert deleted == 5 + 5
     assert await keys_of(ctx, show.show_id) == set()
 
 

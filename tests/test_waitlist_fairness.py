@@ -29,6 +29,7 @@ from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
 from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.waitlist import grant_hold_id
+from tests.support.best_model import Place, best_block, best_scattered, places_of
 from tests.test_waitlist import SmallShow, book_in_redis, redis_now_ms, small_show
 
 TTL_S = 30
@@ -122,7 +123,8 @@ class Model:
             entry = self.entries[entry_id]
             eligible = [s for s in self.free() if s not in claimed and self.usable(entry, s)]
             if len(eligible) >= entry.count:
-                picked = pick_seats([self.seats[s] for s in eligible], entry.count, self.places)
+                picked = pick_seats(places_of(self.seats.values(), self.places), eligible, set(self.free()),
+                                    entry.count)
                 # Arrival order: no earlier waiter still waiting could have used any of these seats.
                 for earlier in self.queue[: self.queue.index(entry_id)]:
                     assert not any(self.usable(self.entries[earlier], s) for s in picked)
@@ -200,24 +202,12 @@ class Model:
         self.grant()
 
 
-def pick_seats(eligible: list[Seat], count: int, places: dict[str, int]) -> list[str]:
-    """The best block of `count` side-by-side seats in one row (rank sum, then row, then first
-    place; an aisle breaks a block); without one, the `count` best-ranked seats."""
-    best: tuple[tuple[int, str, int], list[Seat]] | None = None
-    rows: dict[str, list[Seat]] = {}
-    for seat in eligible:
-        rows.setdefault(seat.row, []).append(seat)
-    for row, seats in rows.items():
-        seats.sort(key=lambda s: places[s.id])
-        for i in range(len(seats) - count + 1):
-            block = seats[i:i + count]
-            if places[block[-1].id] - places[block[0].id] == count - 1:
-                key = (sum(s.rank for s in block), row, places[block[0].id])
-                if best is None or key < best[0]:
-                    best = (key, block)
-    if best is not None:
-        return [s.id for s in best[1]]
-    return [s.id for s in sorted(eligible, key=lambda s: (s.rank, s.id))[:count]]
+def pick_seats(seats: list[Place], eligible: list[str], free: set[str], count: int) -> list[str]:
+    """The best block of `count` side-by-side seats (tests/support/best_model.py); without
+    one, the `count` best-ranked seats."""
+    picked = best_block(seats, set(eligible), free, count) or best_scattered(seats, set(eligible), count)
+    assert picked is not None
+    return picked
 
 
 def chunks(items: list[str], size: int) -> list[list[str]]:

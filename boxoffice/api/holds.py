@@ -22,9 +22,12 @@ async def create_hold(request: Request) -> JSON:
     show_id = path_id(request, "show_id")
     limiter = request.app.state.limiter
     await limiter.check_client(request)
-    seats, customer, key = hold_request(await json_body(request, ctx.settings.max_body_bytes), request.headers)
+    wanted, customer, key = hold_request(await json_body(request, ctx.settings.max_body_bytes), request.headers)
     await limiter.check_customer(customer, show_id)
-    hold = await ctx.inventory.hold(show_id, seats, customer, idempotency_key=key)
+    if isinstance(wanted, list):
+        hold = await ctx.inventory.hold(show_id, wanted, customer, idempotency_key=key)
+    else:
+        hold = await ctx.inventory.hold_best(show_id, wanted, customer, idempotency_key=key)
     return JSON(hold.public(), status_code=201)
 
 

@@ -14,6 +14,8 @@ from starlette.requests import Request
 
 from boxoffice.engine.admin import CinemaRequest, CityRequest, HallRequest, MovieRequest, SeatRequest, ShowRequest
 from boxoffice.engine.errors import InvalidRequest, PayloadTooLarge
+from boxoffice.engine.gateway import BestRequest
+from boxoffice.engine.inventory import SEAT_KINDS
 from boxoffice.engine.limits import (
     MAX_CUSTOMER_LENGTH,
     MAX_HALL_SEATS,
@@ -110,16 +112,37 @@ def customer_field(body: dict[str, Any], problems: list[dict[str, str]]) -> str:
     return value
 
 
+# Fields of a hold by count ("best available") besides count and customer.
+BEST_FIELDS = {"category", "kind", "together"}
+
+
 def hold_request(body: dict[str, Any], headers: Mapping[str, str] = NO_HEADERS,
-                 ) -> tuple[list[str], str, str | None]:
-    """(seats, customer, Idempotency-Key or None); one 422 names every fault."""
+                 ) -> tuple[list[str] | BestRequest, str, str | None]:
+    """(seats named, or what a hold by count asks for; customer; Idempotency-Key or None).
+    A hold names its seats (`seats`) or asks for the best ones (`count`): exactly one.
+    One 422 names every fault."""
     problems: list[dict[str, str]] = []
     key = creation_key(headers, problems)
-    reject_unknown(body, {"seats", "customer"}, problems)
-    seats = body.get("seats")
-    seat_list: list[str] = []
+    reject_unknown(body, {"seats", "customer", "count", *BEST_FIELDS}, problems)
+    wanted: list[str] | BestRequest
+    if "count" in body:
+        if "seats" in body:
+            problems.append(problem("seats", "give seats or count, not both"))
+        wanted = best_request(body, problems)
+    else:
+        for name in sorted(BEST_FIELDS & body.keys()):
+            problems.append(problem(name, "only with count"))
+        wanted = seat_list(body.get("seats"), problems)
+    customer = customer_field(body, problems)
+    if problems:
+        raise InvalidRequest("the hold request is not valid", details=problems)
+    return wanted, customer, key
+
+
+def seat_list(seats: Any, problems: list[dict[str, str]]) -> list[str]:
+    out: list[str] = []
     if not isinstance(seats, list):
-        problems.append(problem("seats", "required: a list of seat ids"))
+        problems.append(problem("seats", "required: a list of seat ids (or count, for the best seats)"))
     elif not seats:
         problems.append(problem("seats", "at least one seat is required"))
     elif len(seats) > MAX_SEATS_PER_HOLD:
@@ -129,14 +152,33 @@ def hold_request(body: dict[str, Any], headers: Mapping[str, str] = NO_HEADERS,
             if not isinstance(seat, str) or not SEAT_ID.fullmatch(seat):
                 problems.append(problem(f"seats[{i}]", "not a seat id like F12"))
             else:
-                seat_list.append(seat)
-        duplicates = sorted({s for s in seat_list if seat_list.count(s) > 1})
+                out.append(seat)
+        duplicates = sorted({s for s in out if out.count(s) > 1})
         if duplicates:
             problems.append(problem("seats", f"duplicate seats: {', '.join(duplicates)}"))
-    customer = customer_field(body, problems)
-    if problems:
-        raise InvalidRequest("the hold request is not valid", details=problems)
-    return seat_list, customer, key
+    return out
+
+
+def best_request(body: dict[str, Any], problems: list[dict[str, str]]) -> BestRequest:
+    count = body.get("count")
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)  # JSON has one number type: 2.0 is the integer 2 (JSON Schema agrees)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_SEATS_PER_HOLD:
+        problems.append(problem("count", f"an integer from 1 to {MAX_SEATS_PER_HOLD}"))
+        count = 1
+    category = body.get("category")
+    if category is not None and (not isinstance(category, str) or not CATEGORY.fullmatch(category)):
+        problems.append(problem("category", "a price category name such as \"standard\""))
+        category = None
+    kind = body.get("kind")
+    if kind is not None and kind not in SEAT_KINDS:
+        problems.append(problem("kind", f"one of {', '.join(SEAT_KINDS)}"))
+        kind = None
+    together = body.get("together", True)
+    if not isinstance(together, bool):
+        problems.append(problem("together", "true or false"))
+        together = True
+    return BestRequest(int(count), category, kind, together)
 
 
 def idempotency_key(headers: Mapping[str, str], problems: list[dict[str, str]], required: bool,

@@ -110,6 +110,7 @@ class ShowInfo:
     currency: str
     prices: dict[str, int]
     details: dict[str, Any]  # the public answer of GET /v1/shows/{id}
+    no_stranded_seats: bool = False  # explicit holds may not leave a single seat stranded
 
     def is_open(self, now: datetime | None = None) -> bool:
         now = now or datetime.now(UTC)
@@ -225,7 +226,8 @@ class Catalog:
             rows = await self._rows(
                 "SELECT s.id, s.starts_at, s.status, s.currency,"
                 "  m.id, m.title, m.runtime_min, m.rating, m.release_date, m.genres,"
-                "  ci.id, ci.name, ci.address, ci.city_id, h.id, h.name, h.seat_count, s.sale_opens_at"
+                "  ci.id, ci.name, ci.address, ci.city_id, h.id, h.name, h.seat_count, s.sale_opens_at,"
+                "  s.no_stranded_seats"
                 " FROM shows s JOIN movies m ON m.id = s.movie_id JOIN halls h ON h.id = s.hall_id"
                 " JOIN cinemas ci ON ci.id = h.cinema_id WHERE s.id = :id",
                 id=show_id,
@@ -251,7 +253,7 @@ class Catalog:
                 "status": r[2],
                 "sale_opens_at": None if r[17] is None else rfc3339(r[17]),
             }
-            return ShowInfo(r[0], r[14], starts_at, r[2], r[3], prices, details)
+            return ShowInfo(r[0], r[14], starts_at, r[2], r[3], prices, details, bool(r[18]))
 
         return await self.show_cache.get(show_id, load)
 

@@ -21,6 +21,7 @@ class ScriptCode(IntEnum):
     ALREADY_WAITING = -9
     NO_CHANCE = -10
     NOT_SELLING = -11  # the show started or was closed
+    WOULD_STRAND_SEAT = -12  # an explicit hold would leave a single seat stranded
 
 
 class BoxOfficeError(Exception):
@@ -89,6 +90,10 @@ class AlreadyWaiting(BoxOfficeError):
 
 class ShowClosed(BoxOfficeError):
     status, code = 409, "show_closed"
+
+
+class WouldStrandSeat(BoxOfficeError):
+    status, code = 409, "would_strand_seat"
 
 
 class PayloadTooLarge(BoxOfficeError):

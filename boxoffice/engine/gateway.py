@@ -29,6 +29,7 @@ from boxoffice.engine.errors import (
     ScriptCode,
     SeatsUnavailable,
     ShowClosed,
+    WouldStrandSeat,
 )
 from boxoffice.engine.keys import Keys
 from boxoffice.engine.scripts import ScriptRunner
@@ -37,12 +38,14 @@ from boxoffice.engine.scripts import ScriptRunner
 @dataclass(frozen=True)
 class ShowLoad:
     """What load_show puts into Redis: the show's start and status, each seat with its
-    "category|row|place|rank" (context.lua), and the seats PostgreSQL has sold."""
+    "category|row|place|rank|kind" (context.lua) in the hall plan's order, and the seats
+    PostgreSQL has sold."""
 
     starts_at_ms: int
     status: str
     seats: list[tuple[str, str]]
     booked: list[tuple[str, str]]
+    no_stranded_seats: bool = False  # explicit holds may not strand a single seat
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,17 @@ class Held:
     expires_at_ms: int
     now_ms: int
     replayed: bool = False  # made by an earlier call: read it for what it is now
+    seats: tuple[str, ...] = ()  # the seats a hold by count chose
+
+
+@dataclass(frozen=True)
+class BestRequest:
+    """What a hold by count asks for (lua/hold_best-8.lua)."""
+
+    count: int
+    category: str | None = None  # None: any category
+    kind: str | None = None  # None: standard seats only
+    together: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,7 +172,8 @@ class ShowScripts:
     async def load_show(self, show_id: int, show: ShowLoad) -> bool:
         """Puts the show into Redis unless it is there; True when this call loaded it."""
         keys, base = self._show_names(show_id)
-        argv: list[Any] = [base, "", self.hold_ttl_ms, show.starts_at_ms, show.status, len(show.seats)]
+        argv: list[Any] = [base, "", self.hold_ttl_ms, show.starts_at_ms, show.status,
+                           "1" if show.no_stranded_seats else "0", len(show.seats)]
         for pair in show.seats:
             argv += pair
         for pair in show.booked:
@@ -220,12 +235,38 @@ class ShowScripts:
         if code == ScriptCode.CUSTOMER_LIMIT:
             raise LimitExceeded(f"a customer may hold at most {limit} seats of a show at once"
                                 f" (already holding or waiting for {int(result[1])})")
+        if code == ScriptCode.WOULD_STRAND_SEAT:
+            raise WouldStrandSeat(f"the hold would leave seat {text(result[1])} alone between taken seats;"
+                                  " nothing was held", seat=text(result[1]))
         if code == ScriptCode.UNKNOWN_SEAT:
             raise InvalidRequest("a seat is not in this hall",
                                  details=[{"field": "seats", "problem": f"unknown seat {text(result[1])}"}])
         if code == ScriptCode.NOT_SELLING:
             raise not_selling(show_id, result[1])
         raise RuntimeError(f"hold_seats answered {result!r}")
+
+    async def hold_best(self, show_id: int, hold_id: str, customer: str, limit: int, want: BestRequest,
+                        now_ms: int | None = None) -> Held:
+        """Holds the best free seats for `want` (best available), or refuses; nothing held then."""
+        result = await self.call("hold_best", show_id, hold_id, customer, limit, want.count, want.category or "",
+                                 want.kind or "", "1" if want.together else "0", now_ms=now_ms)
+        code = int(result[0])
+        if code == 1:
+            return Held(hold_id, int(result[1]), int(result[2]), seats=tuple(text(s) for s in result[3:]))
+        if code == 2:
+            return Held(text(result[3]), int(result[1]), int(result[2]), replayed=True)
+        if code == ScriptCode.SEATS_UNAVAILABLE:
+            raise SeatsUnavailable(
+                "no seats fit the request; nothing was held",
+                unavailable=[],
+                waitlist={"possible": bool(int(result[2])), "length": int(result[1])},
+            )
+        if code == ScriptCode.CUSTOMER_LIMIT:
+            raise LimitExceeded(f"a customer may hold at most {limit} seats of a show at once"
+                                f" (already holding or waiting for {int(result[1])})")
+        if code == ScriptCode.NOT_SELLING:
+            raise not_selling(show_id, result[1])
+        raise RuntimeError(f"hold_best answered {result!r}")
 
     async def hold_status(self, show_id: int, hold_id: str, now_ms: int | None = None) -> HoldRecord | None:
         result = await self.call("hold_status", show_id, hold_id, now_ms=now_ms)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from boxoffice.engine.errors import HoldNotActive, InvalidRequest, NotFound
-from boxoffice.engine.gateway import UNLOAD_DONE, UNLOAD_KEPT, ShowLoad, ShowScripts
+from boxoffice.engine.gateway import UNLOAD_DONE, UNLOAD_KEPT, BestRequest, ShowLoad, ShowScripts
 from boxoffice.engine.ids import is_grant_id
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD
 from boxoffice.engine.models import HoldStatus, SeatStatus
@@ -91,8 +91,10 @@ class Inventory:
         return ShowLoad(
             starts_at_ms=int(show.starts_at.timestamp() * 1000),
             status=show.status,
-            seats=[(seat.id, f"{seat.category}|{seat.row}|{places[seat.id]}|{seat.rank}") for seat in plan.seats],
+            seats=[(seat.id, f"{seat.category}|{seat.row}|{places[seat.id]}|{seat.rank}|{seat.kind}")
+                   for seat in plan.seats],
             booked=list(await catalog.booked_seats(show_id)),
+            no_stranded_seats=show.no_stranded_seats,
         )
 
     # -- seat map -----------------------------------------------------------------
@@ -149,6 +151,20 @@ class Inventory:
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
+                    held.now_ms)
+
+    async def hold_best(self, show_id: int, want: BestRequest, customer: str, now_ms: int | None = None,
+                        idempotency_key: str | None = None) -> Hold:
+        """Best available: finds and holds the best free seats for `want` in one script call
+        (lua/hold_best-8.lua), with every rule of an explicit hold; the hold's id is made as
+        for hold(), so a repeated request answers the hold its first run made."""
+        show = await self.ctx.catalog.show(show_id)
+        validate_best_request(want, set(show.prices))
+        hold_id = self.ctx.signer.new_hold_id(show_id, customer, idempotency_key)
+        held = await self.scripts.hold_best(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, want, now_ms)
+        if held.replayed:
+            return await self.hold_status(held.hold_id, now_ms)
+        return Hold(held.hold_id, show_id, list(held.seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
                     held.now_ms)
 
     def parse_hold_id(self, hold_id: str) -> int:
@@ -243,3 +259,18 @@ def validate_seat_list(seats: list[str], known: dict[str, Any]) -> None:
         problems.append({"field": "seats", "problem": f"not in this hall: {', '.join(unknown[:10])}"})
     if problems:
         raise InvalidRequest("the seat list is not valid", details=problems)
+
+
+SEAT_KINDS = ("standard", "wheelchair", "companion")
+
+
+def validate_best_request(want: BestRequest, categories: set[str]) -> None:
+    problems: list[dict[str, str]] = []
+    if not 1 <= want.count <= MAX_SEATS_PER_HOLD:
+        problems.append({"field": "count", "problem": f"must be 1 to {MAX_SEATS_PER_HOLD}"})
+    if want.category is not None and want.category not in categories:
+        problems.append({"field": "category", "problem": "not a price category of this show"})
+    if want.kind is not None and want.kind not in SEAT_KINDS:
+        problems.append({"field": "kind", "problem": f"one of {', '.join(SEAT_KINDS)}"})
+    if problems:
+        raise InvalidRequest("the request is not valid", details=problems)

@@ -13,6 +13,9 @@
 --   {-2, waitlist_length, possible, seat..} some seats not free: nothing held
 --   {-3, already_held}                      customer limit
 --   {-5, seat}                              a seat not in this hall
+--   {-12, seat}                             the show keeps no stranded seats (load_show's
+--                                           flag) and the hold would leave `seat` alone
+--                                           between taken seats, an aisle or a wall
 --   {-11, reason}                           the show sells nothing: "closed" or "started"
 -- Idempotent: a second run with the same hold id answers {2, ...} with the hold the
 -- first run made, whatever became of it since.
@@ -31,12 +34,7 @@ if stopped then return finish({-11, stopped}) end
 local seats = {}
 for i = 7, #ARGV do seats[#seats + 1] = ARGV[i] end
 
-local held = tonumber(redis.call('HGET', K_CUSTOMERS, customer) or '0')
--- (only waiting entries are in the waiters hash: none while the waitlist is empty)
-local waiting_entry = waitlist_length() > 0 and redis.call('HGET', K_WAITERS, customer)
-if waiting_entry then
-  held = held + tonumber(redis.call('HGET', entry_key(waiting_entry), 'count') or '0')
-end
+local held = seats_of_customer(customer)
 if held + #seats > tonumber(ARGV[6]) then
   return finish({-3, held})
 end
@@ -58,6 +56,11 @@ if #unavailable > 0 then
   local out = {-2, waitlist_length(), possible}
   for _, seat in ipairs(unavailable) do out[#out + 1] = seat end
   return finish(out)
+end
+
+if redis.call('HGET', K_META, 'no_stranded_seats') == '1' then
+  local stranded = stranded_by(seats)
+  if stranded then return finish({-12, stranded}) end
 end
 
 local expires = create_hold(ARGV[4], customer, seats, 'direct')

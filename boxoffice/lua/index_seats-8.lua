@@ -18,4 +18,6 @@ for i = 4, #ARGV do
   redis.call('HSET', K_SEAT_INDEX, ARGV[i], i - 4)
 end
 rebuild_status_map()
+-- The seats' positions changed: best.lua's parsed layout must be made again.
+redis.call('HSET', K_META, 'layout_stamp', 'i' .. redis.call('HINCRBY', K_META, 'index_epoch', '1'))
 return finish(#ARGV - 3)

@@ -51,6 +51,11 @@ export const api = {
   seatEventsUrl: (showId) => `/v1/shows/${enc(showId)}/seats/events`,
   hold: (showId, seats, customer) =>
     request("POST", `/v1/shows/${enc(showId)}/holds`, { body: { seats, customer } }),
+  // Best available: the service picks `count` seats side by side (docs/API.md).
+  holdBest: (showId, count, category, customer) =>
+    request("POST", `/v1/shows/${enc(showId)}/holds`, {
+      body: category ? { count, category, customer } : { count, customer },
+    }),
   getHold: (holdId) => request("GET", `/v1/holds/${enc(holdId)}`),
   release: (holdId) => request("DELETE", `/v1/holds/${enc(holdId)}`),
   confirm: (holdId, token, idempotencyKey) =>

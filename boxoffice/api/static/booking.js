@@ -26,6 +26,7 @@ export class ShowPage {
     this.step = "select";
     this.selected = new Set();
     this.pending = new Set(); // seats in a hold request still under way
+    this.picking = false; // a best-available request under way
     this.offerCount = 0;
     this.seatEvents = null;
     this.checkout = new Checkout(this);
@@ -45,6 +46,7 @@ export class ShowPage {
 
     $("customer").value = localStorage.getItem(CUSTOMER_KEY) || "";
     $("hold-button").addEventListener("click", () => this.holdSelection());
+    $("best-button").addEventListener("click", () => this.holdBest());
     $("soldout-join").addEventListener("click", () =>
       this.joinWaitlist(Number($("wait-count").value)),
     );
@@ -88,6 +90,8 @@ export class ShowPage {
       .filter(Boolean)
       .join(" · ");
     this.renderPrices();
+    const any = new Option("Any", "");
+    $("best-category").replaceChildren(any, ...show.prices.map((p) => new Option(p.category, p.category)));
     if (show.status === "closed") {
       this.say("This show has started or was closed: its seats can no longer be booked.", "error");
     }
@@ -181,8 +185,10 @@ export class ShowPage {
     $("selection-list").replaceChildren(...this.seatItems(ids));
     $("selection-empty").hidden = ids.length > 0;
     $("selection-total").textContent = ids.length ? `Total ${this.total(ids)}` : "";
-    $("hold-button").disabled = ids.length === 0 || this.pending.size > 0 || this.show?.status === "closed";
+    const busy = this.pending.size > 0 || this.picking;
+    $("hold-button").disabled = ids.length === 0 || busy || this.show?.status === "closed";
     $("hold-button").textContent = ids.length ? `Hold ${plural(ids.length, "seat")}` : "Hold seats";
+    $("best-button").disabled = busy || this.show?.status === "closed";
     const soldOut = this.counts?.available === 0 && ids.length === 0;
     $("soldout").hidden = !soldOut || this.show?.status === "closed";
   }
@@ -217,6 +223,39 @@ export class ShowPage {
       }
     } finally {
       this.pending.clear();
+      this.renderSelection();
+    }
+  }
+
+  // Best available: the service picks and holds the seats; the plan shows them as yours.
+  async holdBest() {
+    const customer = this.customer();
+    if (!customer) return;
+    const count = Number($("best-count").value);
+    if (!Number.isInteger(count) || count < 1 || count > MAX_SEATS) {
+      this.say(`Choose 1 to ${MAX_SEATS} seats.`, "error");
+      $("best-count").focus();
+      return;
+    }
+    const category = $("best-category").value;
+    this.picking = true;
+    this.renderSelection();
+    this.say("Finding the best seats…");
+    try {
+      const hold = await api.holdBest(this.showId, count, category, customer);
+      this.startPayment(hold);
+      this.say(`We picked ${this.seatNames(hold.seats)} for you: they are marked on the plan.`);
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "seats_unavailable") {
+        const kind = category ? `${category} ` : "";
+        const wanted = count === 1 ? `No ${kind}seat is` : `No ${count} ${kind}seats side by side are`;
+        this.say(`${wanted} free right now. Try fewer seats, another category, or pick seats on the plan.`,
+          "error");
+      } else {
+        this.say(error.message, "error");
+      }
+    } finally {
+      this.picking = false;
       this.renderSelection();
     }
   }

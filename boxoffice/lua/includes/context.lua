@@ -1,9 +1,11 @@
 -- Shared context of every show script. Every script of a show takes the same
 -- eight keys (all carrying the show's hash tag, so a script touches one slot):
 --   KEYS[1] meta       hash: loaded, starts_at (ms), status (open|closed), seat_count, fence,
---                      waitseq, wc:<category>
---   KEYS[2] layout     hash: seat -> "category|row|place|rank" (place: along the row, side by
---                      side seats consecutive, an aisle skips a place; rank: lower is a better seat)
+--                      waitseq, wc:<category>, layout_stamp and index_epoch (best.lua)
+--   KEYS[2] layout     hash: seat -> "category|row|place|rank|kind" (place: along the row, side
+--                      by side seats consecutive, an aisle skips a place; rank: lower is a better
+--                      seat, distinct per seat; kind: standard, wheelchair or companion; shows
+--                      loaded before kinds were kept have no "|kind": standard)
 --   KEYS[3] seats      hash: seat -> "h:<hold_id>" | "b:<booking_id>"; absent means free
 --   KEYS[4] deadlines  zset: hold_id -> deadline (ms, Redis clock)
 --   KEYS[5] customers  hash: customer -> seats held in this show

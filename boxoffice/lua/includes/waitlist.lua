@@ -10,6 +10,7 @@
 -- Entry hash (BASE .. 'entry:' .. id): customer, count, category ("" = any),
 -- arrival, status, created_at; once ended also ended_at, end_seq (a per-show
 -- counter: the order in which entries ended, for audits) and hold_id (granted).
+--@include best
 
 local function entry_key(entry_id) return BASE .. 'entry:' .. entry_id end
 
@@ -105,6 +106,18 @@ local function end_entry(entry_id, status, hold_id)
   QUEUE_CHANGED = true
 end
 
+-- Seats a customer holds in this show plus those of their waiting entry (the
+-- per-customer limit counts both).
+local function seats_of_customer(customer)
+  local held = tonumber(redis.call('HGET', K_CUSTOMERS, customer) or '0')
+  -- (only waiting entries are in the waiters hash: none while the waitlist is empty)
+  local waiting_entry = waitlist_length() > 0 and redis.call('HGET', K_WAITERS, customer)
+  if waiting_entry then
+    held = held + tonumber(redis.call('HGET', entry_key(waiting_entry), 'count') or '0')
+  end
+  return held
+end
+
 -- Is a free seat of this category kept for the queue (some waiting entry could use it)?
 local function reserved_for_queue(category)
   if waitlist_length() == 0 then return false end
@@ -127,11 +140,6 @@ local function reserved_categories()
   return out
 end
 
-local function parse_layout(info)
-  local category, row, number, rank = string.match(info, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
-  return category, row, tonumber(number), tonumber(rank)
-end
-
 -- Seat -> true for every seat held or booked (one read instead of one per seat).
 local function taken_seats()
   local taken = {}
@@ -140,7 +148,7 @@ local function taken_seats()
   return taken
 end
 
--- Free seats as records {id, category, row, number, rank}.
+-- Free seats as records {id, category}.
 local function free_seats()
   local taken = taken_seats()
   local layout = redis.call('HGETALL', K_LAYOUT)
@@ -148,47 +156,32 @@ local function free_seats()
   for i = 1, #layout, 2 do
     local seat = layout[i]
     if not taken[seat] then
-      local category, row, number, rank = parse_layout(layout[i + 1])
-      out[#out + 1] = {id = seat, category = category, row = row, number = number, rank = rank}
+      out[#out + 1] = {id = seat, category = string.match(layout[i + 1], '^([^|]*)')}
     end
   end
   return out
 end
 
--- The best block of `count` adjacent seats in one row (lowest rank sum; ties:
--- lower row label, then lower first number, so the choice is deterministic);
--- else the `count` best seats by rank.
-local function pick_seats(eligible, count)
-  local by_row = {}
+-- The seats granted to an entry: the best block of `count` seats among `eligible`
+-- (the free seats it may have), else its `count` best seats by rank; the same search
+-- and score as a hold by count (best.lua).
+-- free_ids: the seats free when the grants began (this call's own holds aside).
+local function pick_seats(eligible, count, free_ids)
+  local plan = show_plan()
+  local ids = plan.id
+  local allowed, anchors = {}, {}
   for _, s in ipairs(eligible) do
-    by_row[s.row] = by_row[s.row] or {}
-    table.insert(by_row[s.row], s)
+    allowed[s.id] = true
+    anchors[#anchors + 1] = plan.by_id[s.id]
   end
-  local best = nil
-  for row_label, row in pairs(by_row) do
-    table.sort(row, function(a, b) return a.number < b.number end)
-    for start = 1, #row - count + 1 do
-      if row[start + count - 1].number - row[start].number == count - 1 then
-        local score = 0
-        for k = start, start + count - 1 do score = score + row[k].rank end
-        local first = row[start].number
-        if best == nil or score < best.score
-            or (score == best.score and (row_label < best.row
-              or (row_label == best.row and first < best.first))) then
-          best = {score = score, row = row_label, first = first, seats = {}}
-          for k = start, start + count - 1 do best.seats[#best.seats + 1] = row[k].id end
-        end
-      end
-    end
+  local function accepts(_, seat) return allowed[ids[seat]] == true end
+  local function free(seat)
+    local mine = CHANGED_TO[ids[seat]]
+    if mine ~= nil then return mine == false end
+    return free_ids[ids[seat]] == true
   end
-  if best then return best.seats end
-  table.sort(eligible, function(a, b)
-    if a.rank ~= b.rank then return a.rank < b.rank end
-    return a.id < b.id
-  end)
-  local picked = {}
-  for k = 1, count do picked[k] = eligible[k].id end
-  return picked
+  return find_best(plan, anchors, false, count, true, accepts, free)
+    or find_best(plan, anchors, false, count, false, accepts, free)
 end
 
 -- Settle before granting: a show that started or closed grants nothing (settle_due
@@ -197,6 +190,8 @@ local function grant_waiters()
   if waitlist_length() == 0 or not_selling() then return end
   if tonumber(redis.call('HGET', K_STATS, 'free') or '0') <= 0 then return end
   local free = free_seats()
+  local free_ids = {}
+  for _, s in ipairs(free) do free_ids[s.id] = true end
   local claimed = {}
   local unclaimed = #free
   for _, entry_id in ipairs(redis.call('ZRANGE', K_WAITLIST, '0', '-1')) do
@@ -210,7 +205,7 @@ local function grant_waiters()
       end
     end
     if #eligible >= count then
-      local picked = pick_seats(eligible, count)
+      local picked = pick_seats(eligible, count, free_ids)
       -- The grant's hold id derives from the entry id: only the waiter knows it.
       local hold_id = 'G' .. string.sub(entry_id, 2)
       create_hold(hold_id, entry[1], picked, 'waitlist')

@@ -1,0 +1,65 @@
+-- hold_best: finds and holds the best free seats for one customer in one step
+-- ("best available", includes/best.lua), all or none.
+-- Input:
+--   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   ARGV[4]  hold id (unguessable, made by the engine)
+--   ARGV[5]  customer
+--   ARGV[6]  most seats one customer may hold in this show
+--   ARGV[7]  how many seats (1 to the most per hold, checked by the engine)
+--   ARGV[8]  price category, "" for any (a block never mixes categories)
+--   ARGV[9]  seat kind, "" for standard seats only (wheelchair and companion spaces
+--            are offered only to a request that names their kind)
+--   ARGV[10] "1": side by side in one row; "0": the best seats by rank, anywhere
+-- Output:
+--   {1, expires_at, now, seat..}            held: the chosen seats
+--   {2, expires_at, now, hold_id}           an earlier run made this hold (a retry with the
+--                                           same id): that hold
+--   {-1}                                    show not loaded
+--   {-2, waitlist_length, possible}         no choice fits: nothing held
+--   {-3, already_held}                      customer limit
+--   {-11, reason}                           the show sells nothing: "closed" or "started"
+-- Idempotent: a second run with the same hold id answers {2, ...} with the hold the
+-- first run made, whatever became of it since.
+--@include context
+--@include holds
+--@include waitlist
+--@include settle
+if not is_loaded() then return -1 end
+begin()
+settle_due()
+local customer = ARGV[5]
+local made = redis.call('HGET', hold_key(ARGV[4]), 'expires_at')
+if made then return finish({2, tonumber(made), NOW, ARGV[4]}) end
+local stopped = not_selling()
+if stopped then return finish({-11, stopped}) end
+local count = tonumber(ARGV[7])
+local held = seats_of_customer(customer)
+if held + count > tonumber(ARGV[6]) then
+  return finish({-3, held})
+end
+
+local category, kind = ARGV[8], ARGV[9] == '' and 'standard' or ARGV[9]
+-- A free seat a waiter could use is the queue's, not a newcomer's (waiters first,
+-- docs/DESIGN.md): asked once per category.
+local queue_keeps = {}
+local function accepts(plan, seat)
+  local seat_category = plan.cat[seat]
+  if (category ~= '' and seat_category ~= category) or plan.kind[seat] ~= kind then return false end
+  local kept = queue_keeps[seat_category]
+  if kept == nil then
+    kept = reserved_for_queue(seat_category)
+    queue_keeps[seat_category] = kept
+  end
+  return not kept
+end
+
+local stats = redis.call('HMGET', K_STATS, 'free', 'held')
+local seats = tonumber(stats[1]) >= count and choose_seats(count, ARGV[10] == '1', accepts)
+if not seats then
+  local possible = (tonumber(stats[1]) + tonumber(stats[2])) >= count and 1 or 0
+  return finish({-2, waitlist_length(), possible})
+end
+local expires = create_hold(ARGV[4], customer, seats, 'direct')
+local out = {1, expires, NOW}
+for _, seat in ipairs(seats) do out[#out + 1] = seat end
+return finish(out)
