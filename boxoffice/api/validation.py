@@ -15,7 +15,6 @@ from starlette.requests import Request
 from boxoffice.engine.admin import CinemaRequest, CityRequest, HallRequest, MovieRequest, SeatRequest, ShowRequest
 from boxoffice.engine.errors import InvalidRequest, PayloadTooLarge
 from boxoffice.engine.gateway import BestRequest
-from boxoffice.engine.inventory import SEAT_KINDS
 from boxoffice.engine.limits import (
     MAX_CUSTOMER_LENGTH,
     MAX_HALL_SEATS,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from boxoffice.engine.errors import HoldNotActive, InvalidRequest, NotFound
 from boxoffice.engine.gateway import UNLOAD_DONE, UNLOAD_KEPT, BestRequest, ShowLoad, ShowScripts
 from boxoffice.engine.ids import is_grant_id
-from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD
+from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD, SEAT_KINDS
 from boxoffice.engine.models import HoldStatus, SeatStatus
 
 if TYPE_CHECKING:
@@ -259,9 +259,6 @@ def validate_seat_list(seats: list[str], known: dict[str, Any]) -> None:
         problems.append({"field": "seats", "problem": f"not in this hall: {', '.join(unknown[:10])}"})
     if problems:
         raise InvalidRequest("the seat list is not valid", details=problems)
-
-
-SEAT_KINDS = ("standard", "wheelchair", "companion")
 
 
 def validate_best_request(want: BestRequest, categories: set[str]) -> None:
