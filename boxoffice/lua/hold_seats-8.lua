@@ -58,7 +58,7 @@ if #unavailable > 0 then
   return finish(out)
 end
 
-if redis.call('HGET', K_META, 'no_stranded_seats') == '1' then
+if NO_STRANDED then  -- read with the meta hash (context.lua, read_meta)
   local stranded = stranded_by(seats)
   if stranded then return finish({-12, stranded}) end
 end

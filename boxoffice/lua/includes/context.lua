@@ -56,11 +56,12 @@ local ENDED_ENTRIES
 local EXPIRED_LATE_MS, GRANT_WAITS_MS
 
 -- Read once per call, kept in locals (every show script needs them at least twice):
--- the show's `loaded` flag and start (ms, 0 when unknown; only load_show-8.lua sets
--- them, and it reads them first), the earliest hold deadline (nil: none), which every
+-- the show's `loaded` flag, start (ms, 0 when unknown), status (CLOSED) and whether
+-- explicit holds may strand a seat (NO_STRANDED; only load_show-8.lua and close_show-8.lua
+-- set these), the earliest hold deadline (nil: none), which every
 -- write to the deadlines zset updates (create_hold) or forgets (FIRST_DEADLINE_KNOWN),
 -- and the waitlist's length (waitlist.lua: adding or ending an entry forgets it).
-local LOADED, STARTS_AT, CLOSED
+local LOADED, STARTS_AT, CLOSED, NO_STRANDED
 local FIRST_DEADLINE, FIRST_DEADLINE_KNOWN
 local WAITING
 -- next_wake() when the call began (settle.lua).
@@ -81,7 +82,8 @@ local function start_call(keys, argv)
   TTL_MS = tonumber(argv[3])
   CHANGED, CHANGED_TO, QUEUE_CHANGED, ENDED_ENTRIES = {}, {}, false, {}
   EXPIRED_LATE_MS, GRANT_WAITS_MS = {}, {}
-  LOADED, STARTS_AT, CLOSED, FIRST_DEADLINE, FIRST_DEADLINE_KNOWN, WAITING = nil, nil, nil, nil, false, nil
+  LOADED, STARTS_AT, CLOSED, NO_STRANDED = nil, nil, nil, nil
+  FIRST_DEADLINE, FIRST_DEADLINE_KNOWN, WAITING = nil, false, nil
   START_WAKE = 0
 end
 
@@ -104,8 +106,9 @@ end
 
 local function read_meta()
   if STARTS_AT == nil then
-    local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at', 'status')
+    local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at', 'status', 'no_stranded_seats')
     LOADED, STARTS_AT, CLOSED = meta[1] == '1', tonumber(meta[2] or '0'), meta[3] == 'closed'
+    NO_STRANDED = meta[4] == '1'
   end
 end
 
