@@ -26,6 +26,8 @@ CUSTOMER_NUMBER: contextvars.ContextVar[int] = contextvars.ContextVar("customer_
 @dataclass(frozen=True)
 class Behaviour:
     best_seekers: float = 0.8  # share of customers who go for the best free block
+    # share of customers who let the service pick (a hold by count: no seat map read)
+    best_available_share: float = 0.0
     pay_share: float = 0.85  # share of holders who pay; the others walk away
     decline_first: float = 0.03  # share of payers whose first card is declined
     waitlist_share: float = 0.6  # share of refused customers who join the waitlist
@@ -68,6 +70,7 @@ class Tally:
     confirm_failed: int = 0
     seats_booked: int = 0
     transport_errors: int = 0
+    bytes_read: int = 0  # answer bodies, all customers, all endpoints
     max_ttl_s: int = 0
     sold_out_at: float | None = None
 
@@ -171,6 +174,7 @@ class Crowd:
         finally:
             self.slots.release()
         self.stats.record(endpoint, status, time.perf_counter() - began)
+        self.tally.bytes_read += len(answer) if answer else 0
         if raw:
             return status, answer
         return status, orjson.loads(answer) if answer else None
@@ -204,6 +208,48 @@ class Crowd:
         await self.call("GET", f"/v1/cities/{venue.city_id}/movies", "GET /v1/cities/{id}/movies")
         await self.call("GET", f"/v1/cities/{venue.city_id}/movies/{venue.movie_id}/shows",
                         "GET /v1/cities/{id}/movies/{id}/shows")
+        # Drawn apart from `rng`, so the other customers' choices stay as in a run without it.
+        by_count = random.Random(self.seed * 7_000_003 + number).random() < self.behaviour.best_available_share
+        if by_count:
+            size = rng.choice(SIZES)
+            hold = await self.hold_best_available(name, size)
+        else:
+            hold, size = await self.pick_and_hold(name, rng)
+        if hold is False:
+            return
+        if hold is None:
+            if rng.random() >= self.behaviour.waitlist_share:
+                self.tally.gave_up += 1
+                return
+            hold = await self.wait_in_line(name, size)
+            if hold is None:
+                return
+        await self.pay_or_walk_away(hold, rng)
+
+    async def hold_best_available(self, name: str, size: int) -> dict[str, Any] | bool | None:
+        """Asks the service for the best `size` seats side by side, then anywhere: the hold,
+        None when nothing fits (refused), False when the service answered otherwise."""
+        path = f"/v1/shows/{self.venue.show_id}/holds"
+        for together in (True, False):
+            status, body = await self.call("POST", path, "POST /v1/shows/{id}/holds (count)",
+                                           {"count": size, "customer": name, "together": together})
+            if status == 201:
+                self.tally.holds_granted += 1
+                return body  # type: ignore[no-any-return]
+            if status == 409 and body and body.get("error") == "seats_unavailable":
+                self.tally.holds_refused += 1
+                continue
+            if status == 429:
+                self.tally.holds_limited += 1
+            else:
+                self.tally.holds_failed += 1
+            return False
+        return None
+
+    async def pick_and_hold(self, name: str, rng: random.Random) -> tuple[dict[str, Any] | bool | None, int]:
+        """Reads the seat map, picks a block, holds it (up to `retries` tries): (the hold, None
+        when refused every time, or False when the service answered otherwise; the size)."""
+        venue = self.venue
         view = await self.seat_view()
         size = rng.choice(SIZES)
         hold: dict[str, Any] | None = None
@@ -228,15 +274,8 @@ class Crowd:
                 self.tally.holds_limited += 1
             else:
                 self.tally.holds_failed += 1
-            return
-        if hold is None:
-            if rng.random() >= self.behaviour.waitlist_share:
-                self.tally.gave_up += 1
-                return
-            hold = await self.wait_in_line(name, size)
-            if hold is None:
-                return
-        await self.pay_or_walk_away(hold, rng)
+            return False, size
+        return hold, size
 
     def pick(self, view: set[str], size: int, rng: random.Random) -> tuple[str, ...] | None:
         blocks = self.venue.blocks[size]

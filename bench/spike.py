@@ -141,7 +141,8 @@ async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
             await wait_until_listed(client, spike_show.city_id, spike_show.movie_id, spike_show.show_id)
             plan = (await client.get(f"/v1/shows/{spike_show.show_id}/seats")).json()["seats"]
             venue = Venue(spike_show.city_id, spike_show.movie_id, spike_show.show_id, len(plan), plan_blocks(plan))
-            behaviour = Behaviour(patience_s=args.patience_s, think_s=args.think_s, pay_share=args.pay_share)
+            behaviour = Behaviour(patience_s=args.patience_s, think_s=args.think_s, pay_share=args.pay_share,
+                                  best_available_share=args.best_available_share)
             crowd = Crowd(lean, venue, behaviour, args.concurrency, tag=uuid.uuid4().hex[:8], seed=args.seed)
             arrivals = sorted(random.Random(args.seed).uniform(0, args.arrival_s) for _ in range(args.customers))
             stop = asyncio.Event()
@@ -173,7 +174,10 @@ async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
         "hold_ttl_s": ttl,
         "endpoints": crowd.stats.summary(duration),
         "holds": {"granted": crowd.tally.holds_granted, "refused": crowd.tally.holds_refused,
-                  "limited": crowd.tally.holds_limited, "failed": crowd.tally.holds_failed},
+                  "limited": crowd.tally.holds_limited, "failed": crowd.tally.holds_failed,
+                  "refused_share": round(crowd.tally.holds_refused
+                                         / max(1, crowd.tally.holds_granted + crowd.tally.holds_refused), 3)},
+        "bytes_read_per_seat_sold": round(crowd.tally.bytes_read / max(1, crowd.tally.seats_booked)),
         "waitlist": {"joined": crowd.tally.waitlist_joined, "no_chance": crowd.tally.waitlist_no_chance,
                      "granted": crowd.tally.waitlist_granted, "left": crowd.tally.waitlist_left,
                      "impossible": crowd.tally.waitlist_impossible},
@@ -193,6 +197,8 @@ def print_report(result: dict[str, Any], stream: Any = sys.stdout) -> None:
     sold = result["time_to_sell_out_s"]
     w(f"time to sell out: {'not sold out' if sold is None else f'{sold} s'}\n")
     w(f"holds: {result['holds']}\nwaitlist: {result['waitlist']}\n")
+    w(f"seats sold: {result['tally']['seats_booked']}, bytes read per seat sold: "
+      f"{result['bytes_read_per_seat_sold']}\n")
     for check in result["audit"]["checks"]:
         detail = {k: v for k, v in check.items() if k not in {"name", "ok"}}
         w(f"audit {'PASS' if check['ok'] else 'FAIL'} {check['name']}: {detail}\n")
@@ -215,6 +221,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pay-share", type=float, default=0.85)
     p.add_argument("--think-s", type=float, default=0.5)
     p.add_argument("--patience-s", type=float, default=20.0, help="how long a waiter stays in line")
+    p.add_argument("--best-available-share", type=float, default=0.0,
+                   help="share of customers who hold by count (the service picks) instead of reading the map")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "spike.json")
     p.add_argument("--quiet", action="store_true", help="no progress display")
