@@ -47,10 +47,5 @@ if stopped then return finish({-11, stopped}) end
 if hold[1] == 'expired' then return finish({-7}) end
 if hold[1] == 'confirming' and tonumber(hold[6]) > NOW then return finish({-6}) end
 if hold[1] ~= 'active' and hold[1] ~= 'confirming' then return finish({-4, hold[1], hold[5] or ''}) end
-local fence = redis.call('HINCRBY', K_META, 'fence', '1')
-local pinned_until = NOW + tonumber(ARGV[5])
-redis.call('HSET', key, 'status', 'confirming', 'fence', fence, 'pinned_until', pinned_until,
-  'attempt', ARGV[6])
-redis.call('ZADD', K_DEADLINES, math.max(pinned_until, tonumber(hold[4])), ARGV[4])
-FIRST_DEADLINE_KNOWN = false
+local fence = pin_hold(ARGV[4], tonumber(hold[4]), tonumber(ARGV[5]), ARGV[6])
 return finish({1, fence, hold[2], hold[3], hold[4]})

@@ -53,10 +53,5 @@ if not pinnable then
   create_hold(ARGV[4], ARGV[7], seats, 'reclaimed', 0)
   hold[4] = redis.call('HGET', key, 'expires_at')
 end
-local fence = redis.call('HINCRBY', K_META, 'fence', '1')
-local pinned_until = NOW + tonumber(ARGV[6])
-redis.call('HSET', key, 'status', 'confirming', 'fence', fence, 'pinned_until', pinned_until,
-  'attempt', ARGV[8])
-redis.call('ZADD', K_DEADLINES, math.max(pinned_until, tonumber(hold[4])), ARGV[4])
-FIRST_DEADLINE_KNOWN = false
+local fence = pin_hold(ARGV[4], tonumber(hold[4]), tonumber(ARGV[6]), ARGV[8])
 return finish({1, fence})

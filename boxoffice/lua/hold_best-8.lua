@@ -28,10 +28,8 @@ if not is_loaded() then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
-local made = redis.call('HGET', hold_key(ARGV[4]), 'expires_at')
-if made then return finish({2, tonumber(made), NOW, ARGV[4]}) end
-local stopped = not_selling()
-if stopped then return finish({-11, stopped}) end
+local early = replayed_or_refused_hold(ARGV[4])
+if early then return finish(early) end
 local count = tonumber(ARGV[7])
 local held = seats_of_customer(customer)
 if held + count > tonumber(ARGV[6]) then

@@ -2,6 +2,29 @@
 
 local function hold_key(hold_id) return BASE .. 'hold:' .. hold_id end
 
+-- What a hold call answers before it looks at seats: the hold its id made already (the
+-- call sent again: {2, expires_at, now, hold_id}), or {-11, reason} when the show sells
+-- nothing; nil when neither.
+local function replayed_or_refused_hold(hold_id)
+  local made = redis.call('HGET', hold_key(hold_id), 'expires_at')
+  if made then return {2, tonumber(made), NOW, hold_id} end
+  local stopped = not_selling()
+  if stopped then return {-11, stopped} end
+  return nil
+end
+
+-- Pins a hold for one confirm attempt under a new fence: it cannot end before the pin does
+-- (its deadline is the later of its own and the pin's). Answers the fence.
+local function pin_hold(hold_id, expires_at, pin_ms, attempt)
+  local fence = redis.call('HINCRBY', K_META, 'fence', '1')
+  local pinned_until = NOW + pin_ms
+  redis.call('HSET', hold_key(hold_id), 'status', 'confirming', 'fence', fence, 'pinned_until', pinned_until,
+    'attempt', attempt)
+  redis.call('ZADD', K_DEADLINES, math.max(pinned_until, expires_at), hold_id)
+  FIRST_DEADLINE_KNOWN = false
+  return fence
+end
+
 -- ttl_ms: the hold time (nil: the show's, TTL_MS).
 local function create_hold(hold_id, customer, seats, source, ttl_ms)
   local mine = 'h:' .. hold_id
