@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import psycopg
-import yaml  # installed with schemathesis, a test dependency
+import yaml
 
 from tests.conftest import settings_on_empty_sales
 from tests.support.services import RedisServer, ServiceProcess, free_port, service_environment
