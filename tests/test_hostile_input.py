@@ -215,7 +215,7 @@ def answer_complete(raw: bytes) -> bool:
     return False
 
 
-# Issue 14, finding 7: the 413 of a large body on a kept-alive connection. The production
+# The 413 of a large body on a kept-alive connection reaches the client. The production
 # default first: `boxoffice serve` runs uvicorn.run's defaults, whose "auto" protocol is
 # httptools when installed (uvicorn/protocols/http/auto.py); then each protocol by name.
 SERVERS = {

@@ -1,4 +1,4 @@
-"""The reconciler (issue 14, finding 6): a failed payment stays under watch until the
+"""The reconciler: a failed payment stays under watch until the
 provider's answer is final or the settle window has passed, so a capture that lands after
 the first look is still refunded; and every age of a database row is measured on the
 database's clock, so an app clock ahead of or behind it changes nothing. On the real
