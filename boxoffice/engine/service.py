@@ -169,12 +169,29 @@ def start_background(ctx: Context) -> None:
     ctx.tasks.append(asyncio.create_task(metrics.sample_dependencies_forever(ctx), name="dependency-metrics"))
 
 
+# How long closing waits for a background task to end after each cancel.
+TASK_STOP_S = 2.0
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancels the background tasks and waits until they ended, cancelling again a task that
+    swallowed its cancel (asyncio.wait_for can, on Python 3.11), a few times at most."""
+    pending = {task for task in tasks if not task.done()}
+    for _ in range(5):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=TASK_STOP_S)
+    for task in pending:
+        log.error("background task %s would not stop", task.get_name())
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.warning("background task %s ended with %r", task.get_name(), task.exception())
+
+
 async def close_context(ctx: Context) -> None:
-    for task in ctx.tasks:
-        task.cancel()
-    for task in ctx.tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    await stop_tasks(ctx.tasks)
     await ctx.events.stop()
     await ctx.scripts.aclose()
     for client in {id(ctx.redis): ctx.redis, id(ctx.pubsub_redis): ctx.pubsub_redis}.values():

@@ -163,5 +163,8 @@ class Sweeper:
             except Exception as exc:  # Redis down: keep trying, quietly
                 log.warning("sweep failed (%s); retrying", exc)
                 await asyncio.sleep(1.0)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+            # arrives as the wake-up does, and the sweeper would outlive its service.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.ctx.settings.sweep_interval_s)
+                async with asyncio.timeout(self.ctx.settings.sweep_interval_s):
+                    await self._wake.wait()
