@@ -111,6 +111,26 @@ def customer_field(body: dict[str, Any], problems: list[dict[str, str]]) -> str:
     return value
 
 
+def count_field(body: dict[str, Any], problems: list[dict[str, str]], most: int, what: str) -> int:
+    """`count` from 1 to `most` (0 when it is not, with the problem noted)."""
+    count = body.get("count")
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)  # JSON has one number type: 2.0 is the integer 2 (JSON Schema agrees)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= most:
+        problems.append(problem("count", f"{what} from 1 to {most}"))
+        return 0
+    return count
+
+
+def category_field(body: dict[str, Any], problems: list[dict[str, str]]) -> str | None:
+    """An optional price category's name (whether the show has it, the engine knows)."""
+    category = body.get("category")
+    if category is not None and (not isinstance(category, str) or not CATEGORY.fullmatch(category)):
+        problems.append(problem("category", "a price category name such as \"standard\""))
+        return None
+    return category
+
+
 # Fields of a hold by count ("best available") besides count and customer.
 BEST_FIELDS = {"category", "kind", "together"}
 
@@ -159,16 +179,8 @@ def seat_list(seats: Any, problems: list[dict[str, str]]) -> list[str]:
 
 
 def best_request(body: dict[str, Any], problems: list[dict[str, str]]) -> BestRequest:
-    count = body.get("count")
-    if isinstance(count, float) and count.is_integer():
-        count = int(count)  # JSON has one number type: 2.0 is the integer 2 (JSON Schema agrees)
-    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_SEATS_PER_HOLD:
-        problems.append(problem("count", f"an integer from 1 to {MAX_SEATS_PER_HOLD}"))
-        count = 1
-    category = body.get("category")
-    if category is not None and (not isinstance(category, str) or not CATEGORY.fullmatch(category)):
-        problems.append(problem("category", "a price category name such as \"standard\""))
-        category = None
+    count = count_field(body, problems, MAX_SEATS_PER_HOLD, "an integer")
+    category = category_field(body, problems)
     kind = body.get("kind")
     if kind is not None and kind not in SEAT_KINDS:
         problems.append(problem("kind", f"one of {', '.join(SEAT_KINDS)}"))
@@ -177,7 +189,7 @@ def best_request(body: dict[str, Any], problems: list[dict[str, str]]) -> BestRe
     if not isinstance(together, bool):
         problems.append(problem("together", "true or false"))
         together = True
-    return BestRequest(int(count), category, kind, together)
+    return BestRequest(count, category, kind, together)
 
 
 def idempotency_key(headers: Mapping[str, str], problems: list[dict[str, str]], required: bool,
@@ -242,20 +254,12 @@ def waitlist_request(body: dict[str, Any], headers: Mapping[str, str] = NO_HEADE
     problems: list[dict[str, str]] = []
     key = creation_key(headers, problems)
     reject_unknown(body, {"count", "customer", "category"}, problems)
-    count = body.get("count")
-    if isinstance(count, float) and count.is_integer():
-        count = int(count)  # JSON has one number type: 2.0 is the integer 2 (JSON Schema agrees)
-    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_WAITLIST_COUNT:
-        problems.append(problem("count", f"required: an integer from 1 to {MAX_WAITLIST_COUNT}"))
-        count = 0
-    category = body.get("category")
-    if category is not None and (not isinstance(category, str) or not CATEGORY.fullmatch(category)):
-        problems.append(problem("category", "a price category name such as \"standard\""))
-        category = None
+    count = count_field(body, problems, MAX_WAITLIST_COUNT, "required: an integer")
+    category = category_field(body, problems)
     customer = customer_field(body, problems)
     if problems:
         raise InvalidRequest("the waitlist request is not valid", details=problems)
-    return customer, int(count), category, key
+    return customer, count, category, key
 
 
 # -- the admin API ---------------------------------------------------------------------
