@@ -18,7 +18,9 @@ from typing import Any, Protocol
 
 import psycopg
 
-CATEGORIES = ("standard", "premium", "vip")
+from boxoffice.engine.limits import SEAT_CATEGORIES
+
+CATEGORIES = SEAT_CATEGORIES  # every category a seat may have (engine/limits.py)
 BASE_PRICES = {"standard": 1100, "premium": 1450, "vip": 1900}
 SEAT_PITCH = 10  # plan units between seat centres
 AISLE_GAP = 10  # extra plan units where an aisle cuts a row
