@@ -4,7 +4,8 @@ BOXOFFICE_ADMIN_TOKEN the routes answer 404 as if they did not exist."""
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
@@ -22,6 +23,9 @@ from boxoffice.api.validation import (
 )
 from boxoffice.engine.errors import NotFound, Unauthorized
 from boxoffice.engine.limits import ADMIN_MAX_BODY_BYTES
+
+if TYPE_CHECKING:
+    from boxoffice.engine.admin import Admin
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -47,34 +51,26 @@ async def body_of(request: Request) -> dict[str, Any]:
     return await json_body(request, ADMIN_MAX_BODY_BYTES)
 
 
-async def create_city(request: Request) -> JSON:
-    who = operator(request)
-    city = city_request(await body_of(request))
-    return JSON(await engine_context(request).admin.create_city(who, city), status_code=201, headers=NO_STORE)
+def creating(parse: Callable[[dict[str, Any]], Any],
+             create: Callable[[Admin], Callable[[str, Any], Awaitable[dict[str, Any]]]],
+             ) -> Callable[[Request], Awaitable[JSON]]:
+    """The endpoint of one kind of thing an operator creates: the token first, then the
+    body parsed and validated, then the engine's `create` of it (201, the thing made)."""
+
+    async def endpoint(request: Request) -> JSON:
+        who = operator(request)
+        wanted = parse(await body_of(request))
+        made = await create(engine_context(request).admin)(who, wanted)
+        return JSON(made, status_code=201, headers=NO_STORE)
+
+    return endpoint
 
 
-async def create_cinema(request: Request) -> JSON:
-    who = operator(request)
-    cinema = cinema_request(await body_of(request))
-    return JSON(await engine_context(request).admin.create_cinema(who, cinema), status_code=201, headers=NO_STORE)
-
-
-async def create_hall(request: Request) -> JSON:
-    who = operator(request)
-    hall = hall_request(await body_of(request))
-    return JSON(await engine_context(request).admin.create_hall(who, hall), status_code=201, headers=NO_STORE)
-
-
-async def create_movie(request: Request) -> JSON:
-    who = operator(request)
-    movie = movie_request(await body_of(request))
-    return JSON(await engine_context(request).admin.create_movie(who, movie), status_code=201, headers=NO_STORE)
-
-
-async def create_show(request: Request) -> JSON:
-    who = operator(request)
-    show = show_request(await body_of(request))
-    return JSON(await engine_context(request).admin.create_show(who, show), status_code=201, headers=NO_STORE)
+create_city = creating(city_request, lambda admin: admin.create_city)
+create_cinema = creating(cinema_request, lambda admin: admin.create_cinema)
+create_hall = creating(hall_request, lambda admin: admin.create_hall)
+create_movie = creating(movie_request, lambda admin: admin.create_movie)
+create_show = creating(show_request, lambda admin: admin.create_show)
 
 
 async def close_show(request: Request) -> JSON:
