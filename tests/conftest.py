@@ -113,7 +113,7 @@ async def ctx(settings: Settings) -> AsyncIterator[Context]:
     context = await open_context(settings, background=False)
     await empty_embedded_sales(context)
     yield context
-    await context.redis.flushdb() if settings.embedded else await _drop_prefix(context)
+    await context.redis.flushdb() if settings.embedded else await drop_prefix(context)
     await close_context(context)
 
 
@@ -139,7 +139,9 @@ async def tuned(ctx: Context) -> AsyncIterator[Tuned]:
         await close_context(context)
 
 
-async def _drop_prefix(context: Context) -> None:
+async def drop_prefix(context: Context) -> None:
+    """Deletes every key of the context's prefix (on a cluster too: scan_iter visits every
+    primary, and delete splits its keys by slot)."""
     keys = [k async for k in context.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
     for i in range(0, len(keys), 500):
         await context.redis.delete(*keys[i : i + 500])

@@ -27,7 +27,7 @@ from boxoffice.engine.errors import SeatsUnavailable, WouldStrandSeat
 from boxoffice.engine.gateway import BestRequest, ShowLoad
 from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
-from tests.conftest import BOTH, ShowRef
+from tests.conftest import BOTH, ShowRef, drop_prefix
 from tests.support.best_model import Place, best_block, best_scattered, places_of
 
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100
@@ -119,12 +119,6 @@ def test_the_choice_is_the_models_best(settings: Settings) -> None:
         loop.run_until_complete(ctx.redis.flushdb() if settings.embedded else drop_prefix(ctx))
         loop.run_until_complete(close_context(ctx))
         loop.close()
-
-
-async def drop_prefix(ctx: Context) -> None:
-    keys = [k async for k in ctx.redis.scan_iter(match=f"{ctx.keys.prefix}:*", count=1000)]
-    for i in range(0, len(keys), 500):
-        await ctx.redis.delete(*keys[i:i + 500])
 
 
 def test_the_model_prefers_a_block_that_strands_nobody() -> None:

@@ -20,7 +20,7 @@ from boxoffice.engine.events import ShowChange
 from boxoffice.engine.models import HoldStatus, SeatStatus
 from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
-from tests.conftest import SALES_TABLES
+from tests.conftest import SALES_TABLES, drop_prefix
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 from tests.support.sales import audit, eventually, redis_now_ms
 
@@ -49,13 +49,6 @@ async def cctx(cluster: LocalCluster, database_url: str) -> AsyncIterator[Contex
     yield context
     await drop_prefix(context)
     await close_context(context)
-
-
-async def drop_prefix(context: Context) -> None:
-    # scan_iter visits every primary; delete splits its keys by slot.
-    keys = [k async for k in context.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
-    for i in range(0, len(keys), 500):
-        await context.redis.delete(*keys[i:i + 500])
 
 
 async def test_shows_spread_over_the_shards_and_each_show_stays_in_one_slot(

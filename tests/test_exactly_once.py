@@ -30,7 +30,7 @@ from boxoffice.engine import service
 from boxoffice.engine.errors import SeatsUnavailable, Unavailable
 from boxoffice.engine.models import HoldStatus
 from boxoffice.engine.service import Context, close_context, open_context
-from tests.conftest import ShowRef, pick_show, settings_on_empty_sales
+from tests.conftest import ShowRef, drop_prefix, pick_show, settings_on_empty_sales
 from tests.support.cluster import LocalCluster
 from tests.support.sales import audit, eventually
 from tests.support.services import RedisServer
@@ -72,20 +72,6 @@ async def ctx(request: pytest.FixtureRequest, database_url: str,
     with contextlib.suppress(Exception):
         await drop_prefix(context)
     await close_context(context)
-
-
-async def drop_prefix(ctx: Context) -> None:
-    if ctx.settings.redis_cluster:
-        for node in ctx.redis.get_primaries():
-            client = aioredis.Redis(host=node.host, port=node.port, decode_responses=True)
-            keys = [k async for k in client.scan_iter(match=f"{ctx.keys.prefix}:*", count=1000)]
-            for key in keys:
-                await client.delete(key)
-            await client.aclose()
-        return
-    keys = [k async for k in ctx.redis.scan_iter(match=f"{ctx.keys.prefix}:*", count=1000)]
-    if keys:
-        await ctx.redis.delete(*keys)
 
 
 @pytest.fixture
