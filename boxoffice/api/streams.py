@@ -33,11 +33,6 @@ FINAL_ENTRY_STATES = {EntryStatus.GRANTED, EntryStatus.IMPOSSIBLE, EntryStatus.C
 def _event(data: Any) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class SeatView:
     """One stream's picture of a show: each seat's own status and the categories the
     queue waits for. A free seat of a waited category is shown held: it is the queue's."""

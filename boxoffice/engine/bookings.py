@@ -411,7 +411,3 @@ def lost_sale_error(hold_status: str) -> BoxOfficeError:
         return Unavailable("the payment could not be completed in time and was refunded;"
                            " the hold is still active: try again")
     return HoldNotActive(f"the hold is {hold_status}; the payment was refunded", status=hold_status)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

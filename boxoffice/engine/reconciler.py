@@ -46,6 +46,7 @@ from sqlalchemy import bindparam, text
 from boxoffice.engine import metrics
 from boxoffice.engine.db import elapsed_s, is_sqlite
 from boxoffice.engine.errors import Unavailable
+from boxoffice.engine.gateway import text as reply_text
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import ChargeStatus, ProviderUnavailable
 
@@ -229,7 +230,7 @@ class Reconciler:
                 pipe.hget(ctx.keys.show_keys(show_id)[2], seat)
         marks = iter(await pipe.execute())
         for booking_id, (show_id, hold_id, seats) in unmarked.items():
-            current = [_text(next(marks)) for _ in seats]
+            current = [reply_text(next(marks)) for _ in seats]
             if all(mark == f"b:{booking_id}" for mark in current):
                 continue
             # A show Redis does not hold is loaded from PostgreSQL, bookings included.
@@ -237,7 +238,3 @@ class Reconciler:
                 report.redis_repaired += 1
                 metrics.integrity_violation("booking_unmarked")
         await self._set_marked(list(unmarked))
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -16,6 +16,7 @@ from boxoffice.engine.errors import (
     InvalidRequest,
     NotFound,
 )
+from boxoffice.engine.gateway import text
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_WAITLIST_COUNT
 from boxoffice.engine.models import EntryStatus
 
@@ -34,11 +35,6 @@ ETA_HOLDS_CACHED_SHOWS = 1000
 # Up to this many seats still needed the exact distribution is computed (0.6 ms at 40);
 # beyond, the normal approximation (whose median is the mean) is close and costs nothing.
 EXACT_UP_TO = 40
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
 
 def unpaid_share(holds_paid: int, holds_unpaid: int) -> float:
     """The share of holds expected to end unpaid: the show's measured share, smoothed."""
@@ -98,7 +94,7 @@ class HoldsAhead:
         holds = []
         for i in range(1, len(flat) - 1, 2):
             counts = {}
-            for part in _text(flat[i + 1]).split(","):
+            for part in text(flat[i + 1]).split(","):
                 category, _, n = part.partition("=")
                 counts[category] = int(n)
             holds.append((int(flat[i]), counts))
