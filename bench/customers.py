@@ -228,7 +228,15 @@ class Crowd:
 
     async def hold_best_available(self, name: str, size: int) -> dict[str, Any] | bool | None:
         """Asks the service for the best `size` seats side by side, then anywhere: the hold,
-        None when nothing fits (refused), False when the service answered otherwise."""
+        None when nothing fits (refused, or too few seats free to ask), False when the
+        service answered otherwise. Like a map reader who sees nothing free, it does not ask
+        for a hold when the counts (80 bytes, not the map) say too few seats are available."""
+        status, body = await self.call("GET", f"/v1/shows/{self.venue.show_id}/seats/counts",
+                                       "GET /v1/shows/{id}/seats/counts")
+        if status != 200:
+            return False
+        if body["counts"]["available"] < size:
+            return None
         path = f"/v1/shows/{self.venue.show_id}/holds"
         for together in (True, False):
             status, body = await self.call("POST", path, "POST /v1/shows/{id}/holds (count)",

@@ -38,7 +38,8 @@ async def test_a_city_lists_its_movies_and_their_cinemas_and_show_times(client: 
 
 
 @pytest.mark.parametrize("path", ["/v1/cities/999999/movies", "/v1/cities/1/movies/999999/shows",
-                                  "/v1/shows/999999", "/v1/shows/999999/seats"])
+                                  "/v1/shows/999999", "/v1/shows/999999/seats",
+                                  "/v1/shows/999999/seats/counts"])
 async def test_unknown_ids_answer_404_in_the_error_format(client: httpx.AsyncClient, path: str) -> None:
     answer = await client.get(path)
     assert answer.status_code == 404
@@ -65,8 +66,35 @@ async def test_the_seat_map_tells_every_seat_apart(client: httpx.AsyncClient, sh
     assert {s["kind"] for s in body["seats"]} == {"standard", "wheelchair", "companion"}
 
 
+async def test_the_counts_are_the_seat_maps_own_as_seats_are_held_and_booked(
+        client: httpx.AsyncClient, show: object) -> None:
+    show_id, seat_ids = show.show_id, show.seat_ids  # type: ignore[attr-defined]
+
+    async def both() -> tuple[dict[str, int], dict[str, int]]:
+        seat_map = (await client.get(f"/v1/shows/{show_id}/seats")).json()
+        answer = await client.get(f"/v1/shows/{show_id}/seats/counts")
+        assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+        assert answer.json()["show_id"] == str(show_id)
+        return answer.json()["counts"], seat_map["counts"]
+
+    counts, from_map = await both()
+    assert counts == from_map == {"available": len(seat_ids), "held": 0, "booked": 0}
+    held = await client.post(f"/v1/shows/{show_id}/holds", json={"seats": seat_ids[:3], "customer": "a@example.org"})
+    assert held.status_code == 201
+    counts, from_map = await both()
+    assert counts == from_map and counts["held"] == 3
+    booked = await client.post(f"/v1/holds/{held.json()['hold_id']}/confirm",
+                               json={"payment": {"method": "card", "token": "tok_ok"}},
+                               headers={"Idempotency-Key": "counts-test-key-0001"})
+    assert booked.status_code == 201
+    best = await client.post(f"/v1/shows/{show_id}/holds", json={"count": 4, "customer": "b@example.org"})
+    assert best.status_code == 201
+    counts, from_map = await both()
+    assert counts == from_map == {"available": len(seat_ids) - 7, "held": 4, "booked": 3}
+
+
 async def test_openapi_describes_every_browse_path(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     for path in ["/v1/cities", "/v1/cities/{city_id}/movies", "/v1/cities/{city_id}/movies/{movie_id}/shows",
-                 "/v1/shows/{show_id}", "/v1/shows/{show_id}/seats"]:
+                 "/v1/shows/{show_id}", "/v1/shows/{show_id}/seats", "/v1/shows/{show_id}/seats/counts"]:
         assert "get" in spec["paths"][path]

@@ -76,6 +76,7 @@ async def index(request: Request) -> Response:
 # same path except the GET/DELETE pairs, which stay together.
 hot_routes = [
     Route("/v1/shows/{show_id}/seats", tracked("seat_map", browse.seat_map), methods=["GET"]),
+    Route("/v1/shows/{show_id}/seats/counts", tracked("seat_counts", browse.seat_counts), methods=["GET"]),
     Route("/v1/shows/{show_id}/holds", tracked("hold", holds.create_hold), methods=["POST"]),
     Route("/v1/waitlist/{entry_id}", waitlist.status, methods=["GET"]),
     Route("/v1/waitlist/{entry_id}", tracked("waitlist_leave", waitlist.leave), methods=["DELETE"]),

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.responses import JSON
-from boxoffice.api.seatmap import SeatMapResponse, seat_map_body
+from boxoffice.api.seatmap import SeatMapResponse, seat_counts_body, seat_map_body
 from boxoffice.api.validation import path_id, query_date
 
 
@@ -39,3 +39,7 @@ async def show(request: Request) -> JSON:
 
 async def seat_map(request: Request) -> Response:
     return SeatMapResponse(await seat_map_body(engine_context(request), path_id(request, "show_id")))
+
+
+async def seat_counts(request: Request) -> Response:
+    return SeatMapResponse(await seat_counts_body(engine_context(request), path_id(request, "show_id")))

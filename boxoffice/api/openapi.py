@@ -210,6 +210,7 @@ SCHEMAS: dict[str, Any] = {
                 x=INT, y=INT, status={"type": "string", "enum": ["available", "held", "booked"]}),
     "SeatMap": obj(["show_id", "seats", "counts"], show_id=NUMERIC_ID, seats=array(ref("Seat")),
                    counts=ref("Counts")),
+    "SeatCounts": obj(["show_id", "counts"], show_id=NUMERIC_ID, counts=ref("Counts")),
     # Exactly one of the two: the seats named, or how many of the best ones (best available).
     "HoldRequest": {"oneOf": [ref("SeatsHoldRequest"), ref("BestHoldRequest")]},
     "SeatsHoldRequest": {**obj(["seats", "customer"],
@@ -275,6 +276,9 @@ PATHS: dict[str, Any] = {
     "/v1/shows/{show_id}/seats": {"get": get(
         "The seating plan with each seat's status", answer("200", ref("SeatMap"), "ok"),
         "404", "413", "422", "503", params=[SHOW_ID])},
+    "/v1/shows/{show_id}/seats/counts": {"get": get(
+        "How many seats are available, held and booked (the seat map's counts alone)",
+        answer("200", ref("SeatCounts"), "ok"), "404", "413", "422", "503", params=[SHOW_ID])},
     "/v1/shows/{show_id}/seats/events": {"get": get(
         "Live seat map (SSE): the whole map, then changes", SSE, "404", "413", "422", "503", params=[SHOW_ID])},
     "/v1/shows/{show_id}/holds": {"post": {
