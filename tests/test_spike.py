@@ -86,6 +86,25 @@ def test_a_small_spike_sells_every_seat_once_and_its_audit_passes(service: tuple
         db.close()
 
 
+def test_customers_holding_by_count_read_the_counts_first_and_the_audit_passes(
+        service: tuple[str, str, str, str], tmp_path: Path) -> None:
+    url, database_url, redis_url, prefix = service
+    out = tmp_path / "spike.json"
+    code = spike.main([url, "--database-url", database_url, "--redis-url", redis_url, "--key-prefix", prefix,
+                       "--customers", "200", "--seats", "60", "--arrival-s", "1", "--concurrency", "64",
+                       "--patience-s", "2", "--think-s", "0.2", "--best-available-share", "1", "--quiet",
+                       "--out", str(out)])
+    result = orjson.loads(out.read_bytes())
+    assert code == 0 and all(c["ok"] for c in result["audit"]["checks"]), result["audit"]
+    endpoints = result["endpoints"]
+    assert "GET /v1/shows/{id}/seats" not in endpoints  # nobody read the map
+    counts_read = endpoints["GET /v1/shows/{id}/seats/counts"]["count"]
+    by_count = endpoints["POST /v1/shows/{id}/holds (count)"]
+    assert by_count["statuses"].get("201", 0) == result["holds"]["granted"] > 0
+    # Each customer read the counts once and asked at most twice; most late ones never asked.
+    assert counts_read == 200 and by_count["count"] < counts_read
+
+
 def test_the_client_side_fairness_check_sees_a_waiter_overtaken() -> None:
     from bench.audit import client_side_fifo_violations
     from bench.customers import WaitRecord
