@@ -94,13 +94,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         url = postgres.create_database("bench")
 
-        async def migrate() -> None:
+        async def migrate_and_seed() -> None:
             engine = db.create_engine(Settings(redis_url=redis.url, database_url=url))
             await db.migrate(engine)
+            await seed.seed_demo(engine, 1, date.today())
             await engine.dispose()
 
-        asyncio.run(migrate())
-        seed.load(seed.PostgresSink(url), "demo", 1, date.today(), progress=False)
+        asyncio.run(migrate_and_seed())
         bench_db = BenchDb(url)
         shows = [create_spike_show(bench_db, 2000) for _ in range(args.hold_shows + 2)]
         city, movie = shows[0].city_id, shows[0].movie_id

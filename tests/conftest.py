@@ -52,13 +52,13 @@ def database_url() -> Iterator[str]:
     with temporary_database() as url:
         settings = Settings(redis_url="redis://unused", database_url=url)
 
-        async def migrate() -> None:
+        async def migrate_and_seed() -> None:
             engine = db.create_engine(settings)
             await db.migrate(engine)
+            await seed.seed_demo(engine, SEED, seed_start_date())
             await engine.dispose()
 
-        asyncio.run(migrate())
-        seed.load(seed.PostgresSink(url), "demo", SEED, seed_start_date(), progress=False)
+        asyncio.run(migrate_and_seed())
         yield url
 
 

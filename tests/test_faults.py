@@ -284,8 +284,8 @@ async def crashable_postgres(redis_server: RedisServer) -> AsyncIterator[tuple[T
 
         engine = db.create_engine(Settings(redis_url=redis_server.url, database_url=url))
         await db.migrate(engine)
+        await seed.seed_demo(engine, 7, seed_start_date())
         await engine.dispose()
-        seed.load(seed.PostgresSink(url), "demo", 7, seed_start_date(), progress=False)
         yield server, url
     finally:
         server.stop()

@@ -4,9 +4,11 @@ DBA would reject; the seed is deterministic; SQLite and PostgreSQL agree on the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -29,11 +31,19 @@ def migrate(url: str) -> list[str]:
     return asyncio.run(run())
 
 
+async def seed_through_admin(url: str, seed_value: int) -> dict[str, int]:
+    engine = db.create_engine(Settings(redis_url="redis://unused", database_url=url))
+    try:
+        return await seed.seed_demo(engine, seed_value, START)
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def seeded_pg() -> str:
     with temporary_database() as url:
         migrate(url)
-        seed.load(seed.PostgresSink(url), "demo", 3, START, progress=False)
+        asyncio.run(seed_through_admin(url, 3))
         yield url
 
 
@@ -157,8 +167,8 @@ async def test_sqlite_enforces_the_same_unique_seat_rule(tmp_path: Path) -> None
     path = tmp_path / "rule.sqlite3"
     engine = db.create_engine(Settings(redis_url=None, database_url=None, embedded_db_path=str(path)))
     await db.migrate(engine)
+    await seed.seed_demo(engine, 1, START)
     await engine.dispose()
-    seed.load(seed.SqliteSink(str(path)), "demo", 1, START, progress=False)
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA foreign_keys = ON")
     hall = conn.execute("SELECT hall_id FROM shows WHERE id = 1").fetchone()[0]
@@ -172,3 +182,39 @@ async def test_sqlite_enforces_the_same_unique_seat_rule(tmp_path: Path) -> None
         conn.execute("INSERT INTO booked_seats VALUES ('bk_aaaaaaaaaaaaaaaaaaaaaa', 1, ?, 'ZZ99', 1)", (hall,))
     conn.close()
 
+
+
+def test_the_generated_demo_never_puts_two_shows_in_one_hall_at_once() -> None:
+    tables: dict[str, list[tuple[Any, ...]]] = {}
+    for table, rows in seed.generate("demo", 1, START):
+        tables.setdefault(table, []).extend(rows)
+    runtime = {m[0]: m[2] for m in tables["movies"]}
+    by_hall: dict[int, list[tuple[datetime, datetime]]] = {}
+    for _, movie_id, hall_id, starts, _, _ in tables["shows"]:
+        by_hall.setdefault(hall_id, []).append((starts, starts + timedelta(minutes=runtime[movie_id])))
+    for spans in by_hall.values():
+        spans.sort()
+        assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+
+
+def test_the_seed_creates_through_the_admin_code_every_change_recorded(seeded_pg: str) -> None:
+    with psycopg.connect(seeded_pg) as conn:
+        changes = dict(conn.execute("SELECT action, count(*) FROM admin_changes WHERE token_name = 'seed'"
+                                    " GROUP BY action").fetchall())
+        made = {f"create_{thing}": conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+                for thing, table in [("city", "cities"), ("cinema", "cinemas"), ("hall", "halls"),
+                                     ("movie", "movies"), ("show", "shows")]}
+        assert changes == made
+        assert all(n > 0 for n in made.values())
+        # Each show's prices are those of its hall's categories, no more, no fewer.
+        mismatched = conn.execute(
+            "SELECT s.id FROM shows s WHERE"
+            " (SELECT array_agg(DISTINCT category ORDER BY category) FROM seats WHERE hall_id = s.hall_id)"
+            " <> (SELECT array_agg(category ORDER BY category) FROM show_prices WHERE show_id = s.id)").fetchall()
+        assert mismatched == []
+        overlapping = conn.execute(
+            "SELECT a.id, b.id FROM shows a JOIN movies ma ON ma.id = a.movie_id"
+            " JOIN shows b ON b.hall_id = a.hall_id AND a.id < b.id JOIN movies mb ON mb.id = b.movie_id"
+            " WHERE b.starts_at < a.starts_at + ma.runtime_min * interval '1 minute'"
+            " AND a.starts_at < b.starts_at + mb.runtime_min * interval '1 minute'").fetchall()
+        assert overlapping == []

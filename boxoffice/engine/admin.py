@@ -17,9 +17,9 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from boxoffice.engine.catalog import movie_json
+from boxoffice.engine.catalog import Catalog, movie_json
 from boxoffice.engine.db import as_utc, db_time, is_sqlite
 from boxoffice.engine.errors import InvalidRequest
 from boxoffice.engine.ids import random_part
@@ -90,9 +90,14 @@ def refused(field: str, text_: str) -> InvalidRequest:
     return InvalidRequest(f"{field}: {text_}", details=[{"field": field, "problem": text_}])
 
 
-class Admin:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+class CatalogChanges:
+    """Creates cities, cinemas, halls, movies and shows: the admin API's routes and the seed
+    command both create through here, so a seeded catalog passes the same checks and is
+    recorded the same way (under the name "seed")."""
+
+    def __init__(self, sql: AsyncEngine, catalog: Catalog) -> None:
+        self.sql = sql
+        self.catalog = catalog
         # SQLite has no advisory lock; it is one process (embedded mode).
         self._local = asyncio.Lock()
 
@@ -100,13 +105,13 @@ class Admin:
     async def _change(self, who: str, action: str) -> AsyncIterator[tuple[AsyncConnection, list[str]]]:
         """One transaction under the admin lock; the caller appends the target's id to the
         list, and the change is recorded in the same transaction."""
-        async with self._local, self.ctx.sql.begin() as conn:
+        async with self._local, self.sql.begin() as conn:
             if not is_sqlite(conn):
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ADMIN_LOCK_ID})
             target: list[str] = []
             yield conn, target
             await record(conn, who, action, target[0], target[1] if len(target) > 1 else "")
-        self.ctx.catalog.browse_cache.clear()
+        self.catalog.browse_cache.clear()
 
     @staticmethod
     async def _next_id(conn: AsyncConnection, kind: str) -> int:
@@ -201,7 +206,7 @@ class Admin:
             await conn.execute(text("INSERT INTO show_prices (show_id, category, amount) VALUES (:s, :c, :a)"),
                                [{"s": show_id, "c": c, "a": a} for c, a in show.prices.items()])
             target.append(str(show_id))
-        return (await self.ctx.catalog.show(show_id, fresh=True)).details
+        return (await self.catalog.show(show_id, fresh=True)).details
 
     async def _hall_free(self, conn: AsyncConnection, show: ShowRequest, runtime_min: int) -> None:
         """A hall shows one movie at a time: no other show of the hall may overlap this one
@@ -217,6 +222,15 @@ class Admin:
             if other_start < ends and other_start + timedelta(minutes=int(other_runtime)) > show.starts_at:
                 raise refused("starts_at", f"the hall is busy then: show {other_id} starts"
                                            f" {other_start.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+
+
+
+class Admin(CatalogChanges):
+    """The admin API's engine side: the catalog changes, closing a show, a show's report."""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx.sql, ctx.catalog)
+        self.ctx = ctx
 
     async def close_show(self, who: str, show_id: int, reason: str) -> dict[str, Any]:
         """Closes the show (engine/inventory.py): safe to repeat; answers it closed."""

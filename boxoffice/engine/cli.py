@@ -13,6 +13,8 @@ import tempfile
 import time
 from datetime import UTC, date, datetime
 
+from sqlalchemy import text
+
 from boxoffice import __version__
 from boxoffice.engine import db, seed
 from boxoffice.engine.settings import Settings
@@ -32,19 +34,30 @@ def _migrate(settings: Settings) -> None:
 
 def _seed(settings: Settings, scale: str, seed_value: int, start: date) -> None:
     _migrate(settings)
-    if settings.database_url is None:
-        if scale != "demo":
-            sys.exit("the capacity scale needs PostgreSQL: set DATABASE_URL")
-        sink: seed.Sink = seed.SqliteSink(settings.embedded_db_path)
-    else:
-        sink = seed.PostgresSink(settings.database_url)
-    if seed.has_catalog(sink):
-        sink.finish()
-        sys.exit("the database already holds a catalog; seed an empty database")
+    if settings.database_url is None and scale != "demo":
+        sys.exit("the capacity scale needs PostgreSQL: set DATABASE_URL")
     began = time.monotonic()
-    counts = seed.load(sink, scale, seed_value, start, progress=True)
+    if scale == "demo":
+        counts = asyncio.run(_seed_demo(settings, seed_value, start))
+    else:
+        sink = seed.PostgresSink(settings.database_url or "")
+        if seed.has_catalog(sink):
+            sink.finish()
+            sys.exit("the database already holds a catalog; seed an empty database")
+        counts = seed.load(sink, scale, seed_value, start, progress=True)
     summary = ", ".join(f"{n} {table}" for table, n in counts.items())
     print(f"seeded {scale} (seed {seed_value}) in {time.monotonic() - began:.1f}s: {summary}")
+
+
+async def _seed_demo(settings: Settings, seed_value: int, start: date) -> dict[str, int]:
+    engine = db.create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            if (await conn.execute(text("SELECT count(*) FROM cities"))).scalar_one() > 0:
+                sys.exit("the database already holds a catalog; seed an empty database")
+        return await seed.seed_demo(engine, seed_value, start)
+    finally:
+        await engine.dispose()
 
 
 def _prepare_metrics_dir() -> None:

@@ -1,23 +1,35 @@
 """Deterministic catalog generator: the same --seed and --start-date give the same data.
 
-`demo` is a small, friendly set; `capacity` matches the original capacity estimate
-(500 cities x 10 cinemas x 2,000 seats a cinema, 2 shows a day per hall) and is bulk
-loaded with COPY so it takes minutes, not hours.
+`demo` is a small, friendly set, created through the admin API's own code
+(create_through_admin): the seed command and the embedded first run make what an operator
+would, checked and recorded the same way. `capacity` matches the original capacity estimate
+(500 cities x 10 cinemas x 2,000 seats a cinema, 2 shows a day per hall) and is bulk loaded
+with COPY (`load`) so it takes minutes, not hours: a benchmark's catalog, not an operator's.
 """
 
 from __future__ import annotations
 
 import random
-import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from boxoffice.engine.admin import (
+    CatalogChanges,
+    CinemaRequest,
+    CityRequest,
+    HallRequest,
+    MovieRequest,
+    SeatRequest,
+    ShowRequest,
+)
+from boxoffice.engine.catalog import Catalog
 from boxoffice.engine.limits import SEAT_CATEGORIES
 
 CATEGORIES = SEAT_CATEGORIES  # every category a seat may have (engine/limits.py)
@@ -111,6 +123,15 @@ def hall_seats(hall_id: int, seat_target: int, rng: random.Random) -> list[tuple
     return seats
 
 
+CLEANING = timedelta(minutes=20)  # between a show's end and the next show in its hall
+
+
+def next_start(starts: datetime, runtime_min: int) -> datetime:
+    """When the hall's next show may start: after this one and the cleaning, on a quarter hour."""
+    free = starts + timedelta(minutes=runtime_min) + CLEANING
+    return free + timedelta(minutes=-free.minute % 15)
+
+
 def generate(scale_name: str, seed: int, start: date) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
     """Yields (table, rows) batches in foreign-key order."""
     scale = SCALES[scale_name]
@@ -150,17 +171,19 @@ def generate(scale_name: str, seed: int, start: date) -> Iterator[tuple[str, lis
                 seat_rows = hall_seats(hall_id, rng.randint(*scale.seats_per_hall), rng)
                 halls.append((hall_id, cinema_id, f"Hall {h + 1}", len(seat_rows)))
                 seats.extend(seat_rows)
+                categories = sorted({row[4] for row in seat_rows})  # the hall's: a price for each
                 for day in range(scale.days):
-                    first_hour = rng.choice((13, 14, 15, 16))
-                    for s in range(scale.shows_per_hall_per_day):
+                    # A hall shows one movie at a time: each show starts after the last one
+                    # ended and the hall was cleaned (the admin API refuses overlaps).
+                    starts = datetime(start.year, start.month, start.day, tzinfo=UTC) + timedelta(
+                        days=day, hours=rng.choice((13, 14, 15, 16)), minutes=rng.choice((0, 15, 30, 45)))
+                    for _ in range(scale.shows_per_hall_per_day):
                         show_id += 1
-                        starts = datetime(start.year, start.month, start.day, tzinfo=UTC) + \
-                            timedelta(days=day, hours=first_hour + 3 * s,
-                                      minutes=rng.choice((0, 15, 30, 45)))
                         movie_id = rng.randint(1, scale.movies)
                         shows.append((show_id, movie_id, hall_id, starts, "open", "EUR"))
                         bump = rng.choice((0, 0, 100, 200))
-                        prices.extend((show_id, cat, BASE_PRICES[cat] + bump) for cat in CATEGORIES)
+                        prices.extend((show_id, cat, BASE_PRICES[cat] + bump) for cat in categories)
+                        starts = next_start(starts, movies[movie_id - 1][2])
         yield "cinemas", [(cid, city[0], name, addr) for cid, name, addr in cinemas]
         yield "halls", halls
         yield "seats", seats
@@ -168,9 +191,66 @@ def generate(scale_name: str, seed: int, start: date) -> Iterator[tuple[str, lis
         yield "show_prices", prices
 
 
-class Sink(Protocol):
-    def write(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None: ...
-    def finish(self) -> None: ...
+SEED_OPERATOR = "seed"  # the name the seed's changes are recorded under (admin_changes)
+
+
+async def create_through_admin(changes: CatalogChanges, scale_name: str, seed: int, start: date,
+                               now: datetime | None = None) -> dict[str, int]:
+    """Creates the generated catalog with the admin API's own code (engine/admin.py), so the
+    seed passes the same checks as an operator's changes and is recorded the same way.
+    Shows that would start before `now` are left out: the admin API refuses them too.
+    Ids are the ones the admin code gives; they equal the generator's on an empty database."""
+    now = now or datetime.now(UTC)
+    counts = dict.fromkeys(TABLE_ORDER, 0)
+    made: dict[tuple[str, int], int] = {}  # (table, generated id) -> id given
+    halls: list[tuple[Any, ...]] = []
+    shows: list[tuple[Any, ...]] = []
+
+    async def create(table: str, generated_id: int, create_it: Any) -> None:
+        made[table, generated_id] = int((await create_it)["id"])
+        counts[table] += 1
+
+    for table, rows in generate(scale_name, seed, start):
+        if table == "cities":
+            for id_, name, country in rows:
+                await create(table, id_, changes.create_city(SEED_OPERATOR, CityRequest(name, country)))
+        elif table == "movies":
+            for id_, title, runtime, rating, released, genres in rows:
+                await create(table, id_, changes.create_movie(SEED_OPERATOR, MovieRequest(
+                    title, runtime, rating, date.fromisoformat(released), genres.split(","))))
+        elif table == "cinemas":
+            for id_, city_id, name, address in rows:
+                await create(table, id_, changes.create_cinema(
+                    SEED_OPERATOR, CinemaRequest(made["cities", city_id], name, address)))
+        elif table == "halls":
+            halls = list(rows)
+        elif table == "seats":
+            plans: dict[int, list[SeatRequest]] = {}
+            for hall_id, id_, row, number, category, kind, x, y in rows:
+                plans.setdefault(hall_id, []).append(SeatRequest(id_, row, number, x, y, category, kind))
+            for id_, cinema_id, name, _ in halls:
+                await create("halls", id_, changes.create_hall(
+                    SEED_OPERATOR, HallRequest(made["cinemas", cinema_id], name, plans[id_])))
+                counts["seats"] += len(plans[id_])
+        elif table == "shows":
+            shows = list(rows)
+        elif table == "show_prices":
+            prices: dict[int, dict[str, int]] = {}
+            for show_id, category, amount in rows:
+                prices.setdefault(show_id, {})[category] = amount
+            for id_, movie_id, hall_id, starts_at, _, currency in shows:
+                if starts_at <= now:
+                    continue
+                wanted = ShowRequest(made["halls", hall_id], made["movies", movie_id], starts_at, prices[id_],
+                                     currency, sale_opens_at=None, queue_order="arrival")
+                await create("shows", id_, changes.create_show(SEED_OPERATOR, wanted))
+                counts["show_prices"] += len(prices[id_])
+    return counts
+
+
+async def seed_demo(sql: AsyncEngine, seed: int, start: date) -> dict[str, int]:
+    """The demo catalog in the database behind `sql` (migrated, empty), through the admin code."""
+    return await create_through_admin(CatalogChanges(sql, Catalog(sql, 0)), "demo", seed, start)
 
 
 class PostgresSink:
@@ -190,34 +270,11 @@ class PostgresSink:
         self.conn.close()
 
 
-class SqliteSink:
-    def __init__(self, path: str) -> None:
-        self.conn = sqlite3.connect(path)
-        self.conn.execute("PRAGMA foreign_keys = ON")
-
-    def write(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        columns = TABLE_COLUMNS[table]
-        marks = ", ".join("?" for _ in columns)
-        prepared = [
-            tuple(v.strftime("%Y-%m-%d %H:%M:%S+00:00") if isinstance(v, datetime) else v
-                  for v in row)
-            for row in rows
-        ]
-        self.conn.executemany(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", prepared
-        )
-
-    def finish(self) -> None:
-        self.conn.commit()
-        self.conn.close()
+def has_catalog(sink: PostgresSink) -> bool:
+    return bool(sink.conn.execute("SELECT count(*) FROM cities").fetchone()[0] > 0)
 
 
-def has_catalog(sink: Sink) -> bool:
-    conn: Any = sink.conn  # type: ignore[attr-defined]
-    return conn.execute("SELECT count(*) FROM cities").fetchone()[0] > 0
-
-
-def load(sink: Sink, scale_name: str, seed: int, start: date, progress: bool = True) -> dict[str, int]:
+def load(sink: PostgresSink, scale_name: str, seed: int, start: date, progress: bool = True) -> dict[str, int]:
     counts = dict.fromkeys(TABLE_ORDER, 0)
     cities_total = SCALES[scale_name].cities
     cities_done = 0

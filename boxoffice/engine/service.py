@@ -131,7 +131,7 @@ async def prepare_embedded(sql: AsyncEngine) -> None:
     if not has_catalog:
         path = sql.url.database
         assert path is not None
-        seed.load(seed.SqliteSink(path), "demo", 1, datetime.now(UTC).date(), progress=False)
+        await seed.seed_demo(sql, 1, datetime.now(UTC).date())
         log.info("embedded database seeded with demo data at %s", path)
 
 
