@@ -339,9 +339,10 @@ async def test_a_show_made_by_the_api_sells_waits_confirms_and_closes(
 
 async def test_closing_a_show_under_load_stops_every_sale_and_leaves_the_books_straight(
         actx: Context, http: httpx.AsyncClient) -> None:
-    """50 clients hold, pay and wait on a show of 40 seats while it is closed: afterwards
-    every hold and confirm answers show_closed, every charge has its booking or refund, no
-    seat is held or awaited, and Redis shows booked exactly what PostgreSQL sold."""
+    """200 clients hold, pay and wait on a show of 40 seats while it is closed: afterwards
+    every hold, confirm and join answers show_closed, every charge has its booking or refund,
+    no seat is held or awaited, every waiter was told its entry ended, and Redis shows booked
+    exactly what PostgreSQL sold."""
     _, hall_id = await a_hall(http, plan("ABCDE", 8))
     show = await made(http, "shows", show_body(hall_id, await a_movie(http), tomorrow()))
     show_id = show["id"]
@@ -349,6 +350,7 @@ async def test_closing_a_show_under_load_stops_every_sale_and_leaves_the_books_s
     after_close: list[tuple[str, int, str]] = []
     seen: list[tuple[str, int, str]] = []
     seats = [f"{row}{n}" for row in "ABCDE" for n in range(1, 9)]
+    entries: list[str] = []
 
     async def client(n: int) -> None:
         who = f"load{n}@example.org"
@@ -370,7 +372,12 @@ async def test_closing_a_show_under_load_stops_every_sale_and_leaves_the_books_s
                 if sent_after:
                     after_close.append(("confirm", paid.status_code, paid.json().get("error", "")))
             elif held.status_code == 409 and held.json()["error"] == "seats_unavailable" and attempt % 5 == 0:
-                await http.post(f"/v1/shows/{show_id}/waitlist", json={"count": 1, "customer": who})
+                sent_after = closed.is_set()
+                joined = await http.post(f"/v1/shows/{show_id}/waitlist", json={"count": 1, "customer": who})
+                if joined.status_code == 201:
+                    entries.append(joined.json()["entry_id"])
+                if sent_after:
+                    after_close.append(("join", joined.status_code, joined.json().get("error", "")))
             await asyncio.sleep(0.01)
 
     async def close_midway() -> None:
@@ -383,10 +390,16 @@ async def test_closing_a_show_under_load_stops_every_sale_and_leaves_the_books_s
         assert answer.status_code == 200 and answer.json()["status"] == "closed"
         closed.set()
 
-    await asyncio.gather(close_midway(), *(client(n) for n in range(50)))
+    await asyncio.gather(close_midway(), *(client(n) for n in range(200)))
     assert after_close, "some requests came after the close"
     assert {(kind, status, code) for kind, status, code in after_close} <= {
-        ("hold", 409, "show_closed"), ("confirm", 409, "show_closed")}, after_close
+        ("hold", 409, "show_closed"), ("confirm", 409, "show_closed"), ("join", 409, "show_closed")}, after_close
+    assert entries, "some clients waited"
+    for entry_id in entries:  # every waiter told: no entry still waiting, none granted a live hold
+        entry = (await http.get(f"/v1/waitlist/{entry_id}")).json()
+        assert entry["status"] != "waiting", entry
+        if entry["status"] == "granted":
+            assert (await http.get(f"/v1/holds/{entry['hold']['hold_id']}")).json()["status"] != "active"
 
     async def settled() -> bool:
         await actx.reconciler.reconcile_once()
