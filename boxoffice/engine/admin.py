@@ -224,7 +224,6 @@ class CatalogChanges:
                                            f" {other_start.strftime('%Y-%m-%dT%H:%M:%SZ')}")
 
 
-
 class Admin(CatalogChanges):
     """The admin API's engine side: the catalog changes, closing a show, a show's report."""
 
