@@ -22,7 +22,7 @@ import orjson
 
 from bench.customers import Crowd, WaitRecord
 from bench.sqldb import BenchDb
-from boxoffice.engine.keys import Keys
+from boxoffice.engine.redis.keys import Keys
 
 
 @dataclass

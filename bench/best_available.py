@@ -27,9 +27,9 @@ import redis.asyncio as aioredis
 from boxoffice.engine import seed
 from boxoffice.engine.catalog import HallPlan, rank_seats
 from boxoffice.engine.errors import SeatsUnavailable
-from boxoffice.engine.gateway import BestRequest, ShowLoad, ShowScripts
-from boxoffice.engine.keys import Keys
-from boxoffice.engine.scripts import ScriptRunner
+from boxoffice.engine.redis.gateway import BestRequest, ShowLoad, ShowScripts
+from boxoffice.engine.redis.keys import Keys
+from boxoffice.engine.redis.scripts import ScriptRunner
 
 SEATS = 2000
 COUNT = 4

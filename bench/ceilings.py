@@ -1,7 +1,7 @@
 """Ceiling comparisons, each side measured in the same run, alternating, so a noisy machine
 moves both sides alike:
 
-  engine hold      Inventory.hold in-process   vs  redis-py EVALSHA of a trivial script
+  engine hold      Holds.hold in-process   vs  redis-py EVALSHA of a trivial script
   HTTP hold        POST /v1/shows/{id}/holds   vs  a bare Starlette endpoint making one Redis call
   seat map         GET /v1/shows/{id}/seats    vs  a bare endpoint answering the same bytes
   two workers      the HTTP hold path, uvicorn --workers 2 vs --workers 1: as they are, and
@@ -39,8 +39,8 @@ from bench.servers import uvicorn_app
 from bench.spike import RESULTS_DIR, machine, recorded_command, run_async
 from bench.sqldb import BenchDb
 from bench.stats import latency_summary
-from boxoffice.engine.service import close_context, open_context
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.wiring import close_context, open_context
 
 TRIVIAL_SCRIPT = "return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])"
 TWO_WORKERS_PREFIX = "w2"
@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     engine[label].append(run_async(engine_round(settings, seats.take(args.ops), args.concurrency)))
             for label, rounds in engine.items():
                 comparisons.append(compare(f"engine hold ({label})", rounds, baseline, 1.0,
-                                           "Inventory.hold, 1 seat", "redis-py EVALSHA trivial script"))
+                                           "Holds.hold, 1 seat", "redis-py EVALSHA trivial script"))
         if "http" in args.only:
             comparisons += http_comparisons(args, seats, service_env)
         if "best" in args.only:

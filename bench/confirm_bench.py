@@ -4,7 +4,7 @@
 
 Makes new shows in the bench hall (bench/catalog.py), holds N pairs of seats (not timed),
 then confirms every hold with `tok_ok` from C concurrent clients and times that. The
-service's own step timings (boxoffice_confirm_step_seconds on /metrics, boxoffice/engine/bookings.py)
+service's own step timings (boxoffice_confirm_step_seconds on /metrics, boxoffice/engine/confirm.py)
 are read before and after, so the figures split each confirm into its PostgreSQL, Redis
 and payment steps. Checks afterwards that every confirm booked and charged exactly once.
 The service should run with the abuse limits off (BOXOFFICE_RATE_HOLDS_PER_MIN=0
@@ -36,7 +36,7 @@ from bench.stats import latency_summary
 
 HALL_SEATS = 5000
 STEP_LINE = re.compile(r'^boxoffice_confirm_step_seconds_(sum|count)\{step="(\w+)"\} ([0-9.e+-]+)$', re.MULTILINE)
-# What each step is, for the table (boxoffice/engine/bookings.py times them).
+# What each step is, for the table (boxoffice/engine/confirm.py times them).
 STEPS = {
     "replay": "PostgreSQL: idempotency look-up",
     "pin": "Redis: confirm_begin (pin + fence)",

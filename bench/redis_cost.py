@@ -22,8 +22,8 @@ from pathlib import Path
 
 from bench.catalog import create_spike_show
 from bench.sqldb import BenchDb
-from boxoffice.engine.service import close_context, open_context
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.wiring import close_context, open_context
 
 
 def free_port() -> int:

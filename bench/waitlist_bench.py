@@ -38,7 +38,7 @@ from bench.catalog import create_spike_show
 from bench.spike import machine, run_async
 from bench.sqldb import BenchDb
 from bench.stats import latency_summary, percentile
-from boxoffice.engine.keys import Keys
+from boxoffice.engine.redis.keys import Keys
 
 RESULTS = Path(__file__).resolve().parent / "results" / "waitlist.json"
 

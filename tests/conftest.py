@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 from boxoffice.engine import seed
-from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.support.services import RedisServer, temporary_database
 
 SEED = 7

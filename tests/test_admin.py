@@ -17,8 +17,8 @@ from sqlalchemy import text
 
 from boxoffice.api.app import create_app
 from boxoffice.engine import db
-from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings, parse_admin_tokens
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.support.sales import audit
 from tests.support.services import RedisServer, temporary_database
 

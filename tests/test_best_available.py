@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from boxoffice.engine import seed
 from boxoffice.engine.catalog import HallPlan, rank_seats
 from boxoffice.engine.errors import SeatsUnavailable, WouldStrandSeat
-from boxoffice.engine.gateway import BestRequest, ShowLoad
-from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.redis.gateway import BestRequest, ShowLoad
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.conftest import BOTH, ShowRef, drop_prefix
 from tests.support.best_model import Place, best_block, best_scattered, places_of
 

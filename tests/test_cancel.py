@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from boxoffice.api.app import create_app
 from boxoffice.engine.db import as_utc
-from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.conftest import BOTH, ShowRef, pick_show
 from tests.support.sales import audit
 from tests.test_waitlist import customer, fill, small_show

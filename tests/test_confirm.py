@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import text
 
 from boxoffice.api.app import create_app
-from boxoffice.engine.bookings import PinLost
+from boxoffice.engine.confirm import PinLost
 from boxoffice.engine.errors import ScriptCode
-from boxoffice.engine.models import SeatStatus
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import Charge, ChargeStatus, ProviderUnavailable, SimulatedProvider
-from boxoffice.engine.service import Context
+from boxoffice.engine.statuses import SeatStatus
+from boxoffice.engine.wiring import Context
 from tests.conftest import BOTH, ShowRef, Tuned, pick_show
 from tests.support.providers import GATED
 from tests.support.sales import audit, eventually, redis_now_ms

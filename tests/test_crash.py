@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from boxoffice.engine.service import Context
+from boxoffice.engine.wiring import Context
 from tests.conftest import ShowRef
 from tests.support.crashable import Services
 from tests.support.sales import Audit, audit, eventually

@@ -26,10 +26,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from boxoffice.engine import service
+from boxoffice.engine import wiring
 from boxoffice.engine.errors import SeatsUnavailable, Unavailable
-from boxoffice.engine.models import HoldStatus
-from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.statuses import HoldStatus
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.conftest import ShowRef, drop_prefix, pick_show, settings_on_empty_sales
 from tests.support.cluster import LocalCluster
 from tests.support.sales import audit, eventually
@@ -60,7 +60,7 @@ async def ctx(request: pytest.FixtureRequest, database_url: str,
               monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Context]:
     """An engine whose Redis calls time out quickly, on one server (pipelining off: one call,
     one connection) or on the local cluster."""
-    monkeypatch.setattr(service, "REDIS_SOCKET_TIMEOUT_S", SOCKET_TIMEOUT_S)
+    monkeypatch.setattr(wiring, "REDIS_SOCKET_TIMEOUT_S", SOCKET_TIMEOUT_S)
     if request.param == "single":
         url = request.getfixturevalue("stallable").url
         settings = settings_on_empty_sales(url, database_url, "eo", redis_autopipeline=False)

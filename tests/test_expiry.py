@@ -25,12 +25,12 @@ from sqlalchemy import text
 
 from boxoffice.engine.db import db_time
 from boxoffice.engine.errors import HoldNotActive, SeatsUnavailable
-from boxoffice.engine.inventory import Hold
-from boxoffice.engine.models import HoldStatus
-from boxoffice.engine.notifications import CONFIG_NAME, ExpiryNotifications, enable_expired_events, merged_flags
-from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.holds import Hold
+from boxoffice.engine.redis.expiry_wakeups import CONFIG_NAME, ExpiryNotifications, enable_expired_events, merged_flags
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.statuses import HoldStatus
 from boxoffice.engine.sweeper import CLAIM_LEASE_MS, Sweeper
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.conftest import BOTH
 from tests.support.live import environment
 from tests.support.services import RedisServer, ServiceProcess
@@ -140,7 +140,7 @@ async def test_a_server_refusing_config_gets_one_warning_and_the_timer_still_fre
         settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     refusing = RedisServer.start(None, "--rename-command", "CONFIG", "")
     try:
-        with caplog.at_level(logging.WARNING, logger="boxoffice.engine.notifications"):
+        with caplog.at_level(logging.WARNING, logger="boxoffice.engine.redis.expiry_wakeups"):
             async with engine_process(settings.with_changes(redis_url=refusing.url, hold_ttl_s=1)) as ctx:
                 notifier_task = ctx.tasks[-1]
                 await asyncio.wait_for(notifier_task, 5)  # it gives up at once and says so
@@ -150,7 +150,7 @@ async def test_a_server_refusing_config_gets_one_warning_and_the_timer_still_fre
                 delays = await watch_expiry(ctx, [hold], 5)
                 assert delays[0] < 1000
         warnings = [r for r in caplog.records
-                    if r.name == "boxoffice.engine.notifications" and r.levelno >= logging.WARNING]
+                    if r.name == "boxoffice.engine.redis.expiry_wakeups" and r.levelno >= logging.WARNING]
         assert len(warnings) == 1 and "relies on the sweeper timer" in warnings[0].getMessage()
         assert "CONFIG refused" in warnings[0].getMessage()
     finally:
@@ -163,9 +163,9 @@ async def test_without_notifications_the_listener_warns_once_and_stops(
     changed = {"embedded": dict(redis_url=None, database_url=None), "cluster": dict(redis_cluster=True),
                "turned off": dict(keyspace_notifications=False)}[mode]
     notifier = ExpiryNotifications(SimpleNamespace(settings=settings.with_changes(**changed)))  # type: ignore[arg-type]
-    with caplog.at_level(logging.WARNING, logger="boxoffice.engine.notifications"):
+    with caplog.at_level(logging.WARNING, logger="boxoffice.engine.redis.expiry_wakeups"):
         await asyncio.wait_for(notifier.run_forever(), 1)
-    records = [r for r in caplog.records if r.name == "boxoffice.engine.notifications"]
+    records = [r for r in caplog.records if r.name == "boxoffice.engine.redis.expiry_wakeups"]
     assert [r.levelno for r in records] == [logging.WARNING]
     assert "relies on the sweeper timer" in records[0].getMessage()
     assert not notifier.enabled

@@ -19,9 +19,9 @@ from redis.crc import key_slot
 from sqlalchemy import text
 
 from boxoffice.engine import seed
-from boxoffice.engine.events import ShowChange
-from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.redis.pubsub import ShowChange
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.conftest import pick_show, seed_start_date, settings_on_empty_sales
 from tests.support import workers
 from tests.support.cluster import LocalCluster, shows_on_every_shard

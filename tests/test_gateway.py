@@ -1,4 +1,4 @@
-"""The script gateway (boxoffice/engine/gateway.py) against the scripts' own headers: every
+"""The script gateway (boxoffice/engine/redis/gateway.py) against the scripts' own headers: every
 script in boxoffice/lua has one gateway method; each method sends the keys and arguments
 the script's header documents (its Input); every return code a header documents (its
 Output) is a ScriptCode and the gateway answers it with a result or an engine error, never
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from boxoffice.engine.errors import BoxOfficeError, ScriptCode
-from boxoffice.engine.gateway import BestRequest, ShowLoad, ShowScripts
-from boxoffice.engine.keys import Keys
+from boxoffice.engine.redis.gateway import BestRequest, ShowLoad, ShowScripts
+from boxoffice.engine.redis.keys import Keys
 
 LUA = resources.files("boxoffice") / "lua"
 PACKAGE = Path(str(resources.files("boxoffice")))
@@ -143,4 +143,4 @@ def test_every_script_code_is_documented_by_some_script() -> None:
 def test_nothing_else_sends_a_script() -> None:
     senders = [path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")
                if re.search(r"\.fcall\(|scripts\.run\(|runner\.run\(", path.read_text())]
-    assert sorted(senders) == ["engine/gateway.py", "engine/scripts.py"], senders
+    assert sorted(senders) == ["engine/redis/gateway.py", "engine/redis/scripts.py"], senders

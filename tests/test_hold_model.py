@@ -31,9 +31,9 @@ from hypothesis.stateful import (
 
 from boxoffice.engine.errors import HoldNotActive, InvalidRequest, LimitExceeded, SeatsUnavailable
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD
-from boxoffice.engine.models import HoldStatus, SeatStatus
-from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.statuses import HoldStatus, SeatStatus
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.conftest import BOTH, ShowRef, empty_embedded_sales, pick_show
 
 TTL_S = 10

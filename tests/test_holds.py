@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from boxoffice.engine.errors import HoldNotActive, InvalidRequest, LimitExceeded, NotFound, SeatsUnavailable
-from boxoffice.engine.models import HoldStatus, SeatStatus
-from boxoffice.engine.service import Context
+from boxoffice.engine.statuses import HoldStatus, SeatStatus
+from boxoffice.engine.wiring import Context
 from tests.conftest import BOTH, ShowRef
 from tests.support.sales import eventually
 
@@ -99,7 +99,7 @@ async def test_a_hold_expires_at_its_deadline_even_without_a_sweeper(ctx: Contex
 
 
 async def test_the_sweeper_frees_seats_within_a_second_of_the_deadline(settings: object, show: ShowRef) -> None:
-    from boxoffice.engine.service import close_context, open_context
+    from boxoffice.engine.wiring import close_context, open_context
 
     ctx = await open_context(settings.with_changes(hold_ttl_s=1), background=False)  # type: ignore[attr-defined]
     try:

@@ -15,7 +15,7 @@ import pytest
 
 from boxoffice.engine import ids
 from boxoffice.engine.ids import BOOKING_PATTERN, ID_PATTERN, IdSigner
-from boxoffice.engine.service import Context
+from boxoffice.engine.wiring import Context
 from tests.conftest import ShowRef
 from tests.support.scene import Scene, make_scene
 from tests.support.state import nothing_changes

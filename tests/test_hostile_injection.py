@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from boxoffice.api.app import create_app
-from boxoffice.engine.service import Context
+from boxoffice.engine.wiring import Context
 from tests.conftest import ShowRef
 from tests.support import rawasgi
 from tests.support.scene import Scene, make_scene

@@ -20,7 +20,7 @@ from boxoffice.api.app import create_app
 from boxoffice.api.bodylimit import BodySizeLimit
 from boxoffice.api.validation import hold_request
 from boxoffice.engine.errors import InvalidRequest, PayloadTooLarge
-from boxoffice.engine.service import Context
+from boxoffice.engine.wiring import Context
 from tests.conftest import ShowRef, base_settings
 from tests.support import rawasgi
 from tests.support.live import LiveServer, serve

@@ -15,8 +15,8 @@ import pytest
 from starlette.requests import Request
 
 from boxoffice.api.app import create_app
-from boxoffice.engine.service import Context
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.wiring import Context
 from tests.conftest import ShowRef
 from tests.support import rawasgi
 

@@ -1,7 +1,7 @@
 """The fast paths stay exact: the seat map spliced from the status string (boxoffice/api/seatmap.py,
 boxoffice/lua/includes/statusmap.lua) against the seats hash itself, the scripts' function library
-(boxoffice/engine/scripts.py) loaded again by whoever finds it gone, and auto-pipelining
-(boxoffice/engine/autopipeline.py) answering every caller its own reply, through an error reply and a
+(boxoffice/engine/redis/scripts.py) loaded again by whoever finds it gone, and auto-pipelining
+(boxoffice/engine/redis/autopipeline.py) answering every caller its own reply, through an error reply and a
 dropped connection."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from boxoffice.engine.autopipeline import CLIENT_NAME, AutoPipeline
-from boxoffice.engine.service import Context
+from boxoffice.engine.redis.autopipeline import CLIENT_NAME, AutoPipeline
+from boxoffice.engine.wiring import Context
 from tests.conftest import BOTH, ShowRef
 from tests.support.services import RedisServer
 

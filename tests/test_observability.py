@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from boxoffice.engine.errors import BoxOfficeError
-from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.conftest import ShowRef, pick_show
 from tests.support.sales import redis_now_ms
 from tests.support.services import RedisServer, free_port

@@ -257,7 +257,7 @@ def test_the_installed_package_is_the_wheel_not_the_source_tree(installed: Insta
         "from importlib import metadata\n"
         "import boxoffice\n"
         "from boxoffice.api import app\n"
-        "from boxoffice.engine import db, scripts\n"
+        "from boxoffice.engine import db\nfrom boxoffice.engine.redis import scripts\n"
         "dist = metadata.distribution('boxoffice')\n"
         "print(json.dumps({'files': [boxoffice.__file__, str(app.STATIC), str(scripts.LUA_DIR), str(db.SQL_DIR),\n"
         "                            str(dist.locate_file(''))],\n"

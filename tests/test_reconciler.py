@@ -19,7 +19,7 @@ from sqlalchemy import text
 from boxoffice.engine.db import is_sqlite
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import Charge, ChargeStatus, SimulatedProvider
-from boxoffice.engine.service import Context
+from boxoffice.engine.wiring import Context
 from tests.conftest import BOTH, ShowRef, Tuned
 from tests.support.providers import GATED, GatedProvider
 from tests.support.sales import audit, eventually
@@ -299,7 +299,7 @@ async def test_an_app_clock_behind_the_database_still_finishes_what_was_cut_off(
 
 
 async def test_the_clock_tests_skew_the_clock_the_engine_reads(app_clock: Callable[[timedelta], None]) -> None:
-    from boxoffice.engine import bookings
+    from boxoffice.engine import confirm
 
     app_clock(HOUR)
-    assert bookings.datetime.now(tz=None) - datetime.now() > HOUR - timedelta(minutes=1)
+    assert confirm.datetime.now(tz=None) - datetime.now() > HOUR - timedelta(minutes=1)

@@ -17,9 +17,9 @@ from sqlalchemy import text
 from boxoffice.engine.catalog import HallPlan, Seat
 from boxoffice.engine.db import db_time
 from boxoffice.engine.errors import ShowClosed
-from boxoffice.engine.models import HoldStatus
-from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.statuses import HoldStatus
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.conftest import ShowRef, pick_show, settings_on_empty_sales
 from tests.support.sales import audit, eventually, redis_now_ms
 from tests.support.services import RedisServer

@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from boxoffice.engine.service import close_context, open_context
+from boxoffice.engine.wiring import close_context, open_context
 from tests.support.live import LiveServer, serve
 from tests.support.services import RedisServer
 from tests.support.state import State, difference, snapshot

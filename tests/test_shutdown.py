@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from boxoffice.engine.service import stop_tasks
+from boxoffice.engine.wiring import stop_tasks
 
 
 async def test_a_task_that_swallows_its_cancel_is_cancelled_again() -> None:

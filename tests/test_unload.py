@@ -23,9 +23,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from boxoffice.engine.db import db_time
-from boxoffice.engine.models import HoldStatus, SeatStatus
-from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.statuses import HoldStatus, SeatStatus
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.conftest import BOTH, SALES_TABLES, ShowRef, pick_show
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 
@@ -189,7 +189,7 @@ async def test_a_hold_still_live_at_the_end_of_the_grace_keeps_the_show(ctx: Con
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_hold_and_entry_hashes_go_in_batches(ctx: Context) -> None:
-    from boxoffice.engine import inventory
+    from boxoffice.engine import holds
 
     show = await pick_show(ctx)
     start = starts_ms((await ctx.catalog.show(show.show_id)).starts_at)
@@ -207,12 +207,12 @@ async def test_hold_and_entry_hashes_go_in_batches(ctx: Context) -> None:
         return await run(name, keys, args)
 
     ctx.scripts.run = counting  # type: ignore[method-assign]
-    original = inventory.UNLOAD_BATCH
-    inventory.UNLOAD_BATCH = 2
+    original = holds.UNLOAD_BATCH
+    holds.UNLOAD_BATCH = 2
     try:
         deleted = await ctx.inventory.unload(show.show_id, now_ms=start + ctx.settings.unload_after_s * 1000)
     finally:
-        inventory.UNLOAD_BATCH = original
+        holds.UNLOAD_BATCH = original
         ctx.scripts.run = run  # type: ignore[method-assign]
     assert calls == 3  # 2 + 2 + (1 and the show's keys)
     # the hold hashes, meta, layout, stats, and the status map and seat index load_show made

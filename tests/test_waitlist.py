@@ -1,7 +1,7 @@
 """The fair waitlist (docs/API.md, "Waitlist"; docs/WAITLIST.md): joining with a chance,
 grants inside the scripts that free seats, waiters first (docs/DESIGN.md), groups, categories,
 impossible, expiry at show start and leaving. Time moves with the scripts' now-ms
-override (Inventory.run(..., now_ms=...)), never with sleeps."""
+override (Holds.run(..., now_ms=...)), never with sleeps."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 
 from boxoffice.engine.catalog import HallPlan, Seat
 from boxoffice.engine.errors import AlreadyWaiting, EntryNotWaiting, NoChance, SeatsUnavailable, ShowClosed
-from boxoffice.engine.inventory import Hold
-from boxoffice.engine.models import HoldStatus, SeatStatus
-from boxoffice.engine.service import Context
+from boxoffice.engine.holds import Hold
+from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.waitlist import grant_hold_id
+from boxoffice.engine.wiring import Context
 from tests.conftest import BOTH, ShowRef, pick_show
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)

@@ -26,9 +26,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from boxoffice.engine.catalog import Seat
 from boxoffice.engine.errors import ScriptCode
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
-from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.waitlist import grant_hold_id
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.support.best_model import Place, best_block, best_scattered, places_of
 from tests.test_waitlist import SmallShow, book_in_redis, redis_now_ms, small_show
 

@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 
 from boxoffice.api.app import create_app
-from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.conftest import BOTH, ROOT
 from tests.support.services import free_port
 from tests.test_waitlist import book_in_redis, customer, fill, small_show
@@ -227,7 +227,7 @@ async def test_a_stream_served_by_another_process_hears_a_change_made_here(ctx: 
 
 
 def test_change_messages_parse_with_and_without_their_later_fields() -> None:
-    from boxoffice.engine.events import parse_message
+    from boxoffice.engine.redis.pubsub import parse_message
 
     change = parse_message("bo:show:{42}:changes", "1;A1=held,A2=available;*,vip;W42-a,W42-b")
     assert change is not None and change.show_id == 42 and change.queue_changed

@@ -20,11 +20,11 @@ from bench.loadgen import request_bytes, run_load
 from boxoffice.api import seatmap
 from boxoffice.api.app import create_app
 from boxoffice.api.hotpath import HotRoutes
-from boxoffice.engine.autopipeline import _pack_any, pack
 from boxoffice.engine.errors import NotFound
-from boxoffice.engine.events import CLIENT_NAME as EVENTS_CLIENT_NAME
-from boxoffice.engine.events import ShowChange
-from boxoffice.engine.service import Context, close_context, open_context
+from boxoffice.engine.redis.autopipeline import _pack_any, pack
+from boxoffice.engine.redis.pubsub import CLIENT_NAME as EVENTS_CLIENT_NAME
+from boxoffice.engine.redis.pubsub import ShowChange
+from boxoffice.engine.wiring import Context, close_context, open_context
 from tests.conftest import ShowRef
 from tests.support import rawasgi
 from tests.support.services import RedisServer

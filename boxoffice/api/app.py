@@ -30,8 +30,8 @@ from boxoffice.api.operations import tracked
 from boxoffice.api.responses import error, error_response
 from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.limits import ADMIN_MAX_BODY_BYTES
-from boxoffice.engine.service import Context, close_context, open_context
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.wiring import Context, close_context, open_context
 
 log = logging.getLogger("boxoffice.api")
 # The web page ships inside the package (package data).

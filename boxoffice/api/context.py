@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from boxoffice.engine.service import Context
+from boxoffice.engine.wiring import Context
 
 
 def engine_context(request: Request) -> Context:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from boxoffice.engine.errors import LimitExceeded
-from boxoffice.engine.service import Context
+from boxoffice.engine.wiring import Context
 
 WINDOW_MS = 60_000
 

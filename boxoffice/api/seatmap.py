@@ -16,10 +16,10 @@ import orjson
 from starlette.responses import Response
 
 from boxoffice.engine.catalog import HallPlan
-from boxoffice.engine.models import SeatStatus
+from boxoffice.engine.statuses import SeatStatus
 
 if TYPE_CHECKING:
-    from boxoffice.engine.service import Context
+    from boxoffice.engine.wiring import Context
 
 MAX_TEMPLATES = 4096
 MAX_SHOWS_REMEMBERED = 64  # per hall: the last rendered map of each show
@@ -46,7 +46,7 @@ class SeatMapTemplate:
         self.booked = variant(SeatStatus.BOOKED)
 
     def render(self, show_id: int, status_map: str, waited_categories: list[str]) -> bytes:
-        """status_map and waited_categories as Inventory.seat_state answers them."""
+        """status_map and waited_categories as Holds.seat_state answers them."""
         last = self.last.get(show_id)
         if last is not None and last[0] == status_map and last[1] == waited_categories:
             return last[2]

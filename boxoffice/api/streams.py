@@ -1,7 +1,7 @@
 """Server-Sent Events: live seat maps and waitlist entries. Each stream sends the whole
 current state first (so a reconnecting client resyncs), then every change; a comment
 line every 15 s keeps proxies from closing idle streams. Changes come from the show's
-pub/sub channel (engine/events.py), so a change made by any service process reaches
+pub/sub channel (engine/redis/pubsub.py), so a change made by any service process reaches
 every stream."""
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from boxoffice.api.context import engine_context
 from boxoffice.api.validation import opaque_id, path_id
 from boxoffice.engine.catalog import HallPlan
 from boxoffice.engine.errors import BoxOfficeError
-from boxoffice.engine.events import ShowChange
-from boxoffice.engine.models import EntryStatus, SeatStatus
-from boxoffice.engine.service import Context
+from boxoffice.engine.redis.pubsub import ShowChange
+from boxoffice.engine.statuses import EntryStatus, SeatStatus
+from boxoffice.engine.wiring import Context
 
 KEEPALIVE_S = 15.0
 # A waiter's stream reads its entry at most this often for changes of others (position, eta).

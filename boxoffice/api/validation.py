@@ -14,7 +14,6 @@ from starlette.requests import Request
 
 from boxoffice.engine.admin import CinemaRequest, CityRequest, HallRequest, MovieRequest, SeatRequest, ShowRequest
 from boxoffice.engine.errors import InvalidRequest, PayloadTooLarge
-from boxoffice.engine.gateway import BestRequest
 from boxoffice.engine.limits import (
     MAX_CUSTOMER_LENGTH,
     MAX_HALL_SEATS,
@@ -24,6 +23,7 @@ from boxoffice.engine.limits import (
     SEAT_CATEGORIES,
     SEAT_KINDS,
 )
+from boxoffice.engine.redis.gateway import BestRequest
 
 # Every pattern is matched whole (fullmatch: "$" would let a trailing newline through)
 # and ASCII only (no fullwidth digits or look-alike letters from other scripts).

@@ -25,7 +25,7 @@ from boxoffice.engine.errors import InvalidRequest
 from boxoffice.engine.ids import random_part
 
 if TYPE_CHECKING:
-    from boxoffice.engine.service import Context
+    from boxoffice.engine.wiring import Context
 
 # Any constant works; it only has to be the same in every service process.
 ADMIN_LOCK_ID = 0x626F6164
@@ -232,7 +232,7 @@ class Admin(CatalogChanges):
         self.ctx = ctx
 
     async def close_show(self, who: str, show_id: int, reason: str) -> dict[str, Any]:
-        """Closes the show (engine/inventory.py): safe to repeat; answers it closed."""
+        """Closes the show (engine/holds.py): safe to repeat; answers it closed."""
         released, cancelled = await self.ctx.inventory.close_show(show_id)
         async with self.ctx.sql.begin() as conn:
             await record(conn, who, "close_show", str(show_id),

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 from sqlalchemy import text
 
-from boxoffice.engine.bookings import fault_point
+from boxoffice.engine.confirm import fault_point
 from boxoffice.engine.db import elapsed_s
 from boxoffice.engine.errors import CancelTooLate, NotFound, Unavailable
 from boxoffice.engine.payments import ProviderUnavailable
 
 if TYPE_CHECKING:
-    from boxoffice.engine.service import Context
+    from boxoffice.engine.wiring import Context
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Engine errors: one class per contract error code. The scripts' negative return codes
-are mirrored in ScriptCode and turned into these in one place (boxoffice/engine/gateway.py)."""
+are mirrored in ScriptCode and turned into these in one place (boxoffice/engine/redis/gateway.py)."""
 
 from __future__ import annotations
 

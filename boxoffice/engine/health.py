@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 
 if TYPE_CHECKING:
-    from boxoffice.engine.service import Context
+    from boxoffice.engine.wiring import Context
 
 CHECK_TIMEOUT_S = 2.0
 

@@ -45,7 +45,7 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 if TYPE_CHECKING:
-    from boxoffice.engine.service import Context
+    from boxoffice.engine.wiring import Context
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 POOL_SAMPLE_INTERVAL_S = 1.0

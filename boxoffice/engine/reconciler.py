@@ -46,12 +46,12 @@ from sqlalchemy import bindparam, text
 from boxoffice.engine import metrics
 from boxoffice.engine.db import elapsed_s, is_sqlite
 from boxoffice.engine.errors import Unavailable
-from boxoffice.engine.gateway import text as reply_text
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import ChargeStatus, ProviderUnavailable
+from boxoffice.engine.redis.gateway import text as reply_text
 
 if TYPE_CHECKING:
-    from boxoffice.engine.service import Context
+    from boxoffice.engine.wiring import Context
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ dead sweeper's claims come back after the lease), runs lua/sweep-8 on each (idem
 several sweepers are harmless), and puts the show back under its next deadline, or drops
 it when the show went idle and nobody touched it meanwhile. Keyspace notifications of
 a per-show wake key, when the server allows them, wake the sweeper early
-(engine/notifications.py); a slow pass
+(engine/redis/expiry_wakeups.py); a slow pass
 over every loaded show is the last safety net, and drops the shows that started more than
 a grace ago from Redis."""
 
@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from boxoffice.engine.service import Context
+    from boxoffice.engine.wiring import Context
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Sweeper:
 
     async def full_pass(self, now_ms: int | None = None) -> int:
         """Safety net: visit every loaded show, indexed or not. A show that started more than
-        `unload_after_s` ago is unloaded instead (engine/inventory.py unload), so the loaded
+        `unload_after_s` ago is unloaded instead (engine/holds.py unload), so the loaded
         set holds only the shows still on sale or just played. now_ms (tests only) moves the
         clock of that decision; the sweep keeps Redis's."""
         ctx = self.ctx

@@ -16,12 +16,12 @@ from boxoffice.engine.errors import (
     InvalidRequest,
     NotFound,
 )
-from boxoffice.engine.gateway import text
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_WAITLIST_COUNT
-from boxoffice.engine.models import EntryStatus
+from boxoffice.engine.redis.gateway import text
+from boxoffice.engine.statuses import EntryStatus
 
 if TYPE_CHECKING:
-    from boxoffice.engine.service import Context
+    from boxoffice.engine.wiring import Context
 
 # The share of holds that end unpaid starts from this prior, worth PRIOR_WEIGHT ended
 # holds, and moves to the show's measured share as its holds end.

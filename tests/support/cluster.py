@@ -18,7 +18,7 @@ from redis.crc import key_slot
 from sqlalchemy import text
 
 from boxoffice.engine.db import db_time
-from boxoffice.engine.service import Context
+from boxoffice.engine.wiring import Context
 from tests.conftest import ShowRef
 
 PRIMARIES = 3

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from sqlalchemy import text
 
-from boxoffice.engine.service import Context
+from boxoffice.engine.wiring import Context
 
 T = TypeVar("T")
 

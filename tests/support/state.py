@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from boxoffice.engine.service import Context
+from boxoffice.engine.wiring import Context
 
 # Every table a request can write, with an order that makes the rows comparable.
 TABLES = {

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from boxoffice.engine.service import Context
+from boxoffice.engine.wiring import Context
 
 
 @dataclass

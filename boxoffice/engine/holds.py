@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from boxoffice.engine.errors import HoldNotActive, InvalidRequest, NotFound
-from boxoffice.engine.gateway import UNLOAD_DONE, UNLOAD_KEPT, BestRequest, ShowLoad, ShowScripts
 from boxoffice.engine.ids import is_grant_id
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD, SEAT_KINDS
-from boxoffice.engine.models import HoldStatus, SeatStatus
+from boxoffice.engine.redis.gateway import UNLOAD_DONE, UNLOAD_KEPT, BestRequest, ShowLoad, ShowScripts
+from boxoffice.engine.statuses import HoldStatus, SeatStatus
 
 if TYPE_CHECKING:
     from boxoffice.engine.catalog import HallPlan
-    from boxoffice.engine.service import Context
+    from boxoffice.engine.wiring import Context
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def _second_to_rfc3339(second: int) -> str:
 
 
 
-class Inventory:
+class Holds:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._loading: dict[int, asyncio.Future[None]] = {}

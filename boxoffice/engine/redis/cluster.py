@@ -80,7 +80,7 @@ class QueueingRedisCluster(RedisCluster):
 
 
 class ClusterPubSub:
-    """Stands in for a Redis client where only `pubsub()` is used (engine/events.py)."""
+    """Stands in for a Redis client where only `pubsub()` is used (engine/redis/pubsub.py)."""
 
     def __init__(self, cluster: RedisCluster, url: str, connect_timeout_s: float,
                  retry: Callable[[], Any]) -> None:

@@ -22,7 +22,7 @@ import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from boxoffice.engine.autopipeline import pack, tcp_options
+from boxoffice.engine.redis.autopipeline import pack, tcp_options
 
 log = logging.getLogger(__name__)
 

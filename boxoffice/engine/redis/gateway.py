@@ -10,7 +10,7 @@ script answers {result, next_wake, reindex, expired_late_ms, grant_waits_ms}
 the show's next wake earlier (reindex), the show's place in the sweep index is lowered
 at once, so expiry never waits for a later wake than the show needs.
 
-No call is ever sent twice by the client library (boxoffice/engine/service.py builds
+No call is ever sent twice by the client library (boxoffice/engine/wiring.py builds
 the clients without retries): each mutating script is idempotent by the id it acts on
 instead, so the caller (a customer retrying a 503, the reconciler) may repeat it safely."""
 
@@ -31,8 +31,8 @@ from boxoffice.engine.errors import (
     ShowClosed,
     WouldStrandSeat,
 )
-from boxoffice.engine.keys import Keys
-from boxoffice.engine.scripts import ScriptRunner
+from boxoffice.engine.redis.keys import Keys
+from boxoffice.engine.redis.scripts import ScriptRunner
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from boxoffice.engine.autopipeline import AutoPipeline
+from boxoffice.engine.redis.autopipeline import AutoPipeline
 
 # The scripts ship inside the package (package data), found wherever it is installed.
 LUA_DIR = resources.files("boxoffice") / "lua"
@@ -90,7 +90,7 @@ def function_missing(error: Exception) -> bool:
 class ScriptRunner:
     """Runs our scripts on a redis.asyncio client (single server or cluster). With
     `autopipeline` (a single server over TCP) the calls of concurrent requests share
-    pipelined writes on one connection (engine/autopipeline.py) instead of the pool."""
+    pipelined writes on one connection (engine/redis/autopipeline.py) instead of the pool."""
 
     def __init__(self, redis: Any, autopipeline: bool = False) -> None:
         self.redis = redis

@@ -36,7 +36,7 @@ class Keys:
 
     def wake(self, show_id: int) -> str:
         """A marker key that expires at the show's next deadline: its `expired` keyspace
-        event wakes the sweepers (engine/notifications.py)."""
+        event wakes the sweepers (engine/redis/expiry_wakeups.py)."""
         return self.show_base(show_id) + "wake"
 
     def changes_channel(self, show_id: int) -> str:

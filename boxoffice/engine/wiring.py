@@ -14,18 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boxoffice.engine import db, metrics
 from boxoffice.engine.admin import Admin
-from boxoffice.engine.bookings import Bookings
 from boxoffice.engine.cancellations import Cancellations
 from boxoffice.engine.catalog import Catalog
-from boxoffice.engine.events import EventHub
-from boxoffice.engine.gateway import ShowScripts
+from boxoffice.engine.confirm import Bookings
+from boxoffice.engine.holds import Holds
 from boxoffice.engine.ids import IdSigner
-from boxoffice.engine.inventory import Inventory
-from boxoffice.engine.keys import Keys
-from boxoffice.engine.notifications import ExpiryNotifications
 from boxoffice.engine.payments import PaymentProvider, load_provider
 from boxoffice.engine.reconciler import Reconciler
-from boxoffice.engine.scripts import ScriptRunner
+from boxoffice.engine.redis.expiry_wakeups import ExpiryNotifications
+from boxoffice.engine.redis.gateway import ShowScripts
+from boxoffice.engine.redis.keys import Keys
+from boxoffice.engine.redis.pubsub import EventHub
+from boxoffice.engine.redis.scripts import ScriptRunner
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.sweeper import Sweeper
 from boxoffice.engine.waitlist import Waitlist
@@ -64,7 +64,7 @@ def make_redis(settings: Settings) -> tuple[Any, Any]:
     assert settings.redis_url is not None
     timeouts = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S, "socket_timeout": REDIS_SOCKET_TIMEOUT_S}
     if settings.redis_cluster:
-        from boxoffice.engine.redis_cluster import make_cluster_clients
+        from boxoffice.engine.redis.cluster import make_cluster_clients
 
         return make_cluster_clients(settings.redis_url, settings.redis_pool_size, _no_retry(), _no_retry,
                                     REDIS_CONNECT_TIMEOUT_S, REDIS_SOCKET_TIMEOUT_S)
@@ -93,7 +93,7 @@ class Context:
     payments: PaymentProvider
     events: EventHub
     gateway: ShowScripts = field(init=False)
-    inventory: Inventory = field(init=False)
+    inventory: Holds = field(init=False)
     bookings: Bookings = field(init=False)
     cancellations: Cancellations = field(init=False)
     admin: Admin = field(init=False)
@@ -107,7 +107,7 @@ class Context:
         self.gateway = ShowScripts(self.scripts, self.keys, self.hold_ttl_ms,
                                    load_missing=lambda show_id: self.inventory.load_show(show_id),
                                    on_earlier_wake=lambda show_id, wake: self.sweeper.index(show_id, wake))
-        self.inventory = Inventory(self)
+        self.inventory = Holds(self)
         self.bookings = Bookings(self)
         self.cancellations = Cancellations(self)
         self.admin = Admin(self)

@@ -40,15 +40,15 @@ from boxoffice.engine.errors import (
     ShowClosed,
     Unavailable,
 )
-from boxoffice.engine.gateway import Pin, PinRefused
 from boxoffice.engine.ids import is_booking_id, is_grant_id, new_attempt_id, new_booking_id
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
 from boxoffice.engine.payment_records import PaymentRecord, PaymentRecords, PaymentStatus
 from boxoffice.engine.payments import ChargeStatus, ProviderUnavailable
+from boxoffice.engine.redis.gateway import Pin, PinRefused
 from boxoffice.engine.sales import Sale, SaleWriter
 
 if TYPE_CHECKING:
-    from boxoffice.engine.service import Context
+    from boxoffice.engine.wiring import Context
 
 log = logging.getLogger(__name__)
 
