@@ -7,7 +7,7 @@ scripts' now-ms override, never with sleeps."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,7 +15,7 @@ import pytest
 
 from boxoffice.engine.errors import AlreadyQueued, PassRequired, QueueNotOpen, SaleNotOpen, ShowClosed
 from boxoffice.engine.redis.gateway import BestRequest
-from boxoffice.engine.wiring import Context, open_context
+from boxoffice.engine.wiring import Context
 from tests.test_admin import (
     a_hall,
     a_movie,
@@ -183,13 +183,6 @@ async def test_shuffle_before_open_draws_one_order_and_later_joins_follow_in_arr
     assert positions[:40] != list(range(1, 41))  # shuffled (1 chance in 40! of failing)
 
 
-def _unused(*_: Any) -> None:
-    return None
-
-
-__unused__ = (asyncio, timedelta, open_context, admin_settings, _unused)
-
-
 # -- hostile passes ----------------------------------------------------------------------
 
 
@@ -294,17 +287,17 @@ async def test_two_thousand_clients_join_at_once_and_are_admitted_in_the_policys
         for s in states:
             by_id[s["ticket_id"]] = s
 
-        async def shop(ticket: dict[str, Any]) -> None:
+        async def shop(ticket: dict[str, Any], at: int) -> None:
             with pytest.raises(PassRequired):  # without the pass: refused
-                await actx.inventory.hold_best(show_id, BestRequest(1), ticket["customer"], now_ms=now)
+                await actx.inventory.hold_best(show_id, BestRequest(1), ticket["customer"], now_ms=at)
             try:
-                hold = await actx.inventory.hold_best(show_id, BestRequest(1), ticket["customer"], now_ms=now,
+                hold = await actx.inventory.hold_best(show_id, BestRequest(1), ticket["customer"], now_ms=at,
                                                       queue_pass=ticket["pass"]["token"])
                 holds.append(hold.hold_id)
             except Exception as exc:  # seats gone: the pass stays unused
                 assert type(exc).__name__ == "SeatsUnavailable", exc
 
-        await asyncio.gather(*(shop(t) for t in newly))
+        await asyncio.gather(*(shop(t, now) for t in newly))
         if len(holds) == 100:
             break
     assert len(holds) == 100
