@@ -21,7 +21,6 @@ from tests.test_admin import (
     a_movie,
     actx,
     admin_database,
-    admin_settings,
     auth,
     http,
     made,
