@@ -275,7 +275,7 @@ async def test_an_app_clock_behind_the_database_still_finishes_what_was_cut_off(
 
         held = await context.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
         with monkeypatch.context() as patch:
-            patch.setattr(context.bookings, "mark_booked", no_mark)
+            patch.setattr(context.confirmations, "mark_booked", no_mark)
             booking = await context.confirmations.confirm(held.hold_id, "key-1", "tok_ok")
         assert (await audit(context)).problems, "Redis does not show the sale"
         payment = await only_payment(context)
