@@ -67,7 +67,7 @@ class Holds:
     the gateway, and turns their answers into Hold values or engine errors."""
 
     def __init__(self, gateway: ShowScripts, catalog: Catalog, signer: IdSigner, bookings: Bookings) -> None:
-        self.scripts = gateway
+        self.gateway = gateway
         self.catalog = catalog
         self.signer = signer
         self.bookings = bookings
@@ -82,13 +82,13 @@ class Holds:
         if plan is None:
             plan = await self.catalog.hall_plan((await self.catalog.show(show_id)).hall_id)
         for _ in range(3):
-            status_map, waited, held, booked = await self.scripts.seat_status(show_id, now_ms)
+            status_map, waited, held, booked = await self.gateway.seat_status(show_id, now_ms)
             if (isinstance(status_map, str) and len(status_map) == len(plan.seats)
                     and status_map.count("h") == held and status_map.count("b") == booked):
                 return status_map, waited
             # Not numbered yet, numbered for another plan, or drifted from the seats hash:
             # number the seats in plan order and rebuild the string from the hash.
-            await self.scripts.index_seats(show_id, [seat.id for seat in plan.seats], now_ms)
+            await self.gateway.index_seats(show_id, [seat.id for seat in plan.seats], now_ms)
         raise RuntimeError(f"show {show_id}: the seat status map would not build")
 
     async def seat_statuses(self, show_id: int, now_ms: int | None = None) -> dict[str, SeatStatus]:
@@ -122,7 +122,7 @@ class Holds:
         plan = await self.catalog.hall_plan(show.hall_id)
         validate_seat_list(seats, plan.by_id)
         hold_id = self.signer.new_hold_id(show_id, customer, idempotency_key)
-        held = await self.scripts.hold_seats(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, seats, now_ms)
+        held = await self.gateway.hold_seats(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, seats, now_ms)
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
@@ -136,7 +136,7 @@ class Holds:
         show = await self.catalog.show(show_id)
         validate_best_request(want, set(show.prices))
         hold_id = self.signer.new_hold_id(show_id, customer, idempotency_key)
-        held = await self.scripts.hold_best(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, want, now_ms)
+        held = await self.gateway.hold_best(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, want, now_ms)
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(held.seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
@@ -150,7 +150,7 @@ class Holds:
 
     async def hold_status(self, hold_id: str, now_ms: int | None = None) -> Hold:
         show_id = self.parse_hold_id(hold_id)
-        record = await self.scripts.hold_status(show_id, hold_id, now_ms)
+        record = await self.gateway.hold_status(show_id, hold_id, now_ms)
         if record is None:
             # A genuine id Redis no longer knows: lost with a wiped Redis, or long gone.
             # PostgreSQL still knows whether it was paid.
@@ -170,7 +170,7 @@ class Holds:
     async def release(self, hold_id: str, now_ms: int | None = None) -> None:
         """Releases an active hold; releasing a released hold again succeeds (idempotent)."""
         show_id = self.parse_hold_id(hold_id)
-        status = await self.scripts.release_hold(show_id, hold_id, now_ms)
+        status = await self.gateway.release_hold(show_id, hold_id, now_ms)
         if status is not None:
             if not status and is_grant_id(hold_id):
                 raise NotFound("no such hold")
@@ -182,7 +182,7 @@ class Holds:
         reads it there), then one atomic step in Redis ends its holds and its queue. Safe to
         repeat. Returns (holds released, waiters cancelled) by this call."""
         await self.catalog.set_show_status(show_id, "closed")
-        return await self.scripts.close_show(show_id)
+        return await self.gateway.close_show(show_id)
 
 
 def validate_seat_list(seats: list[str], known: dict[str, Any]) -> None:
