@@ -161,3 +161,11 @@ def test_the_check_would_see_a_component_holding_the_engine() -> None:
     engine = object()
     assert any(ref is engine for ref in references(Holder(engine)))
     assert any(ref is engine for ref in references(Holder([Holder(engine)]), depth=3))
+
+
+def test_the_package_holds_no_crash_hook() -> None:
+    """The crash tests kill a service at a step through the checkpoint they hand the engine
+    (tests/support/crashable.py); the package itself never kills its own process."""
+    killers = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+               if "SIGKILL" in path.read_text(encoding="utf-8")]
+    assert not killers
