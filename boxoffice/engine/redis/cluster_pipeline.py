@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.crc import key_slot
@@ -88,12 +89,15 @@ def first_key(args: tuple[Any, ...]) -> str:
 
 class ClusterAutoPipeline:
     def __init__(self, startup: list[Address], username: str | None = None, password: str | None = None,
-                 connect_timeout_s: float = 2.0, reply_timeout_s: float = 5.0) -> None:
+                 connect_timeout_s: float = 2.0, reply_timeout_s: float = 5.0,
+                 on_new_owners: Callable[[], Awaitable[Any]] | None = None) -> None:
         self.startup = list(dict.fromkeys(startup))
         self.username = username
         self.password = password
         self.connect_timeout_s = connect_timeout_s
         self.reply_timeout_s = reply_timeout_s
+        # Told when a map read finds slots with new owners (the redis-py client re-reads its own).
+        self.on_new_owners = on_new_owners
         self.slot_map: SlotMap | None = None
         self.pipelines: dict[Address, AutoPipeline] = {}
         # Where MOVED said a slot went, until the next map read agrees or says otherwise.
@@ -112,8 +116,12 @@ class ClusterAutoPipeline:
         if kwargs.get("ssl") or (connection_class is not None and connection_class.__name__ != "Connection"):
             return None
         startup = [(node.host, int(node.port)) for node in cluster.startup_nodes]
+        # The other commands still go through the cluster client: when the pipeline finds that
+        # slots moved (a failover), the client reads its map again too, before its next command
+        # would meet the dead node.
         return cls(startup, kwargs.get("username"), kwargs.get("password"),
-                   float(kwargs.get("socket_connect_timeout") or 2.0), float(kwargs.get("socket_timeout") or 5.0))
+                   float(kwargs.get("socket_connect_timeout") or 2.0), float(kwargs.get("socket_timeout") or 5.0),
+                   on_new_owners=cluster.nodes_manager.initialize)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -211,7 +219,10 @@ class ClusterAutoPipeline:
             if not slot_map.nodes():
                 errors.append(f"{address[0]}:{address[1]}: serves no slots yet")
                 continue
-            self.slot_map = slot_map
+            previous, self.slot_map = self.slot_map, slot_map
+            if previous is not None and previous.owners != slot_map.owners and self.on_new_owners is not None:
+                told = asyncio.ensure_future(self.on_new_owners())
+                told.add_done_callback(lambda t: t.cancelled() or t.exception())
             self.moved = {}  # the fresh map wins; a stale one earns one more MOVED
             self.startup = list(dict.fromkeys([*self.startup, *slot_map.nodes()]))
             await self._close_unused(slot_map.nodes())
