@@ -40,6 +40,9 @@ end)
 redis.register_function{function_name='pt_get', flags={'no-writes'}, callback=function(keys, args)
   return redis.call('GET', keys[1]) or ''
 end}
+redis.register_function{function_name='pt_get2', flags={'no-writes'}, callback=function(keys, args)
+  return {redis.call('GET', keys[1]) or '', redis.call('GET', keys[2]) or ''}
+end}
 """
 
 
@@ -235,3 +238,30 @@ async def test_a_killed_primary_is_followed_after_failover() -> None:
         if pipe is not None:
             await pipe.aclose()
         cluster.stop()
+
+
+async def test_a_call_whose_keys_are_split_by_a_migration_is_sent_again_until_they_are_together(
+        cluster: LocalCluster, pipeline: ClusterAutoPipeline) -> None:
+    primaries = cluster.primaries()
+    source, target = primaries[0], primaries[2]
+    first = keys_by_node(cluster, "split", per_node=1)[source.port][0]
+    second = first.replace(":k", ":other")  # the same hash tag: the same slot
+    slot = key_slot(first.encode())
+    for key in (first, second):
+        assert await pipeline.execute("FCALL", "pt_set", 1, key, f"v-{key}") == f"v-{key}"
+    source_id, target_id = node_id(source), node_id(target)
+    with source.client() as src, target.client() as dst:
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", first)
+    # One key moved, one not: the source answers TRYAGAIN (the call did not run), so it waits...
+    call = asyncio.ensure_future(pipeline.execute("FCALL", "pt_get2", 2, first, second))
+    await eventually(lambda: asyncio.sleep(0, pipeline.tryagains > 0), timeout_s=5, every_s=0.01)
+    assert not call.done()
+    # ...until the migration ends: then MOVED, and the call answers from the target.
+    with source.client() as src:
+        src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", second)
+    for node in primaries:
+        with node.client() as direct:
+            direct.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+    assert await asyncio.wait_for(call, 5) == [f"v-{first}", f"v-{second}"]

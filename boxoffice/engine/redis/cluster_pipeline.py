@@ -13,7 +13,7 @@ nodes, every node of the last map) and read again, at most once per REFRESH_EVER
 - ASK (the slot is being migrated and the key is on the target already): the command is sent
   to the target once, right after ASKING, on the same connection;
 - TRYAGAIN (a migrating slot whose keys are split between the two nodes): sent again after
-  a short pause, a few times at most;
+  a short pause, for up to about a second;
 - a lost connection or a node that does not answer: the commands in flight fail (the API
   answers 503) and the map is read again, so once a replica has taken over after a
   failover, the next command goes to it.
@@ -43,7 +43,9 @@ from boxoffice.engine.redis.autopipeline import AutoPipeline
 SLOTS = 16384
 # Redirections one command may follow before it fails (a map that keeps moving).
 MAX_REDIRECTS = 5
+# TRYAGAIN: sent again after a pause, for up to about a second.
 TRYAGAIN_PAUSE_S = 0.05
+MAX_TRYAGAIN = 20
 # Fewest seconds between two reads of the slot map (a dead node fails fast and often).
 REFRESH_EVERY_S = 0.25
 Address = tuple[str, int]
@@ -71,12 +73,13 @@ class SlotMap:
         return {owner for owner in self.owners if owner is not None}
 
 
-def redirect_of(error: ResponseError) -> tuple[str, Address] | None:
-    """("MOVED" or "ASK", target) for a redirection reply, else None."""
+def redirect_of(error: ResponseError, asked: Address) -> tuple[str, Address] | None:
+    """("MOVED" or "ASK", target) for a redirection reply, else None; an empty host (a node
+    that does not know its own address) means the host of the node asked."""
     words = str(error).split()
     if len(words) == 3 and words[0] in ("MOVED", "ASK"):
         host, _, port = words[2].rpartition(":")
-        return words[0], (host, int(port))
+        return words[0], (host or asked[0], int(port))
     return None
 
 
@@ -106,6 +109,7 @@ class ClusterAutoPipeline:
         self._last_refresh = 0.0
         self._slots_of: dict[str, int] = {}
         self.redirects = 0
+        self.tryagains = 0
         self.refreshes = 0
 
     @classmethod
@@ -129,21 +133,34 @@ class ClusterAutoPipeline:
         """Runs one FCALL on the node that owns the slot of its first key (every key of the
         call is in that slot: our show keys share the show's hash tag)."""
         slot = self.slot_of(first_key(args))
-        address = await self.owner(slot)
+        address = self.moved.get(slot) or (self.slot_map.owners[slot] if self.slot_map is not None else None)
+        if address is None:
+            address = await self.owner(slot)
         asking = False
-        for _ in range(MAX_REDIRECTS + 1):
+        redirects = tries = 0
+        while True:
             pipeline = self.pipeline(address)
             try:
                 return await pipeline.execute(*args, asking=asking)
             except ResponseError as error:
-                redirect = redirect_of(error)
+                redirect = redirect_of(error, address)
                 if redirect is None:
-                    if not str(error).startswith("TRYAGAIN"):
+                    if str(error).startswith("CLUSTERDOWN"):
+                        # The cluster cannot serve the slot now (a failover under way): Redis is down
+                        # for this call, as for a lost connection; not run.
+                        self.refresh_soon(failed=address)
+                        raise RedisConnectionError(str(error)) from error
+                    if not str(error).startswith("TRYAGAIN") or tries >= MAX_TRYAGAIN:
                         raise
                     # Not run (a slot mid-migration, its keys on both nodes): the same again.
+                    tries += 1
+                    self.tryagains += 1
                     await asyncio.sleep(TRYAGAIN_PAUSE_S)
                     continue
+                if redirects >= MAX_REDIRECTS:
+                    raise RedisConnectionError(f"slot {slot} was redirected more than {MAX_REDIRECTS} times") from error
                 kind, address = redirect
+                redirects += 1
                 self.redirects += 1
                 asking = kind == "ASK"
                 if kind == "MOVED":
@@ -153,7 +170,6 @@ class ClusterAutoPipeline:
                 # May have run: never sent again. The node may be gone: read the map again.
                 self.refresh_soon(failed=address)
                 raise
-        raise RedisConnectionError(f"slot {slot} was redirected more than {MAX_REDIRECTS} times")
 
     def slot_of(self, key: str) -> int:
         slot = self._slots_of.get(key)
@@ -164,6 +180,7 @@ class ClusterAutoPipeline:
         return slot
 
     async def owner(self, slot: int) -> Address:
+        """The slot's node, reading the map first when there is none yet."""
         moved = self.moved.get(slot)
         if moved is not None:
             return moved
