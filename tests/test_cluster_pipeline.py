@@ -14,6 +14,9 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -159,6 +162,45 @@ async def test_an_error_on_one_node_fails_only_that_nodes_commands(
             direct.config_set("maxmemory", "0")
     # The node's connection was never in doubt: it answers again at once.
     assert await pipeline.execute("FCALL", "pt_set", 1, by_node[bad_port][0], "back") == "back"
+
+
+async def test_a_stalled_node_times_out_only_its_own_calls(cluster: LocalCluster) -> None:
+    by_node = keys_by_node(cluster, "stall", per_node=10)
+    stalled_port = sorted(by_node)[1]
+    pipe = ClusterAutoPipeline([("127.0.0.1", stalled_port)], reply_timeout_s=0.3)
+    # No retries: redis-py would send a timed-out PING again and again.
+    sleeper = aioredis.Redis(port=stalled_port, socket_timeout=10, retry=Retry(NoBackoff(), 0))
+    probe = aioredis.Redis(port=stalled_port, socket_timeout=0.05, retry=Retry(NoBackoff(), 0))
+    try:
+        first = by_node[stalled_port][0]
+        assert await pipe.execute("FCALL", "pt_echo", 1, first, "up") == [first, "up"]
+        sleeping = asyncio.ensure_future(sleeper.execute_command("DEBUG", "SLEEP", 1.5))
+
+        async def stalled() -> bool:
+            try:
+                await probe.ping()
+            except RedisTimeoutError:
+                return True
+            return False
+
+        await eventually(stalled, timeout_s=5, every_s=0.01)
+        calls = [key for keys in by_node.values() for key in keys]
+        answers = await asyncio.gather(*(pipe.execute("FCALL", "pt_echo", 1, key, key) for key in calls),
+                                       return_exceptions=True)
+        for key, answer in zip(calls, answers, strict=True):
+            if key in by_node[stalled_port]:
+                assert isinstance(answer, RedisTimeoutError), answer  # may have run: not sent again
+            else:
+                assert answer == [key, key]
+        await sleeping
+        # The node is back: its next calls connect again and answer.
+        answers = await asyncio.gather(*(pipe.execute("FCALL", "pt_echo", 1, key, "again")
+                                         for key in by_node[stalled_port]))
+        assert answers == [[key, "again"] for key in by_node[stalled_port]]
+    finally:
+        await pipe.aclose()
+        await sleeper.aclose()
+        await probe.aclose()
 
 
 async def test_a_migrating_slot_is_followed_by_ask_then_moved(
