@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             comparisons += run_async(best_available.run(args.redis_url, args.best_calls))
         if "cluster" in args.only:
             say("cluster service cpu per hold")
-            comparisons.append(cluster_cpu.run(args, seats, service_env))
+            comparisons += [row for row in [cluster_cpu.run(args, seats, service_env)] if row]
     finally:
         cleanup_redis(args.redis_url, prefix)
         cleanup_redis(args.redis_url, prefix + TWO_WORKERS_PREFIX)

@@ -31,9 +31,13 @@ def cpu_per_hold(rounds: list[dict[str, Any]]) -> float:
     return float(statistics.median(r["service_cpu_ms_per_request"] for r in rounds))
 
 
-def run(args: argparse.Namespace, seats: Any, env: dict[str, str]) -> dict[str, Any]:
+def run(args: argparse.Namespace, seats: Any, env: dict[str, str]) -> dict[str, Any] | None:
+    """The row, or None (said why) where no local cluster can be started."""
     from bench import ceilings  # the shared load and CPU helpers (ceilings imports this module)
 
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        ceilings.say(f"{NAME}: not measured, redis-server and redis-cli are needed for a local cluster")
+        return None
     logs = Path(tempfile.mkdtemp(prefix="boxoffice-cluster-cpu-"))
     with local_cluster(args.cluster_primaries) as ports:
         cluster_env = {**env, "REDIS_URL": f"redis://127.0.0.1:{ports[0]}/0", "BOXOFFICE_REDIS_CLUSTER": "1"}
