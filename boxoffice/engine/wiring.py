@@ -148,8 +148,7 @@ async def open_context(settings: Settings, background: bool = True) -> Context:
         pubsub_redis=pubsub_redis,
         sql=sql,
         keys=keys,
-        scripts=ScriptRunner(redis, autopipeline=settings.redis_autopipeline
-                             and not settings.embedded and not settings.redis_cluster),
+        scripts=ScriptRunner(redis, autopipeline=settings.redis_autopipeline and not settings.embedded),
         catalog=Catalog(sql, settings.browse_cache_s),
         signer=IdSigner(secret),
         payments=load_provider(settings.payment_provider, sql),
