@@ -84,7 +84,8 @@ class Settings:
     browse_cache_s: float = 10.0
     max_body_bytes: int = 16_384
     redis_pool_size: int = 64
-    # Show scripts of concurrent requests share pipelined writes (engine/redis/autopipeline.py).
+    # Show scripts of concurrent requests share pipelined writes (engine/redis/autopipeline.py;
+    # per node on a cluster, engine/redis/cluster_pipeline.py).
     redis_autopipeline: bool = True
     db_pool_size: int = 10
     payment_provider: str = "boxoffice.engine.payments:SimulatedProvider"

@@ -108,8 +108,7 @@ def build_engine(settings: Settings, redis: Any, pubsub_redis: Any, sql: AsyncEn
     """Every component, each given what it uses. `checkpoint` (tests only) is called with
     each step a confirm or cancel finished (tests/support/crashable.py kills the process there)."""
     keys = Keys(settings.key_prefix)
-    scripts = ScriptRunner(redis, autopipeline=settings.redis_autopipeline
-                           and not settings.embedded and not settings.redis_cluster)
+    scripts = ScriptRunner(redis, autopipeline=settings.redis_autopipeline and not settings.embedded)
     catalog = Catalog(sql, settings.browse_cache_s)
     signer = IdSigner(secret)
     payments = load_provider(settings.payment_provider, sql)
