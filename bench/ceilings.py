@@ -42,7 +42,7 @@ from bench.spike import RESULTS_DIR, machine, recorded_command, run_async
 from bench.sqldb import BenchDb
 from bench.stats import latency_summary
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import close_context, open_context
+from boxoffice.engine.wiring import open_engine
 
 TRIVIAL_SCRIPT = "return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])"
 TWO_WORKERS_PREFIX = "w2"
@@ -83,19 +83,19 @@ async def timed_ops(ops: list[Any], concurrency: int, op: Callable[[Any], Awaita
 # -- engine ---------------------------------------------------------------------------------
 
 async def engine_round(settings: Settings, seats: list[tuple[int, str]], concurrency: int) -> dict[str, Any]:
-    ctx = await open_context(settings, background=False)
+    ctx = await open_engine(settings, background=False)
     try:
         for show_id in sorted({s for s, _ in seats}):
-            await ctx.inventory.seat_statuses(show_id)  # loads the show: not part of the hold path
+            await ctx.holds.seat_statuses(show_id)  # loads the show: not part of the hold path
         numbered = list(enumerate(seats))
 
         async def hold(item: tuple[int, tuple[int, str]]) -> None:
             i, (show_id, seat) = item
-            await ctx.inventory.hold(show_id, [seat], f"e{i}@ceiling.example")
+            await ctx.holds.hold(show_id, [seat], f"e{i}@ceiling.example")
 
         return await timed_ops(numbered, concurrency, hold)
     finally:
-        await close_context(ctx)
+        await ctx.close()
 
 
 async def baseline_round(redis_url: str, prefix: str, ops: int, concurrency: int, pool: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from boxoffice.engine.redis.cluster_pipeline import ClusterAutoPipeline
 from boxoffice.engine.redis.gateway import Held
-from boxoffice.engine.wiring import close_context, open_context
+from boxoffice.engine.wiring import open_engine
 from tests.conftest import drop_prefix, settings_on_empty_sales
 from tests.support.cluster import ClusterNode, LocalCluster, shows_on_every_shard
 from tests.support.sales import eventually
@@ -105,12 +105,12 @@ async def test_replies_reach_their_callers_across_nodes_in_shared_writes(
 
 async def test_the_engines_holds_go_through_one_pipeline_per_node(cluster: LocalCluster, database_url: str) -> None:
     settings = settings_on_empty_sales(cluster.url, database_url, "cp", redis_cluster=True)
-    context = await open_context(settings, background=False)
+    context = await open_engine(settings, background=False)
     try:
         assert isinstance(context.scripts.pipeline, ClusterAutoPipeline)
         shows = await shows_on_every_shard(context, cluster)
         for show in shows:  # loaded first: the holds below are one call each
-            await context.inventory.seat_statuses(show.show_id)
+            await context.holds.seat_statuses(show.show_id)
         calls = [(show, f"h{show.show_id}x{i}", seat)
                  for show in shows for i, seat in enumerate(show.seat_ids[:30])]
         held = await asyncio.gather(*(
@@ -128,7 +128,7 @@ async def test_the_engines_holds_go_through_one_pipeline_per_node(cluster: Local
         assert len(context.scripts.pipeline.pipelines) == 3
     finally:
         await drop_prefix(context)
-        await close_context(context)
+        await context.close()
 
 
 async def test_an_error_on_one_node_fails_only_that_nodes_commands(
