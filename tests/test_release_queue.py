@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from boxoffice.engine.errors import AlreadyQueued, PassRequired, QueueNotOpen, SaleNotOpen, ShowClosed
 from boxoffice.engine.redis.gateway import BestRequest
@@ -98,6 +99,12 @@ async def test_admission_in_arrival_order_paced_and_a_pass_lets_its_customer_hol
     # 12 seats, groups of 2: 6 may shop at once; 50 a second: at most 5 in the first 100 ms
     assert await q.tick(show_id, now_ms=opens + 100) == 5
     assert await q.tick(show_id, now_ms=opens + 1000) == 1  # the seats' limit: 6 shopping
+    # the metrics saw each admission once, with its wait from joining (about a minute)
+    labels = {"show_id": str(show_id)}
+    assert REGISTRY.get_sample_value("boxoffice_queue_admissions_total", labels) == 6
+    assert REGISTRY.get_sample_value("boxoffice_queue_wait_seconds_count", labels) == 6
+    assert REGISTRY.get_sample_value("boxoffice_queue_waiting", labels) == 2
+    assert REGISTRY.get_sample_value("boxoffice_queue_shopping", labels) == 6
     states = [await q.status(t["ticket_id"], now_ms=opens + 1000) for t in tickets]
     assert [s["status"] for s in states] == ["admitted"] * 6 + ["waiting"] * 2
     assert [s["position"] for s in states[6:]] == [1, 2]
