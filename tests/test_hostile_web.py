@@ -17,8 +17,8 @@ from starlette.requests import Request
 from boxoffice.api.app import create_app
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Context
-from tests.conftest import ShowRef
 from tests.support import rawasgi
+from tests.support.shows import ShowRef
 
 STATIC = Path(__file__).resolve().parent.parent / "boxoffice" / "api" / "static"
 SAFE_REFERRER_POLICIES = {"no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin"}

@@ -29,7 +29,7 @@ import httpx
 import psycopg
 import yaml
 
-from tests.conftest import settings_on_empty_sales
+from tests.support.backends import settings_on_empty_sales
 from tests.support.services import RedisServer, ServiceProcess, free_port, service_environment
 
 ROOT = Path(__file__).resolve().parent.parent
