@@ -5,18 +5,15 @@ the test session's real Redis and PostgreSQL under a key prefix of its own or em
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import pytest
 from playwright.sync_api import Response
 
 from boxoffice.engine.settings import Settings
-from tests.support.live import drop_keys
-from tests.support.services import ROOT, ServiceProcess, running_service, service_environment
+from tests.support.live import serve
+from tests.support.services import ROOT
 
 # Logs of the services and screenshots of the page, for whoever looks into a failed test.
 OUTPUT = ROOT / "test-output"
@@ -46,8 +43,8 @@ STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'"
 @contextlib.contextmanager
 def page_service(kind: str, hold_ttl_s: int, name: str, *, redis_url: str, database_url: str,
                  work_dir: Path) -> Iterator[str]:
-    """`boxoffice serve` on a free port, `kind` "real" or "embedded"; yields its URL once the
-    catalog answers. Leaves nothing behind: its keys are dropped, its SQLite file is in work_dir."""
+    """`boxoffice serve` on a free port, `kind` "real" or "embedded"; yields its URL once it
+    answers. Leaves nothing behind: its keys are dropped, its SQLite file is in work_dir."""
     if kind == "real":
         settings = Settings(redis_url=redis_url, database_url=database_url, hold_ttl_s=hold_ttl_s,
                             key_prefix=f"browser{uuid.uuid4().hex[:8]}")
@@ -55,28 +52,8 @@ def page_service(kind: str, hold_ttl_s: int, name: str, *, redis_url: str, datab
         settings = Settings(redis_url=None, database_url=None, hold_ttl_s=hold_ttl_s,
                             embedded_db_path=str(work_dir / f"{name}.sqlite3"))
     OUTPUT.mkdir(exist_ok=True)
-    try:
-        with running_service(service_environment(settings), OUTPUT / f"{name}-{kind}.log", ready=wait_until_serving,
-                             module_args=SERVE, log_stdout=True) as server:
-            yield server.url
-    finally:
-        if kind == "real":
-            drop_keys(settings)
-
-
-def wait_until_serving(server: ServiceProcess) -> None:
-    """Until the catalog answers (the page's first request), not only /healthz: embedded,
-    the service migrates and seeds its SQLite file first."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"the service exited with {server.process.returncode} before serving; see {server.log_path}",
-                        pytrace=False)
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{server.url}/v1/cities", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)  # polling a process start, not the page
-    pytest.fail(f"the service did not answer within {STARTUP_TIMEOUT_S} s; see {server.log_path}", pytrace=False)
+    with serve(settings, STARTUP_TIMEOUT_S, SERVE, OUTPUT / f"{name}-{kind}.log") as server:
+        yield server.url
 
 
 def csp_gaps(response: Response) -> list[str]:
