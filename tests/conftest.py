@@ -1,5 +1,5 @@
 """Test fixtures: real PostgreSQL and Redis of the tests' own (tests/support/services.py),
-the demo catalog seeded once, and an engine Context per test with its own Redis key
+the demo catalog seeded once, and an Engine per test with its own Redis key
 prefix and empty sales tables. Engine tests also run on the embedded backend
 (fakeredis + SQLite) through the `backend` parameter. Fixtures only: the helpers they
 use live in tests/support/ (backends.py, shows.py, services.py)."""
@@ -14,7 +14,7 @@ import pytest
 
 from boxoffice.engine import seed
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import Tuned, base_settings, drop_prefix, empty_embedded_sales, empty_sales_tables
 from tests.support.services import RedisServer, temporary_database
 from tests.support.shows import SEED, ShowRef, pick_show, seed_start_date
@@ -67,22 +67,22 @@ def settings(backend: str, redis_server: RedisServer, database_url: str, embedde
 
 
 @pytest.fixture
-async def ctx(settings: Settings) -> AsyncIterator[Context]:
-    context = await open_context(settings, background=False)
+async def ctx(settings: Settings) -> AsyncIterator[Engine]:
+    context = await open_engine(settings, background=False)
     await empty_embedded_sales(context)
     yield context
     await context.redis.flushdb() if settings.embedded else await drop_prefix(context)
-    await close_context(context)
+    await context.close()
 
 
 @pytest.fixture
-async def tuned(ctx: Context) -> AsyncIterator[Tuned]:
+async def tuned(ctx: Engine) -> AsyncIterator[Tuned]:
     """Makes engine contexts with changed settings (short pins, short holds...) on the test's
     key prefix and database; each is closed, and its keys dropped, when the test ends."""
-    opened: list[Context] = []
+    opened: list[Engine] = []
 
-    async def make(**changes: Any) -> Context:
-        opened.append(await open_context(ctx.settings.with_changes(**changes), background=False))
+    async def make(**changes: Any) -> Engine:
+        opened.append(await open_engine(ctx.settings.with_changes(**changes), background=False))
         return opened[-1]
 
     yield make
@@ -91,19 +91,19 @@ async def tuned(ctx: Context) -> AsyncIterator[Tuned]:
             keys = [k async for k in ctx.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
             if keys:
                 await ctx.redis.delete(*keys)
-        await close_context(context)
+        await context.close()
 
 
 @pytest.fixture
-async def show(ctx: Context) -> ShowRef:
+async def show(ctx: Engine) -> ShowRef:
     return await pick_show(ctx)
 
 
 @pytest.fixture
-async def client(ctx: Context) -> AsyncIterator[httpx.AsyncClient]:
+async def client(ctx: Engine) -> AsyncIterator[httpx.AsyncClient]:
     from boxoffice.api.app import create_app
 
-    app = create_app(ctx.settings, context=ctx)
+    app = create_app(ctx.settings, engine=ctx)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import psycopg
 
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 
 # Engine tests that should also run embedded: @pytest.mark.parametrize('backend', BOTH, indirect=True).
 BOTH = ["real", "embedded"]
@@ -18,7 +18,7 @@ SALES_TABLES = "simulated_payments, idempotency_keys, payments, booked_seats, ca
 
 # A maker of engine contexts with changed settings (short pins, short holds...) on the test's
 # key prefix and database: the `tuned` fixture.
-Tuned = Callable[..., Awaitable[Context]]
+Tuned = Callable[..., Awaitable[Engine]]
 
 
 def base_settings(backend: str, redis_url: str, database_url: str, embedded_db_path: str) -> Settings:
@@ -44,7 +44,7 @@ def settings_on_empty_sales(redis_url: str, database_url: str, tag: str, **chang
                     rate_limit_ip_per_min=0).with_changes(**changes)
 
 
-async def empty_embedded_sales(context: Context) -> None:
+async def empty_embedded_sales(context: Engine) -> None:
     """The embedded SQLite file is the session's: a test starts from no sales in it."""
     if context.settings.embedded:
         from sqlalchemy import text
@@ -54,7 +54,7 @@ async def empty_embedded_sales(context: Context) -> None:
                 await conn.execute(text(f"DELETE FROM {table}"))
 
 
-async def drop_prefix(context: Context) -> None:
+async def drop_prefix(context: Engine) -> None:
     """Deletes every key of the context's prefix (on a cluster too: scan_iter visits every
     primary, and delete splits its keys by slot)."""
     keys = [k async for k in context.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 
 SEED = 7
 
@@ -22,7 +22,7 @@ class ShowRef:
     seat_ids: list[str]
 
 
-async def pick_show(context: Context, min_seats: int = 60, max_seats: int = 5000) -> ShowRef:
+async def pick_show(context: Engine, min_seats: int = 60, max_seats: int = 5000) -> ShowRef:
     """An open future show of a hall with a seat count in range (deterministic)."""
     from sqlalchemy import text
 
