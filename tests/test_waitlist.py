@@ -207,7 +207,7 @@ async def test_a_release_grants_in_arrival_order_with_the_full_hold_time(ctx: Co
     assert end_order == sorted(end_order), "granted in arrival order"
 
 
-@pytest.mark.parametrize("reader", ["sweep", "seat_map", "entry_status", "eta_holds"])
+@pytest.mark.parametrize("reader", ["sweep", "seat_status", "entry_status", "eta_holds"])
 async def test_an_expiry_grants_inside_whichever_script_settles_it(ctx: Context, t0: int, reader: str) -> None:
     show = await small_show(ctx)
     (hold,) = await fill(ctx, show, [show.ref.seat_ids[:2]])

@@ -15,6 +15,7 @@ from boxoffice.engine.errors import HoldNotActive, InvalidRequest, NotFound
 from boxoffice.engine.ids import is_grant_id
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD, SEAT_KINDS
 from boxoffice.engine.redis.gateway import UNLOAD_DONE, UNLOAD_KEPT, BestRequest, ShowLoad, ShowScripts
+from boxoffice.engine.seat_view import FREE, STATUS_OF, shown_map
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
 
 if TYPE_CHECKING:
@@ -117,24 +118,13 @@ class Holds:
         raise RuntimeError(f"show {show_id}: the seat status map would not build")
 
     async def seat_statuses(self, show_id: int, now_ms: int | None = None) -> dict[str, SeatStatus]:
-        """Status of every taken seat (absent: available), in one round trip.
+        """The status every seat shows (seat_view.py) but the available ones, in one round trip.
         now_ms (tests only) moves the scripts' clock, as for every method below."""
         show = await self.ctx.catalog.show(show_id)
         plan = await self.ctx.catalog.hall_plan(show.hall_id)
         status_map, waited_categories = await self.seat_state(show_id, now_ms, plan)
-        statuses: dict[str, SeatStatus] = {}
-        for seat, char in zip(plan.seats, status_map, strict=True):
-            if char == "b":
-                statuses[seat.id] = SeatStatus.BOOKED
-            elif char == "h":
-                statuses[seat.id] = SeatStatus.HELD
-        if waited_categories:
-            # Free seats a waiter could use are the queue's: shown as held (waiters first, docs/DESIGN.md).
-            waited = set(waited_categories)
-            for seat in plan.seats:
-                if seat.id not in statuses and ("*" in waited or seat.category in waited):
-                    statuses[seat.id] = SeatStatus.HELD
-        return statuses
+        shown = shown_map(status_map, [seat.category for seat in plan.seats], waited_categories)
+        return {seat.id: STATUS_OF[char] for seat, char in zip(plan.seats, shown, strict=True) if char != FREE}
 
     # -- holds --------------------------------------------------------------------
 

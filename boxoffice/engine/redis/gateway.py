@@ -210,12 +210,6 @@ class ShowScripts:
     async def index_seats(self, show_id: int, seat_ids: list[str], now_ms: int | None) -> None:
         await self.call("index_seats", show_id, *seat_ids, now_ms=now_ms)
 
-    async def seat_map(self, show_id: int) -> tuple[dict[str, str], list[str]]:
-        """({seat: "h"|"b"} of every taken seat, categories kept for waiters)."""
-        taken_flat, waited = await self.call("seat_map", show_id)
-        taken = {text(taken_flat[i]): text(taken_flat[i + 1]) for i in range(0, len(taken_flat), 2)}
-        return taken, [text(c) for c in waited]
-
     # -- holds -------------------------------------------------------------------------
 
     async def hold_seats(self, show_id: int, hold_id: str, customer: str, limit: int, seats: list[str],
