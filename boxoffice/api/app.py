@@ -24,10 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.api import admin, browse, holds, operations, streams, waitlist
 from boxoffice.api.bodylimit import BodySizeLimit
+from boxoffice.api.errors import error_response
 from boxoffice.api.hotpath import HotRoutes
 from boxoffice.api.limiter import Limiter
 from boxoffice.api.operations import tracked
-from boxoffice.api.responses import error, error_response
+from boxoffice.api.responses import error
 from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.limits import ADMIN_MAX_BODY_BYTES
 from boxoffice.engine.settings import Settings

@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from boxoffice.api.errors import PayloadTooLarge
 from boxoffice.engine.admin import CinemaRequest, CityRequest, HallRequest, MovieRequest, SeatRequest, ShowRequest
-from boxoffice.engine.errors import InvalidRequest, PayloadTooLarge
+from boxoffice.engine.errors import InvalidRequest
 from boxoffice.engine.limits import (
     MAX_CUSTOMER_LENGTH,
     MAX_HALL_SEATS,
