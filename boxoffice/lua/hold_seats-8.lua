@@ -4,7 +4,8 @@
 --   ARGV[4]  hold id (unguessable, made by the engine)
 --   ARGV[5]  customer
 --   ARGV[6]  most seats one customer may hold in this show
---   ARGV[7..] seat ids (validated against the hall by the engine)
+--   ARGV[7..] seat ids (their form, number and uniqueness checked by api/validation.py;
+--             this script checks only what guards the show's state below)
 -- Output:
 --   {1, expires_at, now}                    held
 --   {2, expires_at, now, hold_id}           an earlier run made this hold (a retry with the
@@ -12,7 +13,8 @@
 --   {-1}                                    show not loaded
 --   {-2, waitlist_length, possible, seat..} some seats not free: nothing held
 --   {-3, already_held}                      customer limit
---   {-5, seat}                              a seat not in this hall
+--   {-5, seat}                              a seat not in this hall, or named twice
+--                                           (either would corrupt the show's counts)
 --   {-12, seat}                             the show keeps no stranded seats (load_show's
 --                                           flag) and the hold would leave `seat` alone
 --                                           between taken seats, an aisle or a wall
@@ -38,11 +40,13 @@ if held + #seats > tonumber(ARGV[6]) then
 end
 
 local unavailable = {}
+local named = {}
 for _, seat in ipairs(seats) do
   local category = seat_category(seat)
-  if category == nil then
+  if category == nil or named[seat] then
     return finish({-5, seat})
   end
+  named[seat] = true
   -- A free seat a waiter could use is the queue's, not a newcomer's (waiters first, docs/DESIGN.md).
   if redis.call('HEXISTS', K_SEATS, seat) == 1 or reserved_for_queue(category) then
     unavailable[#unavailable + 1] = seat
