@@ -51,11 +51,11 @@ async def test_bad_seat_lists_are_refused_before_anything_changes(ctx: Context, 
 
 async def test_the_script_refuses_seats_that_would_corrupt_its_counts(ctx: Context, show: ShowRef) -> None:
     """Called without api/validation.py, hold_seats still refuses what would break the
-    show's state: a seat not in the hall, a seat named twice."""
+    show's state: no seat, a seat not in the hall, a seat named twice."""
     assert await ctx.inventory.seat_statuses(show.show_id) == {}  # loads the show
     stats = await ctx.redis.hgetall(ctx.keys.stats(show.show_id))
     assert stats
-    for seats in ([show.seat_ids[0]] * 2, [show.seat_ids[0], "ZZ999"]):
+    for seats in ([], [show.seat_ids[0]] * 2, [show.seat_ids[0], "ZZ999"]):
         with pytest.raises(InvalidRequest):
             await ctx.inventory.hold(show.show_id, seats, "ana@example.org")
     assert await ctx.inventory.seat_statuses(show.show_id) == {}

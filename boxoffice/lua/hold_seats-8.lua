@@ -13,8 +13,9 @@
 --   {-1}                                    show not loaded
 --   {-2, waitlist_length, possible, seat..} some seats not free: nothing held
 --   {-3, already_held}                      customer limit
---   {-5, seat}                              a seat not in this hall, or named twice
---                                           (either would corrupt the show's counts)
+--   {-5, seat}                              a seat not in this hall, or named twice, or
+--                                           no seat at all ("") (each would corrupt the
+--                                           show's counts)
 --   {-12, seat}                             the show keeps no stranded seats (load_show's
 --                                           flag) and the hold would leave `seat` alone
 --                                           between taken seats, an aisle or a wall
@@ -33,6 +34,7 @@ local early = replayed_or_refused_hold(ARGV[4])
 if early then return finish(early) end
 local seats = {}
 for i = 7, #ARGV do seats[#seats + 1] = ARGV[i] end
+if #seats == 0 then return finish({-5, ''}) end  -- a hold of nothing would break the counts
 
 local held = seats_of_customer(customer)
 if held + #seats > tonumber(ARGV[6]) then

@@ -233,8 +233,9 @@ class ShowScripts:
             raise WouldStrandSeat(f"the hold would leave seat {text(result[1])} alone between taken seats;"
                                   " nothing was held", seat=text(result[1]))
         if code == ScriptCode.UNKNOWN_SEAT:
-            raise InvalidRequest("a seat is not in this hall or is named twice", details=[
-                {"field": "seats", "problem": f"not in this hall or named twice: {text(result[1])}"}])
+            seat = text(result[1])
+            problem = f"not in this hall or named twice: {seat}" if seat else "at least one seat is required"
+            raise InvalidRequest("the seat list is not valid", details=[{"field": "seats", "problem": problem}])
         if code == ScriptCode.NOT_SELLING:
             raise not_selling(show_id, result[1])
         raise RuntimeError(f"hold_seats answered {result!r}")
