@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from boxoffice.api.shapes import entry_json
 from boxoffice.engine.catalog import HallPlan, Seat
 from boxoffice.engine.errors import AlreadyWaiting, EntryNotWaiting, NoChance, SeatsUnavailable, ShowClosed
 from boxoffice.engine.holds import Hold
@@ -91,7 +92,8 @@ async def entry_field(ctx: Context, show_id: int, entry_id: str, name: str) -> s
 
 
 async def status_of(ctx: Context, entry_id: str, now_ms: int | None = None) -> dict[str, object]:
-    return await ctx.waitlist.status(entry_id, now_ms=now_ms)
+    """The entry as the service answers it (api/shapes.py)."""
+    return entry_json(await ctx.waitlist.status(entry_id, now_ms=now_ms))
 
 
 # -- 1. join --------------------------------------------------------------------------

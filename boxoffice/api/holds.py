@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.responses import JSON
+from boxoffice.api.shapes import hold_json
 from boxoffice.api.validation import (
     cancel_request,
     confirm_request,
@@ -28,12 +29,12 @@ async def create_hold(request: Request) -> JSON:
         hold = await ctx.inventory.hold(show_id, wanted, customer, idempotency_key=key)
     else:
         hold = await ctx.inventory.hold_best(show_id, wanted, customer, idempotency_key=key)
-    return JSON(hold.public(), status_code=201)
+    return JSON(hold_json(hold), status_code=201)
 
 
 async def get_hold(request: Request) -> JSON:
     hold = await engine_context(request).inventory.hold_status(opaque_id(request, "hold_id"))
-    return JSON(hold.public(), headers={"Cache-Control": "no-store"})
+    return JSON(hold_json(hold), headers={"Cache-Control": "no-store"})
 
 
 async def release_hold(request: Request) -> Response:

@@ -17,6 +17,7 @@ from starlette.responses import StreamingResponse
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.seatmap import template_for
+from boxoffice.api.shapes import entry_json
 from boxoffice.api.validation import opaque_id, path_id
 from boxoffice.engine.catalog import HallPlan
 from boxoffice.engine.errors import BoxOfficeError
@@ -119,7 +120,7 @@ async def entry_events(request: Request) -> StreamingResponse:
     async def stream() -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         async with ctx.events.watch_entry(show_id, entry_id) as watch:
-            last = await ctx.waitlist.status(entry_id)
+            last = entry_json(await ctx.waitlist.status(entry_id))
             read_at = loop.time()
             yield _event(last)
             while last["status"] not in FINAL_ENTRY_STATES:
@@ -138,7 +139,7 @@ async def entry_events(request: Request) -> StreamingResponse:
                 watch.changed.clear()
                 watch.ended.clear()
                 try:
-                    current = await ctx.waitlist.status(entry_id)
+                    current = entry_json(await ctx.waitlist.status(entry_id))
                 except BoxOfficeError:
                     continue
                 read_at = loop.time()

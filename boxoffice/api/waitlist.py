@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.responses import JSON
+from boxoffice.api.shapes import entry_json
 from boxoffice.api.validation import json_body, opaque_id, path_id, waitlist_request
 
 
@@ -19,12 +20,12 @@ async def join(request: Request) -> JSON:
                                                       request.headers)
     await limiter.check_customer(customer, show_id)
     entry = await ctx.waitlist.join(show_id, customer, count, category, idempotency_key=key)
-    return JSON(entry, status_code=201)
+    return JSON(entry_json(entry), status_code=201)
 
 
 async def status(request: Request) -> JSON:
     entry = await engine_context(request).waitlist.status(opaque_id(request, "entry_id"))
-    return JSON(entry, headers={"Cache-Control": "no-store"})
+    return JSON(entry_json(entry), headers={"Cache-Control": "no-store"})
 
 
 async def leave(request: Request) -> Response:

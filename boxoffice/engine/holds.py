@@ -5,11 +5,9 @@ calls the script and turns its answer into results or engine errors."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from boxoffice.engine.errors import HoldNotActive, InvalidRequest, NotFound
 from boxoffice.engine.ids import is_grant_id
@@ -34,32 +32,12 @@ class Hold:
     now_ms: int
     booking_id: str | None = None
 
-    def public(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "hold_id": self.hold_id,
-            "show_id": str(self.show_id),
-            "seats": self.seats,
-            "customer": self.customer,
-            "status": self.status.value,
-            "expires_at": ms_to_rfc3339(self.expires_at_ms),
-            "ttl_s": max(0, math.ceil((self.expires_at_ms - self.now_ms) / 1000))
-            if self.status is HoldStatus.ACTIVE
-            else 0,
-        }
-        if self.booking_id:
-            body["booking_id"] = self.booking_id
-        return body
-
-
-def ms_to_rfc3339(ms: int) -> str:
-    return _second_to_rfc3339(ms // 1000)
-
-
-# Concurrent holds expire within the same few seconds: format each second once (2 µs each).
-@functools.lru_cache(maxsize=1024)
-def _second_to_rfc3339(second: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
-
+    @property
+    def ttl_s(self) -> int:
+        """Whole seconds left (0 unless active), on Redis's clock at the read."""
+        if self.status is not HoldStatus.ACTIVE:
+            return 0
+        return max(0, math.ceil((self.expires_at_ms - self.now_ms) / 1000))
 
 
 class Holds:

@@ -156,7 +156,7 @@ class Waitlist:
         if status == EntryStatus.GRANTED:
             # Seats were free for it: granted at once, the hold comes with the answer.
             hold = await self.ctx.inventory.hold_status(grant_hold_id(entry_id), now_ms=now_ms)
-            body["hold"] = hold.public()
+            body["hold"] = hold
         return body
 
     async def leave(self, entry_id: str, now_ms: int | None = None) -> None:
@@ -186,7 +186,7 @@ class Waitlist:
                                            holds.deadlines(category, entry.now_ms), share, entry.now_ms,
                                            entry.starts_at_ms)
         elif status == EntryStatus.GRANTED and hold_id:
-            body["hold"] = (await self.ctx.inventory.hold_status(hold_id, now_ms=now_ms)).public()
+            body["hold"] = await self.ctx.inventory.hold_status(hold_id, now_ms=now_ms)
         return body
 
 
