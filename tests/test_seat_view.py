@@ -3,6 +3,8 @@ the counts endpoint and Holds.seat_statuses all apply."""
 
 from __future__ import annotations
 
+import random
+
 from boxoffice.engine.seat_view import shown, shown_map
 
 
@@ -22,3 +24,15 @@ def test_the_whole_map_applies_the_rule_seat_by_seat() -> None:
     assert shown_map(status_map, categories, []) == status_map
     assert shown_map(status_map, categories, ["vip"]) == "hhb0h"
     assert shown_map(status_map, categories, ["*"]) == "hhbhh"
+
+
+def test_the_whole_map_agrees_with_the_rule_for_every_seat() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        size = rng.randint(0, 30)
+        status_map = "".join(rng.choice("0hb") for _ in range(size))
+        categories = [rng.choice(["vip", "std", "pre"]) for _ in range(size)]
+        waited = rng.sample(["vip", "std", "pre", "*", "other"], rng.randint(0, 2))
+        expected = "".join(shown(own, category, frozenset(waited))
+                           for own, category in zip(status_map, categories, strict=True))
+        assert shown_map(status_map, categories, waited) == expected
