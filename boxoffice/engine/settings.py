@@ -11,25 +11,25 @@ from typing import Any
 DEFAULT_EMBEDDED_DB = "boxoffice-embedded.sqlite3"
 
 
-def _int(name: str, raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+def _parsed(parse: Callable[[str], Any], kind: str) -> Callable[[str, str], Any]:
+    """A parser of one setting's text that names the variable when the text is not `kind`."""
+    def read(name: str, raw: str) -> Any:
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"{name} must be {kind}, got {raw!r}") from exc
+    return read
+
+
+_int = _parsed(int, "an integer")
+_float = _parsed(float, "a number")
 
 
 def _non_negative(name: str, raw: str) -> int:
-    value = _int(name, raw)
+    value = int(_int(name, raw))
     if value < 0:
         raise ValueError(f"{name} must not be negative, got {value}")
     return value
-
-
-def _float(name: str, raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
 def _flag(name: str, raw: str) -> bool:
