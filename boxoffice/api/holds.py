@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.responses import JSON
-from boxoffice.api.shapes import booking_json, hold_json
+from boxoffice.api.shapes import hold_json
 from boxoffice.api.validation import (
     cancel_request,
     confirm_request,
@@ -47,16 +47,16 @@ async def confirm_hold(request: Request) -> JSON:
     hold_id = opaque_id(request, "hold_id")
     key, token = confirm_request(request, await json_body(request, ctx.settings.max_body_bytes))
     booking = await ctx.bookings.confirm(hold_id, key, token)
-    return JSON(booking_json(booking), status_code=201)
+    return JSON(booking, status_code=201)
 
 
 async def get_booking(request: Request) -> JSON:
     booking = await engine_context(request).bookings.get(opaque_id(request, "booking_id"))
-    return JSON(booking_json(booking), headers={"Cache-Control": "no-store"})
+    return JSON(booking, headers={"Cache-Control": "no-store"})
 
 
 async def cancel_booking(request: Request) -> JSON:
     ctx = engine_context(request)
     booking_id = opaque_id(request, "booking_id")
     key = cancel_request(request)
-    return JSON(booking_json(await ctx.cancellations.cancel(booking_id, key)), headers={"Cache-Control": "no-store"})
+    return JSON(await ctx.cancellations.cancel(booking_id, key), headers={"Cache-Control": "no-store"})

@@ -7,8 +7,6 @@ import functools
 import time
 from typing import Any
 
-from boxoffice.engine.confirm import Booking
-from boxoffice.engine.db import rfc3339
 from boxoffice.engine.holds import Hold
 
 
@@ -24,24 +22,6 @@ def hold_json(hold: Hold) -> dict[str, Any]:
     }
     if hold.booking_id:
         body["booking_id"] = hold.booking_id
-    return body
-
-
-def booking_json(booking: Booking) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "booking_id": booking.booking_id,
-        "show_id": str(booking.show_id),
-        "seats": booking.seats,
-        "customer": booking.customer,
-        "amount": booking.amount,
-        "currency": booking.currency,
-        "status": booking.status,
-        "created_at": rfc3339(booking.created_at),
-    }
-    if booking.cancel_until is not None:
-        body["cancel_until"] = rfc3339(booking.cancel_until)
-    if booking.refund is not None:
-        body["refund"] = {"amount": booking.amount, "currency": booking.currency, "status": booking.refund}
     return body
 
 

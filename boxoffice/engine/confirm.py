@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Histogram
 from redis.exceptions import RedisError
@@ -29,7 +29,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from boxoffice.engine import metrics
-from boxoffice.engine.db import as_utc
+from boxoffice.engine.db import rfc3339
 from boxoffice.engine.errors import (
     BoxOfficeError,
     HoldExpired,
@@ -74,22 +74,6 @@ def timed(step: str) -> Iterator[None]:
         yield
     finally:
         STEP_SECONDS.labels(step).observe(time.perf_counter() - began)
-
-
-@dataclass(frozen=True)
-class Booking:
-    """A sale: confirmed, or cancelled with its refund pending or done."""
-
-    booking_id: str
-    show_id: int
-    seats: list[str]
-    customer: str
-    amount: int
-    currency: str
-    status: str  # "confirmed" or "cancelled"
-    created_at: datetime
-    cancel_until: datetime | None = None  # a confirmed booking's: when cancelling ends
-    refund: str | None = None  # a cancelled booking's: "pending" or "refunded"
 
 
 @dataclass(frozen=True)
@@ -138,16 +122,16 @@ class Bookings:
 
     # -- the confirm ---------------------------------------------------------------
 
-    async def confirm(self, hold_id: str, idempotency_key: str, token: str) -> Booking:
+    async def confirm(self, hold_id: str, idempotency_key: str, token: str) -> dict[str, Any]:
         with timed("total"):
             return await self._confirm(hold_id, idempotency_key, token)
 
-    async def _confirm(self, hold_id: str, idempotency_key: str, token: str) -> Booking:
+    async def _confirm(self, hold_id: str, idempotency_key: str, token: str) -> dict[str, Any]:
         ctx = self.ctx
         show_id = ctx.inventory.parse_hold_id(hold_id)
         for _ in range(3):
             begun = await self._begin(hold_id, show_id, idempotency_key)
-            if isinstance(begun, Booking):
+            if isinstance(begun, dict):
                 return begun
             pinned, attempts = begun
             fault_point(ctx, "after_pin")
@@ -191,11 +175,11 @@ class Bookings:
             log.warning("confirm of %s cut off after the charge: %r", hold_id, exc)
             raise Unavailable("the payment was taken and is being completed; repeat this confirm with the"
                               " same Idempotency-Key for its outcome (it will not charge again)") from exc
-        if isinstance(outcome, Booking):
+        if isinstance(outcome, dict):
             return outcome
         raise lost_sale_error(outcome)
 
-    async def _begin(self, hold_id: str, show_id: int, key: str) -> Booking | tuple[PinnedHold, int]:
+    async def _begin(self, hold_id: str, show_id: int, key: str) -> dict[str, Any] | tuple[PinnedHold, int]:
         """Pins the hold: (pin, earlier attempts of this key), or the booking this key already
         made. Waits while another confirm of the hold is running."""
         deadline = time.monotonic() + WAIT_FOR_OTHER_CONFIRM_S
@@ -243,7 +227,7 @@ class Bookings:
 
     # -- a captured charge: book it or give it back ----------------------------------
 
-    async def finish_charged(self, payment: PaymentRecord, fence: int | None) -> Booking | str:
+    async def finish_charged(self, payment: PaymentRecord, fence: int | None) -> dict[str, Any] | str:
         """Books a payment the provider captured, under `fence` (None: take the hold back
         first). Returns the booking, or the hold's status when the seats could not be
         booked; then the payment is refunded."""
@@ -285,7 +269,7 @@ class Bookings:
             hold_status = (await self.ctx.inventory.hold_status(payment.hold_id)).status.value
         return hold_status
 
-    async def _undo_or_adopt(self, payment: PaymentRecord) -> Booking | None:
+    async def _undo_or_adopt(self, payment: PaymentRecord) -> dict[str, Any] | None:
         """After a failed commit: the booking when someone else booked this payment, else
         None once the payment is refunded."""
         status, booking_id = await self.records.status(payment.id)
@@ -294,8 +278,8 @@ class Bookings:
         if status is PaymentStatus.CAPTURED:
             assert booking_id is not None
             booking = await self.get(booking_id)
-            if booking.status == "confirmed":  # a cancelled booking's seats are not to be marked again
-                await self.mark_booked(payment.show_id, payment.hold_id, booking_id, booking.seats)
+            if booking["status"] == "confirmed":  # a cancelled booking's seats are not to be marked again
+                await self.mark_booked(payment.show_id, payment.hold_id, booking_id, booking["seats"])
             return booking
         await self.refund_at_provider(payment)
         return None
@@ -324,7 +308,7 @@ class Bookings:
             return
         await self.records.provider_settled(payment.id)
 
-    async def commit_sale(self, payment: PaymentRecord, fence: int) -> Booking:
+    async def commit_sale(self, payment: PaymentRecord, fence: int) -> dict[str, Any]:
         """Step 3 (one transaction, only while the pin is provably ours), then step 4."""
         ctx = self.ctx
         show_id, hold_id = payment.show_id, payment.hold_id
@@ -349,8 +333,10 @@ class Bookings:
         fault_point(ctx, "after_commit")
         seats = sorted(payment.seats)
         await self.mark_booked(show_id, hold_id, sale.booking_id, seats)
-        return Booking(sale.booking_id, show_id, seats, payment.customer, payment.amount, payment.currency,
-                       "confirmed", sale.created, cancel_until=self.cancel_until(show.starts_at))
+        return {"booking_id": sale.booking_id, "show_id": str(show_id), "seats": seats,
+                "customer": payment.customer, "amount": payment.amount, "currency": payment.currency,
+                "status": "confirmed", "created_at": rfc3339(sale.created),
+                "cancel_until": self.cancel_until(show.starts_at)}
 
     async def mark_booked(self, show_id: int, hold_id: str, booking_id: str, seats: list[str]) -> None:
         """Step 4. The sale is durable already: if Redis fails here the answer is still the
@@ -365,16 +351,16 @@ class Bookings:
 
     # -- reading bookings ------------------------------------------------------------
 
-    def cancel_until(self, starts_at: datetime) -> datetime:
+    def cancel_until(self, starts_at: datetime) -> str:
         """When cancelling ends, for clients (a cancel decides on the database's clock)."""
-        return starts_at - timedelta(seconds=self.ctx.settings.cancel_cutoff_s)
+        return rfc3339(starts_at - timedelta(seconds=self.ctx.settings.cancel_cutoff_s))
 
     async def booking_of_hold(self, hold_id: str) -> str | None:
         async with self.reads.connect() as conn:
             row = (await conn.execute(text("SELECT id FROM bookings WHERE hold_id = :h"), {"h": hold_id})).first()
         return None if row is None else str(row[0])
 
-    async def get(self, booking_id: str) -> Booking:
+    async def get(self, booking_id: str) -> dict[str, Any]:
         """The booking: confirmed, or cancelled with its refund (engine/cancellations.py)."""
         if not is_booking_id(booking_id):
             raise NotFound("no such booking")
@@ -395,14 +381,15 @@ class Bookings:
                     text("SELECT seat_id FROM booked_seats WHERE booking_id = :id ORDER BY seat_id"),
                     {"id": booking_id},
                 )]
-        booking_id, show_id, customer, amount, currency = str(row[0]), int(row[1]), row[2], int(row[3]), row[4]
-        created_at = as_utc(row[6])
+        booking = {"booking_id": row[0], "show_id": str(row[1]), "seats": seats, "customer": row[2],
+                   "amount": row[3], "currency": row[4], "status": row[5], "created_at": rfc3339(row[6])}
         if row[8] is None:
-            starts_at = (await self.ctx.catalog.show(show_id)).starts_at
-            return Booking(booking_id, show_id, seats, customer, amount, currency, row[5], created_at,
-                           cancel_until=self.cancel_until(starts_at))
-        return Booking(booking_id, show_id, seats, customer, amount, currency, "cancelled", created_at,
-                       refund="refunded" if row[8] == "refunded" else "pending")
+            booking["cancel_until"] = self.cancel_until((await self.ctx.catalog.show(int(row[1]))).starts_at)
+        else:
+            booking["status"] = "cancelled"
+            booking["refund"] = {"amount": row[3], "currency": row[4],
+                                 "status": "refunded" if row[8] == "refunded" else "pending"}
+        return booking
 
 
 def confirm_attempt_id(hold_id: str, idempotency_key: str, earlier_attempts: int) -> str:

@@ -133,7 +133,7 @@ class Reconciler:
                     report.failed += 1
             elif charge.status is ChargeStatus.REFUNDED:
                 await records.settle(payment.id, PaymentStatus.REFUNDED, provider_settled=True)
-            elif not isinstance(await bookings.finish_charged(payment, fence=None), str):
+            elif isinstance(await bookings.finish_charged(payment, fence=None), dict):
                 report.completed += 1
             else:
                 report.refunded += 1
