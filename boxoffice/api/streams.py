@@ -24,7 +24,7 @@ from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.redis.pubsub import ShowChange
 from boxoffice.engine.seat_view import BOOKED, CHAR_OF, HELD, STATUS_OF, shown, shown_map
 from boxoffice.engine.statuses import EntryStatus
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 
 KEEPALIVE_S = 15.0
 # A waiter's stream reads its entry at most this often for changes of others (position, eta).
@@ -48,9 +48,9 @@ class SeatView:
         self.waited: frozenset[str] = frozenset()
         self.shown: list[str] = []
 
-    async def load(self, ctx: Context, show_id: int) -> bytes:
+    async def load(self, ctx: Engine, show_id: int) -> bytes:
         """Reads the whole map (the seat map's own script call) and answers GET /seats's bytes."""
-        status_map, waited = await ctx.inventory.seat_state(show_id, plan=self.plan)
+        status_map, waited = await ctx.holds.seat_state(show_id, plan=self.plan)
         self.own = list(status_map)
         self.waited = frozenset(waited)
         self.shown = list(shown_map(status_map, self.template.categories, self.waited))

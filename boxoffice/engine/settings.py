@@ -95,7 +95,8 @@ class Settings:
     browse_cache_s: float = _env("BOXOFFICE_BROWSE_CACHE_S", 10.0, _float)
     max_body_bytes: int = _env("BOXOFFICE_MAX_BODY_BYTES", 16_384, _int)
     redis_pool_size: int = _env("BOXOFFICE_REDIS_POOL", 64, _int)
-    # Show scripts of concurrent requests share pipelined writes (engine/redis/autopipeline.py).
+    # Show scripts of concurrent requests share pipelined writes (engine/redis/autopipeline.py;
+    # per node on a cluster, engine/redis/cluster_pipeline.py).
     redis_autopipeline: bool = _env("BOXOFFICE_REDIS_AUTOPIPELINE", True, _flag)
     db_pool_size: int = _env("BOXOFFICE_DB_POOL", 10, _int)
     payment_provider: str = _env("BOXOFFICE_PAYMENT_PROVIDER", "boxoffice.engine.payments:SimulatedProvider", _text)
@@ -108,7 +109,6 @@ class Settings:
     cancel_cutoff_s: int = _env("BOXOFFICE_CANCEL_CUTOFF_S", 3600, _non_negative)
     # (name, token) pairs of the admin API; empty: the admin API does not exist.
     admin_tokens: tuple[tuple[str, str], ...] = _env("BOXOFFICE_ADMIN_TOKEN", (), _admin_tokens, repr=False)
-    fault_point: str | None = _env("BOXOFFICE_FAULT_POINT", None, _text, repr=False)
 
     @property
     def embedded(self) -> bool:
