@@ -167,6 +167,7 @@ class HoldMachine(RuleBasedStateMachine):
         now = self.rules.now
         got, error = self.attempt(self.ctx.holds.hold(self.show.show_id, seat_ids, customer, now_ms=now))
         if not seat_ids:
+            self.rules.settle()  # the script settles what is due, then refuses the empty list
             assert isinstance(error, InvalidRequest), (seat_ids, error)
             return multiple()
         expected, unavailable = self.rules.hold(seat_ids, customer)
