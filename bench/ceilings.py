@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 
 import orjson
 
-from bench import best_available, cpubudget, procstat
+from bench import best_available, cpubudget, hold_cost, procstat
 from bench.catalog import create_spike_show
 from bench.loadgen import LoadResult, request_bytes, run_load
 from bench.servers import uvicorn_app
@@ -221,6 +221,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # Redis time of a hold by count against an explicit hold (lower is better: at most 3x).
             say("best available")
             comparisons += run_async(best_available.run(args.redis_url, args.best_calls))
+        if "redis-time" in args.only:
+            comparisons.append(redis_time_per_hold(args))
     finally:
         cleanup_redis(args.redis_url, prefix)
         cleanup_redis(args.redis_url, prefix + TWO_WORKERS_PREFIX)
@@ -229,6 +231,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"scenario": "ceilings", "machine": machine(), "command": command,
             "config": {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url", "out"}},
             "comparisons": comparisons}
+
+
+def redis_time_per_hold(args: argparse.Namespace) -> dict[str, Any]:
+    """`redis time per hold`: a minimal all-or-nothing hold's Redis µs per call ÷ ours, same
+    seats, same run (bench/hold_cost.py, on a redis-server of its own: it resets its stats)."""
+    say("redis time per hold")
+    return hold_cost.measure(None, args.hold_cost_holds)
 
 
 def engine_variants(base: Settings, args: argparse.Namespace) -> dict[str, Settings]:
@@ -414,6 +423,9 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"{'comparison':38} {'subject/s':>10} {'baseline/s':>11} {'ratio':>6} {'target':>6}  "
           f"{'p50/p99 ms subject':>20} {'p50/p99 ms baseline':>20}")
     for c in result["comparisons"]:
+        if "minimal_usec_per_call" in c:  # bench/hold_cost.py
+            print(hold_cost.report(c))
+            continue
         if "subject_figures" not in c:  # bench/best_available.py: Redis time, lower is better
             if c["ratio"] is not None:
                 print(f"{c['name'][:38]:38} {c['usec_per_call']:8.1f} us vs {c['explicit_usec_per_call']:.1f} us "
@@ -463,7 +475,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", type=int, default=64, help="Redis connections per process, both sides")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--hall-seats", type=int, default=2000)
-    p.add_argument("--only", nargs="+", choices=["engine", "http", "best"], default=["engine", "http", "best"])
+    p.add_argument("--only", nargs="+", choices=["engine", "http", "best", "redis-time"],
+                   default=["engine", "http", "best", "redis-time"])
+    p.add_argument("--hold-cost-holds", type=int, default=2000,
+                   help="holds per side of bench/hold_cost.py (the `redis time per hold` row)")
     p.add_argument("--best-calls", type=int, default=800,
                    help="calls per series of bench/best_available.py (Redis time of holds by count)")
     p.add_argument("--no-workers-compare", dest="workers_compare", action="store_false")
