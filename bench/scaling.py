@@ -101,8 +101,11 @@ def sweep_point(args: argparse.Namespace, seats: Seats, redis_port: int, workers
     with uvicorn_app("boxoffice.api.app:create_app", env, workers=workers) as port:
         requests = fresh_holds(port, seats, args.holds, f"w{workers}")
         calls_before = commandstats_fcalls(redis_port)
-        figures = holds_figures(load_measuring_cpu(port, requests, args.connections_per_worker * workers,
-                                                   redis_port=redis_port))
+        budget = (cpubudget.core_share(procstat.serving_processes(port), args.worker_core_share)
+                  if args.worker_core_share else contextlib.nullcontext())
+        with budget:
+            figures = holds_figures(load_measuring_cpu(port, requests, args.connections_per_worker * workers,
+                                                       redis_port=redis_port))
         figures["holds_per_node"] = {str(redis_port): commandstats_fcalls(redis_port) - calls_before}
         figures["workers"] = workers
         figures["worker_pids"] = len(procstat.serving_processes(port))
@@ -128,8 +131,8 @@ def past_saturation(points: dict[int, dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    if args.redis_core_share and cpubudget.unavailable():
-        sys.exit(f"--redis-core-share needs CPU budgets: {cpubudget.unavailable()}")
+    if (args.redis_core_share or args.worker_core_share) and cpubudget.unavailable():
+        sys.exit(f"--redis-core-share and --worker-core-share need CPU budgets: {cpubudget.unavailable()}")
     db = BenchDb(args.database_url)
     seats = Seats(db, args.hall_seats)
     points: dict[int, dict[str, Any]] = {}
@@ -153,14 +156,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         db.close()
     alone = statistics.median(c["per_s"] for c in ceilings)
     return {"scenario": "scaling", "machine": machine(), "command": recorded_command("bench.scaling", sys.argv[1:]),
-            "redis_core_share": args.redis_core_share, "redis_alone_holds_per_s": round(alone),
+            "redis_core_share": args.redis_core_share, "worker_core_share": args.worker_core_share,
+            "redis_alone_holds_per_s": round(alone),
             "redis_alone_rounds": [round(c["per_s"]) for c in ceilings],
             "points": [points[n] for n in sorted(points)], "comparisons": [row]}
 
 
 def report(result: dict[str, Any]) -> str:
     lines = [f"scaling on {result['machine']['nproc']} x {result['machine']['cpu']}, Redis held to "
-             f"{result['redis_core_share'] or 'no'} core share; Redis alone (engine, pipelined): "
+             f"{result['redis_core_share'] or 'no'} core share, each worker to "
+             f"{result['worker_core_share'] or 'no'}; Redis alone (engine, pipelined): "
              f"{result['redis_alone_holds_per_s']} holds/s (rounds {result['redis_alone_rounds']})",
              f"{'workers':>7} {'holds/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'shed':>6} {'svc ms/hold':>11} "
              f"{'redis ms/hold':>13} {'busy':>5}"]
@@ -185,6 +190,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--connections-per-worker", type=int, default=64)
     p.add_argument("--redis-core-share", type=float, default=0.0,
                    help="hold Redis to this share of a core (CFS quota; root): 0 leaves it free")
+    p.add_argument("--worker-core-share", type=float, default=0.0,
+                   help="hold each worker to this share of a core too, so that a small machine's cores "
+                        "are not what binds (CFS quota; root): 0 leaves them free")
     p.add_argument("--max-in-flight", type=int, default=None,
                    help="BOXOFFICE_MAX_IN_FLIGHT of the service (default: the service's own default)")
     p.add_argument("--hall-seats", type=int, default=2000)
