@@ -10,32 +10,32 @@ from collections.abc import AsyncIterator
 import pytest
 
 from boxoffice.engine.redis.pubsub import ShowChange
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import BOTH, ShowRef
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
 
 
 @pytest.fixture
-async def two_workers(ctx: Context) -> AsyncIterator[tuple[Context, Context]]:
+async def two_workers(ctx: Engine) -> AsyncIterator[tuple[Engine, Engine]]:
     """Two service processes' hubs on the same Redis (the second a context of its own)."""
-    other = await open_context(ctx.settings, background=False)
+    other = await open_engine(ctx.settings, background=False)
     for context in (ctx, other):
         context.events.start()
         await asyncio.wait_for(context.events.connected.wait(), 10)
     try:
         yield ctx, other
     finally:
-        await close_context(other)
+        await other.close()
 
 
-async def receivers(ctx: Context, show_id: int) -> int:
+async def receivers(ctx: Engine, show_id: int) -> int:
     """How many subscribers Redis delivered one (harmless, empty) change message of the show to."""
     return int(await ctx.redis.publish(ctx.keys.changes_channel(show_id), "0;;;"))
 
 
 async def test_a_change_reaches_no_process_without_a_listener_of_its_show(
-        two_workers: tuple[Context, Context], show: ShowRef) -> None:
+        two_workers: tuple[Engine, Engine], show: ShowRef) -> None:
     here, there = two_workers
     other_show = show.show_id + 1_000_000  # a show nobody listens to
     assert await receivers(here, show.show_id) == 0, "no listener anywhere: no subscriber at all"
@@ -45,7 +45,7 @@ async def test_a_change_reaches_no_process_without_a_listener_of_its_show(
         assert await receivers(here, show.show_id) == 1, "only the process with the listener"
         assert await receivers(here, other_show) == 0
         # A real change, made by the other process: it reaches the listener here.
-        await there.inventory.hold(show.show_id, show.seat_ids[:1], "buyer@example.org")
+        await there.holds.hold(show.show_id, show.seat_ids[:1], "buyer@example.org")
         change = await asyncio.wait_for(queue.get(), 5)
         while isinstance(change, ShowChange) and not change.seats:
             change = await asyncio.wait_for(queue.get(), 5)  # the empty messages sent above
@@ -57,7 +57,7 @@ async def test_a_change_reaches_no_process_without_a_listener_of_its_show(
     assert await receivers(here, show.show_id) == 0, "dropped with the last listener"
 
 
-async def test_listening_again_at_once_misses_nothing(ctx: Context, show: ShowRef) -> None:
+async def test_listening_again_at_once_misses_nothing(ctx: Engine, show: ShowRef) -> None:
     """Leave and come back before Redis answered the UNSUBSCRIBE: the new listener is handed
     its queue only after the new SUBSCRIBE was confirmed, so a change right after reaches it."""
     ctx.events.start()
@@ -67,7 +67,7 @@ async def test_listening_again_at_once_misses_nothing(ctx: Context, show: ShowRe
             pass
         async with ctx.events.listen(show.show_id) as queue:
             seat = show.seat_ids[round_number]
-            await ctx.inventory.hold(show.show_id, [seat], f"c{round_number}@example.org")
+            await ctx.holds.hold(show.show_id, [seat], f"c{round_number}@example.org")
             change = await asyncio.wait_for(queue.get(), 5)
             assert isinstance(change, ShowChange) and change.seats == {seat: "held"}
     assert await receivers(ctx, show.show_id) == 0

@@ -13,7 +13,7 @@ import pytest
 from boxoffice.api.app import create_app
 from boxoffice.api.shedding import LoadShedding, shed_eligible
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.conftest import ShowRef
 from tests.support import rawasgi
 
@@ -82,21 +82,21 @@ async def test_a_request_that_fails_gives_its_place_back() -> None:
     assert (await rawasgi.call(app, "GET", "/v1/waitlist/W1-a-b")).status == 200
 
 
-async def test_the_service_sheds_by_its_setting(ctx: Context, show: ShowRef, monkeypatch: Any) -> None:
+async def test_the_service_sheds_by_its_setting(ctx: Engine, show: ShowRef, monkeypatch: Any) -> None:
     """The real app with BOXOFFICE_MAX_IN_FLIGHT=1: a hold waiting on Redis, the next refused."""
     assert Settings(redis_url=None, database_url=None).max_in_flight > 0, "on by default"
     app = create_app(ctx.settings.with_changes(max_in_flight=1, rate_limit_holds_per_min=0,
-                                               rate_limit_ip_per_min=0), context=ctx)
+                                               rate_limit_ip_per_min=0), engine=ctx)
     gate = asyncio.Event()
     waiting = asyncio.Event()
-    real_hold = ctx.inventory.hold
+    real_hold = ctx.holds.hold
 
     async def slow_hold(*args: Any, **kwargs: Any) -> Any:
         waiting.set()
         await gate.wait()
         return await real_hold(*args, **kwargs)
 
-    monkeypatch.setattr(ctx.inventory, "hold", slow_hold)
+    monkeypatch.setattr(ctx.holds, "hold", slow_hold)
     body = orjson.dumps({"seats": show.seat_ids[:1], "customer": "c@example.org"})
     headers = [(b"content-type", b"application/json")]
     first = asyncio.create_task(rawasgi.call(app, "POST", f"/v1/shows/{show.show_id}/holds", headers, [body]))
