@@ -11,7 +11,8 @@ import pytest
 
 from boxoffice.engine.redis.pubsub import ShowChange
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import BOTH, ShowRef
+from tests.support.backends import BOTH
+from tests.support.shows import ShowRef
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
 

@@ -14,8 +14,8 @@ from boxoffice.api.app import create_app
 from boxoffice.api.shedding import LoadShedding, shed_eligible
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine
-from tests.conftest import ShowRef
 from tests.support import rawasgi
+from tests.support.shows import ShowRef
 
 
 class Gated:
