@@ -34,7 +34,7 @@ from urllib.parse import urlparse
 
 import orjson
 
-from bench import best_available, cluster_cpu, cpubudget, procstat
+from bench import best_available, cluster_cpu, cpubudget, hold_cost, procstat
 from bench.catalog import create_spike_show
 from bench.loadgen import LoadResult, request_bytes, run_load
 from bench.servers import uvicorn_app
@@ -226,6 +226,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if "cluster" in args.only:
             say("cluster service cpu per hold")
             comparisons += [row for row in [cluster_cpu.run(args, seats, service_env)] if row]
+        if "redis-time" in args.only:
+            comparisons.append(redis_time_per_hold(args))
+        if "saturation" in args.only:
+            comparisons += past_saturation(args)
     finally:
         cleanup_redis(args.redis_url, prefix)
         cleanup_redis(args.redis_url, prefix + TWO_WORKERS_PREFIX)
@@ -234,6 +238,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"scenario": "ceilings", "machine": machine(), "command": command,
             "config": {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url", "out"}},
             "comparisons": comparisons}
+
+
+def redis_time_per_hold(args: argparse.Namespace) -> dict[str, Any]:
+    """`redis time per hold`: a minimal all-or-nothing hold's Redis µs per call ÷ ours, same
+    seats, same run (bench/hold_cost.py, on a redis-server of its own: it resets its stats)."""
+    say("redis time per hold")
+    return hold_cost.measure(None, args.hold_cost_holds)
+
+
+def past_saturation(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """`past saturation`: holds/s with twice the workers that saturate a Redis held to
+    --saturation-redis-share of a core ÷ the peak (bench/scaling.py; needs CPU budgets)."""
+    reason = cpubudget.unavailable()
+    if reason:
+        say(f"past saturation: not measured, {reason}")
+        return []
+    from bench import scaling  # it builds on this module's helpers
+
+    say("past saturation (bench/scaling.py)")
+    sweep = scaling.parser().parse_args(["--database-url", args.database_url, "--workers", "1", "2", "4",
+                                         "--redis-core-share", str(args.saturation_redis_share),
+                                         "--holds", str(args.ops // 2)])
+    result = scaling.run(sweep)
+    say(scaling.report(result))
+    row = result["comparisons"][0]
+    return [{**row, "points": [{k: p[k] for k in ("workers", "holds_per_s", "p50_ms", "p99_ms", "shed")}
+                               for p in result["points"]],
+             "redis_alone_holds_per_s": result["redis_alone_holds_per_s"]}]
 
 
 def engine_variants(base: Settings, args: argparse.Namespace) -> dict[str, Settings]:
@@ -419,6 +451,13 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"{'comparison':38} {'subject/s':>10} {'baseline/s':>11} {'ratio':>6} {'target':>6}  "
           f"{'p50/p99 ms subject':>20} {'p50/p99 ms baseline':>20}")
     for c in result["comparisons"]:
+        if "minimal_usec_per_call" in c:  # bench/hold_cost.py
+            print(hold_cost.report(c))
+            continue
+        if c["name"] == "past saturation":  # bench/scaling.py
+            print(f"{c['name']}: {c['ratio']} (target {c['target']}): peak {c['peak_holds_per_s']}/s at "
+                  f"{c['saturating_workers']} worker(s), {c['twice_workers_holds_per_s']}/s with twice as many")
+            continue
         if "subject_figures" not in c:  # bench/best_available.py: Redis time, lower is better
             if c["ratio"] is not None:
                 print(f"{c['name'][:38]:38} {c['usec_per_call']:8.1f} us vs {c['explicit_usec_per_call']:.1f} us "
@@ -468,10 +507,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", type=int, default=64, help="Redis connections per process, both sides")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--hall-seats", type=int, default=2000)
-    p.add_argument("--only", nargs="+", choices=["engine", "http", "best", "cluster"],
-                   default=["engine", "http", "best", "cluster"])
+    p.add_argument("--only", nargs="+",
+                   choices=["engine", "http", "best", "cluster", "redis-time", "saturation"],
+                   default=["engine", "http", "best", "cluster", "redis-time", "saturation"])
     p.add_argument("--cluster-primaries", type=int, default=3,
                    help="primaries of the local Redis Cluster of the `cluster service cpu per hold` row")
+    p.add_argument("--saturation-redis-share", type=float, default=0.1,
+                   help="the share of a core Redis is held to for the `past saturation` row")
+    p.add_argument("--hold-cost-holds", type=int, default=2000,
+                   help="holds per side of bench/hold_cost.py (the `redis time per hold` row)")
     p.add_argument("--best-calls", type=int, default=800,
                    help="calls per series of bench/best_available.py (Redis time of holds by count)")
     p.add_argument("--no-workers-compare", dest="workers_compare", action="store_false")

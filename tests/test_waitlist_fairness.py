@@ -453,9 +453,13 @@ async def test_300_waiters_are_served_in_arrival_order_while_holds_expire_in_wav
     for i, seat in enumerate(show.ref.seat_ids):
         await ctx.holds.hold(show.show_id, [seat], f"early{i}@example.org", now_ms=t0 + 10 * i)
 
+    # Fewer at once than BOXOFFICE_MAX_IN_FLIGHT: one process sheds past it (test_shedding.py).
+    at_once = asyncio.Semaphore(min(WAITERS, ctx.settings.max_in_flight or WAITERS) // 2)
+
     async def join(i: int) -> httpx.Response:
-        return await client.post(f"/v1/shows/{show.show_id}/waitlist",
-                                 json={"count": rng.randint(1, 4), "customer": f"w{i}@example.org"})
+        async with at_once:
+            return await client.post(f"/v1/shows/{show.show_id}/waitlist",
+                                     json={"count": rng.randint(1, 4), "customer": f"w{i}@example.org"})
 
     answers = await asyncio.gather(*(join(i) for i in range(WAITERS)))
     assert all(a.status_code == 201 for a in answers), {a.text for a in answers if a.status_code != 201}

@@ -28,6 +28,7 @@ from boxoffice.api.hotpath import HotRoutes
 from boxoffice.api.limiter import Limiter
 from boxoffice.api.operations import tracked
 from boxoffice.api.responses import error, error_response
+from boxoffice.api.shedding import LoadShedding
 from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.limits import ADMIN_MAX_BODY_BYTES
 from boxoffice.engine.settings import Settings
@@ -186,6 +187,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
                                      allow_methods=["GET", "POST", "DELETE"],
                                      allow_headers=["Content-Type", "Idempotency-Key"],
                                      expose_headers=["Retry-After"]))
+    # Before the body limit: an overloaded worker answers without reading anything.
+    middleware.append(Middleware(LoadShedding, max_in_flight=settings.max_in_flight))
     middleware.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                                  admin_max_bytes=ADMIN_MAX_BODY_BYTES if settings.admin_tokens else None))
     exception_handlers = {

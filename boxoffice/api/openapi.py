@@ -63,7 +63,7 @@ ERROR_CODES: dict[str, list[str]] = {
     "413": ["payload_too_large"],
     "422": ["invalid_request"],
     "429": ["limit_exceeded"],
-    "503": ["unavailable"],
+    "503": ["unavailable", "overloaded"],
 }
 DESCRIPTIONS = {
     "401": "the admin token is missing or wrong",
@@ -72,7 +72,8 @@ DESCRIPTIONS = {
     "413": "the request body is larger than BOXOFFICE_MAX_BODY_BYTES",
     "422": "the request is not valid; details name each bad field",
     "429": "an abuse limit or the 10-seat customer limit",
-    "503": "a dependency (Redis, PostgreSQL, the payment provider) is unavailable",
+    "503": "a dependency (Redis, PostgreSQL, the payment provider) is unavailable, or the process is at "
+           "BOXOFFICE_MAX_IN_FLIGHT (overloaded)",
 }
 RETRY_AFTER = {"schema": {"type": "string", "pattern": "^[0-9]+$"},
                "description": "seconds to wait before trying again"}

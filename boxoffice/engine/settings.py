@@ -84,6 +84,9 @@ class Settings:
     browse_cache_s: float = 10.0
     max_body_bytes: int = 16_384
     redis_pool_size: int = 64
+    # Requests of the Redis routes one worker keeps in flight; one more answers 503
+    # overloaded at once (api/shedding.py). 0: no bound.
+    max_in_flight: int = 256
     # Show scripts of concurrent requests share pipelined writes (engine/redis/autopipeline.py;
     # per node on a cluster, engine/redis/cluster_pipeline.py).
     redis_autopipeline: bool = True
@@ -128,6 +131,7 @@ class Settings:
             browse_cache_s=_float("BOXOFFICE_BROWSE_CACHE_S", 10.0),
             max_body_bytes=_int("BOXOFFICE_MAX_BODY_BYTES", 16_384),
             redis_pool_size=_int("BOXOFFICE_REDIS_POOL", 64),
+            max_in_flight=_non_negative(_int("BOXOFFICE_MAX_IN_FLIGHT", 256), "BOXOFFICE_MAX_IN_FLIGHT"),
             redis_autopipeline=_flag("BOXOFFICE_REDIS_AUTOPIPELINE", True),
             db_pool_size=_int("BOXOFFICE_DB_POOL", 10),
             payment_provider=os.environ.get(
