@@ -25,7 +25,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from boxoffice.api import admin, browse, holds, operations, streams, waitlist
 from boxoffice.api.bodylimit import BodySizeLimit
 from boxoffice.api.hotpath import HotRoutes
-from boxoffice.api.limiter import Limiter
 from boxoffice.api.operations import tracked
 from boxoffice.api.responses import error, error_response
 from boxoffice.engine.errors import BoxOfficeError
@@ -169,7 +168,6 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
             return
         ctx = await open_context(settings)
         app.state.ctx = ctx
-        app.state.limiter = Limiter(ctx)
         # Everything made at start lives as long as the process: out of the collector's
         # sight, a full collection no longer walks ~100k objects (tens of ms, mid-request).
         gc.freeze()
@@ -204,5 +202,4 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
     )
     if context is not None:
         app.state.ctx = context
-        app.state.limiter = Limiter(context)
     return app
