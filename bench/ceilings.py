@@ -42,6 +42,7 @@ from bench.servers import uvicorn_app
 from bench.spike import RESULTS_DIR, machine, recorded_command, run_async
 from bench.sqldb import BenchDb
 from bench.stats import latency_summary
+from boxoffice.engine.redis.gateway import RateLimits
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import close_context, open_context
 
@@ -92,7 +93,9 @@ async def engine_round(settings: Settings, seats: list[tuple[int, str]], concurr
 
         async def hold(item: tuple[int, tuple[int, str]]) -> None:
             i, (show_id, seat) = item
-            await ctx.inventory.hold(show_id, [seat], f"e{i}@ceiling.example")
+            # Counted against the abuse limits as the API counts a customer's hold.
+            limits = RateLimits(settings.rate_limit_holds_per_min, settings.rate_limit_ip_per_min, client_address(i))
+            await ctx.inventory.hold(show_id, [seat], f"e{i}@ceiling.example", limits=limits)
 
         return await timed_ops(numbered, concurrency, hold)
     finally:
