@@ -6,7 +6,8 @@ A route is a method and a path of literal segments and `{name}` parameters. A re
 is split at "/" and looked up by its segment count and its first segment after /v1; the few
 candidates are compared segment by segment (no regular expressions). Every parameter is
 checked by the API's own validator of that name (api/validation.py, PATH_PARAMS) before the
-endpoint runs, so a malformed id is a 422 in the error format and never reaches an endpoint.
+endpoint runs, so a malformed id is a 422 in the error format and never reaches an endpoint;
+path_params holds what the validator answers (a numeric id as an int).
 A path no route has is 404 not_found; a path some route has, with another method, is 405
 method_not_allowed with an Allow header naming every method of that path (HEAD with GET),
 or 404 under /v1/admin/ while the admin API is off (it does not exist then).
@@ -58,14 +59,18 @@ class _Path:
     params: tuple[tuple[int, str, Validator], ...]  # (position, name, validator)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     allow: str = ""
-    literals: tuple[str | None, ...] = ()  # each segment's text, None for a parameter
+    literals: tuple[tuple[int, str], ...] = ()  # (position, text) of each literal segment
 
     def __post_init__(self) -> None:
-        self.literals = tuple(None if param_name(s) else s for s in self.segments)
+        self.literals = tuple((i, s) for i, s in enumerate(self.segments) if not param_name(s))
 
     def matches(self, parts: list[str]) -> bool:
-        for literal, part in zip(self.literals, parts, strict=True):
-            if part != literal and (literal is not None or not part):  # a parameter is never empty
+        """For a path of as many segments."""
+        for position, literal in self.literals:
+            if parts[position] != literal:
+                return False
+        for position, _, _ in self.params:
+            if not parts[position]:  # a parameter is never empty
                 return False
         return True
 
@@ -113,8 +118,8 @@ class Router:
             if not inspect.iscoroutinefunction(handler):
                 raise TypeError(f"error handlers must be async functions: {handler!r}")
 
-    def match(self, path: str) -> _Path | None:
-        parts = path.split("/")[1:]
+    def match(self, parts: list[str]) -> _Path | None:
+        """The pattern of a path split at "/" (its leading "" dropped), or None."""
         if len(parts) < 2:
             return None
         for candidate in self.table.get((len(parts), parts[1]), ()):
@@ -127,42 +132,37 @@ class Router:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        root = scope.get("root_path", "")
+        root = scope.get("root_path")
         if root and path.startswith(root):
             path = path[len(root):]
         if not path.startswith(PREFIX):
             await self.app(scope, receive, send)
             return
-        await self.serve(path, scope, receive, send)
-
-    async def serve(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, send)
-        found = self.match(path)
+        parts = path.split("/")
+        del parts[0]
+        found = self.match(parts)
         if found is None:
             response: Response = not_found()
         else:
             endpoint = found.endpoints.get(scope["method"])
             if endpoint is None:
-                response = self.wrong_method(request, path, found)
+                response = self.wrong_method(Request(scope, receive, send), path, found)
             else:
-                response = await self.call(endpoint, found, path, request)
+                params = scope["path_params"] = {}
+                request = Request(scope, receive, send)
+                try:
+                    for position, name, validator in found.params:
+                        # The API's own 422 for a malformed value; else the value as it
+                        # reads it (an id as an int), so the endpoint checks nothing again.
+                        params[name] = validator(name, parts[position])
+                    response = await endpoint(request)
+                except Exception as exc:
+                    handler = self.handler_for(exc)
+                    if handler is None:
+                        raise
+                    exc.__traceback__ = None  # an error object raised again must not grow its traceback
+                    response = await handler(request, exc)
         await response(scope, receive, send)
-
-    async def call(self, endpoint: Endpoint, found: _Path, path: str, request: Request) -> Response:
-        try:
-            parts = path.split("/")[1:]
-            params = {}
-            for position, name, validator in found.params:
-                validator(name, parts[position])  # raises the API's own 422 for a malformed value
-                params[name] = parts[position]
-            request.scope["path_params"] = params
-            return await endpoint(request)
-        except Exception as exc:
-            handler = self.handler_for(exc)
-            if handler is None:
-                raise
-            exc.__traceback__ = None  # an error object raised again must not grow its traceback
-            return await handler(request, exc)
 
     def handler_for(self, exc: Exception) -> Handler | None:
         for cls in type(exc).__mro__:

@@ -68,7 +68,8 @@ PATH_PARAMS = {"city_id": numeric_param, "movie_id": numeric_param, "show_id": n
 
 
 def path_id(request: Request, name: str) -> int:
-    return numeric_param(name, request.path_params[name])
+    value = request.path_params[name]
+    return value if isinstance(value, int) else numeric_param(name, value)  # int: the router checked it
 
 
 def opaque_id(request: Request, name: str) -> str:
