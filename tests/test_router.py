@@ -18,9 +18,9 @@ from boxoffice.api.responses import JSON
 from boxoffice.api.router import Route, Router
 from boxoffice.api.validation import PATH_PARAMS
 from boxoffice.engine.errors import BoxOfficeError
-from boxoffice.engine.wiring import Context
-from tests.conftest import ShowRef
+from boxoffice.engine.wiring import Engine
 from tests.support import rawasgi
+from tests.support.shows import ShowRef
 
 # A well-formed value of each parameter (the router checks form, the endpoint existence).
 SAMPLE = {"city_id": "7", "movie_id": "8", "show_id": "9", "hold_id": "H9-abc", "entry_id": "W9-abc",
@@ -130,7 +130,7 @@ async def test_hostile_path_parameters_are_refused_before_any_endpoint(path: str
     assert reached == []
 
 
-async def test_the_app_answers_through_the_router(client: Any, ctx: Context, show: ShowRef) -> None:
+async def test_the_app_answers_through_the_router(client: Any, ctx: Engine, show: ShowRef) -> None:
     """The real app: the router's answers carry the security headers; its 422, 404 and 405
     are the contract's; the endpoints behind it answer as documented."""
     url = f"/v1/shows/{show.show_id}"
@@ -144,7 +144,7 @@ async def test_the_app_answers_through_the_router(client: Any, ctx: Context, sho
         answer = await client.request(method, path)
         assert answer.status_code == status, (method, path, answer.text)
         assert answer.json()["error"] and answer.headers["x-content-type-options"] == "nosniff", (method, path)
-    app = create_app(ctx.settings, context=ctx)
+    app = create_app(ctx.settings, engine=ctx)
     seat_map = await rawasgi.call(app, "GET", f"{url}/seats")
     assert seat_map.status == 200 and seat_map.json()["show_id"] == str(show.show_id)
 

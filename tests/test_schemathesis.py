@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from boxoffice.engine.wiring import close_context, open_context
+from boxoffice.engine.wiring import open_engine
 from tests.support.live import LiveServer, serve
 from tests.support.services import RedisServer
 from tests.support.state import State, difference, snapshot
@@ -50,7 +50,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture(scope="module")
 def live(redis_server: RedisServer, database_url: str) -> Iterator[LiveServer]:
-    from tests.conftest import base_settings
+    from tests.support.backends import base_settings
 
     with serve(base_settings("real", redis_server.url, database_url, "")) as server:
         yield server
@@ -102,11 +102,11 @@ def fuzz(operation: Any, mode: GenerationMode, live: LiveServer, session: reques
 
 def state_of(live: LiveServer) -> State:
     async def take() -> State:
-        ctx = await open_context(live.settings, background=False)
+        ctx = await open_engine(live.settings, background=False)
         try:
             return await snapshot(ctx)
         finally:
-            await close_context(ctx)
+            await ctx.close()
 
     return asyncio.run(take())
 

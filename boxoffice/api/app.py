@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -32,7 +32,7 @@ from boxoffice.api.validation import PATH_PARAMS
 from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.limits import ADMIN_MAX_BODY_BYTES
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 
 log = logging.getLogger("boxoffice.api")
 # The web page ships inside the package (package data).
@@ -150,16 +150,18 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return response
 
 
-def create_app(settings: Settings | None = None, context: Context | None = None) -> Starlette:
-    """The app; tests may hand in an engine Context they own (then no lifespan is needed)."""
+def create_app(settings: Settings | None = None, engine: Engine | None = None,
+               opener: Callable[[Settings], Awaitable[Engine]] = open_engine) -> Starlette:
+    """The app. Tests may hand in an Engine they own (then no lifespan is needed), or an
+    `opener` that opens the engine differently (tests/support/crashable.py)."""
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if context is not None:
+        if engine is not None:
             yield
             return
-        ctx = await open_context(settings)
+        ctx = await opener(settings)
         app.state.ctx = ctx
         # Everything made at start lives as long as the process: out of the collector's
         # sight, a full collection no longer walks ~100k objects (tens of ms, mid-request).
@@ -167,7 +169,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         try:
             yield
         finally:
-            await close_context(ctx)
+            await ctx.close()
 
     middleware = [Middleware(SecurityHeaders)]
     if settings.cors_origins:
@@ -198,6 +200,6 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         lifespan=lifespan,
         exception_handlers=exception_handlers,
     )
-    if context is not None:
-        app.state.ctx = context
+    if engine is not None:
+        app.state.ctx = engine
     return app

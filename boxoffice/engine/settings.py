@@ -84,7 +84,8 @@ class Settings:
     browse_cache_s: float = 10.0
     max_body_bytes: int = 16_384
     redis_pool_size: int = 64
-    # Show scripts of concurrent requests share pipelined writes (engine/redis/autopipeline.py).
+    # Show scripts of concurrent requests share pipelined writes (engine/redis/autopipeline.py;
+    # per node on a cluster, engine/redis/cluster_pipeline.py).
     redis_autopipeline: bool = True
     db_pool_size: int = 10
     payment_provider: str = "boxoffice.engine.payments:SimulatedProvider"
@@ -97,7 +98,6 @@ class Settings:
     cancel_cutoff_s: int = 3600
     # (name, token) pairs of the admin API; empty: the admin API does not exist.
     admin_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    fault_point: str | None = field(default=None, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -140,7 +140,6 @@ class Settings:
             rate_limit_ip_per_min=_int("BOXOFFICE_RATE_IP_PER_MIN", 600),
             cancel_cutoff_s=_non_negative(_int("BOXOFFICE_CANCEL_CUTOFF_S", 3600), "BOXOFFICE_CANCEL_CUTOFF_S"),
             admin_tokens=parse_admin_tokens(os.environ.get("BOXOFFICE_ADMIN_TOKEN", "")),
-            fault_point=os.environ.get("BOXOFFICE_FAULT_POINT") or None,
         )
 
     def with_changes(self, **changes: object) -> Settings:

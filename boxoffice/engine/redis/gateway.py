@@ -10,8 +10,8 @@ script answers {result, next_wake, reindex, expired_late_ms, grant_waits_ms}
 the show's next wake earlier (reindex), the show's place in the sweep index is lowered
 at once, so expiry never waits for a later wake than the show needs.
 
-No call is ever sent twice by the client library (boxoffice/engine/wiring.py builds
-the clients without retries): each mutating script is idempotent by the id it acts on
+No call is ever sent twice by the client library (boxoffice/engine/redis/clients.py
+builds the clients without retries): each mutating script is idempotent by the id it acts on
 instead, so the caller (a customer retrying a 503, the reconciler) may repeat it safely."""
 
 from __future__ import annotations
