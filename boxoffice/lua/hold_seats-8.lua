@@ -4,7 +4,8 @@
 --   ARGV[4]  hold id (unguessable, made by the engine)
 --   ARGV[5]  customer
 --   ARGV[6]  most seats one customer may hold in this show
---   ARGV[7..] seat ids (validated against the hall by the engine)
+--   ARGV[7]  the abuse limits: "<customer limit>|<address limit>|<address>" (ratelimit.lua)
+--   ARGV[8..] seat ids (validated against the hall by the engine)
 -- Output:
 --   {1, expires_at, now}                    held
 --   {2, expires_at, now, hold_id}           an earlier run made this hold (a retry with the
@@ -13,6 +14,7 @@
 --   {-2, waitlist_length, possible, seat..} some seats not free: nothing held
 --   {-3, already_held}                      customer limit
 --   {-5, seat}                              a seat not in this hall
+--   {-20, retry_after_s, scope}             over an abuse limit ("address" or "customer")
 --   {-12, seat}                             the show keeps no stranded seats (load_show's
 --                                           flag) and the hold would leave `seat` alone
 --                                           between taken seats, an aisle or a wall
@@ -23,14 +25,17 @@
 --@include holds
 --@include waitlist
 --@include settle
+--@include ratelimit
 if not is_loaded() then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
+local limited = over_rate_limit(ARGV[7], customer)
+if limited then return finish(limited) end
 local early = replayed_or_refused_hold(ARGV[4])
 if early then return finish(early) end
 local seats = {}
-for i = 7, #ARGV do seats[#seats + 1] = ARGV[i] end
+for i = 8, #ARGV do seats[#seats + 1] = ARGV[i] end
 
 local held = seats_of_customer(customer)
 if held + #seats > tonumber(ARGV[6]) then
