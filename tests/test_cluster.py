@@ -20,7 +20,7 @@ from boxoffice.engine.redis.pubsub import ShowChange
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import SALES_TABLES, drop_prefix
+from tests.support.backends import SALES_TABLES, drop_prefix
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 from tests.support.sales import audit, eventually, redis_now_ms
 
@@ -102,7 +102,8 @@ async def test_contention_across_shards_holds_every_seat_at_most_once(
         cluster: LocalCluster, database_url: str) -> None:
     from boxoffice.api.app import create_app
 
-    # The abuse limiter's pipelines run too (generous limits: nobody is refused by them), and
+    # The abuse limits are counted too, inside the hold scripts, in each show's slot (generous
+    # limits: nobody is refused by them), and
     # a small pool: requests queue for a connection instead of failing (boxoffice/engine/redis/cluster.py).
     context = await open_engine(cluster_settings(cluster, database_url, rate_limit_holds_per_min=1000,
                                                   rate_limit_ip_per_min=10_000, redis_pool_size=8),

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
+from boxoffice.api.limiter import request_limits
 from boxoffice.api.responses import JSON
 from boxoffice.api.shapes import hold_json
 from boxoffice.api.validation import (
@@ -21,14 +22,12 @@ from boxoffice.api.validation import (
 async def create_hold(request: Request) -> JSON:
     ctx = engine_context(request)
     show_id = path_id(request, "show_id")
-    limiter = request.app.state.limiter
-    await limiter.check_client(request)
     wanted, customer, key = hold_request(await json_body(request, ctx.settings.max_body_bytes), request.headers)
-    await limiter.check_customer(customer, show_id)
+    limits = request_limits(request)  # counted inside the hold's own script
     if isinstance(wanted, list):
-        hold = await ctx.holds.hold(show_id, wanted, customer, idempotency_key=key)
+        hold = await ctx.holds.hold(show_id, wanted, customer, idempotency_key=key, limits=limits)
     else:
-        hold = await ctx.holds.hold_best(show_id, wanted, customer, idempotency_key=key)
+        hold = await ctx.holds.hold_best(show_id, wanted, customer, idempotency_key=key, limits=limits)
     return JSON(hold_json(hold), status_code=201)
 
 

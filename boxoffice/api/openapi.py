@@ -84,6 +84,8 @@ def codes_by_status() -> dict[str, list[str]]:
 
 
 ERROR_CODES = codes_by_status()
+# Answered by api/shedding.py before any engine call, so in no table row.
+ERROR_CODES["503"].append("overloaded")
 DESCRIPTIONS = {
     "401": "the admin token is missing or wrong",
     "402": "the payment was declined; nothing was booked", "404": "no such resource",
@@ -91,7 +93,8 @@ DESCRIPTIONS = {
     "413": "the request body is larger than BOXOFFICE_MAX_BODY_BYTES",
     "422": "the request is not valid; details name each bad field",
     "429": "an abuse limit or the 10-seat customer limit",
-    "503": "a dependency (Redis, PostgreSQL, the payment provider) is unavailable",
+    "503": "a dependency (Redis, PostgreSQL, the payment provider) is unavailable, or the process is at "
+           "BOXOFFICE_MAX_IN_FLIGHT (overloaded)",
 }
 RETRY_AFTER = {"schema": {"type": "string", "pattern": "^[0-9]+$"},
                "description": "seconds to wait before trying again"}

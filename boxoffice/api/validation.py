@@ -51,18 +51,31 @@ def problem(field: str, text: str) -> dict[str, str]:
     return {"field": field, "problem": text}
 
 
-def path_id(request: Request, name: str) -> int:
-    raw = request.path_params[name]
+def numeric_param(name: str, raw: str) -> int:
     if not NUMERIC_ID.fullmatch(raw):
         raise InvalidRequest(f"{name} is malformed", details=[problem(name, "must be a positive integer id")])
     return int(raw)
 
 
-def opaque_id(request: Request, name: str) -> str:
-    raw = request.path_params[name]
+def opaque_param(name: str, raw: str) -> str:
     if not OPAQUE_ID.fullmatch(raw):
         raise InvalidRequest(f"{name} is malformed", details=[problem(name, "malformed id")])
     return str(raw)
+
+
+# The validator of every path parameter by name: the router (api/router.py) checks each
+# before an endpoint runs, and the endpoints read them through path_id and opaque_id.
+PATH_PARAMS = {"city_id": numeric_param, "movie_id": numeric_param, "show_id": numeric_param,
+               "hold_id": opaque_param, "entry_id": opaque_param, "booking_id": opaque_param}
+
+
+def path_id(request: Request, name: str) -> int:
+    value = request.path_params[name]
+    return value if isinstance(value, int) else numeric_param(name, value)  # int: the router checked it
+
+
+def opaque_id(request: Request, name: str) -> str:
+    return opaque_param(name, request.path_params[name])
 
 
 def query_date(request: Request) -> date | None:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
+from boxoffice.api.limiter import request_limits
 from boxoffice.api.responses import JSON
 from boxoffice.api.shapes import entry_json
 from boxoffice.api.validation import json_body, opaque_id, path_id, waitlist_request
@@ -14,12 +15,10 @@ from boxoffice.api.validation import json_body, opaque_id, path_id, waitlist_req
 async def join(request: Request) -> JSON:
     ctx = engine_context(request)
     show_id = path_id(request, "show_id")
-    limiter = request.app.state.limiter
-    await limiter.check_client(request)
     customer, count, category, key = waitlist_request(await json_body(request, ctx.settings.max_body_bytes),
                                                       request.headers)
-    await limiter.check_customer(customer, show_id)
-    entry = await ctx.waitlist.join(show_id, customer, count, category, idempotency_key=key)
+    entry = await ctx.waitlist.join(show_id, customer, count, category, idempotency_key=key,
+                                    limits=request_limits(request))  # counted inside the join's script
     return JSON(entry_json(entry), status_code=201)
 
 

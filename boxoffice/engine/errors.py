@@ -24,6 +24,7 @@ class ScriptCode(IntEnum):
     NO_CHANCE = -10
     NOT_SELLING = -11  # the show started or was closed
     WOULD_STRAND_SEAT = -12  # an explicit hold would leave a single seat stranded
+    RATE_LIMITED = -20  # over an abuse limit (lua/includes/ratelimit.lua)
 
 
 class BoxOfficeError(Exception):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from boxoffice.engine.errors import HoldNotActive, InvalidRequest, NotFound
 from boxoffice.engine.ids import is_grant_id
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
-from boxoffice.engine.redis.gateway import BestRequest, ShowScripts
+from boxoffice.engine.redis.gateway import NO_LIMITS, BestRequest, RateLimits, ShowScripts
 from boxoffice.engine.seat_view import FREE, STATUS_OF, shown_map
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
 
@@ -82,7 +82,7 @@ class Holds:
     # -- holds --------------------------------------------------------------------
 
     async def hold(self, show_id: int, seats: list[str], customer: str, now_ms: int | None = None,
-                   idempotency_key: str | None = None) -> Hold:
+                   idempotency_key: str | None = None, limits: RateLimits = NO_LIMITS) -> Hold:
         """Holds the seats; whether the show still sells is Redis's decision (hold_seats). With
         an idempotency key the hold's id derives from it, so a repeated request answers the
         hold its first run made."""
@@ -90,14 +90,15 @@ class Holds:
         # The list's form is api/validation.py's to check; hold_seats refuses seats not in
         # the hall and repeats (they would corrupt its counts).
         hold_id = self.signer.new_hold_id(show_id, customer, idempotency_key)
-        held = await self.gateway.hold_seats(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, seats, now_ms)
+        held = await self.gateway.hold_seats(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, seats, now_ms,
+                                             limits)
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
                     held.now_ms)
 
     async def hold_best(self, show_id: int, want: BestRequest, customer: str, now_ms: int | None = None,
-                        idempotency_key: str | None = None) -> Hold:
+                        idempotency_key: str | None = None, limits: RateLimits = NO_LIMITS) -> Hold:
         """Best available: finds and holds the best free seats for `want` in one script call
         (lua/hold_best-8.lua), with every rule of an explicit hold; the hold's id is made as
         for hold(), so a repeated request answers the hold its first run made."""
@@ -107,7 +108,8 @@ class Holds:
             raise InvalidRequest("the request is not valid", details=[
                 {"field": "category", "problem": "not a price category of this show"}])
         hold_id = self.signer.new_hold_id(show_id, customer, idempotency_key)
-        held = await self.gateway.hold_best(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, want, now_ms)
+        held = await self.gateway.hold_best(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, want, now_ms,
+                                            limits)
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(held.seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,

@@ -95,6 +95,9 @@ class Settings:
     browse_cache_s: float = _env("BOXOFFICE_BROWSE_CACHE_S", 10.0, _float)
     max_body_bytes: int = _env("BOXOFFICE_MAX_BODY_BYTES", 16_384, _int)
     redis_pool_size: int = _env("BOXOFFICE_REDIS_POOL", 64, _int)
+    # Requests of the Redis routes one worker keeps in flight; one more answers 503
+    # overloaded at once (api/shedding.py). 0: no bound.
+    max_in_flight: int = _env("BOXOFFICE_MAX_IN_FLIGHT", 256, _non_negative)
     # Show scripts of concurrent requests share pipelined writes (engine/redis/autopipeline.py;
     # per node on a cluster, engine/redis/cluster_pipeline.py).
     redis_autopipeline: bool = _env("BOXOFFICE_REDIS_AUTOPIPELINE", True, _flag)

@@ -20,7 +20,7 @@ from boxoffice.engine.errors import (
 from boxoffice.engine.holds import Holds
 from boxoffice.engine.ids import IdSigner
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
-from boxoffice.engine.redis.gateway import ShowScripts, text
+from boxoffice.engine.redis.gateway import NO_LIMITS, RateLimits, ShowScripts, text
 from boxoffice.engine.statuses import EntryStatus
 
 # The share of holds that end unpaid starts from this prior, worth PRIOR_WEIGHT ended
@@ -141,7 +141,8 @@ class Waitlist:
         return parsed.show_id
 
     async def join(self, show_id: int, customer: str, count: int, category: str | None,
-                   now_ms: int | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+                   now_ms: int | None = None, idempotency_key: str | None = None,
+                   limits: RateLimits = NO_LIMITS) -> dict[str, Any]:
         """Queues the customer (201 body). With an idempotency key the entry's id derives from
         it, so a repeated request answers the entry its first run made. now_ms (tests only)
         moves the scripts' clock."""
@@ -152,7 +153,7 @@ class Waitlist:
                                  details=[{"field": "category", "problem": f"not a category of show {show_id}"}])
         entry_id = self.signer.new_entry_id(show_id, customer, idempotency_key)
         joined = await self.gateway.join_waitlist(show_id, entry_id, customer, count, category or "",
-                                                  MAX_SEATS_PER_CUSTOMER, now_ms)
+                                                  MAX_SEATS_PER_CUSTOMER, now_ms, limits)
         status = joined.status
         body: dict[str, Any] = {"entry_id": entry_id, "show_id": str(show_id), "count": count,
                                 "category": category, "position": joined.position or None, "status": status}

@@ -10,6 +10,7 @@
 --   ARGV[9]  seat kind, "" for standard seats only (wheelchair and companion spaces
 --            are offered only to a request that names their kind)
 --   ARGV[10] "1": side by side in one row; "0": the best seats by rank, anywhere
+--   ARGV[11] the abuse limits: "<customer limit>|<address limit>|<address>" (ratelimit.lua)
 -- Output:
 --   {1, expires_at, now, seat..}            held: the chosen seats
 --   {2, expires_at, now, hold_id}           an earlier run made this hold (a retry with the
@@ -17,6 +18,7 @@
 --   {-1}                                    show not loaded
 --   {-2, waitlist_length, possible}         no choice fits: nothing held
 --   {-3, already_held}                      customer limit
+--   {-20, retry_after_s, scope}             over an abuse limit ("address" or "customer")
 --   {-11, reason}                           the show sells nothing: "closed" or "started"
 -- Idempotent: a second run with the same hold id answers {2, ...} with the hold the
 -- first run made, whatever became of it since.
@@ -24,10 +26,13 @@
 --@include holds
 --@include waitlist
 --@include settle
+--@include ratelimit
 if not is_loaded() then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
+local limited = over_rate_limit(ARGV[11], customer)
+if limited then return finish(limited) end
 local early = replayed_or_refused_hold(ARGV[4])
 if early then return finish(early) end
 local count = tonumber(ARGV[7])

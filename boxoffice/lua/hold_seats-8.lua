@@ -4,7 +4,8 @@
 --   ARGV[4]  hold id (unguessable, made by the engine)
 --   ARGV[5]  customer
 --   ARGV[6]  most seats one customer may hold in this show
---   ARGV[7..] seat ids (their form, number and uniqueness checked by api/validation.py;
+--   ARGV[7]  the abuse limits: "<customer limit>|<address limit>|<address>" (ratelimit.lua)
+--   ARGV[8..] seat ids (their form, number and uniqueness checked by api/validation.py;
 --             this script checks only what guards the show's state below)
 -- Output:
 --   {1, expires_at, now}                    held
@@ -16,6 +17,7 @@
 --   {-5, seat}                              a seat not in this hall, or named twice, or
 --                                           no seat at all ("") (each would corrupt the
 --                                           show's counts)
+--   {-20, retry_after_s, scope}             over an abuse limit ("address" or "customer")
 --   {-12, seat}                             the show keeps no stranded seats (load_show's
 --                                           flag) and the hold would leave `seat` alone
 --                                           between taken seats, an aisle or a wall
@@ -26,14 +28,17 @@
 --@include holds
 --@include waitlist
 --@include settle
+--@include ratelimit
 if not is_loaded() then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
+local limited = over_rate_limit(ARGV[7], customer)
+if limited then return finish(limited) end
 local early = replayed_or_refused_hold(ARGV[4])
 if early then return finish(early) end
 local seats = {}
-for i = 7, #ARGV do seats[#seats + 1] = ARGV[i] end
+for i = 8, #ARGV do seats[#seats + 1] = ARGV[i] end
 if #seats == 0 then return finish({-5, ''}) end  -- a hold of nothing would break the counts
 
 local held = seats_of_customer(customer)

@@ -8,11 +8,13 @@
 --   ARGV[6]  count
 --   ARGV[7]  category, "" for any
 --   ARGV[8]  most seats one customer may hold in this show
+--   ARGV[9]  the abuse limits: "<customer limit>|<address limit>|<address>" (ratelimit.lua)
 -- Output:
 --   {1, position, status}   queued (status "waiting", position 1 is served next)
 --                           or granted at once (status "granted", position 0)
 --   {-1}                    show not loaded
 --   {-3, already_held}      customer limit
+--   {-20, retry_after_s, scope}  over an abuse limit ("address" or "customer")
 --   {-9}                    this customer already waits for this show
 --   {-10}                   no chance: not enough unsold seats
 --   {-11, reason}           the show takes no one: "closed" or "started"
@@ -22,10 +24,13 @@
 --@include holds
 --@include waitlist
 --@include settle
+--@include ratelimit
 if not is_loaded() then return -1 end
 begin()
 settle_due()
 local entry_id, customer, category = ARGV[4], ARGV[5], ARGV[7]
+local limited = over_rate_limit(ARGV[9], customer)
+if limited then return finish(limited) end
 local count = tonumber(ARGV[6])
 local made = redis.call('HGET', entry_key(entry_id), 'status')
 if made then

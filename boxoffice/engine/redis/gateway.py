@@ -68,6 +68,28 @@ class BestRequest:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """The abuse limits a hold or waitlist join counts against, inside its script
+    (lua/includes/ratelimit.lua): requests a minute per customer and per client address of
+    the show (0: that count off), and the client's address ("": not counted)."""
+
+    per_customer: int = 0
+    per_address: int = 0
+    address: str = ""
+
+    def arg(self) -> str:
+        return f"{self.per_customer}|{self.per_address}|{self.address}"
+
+
+NO_LIMITS = RateLimits()
+
+
+def rate_limited(result: Any) -> LimitExceeded:
+    retry_after = int(result[1])
+    return LimitExceeded(f"too many requests; try again in {retry_after} s", retry_after_s=retry_after)
+
+
+@dataclass(frozen=True)
 class HoldRecord:
     status: str
     seats: list[str]
@@ -213,8 +235,9 @@ class ShowScripts:
     # -- holds -------------------------------------------------------------------------
 
     async def hold_seats(self, show_id: int, hold_id: str, customer: str, limit: int, seats: list[str],
-                         now_ms: int | None = None) -> Held:
-        result = await self.call("hold_seats", show_id, hold_id, customer, limit, *seats, now_ms=now_ms)
+                         now_ms: int | None = None, limits: RateLimits = NO_LIMITS) -> Held:
+        result = await self.call("hold_seats", show_id, hold_id, customer, limit, limits.arg(), *seats,
+                                 now_ms=now_ms)
         code = int(result[0])
         if code == 1:
             return Held(hold_id, int(result[1]), int(result[2]))
@@ -226,6 +249,8 @@ class ShowScripts:
                 unavailable=[text(s) for s in result[3:]],
                 waitlist={"possible": bool(int(result[2])), "length": int(result[1])},
             )
+        if code == ScriptCode.RATE_LIMITED:
+            raise rate_limited(result)
         if code == ScriptCode.CUSTOMER_LIMIT:
             raise LimitExceeded(f"a customer may hold at most {limit} seats of a show at once"
                                 f" (already holding or waiting for {int(result[1])})")
@@ -241,10 +266,10 @@ class ShowScripts:
         raise RuntimeError(f"hold_seats answered {result!r}")
 
     async def hold_best(self, show_id: int, hold_id: str, customer: str, limit: int, want: BestRequest,
-                        now_ms: int | None = None) -> Held:
+                        now_ms: int | None = None, limits: RateLimits = NO_LIMITS) -> Held:
         """Holds the best free seats for `want` (best available), or refuses; nothing held then."""
         result = await self.call("hold_best", show_id, hold_id, customer, limit, want.count, want.category or "",
-                                 want.kind or "", "1" if want.together else "0", now_ms=now_ms)
+                                 want.kind or "", "1" if want.together else "0", limits.arg(), now_ms=now_ms)
         code = int(result[0])
         if code == 1:
             return Held(hold_id, int(result[1]), int(result[2]), seats=tuple(text(s) for s in result[3:]))
@@ -256,6 +281,8 @@ class ShowScripts:
                 unavailable=[],
                 waitlist={"possible": bool(int(result[2])), "length": int(result[1])},
             )
+        if code == ScriptCode.RATE_LIMITED:
+            raise rate_limited(result)
         if code == ScriptCode.CUSTOMER_LIMIT:
             raise LimitExceeded(f"a customer may hold at most {limit} seats of a show at once"
                                 f" (already holding or waiting for {int(result[1])})")
@@ -319,12 +346,14 @@ class ShowScripts:
     # -- the waitlist ------------------------------------------------------------------
 
     async def join_waitlist(self, show_id: int, entry_id: str, customer: str, count: int, category: str,
-                            limit: int, now_ms: int | None = None) -> Joined:
+                            limit: int, now_ms: int | None = None, limits: RateLimits = NO_LIMITS) -> Joined:
         result = await self.call("join_waitlist", show_id, entry_id, customer, count, category, limit,
-                                 now_ms=now_ms)
+                                 limits.arg(), now_ms=now_ms)
         code = int(result[0])
         if code == 1:
             return Joined(int(result[1]), text(result[2]))
+        if code == ScriptCode.RATE_LIMITED:
+            raise rate_limited(result)
         if code == ScriptCode.ALREADY_WAITING:
             raise AlreadyWaiting("this customer already waits for this show")
         if code == ScriptCode.CUSTOMER_LIMIT:

@@ -56,5 +56,10 @@ class Keys:
         unloads those that started more than `unload_after_s` ago)."""
         return f"{self.prefix}:shows:loaded"
 
-    def rate(self, scope: str, subject: str) -> str:
-        return f"{self.prefix}:rate:{scope}:{{{subject}}}"
+    def rate(self, show_id: int, scope: str, subject: str) -> str:
+        """An abuse limit's counter of the show (lua/includes/ratelimit.lua builds the same
+        name): scope "a" per client address, "c" per customer."""
+        return f"{self.show_base(show_id)}rate:{scope}:{subject}"
+
+    def is_rate_counter(self, key: str) -> bool:
+        return key.startswith(f"{self.prefix}:show:") and ":rate:" in key
