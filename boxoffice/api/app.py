@@ -25,8 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.api import admin, browse, holds, operations, streams, waitlist
 from boxoffice.api.bodylimit import BodySizeLimit
+from boxoffice.api.errors import error_response
 from boxoffice.api.operations import tracked
-from boxoffice.api.responses import error, error_response
+from boxoffice.api.responses import error
 from boxoffice.api.router import Route, Router, not_found
 from boxoffice.api.shedding import LoadShedding
 from boxoffice.api.validation import PATH_PARAMS

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from boxoffice.api.context import engine_context
 from boxoffice.api.limiter import request_limits
 from boxoffice.api.responses import JSON
+from boxoffice.api.shapes import hold_json
 from boxoffice.api.validation import (
     cancel_request,
     confirm_request,
@@ -27,12 +28,12 @@ async def create_hold(request: Request) -> JSON:
         hold = await ctx.holds.hold(show_id, wanted, customer, idempotency_key=key, limits=limits)
     else:
         hold = await ctx.holds.hold_best(show_id, wanted, customer, idempotency_key=key, limits=limits)
-    return JSON(hold.public(), status_code=201)
+    return JSON(hold_json(hold), status_code=201)
 
 
 async def get_hold(request: Request) -> JSON:
     hold = await engine_context(request).holds.hold_status(opaque_id(request, "hold_id"))
-    return JSON(hold.public(), headers={"Cache-Control": "no-store"})
+    return JSON(hold_json(hold), headers={"Cache-Control": "no-store"})
 
 
 async def release_hold(request: Request) -> Response:

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from boxoffice.api.context import engine_context
 from boxoffice.api.limiter import request_limits
 from boxoffice.api.responses import JSON
+from boxoffice.api.shapes import entry_json
 from boxoffice.api.validation import json_body, opaque_id, path_id, waitlist_request
 
 
@@ -18,12 +19,12 @@ async def join(request: Request) -> JSON:
                                                       request.headers)
     entry = await ctx.waitlist.join(show_id, customer, count, category, idempotency_key=key,
                                     limits=request_limits(request))  # counted inside the join's script
-    return JSON(entry, status_code=201)
+    return JSON(entry_json(entry), status_code=201)
 
 
 async def status(request: Request) -> JSON:
     entry = await engine_context(request).waitlist.status(opaque_id(request, "entry_id"))
-    return JSON(entry, headers={"Cache-Control": "no-store"})
+    return JSON(entry_json(entry), headers={"Cache-Control": "no-store"})
 
 
 async def leave(request: Request) -> Response:

@@ -1,5 +1,7 @@
-"""Engine errors: one class per contract error code. The scripts' negative return codes
-are mirrored in ScriptCode and turned into these in one place (boxoffice/engine/redis/gateway.py)."""
+"""Engine errors: one class per refusal of the domain, carrying a message and the facts the
+caller may need (`extra`); which HTTP status and error code each answers is api/errors.py's
+table, not the engine's. The scripts' negative return codes are mirrored in ScriptCode and
+turned into these in one place (boxoffice/engine/redis/gateway.py)."""
 
 from __future__ import annotations
 
@@ -26,83 +28,69 @@ class ScriptCode(IntEnum):
 
 
 class BoxOfficeError(Exception):
-    status = 400
-    code = "invalid_request"
-
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.message = message
         self.extra = extra
 
-    def body(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message, **self.extra}
-
 
 class NotFound(BoxOfficeError):
-    status, code = 404, "not_found"
-
-
-class Unauthorized(BoxOfficeError):
-    status, code = 401, "unauthorized"
+    """No such show, hold, booking or entry (or an id that is not genuine)."""
 
 
 class CancelTooLate(BoxOfficeError):
-    status, code = 409, "cancel_too_late"
+    """The show starts too soon for a cancellation."""
 
 
 class InvalidRequest(BoxOfficeError):
-    status, code = 422, "invalid_request"
+    """Input that breaks a rule; details name each field and its problem."""
 
     def __init__(self, message: str, details: list[dict[str, str]] | None = None) -> None:
         super().__init__(message, details=details or [])
 
 
 class SeatsUnavailable(BoxOfficeError):
-    status, code = 409, "seats_unavailable"
+    """A wanted seat is taken (or kept for the waitlist)."""
 
 
 class HoldExpired(BoxOfficeError):
-    status, code = 410, "hold_expired"
+    """The hold's deadline passed before its confirm."""
 
 
 class HoldNotActive(BoxOfficeError):
-    status, code = 409, "hold_not_active"
+    """The hold was released, confirmed or is being confirmed."""
 
 
 class EntryNotWaiting(BoxOfficeError):
-    status, code = 409, "entry_not_waiting"
+    """The waitlist entry has ended."""
 
 
 class PaymentDeclined(BoxOfficeError):
-    status, code = 402, "payment_declined"
+    """The payment provider declined the charge."""
 
 
 class LimitExceeded(BoxOfficeError):
-    status, code = 429, "limit_exceeded"
+    """A customer's or a client's limit was reached."""
 
 
 class NoChance(BoxOfficeError):
-    status, code = 409, "no_chance"
+    """Not enough unsold seats remain for the waitlist request."""
 
 
 class AlreadyWaiting(BoxOfficeError):
-    status, code = 409, "already_waiting"
+    """The customer already waits for this show."""
 
 
 class ShowClosed(BoxOfficeError):
-    status, code = 409, "show_closed"
+    """The show no longer sells: started or closed."""
 
 
 class WouldStrandSeat(BoxOfficeError):
-    status, code = 409, "would_strand_seat"
-
-
-class PayloadTooLarge(BoxOfficeError):
-    status, code = 413, "payload_too_large"
+    """An explicit hold would leave a single seat stranded."""
 
 
 class Unavailable(BoxOfficeError):
-    status, code = 503, "unavailable"
+    """A dependency (the payment provider) failed: try again after retry_after_s."""
 
     def __init__(self, message: str, retry_after_s: int = 2, **extra: Any) -> None:
         super().__init__(message, **extra)

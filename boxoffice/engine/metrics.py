@@ -32,12 +32,9 @@ What is measured:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import glob
 import os
 import re
-import time
-from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -138,22 +135,6 @@ def integrity_violation(check: str, count: int = 1) -> None:
 # -- API operations ------------------------------------------------------------------
 
 
-def outcome_of(exc: BaseException) -> str:
-    """The outcome label of an operation that raised `exc`."""
-    from redis.exceptions import RedisError
-    from sqlalchemy.exc import DBAPIError
-
-    from boxoffice.engine.errors import BoxOfficeError
-
-    if isinstance(exc, BoxOfficeError):
-        return exc.code
-    if isinstance(exc, RedisError | DBAPIError | OSError):
-        return "unavailable"
-    if isinstance(exc, Exception):
-        return "error"
-    return "ok"  # cancelled (the client went away): as track() always counted it
-
-
 # The labelled children, looked up once: labels() takes a lock and builds a tuple on every
 # call, a few microseconds on every request of the hot paths. prometheus-client keeps the
 # same children in its own table, so the values (and the multiprocess files) are the same.
@@ -171,20 +152,6 @@ def record_operation(operation: str, outcome: str, seconds: float) -> None:
     if counter is None:
         counter = _count_of[(operation, outcome)] = OPERATIONS.labels(operation, outcome)
     counter.inc()
-
-
-@contextlib.contextmanager
-def track(operation: str) -> Iterator[None]:
-    """Counts and times one operation; the outcome comes from how it ended."""
-    began = time.perf_counter()
-    outcome = "ok"
-    try:
-        yield
-    except BaseException as exc:
-        outcome = outcome_of(exc)
-        raise
-    finally:
-        record_operation(operation, outcome, time.perf_counter() - began)
 
 
 # -- pools ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from boxoffice.engine.errors import (
 )
 from boxoffice.engine.holds import Holds
 from boxoffice.engine.ids import IdSigner
-from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_WAITLIST_COUNT
+from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
 from boxoffice.engine.redis.gateway import NO_LIMITS, RateLimits, ShowScripts, text
 from boxoffice.engine.statuses import EntryStatus
 
@@ -147,9 +147,7 @@ class Waitlist:
         it, so a repeated request answers the entry its first run made. now_ms (tests only)
         moves the scripts' clock."""
         show = await self.catalog.show(show_id)
-        if not 1 <= count <= MAX_WAITLIST_COUNT:
-            raise InvalidRequest("count is out of range",
-                                 details=[{"field": "count", "problem": f"must be 1 to {MAX_WAITLIST_COUNT}"}])
+        # The count's range is api/validation.py's; the show's categories are the engine's.
         if category is not None and category not in show.prices:
             raise InvalidRequest("unknown price category",
                                  details=[{"field": "category", "problem": f"not a category of show {show_id}"}])
@@ -162,7 +160,7 @@ class Waitlist:
         if status == EntryStatus.GRANTED:
             # Seats were free for it: granted at once, the hold comes with the answer.
             hold = await self.holds.hold_status(grant_hold_id(entry_id), now_ms=now_ms)
-            body["hold"] = hold.public()
+            body["hold"] = hold
         return body
 
     async def leave(self, entry_id: str, now_ms: int | None = None) -> None:
@@ -192,7 +190,7 @@ class Waitlist:
                                            holds.deadlines(category, entry.now_ms), share, entry.now_ms,
                                            entry.starts_at_ms)
         elif status == EntryStatus.GRANTED and hold_id:
-            body["hold"] = (await self.holds.hold_status(hold_id, now_ms=now_ms)).public()
+            body["hold"] = await self.holds.hold_status(hold_id, now_ms=now_ms)
         return body
 
 

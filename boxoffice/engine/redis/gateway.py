@@ -232,12 +232,6 @@ class ShowScripts:
     async def index_seats(self, show_id: int, seat_ids: list[str], now_ms: int | None) -> None:
         await self.call("index_seats", show_id, *seat_ids, now_ms=now_ms)
 
-    async def seat_map(self, show_id: int) -> tuple[dict[str, str], list[str]]:
-        """({seat: "h"|"b"} of every taken seat, categories kept for waiters)."""
-        taken_flat, waited = await self.call("seat_map", show_id)
-        taken = {text(taken_flat[i]): text(taken_flat[i + 1]) for i in range(0, len(taken_flat), 2)}
-        return taken, [text(c) for c in waited]
-
     # -- holds -------------------------------------------------------------------------
 
     async def hold_seats(self, show_id: int, hold_id: str, customer: str, limit: int, seats: list[str],
@@ -264,8 +258,9 @@ class ShowScripts:
             raise WouldStrandSeat(f"the hold would leave seat {text(result[1])} alone between taken seats;"
                                   " nothing was held", seat=text(result[1]))
         if code == ScriptCode.UNKNOWN_SEAT:
-            raise InvalidRequest("a seat is not in this hall",
-                                 details=[{"field": "seats", "problem": f"unknown seat {text(result[1])}"}])
+            seat = text(result[1])
+            problem = f"not in this hall or named twice: {seat}" if seat else "at least one seat is required"
+            raise InvalidRequest("the seat list is not valid", details=[{"field": "seats", "problem": problem}])
         if code == ScriptCode.NOT_SELLING:
             raise not_selling(show_id, result[1])
         raise RuntimeError(f"hold_seats answered {result!r}")
