@@ -24,7 +24,7 @@ from tests.support.shows import ShowRef
 
 # A well-formed value of each parameter (the router checks form, the endpoint existence).
 SAMPLE = {"city_id": "7", "movie_id": "8", "show_id": "9", "hold_id": "H9-abc", "entry_id": "W9-abc",
-          "booking_id": "bk_abc"}
+          "booking_id": "bk_abc", "ticket_id": "Q9-abc"}
 NOT_FOUND = {"error": "not_found", "message": "no such resource"}
 
 

@@ -23,7 +23,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from boxoffice.api import admin, browse, holds, operations, streams, waitlist
+from boxoffice.api import admin, browse, holds, operations, queue, streams, waitlist
 from boxoffice.api.bodylimit import BodySizeLimit
 from boxoffice.api.errors import error_response
 from boxoffice.api.operations import tracked
@@ -85,6 +85,9 @@ v1_routes = [
     Route("/v1/waitlist/{entry_id}", waitlist.status),
     Route("/v1/waitlist/{entry_id}", tracked("waitlist_leave", waitlist.leave), DELETE),
     Route("/v1/shows/{show_id}/waitlist", tracked("waitlist_join", waitlist.join), POST),
+    Route("/v1/shows/{show_id}/queue", tracked("queue_join", queue.join), POST),
+    Route("/v1/queue/{ticket_id}", queue.status),
+    Route("/v1/queue/{ticket_id}", tracked("queue_leave", queue.leave), DELETE),
     Route("/v1/holds/{hold_id}/confirm", tracked("confirm", holds.confirm_hold), POST),
     Route("/v1/holds/{hold_id}", holds.get_hold),
     Route("/v1/holds/{hold_id}", tracked("release", holds.release_hold), DELETE),
@@ -96,6 +99,7 @@ v1_routes = [
     Route("/v1/bookings/{booking_id}", holds.get_booking),
     Route("/v1/bookings/{booking_id}/cancel", tracked("cancel", holds.cancel_booking), POST),
     Route("/v1/waitlist/{entry_id}/events", streams.entry_events),
+    Route("/v1/queue/{ticket_id}/events", queue.events),
     Route("/v1/admin/cities", admin.create_city, POST),
     Route("/v1/admin/cinemas", admin.create_cinema, POST),
     Route("/v1/admin/halls", admin.create_hall, POST),

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.limiter import request_limits
+from boxoffice.api.queue import queue_pass
 from boxoffice.api.responses import JSON
 from boxoffice.api.shapes import hold_json
 from boxoffice.api.validation import (
@@ -24,10 +25,13 @@ async def create_hold(request: Request) -> JSON:
     show_id = path_id(request, "show_id")
     wanted, customer, key = hold_request(await json_body(request, ctx.settings.max_body_bytes), request.headers)
     limits = request_limits(request)  # counted inside the hold's own script
+    passed = queue_pass(request.headers)
     if isinstance(wanted, list):
-        hold = await ctx.holds.hold(show_id, wanted, customer, idempotency_key=key, limits=limits)
+        hold = await ctx.holds.hold(show_id, wanted, customer, idempotency_key=key, limits=limits,
+                                    queue_pass=passed)
     else:
-        hold = await ctx.holds.hold_best(show_id, wanted, customer, idempotency_key=key, limits=limits)
+        hold = await ctx.holds.hold_best(show_id, wanted, customer, idempotency_key=key, limits=limits,
+                                         queue_pass=passed)
     return JSON(hold_json(hold), status_code=201)
 
 

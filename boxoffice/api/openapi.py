@@ -73,6 +73,9 @@ TOKEN = matching(rules.TOKEN)
 HOLD_ID = matching("[HG]" + ids.ID_AFTER_KIND)
 ENTRY_ID = matching("W" + ids.ID_AFTER_KIND)
 BOOKING_ID = matching(ids.BOOKING_PATTERN)
+TICKET_ID = matching("Q" + ids.ID_AFTER_KIND)
+# A release queue pass (docs/API.md, "Release queue"): needed by holds and joins while a queue runs.
+QUEUE_PASS = {"name": "X-Queue-Pass", "in": "header", "required": False, "schema": matching(ids.PASS_PATTERN)}
 
 
 def codes_by_status() -> dict[str, list[str]]:
@@ -89,6 +92,7 @@ ERROR_CODES["503"].append("overloaded")
 DESCRIPTIONS = {
     "401": "the admin token is missing or wrong",
     "402": "the payment was declined; nothing was booked", "404": "no such resource",
+    "403": "the show sells through its release queue: a valid X-Queue-Pass is needed",
     "409": "a conflict with the current state", "410": "the hold has expired",
     "413": "the request body is larger than BOXOFFICE_MAX_BODY_BYTES",
     "422": "the request is not valid; details name each bad field",
@@ -225,7 +229,17 @@ SCHEMAS: dict[str, Any] = {
                 prices=array(obj(["category", "amount", "currency"], category=STR, amount=COUNT,
                                  currency=matching(rules.CURRENCY))),
                 status={"type": "string", "enum": ["open", "closed"]},
-                sale_opens_at={"type": ["string", "null"], "format": "date-time"}),
+                sale_opens_at={"type": ["string", "null"], "format": "date-time"},
+                queue=obj(["active", "length", "order"], active={"type": "boolean"}, length=COUNT,
+                          order={"type": "string", "enum": ["arrival", "shuffle_before_open"]})),
+    "QueueRequest": {**obj(["customer"], customer=CUSTOMER), "additionalProperties": False},
+    "QueueTicket": obj(["ticket_id", "show_id", "customer", "status", "position", "eta_s", "pass"],
+                       ticket_id=TICKET_ID, show_id=NUMERIC_ID, customer={"type": ["string", "null"]},
+                       status={"type": "string",
+                               "enum": ["waiting", "admitted", "expired", "sold_out", "left", "closed"]},
+                       position=NULLABLE_INT, eta_s=NULLABLE_INT,
+                       **{"pass": {"oneOf": [obj(["token", "expires_at", "ttl_s"], token=STR, expires_at=TIME,
+                                                 ttl_s=COUNT), {"type": "null"}]}}),
     "Counts": obj(["available", "held", "booked"], available=COUNT, held=COUNT, booked=COUNT),
     "Seat": obj(["id", "row", "number", "category", "x", "y", "status"], id=SEAT_ID, row=STR, number=INT,
                 category=STR, kind=one_of(SEAT_KINDS),
@@ -304,9 +318,9 @@ PATHS: dict[str, Any] = {
         "Live seat map (SSE): the whole map, then changes", SSE, "404", "413", "422", "503", params=[SHOW_ID])},
     "/v1/shows/{show_id}/holds": {"post": {
         "summary": "Hold seats, all or nothing, for the hold time: the seats named, or the best free ones",
-        "parameters": [SHOW_ID, OPTIONAL_KEY], "requestBody": body(ref("HoldRequest")),
+        "parameters": [SHOW_ID, OPTIONAL_KEY, QUEUE_PASS], "requestBody": body(ref("HoldRequest")),
         "responses": {**answer("201", ref("Hold"), "held"),
-                      **errors("404", "409", "413", "422", "429", "503")}}},
+                      **errors("403", "404", "409", "413", "422", "429", "503")}}},
     "/v1/holds/{hold_id}": {
         "get": get("A hold", answer("200", ref("Hold"), "ok"), "404", "413", "422", "503",
                    params=[path_param("hold_id", OPAQUE_ID)]),
@@ -324,9 +338,21 @@ PATHS: dict[str, Any] = {
         params=[path_param("booking_id", OPAQUE_ID)])},
     "/v1/shows/{show_id}/waitlist": {"post": {
         "summary": "Wait for seats held by others (first come, first served)",
-        "parameters": [SHOW_ID, OPTIONAL_KEY], "requestBody": body(ref("WaitlistRequest")),
+        "parameters": [SHOW_ID, OPTIONAL_KEY, QUEUE_PASS], "requestBody": body(ref("WaitlistRequest")),
         "responses": {**answer("201", ref("WaitlistEntry"), "queued"),
+                      **errors("403", "404", "409", "413", "422", "429", "503")}}},
+    "/v1/shows/{show_id}/queue": {"post": {
+        "summary": "Join the show's release queue (fair access at the opening of sales)",
+        "parameters": [SHOW_ID, OPTIONAL_KEY], "requestBody": body(ref("QueueRequest")),
+        "responses": {**answer("201", ref("QueueTicket"), "joined"),
                       **errors("404", "409", "413", "422", "429", "503")}}},
+    "/v1/queue/{ticket_id}": {
+        "get": get("A queue ticket with position, eta and pass", answer("200", ref("QueueTicket"), "ok"),
+                   "404", "413", "422", "503", params=[path_param("ticket_id", OPAQUE_ID)]),
+        "delete": get("Leave the release queue", answer("204", None, "left"), "404", "409", "413", "422", "503",
+                      params=[path_param("ticket_id", OPAQUE_ID)])},
+    "/v1/queue/{ticket_id}/events": {"get": get(
+        "Live queue ticket (SSE)", SSE, "404", "413", "422", "503", params=[path_param("ticket_id", OPAQUE_ID)])},
     "/v1/waitlist/{entry_id}": {
         "get": get("A waitlist entry with position and eta", answer("200", ref("WaitlistEntry"), "ok"),
                    "404", "413", "422", "503", params=[path_param("entry_id", OPAQUE_ID)]),

@@ -3,11 +3,10 @@ once and used by the routes and the streams alike."""
 
 from __future__ import annotations
 
-import functools
-import time
 from typing import Any
 
 from boxoffice.engine.holds import Hold
+from boxoffice.engine.times import ms_to_rfc3339
 
 
 def hold_json(hold: Hold) -> dict[str, Any]:
@@ -29,13 +28,3 @@ def entry_json(entry: dict[str, Any]) -> dict[str, Any]:
     """A waitlist entry as engine/waitlist.py answers it, its granted hold shaped."""
     hold = entry.get("hold")
     return {**entry, "hold": hold_json(hold)} if isinstance(hold, Hold) else entry
-
-
-def ms_to_rfc3339(ms: int) -> str:
-    return _second_to_rfc3339(ms // 1000)
-
-
-# Concurrent holds expire within the same few seconds: format each second once (2 µs each).
-@functools.lru_cache(maxsize=1024)
-def _second_to_rfc3339(second: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))

@@ -66,7 +66,8 @@ def opaque_param(name: str, raw: str) -> str:
 # The validator of every path parameter by name: the router (api/router.py) checks each
 # before an endpoint runs, and the endpoints read them through path_id and opaque_id.
 PATH_PARAMS = {"city_id": numeric_param, "movie_id": numeric_param, "show_id": numeric_param,
-               "hold_id": opaque_param, "entry_id": opaque_param, "booking_id": opaque_param}
+               "hold_id": opaque_param, "entry_id": opaque_param, "booking_id": opaque_param,
+               "ticket_id": opaque_param}
 
 
 def path_id(request: Request, name: str) -> int:

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.limiter import request_limits
+from boxoffice.api.queue import queue_pass
 from boxoffice.api.responses import JSON
 from boxoffice.api.shapes import entry_json
 from boxoffice.api.validation import json_body, opaque_id, path_id, waitlist_request
@@ -18,7 +19,8 @@ async def join(request: Request) -> JSON:
     customer, count, category, key = waitlist_request(await json_body(request, ctx.settings.max_body_bytes),
                                                       request.headers)
     entry = await ctx.waitlist.join(show_id, customer, count, category, idempotency_key=key,
-                                    limits=request_limits(request))  # counted inside the join's script
+                                    limits=request_limits(request),  # counted inside the join's script
+                                    queue_pass=queue_pass(request.headers))
     return JSON(entry_json(entry), status_code=201)
 
 

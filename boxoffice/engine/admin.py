@@ -25,6 +25,7 @@ from boxoffice.engine.errors import InvalidRequest
 from boxoffice.engine.holds import Holds
 from boxoffice.engine.ids import random_part
 from boxoffice.engine.redis.keys import Keys
+from boxoffice.engine.release_queue import ReleaseQueue
 
 # Any constant works; it only has to be the same in every service process.
 ADMIN_LOCK_ID = 0x626F6164
@@ -226,11 +227,18 @@ class CatalogChanges:
 class Admin(CatalogChanges):
     """The admin API's engine side: the catalog changes, closing a show, a show's report."""
 
-    def __init__(self, sql: AsyncEngine, catalog: Catalog, holds: Holds, redis: Any, keys: Keys) -> None:
+    def __init__(self, sql: AsyncEngine, catalog: Catalog, holds: Holds, redis: Any, keys: Keys,
+                 queue: ReleaseQueue) -> None:
         super().__init__(sql, catalog)
         self.holds = holds
+        self.queue = queue
         self.redis = redis
         self.keys = keys
+
+    async def create_show(self, who: str, show: ShowRequest) -> dict[str, Any]:
+        """The catalog change, answered as GET /v1/shows/{id} answers (its queue too)."""
+        made = await super().create_show(who, show)
+        return await self.queue.public_show(int(made["id"]))
 
     async def close_show(self, who: str, show_id: int, reason: str) -> dict[str, Any]:
         """Closes the show (engine/holds.py): safe to repeat; answers it closed."""
@@ -239,13 +247,15 @@ class Admin(CatalogChanges):
             await record(conn, who, "close_show", str(show_id),
                          json.dumps({"reason": reason, "holds_released": released, "waiters_cancelled": cancelled}))
         self.catalog.browse_cache.clear()
-        return (await self.catalog.show(show_id, fresh=True)).details
+        await self.catalog.show(show_id, fresh=True)
+        return await self.queue.public_show(show_id)
 
     async def report(self, show_id: int) -> dict[str, Any]:
         show = await self.catalog.show(show_id, fresh=True)  # 404 for an unknown show
         status_map, _ = await self.holds.seat_state(show_id)  # loads the show when Redis lacks it
         held = status_map.count("h")
         waiting = await self.redis.hget(self.keys.show_keys(show_id)[7], "waiting")
+        queued = await self.redis.zcard(self.keys.queue(show_id))  # release queue tickets waiting
         async with self.sql.connect() as conn:
             sold = (await conn.execute(text("SELECT count(*) FROM booked_seats WHERE show_id = :s"),
                                        {"s": show_id})).scalar_one()
@@ -259,7 +269,7 @@ class Admin(CatalogChanges):
         seats = int(show.details["hall"]["seat_count"])
         return {"show_id": str(show_id), "status": show.status, "seats": seats,
                 "free": max(0, seats - int(sold) - held), "held": held, "sold": int(sold),
-                "waiting": int(waiting or 0), "queued": 0,
+                "waiting": int(waiting or 0), "queued": int(queued),
                 "revenue": {"amount": int(revenue), "currency": show.currency},
                 "refunded": {"amount": int(refunded), "currency": show.currency},
                 "bookings": int(bookings), "cancelled": int(cancelled)}

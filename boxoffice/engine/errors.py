@@ -8,6 +8,8 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+from boxoffice.engine.times import ms_to_rfc3339
+
 
 class ScriptCode(IntEnum):
     """Return codes of lua/*.lua, documented in each script's header."""
@@ -25,6 +27,11 @@ class ScriptCode(IntEnum):
     NOT_SELLING = -11  # the show started or was closed
     WOULD_STRAND_SEAT = -12  # an explicit hold would leave a single seat stranded
     RATE_LIMITED = -20  # over an abuse limit (lua/includes/ratelimit.lua)
+    # The release queue (lua/includes/gate.lua, lua/queue_join-8.lua).
+    SALE_NOT_OPEN = -21
+    PASS_REQUIRED = -22
+    QUEUE_NOT_OPEN = -23
+    ALREADY_QUEUED = -24
 
 
 class BoxOfficeError(Exception):
@@ -87,6 +94,36 @@ class ShowClosed(BoxOfficeError):
 
 class WouldStrandSeat(BoxOfficeError):
     """An explicit hold would leave a single seat stranded."""
+
+
+class SaleNotOpen(BoxOfficeError):
+    """A hold or join before the show's sales open."""
+
+    def __init__(self, message: str, opens_ms: int) -> None:
+        super().__init__(message, sale_opens_at=ms_to_rfc3339(opens_ms))
+
+
+class QueueNotOpen(BoxOfficeError):
+    """A queue join before joining opens; opens_ms 0: the show is on sale without a queue."""
+
+    def __init__(self, message: str, opens_ms: int = 0, queue_opens_ms: int = 0) -> None:
+        if opens_ms == 0:
+            super().__init__(message, sale_opens_at=None)
+        else:
+            super().__init__(message, sale_opens_at=ms_to_rfc3339(opens_ms),
+                             queue_opens_at=ms_to_rfc3339(queue_opens_ms))
+
+
+class AlreadyQueued(BoxOfficeError):
+    """The customer already holds a ticket of this show's queue."""
+
+
+class PassRequired(BoxOfficeError):
+    """A hold or join of a show whose queue runs, without a valid pass of this customer and show."""
+
+
+class QueueTicketEnded(BoxOfficeError):
+    """The ticket no longer waits (it cannot leave again)."""
 
 
 class Unavailable(BoxOfficeError):

@@ -82,7 +82,8 @@ class Holds:
     # -- holds --------------------------------------------------------------------
 
     async def hold(self, show_id: int, seats: list[str], customer: str, now_ms: int | None = None,
-                   idempotency_key: str | None = None, limits: RateLimits = NO_LIMITS) -> Hold:
+                   idempotency_key: str | None = None, limits: RateLimits = NO_LIMITS,
+                   queue_pass: str = "") -> Hold:
         """Holds the seats; whether the show still sells is Redis's decision (hold_seats). With
         an idempotency key the hold's id derives from it, so a repeated request answers the
         hold its first run made."""
@@ -91,14 +92,15 @@ class Holds:
         # the hall and repeats (they would corrupt its counts).
         hold_id = self.signer.new_hold_id(show_id, customer, idempotency_key)
         held = await self.gateway.hold_seats(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, seats, now_ms,
-                                             limits)
+                                             limits, queue_pass)
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
                     held.now_ms)
 
     async def hold_best(self, show_id: int, want: BestRequest, customer: str, now_ms: int | None = None,
-                        idempotency_key: str | None = None, limits: RateLimits = NO_LIMITS) -> Hold:
+                        idempotency_key: str | None = None, limits: RateLimits = NO_LIMITS,
+                   queue_pass: str = "") -> Hold:
         """Best available: finds and holds the best free seats for `want` in one script call
         (lua/hold_best-8.lua), with every rule of an explicit hold; the hold's id is made as
         for hold(), so a repeated request answers the hold its first run made."""
@@ -109,7 +111,7 @@ class Holds:
                 {"field": "category", "problem": "not a price category of this show"}])
         hold_id = self.signer.new_hold_id(show_id, customer, idempotency_key)
         held = await self.gateway.hold_best(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, want, now_ms,
-                                            limits)
+                                            limits, queue_pass)
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(held.seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,

@@ -32,6 +32,13 @@ def _non_negative(name: str, raw: str) -> int:
     return value
 
 
+def _positive(name: str, raw: str) -> int:
+    value = int(_int(name, raw))
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def _flag(name: str, raw: str) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -110,6 +117,15 @@ class Settings:
     rate_limit_ip_per_min: int = _env("BOXOFFICE_RATE_IP_PER_MIN", 600, _int)
     # A booking may be cancelled until this long before its show starts.
     cancel_cutoff_s: int = _env("BOXOFFICE_CANCEL_CUTOFF_S", 3600, _non_negative)
+    # The release queue (engine/release_queue.py, docs/API.md "Release queue"): joining opens
+    # this long before a show's sale_opens_at; a pass is valid this long; at most
+    # queue_shoppers admitted buyers shop at once (0: the free seats over the usual group
+    # size) and at most queue_admit_per_s are admitted a second.
+    queue_opens_before_s: int = _env("BOXOFFICE_QUEUE_OPENS_BEFORE_S", 900, _non_negative)
+    queue_pass_s: int = _env("BOXOFFICE_QUEUE_PASS_S", 600, _positive)
+    queue_shoppers: int = _env("BOXOFFICE_QUEUE_SHOPPERS", 0, _non_negative)
+    queue_group_size: int = _env("BOXOFFICE_QUEUE_GROUP_SIZE", 2, _positive)
+    queue_admit_per_s: int = _env("BOXOFFICE_QUEUE_ADMIT_PER_S", 50, _positive)
     # (name, token) pairs of the admin API; empty: the admin API does not exist.
     admin_tokens: tuple[tuple[str, str], ...] = _env("BOXOFFICE_ADMIN_TOKEN", (), _admin_tokens, repr=False)
 

@@ -50,6 +50,8 @@ class ShowLoader:
                    for seat in plan.seats],
             booked=list(await self.catalog.booked_seats(show_id)),
             no_stranded_seats=show.no_stranded_seats,
+            sale_opens_at_ms=0 if show.sale_opens_at is None else int(show.sale_opens_at.timestamp() * 1000),
+            queue_order=show.queue_order,
         )
 
     async def unload(self, show_id: int, now_ms: int | None = None) -> int:

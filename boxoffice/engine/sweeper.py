@@ -60,8 +60,10 @@ class Sweeper:
 
     def __init__(self, redis: Any, keys: Keys, gateway: ShowScripts, wakeups: ExpiryWakeups,
                  unload: Callable[[int, int | None], Awaitable[int]], unload_after_s: int,
-                 interval_s: float) -> None:
+                 interval_s: float, on_tick: Callable[[], Awaitable[Any]] | None = None) -> None:
         self.redis = redis
+        # Called after every sweep: the release queues admit on the same tick (engine/release_queue.py).
+        self.on_tick = on_tick
         self.keys = keys
         self.gateway = gateway
         self.wakeups = wakeups
@@ -165,6 +167,8 @@ class Sweeper:
             self._wake.clear()
             try:
                 await self.sweep_once()
+                if self.on_tick is not None:
+                    await self.on_tick()
                 if time.monotonic() - last_full > FULL_PASS_EVERY_S:
                     await self.full_pass()
                     last_full = time.monotonic()

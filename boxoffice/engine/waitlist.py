@@ -142,7 +142,7 @@ class Waitlist:
 
     async def join(self, show_id: int, customer: str, count: int, category: str | None,
                    now_ms: int | None = None, idempotency_key: str | None = None,
-                   limits: RateLimits = NO_LIMITS) -> dict[str, Any]:
+                   limits: RateLimits = NO_LIMITS, queue_pass: str = "") -> dict[str, Any]:
         """Queues the customer (201 body). With an idempotency key the entry's id derives from
         it, so a repeated request answers the entry its first run made. now_ms (tests only)
         moves the scripts' clock."""
@@ -153,7 +153,7 @@ class Waitlist:
                                  details=[{"field": "category", "problem": f"not a category of show {show_id}"}])
         entry_id = self.signer.new_entry_id(show_id, customer, idempotency_key)
         joined = await self.gateway.join_waitlist(show_id, entry_id, customer, count, category or "",
-                                                  MAX_SEATS_PER_CUSTOMER, now_ms, limits)
+                                                  MAX_SEATS_PER_CUSTOMER, now_ms, limits, queue_pass)
         status = joined.status
         body: dict[str, Any] = {"entry_id": entry_id, "show_id": str(show_id), "count": count,
                                 "category": category, "position": joined.position or None, "status": status}

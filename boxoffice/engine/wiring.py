@@ -33,10 +33,11 @@ from boxoffice.engine.payments import PaymentProvider, load_provider
 from boxoffice.engine.reconciler import Reconciler, ReconcileTimes
 from boxoffice.engine.redis.clients import make_redis
 from boxoffice.engine.redis.expiry_wakeups import ExpiryWakeups, unavailable_reason
-from boxoffice.engine.redis.gateway import ShowScripts
+from boxoffice.engine.redis.gateway import QueuePace, ShowScripts
 from boxoffice.engine.redis.keys import Keys
 from boxoffice.engine.redis.pubsub import EventHub
 from boxoffice.engine.redis.scripts import ScriptRunner
+from boxoffice.engine.release_queue import ReleaseQueue
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.show_loader import ShowLoader
 from boxoffice.engine.sweeper import Sweeper
@@ -73,6 +74,7 @@ class Engine:
     cancellations: Cancellations
     admin: Admin
     waitlist: Waitlist
+    release_queue: ReleaseQueue
     wakeups: ExpiryWakeups
     sweeper: Sweeper
     reconciler: Reconciler
@@ -122,7 +124,10 @@ def build_engine(settings: Settings, redis: Any, pubsub_redis: Any, sql: AsyncEn
     wakeups = ExpiryWakeups(redis, pubsub_redis, keys, on_wake=lambda: sweeper.wake(),
                             unavailable=unavailable_reason(settings), sweep_interval_s=settings.sweep_interval_s)
     sweeper = Sweeper(redis, keys, gateway, wakeups, unload=shows.unload, unload_after_s=settings.unload_after_s,
-                      interval_s=settings.sweep_interval_s)
+                      interval_s=settings.sweep_interval_s, on_tick=lambda: release_queue.tick_all())
+    release_queue = ReleaseQueue(gateway, catalog, signer, redis, keys, QueuePace(
+        settings.queue_opens_before_s * 1000, settings.queue_shoppers, settings.queue_group_size,
+        settings.queue_admit_per_s, settings.queue_pass_s * 1000))
     bookings = Bookings(sql, catalog, settings.cancel_cutoff_s)
     holds = Holds(gateway, catalog, signer, bookings)
     marked: deque[str] = deque(maxlen=MARKED_QUEUE)
@@ -140,8 +145,9 @@ def build_engine(settings: Settings, redis: Any, pubsub_redis: Any, sql: AsyncEn
         gateway=gateway, catalog=catalog, signer=signer, payments=payments, payment_records=records,
         events=EventHub(pubsub_redis, keys.changes_pattern()), shows=shows, bookings=bookings, holds=holds,
         confirmations=confirmations, cancellations=cancellations,
-        admin=Admin(sql, catalog, holds, redis, keys),
-        waitlist=Waitlist(gateway, catalog, signer, holds), wakeups=wakeups, sweeper=sweeper,
+        admin=Admin(sql, catalog, holds, redis, keys, release_queue),
+        waitlist=Waitlist(gateway, catalog, signer, holds), release_queue=release_queue, wakeups=wakeups,
+        sweeper=sweeper,
         reconciler=reconciler,
     )
 

@@ -5,7 +5,8 @@
 --   ARGV[5]  customer
 --   ARGV[6]  most seats one customer may hold in this show
 --   ARGV[7]  the abuse limits: "<customer limit>|<address limit>|<address>" (ratelimit.lua)
---   ARGV[8..] seat ids (their form, number and uniqueness checked by api/validation.py;
+--   ARGV[8]  queue pass token ("" none; includes/gate.lua)
+--   ARGV[9..] seat ids (their form, number and uniqueness checked by api/validation.py;
 --             this script checks only what guards the show's state below)
 -- Output:
 --   {1, expires_at, now}                    held
@@ -22,12 +23,15 @@
 --                                           flag) and the hold would leave `seat` alone
 --                                           between taken seats, an aisle or a wall
 --   {-11, reason}                           the show sells nothing: "closed" or "started"
+--   {-21, sale_opens_at} / {-22}            sales not open / a pass needed (includes/gate.lua)
 -- Idempotent: a second run with the same hold id answers {2, ...} with the hold the
 -- first run made, whatever became of it since.
 --@include context
 --@include holds
 --@include waitlist
 --@include settle
+--@include queue
+--@include gate
 --@include ratelimit
 if not is_loaded() then return -1 end
 begin()
@@ -37,8 +41,10 @@ local limited = over_rate_limit(ARGV[7], customer)
 if limited then return finish(limited) end
 local early = replayed_or_refused_hold(ARGV[4])
 if early then return finish(early) end
+local refused, pass_ticket = gate(customer, ARGV[8])
+if refused then return finish(refused) end
 local seats = {}
-for i = 8, #ARGV do seats[#seats + 1] = ARGV[i] end
+for i = 9, #ARGV do seats[#seats + 1] = ARGV[i] end
 if #seats == 0 then return finish({-5, ''}) end  -- a hold of nothing would break the counts
 
 local held = seats_of_customer(customer)
@@ -73,4 +79,5 @@ if NO_STRANDED then  -- read with the meta hash (context.lua, read_meta)
 end
 
 local expires = create_hold(ARGV[4], customer, seats, 'direct')
+use_pass(pass_ticket)
 return finish({1, expires, NOW})
