@@ -1,0 +1,133 @@
+"""The audit of a spike behind a release queue (bench.spike --release-queue), beside the
+checks of bench/audit.py (sold once, Redis agrees, charges balance, waitlist in order):
+
+1. queue_tickets_final: once the rush is over, every ticket is in a final state (admitted
+   and used, expired, sold_out, left, closed) and none is still waiting: nobody dropped
+   silently.
+2. queue_admission_order: nobody was admitted while a ticket that surely joined before it
+   still waited (the show's order is arrival): from what the clients saw, and exactly from
+   Redis's own record of each ticket when the queue's engine offers one to read.
+3. no_hold_without_pass: every hold straight at the seats without a pass was refused with
+   403 pass_required, and every booking of the show belongs to a customer whose ticket was
+   admitted."""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from bench.audit import Check
+from bench.queue_customers import FINAL_STATUSES, QueueCrowd, TicketRecord
+from bench.sqldb import BenchDb
+
+
+async def final_statuses(crowd: QueueCrowd) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for record in crowd.tickets:
+        status, body = await crowd.client.request("GET", f"/v1/queue/{record.ticket_id}")
+        if status != 200:
+            counts[f"http_{status}"] += 1
+            continue
+        counts[str(orjson.loads(body)["status"])] += 1
+    return counts
+
+
+def check_tickets_final(statuses: Counter[str], joined: int) -> Check:
+    ok = sum(statuses.values()) == joined and all(status in FINAL_STATUSES for status in statuses)
+    return Check("queue_tickets_final", ok, {"tickets": joined, "statuses": dict(statuses)})
+
+
+def client_side_order_violations(tickets: list[TicketRecord]) -> int:
+    """b seen admitted while a ticket that surely joined before it (its join was answered before
+    b's was sent) was seen still waiting by a poll sent after b's admission was seen."""
+    earlier = sorted(tickets, key=lambda t: t.join_answered)
+    answered = [t.join_answered for t in earlier]
+    latest_waiting: list[float] = []
+    running = 0.0
+    for t in earlier:
+        running = max(running, t.last_waiting_poll_sent)
+        latest_waiting.append(running)
+    violations = 0
+    for b in tickets:
+        if b.admitted_seen is None:
+            continue
+        before = bisect.bisect_left(answered, b.join_sent)
+        if before and latest_waiting[before - 1] > b.admitted_seen:
+            violations += 1
+    return violations
+
+
+def redis_order_violations(redis_url: str, key_prefix: str, show_id: int,
+                           tickets: list[TicketRecord]) -> dict[str, int] | None:
+    """Exact, from Redis's own record of the queue: the engine's admission_record(redis,
+    keys, show_id, ticket_ids) -> [(rank, admitted_at_ms or None, ended_at_ms or None)],
+    when the engine has it. None when it does not."""
+    try:
+        from boxoffice.engine.release_queue import admission_record  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    import redis
+
+    from boxoffice.engine.redis.keys import Keys
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        rows = admission_record(client, Keys(key_prefix), show_id, [t.ticket_id for t in tickets])
+    finally:
+        client.close()
+    ranked = sorted(rows)
+    violations = 0
+    # The latest moment a ticket ahead still waited: its admission or its end.
+    latest_ahead, never_left_ahead = 0, False
+    for _rank, admitted_at, ended_at in ranked:
+        if admitted_at is not None and (never_left_ahead or latest_ahead > admitted_at):
+            violations += 1
+        moment = admitted_at if admitted_at is not None else ended_at
+        if moment is None:
+            never_left_ahead = True
+        else:
+            latest_ahead = max(latest_ahead, moment)
+    return {"tickets_in_redis": len(ranked), "violations": violations}
+
+
+def check_order(crowd: QueueCrowd, redis_url: str | None, key_prefix: str) -> Check:
+    detail: dict[str, Any] = {
+        "admitted": sum(1 for t in crowd.tickets if t.admitted_seen is not None),
+        "client_side_violations": client_side_order_violations(crowd.tickets),
+    }
+    ok = detail["client_side_violations"] == 0
+    exact = redis_order_violations(redis_url, key_prefix, crowd.venue.show_id, crowd.tickets) if redis_url else None
+    if exact is not None:
+        detail["redis_order_violations"] = exact["violations"]
+        detail["tickets_found_in_redis"] = exact["tickets_in_redis"]
+        ok = ok and exact["violations"] == 0 and exact["tickets_in_redis"] == len(crowd.tickets)
+    else:
+        detail["redis_record"] = "not offered by the queue engine: client-side check only"
+    return Check("queue_admission_order", ok, detail)
+
+
+def check_passes(db: BenchDb, crowd: QueueCrowd) -> Check:
+    admitted = {t.customer for t in crowd.tickets if t.admitted_seen is not None}
+    customers = [row[0] for row in db.rows("SELECT customer FROM bookings WHERE show_id = %s",
+                                           (crowd.venue.show_id,))]
+    mine = [c for c in customers if c.startswith(f"{crowd.tag}-")]
+    without = [c for c in mine if c not in admitted]
+    q = crowd.queue
+    ok = q.probes_held == 0 and q.probes_refused == q.probes and not without and len(mine) == len(customers)
+    return Check("no_hold_without_pass", ok, {
+        "holds_tried_without_pass": q.probes, "refused_pass_required": q.probes_refused,
+        "granted_without_pass": q.probes_held, "bookings": len(customers),
+        "bookings_of_customers_never_admitted": len(without),
+    })
+
+
+async def audit_queue(db: BenchDb, crowd: QueueCrowd, redis_url: str | None, key_prefix: str) -> list[Check]:
+    statuses = await final_statuses(crowd)
+    return [
+        check_tickets_final(statuses, len(crowd.tickets)),
+        check_order(crowd, redis_url, key_prefix),
+        check_passes(db, crowd),
+    ]
