@@ -67,8 +67,9 @@ def short_hold_server_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serve(request: pytest.FixtureRequest, hold_ttl_s: str, name: str) -> Iterator[str]:
-    env = {**os.environ, "BOXOFFICE_HOLD_TTL_S": hold_ttl_s}
+def serve(request: pytest.FixtureRequest, hold_ttl_s: str, name: str,
+          extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    env = {**os.environ, "BOXOFFICE_HOLD_TTL_S": hold_ttl_s, **(extra_env or {})}
     if using_mock():
         app = "tests.browser.mock_service:create_app"
     else:
