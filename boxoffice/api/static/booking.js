@@ -47,8 +47,8 @@ export class ShowPage {
 
     this.queue = new QueueWatch(this, {
       onAdmitted: () => {
+        this.say("");
         this.openSeats();
-        this.say("It is your turn: pick your seats and hold them before the pass runs out.");
       },
       onOpened: (show) => {
         this.show = show;

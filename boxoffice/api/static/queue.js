@@ -155,6 +155,8 @@ export class QueueWatch {
     this.forget();
     $("pass-banner").hidden = true;
     this.page.closeSeats();
+    // No turn is coming after a sell-out or a close: the seat map will not open.
+    $("plan-closed").hidden = !CAN_REJOIN.has(status);
     $("queue-ended-text").textContent = ENDINGS[status];
     $("queue-ended").dataset.status = status;
     $("queue-rejoin").hidden = !CAN_REJOIN.has(status);
