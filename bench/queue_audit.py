@@ -1,9 +1,10 @@
 """The audit of a spike behind a release queue (bench.spike --release-queue), beside the
 checks of bench/audit.py (sold once, Redis agrees, charges balance, waitlist in order):
 
-1. queue_tickets_final: once the rush is over, every ticket is in a final state (admitted
-   and used, expired, sold_out, left, closed) and none is still waiting: nobody dropped
-   silently.
+1. queue_tickets_final: every customer got a ticket (the abuse limits are off: a refused
+   join is a customer turned away), and once the rush is over every ticket is in a final
+   state (admitted and used, expired, sold_out, left, closed), none still waiting: nobody
+   dropped silently.
 2. queue_admission_order: nobody was admitted while a ticket that surely joined before it
    still waited (the show's order is arrival): from what the clients saw, and exactly from
    Redis's own record of each ticket when the queue's engine offers one to read.
@@ -35,9 +36,11 @@ async def final_statuses(crowd: QueueCrowd) -> Counter[str]:
     return counts
 
 
-def check_tickets_final(statuses: Counter[str], joined: int) -> Check:
-    ok = sum(statuses.values()) == joined and all(status in FINAL_STATUSES for status in statuses)
-    return Check("queue_tickets_final", ok, {"tickets": joined, "statuses": dict(statuses)})
+def check_tickets_final(statuses: Counter[str], joined: int, refused: int) -> Check:
+    ok = joined > 0 and refused == 0 and sum(statuses.values()) == joined and all(
+        status in FINAL_STATUSES for status in statuses)
+    return Check("queue_tickets_final", ok, {"tickets": joined, "joins_refused": refused,
+                                             "statuses": dict(statuses)})
 
 
 def client_side_order_violations(tickets: list[TicketRecord]) -> int:
@@ -127,7 +130,7 @@ def check_passes(db: BenchDb, crowd: QueueCrowd) -> Check:
 async def audit_queue(db: BenchDb, crowd: QueueCrowd, redis_url: str | None, key_prefix: str) -> list[Check]:
     statuses = await final_statuses(crowd)
     return [
-        check_tickets_final(statuses, len(crowd.tickets)),
+        check_tickets_final(statuses, len(crowd.tickets), crowd.queue.join_refused),
         check_order(crowd, redis_url, key_prefix),
         check_passes(db, crowd),
     ]

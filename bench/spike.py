@@ -45,7 +45,7 @@ from bench.sqldb import BenchDb
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # With --release-queue: time for the set-up calls before the opening, when the first
 # customer arrives.
-OPENING_LEAD_S = 10.0
+OPENING_LEAD_S = 5.0
 
 
 def run_async(coro: Any) -> Any:
