@@ -15,6 +15,12 @@ const STEPS = ["queue", "select", "offer", "waiting", "pay", "done"];
 
 const $ = (id) => document.getElementById(id);
 
+// The service wants the queue first: a pass this tab lacks, or sales not open yet
+// (the visitor's clock may be off).
+function queueWanted(error) {
+  return error instanceof ApiError && (error.code === "pass_required" || error.code === "sale_not_open");
+}
+
 export class ShowPage {
   constructor() {
     this.map = new SeatMap($("plan"), {
@@ -260,7 +266,7 @@ export class ShowPage {
       this.pending.clear();
       if (error instanceof ApiError && error.code === "seats_unavailable") {
         this.seatsTaken(seats, error.body);
-      } else if (error instanceof ApiError && error.code === "pass_required") {
+      } else if (queueWanted(error)) {
         this.passRefused(error);
       } else {
         this.say(error.message, "error");
@@ -295,7 +301,7 @@ export class ShowPage {
         const wanted = count === 1 ? `No ${kind}seat is` : `No ${count} ${kind}seats side by side are`;
         this.say(`${wanted} free right now. Try fewer seats, another category, or pick seats on the plan.`,
           "error");
-      } else if (error instanceof ApiError && error.code === "pass_required") {
+      } else if (queueWanted(error)) {
         this.passRefused(error);
       } else {
         this.say(error.message, "error");
@@ -377,7 +383,7 @@ export class ShowPage {
       this.say("");
       this.followEntry(entry);
     } catch (error) {
-      if (error instanceof ApiError && error.code === "pass_required") return this.passRefused(error);
+      if (queueWanted(error)) return this.passRefused(error);
       this.setStep("select");
       this.say(error.message, "error");
     }
@@ -401,6 +407,7 @@ export class ShowPage {
 
   // The service wants a pass this tab does not have (never had, or it lapsed): the queue again.
   passRefused(error) {
+    if (error.body.sale_opens_at) this.show.sale_opens_at = error.body.sale_opens_at;
     this.selected.clear();
     this.map.setSelected([]);
     this.closeSeats();

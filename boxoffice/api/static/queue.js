@@ -138,7 +138,7 @@ export class QueueWatch {
     $("pass-banner").hidden = true;
     this.page.say(error.message, "error");
     if (this.ticket) this.end("expired");
-    else this.showGate(this.show);
+    else this.showGate(this.page.show);
   }
 
   // A hold was made with the pass: the pass has done its job.
