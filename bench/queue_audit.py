@@ -7,14 +7,16 @@ checks of bench/audit.py (sold once, Redis agrees, charges balance, waitlist in 
    dropped silently.
 2. queue_admission_order: nobody was admitted while a ticket that surely joined before it
    still waited (the show's order is arrival): from what the clients saw, and exactly from
-   Redis's own record of each ticket when the queue's engine offers one to read.
+   Redis's own record of each ticket (its arrival and admission numbers).
 3. no_hold_without_pass: every hold straight at the seats without a pass was refused with
    403 pass_required, and every booking of the show belongs to a customer whose ticket was
-   admitted."""
+   admitted (as the clients saw it) and whose pass was used (Redis's record: a pass is
+   spent by the hold or waitlist entry made with it)."""
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections import Counter
 from typing import Any
 
@@ -23,6 +25,7 @@ import orjson
 from bench.audit import Check
 from bench.queue_customers import FINAL_STATUSES, QueueCrowd, TicketRecord
 from bench.sqldb import BenchDb
+from boxoffice.engine.redis.keys import Keys
 
 
 async def final_statuses(crowd: QueueCrowd) -> Counter[str]:
@@ -64,36 +67,39 @@ def client_side_order_violations(tickets: list[TicketRecord]) -> int:
 
 
 def redis_order_violations(redis_url: str, key_prefix: str, show_id: int,
-                           tickets: list[TicketRecord]) -> dict[str, int] | None:
-    """Exact, from Redis's own record of the queue: the engine's admission_record(redis,
-    keys, show_id, ticket_ids) -> [(rank, admitted_at_ms or None, ended_at_ms or None)],
-    when the engine has it. None when it does not."""
-    try:
-        from boxoffice.engine.release_queue import admission_record  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+                           tickets: list[TicketRecord]) -> dict[str, int]:
+    """Exact, from Redis's own record of each ticket (lua/includes/queue.lua: its arrival
+    number, admission number admit_seq, admitted_at and ended_at): a ticket admitted while
+    one that arrived before it was still waiting (admitted after it, or ended after its
+    admission, or never) is a violation. For the arrival order, the spike's."""
     import redis
 
-    from boxoffice.engine.redis.keys import Keys
-
+    base = Keys(key_prefix).show_base(show_id)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        rows = admission_record(client, Keys(key_prefix), show_id, [t.ticket_id for t in tickets])
+        pipe = client.pipeline(transaction=False)
+        for t in tickets:
+            pipe.hmget(base + "ticket:" + t.ticket_id, "arrival", "admit_seq", "admitted_at", "ended_at")
+        rows = pipe.execute()
     finally:
         client.close()
-    ranked = sorted(rows)
+
+    def number(value: str | None) -> int | None:
+        return None if value is None or value == "" else int(value)
+
+    found = sorted((int(r[0]), number(r[1]), number(r[2]), number(r[3])) for r in rows if r[0] is not None)
     violations = 0
-    # The latest moment a ticket ahead still waited: its admission or its end.
-    latest_ahead, never_left_ahead = 0, False
-    for _rank, admitted_at, ended_at in ranked:
-        if admitted_at is not None and (never_left_ahead or latest_ahead > admitted_at):
+    last_seq_ahead = 0  # the highest admission number among the tickets ahead
+    waited_until_ahead = 0.0  # the latest end among those ahead never admitted (inf: never ended)
+    for _arrival, seq, admitted_at, ended_at in found:
+        if seq is not None and admitted_at is not None and (
+                last_seq_ahead > seq or waited_until_ahead > admitted_at):
             violations += 1
-        moment = admitted_at if admitted_at is not None else ended_at
-        if moment is None:
-            never_left_ahead = True
+        if seq is not None:
+            last_seq_ahead = max(last_seq_ahead, seq)
         else:
-            latest_ahead = max(latest_ahead, moment)
-    return {"tickets_in_redis": len(ranked), "violations": violations}
+            waited_until_ahead = max(waited_until_ahead, math.inf if ended_at is None else ended_at)
+    return {"tickets_in_redis": len(found), "violations": violations}
 
 
 def check_order(crowd: QueueCrowd, redis_url: str | None, key_prefix: str) -> Check:
@@ -102,17 +108,32 @@ def check_order(crowd: QueueCrowd, redis_url: str | None, key_prefix: str) -> Ch
         "client_side_violations": client_side_order_violations(crowd.tickets),
     }
     ok = detail["client_side_violations"] == 0
-    exact = redis_order_violations(redis_url, key_prefix, crowd.venue.show_id, crowd.tickets) if redis_url else None
-    if exact is not None:
+    if redis_url:
+        exact = redis_order_violations(redis_url, key_prefix, crowd.venue.show_id, crowd.tickets)
         detail["redis_order_violations"] = exact["violations"]
         detail["tickets_found_in_redis"] = exact["tickets_in_redis"]
         ok = ok and exact["violations"] == 0 and exact["tickets_in_redis"] == len(crowd.tickets)
     else:
-        detail["redis_record"] = "not offered by the queue engine: client-side check only"
+        detail["redis_record"] = "no Redis URL (embedded service): client-side check only"
     return Check("queue_admission_order", ok, detail)
 
 
-def check_passes(db: BenchDb, crowd: QueueCrowd) -> Check:
+def used_pass_customers(redis_url: str, key_prefix: str, show_id: int, tickets: list[TicketRecord]) -> set[str]:
+    """The customers whose ticket's pass Redis records as used."""
+    import redis
+
+    base = Keys(key_prefix).show_base(show_id)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for t in tickets:
+            pipe.hmget(base + "ticket:" + t.ticket_id, "customer", "used")
+        return {customer for customer, used in pipe.execute() if customer and used == "1"}
+    finally:
+        client.close()
+
+
+def check_passes(db: BenchDb, crowd: QueueCrowd, redis_url: str | None, key_prefix: str) -> Check:
     admitted = {t.customer for t in crowd.tickets if t.admitted_seen is not None}
     customers = [row[0] for row in db.rows("SELECT customer FROM bookings WHERE show_id = %s",
                                            (crowd.venue.show_id,))]
@@ -120,11 +141,16 @@ def check_passes(db: BenchDb, crowd: QueueCrowd) -> Check:
     without = [c for c in mine if c not in admitted]
     q = crowd.queue
     ok = q.probes_held == 0 and q.probes_refused == q.probes and not without and len(mine) == len(customers)
-    return Check("no_hold_without_pass", ok, {
+    detail: dict[str, Any] = {
         "holds_tried_without_pass": q.probes, "refused_pass_required": q.probes_refused,
         "granted_without_pass": q.probes_held, "bookings": len(customers),
         "bookings_of_customers_never_admitted": len(without),
-    })
+    }
+    if redis_url:
+        used = used_pass_customers(redis_url, key_prefix, crowd.venue.show_id, crowd.tickets)
+        detail["bookings_without_a_used_pass_in_redis"] = sum(1 for c in customers if c not in used)
+        ok = ok and detail["bookings_without_a_used_pass_in_redis"] == 0
+    return Check("no_hold_without_pass", ok, detail)
 
 
 async def audit_queue(db: BenchDb, crowd: QueueCrowd, redis_url: str | None, key_prefix: str) -> list[Check]:
@@ -132,5 +158,5 @@ async def audit_queue(db: BenchDb, crowd: QueueCrowd, redis_url: str | None, key
     return [
         check_tickets_final(statuses, len(crowd.tickets), crowd.queue.join_refused),
         check_order(crowd, redis_url, key_prefix),
-        check_passes(db, crowd),
+        check_passes(db, crowd, redis_url, key_prefix),
     ]

@@ -15,8 +15,10 @@ const ENDINGS = {
   closed: "This show was closed: its seats can no longer be booked.",
   expired: "Your turn came but the pass expired before you held seats. You may queue again.",
   left: "You left the queue.",
+  // A pass is good for one hold (or one waitlist entry): more seats mean queueing again.
+  used: "Your pass was used for the seats you held. To pick more seats, queue again.",
 };
-const CAN_REJOIN = new Set(["expired", "left"]);
+const CAN_REJOIN = new Set(["expired", "left", "used"]);
 
 // "1:02:03" or "4:05": the time left, to the second.
 export function clock(seconds) {
@@ -119,6 +121,9 @@ export class QueueWatch {
 
   admit(pass) {
     this.pass = pass;
+    // ttl_s is counted from now, so a visitor's wrong clock cannot cut the time short.
+    this.passEndsAt = typeof pass.ttl_s === "number" ? Date.now() + pass.ttl_s * 1000 : Date.parse(pass.expires_at);
+    this.passWasUsed = false;
     this.remember();
     this.part(null);
     $("pass-banner").hidden = false;
@@ -129,7 +134,7 @@ export class QueueWatch {
 
   // The pass's token while it is valid, for the X-Queue-Pass header of holds and joins.
   passToken() {
-    return this.pass && Date.parse(this.pass.expires_at) > Date.now() ? this.pass.token : null;
+    return this.pass && this.passEndsAt > Date.now() ? this.pass.token : null;
   }
 
   // The service answered 403 pass_required: back to the queue, the pass no longer counts.
@@ -137,12 +142,13 @@ export class QueueWatch {
     this.pass = null;
     $("pass-banner").hidden = true;
     this.page.say(error.message, "error");
-    if (this.ticket) this.end("expired");
+    if (this.ticket) this.end(this.passWasUsed ? "used" : "expired");
     else this.showGate(this.page.show);
   }
 
   // A hold was made with the pass: the pass has done its job.
   passUsed() {
+    if (this.pass) this.passWasUsed = true;
     this.pass = null;
     $("pass-banner").hidden = true;
     this.stopTimer();
@@ -188,7 +194,7 @@ export class QueueWatch {
         this.follow(ticket);
         return true;
       }
-      if (ticket.status === "admitted" && ticket.pass && Date.parse(ticket.pass.expires_at) > Date.now()) {
+      if (ticket.status === "admitted" && ticket.pass && (ticket.pass.ttl_s ?? 1) > 0) {
         this.ticket = ticket;
         this.admit(ticket.pass);
         return true;
@@ -203,7 +209,7 @@ export class QueueWatch {
   // One timer for both clocks: the opening's countdown and the pass's time left.
   tick() {
     if (this.pass) {
-      const left = (Date.parse(this.pass.expires_at) - Date.now()) / 1000;
+      const left = (this.passEndsAt - Date.now()) / 1000;
       $("pass-left").textContent = clock(left);
       if (left <= 0 && this.page.step === "select") this.end("expired");
       return;
