@@ -317,32 +317,6 @@ async def test_seat_states_per_show_and_in_total_are_read_from_redis_at_scrape_t
     assert metric(text, "boxoffice_waitlist_entries") == 1
 
 
-async def test_queue_series_exist_from_the_opening_and_count_admissions_waits_and_expiries(
-        ctx: Context, client: httpx.AsyncClient) -> None:
-    from boxoffice.engine import metrics
-    from tests.test_confirm import hold
-
-    show = await pick_show(ctx)
-    shown = str(show.show_id)
-    await hold(client, show.show_id, show.seat_ids[:1])  # loads the show into Redis
-    metrics.queue_opened(show.show_id)
-    text = await scrape(client)
-    assert f'boxoffice_queue_admissions_total{{show_id="{shown}"}} 0.0' in text
-    assert f'boxoffice_queue_pass_expiries_total{{show_id="{shown}"}} 0.0' in text
-    metrics.observe_queue(show.show_id, [1500, "2500"], pass_expiries=1)
-    # The queue's scripts keep the count of waiting tickets in the show's stats hash.
-    await ctx.redis.hset(ctx.keys.stats(show.show_id), "queued", 3)
-    text = await scrape(client)
-    assert metric(text, "boxoffice_queue_admissions_total", show_id=shown) == 2
-    assert metric(text, "boxoffice_queue_pass_expiries_total", show_id=shown) == 1
-    assert metric(text, "boxoffice_queue_wait_seconds_count", show_id=shown) == 2
-    assert metric(text, "boxoffice_queue_wait_seconds_sum", show_id=shown) == 4.0
-    assert metric(text, "boxoffice_queue_wait_seconds_bucket", show_id=shown, le="2.5") == 2
-    assert metric(text, "boxoffice_queue_wait_seconds_bucket", show_id=shown, le="1.0") == 0
-    assert metric(text, "boxoffice_show_queue_entries", show_id=shown) == 3
-    assert metric(text, "boxoffice_queue_entries") >= 3
-
-
 async def test_the_dependency_gauges_follow_the_probes(settings: Settings) -> None:
     from boxoffice.engine import health, metrics
 

@@ -23,20 +23,11 @@ What is measured:
   grace, counted by each process's reconciler pass (the reconciler should have taken them);
 - boxoffice_dependency_up{dependency}: Redis and PostgreSQL answering, probed every few
   seconds by each process (the lowest over the live workers: one cut off is down);
-- boxoffice_show_seats{show_id, state}, boxoffice_show_waitlist_entries{show_id} and
-  boxoffice_show_queue_entries{show_id}: seat states, waiters and release-queue tickets
-  still waiting, from the stats hashes in Redis (fields free, held, booked, waiting,
-  queued), read at scrape time (render_show_seats), for the SHOW_GAUGE_LIMIT busiest
-  loaded shows only (a bounded number of series); boxoffice_seats{state},
-  boxoffice_waitlist_entries and boxoffice_queue_entries: the same summed over every
-  loaded show;
-- the release queue, per show (only shows with a queue have these series):
-  boxoffice_queue_admissions_total{show_id} (passes issued),
-  boxoffice_queue_pass_expiries_total{show_id} (passes that lapsed unused) and
-  boxoffice_queue_wait_seconds{show_id} (from joining to admission); the queue's scripts
-  report them and observe_queue() records them, like observe_script() for holds.
-  queue_opened() creates a show's series at 0 at its opening, so an alert on a queue that
-  never moved has a series to look at."""
+- boxoffice_show_seats{show_id, state} and boxoffice_show_waitlist_entries{show_id}: seat
+  states and waiters from the stats hashes in Redis, read at scrape time
+  (render_show_seats), for the SHOW_GAUGE_LIMIT busiest loaded shows only (a bounded
+  number of series); boxoffice_seats{state} and boxoffice_waitlist_entries: the same
+  summed over every loaded show."""
 
 from __future__ import annotations
 
@@ -67,12 +58,11 @@ SHOW_GAUGE_LIMIT = 20
 SHOW_READ_LIMIT = 2000
 SHOW_READ_TIMEOUT_S = 1.0
 SEAT_STATES = ("free", "held", "booked")
-STATS_FIELDS = (*SEAT_STATES, "waiting", "queued")  # waiting, queued: entries and tickets, not seats
+STATS_FIELDS = (*SEAT_STATES, "waiting")  # waiting: entries, not seats
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
-QUEUE_WAIT_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 OPERATIONS = Counter("boxoffice_operations", "API operations by outcome", ["operation", "outcome"])
 OPERATION_SECONDS = Histogram("boxoffice_operation_seconds", "Time to answer an API operation",
@@ -83,12 +73,6 @@ EXPIRY_LATENESS = Histogram("boxoffice_hold_expiry_lateness_seconds",
 GRANTS = Counter("boxoffice_waitlist_grants", "Seats handed to waiters (one per grant)")
 WAITLIST_WAIT = Histogram("boxoffice_waitlist_wait_seconds", "From joining the waitlist to the grant",
                           buckets=WAIT_BUCKETS)
-QUEUE_ADMISSIONS = Counter("boxoffice_queue_admissions", "Release-queue tickets admitted (a pass issued)",
-                           ["show_id"])
-QUEUE_PASS_EXPIRIES = Counter("boxoffice_queue_pass_expiries", "Release-queue passes that lapsed unused",
-                              ["show_id"])
-QUEUE_WAIT = Histogram("boxoffice_queue_wait_seconds", "From joining a release queue to admission",
-                       ["show_id"], buckets=QUEUE_WAIT_BUCKETS)
 REDIS_IN_USE = Gauge("boxoffice_redis_connections_in_use", "Redis connections lent out now",
                      multiprocess_mode="livesum")
 REDIS_POOL_MAX = Gauge("boxoffice_redis_connections_max", "Redis connection pool limit",
@@ -142,23 +126,6 @@ def observe_script(answer: list[Any]) -> None:
     for ms in waits or ():
         GRANTS.inc()
         WAITLIST_WAIT.observe(max(0, int(ms)) / 1000)
-
-
-def queue_opened(show_id: int | str) -> None:
-    """A show's queue series exist from its opening, at 0 (see the module docstring)."""
-    QUEUE_ADMISSIONS.labels(str(show_id))
-    QUEUE_PASS_EXPIRIES.labels(str(show_id))
-
-
-def observe_queue(show_id: int | str, admitted_waits_ms: list[Any] | None, pass_expiries: int = 0) -> None:
-    """Records what a queue script reports: the wait (ms, join to admission) of each
-    ticket it admitted, and how many passes it found lapsed."""
-    show = str(show_id)
-    for ms in admitted_waits_ms or ():
-        QUEUE_ADMISSIONS.labels(show).inc()
-        QUEUE_WAIT.labels(show).observe(max(0, int(ms)) / 1000)
-    if pass_expiries:
-        QUEUE_PASS_EXPIRIES.labels(show).inc(int(pass_expiries))
 
 
 def integrity_violation(check: str, count: int = 1) -> None:
@@ -302,23 +269,17 @@ def show_seat_families(stats: dict[int, dict[str, int]]) -> list[GaugeMetricFami
                                  labels=["show_id", "state"])
     per_show_waiting = GaugeMetricFamily("boxoffice_show_waitlist_entries",
                                          "Waiting waitlist entries of the same shows", labels=["show_id"])
-    per_show_queued = GaugeMetricFamily("boxoffice_show_queue_entries",
-                                        "Release-queue tickets still waiting, of the same shows", labels=["show_id"])
     totals = GaugeMetricFamily("boxoffice_seats", "Seats by state over every loaded show", labels=["state"])
     waiting = GaugeMetricFamily("boxoffice_waitlist_entries", "Waiting waitlist entries over every loaded show")
-    queued = GaugeMetricFamily("boxoffice_queue_entries", "Release-queue tickets still waiting over every loaded show")
-    busiest = sorted(stats.items(),
-                     key=lambda item: (-item[1]["queued"], -item[1]["waiting"], -item[1]["held"], item[0]))
+    busiest = sorted(stats.items(), key=lambda item: (-item[1]["waiting"], -item[1]["held"], item[0]))
     for show_id, counts in busiest[:SHOW_GAUGE_LIMIT]:
         for state in SEAT_STATES:
             per_show.add_metric([str(show_id), state], counts[state])
         per_show_waiting.add_metric([str(show_id)], counts["waiting"])
-        per_show_queued.add_metric([str(show_id)], counts["queued"])
     for state in SEAT_STATES:
         totals.add_metric([state], sum(counts[state] for counts in stats.values()))
     waiting.add_metric([], sum(counts["waiting"] for counts in stats.values()))
-    queued.add_metric([], sum(counts["queued"] for counts in stats.values()))
-    return [per_show, per_show_waiting, per_show_queued, totals, waiting, queued]
+    return [per_show, per_show_waiting, totals, waiting]
 
 
 class _Families:
