@@ -20,7 +20,7 @@ from typing import Any
 from bench.customers import SIZES, Crowd
 
 MIN_POLL_S = 0.5
-MAX_POLL_S = 5.0
+MAX_POLL_S = 15.0
 # One customer in PROBE_EVERY also tries a hold without a pass right after joining, as a
 # bot skipping the queue would: it must be refused (403 pass_required).
 PROBE_EVERY = 50
