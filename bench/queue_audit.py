@@ -8,8 +8,8 @@ checks of bench/audit.py (sold once, Redis agrees, charges balance, waitlist in 
 2. queue_admission_order: nobody was admitted while a ticket that surely joined before it
    still waited (the show's order is arrival): from what the clients saw, and exactly from
    Redis's own record of each ticket (its arrival and admission numbers).
-3. no_hold_without_pass: every hold straight at the seats without a pass was refused with
-   403 pass_required, and every booking of the show belongs to a customer whose ticket was
+3. no_hold_without_pass: every hold straight at the seats without a pass was refused (403
+   pass_required while the queue ran), and every booking of the show belongs to a customer whose ticket was
    admitted (as the clients saw it) and whose pass was used (Redis's record: a pass is
    spent by the hold or waitlist entry made with it)."""
 
@@ -145,7 +145,7 @@ def check_passes(db: BenchDb, crowd: QueueCrowd, redis_url: str | None, key_pref
     q = crowd.queue
     ok = q.probes_held == 0 and q.probes_refused == q.probes and not without and len(mine) == len(customers)
     detail: dict[str, Any] = {
-        "holds_tried_without_pass": q.probes, "refused_pass_required": q.probes_refused,
+        "holds_tried_without_pass": q.probes, "refused": q.probes_refused, "refused_by_code": q.probe_refusals,
         "granted_without_pass": q.probes_held, "bookings": len(customers),
         "bookings_of_customers_never_admitted": len(without),
     }

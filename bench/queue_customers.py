@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.customers import SIZES, Crowd
@@ -22,7 +22,9 @@ from bench.customers import SIZES, Crowd
 MIN_POLL_S = 0.5
 MAX_POLL_S = 15.0
 # One customer in PROBE_EVERY also tries a hold without a pass right after joining, as a
-# bot skipping the queue would: it must be refused (403 pass_required).
+# bot skipping the queue would: it must never be granted (403 pass_required while the
+# queue runs; 409 sale_not_open before the opening; after the queue ended sold out, the
+# seats are gone).
 PROBE_EVERY = 50
 # The pass of the customer a request is made for: sent with its holds and waitlist joins.
 QUEUE_PASS: contextvars.ContextVar[str | None] = contextvars.ContextVar("queue_pass", default=None)
@@ -55,8 +57,9 @@ class QueueTally:
     closed: int = 0
     polls: int = 0
     probes: int = 0
-    probes_refused: int = 0  # 403 pass_required, as they must be
+    probes_refused: int = 0  # refused, as they must be (probe_refusals says how)
     probes_held: int = 0  # a hold granted without a pass: must stay 0
+    probe_refusals: dict[str, int] = field(default_factory=dict)
 
 
 class QueueCrowd(Crowd):
@@ -128,8 +131,10 @@ class QueueCrowd(Crowd):
         status, body = await self.call("POST", f"/v1/shows/{self.venue.show_id}/holds",
                                        "POST /v1/shows/{id}/holds (no pass)",
                                        {"seats": list(seat), "customer": name})
-        if status == 403 and body and body.get("error") == "pass_required":
+        if status in (403, 409) and body:
             self.queue.probes_refused += 1
+            code = str(body.get("error"))
+            self.queue.probe_refusals[code] = self.queue.probe_refusals.get(code, 0) + 1
         elif status == 201:
             self.queue.probes_held += 1
             await self.call("DELETE", f"/v1/holds/{body['hold_id']}", "DELETE /v1/holds/{id}")

@@ -121,6 +121,7 @@ def test_a_small_spike_behind_the_release_queue_admits_in_order_and_its_audit_pa
     # Everyone queued; some were let in and bought, and every hold skipping the queue was refused.
     assert queue["joined"] == 300 and queue["admitted"] > 0
     assert queue["probes"] == queue["probes_refused"] == 6 and queue["probes_held"] == 0
+    assert queue["probe_refusals"].get("pass_required", 0) > 0
     assert checks["sold_exactly_once"]["seats_sold"] > 0
     assert sum(checks["queue_tickets_final"]["statuses"].values()) == 300
     assert "waiting" not in checks["queue_tickets_final"]["statuses"]

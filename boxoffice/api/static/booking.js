@@ -103,6 +103,7 @@ export class ShowPage {
   openSeats() {
     $("plan-closed").hidden = true;
     $("hall-scroll").hidden = false;
+    $("legend").hidden = false;
     if (!this.seatEvents) this.listenToSeats();
     if (this.step === "queue") this.setStep("select");
     this.renderSelection();
@@ -112,6 +113,7 @@ export class ShowPage {
     this.seatEvents?.close();
     this.seatEvents = null;
     $("hall-scroll").hidden = true;
+    $("legend").hidden = true;
     $("plan-closed").hidden = false;
     $("counts").textContent = "";
   }
