@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from boxoffice.engine.errors import BoxOfficeError, ScriptCode
-from boxoffice.engine.redis.gateway import BestRequest, ShowLoad, ShowScripts
+from boxoffice.engine.redis.gateway import BestRequest, QueuePace, ShowLoad, ShowScripts
 from boxoffice.engine.redis.keys import Keys
 
 LUA = resources.files("boxoffice") / "lua"
@@ -45,6 +45,11 @@ CALLS: dict[str, tuple[Callable[[ShowScripts], Awaitable[Any]], int]] = {
     "unload_show": (lambda g: g.unload_show(1, 1000, 10, None), 0),
     "close_show": (lambda g: g.close_show(1), 0),
     "cancel_booking": (lambda g: g.cancel_booking(1, "bk", SEATS), 2),
+    "queue_join": (lambda g: g.queue_join(1, "Q", "c", "P", QueuePace(900, 0, 2, 50, 600), "seed"), 0),
+    "queue_status": (lambda g: g.queue_status(1, "Q", "seed"), 0),
+    "queue_leave": (lambda g: g.queue_leave(1, "Q"), 0),
+    "queue_admit": (lambda g: g.queue_admit(1, "seed"), 0),
+    "queue_info": (lambda g: g.queue_info(1), 0),
     # two seats and one booked seat, each a pair
     "load_show": (lambda g: g.load_show(1, ShowLoad(0, "open", [("A1", "x"), ("A2", "y")], [("A1", "bk")])), 6),
 }

@@ -22,7 +22,7 @@ from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from boxoffice.api import admin, browse, holds, operations, streams, waitlist
+from boxoffice.api import admin, browse, holds, operations, queue, streams, waitlist
 from boxoffice.api.bodylimit import BodySizeLimit
 from boxoffice.api.hotpath import HotRoutes
 from boxoffice.api.limiter import Limiter
@@ -81,6 +81,9 @@ hot_routes = [
     Route("/v1/waitlist/{entry_id}", waitlist.status, methods=["GET"]),
     Route("/v1/waitlist/{entry_id}", tracked("waitlist_leave", waitlist.leave), methods=["DELETE"]),
     Route("/v1/shows/{show_id}/waitlist", tracked("waitlist_join", waitlist.join), methods=["POST"]),
+    Route("/v1/shows/{show_id}/queue", tracked("queue_join", queue.join), methods=["POST"]),
+    Route("/v1/queue/{ticket_id}", queue.status, methods=["GET"]),
+    Route("/v1/queue/{ticket_id}", tracked("queue_leave", queue.leave), methods=["DELETE"]),
     Route("/v1/holds/{hold_id}/confirm", tracked("confirm", holds.confirm_hold), methods=["POST"]),
     Route("/v1/holds/{hold_id}", holds.get_hold, methods=["GET"]),
     Route("/v1/holds/{hold_id}", tracked("release", holds.release_hold), methods=["DELETE"]),
@@ -96,6 +99,7 @@ routes = [
     Route("/v1/bookings/{booking_id}", holds.get_booking, methods=["GET"]),
     Route("/v1/bookings/{booking_id}/cancel", tracked("cancel", holds.cancel_booking), methods=["POST"]),
     Route("/v1/waitlist/{entry_id}/events", streams.entry_events, methods=["GET"]),
+    Route("/v1/queue/{ticket_id}/events", queue.events, methods=["GET"]),
     Route("/v1/admin/cities", admin.create_city, methods=["POST"]),
     Route("/v1/admin/cinemas", admin.create_cinema, methods=["POST"]),
     Route("/v1/admin/halls", admin.create_hall, methods=["POST"]),

@@ -33,8 +33,8 @@ async def shows(request: Request) -> JSON:
 
 
 async def show(request: Request) -> JSON:
-    info = await engine_context(request).catalog.show(path_id(request, "show_id"))
-    return _cached(info.details, request)
+    public = await engine_context(request).release_queue.public_show(path_id(request, "show_id"))
+    return _cached(public, request)
 
 
 async def seat_map(request: Request) -> Response:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
+from boxoffice.api.queue import queue_pass
 from boxoffice.api.responses import JSON
 from boxoffice.api.validation import (
     cancel_request,
@@ -24,10 +25,11 @@ async def create_hold(request: Request) -> JSON:
     await limiter.check_client(request)
     wanted, customer, key = hold_request(await json_body(request, ctx.settings.max_body_bytes), request.headers)
     await limiter.check_customer(customer, show_id)
+    passed = queue_pass(request.headers)
     if isinstance(wanted, list):
-        hold = await ctx.inventory.hold(show_id, wanted, customer, idempotency_key=key)
+        hold = await ctx.inventory.hold(show_id, wanted, customer, idempotency_key=key, queue_pass=passed)
     else:
-        hold = await ctx.inventory.hold_best(show_id, wanted, customer, idempotency_key=key)
+        hold = await ctx.inventory.hold_best(show_id, wanted, customer, idempotency_key=key, queue_pass=passed)
     return JSON(hold.public(), status_code=201)
 
 

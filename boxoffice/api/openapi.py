@@ -51,14 +51,20 @@ TOKEN = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 HOLD_ID = {"type": "string", "pattern": "^[HG][1-9][0-9]{0,17}-[A-Za-z0-9_-]{22}-[A-Za-z0-9_-]{12}$"}
 ENTRY_ID = {"type": "string", "pattern": "^W[1-9][0-9]{0,17}-[A-Za-z0-9_-]{22}-[A-Za-z0-9_-]{12}$"}
 BOOKING_ID = {"type": "string", "pattern": "^bk_[A-Za-z0-9_-]{22}$"}
+TICKET_ID = {"type": "string", "pattern": "^Q[1-9][0-9]{0,17}-[A-Za-z0-9_-]{22}-[A-Za-z0-9_-]{12}$"}
+# A release queue pass (docs/API.md, "Release queue"): needed by holds and joins while a queue runs.
+QUEUE_PASS = {"name": "X-Queue-Pass", "in": "header", "required": False,
+              "schema": {"type": "string", "pattern": "^P[A-Za-z0-9_-]{22}$"}}
 
 # The error codes each status carries (docs/API.md, "Errors").
 ERROR_CODES: dict[str, list[str]] = {
     "401": ["unauthorized"],
     "402": ["payment_declined"],
+    "403": ["pass_required"],
     "404": ["not_found"],
     "409": ["seats_unavailable", "hold_not_active", "no_chance", "show_closed", "already_waiting",
-            "entry_not_waiting", "cancel_too_late", "would_strand_seat"],
+            "entry_not_waiting", "cancel_too_late", "would_strand_seat", "sale_not_open", "queue_not_open",
+            "already_queued", "ticket_not_waiting"],
     "410": ["hold_expired"],
     "413": ["payload_too_large"],
     "422": ["invalid_request"],
@@ -68,6 +74,7 @@ ERROR_CODES: dict[str, list[str]] = {
 DESCRIPTIONS = {
     "401": "the admin token is missing or wrong",
     "402": "the payment was declined; nothing was booked", "404": "no such resource",
+    "403": "the show sells through its release queue: a valid X-Queue-Pass is needed",
     "409": "a conflict with the current state", "410": "the hold has expired",
     "413": "the request body is larger than BOXOFFICE_MAX_BODY_BYTES",
     "422": "the request is not valid; details name each bad field",
@@ -203,7 +210,17 @@ SCHEMAS: dict[str, Any] = {
                 prices=array(obj(["category", "amount", "currency"], category=STR, amount=COUNT,
                                  currency={"type": "string", "pattern": "^[A-Z]{3}$"})),
                 status={"type": "string", "enum": ["open", "closed"]},
-                sale_opens_at={"type": ["string", "null"], "format": "date-time"}),
+                sale_opens_at={"type": ["string", "null"], "format": "date-time"},
+                queue=obj(["active", "length", "order"], active={"type": "boolean"}, length=COUNT,
+                          order={"type": "string", "enum": ["arrival", "shuffle_before_open"]})),
+    "QueueRequest": {**obj(["customer"], customer=CUSTOMER), "additionalProperties": False},
+    "QueueTicket": obj(["ticket_id", "show_id", "customer", "status", "position", "eta_s", "pass"],
+                       ticket_id=TICKET_ID, show_id=NUMERIC_ID, customer={"type": ["string", "null"]},
+                       status={"type": "string",
+                               "enum": ["waiting", "admitted", "expired", "sold_out", "left", "closed"]},
+                       position=NULLABLE_INT, eta_s=NULLABLE_INT,
+                       **{"pass": {"oneOf": [obj(["token", "expires_at", "ttl_s"], token=STR, expires_at=TIME,
+                                                 ttl_s=COUNT), {"type": "null"}]}}),
     "Counts": obj(["available", "held", "booked"], available=COUNT, held=COUNT, booked=COUNT),
     "Seat": obj(["id", "row", "number", "category", "x", "y", "status"], id=SEAT_ID, row=STR, number=INT,
                 category=STR, kind={"type": "string", "enum": list(SEAT_KINDS)},
@@ -283,9 +300,9 @@ PATHS: dict[str, Any] = {
         "Live seat map (SSE): the whole map, then changes", SSE, "404", "413", "422", "503", params=[SHOW_ID])},
     "/v1/shows/{show_id}/holds": {"post": {
         "summary": "Hold seats, all or nothing, for the hold time: the seats named, or the best free ones",
-        "parameters": [SHOW_ID, OPTIONAL_KEY], "requestBody": body(ref("HoldRequest")),
+        "parameters": [SHOW_ID, OPTIONAL_KEY, QUEUE_PASS], "requestBody": body(ref("HoldRequest")),
         "responses": {**answer("201", ref("Hold"), "held"),
-                      **errors("404", "409", "413", "422", "429", "503")}}},
+                      **errors("403", "404", "409", "413", "422", "429", "503")}}},
     "/v1/holds/{hold_id}": {
         "get": get("A hold", answer("200", ref("Hold"), "ok"), "404", "413", "422", "503",
                    params=[path_param("hold_id", OPAQUE_ID)]),
@@ -303,9 +320,21 @@ PATHS: dict[str, Any] = {
         params=[path_param("booking_id", OPAQUE_ID)])},
     "/v1/shows/{show_id}/waitlist": {"post": {
         "summary": "Wait for seats held by others (first come, first served)",
-        "parameters": [SHOW_ID, OPTIONAL_KEY], "requestBody": body(ref("WaitlistRequest")),
+        "parameters": [SHOW_ID, OPTIONAL_KEY, QUEUE_PASS], "requestBody": body(ref("WaitlistRequest")),
         "responses": {**answer("201", ref("WaitlistEntry"), "queued"),
+                      **errors("403", "404", "409", "413", "422", "429", "503")}}},
+    "/v1/shows/{show_id}/queue": {"post": {
+        "summary": "Join the show's release queue (fair access at the opening of sales)",
+        "parameters": [SHOW_ID, OPTIONAL_KEY], "requestBody": body(ref("QueueRequest")),
+        "responses": {**answer("201", ref("QueueTicket"), "joined"),
                       **errors("404", "409", "413", "422", "429", "503")}}},
+    "/v1/queue/{ticket_id}": {
+        "get": get("A queue ticket with position, eta and pass", answer("200", ref("QueueTicket"), "ok"),
+                   "404", "413", "422", "503", params=[path_param("ticket_id", OPAQUE_ID)]),
+        "delete": get("Leave the release queue", answer("204", None, "left"), "404", "409", "413", "422", "503",
+                      params=[path_param("ticket_id", OPAQUE_ID)])},
+    "/v1/queue/{ticket_id}/events": {"get": get(
+        "Live queue ticket (SSE)", SSE, "404", "413", "422", "503", params=[path_param("ticket_id", OPAQUE_ID)])},
     "/v1/waitlist/{entry_id}": {
         "get": get("A waitlist entry with position and eta", answer("200", ref("WaitlistEntry"), "ok"),
                    "404", "413", "422", "503", params=[path_param("entry_id", OPAQUE_ID)]),

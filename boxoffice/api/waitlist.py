@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
+from boxoffice.api.queue import queue_pass
 from boxoffice.api.responses import JSON
 from boxoffice.api.validation import json_body, opaque_id, path_id, waitlist_request
 
@@ -18,7 +19,8 @@ async def join(request: Request) -> JSON:
     customer, count, category, key = waitlist_request(await json_body(request, ctx.settings.max_body_bytes),
                                                       request.headers)
     await limiter.check_customer(customer, show_id)
-    entry = await ctx.waitlist.join(show_id, customer, count, category, idempotency_key=key)
+    entry = await ctx.waitlist.join(show_id, customer, count, category, idempotency_key=key,
+                                    queue_pass=queue_pass(request.headers))
     return JSON(entry, status_code=201)
 
 

@@ -231,6 +231,11 @@ class Admin(CatalogChanges):
         super().__init__(ctx.sql, ctx.catalog)
         self.ctx = ctx
 
+    async def create_show(self, who: str, show: ShowRequest) -> dict[str, Any]:
+        """The catalog change, answered as GET /v1/shows/{id} answers (its queue too)."""
+        made = await super().create_show(who, show)
+        return await self.ctx.release_queue.public_show(int(made["id"]))
+
     async def close_show(self, who: str, show_id: int, reason: str) -> dict[str, Any]:
         """Closes the show (engine/holds.py): safe to repeat; answers it closed."""
         released, cancelled = await self.ctx.inventory.close_show(show_id)
@@ -238,7 +243,8 @@ class Admin(CatalogChanges):
             await record(conn, who, "close_show", str(show_id),
                          json.dumps({"reason": reason, "holds_released": released, "waiters_cancelled": cancelled}))
         self.ctx.catalog.browse_cache.clear()
-        return (await self.ctx.catalog.show(show_id, fresh=True)).details
+        await self.ctx.catalog.show(show_id, fresh=True)
+        return await self.ctx.release_queue.public_show(show_id)
 
     async def report(self, show_id: int) -> dict[str, Any]:
         ctx = self.ctx
@@ -246,6 +252,7 @@ class Admin(CatalogChanges):
         status_map, _ = await ctx.inventory.seat_state(show_id)  # loads the show when Redis lacks it
         held = status_map.count("h")
         waiting = await ctx.redis.hget(ctx.keys.show_keys(show_id)[7], "waiting")
+        queued = await ctx.redis.zcard(ctx.keys.queue(show_id))  # release queue tickets waiting
         async with ctx.sql.connect() as conn:
             sold = (await conn.execute(text("SELECT count(*) FROM booked_seats WHERE show_id = :s"),
                                        {"s": show_id})).scalar_one()
@@ -259,7 +266,7 @@ class Admin(CatalogChanges):
         seats = int(show.details["hall"]["seat_count"])
         return {"show_id": str(show_id), "status": show.status, "seats": seats,
                 "free": max(0, seats - int(sold) - held), "held": held, "sold": int(sold),
-                "waiting": int(waiting or 0), "queued": 0,
+                "waiting": int(waiting or 0), "queued": int(queued),
                 "revenue": {"amount": int(revenue), "currency": show.currency},
                 "refunded": {"amount": int(refunded), "currency": show.currency},
                 "bookings": int(bookings), "cancelled": int(cancelled)}

@@ -111,6 +111,8 @@ class ShowInfo:
     prices: dict[str, int]
     details: dict[str, Any]  # the public answer of GET /v1/shows/{id}
     no_stranded_seats: bool = False  # explicit holds may not leave a single seat stranded
+    sale_opens_at: datetime | None = None  # None: on sale now (no release queue)
+    queue_order: str = "arrival"  # the release queue's order (docs/API.md, "Release queue")
 
     def is_open(self, now: datetime | None = None) -> bool:
         now = now or datetime.now(UTC)
@@ -227,7 +229,7 @@ class Catalog:
                 "SELECT s.id, s.starts_at, s.status, s.currency,"
                 "  m.id, m.title, m.runtime_min, m.rating, m.release_date, m.genres,"
                 "  ci.id, ci.name, ci.address, ci.city_id, h.id, h.name, h.seat_count, s.sale_opens_at,"
-                "  s.no_stranded_seats"
+                "  s.no_stranded_seats, s.queue_order"
                 " FROM shows s JOIN movies m ON m.id = s.movie_id JOIN halls h ON h.id = s.hall_id"
                 " JOIN cinemas ci ON ci.id = h.cinema_id WHERE s.id = :id",
                 id=show_id,
@@ -253,7 +255,9 @@ class Catalog:
                 "status": r[2],
                 "sale_opens_at": None if r[17] is None else rfc3339(r[17]),
             }
-            return ShowInfo(r[0], r[14], starts_at, r[2], r[3], prices, details, bool(r[18]))
+            opens = None if r[17] is None else as_utc(r[17])
+            return ShowInfo(r[0], r[14], starts_at, r[2], r[3], prices, details, bool(r[18]), opens,
+                            r[19] or "arrival")
 
         return await self.show_cache.get(show_id, load)
 

@@ -22,6 +22,11 @@ class ScriptCode(IntEnum):
     NO_CHANCE = -10
     NOT_SELLING = -11  # the show started or was closed
     WOULD_STRAND_SEAT = -12  # an explicit hold would leave a single seat stranded
+    # The release queue (lua/includes/gate.lua, lua/queue_join-8.lua).
+    SALE_NOT_OPEN = -21
+    PASS_REQUIRED = -22
+    QUEUE_NOT_OPEN = -23
+    ALREADY_QUEUED = -24
 
 
 class BoxOfficeError(Exception):
@@ -94,6 +99,26 @@ class ShowClosed(BoxOfficeError):
 
 class WouldStrandSeat(BoxOfficeError):
     status, code = 409, "would_strand_seat"
+
+
+class SaleNotOpen(BoxOfficeError):
+    status, code = 409, "sale_not_open"
+
+
+class QueueNotOpen(BoxOfficeError):
+    status, code = 409, "queue_not_open"
+
+
+class AlreadyQueued(BoxOfficeError):
+    status, code = 409, "already_queued"
+
+
+class PassRequired(BoxOfficeError):
+    status, code = 403, "pass_required"
+
+
+class QueueTicketEnded(BoxOfficeError):
+    status, code = 409, "ticket_not_waiting"
 
 
 class PayloadTooLarge(BoxOfficeError):

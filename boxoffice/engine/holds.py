@@ -95,6 +95,8 @@ class Holds:
                    for seat in plan.seats],
             booked=list(await catalog.booked_seats(show_id)),
             no_stranded_seats=show.no_stranded_seats,
+            sale_opens_at_ms=0 if show.sale_opens_at is None else int(show.sale_opens_at.timestamp() * 1000),
+            queue_order=show.queue_order,
         )
 
     # -- seat map -----------------------------------------------------------------
@@ -139,7 +141,7 @@ class Holds:
     # -- holds --------------------------------------------------------------------
 
     async def hold(self, show_id: int, seats: list[str], customer: str, now_ms: int | None = None,
-                   idempotency_key: str | None = None) -> Hold:
+                   idempotency_key: str | None = None, queue_pass: str = "") -> Hold:
         """Holds the seats; whether the show still sells is Redis's decision (hold_seats). With
         an idempotency key the hold's id derives from it, so a repeated request answers the
         hold its first run made."""
@@ -147,21 +149,23 @@ class Holds:
         plan = await self.ctx.catalog.hall_plan(show.hall_id)
         validate_seat_list(seats, plan.by_id)
         hold_id = self.ctx.signer.new_hold_id(show_id, customer, idempotency_key)
-        held = await self.scripts.hold_seats(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, seats, now_ms)
+        held = await self.scripts.hold_seats(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, seats, now_ms,
+                                             queue_pass)
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
                     held.now_ms)
 
     async def hold_best(self, show_id: int, want: BestRequest, customer: str, now_ms: int | None = None,
-                        idempotency_key: str | None = None) -> Hold:
+                        idempotency_key: str | None = None, queue_pass: str = "") -> Hold:
         """Best available: finds and holds the best free seats for `want` in one script call
         (lua/hold_best-8.lua), with every rule of an explicit hold; the hold's id is made as
         for hold(), so a repeated request answers the hold its first run made."""
         show = await self.ctx.catalog.show(show_id)
         validate_best_request(want, set(show.prices))
         hold_id = self.ctx.signer.new_hold_id(show_id, customer, idempotency_key)
-        held = await self.scripts.hold_best(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, want, now_ms)
+        held = await self.scripts.hold_best(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, want, now_ms,
+                                            queue_pass)
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(held.seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,

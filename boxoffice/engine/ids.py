@@ -15,10 +15,11 @@ from dataclasses import dataclass
 RANDOM_BYTES = 16
 RANDOM_CHARS = 22  # base64url of 16 bytes, unpadded
 
-# H: hold, W: waitlist entry, G: hold granted to entry W (same random part and signature).
+# H: hold, W: waitlist entry, G: hold granted to entry W (same random part and signature),
+# Q: release queue ticket.
 # ASCII only and no leading zero: every id has exactly one spelling, so a tampered
 # spelling ("H012-..." for "H12-...", fullwidth digits) never passes as genuine.
-ID_PATTERN = re.compile(r"([HWG])([1-9][0-9]{0,17})-([A-Za-z0-9_-]{22})-([A-Za-z0-9_-]{12})", re.ASCII)
+ID_PATTERN = re.compile(r"([HWGQ])([1-9][0-9]{0,17})-([A-Za-z0-9_-]{22})-([A-Za-z0-9_-]{12})", re.ASCII)
 BOOKING_PATTERN = re.compile(r"bk_[A-Za-z0-9_-]{22}", re.ASCII)
 
 
@@ -60,6 +61,9 @@ class IdSigner:
     def new_entry_id(self, show_id: int, customer: str = "", idempotency_key: str | None = None) -> str:
         return self._make("W", show_id, customer, idempotency_key)
 
+    def new_ticket_id(self, show_id: int, customer: str = "", idempotency_key: str | None = None) -> str:
+        return self._make("Q", show_id, customer, idempotency_key)
+
     def parse(self, value: str, kinds: str) -> ParsedId | None:
         """The show of a genuine id of one of `kinds`, or None for anything else."""
         match = ID_PATTERN.fullmatch(value)
@@ -73,6 +77,18 @@ class IdSigner:
         if not hmac.compare_digest(expected, signature):
             return None
         return ParsedId(kind=kind, show_id=show_id)
+
+
+PASS_PATTERN = re.compile(r"P[A-Za-z0-9_-]{22}", re.ASCII)
+
+
+def new_pass_token() -> str:
+    """A release queue pass: 128 random bits, known to Redis only as its ticket's pass."""
+    return "P" + random_part()
+
+
+def is_pass_token(value: str) -> bool:
+    return PASS_PATTERN.fullmatch(value) is not None
 
 
 def is_booking_id(value: str) -> bool:

@@ -27,7 +27,13 @@ What is measured:
   states and waiters from the stats hashes in Redis, read at scrape time
   (render_show_seats), for the SHOW_GAUGE_LIMIT busiest loaded shows only (a bounded
   number of series); boxoffice_seats{state} and boxoffice_waitlist_entries: the same
-  summed over every loaded show."""
+  summed over every loaded show;
+- the release queue, per show with a running queue (a handful at a time): tickets waiting
+  (boxoffice_queue_waiting) and admitted buyers shopping (boxoffice_queue_shopping) as the
+  sweeper's last tick saw them, admissions (boxoffice_queue_admissions_total), passes lapsed
+  unused (boxoffice_queue_pass_expiries_total) and the time from joining to admission
+  (boxoffice_queue_wait_seconds); the scripts hand over what happened since the last tick
+  (lua/queue_admit-8.lua), so each admission is counted once."""
 
 from __future__ import annotations
 
@@ -113,6 +119,35 @@ def multiproc_dir() -> str | None:
 
 
 # -- from the scripts ---------------------------------------------------------------
+QUEUE_WAITING = Gauge("boxoffice_queue_waiting", "Release queue tickets waiting, per show",
+                      ["show_id"], multiprocess_mode="livemax")
+QUEUE_SHOPPING = Gauge("boxoffice_queue_shopping", "Admitted buyers with an unused pass, per show",
+                       ["show_id"], multiprocess_mode="livemax")
+QUEUE_ADMISSIONS = Counter("boxoffice_queue_admissions", "Release queue tickets admitted", ["show_id"])
+QUEUE_PASS_EXPIRIES = Counter("boxoffice_queue_pass_expiries", "Queue passes that lapsed unused", ["show_id"])
+QUEUE_WAIT = Histogram("boxoffice_queue_wait_seconds", "From joining the release queue to admission",
+                       ["show_id"], buckets=WAIT_BUCKETS)
+
+
+def observe_queue(show_id: int, waiting: int, shopping: int, lapsed: int, waits_ms: list[Any]) -> None:
+    """Records one tick of a show's release queue (lua/queue_admit-8.lua)."""
+    label = str(show_id)
+    QUEUE_WAITING.labels(label).set(waiting)
+    QUEUE_SHOPPING.labels(label).set(shopping)
+    if lapsed:
+        QUEUE_PASS_EXPIRIES.labels(label).inc(lapsed)
+    if waits_ms:
+        QUEUE_ADMISSIONS.labels(label).inc(len(waits_ms))
+        histogram = QUEUE_WAIT.labels(label)
+        for ms in waits_ms:
+            histogram.observe(max(0, int(ms)) / 1000)
+
+
+def forget_queue(show_id: int) -> None:
+    """A queue that ended leaves no stale gauges behind."""
+    for gauge in (QUEUE_WAITING, QUEUE_SHOPPING):
+        with contextlib.suppress(KeyError):
+            gauge.remove(str(show_id))
 
 
 def observe_script(answer: list[Any]) -> None:

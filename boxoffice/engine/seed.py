@@ -238,14 +238,33 @@ async def create_through_admin(changes: CatalogChanges, scale_name: str, seed: i
             prices: dict[int, dict[str, int]] = {}
             for show_id, category, amount in rows:
                 prices.setdefault(show_id, {})[category] = amount
+            openings = demo_openings([(id_, starts_at) for id_, _, _, starts_at, _, _ in shows], now)
             for id_, movie_id, hall_id, starts_at, _, currency in shows:
                 if starts_at <= now:
                     continue
+                opens, order = openings.get(id_, (None, "arrival"))
                 wanted = ShowRequest(made["halls", hall_id], made["movies", movie_id], starts_at, prices[id_],
-                                     currency, sale_opens_at=None, queue_order="arrival")
+                                     currency, sale_opens_at=opens, queue_order=order)
                 await create("shows", id_, changes.create_show(SEED_OPERATOR, wanted))
                 counts["show_prices"] += len(prices[id_])
     return counts
+
+
+# The demo's shows whose sales open soon, through the release queue (docs/API.md, "Release
+# queue"): minutes from seeding, and the queue's order. The last shows by id get them, so
+# the first shows (which tests and benchmarks pick) stay on sale at once.
+DEMO_OPENINGS = ((10, "arrival"), (30, "shuffle_before_open"), (120, "arrival"))
+
+
+def demo_openings(shows: list[tuple[int, datetime]], now: datetime) -> dict[int, tuple[datetime, str]]:
+    """show id -> (sale_opens_at, queue order) for a few future shows of the demo."""
+    future = sorted(id_ for id_, starts_at in shows if starts_at > now)
+    out: dict[int, tuple[datetime, str]] = {}
+    for id_, (minutes, order) in zip(reversed(future), DEMO_OPENINGS, strict=False):
+        opens = (now + timedelta(minutes=minutes)).replace(microsecond=0)
+        if opens < dict(shows)[id_]:
+            out[id_] = (opens, order)
+    return out
 
 
 async def seed_demo(sql: AsyncEngine, seed: int, start: date) -> dict[str, int]:

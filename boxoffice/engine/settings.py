@@ -36,6 +36,12 @@ def _non_negative(value: int, name: str) -> int:
     return value
 
 
+def _positive(value: int, name: str) -> int:
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def _flag(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -95,6 +101,15 @@ class Settings:
     rate_limit_ip_per_min: int = 600
     # A booking may be cancelled until this long before its show starts.
     cancel_cutoff_s: int = 3600
+    # The release queue (engine/release_queue.py, docs/API.md "Release queue"): joining opens
+    # this long before a show's sale_opens_at; a pass is valid this long; at most
+    # queue_shoppers admitted buyers shop at once (0: the free seats over the usual group
+    # size) and at most queue_admit_per_s are admitted a second.
+    queue_opens_before_s: int = 900
+    queue_pass_s: int = 600
+    queue_shoppers: int = 0
+    queue_group_size: int = 2
+    queue_admit_per_s: int = 50
     # (name, token) pairs of the admin API; empty: the admin API does not exist.
     admin_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     fault_point: str | None = field(default=None, repr=False)
@@ -139,6 +154,12 @@ class Settings:
             rate_limit_holds_per_min=_int("BOXOFFICE_RATE_HOLDS_PER_MIN", 120),
             rate_limit_ip_per_min=_int("BOXOFFICE_RATE_IP_PER_MIN", 600),
             cancel_cutoff_s=_non_negative(_int("BOXOFFICE_CANCEL_CUTOFF_S", 3600), "BOXOFFICE_CANCEL_CUTOFF_S"),
+            queue_opens_before_s=_non_negative(_int("BOXOFFICE_QUEUE_OPENS_BEFORE_S", 900),
+                                               "BOXOFFICE_QUEUE_OPENS_BEFORE_S"),
+            queue_pass_s=_positive(_int("BOXOFFICE_QUEUE_PASS_S", 600), "BOXOFFICE_QUEUE_PASS_S"),
+            queue_shoppers=_non_negative(_int("BOXOFFICE_QUEUE_SHOPPERS", 0), "BOXOFFICE_QUEUE_SHOPPERS"),
+            queue_group_size=_positive(_int("BOXOFFICE_QUEUE_GROUP_SIZE", 2), "BOXOFFICE_QUEUE_GROUP_SIZE"),
+            queue_admit_per_s=_positive(_int("BOXOFFICE_QUEUE_ADMIT_PER_S", 50), "BOXOFFICE_QUEUE_ADMIT_PER_S"),
             admin_tokens=parse_admin_tokens(os.environ.get("BOXOFFICE_ADMIN_TOKEN", "")),
             fault_point=os.environ.get("BOXOFFICE_FAULT_POINT") or None,
         )

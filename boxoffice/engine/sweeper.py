@@ -155,6 +155,8 @@ class Sweeper:
             self._wake.clear()
             try:
                 await self.sweep_once()
+                # The release queues admit on the same tick (engine/release_queue.py).
+                await self.ctx.release_queue.tick_all()
                 if time.monotonic() - last_full > FULL_PASS_EVERY_S:
                     await self.full_pass()
                     last_full = time.monotonic()

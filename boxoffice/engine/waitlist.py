@@ -138,7 +138,8 @@ class Waitlist:
         return parsed.show_id
 
     async def join(self, show_id: int, customer: str, count: int, category: str | None,
-                   now_ms: int | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+                   now_ms: int | None = None, idempotency_key: str | None = None,
+                   queue_pass: str = "") -> dict[str, Any]:
         """Queues the customer (201 body). With an idempotency key the entry's id derives from
         it, so a repeated request answers the entry its first run made. now_ms (tests only)
         moves the scripts' clock."""
@@ -151,7 +152,7 @@ class Waitlist:
                                  details=[{"field": "category", "problem": f"not a category of show {show_id}"}])
         entry_id = self.ctx.signer.new_entry_id(show_id, customer, idempotency_key)
         joined = await self.ctx.gateway.join_waitlist(show_id, entry_id, customer, count, category or "",
-                                                      MAX_SEATS_PER_CUSTOMER, now_ms)
+                                                      MAX_SEATS_PER_CUSTOMER, now_ms, queue_pass)
         status = joined.status
         body: dict[str, Any] = {"entry_id": entry_id, "show_id": str(show_id), "count": count,
                                 "category": category, "position": joined.position or None, "status": status}

@@ -26,6 +26,7 @@ from boxoffice.engine.redis.gateway import ShowScripts
 from boxoffice.engine.redis.keys import Keys
 from boxoffice.engine.redis.pubsub import EventHub
 from boxoffice.engine.redis.scripts import ScriptRunner
+from boxoffice.engine.release_queue import ReleaseQueue
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.sweeper import Sweeper
 from boxoffice.engine.waitlist import Waitlist
@@ -98,6 +99,7 @@ class Context:
     cancellations: Cancellations = field(init=False)
     admin: Admin = field(init=False)
     waitlist: Waitlist = field(init=False)
+    release_queue: ReleaseQueue = field(init=False)
     sweeper: Sweeper = field(init=False)
     notifications: ExpiryNotifications = field(init=False)
     reconciler: Reconciler = field(init=False)
@@ -112,6 +114,7 @@ class Context:
         self.cancellations = Cancellations(self)
         self.admin = Admin(self)
         self.waitlist = Waitlist(self)
+        self.release_queue = ReleaseQueue(self)
         self.sweeper = Sweeper(self)
         self.notifications = ExpiryNotifications(self)
         self.reconciler = Reconciler(self)

@@ -1,19 +1,21 @@
 -- close_show: closes a show's sale in one atomic step: from now on nothing is
 -- held, granted or confirmed; every active or confirming hold ends `released`
 -- (a confirm still paying finds its pin gone, and is refunded), every waiting
--- entry ends `cancelled`, and live streams are told. Bookings stay.
+-- entry ends `cancelled`, every live release queue ticket `closed` (includes/queue.lua),
+-- and live streams are told. Bookings stay.
 -- Input:
 --   KEYS[1..8], ARGV[1..3]   see includes/context.lua
 -- Output:
---   {holds_released, entries_cancelled}   closed now
---   {0, 0}                                already closed (idempotent)
+--   {holds_released, entries_cancelled, tickets_closed}   closed now
+--   {0, 0, 0}                                             already closed (idempotent)
 --@include context
 --@include holds
 --@include waitlist
 --@include settle
+--@include queue
 if not is_loaded() then return -1 end
 begin()
-if show_closed() then return finish({0, 0}) end
+if show_closed() then return finish({0, 0, 0}) end
 settle_due()
 redis.call('HSET', K_META, 'status', 'closed')
 CLOSED = true
@@ -27,4 +29,6 @@ for _, hold_id in ipairs(redis.call('ZRANGE', K_DEADLINES, '0', '-1')) do
 end
 local waiting = waitlist_length()
 end_all_waiters('cancelled')
-return finish({released, waiting})
+local tickets = 0
+if queue_meta() > 0 then tickets = end_queue('closed') end
+return finish({released, waiting, tickets})

@@ -10,6 +10,7 @@
 --   ARGV[9]  seat kind, "" for standard seats only (wheelchair and companion spaces
 --            are offered only to a request that names their kind)
 --   ARGV[10] "1": side by side in one row; "0": the best seats by rank, anywhere
+--   ARGV[11] queue pass token ("" none; includes/gate.lua)
 -- Output:
 --   {1, expires_at, now, seat..}            held: the chosen seats
 --   {2, expires_at, now, hold_id}           an earlier run made this hold (a retry with the
@@ -18,18 +19,23 @@
 --   {-2, waitlist_length, possible}         no choice fits: nothing held
 --   {-3, already_held}                      customer limit
 --   {-11, reason}                           the show sells nothing: "closed" or "started"
+--   {-21, sale_opens_at} / {-22}            sales not open / a pass needed (includes/gate.lua)
 -- Idempotent: a second run with the same hold id answers {2, ...} with the hold the
 -- first run made, whatever became of it since.
 --@include context
 --@include holds
 --@include waitlist
 --@include settle
+--@include queue
+--@include gate
 if not is_loaded() then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
 local early = replayed_or_refused_hold(ARGV[4])
 if early then return finish(early) end
+local refused, pass_ticket = gate(customer, ARGV[11])
+if refused then return finish(refused) end
 local count = tonumber(ARGV[7])
 local held = seats_of_customer(customer)
 if held + count > tonumber(ARGV[6]) then
@@ -58,6 +64,7 @@ if not seats then
   return finish({-2, waitlist_length(), possible})
 end
 local expires = create_hold(ARGV[4], customer, seats, 'direct')
+use_pass(pass_ticket)
 local out = {1, expires, NOW}
 for _, seat in ipairs(seats) do out[#out + 1] = seat end
 return finish(out)

@@ -4,7 +4,8 @@
 --   ARGV[4]  hold id (unguessable, made by the engine)
 --   ARGV[5]  customer
 --   ARGV[6]  most seats one customer may hold in this show
---   ARGV[7..] seat ids (validated against the hall by the engine)
+--   ARGV[7]  queue pass token ("" none; includes/gate.lua)
+--   ARGV[8..] seat ids (validated against the hall by the engine)
 -- Output:
 --   {1, expires_at, now}                    held
 --   {2, expires_at, now, hold_id}           an earlier run made this hold (a retry with the
@@ -17,20 +18,25 @@
 --                                           flag) and the hold would leave `seat` alone
 --                                           between taken seats, an aisle or a wall
 --   {-11, reason}                           the show sells nothing: "closed" or "started"
+--   {-21, sale_opens_at} / {-22}            sales not open / a pass needed (includes/gate.lua)
 -- Idempotent: a second run with the same hold id answers {2, ...} with the hold the
 -- first run made, whatever became of it since.
 --@include context
 --@include holds
 --@include waitlist
 --@include settle
+--@include queue
+--@include gate
 if not is_loaded() then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
 local early = replayed_or_refused_hold(ARGV[4])
 if early then return finish(early) end
+local refused, pass_ticket = gate(customer, ARGV[7])
+if refused then return finish(refused) end
 local seats = {}
-for i = 7, #ARGV do seats[#seats + 1] = ARGV[i] end
+for i = 8, #ARGV do seats[#seats + 1] = ARGV[i] end
 
 local held = seats_of_customer(customer)
 if held + #seats > tonumber(ARGV[6]) then
@@ -62,4 +68,5 @@ if NO_STRANDED then  -- read with the meta hash (context.lua, read_meta)
 end
 
 local expires = create_hold(ARGV[4], customer, seats, 'direct')
+use_pass(pass_ticket)
 return finish({1, expires, NOW})

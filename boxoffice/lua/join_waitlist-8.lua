@@ -8,6 +8,7 @@
 --   ARGV[6]  count
 --   ARGV[7]  category, "" for any
 --   ARGV[8]  most seats one customer may hold in this show
+--   ARGV[9]  queue pass token ("" none; includes/gate.lua)
 -- Output:
 --   {1, position, status}   queued (status "waiting", position 1 is served next)
 --                           or granted at once (status "granted", position 0)
@@ -16,12 +17,15 @@
 --   {-9}                    this customer already waits for this show
 --   {-10}                   no chance: not enough unsold seats
 --   {-11, reason}           the show takes no one: "closed" or "started"
+--   {-21, sale_opens_at} / {-22}   sales not open / a pass needed (includes/gate.lua)
 -- Idempotent: a second run with the same entry id answers {1, position, status}
 -- of the entry the first run made, as it is now.
 --@include context
 --@include holds
 --@include waitlist
 --@include settle
+--@include queue
+--@include gate
 if not is_loaded() then return -1 end
 begin()
 settle_due()
@@ -36,6 +40,8 @@ local stopped = not_selling()
 if stopped then
   return finish({-11, stopped})
 end
+local refused, pass_ticket = gate(customer, ARGV[9])
+if refused then return finish(refused) end
 if redis.call('HEXISTS', K_WAITERS, customer) == 1 then
   return finish({-9})
 end
@@ -49,6 +55,7 @@ if unsold < count then
   return finish({-10})
 end
 add_entry(entry_id, customer, count, category)
+use_pass(pass_ticket)
 grant_waiters()
 local rank = redis.call('ZRANK', K_WAITLIST, entry_id)
 local status = redis.call('HGET', entry_key(entry_id), 'status')

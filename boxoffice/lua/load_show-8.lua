@@ -6,19 +6,21 @@
 --   ARGV[4]  starts_at (ms)
 --   ARGV[5]  status: open or closed
 --   ARGV[6]  "1": explicit holds may not strand a single seat (hold_seats-8.lua), else "0"
---   ARGV[7]  number of seats n
---   ARGV[8 .. 7+2n]          seat, "category|row|place|rank|kind" pairs in the hall
+--   ARGV[7]  sale_opens_at (ms, 0: on sale now) and ARGV[8] the queue's order
+--            ("arrival" or "shuffle_before_open"; includes/queue.lua)
+--   ARGV[9]  number of seats n
+--   ARGV[10 .. 9+2n]         seat, "category|row|place|rank|kind" pairs in the hall
 --                            plan's order (see context.lua)
---   ARGV[8+2n ..]            seat, booking_id pairs of the seats already sold
+--   ARGV[10+2n ..]           seat, booking_id pairs of the seats already sold
 -- Output:
 --   1 loaded now, 0 was already loaded
 -- Also numbers the seats in plan order and builds the status map (statusmap.lua), so
 -- best available (best.lua) finds it from the first call.
 --@include context
 if is_loaded() then return 0 end
-local n = tonumber(ARGV[7])
-local first_booked = 8 + 2 * n
-for i = 8, first_booked - 1, 2 do
+local n = tonumber(ARGV[9])
+local first_booked = 10 + 2 * n
+for i = 10, first_booked - 1, 2 do
   redis.call('HSET', K_LAYOUT, ARGV[i], ARGV[i + 1])
 end
 local booked = 0
@@ -29,8 +31,8 @@ for i = first_booked, #ARGV, 2 do
   booked = booked + 1
 end
 local chars, numbered = {}, {}
-for i = 8, first_booked - 1, 2 do
-  local position = (i - 8) / 2
+for i = 10, first_booked - 1, 2 do
+  local position = (i - 10) / 2
   chars[position + 1] = sold[ARGV[i]] and 'b' or '0'
   numbered[#numbered + 1] = ARGV[i]
   numbered[#numbered + 1] = string.format('%d', position)
@@ -46,5 +48,5 @@ redis.call('HSET', K_STATS, 'free', n - booked, 'held', 0, 'booked', booked, 'wa
 -- before a wipe or an unload (at most a thousand confirms a millisecond).
 redis.call('HSET', K_META, 'starts_at', ARGV[4], 'status', ARGV[5], 'seat_count', n,
   'fence', string.format('%d', NOW * 1000), 'layout_stamp', string.format('%d', NOW),
-  'no_stranded_seats', ARGV[6], 'loaded', '1')
+  'no_stranded_seats', ARGV[6], 'sale_opens_at', ARGV[7], 'queue_order', ARGV[8], 'loaded', '1')
 return 1

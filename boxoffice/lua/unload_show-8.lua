@@ -1,7 +1,7 @@
 -- unload_show: drops a show's Redis state once it started more than a grace ago
 -- (PostgreSQL keeps every sale: the engine reloads the show if anyone reads it again).
 -- First settles as every script does (holds past their deadline end `expired`,
--- waiting entries end `expired` since the show started) and publishes the changes;
+-- waiting entries end `expired` since the show started, release queue tickets `closed`) and publishes the changes;
 -- then deletes the hold and entry hashes named in the records set, a batch per call,
 -- and with the last batch every other key of the show. A hold still live (a confirm's
 -- pin still running, a hold time longer than the grace) keeps the show for a later call.
@@ -17,9 +17,11 @@
 --@include holds
 --@include waitlist
 --@include settle
+--@include queue
 if not is_loaded() then return -1 end
 begin()
 settle_due()
+queue_settle('')
 if STARTS_AT <= 0 or STARTS_AT + tonumber(ARGV[4]) > NOW or first_deadline() then
   return finish({0, 0})
 end
@@ -33,7 +35,9 @@ if redis.call('SCARD', K_RECORDS) > 0 then
   return {{1, deleted}, 0, 0, EXPIRED_LATE_MS, GRANT_WAITS_MS}
 end
 local names = {K_META, K_LAYOUT, K_SEATS, K_DEADLINES, K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS,
-  K_STATUS_MAP, K_SEAT_INDEX, K_RECORDS, BASE .. 'wake', BASE .. 'wanted', wanted_key('')}
+  K_STATUS_MAP, K_SEAT_INDEX, K_RECORDS, BASE .. 'wake', BASE .. 'wanted', wanted_key(''),
+  -- the release queue's (includes/queue.lua; tickets are in the records set)
+  BASE .. 'queue', BASE .. 'queuers', BASE .. 'passes', BASE .. 'passtokens', BASE .. 'qwaits'}
 -- The queue's per-category trees (empty once every entry ended, but never left behind).
 local seen = {}
 for _, info in ipairs(redis.call('HVALS', K_LAYOUT)) do

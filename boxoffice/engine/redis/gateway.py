@@ -22,10 +22,14 @@ from typing import Any
 
 from boxoffice.engine import metrics
 from boxoffice.engine.errors import (
+    AlreadyQueued,
     AlreadyWaiting,
     InvalidRequest,
     LimitExceeded,
     NoChance,
+    PassRequired,
+    QueueNotOpen,
+    SaleNotOpen,
     ScriptCode,
     SeatsUnavailable,
     ShowClosed,
@@ -46,6 +50,8 @@ class ShowLoad:
     seats: list[tuple[str, str]]
     booked: list[tuple[str, str]]
     no_stranded_seats: bool = False  # explicit holds may not strand a single seat
+    sale_opens_at_ms: int = 0  # 0: on sale now, no release queue
+    queue_order: str = "arrival"
 
 
 @dataclass(frozen=True)
@@ -112,12 +118,65 @@ class EntryRecord:
     starts_at_ms: int
 
 
+@dataclass(frozen=True)
+class TicketView:
+    """A release queue ticket as lua/includes/queue.lua ticket_view answers it."""
+
+    status: str
+    position: int  # 0: not waiting, or before a shuffled queue's draw
+    token: str  # the pass, "" unless admitted and unused
+    pass_expires_ms: int
+    now_ms: int
+    opens_ms: int
+    customer: str
+
+    @classmethod
+    def parse(cls, raw: list[Any]) -> TicketView:
+        return cls(text(raw[0]), int(raw[1]), text(raw[2]), int(raw[3]), int(raw[4]), int(raw[5]), text(raw[6]))
+
+
+@dataclass(frozen=True)
+class QueuePace:
+    """How a show's queue admits (lua/queue_join-8.lua: ARGV[7..11])."""
+
+    opens_before_ms: int
+    shoppers: int  # 0: the free seats over group_size
+    group_size: int
+    admit_per_s: int
+    pass_ms: int
+
+
+@dataclass(frozen=True)
+class QueueTick:
+    """What lua/queue_admit-8.lua reports."""
+
+    admitted: int
+    running: bool
+    waiting: int
+    shopping: int
+    lapsed: int
+    waits_ms: list[int]
+
+
 # unload_show's states (boxoffice/lua/unload_show-8.lua).
 UNLOAD_KEPT, UNLOAD_MORE, UNLOAD_DONE = 0, 1, 2
 
 
 def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def gate_refusal(show_id: int, result: Any) -> SaleNotOpen | PassRequired | None:
+    """The refusal of lua/includes/gate.lua in a hold's or join's answer, else None."""
+    code = int(result[0])
+    if code == ScriptCode.SALE_NOT_OPEN:
+        from boxoffice.engine.holds import ms_to_rfc3339
+
+        return SaleNotOpen(f"sales of show {show_id} open later", sale_opens_at=ms_to_rfc3339(int(result[1])))
+    if code == ScriptCode.PASS_REQUIRED:
+        return PassRequired("this show sells through its release queue: a valid pass (X-Queue-Pass) issued"
+                            " to this customer for this show is needed", queue_url=f"/v1/shows/{show_id}/queue")
+    return None
 
 
 def not_selling(show_id: int, reason: Any) -> ShowClosed:
@@ -173,7 +232,8 @@ class ShowScripts:
         """Puts the show into Redis unless it is there; True when this call loaded it."""
         keys, base = self._show_names(show_id)
         argv: list[Any] = [base, "", self.hold_ttl_ms, show.starts_at_ms, show.status,
-                           "1" if show.no_stranded_seats else "0", len(show.seats)]
+                           "1" if show.no_stranded_seats else "0", show.sale_opens_at_ms, show.queue_order,
+                           len(show.seats)]
         for pair in show.seats:
             argv += pair
         for pair in show.booked:
@@ -181,8 +241,9 @@ class ShowScripts:
         return int(await self.runner.run("load_show", keys, argv)) == 1
 
     async def close_show(self, show_id: int) -> tuple[int, int]:
-        """(holds released, waiters cancelled); (0, 0) when it was closed already."""
-        released, cancelled = await self.call("close_show", show_id)
+        """(holds released, waiters cancelled); (0, 0) when it was closed already. Queue
+        tickets end `closed` in the same step (lua/close_show-8.lua)."""
+        released, cancelled, *_ = await self.call("close_show", show_id)
         return int(released), int(cancelled)
 
     async def sweep(self, show_id: int) -> tuple[int, int]:
@@ -219,9 +280,11 @@ class ShowScripts:
     # -- holds -------------------------------------------------------------------------
 
     async def hold_seats(self, show_id: int, hold_id: str, customer: str, limit: int, seats: list[str],
-                         now_ms: int | None = None) -> Held:
-        result = await self.call("hold_seats", show_id, hold_id, customer, limit, *seats, now_ms=now_ms)
+                         now_ms: int | None = None, queue_pass: str = "") -> Held:
+        result = await self.call("hold_seats", show_id, hold_id, customer, limit, queue_pass, *seats, now_ms=now_ms)
         code = int(result[0])
+        if (refused := gate_refusal(show_id, result)) is not None:
+            raise refused
         if code == 1:
             return Held(hold_id, int(result[1]), int(result[2]))
         if code == 2:
@@ -246,11 +309,13 @@ class ShowScripts:
         raise RuntimeError(f"hold_seats answered {result!r}")
 
     async def hold_best(self, show_id: int, hold_id: str, customer: str, limit: int, want: BestRequest,
-                        now_ms: int | None = None) -> Held:
+                        now_ms: int | None = None, queue_pass: str = "") -> Held:
         """Holds the best free seats for `want` (best available), or refuses; nothing held then."""
         result = await self.call("hold_best", show_id, hold_id, customer, limit, want.count, want.category or "",
-                                 want.kind or "", "1" if want.together else "0", now_ms=now_ms)
+                                 want.kind or "", "1" if want.together else "0", queue_pass, now_ms=now_ms)
         code = int(result[0])
+        if (refused := gate_refusal(show_id, result)) is not None:
+            raise refused
         if code == 1:
             return Held(hold_id, int(result[1]), int(result[2]), seats=tuple(text(s) for s in result[3:]))
         if code == 2:
@@ -324,10 +389,12 @@ class ShowScripts:
     # -- the waitlist ------------------------------------------------------------------
 
     async def join_waitlist(self, show_id: int, entry_id: str, customer: str, count: int, category: str,
-                            limit: int, now_ms: int | None = None) -> Joined:
-        result = await self.call("join_waitlist", show_id, entry_id, customer, count, category, limit,
+                            limit: int, now_ms: int | None = None, queue_pass: str = "") -> Joined:
+        result = await self.call("join_waitlist", show_id, entry_id, customer, count, category, limit, queue_pass,
                                  now_ms=now_ms)
         code = int(result[0])
+        if (refused := gate_refusal(show_id, result)) is not None:
+            raise refused
         if code == 1:
             return Joined(int(result[1]), text(result[2]))
         if code == ScriptCode.ALREADY_WAITING:
@@ -352,6 +419,54 @@ class ShowScripts:
         return EntryRecord(text(result[0]), int(result[1]), text(result[2]), int(result[3]), text(result[4]),
                            int(result[5]), int(result[6]), int(result[7]), int(result[8]), int(result[9]),
                            int(result[10]))
+
+    # -- the release queue -------------------------------------------------------------
+
+    async def queue_join(self, show_id: int, ticket_id: str, customer: str, token: str, pace: QueuePace,
+                         seed: str, now_ms: int | None = None) -> TicketView:
+        result = await self.call("queue_join", show_id, ticket_id, customer, token, pace.opens_before_ms,
+                                 pace.shoppers, pace.group_size, pace.admit_per_s, pace.pass_ms, seed, now_ms=now_ms)
+        code = int(result[0])
+        if code == 1:
+            return TicketView.parse(result[1:])
+        if code == ScriptCode.NOT_SELLING:
+            raise not_selling(show_id, result[1])
+        if code == ScriptCode.QUEUE_NOT_OPEN:
+            opens = int(result[1])
+            if opens == 0:
+                raise QueueNotOpen(f"show {show_id} is on sale without a queue", sale_opens_at=None)
+            from boxoffice.engine.holds import ms_to_rfc3339
+
+            raise QueueNotOpen(f"the queue of show {show_id} opens before its sales, not yet",
+                               sale_opens_at=ms_to_rfc3339(opens),
+                               queue_opens_at=ms_to_rfc3339(opens - pace.opens_before_ms))
+        if code == ScriptCode.ALREADY_QUEUED:
+            raise AlreadyQueued("this customer already has a ticket in this show's queue")
+        raise RuntimeError(f"queue_join answered {result!r}")
+
+    async def queue_status(self, show_id: int, ticket_id: str, seed: str,
+                           now_ms: int | None = None) -> TicketView | None:
+        result = await self.call("queue_status", show_id, ticket_id, seed, now_ms=now_ms)
+        return TicketView.parse(result) if result else None
+
+    async def queue_leave(self, show_id: int, ticket_id: str, now_ms: int | None = None) -> str | None:
+        """None when left (now or before), else the ticket's status ("" when unknown)."""
+        result = await self.call("queue_leave", show_id, ticket_id, now_ms=now_ms)
+        return None if int(result[0]) == 1 else text(result[1])
+
+    async def queue_admit(self, show_id: int, seed: str, now_ms: int | None = None) -> QueueTick | None:
+        """The sweeper's tick of a show's queue; None when Redis does not hold the show."""
+        answer = await self.call("queue_admit", show_id, seed, now_ms=now_ms, load=False)
+        if answer is None:
+            return None
+        admitted, running, waiting, shopping, lapsed, waits = answer
+        return QueueTick(int(admitted), bool(int(running)), int(waiting), int(shopping), int(lapsed),
+                         [int(ms) for ms in waits])
+
+    async def queue_info(self, show_id: int, now_ms: int | None = None) -> tuple[bool, int, str]:
+        """(active, waiting, order) of the show's queue."""
+        _, order, active, length, _ = await self.call("queue_info", show_id, now_ms=now_ms)
+        return bool(int(active)), int(length), text(order)
 
     async def eta_holds(self, show_id: int, limit: int, now_ms: int | None = None) -> list[Any]:
         """[now, deadline, "category=n,...", ...] (boxoffice/lua/eta_holds-8.lua)."""

@@ -26,6 +26,14 @@ class Keys:
     def entry(self, show_id: int, entry_id: str) -> str:
         return f"{self.show_base(show_id)}entry:{entry_id}"
 
+    def queue(self, show_id: int) -> str:
+        """Sorted set of the release queue's waiting tickets, in admission order."""
+        return self.show_base(show_id) + "queue"
+
+    def ticket(self, show_id: int, ticket_id: str) -> str:
+        """A release queue ticket's hash (lua/includes/queue.lua names the queue's keys)."""
+        return f"{self.show_base(show_id)}ticket:{ticket_id}"
+
     def records(self, show_id: int) -> str:
         """Set of the suffixes ("hold:<id>", "entry:<id>") of every hold and entry hash of the
         show, ended ones too: how lua/unload_show-8.lua finds them all."""
@@ -55,6 +63,11 @@ class Keys:
         """Set of shows loaded into Redis: the slow safety-net sweep visits them all (and
         unloads those that started more than `unload_after_s` ago)."""
         return f"{self.prefix}:shows:loaded"
+
+    @property
+    def running_queues(self) -> str:
+        """Set of shows whose release queue runs: the sweeper's tick admits for each."""
+        return f"{self.prefix}:queues:running"
 
     def rate(self, scope: str, subject: str) -> str:
         return f"{self.prefix}:rate:{scope}:{{{subject}}}"

@@ -1,0 +1,116 @@
+"""Release queue endpoints (docs/API.md, "Release queue"): join, read, leave, and the
+ticket's Server-Sent Events stream, which works as a waitlist entry's does (api/streams.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from boxoffice.api.context import engine_context
+from boxoffice.api.responses import JSON
+from boxoffice.api.streams import ENTRY_READ_INTERVAL_S, KEEPALIVE_S, SSE_HEADERS, _event
+from boxoffice.api.validation import (
+    creation_key,
+    customer_field,
+    json_body,
+    opaque_id,
+    path_id,
+    reject_unknown,
+)
+from boxoffice.engine.errors import BoxOfficeError, InvalidRequest
+from boxoffice.engine.ids import is_pass_token
+from boxoffice.engine.release_queue import FINAL_TICKET_STATES
+
+PASS_HEADER = "x-queue-pass"
+
+
+def queue_pass(headers: Mapping[str, str]) -> str:
+    """The X-Queue-Pass of a hold or waitlist join; "" when absent or not shaped like a
+    pass (the script then refuses it as it refuses any unknown pass, when a queue runs)."""
+    value = headers.get(PASS_HEADER, "")
+    return value if is_pass_token(value) else ""
+
+
+def join_request(body: dict[str, Any], headers: Mapping[str, str]) -> tuple[str, str | None]:
+    """(customer, Idempotency-Key or None); one 422 names every fault."""
+    problems: list[dict[str, str]] = []
+    key = creation_key(headers, problems)
+    reject_unknown(body, {"customer"}, problems)
+    customer = customer_field(body, problems)
+    if problems:
+        raise InvalidRequest("the queue request is not valid", details=problems)
+    return customer, key
+
+
+async def join(request: Request) -> JSON:
+    ctx = engine_context(request)
+    show_id = path_id(request, "show_id")
+    limiter = request.app.state.limiter
+    await limiter.check_client(request)
+    customer, key = join_request(await json_body(request, ctx.settings.max_body_bytes), request.headers)
+    await limiter.check_customer(customer, show_id)
+    ticket = await ctx.release_queue.join(show_id, customer, idempotency_key=key)
+    return JSON(ticket, status_code=201)
+
+
+async def status(request: Request) -> JSON:
+    ticket = await engine_context(request).release_queue.status(opaque_id(request, "ticket_id"))
+    return JSON(ticket, headers={"Cache-Control": "no-store"})
+
+
+async def leave(request: Request) -> Response:
+    await engine_context(request).release_queue.leave(opaque_id(request, "ticket_id"))
+    return Response(status_code=204)
+
+
+async def events(request: Request) -> StreamingResponse:
+    """The ticket's current state first, then every change (position, eta, admission, its
+    end), until it ends; admitted tickets stay open until the pass is used or lapses."""
+    ctx = engine_context(request)
+    ticket_id = opaque_id(request, "ticket_id")
+    show_id = ctx.release_queue.parse_ticket_id(ticket_id)  # 404 before the stream starts
+
+    def final(ticket: dict[str, Any]) -> bool:
+        return ticket["status"] in FINAL_TICKET_STATES or (ticket["status"] == "admitted" and not ticket["pass"])
+
+    async def stream() -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        async with ctx.events.watch_entry(show_id, ticket_id) as watch:
+            last = await ctx.release_queue.status(ticket_id)
+            read_at = loop.time()
+            yield _event(last)
+            while not final(last):
+                # An admitted ticket's pass lapses without a message of its own being due
+                # exactly then: wake in time to read it.
+                timeout = KEEPALIVE_S
+                if last["pass"]:
+                    timeout = min(timeout, last["pass"]["ttl_s"] + 1.0)
+                try:
+                    await asyncio.wait_for(watch.changed.wait(), timeout)
+                except TimeoutError:
+                    if not last["pass"]:
+                        yield b": keepalive\n\n"
+                        continue
+                # Its own change at once; the show's other changes (others moving ahead)
+                # at most every ENTRY_READ_INTERVAL_S.
+                pause = read_at + ENTRY_READ_INTERVAL_S - loop.time()
+                if pause > 0 and not watch.ended.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(watch.ended.wait(), pause)
+                watch.changed.clear()
+                watch.ended.clear()
+                try:
+                    current = await ctx.release_queue.status(ticket_id)
+                except BoxOfficeError:
+                    continue
+                read_at = loop.time()
+                if current != last:
+                    last = current
+                    yield _event(current)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)

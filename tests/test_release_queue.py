@@ -1,0 +1,190 @@
+"""The release queue (docs/API.md, "Release queue") on the real Redis and a PostgreSQL
+database of the admin tests' kind (tests/test_admin.py: everything made through the API):
+the opening, joining, order, pacing, passes checked inside the hold and join scripts,
+the ends (left, expired, sold out, closed) and every ticket told. Time moves with the
+scripts' now-ms override, never with sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from boxoffice.engine.errors import AlreadyQueued, PassRequired, QueueNotOpen, SaleNotOpen, ShowClosed
+from boxoffice.engine.redis.gateway import BestRequest
+from boxoffice.engine.wiring import Context, open_context
+from tests.test_admin import (
+    a_hall,
+    a_movie,
+    actx,
+    admin_database,
+    admin_settings,
+    auth,
+    http,
+    made,
+    plan,
+    show_body,
+    tomorrow,
+)
+
+__all__ = ["actx", "admin_database", "http"]  # fixtures used by name
+
+S = 1000
+
+
+def rfc3339(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def redis_now_ms(ctx: Context) -> int:
+    seconds, micros = await ctx.redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def queued_show(http: httpx.AsyncClient, opens_ms: int, order: str = "arrival", rows: str = "AB",
+                      per_row: int = 6) -> int:
+    """A new show of its own hall whose sales open at `opens_ms` (whole seconds)."""
+    seats = plan(rows, per_row)
+    for seat in seats:  # one category, every seat a standard one
+        seat["category"], seat["kind"] = "standard", "standard"
+    _, hall_id = await a_hall(http, seats)
+    show = await made(http, "shows", {**show_body(hall_id, await a_movie(http), tomorrow(),
+                                                  sale_opens_at=rfc3339(opens_ms), queue_order=order),
+                                      "prices": [{"category": "standard", "amount": 1000, "currency": "EUR"}]})
+    return int(show["id"])
+
+
+async def opening(ctx: Context, http: httpx.AsyncClient, order: str = "arrival", rows: str = "AB",
+                  per_row: int = 6) -> tuple[int, int]:
+    """(show id, its opening ms): sales open an hour from now."""
+    opens = (await redis_now_ms(ctx) // S + 3600) * S
+    return await queued_show(http, opens, order, rows, per_row), opens
+
+
+async def test_before_the_opening_holds_and_joins_answer_sale_not_open(actx: Context, http: httpx.AsyncClient,
+                                                                         ) -> None:
+    show_id, opens = await opening(actx, http)
+    info = (await http.get(f"/v1/shows/{show_id}")).json()
+    assert info["sale_opens_at"] == rfc3339(opens)
+    assert info["queue"] == {"active": True, "length": 0, "order": "arrival"}
+    held = await http.post(f"/v1/shows/{show_id}/holds", json={"seats": ["A2"], "customer": "a@x.org"})
+    assert held.status_code == 409 and held.json()["error"] == "sale_not_open", held.text
+    assert held.json()["sale_opens_at"] == rfc3339(opens)
+    joined = await http.post(f"/v1/shows/{show_id}/waitlist", json={"count": 1, "customer": "a@x.org"})
+    assert joined.status_code == 409 and joined.json()["error"] == "sale_not_open"
+    # the queue opens BOXOFFICE_QUEUE_OPENS_BEFORE_S (900 s) before the sales
+    early = await http.post(f"/v1/shows/{show_id}/queue", json={"customer": "a@x.org"})
+    assert early.status_code == 409 and early.json()["error"] == "queue_not_open", early.text
+    with pytest.raises(QueueNotOpen):
+        await actx.release_queue.join(show_id, "a@x.org", now_ms=opens - 900 * S - 1)
+    ticket = await actx.release_queue.join(show_id, "a@x.org", now_ms=opens - 900 * S)
+    assert (ticket["status"], ticket["position"], ticket["pass"]) == ("waiting", 1, None)
+    assert ticket["eta_s"] == 900
+    with pytest.raises(SaleNotOpen):
+        await actx.inventory.hold(show_id, ["A2"], "a@x.org", now_ms=opens - 1)
+
+
+async def test_admission_in_arrival_order_paced_and_a_pass_lets_its_customer_hold(
+        actx: Context, http: httpx.AsyncClient) -> None:
+    q = actx.release_queue
+    show_id, opens = await opening(actx, http)
+    tickets = [await q.join(show_id, f"c{i}@x.org", now_ms=opens - 60 * S + i) for i in range(8)]
+    assert [t["position"] for t in tickets] == list(range(1, 9))
+    with pytest.raises(AlreadyQueued):
+        await q.join(show_id, "c0@x.org", now_ms=opens - 30 * S)
+    assert await q.tick(show_id, now_ms=opens - 1) == 0  # nobody before the opening
+    # 12 seats, groups of 2: 6 may shop at once; 50 a second: at most 5 in the first 100 ms
+    assert await q.tick(show_id, now_ms=opens + 100) == 5
+    assert await q.tick(show_id, now_ms=opens + 1000) == 1  # the seats' limit: 6 shopping
+    states = [await q.status(t["ticket_id"], now_ms=opens + 1000) for t in tickets]
+    assert [s["status"] for s in states] == ["admitted"] * 6 + ["waiting"] * 2
+    assert [s["position"] for s in states[6:]] == [1, 2]
+    # no pass: refused; the pass of another customer: refused; its own: held, and used
+    with pytest.raises(PassRequired):
+        await actx.inventory.hold(show_id, ["A2"], "c0@x.org", now_ms=opens + 1000)
+    with pytest.raises(PassRequired):
+        await actx.inventory.hold(show_id, ["A2"], "c1@x.org", now_ms=opens + 1000,
+                                  queue_pass=states[0]["pass"]["token"])
+    hold = await actx.inventory.hold(show_id, ["A2"], "c0@x.org", now_ms=opens + 1000,
+                                     queue_pass=states[0]["pass"]["token"])
+    assert hold.seats == ["A2"]
+    with pytest.raises(PassRequired):  # replayed
+        await actx.inventory.hold(show_id, ["A3"], "c0@x.org", now_ms=opens + 1000,
+                                  queue_pass=states[0]["pass"]["token"])
+    used = await q.status(tickets[0]["ticket_id"], now_ms=opens + 1000)
+    assert (used["status"], used["pass"]) == ("admitted", None)
+    # the used pass freed a place: the hold's own script admitted the next one
+    assert (await q.status(tickets[6]["ticket_id"], now_ms=opens + 1100))["status"] == "admitted"
+    assert (await q.status(tickets[7]["ticket_id"], now_ms=opens + 1100))["position"] == 1
+    best = await actx.inventory.hold_best(show_id, BestRequest(2), "c6@x.org", now_ms=opens + 1100,
+                                          queue_pass=(await q.status(tickets[6]["ticket_id"], now_ms=opens + 1100)
+                                                      )["pass"]["token"])
+    assert len(best.seats) == 2
+
+
+async def test_passes_lapse_leaving_frees_a_place_and_every_ticket_ends_told(
+        actx: Context, http: httpx.AsyncClient) -> None:
+    q = actx.release_queue
+    show_id, opens = await opening(actx, http, rows="A", per_row=2)  # 2 seats: 1 shopper at once
+    a, b, c = [await q.join(show_id, f"{n}@x.org", now_ms=opens - S) for n in "abc"]
+    assert await q.tick(show_id, now_ms=opens + S) == 1
+    await q.leave(b["ticket_id"], now_ms=opens + S)
+    await q.leave(b["ticket_id"], now_ms=opens + S)  # again: no change
+    assert (await q.status(b["ticket_id"], now_ms=opens + S))["status"] == "left"
+    lapse = opens + S + actx.settings.queue_pass_s * S
+    assert await q.tick(show_id, now_ms=lapse) == 1  # a's pass lapsed: c is admitted
+    assert (await q.status(a["ticket_id"], now_ms=lapse))["status"] == "expired"
+    c_now = await q.status(c["ticket_id"], now_ms=lapse)
+    assert c_now["status"] == "admitted"
+    hold = await actx.inventory.hold(show_id, ["A1", "A2"], "c@x.org", now_ms=lapse,
+                                     queue_pass=c_now["pass"]["token"])
+    # nothing free but a hold that may come back: d is admitted (to join the waitlist)
+    d = await q.join(show_id, "d@x.org", now_ms=lapse + 1)
+    assert d["status"] == "admitted" and d["pass"]
+    await actx.bookings.confirm(hold.hold_id, "queue-sold-out-1", "tok_ok")
+    # nothing free or held: the queue ends sold_out for everyone, a newcomer's ticket too
+    await q.tick(show_id, now_ms=lapse + 2)
+    assert (await q.status(d["ticket_id"], now_ms=lapse + 2))["status"] == "sold_out"
+    late = await q.join(show_id, "e@x.org", now_ms=lapse + 3)
+    assert late["status"] == "sold_out"
+    assert (await q.info(show_id))["active"] is False
+    assert not await actx.redis.sismember(actx.keys.running_queues, str(show_id))
+
+
+async def test_closing_a_show_closes_its_queue_and_tells_every_ticket(actx: Context, http: httpx.AsyncClient,
+                                                                      ) -> None:
+    q = actx.release_queue
+    show_id, opens = await opening(actx, http)
+    tickets = [await q.join(show_id, f"z{i}@x.org", now_ms=opens - S) for i in range(5)]
+    assert await q.tick(show_id, now_ms=opens + 100) == 5
+    more = [await q.join(show_id, f"y{i}@x.org", now_ms=opens + 200) for i in range(3)]
+    closed = await http.post(f"/v1/admin/shows/{show_id}/close", json={"reason": "test"}, headers=auth())
+    assert closed.status_code == 200
+    for t in tickets + more:
+        assert (await q.status(t["ticket_id"]))["status"] == "closed"
+    with pytest.raises(ShowClosed):
+        await q.join(show_id, "late@x.org")
+    report = (await http.get(f"/v1/admin/shows/{show_id}/report", headers=auth())).json()
+    assert report["queued"] == 0
+
+
+async def test_shuffle_before_open_draws_one_order_and_later_joins_follow_in_arrival(
+        actx: Context, http: httpx.AsyncClient) -> None:
+    q = actx.release_queue
+    show_id, opens = await opening(actx, http, order="shuffle_before_open", rows="ABCDEFGHIJ", per_row=20)
+    early = [await q.join(show_id, f"s{i}@x.org", now_ms=opens - 60 * S + i) for i in range(40)]
+    assert all(t["position"] is None for t in early)  # equal before the draw
+    after = [await q.join(show_id, f"t{i}@x.org", now_ms=opens + 10 + i) for i in range(5)]
+    positions = [(await q.status(t["ticket_id"], now_ms=opens + 20))["position"] for t in early + after]
+    assert sorted(positions[:40]) == list(range(1, 41)) and positions[40:] == [41, 42, 43, 44, 45]
+    assert positions[:40] != list(range(1, 41))  # shuffled (1 chance in 40! of failing)
+
+
+def _unused(*_: Any) -> None:
+    return None
+
+
+__unused__ = (asyncio, timedelta, open_context, admin_settings, _unused)
