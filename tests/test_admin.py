@@ -339,27 +339,52 @@ async def test_a_show_made_by_the_api_sells_waits_confirms_and_closes(
 
 async def test_closing_a_show_under_load_stops_every_sale_and_leaves_the_books_straight(
         actx: Context, http: httpx.AsyncClient) -> None:
-    """200 clients hold, pay and wait on a show of 40 seats while it is closed: afterwards
-    every hold, confirm and join answers show_closed, every charge has its booking or refund,
-    no seat is held or awaited, every waiter was told its entry ended, and Redis shows booked
-    exactly what PostgreSQL sold."""
+    """200 clients queue, hold with their pass, pay and wait on a show of 40 seats that sells
+    through its release queue while it is closed: afterwards every hold, confirm and join
+    (of the queue or the waitlist) answers show_closed, every charge has its booking or
+    refund, no seat is held or awaited, every waiter and every queue ticket was told it
+    ended, and Redis shows booked exactly what PostgreSQL sold."""
     _, hall_id = await a_hall(http, plan("ABCDE", 8))
-    show = await made(http, "shows", show_body(hall_id, await a_movie(http), tomorrow()))
+    opened = (datetime.now(UTC) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    show = await made(http, "shows", show_body(hall_id, await a_movie(http), tomorrow(), sale_opens_at=opened))
     show_id = show["id"]
     closed = asyncio.Event()
     after_close: list[tuple[str, int, str]] = []
     seen: list[tuple[str, int, str]] = []
     seats = [f"{row}{n}" for row in "ABCDE" for n in range(1, 9)]
     entries: list[str] = []
+    tickets: list[str] = []
+
+    async def queue_pass(who: str, ticket: str | None) -> tuple[str | None, dict[str, str]]:
+        """The client's live ticket (joining again once its pass was used) and its pass header."""
+        if ticket is not None:
+            now = (await http.get(f"/v1/queue/{ticket}")).json()
+            if now["status"] == "admitted" and now["pass"]:
+                return ticket, {"X-Queue-Pass": now["pass"]["token"]}
+            if now["status"] == "waiting":
+                return ticket, {}
+        sent_after = closed.is_set()
+        joined = await http.post(f"/v1/shows/{show_id}/queue", json={"customer": who})
+        seen.append(("queue", joined.status_code, joined.json().get("error", "")))
+        if sent_after:
+            after_close.append(("queue", joined.status_code, joined.json().get("error", "")))
+        if joined.status_code != 201:
+            return None, {}
+        tickets.append(joined.json()["ticket_id"])
+        ticket_pass = joined.json()["pass"]
+        return joined.json()["ticket_id"], {"X-Queue-Pass": ticket_pass["token"]} if ticket_pass else {}
 
     async def client(n: int) -> None:
         who = f"load{n}@example.org"
+        ticket: str | None = None
         for attempt in range(40):
             if closed.is_set() and len(after_close) > 200:
                 return
+            ticket, passed = await queue_pass(who, ticket)
             sent_after = closed.is_set()
             pick = [seats[(n * 7 + attempt * 3) % 40]]
-            held = await http.post(f"/v1/shows/{show_id}/holds", json={"seats": pick, "customer": who})
+            held = await http.post(f"/v1/shows/{show_id}/holds", json={"seats": pick, "customer": who},
+                                   headers=passed)
             seen.append(("hold", held.status_code, held.json().get("error", "")))
             if sent_after:
                 after_close.append(("hold", held.status_code, held.json().get("error", "")))
@@ -371,9 +396,11 @@ async def test_closing_a_show_under_load_stops_every_sale_and_leaves_the_books_s
                 seen.append(("confirm", paid.status_code, paid.json().get("error", "")))
                 if sent_after:
                     after_close.append(("confirm", paid.status_code, paid.json().get("error", "")))
-            elif held.status_code == 409 and held.json()["error"] == "seats_unavailable" and attempt % 5 == 0:
+            elif held.status_code == 409 and held.json()["error"] == "seats_unavailable" and n % 3 == 0:
+                # (the pass a refused hold kept lets its buyer wait instead)
                 sent_after = closed.is_set()
-                joined = await http.post(f"/v1/shows/{show_id}/waitlist", json={"count": 1, "customer": who})
+                joined = await http.post(f"/v1/shows/{show_id}/waitlist", json={"count": 1, "customer": who},
+                                         headers=passed)
                 if joined.status_code == 201:
                     entries.append(joined.json()["entry_id"])
                 if sent_after:
@@ -390,10 +417,23 @@ async def test_closing_a_show_under_load_stops_every_sale_and_leaves_the_books_s
         assert answer.status_code == 200 and answer.json()["status"] == "closed"
         closed.set()
 
-    await asyncio.gather(close_midway(), *(client(n) for n in range(200)))
+    async def sweeper_ticks() -> None:  # the sweeper's admission tick (no background tasks here)
+        while not closed.is_set():
+            await actx.release_queue.tick_all()
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(close_midway(), sweeper_ticks(), *(client(n) for n in range(200)))
+    assert tickets, "some clients queued"
+    ended = [(await http.get(f"/v1/queue/{ticket_id}")).json() for ticket_id in tickets]
+    for ticket in ended:  # every ticket told: none still waiting or holding an unused pass
+        assert ticket["status"] in {"closed", "expired", "left", "sold_out"} or (
+            ticket["status"] == "admitted" and ticket["pass"] is None), ticket
+    assert any(ticket["status"] == "closed" for ticket in ended)
+    assert ("hold", 403, "pass_required") in seen
     assert after_close, "some requests came after the close"
     assert {(kind, status, code) for kind, status, code in after_close} <= {
-        ("hold", 409, "show_closed"), ("confirm", 409, "show_closed"), ("join", 409, "show_closed")}, after_close
+        ("hold", 409, "show_closed"), ("confirm", 409, "show_closed"), ("join", 409, "show_closed"),
+        ("queue", 409, "show_closed")}, after_close
     assert entries, "some clients waited"
     for entry_id in entries:  # every waiter told: no entry still waiting, none granted a live hold
         entry = (await http.get(f"/v1/waitlist/{entry_id}")).json()

@@ -7,7 +7,7 @@ scripts' now-ms override, never with sleeps."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,13 +15,12 @@ import pytest
 
 from boxoffice.engine.errors import AlreadyQueued, PassRequired, QueueNotOpen, SaleNotOpen, ShowClosed
 from boxoffice.engine.redis.gateway import BestRequest
-from boxoffice.engine.wiring import Context, open_context
+from boxoffice.engine.wiring import Context
 from tests.test_admin import (
     a_hall,
     a_movie,
     actx,
     admin_database,
-    admin_settings,
     auth,
     http,
     made,
@@ -183,8 +182,133 @@ async def test_shuffle_before_open_draws_one_order_and_later_joins_follow_in_arr
     assert positions[:40] != list(range(1, 41))  # shuffled (1 chance in 40! of failing)
 
 
-def _unused(*_: Any) -> None:
-    return None
+# -- hostile passes ----------------------------------------------------------------------
 
 
-__unused__ = (asyncio, timedelta, open_context, admin_settings, _unused)
+async def show_state(ctx: Context, show_id: int) -> dict[str, Any]:
+    """Every key of the show and its value: what "nothing changed" compares."""
+    state: dict[str, Any] = {}
+    async for key in ctx.redis.scan_iter(match=ctx.keys.show_base(show_id) + "*", count=1000):
+        kind = await ctx.redis.type(key)
+        if kind == "hash":
+            state[key] = await ctx.redis.hgetall(key)
+        elif kind == "zset":
+            state[key] = await ctx.redis.zrange(key, 0, -1, withscores=True)
+        elif kind == "set":
+            state[key] = sorted(await ctx.redis.smembers(key))
+        elif kind == "list":
+            state[key] = await ctx.redis.lrange(key, 0, -1)
+        else:
+            state[key] = await ctx.redis.get(key)
+    return state
+
+
+async def test_forged_replayed_foreign_and_lapsed_passes_are_refused_and_change_nothing(
+        actx: Context, http: httpx.AsyncClient) -> None:
+    q = actx.release_queue
+    opened = (await redis_now_ms(actx) // S - 10) * S  # sales opened ten seconds ago
+    show_id = await queued_show(http, opened, rows="ABCD")
+    other_id = await queued_show(http, opened)
+    ana = (await http.post(f"/v1/shows/{show_id}/queue", json={"customer": "ana@x.org"})).json()
+    ben = (await http.post(f"/v1/shows/{show_id}/queue", json={"customer": "ben@x.org"})).json()
+    elsewhere = (await http.post(f"/v1/shows/{other_id}/queue", json={"customer": "ana@x.org"})).json()
+    await q.tick(show_id)
+    await q.tick(other_id)  # (sales are open: each join was admitted at once already)
+    ana = (await http.get(f"/v1/queue/{ana['ticket_id']}")).json()
+    ben = (await http.get(f"/v1/queue/{ben['ticket_id']}")).json()
+    elsewhere = (await http.get(f"/v1/queue/{elsewhere['ticket_id']}")).json()
+    assert ana["status"] == ben["status"] == elsewhere["status"] == "admitted"
+    used = await http.post(f"/v1/shows/{show_id}/holds", json={"seats": ["A2"], "customer": "ana@x.org"},
+                           headers={"X-Queue-Pass": ana["pass"]["token"]})
+    assert used.status_code == 201, used.text
+    forged = "P" + "A" * 22
+    hostile = {
+        "none": {},
+        "forged": {"X-Queue-Pass": forged},
+        "malformed": {"X-Queue-Pass": "not a pass"},
+        "replayed": {"X-Queue-Pass": ana["pass"]["token"]},
+        "another customer's": {"X-Queue-Pass": ben["pass"]["token"]},
+        "another show's": {"X-Queue-Pass": elsewhere["pass"]["token"]},
+    }
+    before = await show_state(actx, show_id)
+    for name, headers in hostile.items():
+        for path, body in ((f"/v1/shows/{show_id}/holds", {"seats": ["B2"], "customer": "ana@x.org"}),
+                           (f"/v1/shows/{show_id}/holds", {"count": 2, "customer": "ana@x.org"}),
+                           (f"/v1/shows/{show_id}/waitlist", {"count": 1, "customer": "ana@x.org"})):
+            answer = await http.post(path, json=body, headers=headers)
+            assert answer.status_code == 403, (name, path, answer.text)
+            assert answer.json()["error"] == "pass_required", name
+            assert answer.json()["queue_url"] == f"/v1/shows/{show_id}/queue"
+    assert await show_state(actx, show_id) == before
+    # a lapsed pass: refused on Redis's clock the moment it lapses
+    lapsed_at = ben["pass"]["ttl_s"] * S + await redis_now_ms(actx) + S
+    with pytest.raises(PassRequired):
+        await actx.inventory.hold(show_id, ["B2"], "ben@x.org", now_ms=lapsed_at,
+                                  queue_pass=ben["pass"]["token"])
+    assert (await q.status(ben["ticket_id"], now_ms=lapsed_at))["status"] == "expired"
+
+
+# -- 2,000 clients at once ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["arrival", "shuffle_before_open"])
+async def test_two_thousand_clients_join_at_once_and_are_admitted_in_the_policys_order(
+        actx: Context, http: httpx.AsyncClient, order: str) -> None:
+    """2,000 clients join through the API at once before the opening; then the queue admits
+    while the admitted hold one seat each with their pass and others try without one: the
+    admissions follow the policy's order exactly (Redis's own record: admit_seq), nobody is
+    admitted twice, every hold was made with a pass, and every ticket ends told."""
+    q = actx.release_queue
+    show_id, opens = await opening(actx, http, order, rows="ABCDEFGHIJ", per_row=10)  # 100 seats
+    clients = 2000
+    tickets = await asyncio.gather(*(q.join(show_id, f"r{i}@x.org", now_ms=opens - 60 * S + i % 7)
+                                     for i in range(clients)))
+    assert len({t["ticket_id"] for t in tickets}) == clients
+    by_id = {t["ticket_id"]: t for t in tickets}
+    # the order the policy promises, read before anyone is admitted
+    await q.tick(show_id, now_ms=opens - 1)
+    if order == "shuffle_before_open":
+        await q.status(tickets[0]["ticket_id"], now_ms=opens)  # the draw, once, at the opening
+    promised = await actx.redis.zrange(actx.keys.queue(show_id), 0, -1)
+    if order == "arrival":
+        arrivals = {t: int(await actx.redis.hget(actx.keys.ticket(show_id, t), "arrival")) for t in by_id}
+        assert promised == sorted(by_id, key=lambda t: arrivals[t])
+    holds: list[str] = []
+    now = opens
+    for _ in range(400):
+        now += 100
+        await q.tick(show_id, now_ms=now)
+        # the tickets holding an unused pass now (Redis's set of them), not yet seen admitted
+        shopping = await actx.redis.zrange(actx.keys.show_base(show_id) + "passes", 0, -1)
+        states = await asyncio.gather(*(q.status(t, now_ms=now) for t in shopping
+                                        if by_id[t]["status"] == "waiting"))
+        newly = [s for s in states if s["status"] == "admitted" and s["pass"]]
+        for s in states:
+            by_id[s["ticket_id"]] = s
+
+        async def shop(ticket: dict[str, Any], at: int) -> None:
+            with pytest.raises(PassRequired):  # without the pass: refused
+                await actx.inventory.hold_best(show_id, BestRequest(1), ticket["customer"], now_ms=at)
+            try:
+                hold = await actx.inventory.hold_best(show_id, BestRequest(1), ticket["customer"], now_ms=at,
+                                                      queue_pass=ticket["pass"]["token"])
+                holds.append(hold.hold_id)
+            except Exception as exc:  # seats gone: the pass stays unused
+                assert type(exc).__name__ == "SeatsUnavailable", exc
+
+        await asyncio.gather(*(shop(t, now) for t in newly))
+        if len(holds) == 100:
+            break
+    assert len(holds) == 100
+    # every seat held by a pass; then sold: the queue ends sold_out for everyone else
+    for hold_id in holds:
+        await actx.bookings.confirm(hold_id, f"rush-{hold_id[-12:]}", "tok_ok")
+    await q.tick(show_id, now_ms=now + 100)
+    records = [await actx.redis.hgetall(actx.keys.ticket(show_id, t)) for t in promised]
+    admitted_order = sorted((int(r["admit_seq"]), i) for i, r in enumerate(records) if "admit_seq" in r)
+    assert [i for _, i in admitted_order] == list(range(len(admitted_order))), "admitted out of order"
+    assert len({seq for seq, _ in admitted_order}) == len(admitted_order)  # nobody twice
+    used = [r for r in records if r.get("used") == "1"]
+    assert len(used) == 100 and len({r["customer"] for r in used}) == 100
+    finals = [(await q.status(t, now_ms=now + 100))["status"] for t in promised]
+    assert set(finals) <= {"admitted", "sold_out"} and finals.count("admitted") == 100
