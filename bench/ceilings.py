@@ -4,6 +4,8 @@ moves both sides alike:
   engine hold      Holds.hold in-process   vs  redis-py EVALSHA of a trivial script
   HTTP hold        POST /v1/shows/{id}/holds   vs  a bare Starlette endpoint making one Redis call
   seat map         GET /v1/shows/{id}/seats    vs  a bare endpoint answering the same bytes
+  cluster cpu      worker CPU per HTTP hold, one Redis server vs a local Redis Cluster
+                   (bench/cluster_cpu.py)
   two workers      the HTTP hold path, uvicorn --workers 2 vs --workers 1: as they are, and
                    with every worker held to the same share of a core (bench/cpubudget.py),
                    so the load client and Redis keep room of their own on a small machine
@@ -32,7 +34,7 @@ from urllib.parse import urlparse
 
 import orjson
 
-from bench import best_available, cpubudget, procstat
+from bench import best_available, cluster_cpu, cpubudget, procstat
 from bench.catalog import create_spike_show
 from bench.loadgen import LoadResult, request_bytes, run_load
 from bench.servers import uvicorn_app
@@ -40,7 +42,7 @@ from bench.spike import RESULTS_DIR, machine, recorded_command, run_async
 from bench.sqldb import BenchDb
 from bench.stats import latency_summary
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import close_context, open_context
+from boxoffice.engine.wiring import open_engine
 
 TRIVIAL_SCRIPT = "return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])"
 TWO_WORKERS_PREFIX = "w2"
@@ -81,19 +83,19 @@ async def timed_ops(ops: list[Any], concurrency: int, op: Callable[[Any], Awaita
 # -- engine ---------------------------------------------------------------------------------
 
 async def engine_round(settings: Settings, seats: list[tuple[int, str]], concurrency: int) -> dict[str, Any]:
-    ctx = await open_context(settings, background=False)
+    ctx = await open_engine(settings, background=False)
     try:
         for show_id in sorted({s for s, _ in seats}):
-            await ctx.inventory.seat_statuses(show_id)  # loads the show: not part of the hold path
+            await ctx.holds.seat_statuses(show_id)  # loads the show: not part of the hold path
         numbered = list(enumerate(seats))
 
         async def hold(item: tuple[int, tuple[int, str]]) -> None:
             i, (show_id, seat) = item
-            await ctx.inventory.hold(show_id, [seat], f"e{i}@ceiling.example")
+            await ctx.holds.hold(show_id, [seat], f"e{i}@ceiling.example")
 
         return await timed_ops(numbered, concurrency, hold)
     finally:
-        await close_context(ctx)
+        await ctx.close()
 
 
 async def baseline_round(redis_url: str, prefix: str, ops: int, concurrency: int, pool: int) -> dict[str, Any]:
@@ -221,6 +223,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # Redis time of a hold by count against an explicit hold (lower is better: at most 3x).
             say("best available")
             comparisons += run_async(best_available.run(args.redis_url, args.best_calls))
+        if "cluster" in args.only:
+            say("cluster service cpu per hold")
+            comparisons += [row for row in [cluster_cpu.run(args, seats, service_env)] if row]
     finally:
         cleanup_redis(args.redis_url, prefix)
         cleanup_redis(args.redis_url, prefix + TWO_WORKERS_PREFIX)
@@ -463,7 +468,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", type=int, default=64, help="Redis connections per process, both sides")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--hall-seats", type=int, default=2000)
-    p.add_argument("--only", nargs="+", choices=["engine", "http", "best"], default=["engine", "http", "best"])
+    p.add_argument("--only", nargs="+", choices=["engine", "http", "best", "cluster"],
+                   default=["engine", "http", "best", "cluster"])
+    p.add_argument("--cluster-primaries", type=int, default=3,
+                   help="primaries of the local Redis Cluster of the `cluster service cpu per hold` row")
     p.add_argument("--best-calls", type=int, default=800,
                    help="calls per series of bench/best_available.py (Redis time of holds by count)")
     p.add_argument("--no-workers-compare", dest="workers_compare", action="store_false")

@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.catalog import create_spike_show
 from bench.sqldb import BenchDb
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import close_context, open_context
+from boxoffice.engine.wiring import open_engine
 
 
 def free_port() -> int:
@@ -83,23 +83,23 @@ async def measure(database_url: str, redis: CountedRedis, calls: int) -> dict[st
         db.close()
     settings = Settings(redis_url=f"redis://127.0.0.1:{redis.port}/0", database_url=database_url,
                         rate_limit_holds_per_min=0, rate_limit_ip_per_min=0)
-    ctx = await open_context(settings, background=False)
+    ctx = await open_engine(settings, background=False)
     try:
         plan = await ctx.catalog.hall_plan(show.hall_id)
         seats = [seat.id for seat in plan.seats][:calls]
-        await ctx.inventory.seat_statuses(show.show_id)  # loaded and indexed: not part of a hold
+        await ctx.holds.seat_statuses(show.show_id)  # loaded and indexed: not part of a hold
         redis.instructions()
         redis.counting(True)
-        holds = [await ctx.inventory.hold(show.show_id, [seat], f"c{i}@example.org") for i, seat in enumerate(seats)]
+        holds = [await ctx.holds.hold(show.show_id, [seat], f"c{i}@example.org") for i, seat in enumerate(seats)]
         redis.counting(False)
         per_hold = redis.instructions() / len(holds)
         redis.counting(True)
         for hold in holds:
-            await ctx.inventory.release(hold.hold_id)
+            await ctx.holds.release(hold.hold_id)
         redis.counting(False)
         per_release = redis.instructions() / len(holds)
     finally:
-        await close_context(ctx)
+        await ctx.close()
     return {"hold": per_hold, "release": per_release}
 
 

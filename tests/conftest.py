@@ -1,5 +1,5 @@
 """Test fixtures: real PostgreSQL and Redis of the tests' own (tests/support/services.py),
-the demo catalog seeded once, and an engine Context per test with its own Redis key
+the demo catalog seeded once, and an Engine per test with its own Redis key
 prefix and empty sales tables. Engine tests also run on the embedded backend
 (fakeredis + SQLite) through the `backend` parameter."""
 
@@ -18,7 +18,7 @@ import pytest
 
 from boxoffice.engine import seed
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.services import RedisServer, temporary_database
 
 SEED = 7
@@ -98,7 +98,7 @@ def settings(backend: str, redis_server: RedisServer, database_url: str, embedde
     return base_settings(backend, redis_server.url, database_url, embedded_db_path)
 
 
-async def empty_embedded_sales(context: Context) -> None:
+async def empty_embedded_sales(context: Engine) -> None:
     """The embedded SQLite file is the session's: a test starts from no sales in it."""
     if context.settings.embedded:
         from sqlalchemy import text
@@ -109,25 +109,25 @@ async def empty_embedded_sales(context: Context) -> None:
 
 
 @pytest.fixture
-async def ctx(settings: Settings) -> AsyncIterator[Context]:
-    context = await open_context(settings, background=False)
+async def ctx(settings: Settings) -> AsyncIterator[Engine]:
+    context = await open_engine(settings, background=False)
     await empty_embedded_sales(context)
     yield context
     await context.redis.flushdb() if settings.embedded else await drop_prefix(context)
-    await close_context(context)
+    await context.close()
 
 
 # A maker of engine contexts with changed settings (short pins, short holds...) on the test's
 # key prefix and database; each is closed, and its keys dropped, when the test ends.
-Tuned = Callable[..., Awaitable[Context]]
+Tuned = Callable[..., Awaitable[Engine]]
 
 
 @pytest.fixture
-async def tuned(ctx: Context) -> AsyncIterator[Tuned]:
-    opened: list[Context] = []
+async def tuned(ctx: Engine) -> AsyncIterator[Tuned]:
+    opened: list[Engine] = []
 
-    async def make(**changes: Any) -> Context:
-        opened.append(await open_context(ctx.settings.with_changes(**changes), background=False))
+    async def make(**changes: Any) -> Engine:
+        opened.append(await open_engine(ctx.settings.with_changes(**changes), background=False))
         return opened[-1]
 
     yield make
@@ -136,10 +136,10 @@ async def tuned(ctx: Context) -> AsyncIterator[Tuned]:
             keys = [k async for k in ctx.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
             if keys:
                 await ctx.redis.delete(*keys)
-        await close_context(context)
+        await context.close()
 
 
-async def drop_prefix(context: Context) -> None:
+async def drop_prefix(context: Engine) -> None:
     """Deletes every key of the context's prefix (on a cluster too: scan_iter visits every
     primary, and delete splits its keys by slot)."""
     keys = [k async for k in context.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
@@ -154,7 +154,7 @@ class ShowRef:
     seat_ids: list[str]
 
 
-async def pick_show(context: Context, min_seats: int = 60, max_seats: int = 5000) -> ShowRef:
+async def pick_show(context: Engine, min_seats: int = 60, max_seats: int = 5000) -> ShowRef:
     """An open future show of a hall with a seat count in range (deterministic)."""
     from sqlalchemy import text
 
@@ -172,15 +172,15 @@ async def pick_show(context: Context, min_seats: int = 60, max_seats: int = 5000
 
 
 @pytest.fixture
-async def show(ctx: Context) -> ShowRef:
+async def show(ctx: Engine) -> ShowRef:
     return await pick_show(ctx)
 
 
 @pytest.fixture
-async def client(ctx: Context) -> AsyncIterator[httpx.AsyncClient]:
+async def client(ctx: Engine) -> AsyncIterator[httpx.AsyncClient]:
     from boxoffice.api.app import create_app
 
-    app = create_app(ctx.settings, context=ctx)
+    app = create_app(ctx.settings, engine=ctx)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

@@ -15,25 +15,25 @@ import pytest
 
 from boxoffice.api.app import create_app
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import ShowRef, pick_show
 from tests.support.state import nothing_changes
 
 
 @contextlib.asynccontextmanager
-async def instances(settings: Settings, count: int) -> AsyncIterator[list[Context]]:
+async def instances(settings: Settings, count: int) -> AsyncIterator[list[Engine]]:
     """`count` engine contexts of their own (own connections) on the same Redis and prefix."""
-    contexts = [await open_context(settings, background=False) for _ in range(count)]
+    contexts = [await open_engine(settings, background=False) for _ in range(count)]
     try:
         yield contexts
     finally:
         for context in contexts:
-            await close_context(context)
+            await context.close()
 
 
-def client_of(context: Context, address: str) -> httpx.AsyncClient:
+def client_of(context: Engine, address: str) -> httpx.AsyncClient:
     """An HTTP client of one app instance, seen by it as coming from `address`."""
-    transport = httpx.ASGITransport(app=create_app(context.settings, context=context), client=(address, 40000))
+    transport = httpx.ASGITransport(app=create_app(context.settings, engine=context), client=(address, 40000))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
@@ -54,7 +54,7 @@ async def hold_and_release(client: httpx.AsyncClient, show_id: int, seat: str, c
     return answer
 
 
-async def test_the_customer_limit_holds_across_two_app_instances(settings: Settings, ctx: Context,
+async def test_the_customer_limit_holds_across_two_app_instances(settings: Settings, ctx: Engine,
                                                                 show: ShowRef) -> None:
     other = await pick_show(ctx, min_seats=len(show.seat_ids) + 1)
     limits = settings.with_changes(rate_limit_holds_per_min=3, rate_limit_ip_per_min=0)
@@ -76,7 +76,7 @@ async def test_the_customer_limit_holds_across_two_app_instances(settings: Setti
 
 
 async def test_the_address_limit_holds_across_two_app_instances_and_counts_bad_requests(
-        settings: Settings, ctx: Context, show: ShowRef) -> None:
+        settings: Settings, ctx: Engine, show: ShowRef) -> None:
     limits = settings.with_changes(rate_limit_holds_per_min=0, rate_limit_ip_per_min=5)
     async with instances(limits, 2) as (one, two):
         bot_a, bot_b = client_of(one, "203.0.113.66"), client_of(two, "203.0.113.66")
@@ -144,7 +144,7 @@ async def test_cycling_is_cut_off_by_the_rate_limit(settings: Settings, show: Sh
 
 
 @pytest.mark.parametrize("bot_addresses", [1, 50], ids=["one-address", "many-addresses"])
-async def test_a_bot_hammering_one_show_does_not_starve_another(settings: Settings, ctx: Context, show: ShowRef,
+async def test_a_bot_hammering_one_show_does_not_starve_another(settings: Settings, ctx: Engine, show: ShowRef,
                                                                  bot_addresses: int) -> None:
     other = await pick_show(ctx, min_seats=len(show.seat_ids) + 1)
     limits = settings.with_changes(rate_limit_holds_per_min=5, rate_limit_ip_per_min=40)
@@ -181,7 +181,7 @@ async def test_a_bot_hammering_one_show_does_not_starve_another(settings: Settin
             limited(answer)
     # Seven customer names, five holds a minute each: the bot's haul is bounded; the other
     # show holds exactly the people's seats.
-    bot_seats = set(await ctx.inventory.seat_statuses(show.show_id)) - set(show.seat_ids[:10])
+    bot_seats = set(await ctx.holds.seat_statuses(show.show_id)) - set(show.seat_ids[:10])
     assert len(bot_seats) <= 7 * 5 * 2
-    held_other = await ctx.inventory.seat_statuses(other.show_id)
+    held_other = await ctx.holds.seat_statuses(other.show_id)
     assert sorted(held_other) == sorted(other.seat_ids[n] for n in range(1, 10, 2))

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from boxoffice.api.app import create_app
 from boxoffice.engine import db
 from boxoffice.engine.settings import Settings, parse_admin_tokens
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.sales import audit
 from tests.support.services import RedisServer, temporary_database
 
@@ -47,22 +47,22 @@ def admin_settings(redis_server: RedisServer, url: str, tokens: str) -> Settings
 
 
 @pytest.fixture
-async def actx(redis_server: RedisServer, admin_database: str) -> AsyncIterator[Context]:
-    context = await open_context(admin_settings(redis_server, admin_database, TOKENS), background=False)
+async def actx(redis_server: RedisServer, admin_database: str) -> AsyncIterator[Engine]:
+    context = await open_engine(admin_settings(redis_server, admin_database, TOKENS), background=False)
     yield context
     keys = [k async for k in context.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
     if keys:
         await context.redis.delete(*keys)
-    await close_context(context)
+    await context.close()
 
 
-async def http_for(context: Context) -> httpx.AsyncClient:
-    app = create_app(context.settings, context=context)
+async def http_for(context: Engine) -> httpx.AsyncClient:
+    app = create_app(context.settings, engine=context)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
 
 
 @pytest.fixture
-async def http(actx: Context) -> AsyncIterator[httpx.AsyncClient]:
+async def http(actx: Engine) -> AsyncIterator[httpx.AsyncClient]:
     async with await http_for(actx) as client:
         yield client
 
@@ -118,13 +118,13 @@ def tomorrow(hours: int = 0) -> datetime:
     return (datetime.now(UTC) + timedelta(days=2, hours=hours)).replace(minute=0, second=0, microsecond=0)
 
 
-async def changes(context: Context) -> list[tuple[str, str, str]]:
+async def changes(context: Engine) -> list[tuple[str, str, str]]:
     async with context.sql.connect() as conn:
         return [tuple(r) for r in await conn.execute(
             text("SELECT token_name, action, target FROM admin_changes ORDER BY created_at, id"))]
 
 
-async def count(context: Context, table: str) -> int:
+async def count(context: Engine, table: str) -> int:
     async with context.sql.connect() as conn:
         return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
 
@@ -137,7 +137,7 @@ ROUTES = [("POST", "/v1/admin/cities"), ("POST", "/v1/admin/cinemas"), ("POST", 
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
-async def test_every_route_needs_the_token(actx: Context, http: httpx.AsyncClient, method: str, path: str) -> None:
+async def test_every_route_needs_the_token(actx: Engine, http: httpx.AsyncClient, method: str, path: str) -> None:
     before = await changes(actx)
     for headers in ({}, auth("wrong-token-wrong-token"), {"Authorization": ADA}, {"Authorization": f"Basic {ADA}"},
                     auth(ADA + "x"), auth(ADA[:-1])):
@@ -153,7 +153,7 @@ async def test_every_route_needs_the_token(actx: Context, http: httpx.AsyncClien
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 async def test_without_the_variable_the_admin_api_does_not_exist(
         redis_server: RedisServer, admin_database: str, method: str, path: str) -> None:
-    context = await open_context(admin_settings(redis_server, admin_database, ""), background=False)
+    context = await open_engine(admin_settings(redis_server, admin_database, ""), background=False)
     try:
         async with await http_for(context) as http:
             for headers in ({}, auth(ADA)):
@@ -162,7 +162,7 @@ async def test_without_the_variable_the_admin_api_does_not_exist(
             wrong_method = await http.request("DELETE" if method == "GET" else "GET", path, headers=auth(ADA))
             assert wrong_method.status_code == 404, wrong_method.text
     finally:
-        await close_context(context)
+        await context.close()
 
 
 def test_the_token_variable_is_parsed_and_weak_tokens_refused() -> None:
@@ -177,7 +177,7 @@ def test_the_token_variable_is_parsed_and_weak_tokens_refused() -> None:
 # -- creating --------------------------------------------------------------------------
 
 
-async def test_every_route_with_a_good_token_and_every_change_recorded(actx: Context, http: httpx.AsyncClient) -> None:
+async def test_every_route_with_a_good_token_and_every_change_recorded(actx: Engine, http: httpx.AsyncClient) -> None:
     before = len(await changes(actx))
     city_name = unique("Utrecht")
     city = await made(http, "cities", {"name": city_name, "country": "NL"})
@@ -230,7 +230,7 @@ HOSTILE_PLANS: dict[str, tuple[list[dict[str, Any]], str]] = {
 
 @pytest.mark.parametrize("fault", list(HOSTILE_PLANS))
 async def test_a_hostile_seat_plan_is_refused_naming_the_fault_and_nothing_is_written(
-        actx: Context, http: httpx.AsyncClient, fault: str) -> None:
+        actx: Engine, http: httpx.AsyncClient, fault: str) -> None:
     city = await made(http, "cities", {"name": unique("Gouda"), "country": "NL"})
     cinema = await made(http, "cinemas", {"city_id": city["id"], "name": "Kaas", "address": "Markt 1"})
     halls, seats, recorded = await count(actx, "halls"), await count(actx, "seats"), len(await changes(actx))
@@ -250,7 +250,7 @@ async def test_a_5000_seat_hall_is_accepted(http: httpx.AsyncClient) -> None:
 
 
 async def test_shows_refused_for_missing_prices_a_busy_hall_and_bad_fields(
-        actx: Context, http: httpx.AsyncClient) -> None:
+        actx: Engine, http: httpx.AsyncClient) -> None:
     _, hall_id = await a_hall(http)
     movie_id = await a_movie(http, runtime=120)
     first = await made(http, "shows", show_body(hall_id, movie_id, tomorrow()))
@@ -289,7 +289,7 @@ async def test_unknown_fields_and_bad_values_are_named(http: httpx.AsyncClient) 
 
 
 async def test_a_show_made_by_the_api_sells_waits_confirms_and_closes(
-        actx: Context, http: httpx.AsyncClient) -> None:
+        actx: Engine, http: httpx.AsyncClient) -> None:
     for seat in (seats := plan("A", 4)):  # four seats, all standard
         seat["category"] = "standard"
     _, hall_id = await a_hall(http, seats)
@@ -338,7 +338,7 @@ async def test_a_show_made_by_the_api_sells_waits_confirms_and_closes(
 
 
 async def test_closing_a_show_under_load_stops_every_sale_and_leaves_the_books_straight(
-        actx: Context, http: httpx.AsyncClient) -> None:
+        actx: Engine, http: httpx.AsyncClient) -> None:
     """200 clients queue, hold with their pass, pay and wait on a show of 40 seats that sells
     through its release queue while it is closed: afterwards every hold, confirm and join
     (of the queue or the waitlist) answers show_closed, every charge has its booking or
@@ -460,12 +460,12 @@ async def test_closing_a_show_under_load_stops_every_sale_and_leaves_the_books_s
 
 
 async def test_another_process_sees_a_new_show_within_the_browse_cache_time(
-        actx: Context, http: httpx.AsyncClient, redis_server: RedisServer, admin_database: str) -> None:
+        actx: Engine, http: httpx.AsyncClient, redis_server: RedisServer, admin_database: str) -> None:
     city_id, hall_id = await a_hall(http)
     movie_id = await a_movie(http)
     # another service process, caching browse answers for a second
     cached = admin_settings(redis_server, admin_database, TOKENS).with_changes(browse_cache_s=1.0)
-    other = await open_context(cached, background=False)
+    other = await open_engine(cached, background=False)
     try:
         async with await http_for(other) as elsewhere:
             assert (await elsewhere.get(f"/v1/cities/{city_id}/movies")).json()["movies"] == []
@@ -477,4 +477,4 @@ async def test_another_process_sees_a_new_show_within_the_browse_cache_time(
             shows = (await elsewhere.get(f"/v1/cities/{city_id}/movies/{movie_id}/shows")).json()["cinemas"]
             assert [s["id"] for s in shows[0]["shows"]] == [show["id"]]
     finally:
-        await close_context(other)
+        await other.close()

@@ -26,7 +26,7 @@ from boxoffice.engine.catalog import HallPlan, rank_seats
 from boxoffice.engine.errors import SeatsUnavailable, WouldStrandSeat
 from boxoffice.engine.redis.gateway import BestRequest, ShowLoad
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import BOTH, ShowRef, drop_prefix
 from tests.support.best_model import Place, best_block, best_scattered, places_of
 
@@ -69,7 +69,7 @@ def expected_choice(seats: list[Place], free: set[str], want: BestRequest) -> li
     return best_scattered(seats, eligible, want.count)
 
 
-async def load_hall(ctx: Context, rows: list[Any], booked: set[str], held: set[str],
+async def load_hall(ctx: Engine, rows: list[Any], booked: set[str], held: set[str],
                     ending: set[str]) -> tuple[int, list[Place]]:
     seats = rank_seats(rows)
     plan = HallPlan(0, tuple(seats), {s.id: s for s in seats})
@@ -82,7 +82,7 @@ async def load_hall(ctx: Context, rows: list[Any], booked: set[str], held: set[s
         await ctx.gateway.hold_seats(show_id, f"H{uuid.uuid4().hex}", "taker@example.org", 1000, sorted(held))
     if ending:
         # Held long enough ago that the hold's deadline has passed when the request comes.
-        past = int((await ctx.redis.time())[0]) * 1000 - ctx.hold_ttl_ms - 2000
+        past = int((await ctx.redis.time())[0]) * 1000 - ctx.gateway.hold_ttl_ms - 2000
         await ctx.gateway.hold_seats(show_id, f"H{uuid.uuid4().hex}", "early@example.org", 1000, sorted(ending),
                                      now_ms=past)
     return show_id, places_of(seats, places)
@@ -90,7 +90,7 @@ async def load_hall(ctx: Context, rows: list[Any], booked: set[str], held: set[s
 
 def test_the_choice_is_the_models_best(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
-    ctx = loop.run_until_complete(open_context(settings, background=False))
+    ctx = loop.run_until_complete(open_engine(settings, background=False))
 
     @given(hall=halls(), want=requests)
     @hypothesis_settings(max_examples=150, deadline=None, database=None,
@@ -117,7 +117,7 @@ def test_the_choice_is_the_models_best(settings: Settings) -> None:
         check()
     finally:
         loop.run_until_complete(ctx.redis.flushdb() if settings.embedded else drop_prefix(ctx))
-        loop.run_until_complete(close_context(ctx))
+        loop.run_until_complete(ctx.close())
         loop.close()
 
 
@@ -131,7 +131,7 @@ def test_the_model_prefers_a_block_that_strands_nobody() -> None:
 
 # -- 2. many at once ----------------------------------------------------------------------
 
-async def seeded_hall(ctx: Context, seats: int) -> tuple[int, HallPlan]:
+async def seeded_hall(ctx: Engine, seats: int) -> tuple[int, HallPlan]:
     """A show of a hall as the demo seed draws them (aisles, categories, kinds), in Redis only."""
     rows = [r[1:] for r in seed.hall_seats(1, seats, random.Random(seats))]
     ranked = rank_seats(rows)
@@ -143,13 +143,13 @@ async def seeded_hall(ctx: Context, seats: int) -> tuple[int, HallPlan]:
     return show_id, plan
 
 
-async def hold_all(ctx: Context, show_id: int, wants: list[BestRequest], tag: str) -> list[Any]:
+async def hold_all(ctx: Engine, show_id: int, wants: list[BestRequest], tag: str) -> list[Any]:
     return await asyncio.gather(*(ctx.gateway.hold_best(show_id, f"H{tag}{i}-{uuid.uuid4().hex}",
                                                          f"{tag}{i}@example.org", 10, want)
                                   for i, want in enumerate(wants)), return_exceptions=True)
 
 
-async def test_500_concurrent_requests_never_share_a_seat_and_fill_the_show(ctx: Context) -> None:
+async def test_500_concurrent_requests_never_share_a_seat_and_fill_the_show(ctx: Engine) -> None:
     show_id, plan = await seeded_hall(ctx, 2000)
     places = plan.row_places()
     wants = [BestRequest(1 + i % 4) for i in range(500)]
@@ -185,7 +185,7 @@ both = pytest.mark.parametrize("backend", BOTH, indirect=True)
 
 
 @both
-async def test_a_hold_by_count_answers_the_chosen_seats(client: httpx.AsyncClient, ctx: Context,
+async def test_a_hold_by_count_answers_the_chosen_seats(client: httpx.AsyncClient, ctx: Engine,
                                                         show: ShowRef) -> None:
     plan = await ctx.catalog.hall_plan(show.hall_id)
     answer = await client.post(f"/v1/shows/{show.show_id}/holds", json={"count": 4, "customer": "ana@example.org"})
@@ -235,13 +235,13 @@ async def test_an_unknown_category_is_refused(client: httpx.AsyncClient, show: S
 
 
 @both
-async def test_no_fitting_choice_answers_409_and_holds_nothing(client: httpx.AsyncClient, ctx: Context,
+async def test_no_fitting_choice_answers_409_and_holds_nothing(client: httpx.AsyncClient, ctx: Engine,
                                                                show: ShowRef) -> None:
     plan = await ctx.catalog.hall_plan(show.hall_id)
     # Every other seat taken: no two free seats side by side anywhere.
     taken = [s.id for s in plan.seats if s.number % 2 == 0]
     for i in range(0, len(taken), 10):
-        await ctx.inventory.hold(show.show_id, taken[i:i + 10], f"t{i}@example.org")
+        await ctx.holds.hold(show.show_id, taken[i:i + 10], f"t{i}@example.org")
     before = await ctx.redis.hgetall(ctx.keys.show_keys(show.show_id)[2])
     answer = await client.post(f"/v1/shows/{show.show_id}/holds", json={"count": 2, "customer": "ana@example.org"})
     assert answer.status_code == 409, answer.text
@@ -265,8 +265,8 @@ async def test_the_customer_limit_counts_holds_by_count(client: httpx.AsyncClien
 
 
 @both
-async def test_a_closed_show_holds_nothing_by_count(client: httpx.AsyncClient, ctx: Context, show: ShowRef) -> None:
-    await ctx.inventory.close_show(show.show_id)
+async def test_a_closed_show_holds_nothing_by_count(client: httpx.AsyncClient, ctx: Engine, show: ShowRef) -> None:
+    await ctx.holds.close_show(show.show_id)
     try:
         answer = await client.post(f"/v1/shows/{show.show_id}/holds", json={"count": 2, "customer": "a@b.org"})
         assert answer.status_code == 409 and answer.json()["error"] == "show_closed"
@@ -275,22 +275,22 @@ async def test_a_closed_show_holds_nothing_by_count(client: httpx.AsyncClient, c
 
 
 @both
-async def test_seats_a_waiter_could_use_are_not_offered(ctx: Context, show: ShowRef) -> None:
+async def test_seats_a_waiter_could_use_are_not_offered(ctx: Engine, show: ShowRef) -> None:
     plan = await ctx.catalog.hall_plan(show.hall_id)
     categories = sorted({s.category for s in plan.seats})
     # Fill the hall, then free one block: a waiter for any seat gets it, a newcomer nothing.
     ids = [s.id for s in plan.seats]
-    holds = [await ctx.inventory.hold(show.show_id, ids[i:i + 10], f"f{i}@example.org")
+    holds = [await ctx.holds.hold(show.show_id, ids[i:i + 10], f"f{i}@example.org")
              for i in range(0, len(ids), 10)]
     await ctx.waitlist.join(show.show_id, "wait@example.org", 2, categories[0])
     with pytest.raises(SeatsUnavailable):
-        await ctx.inventory.hold_best(show.show_id, BestRequest(1, categories[0]), "new@example.org")
-    await ctx.inventory.release(holds[0].hold_id)
+        await ctx.holds.hold_best(show.show_id, BestRequest(1, categories[0]), "new@example.org")
+    await ctx.holds.release(holds[0].hold_id)
     with pytest.raises(SeatsUnavailable):
-        await ctx.inventory.hold_best(show.show_id, BestRequest(1, categories[0]), "new@example.org")
+        await ctx.holds.hold_best(show.show_id, BestRequest(1, categories[0]), "new@example.org")
 
 
-async def test_a_show_loaded_before_kinds_and_numbering_is_searched_on_the_seats_hash(ctx: Context) -> None:
+async def test_a_show_loaded_before_kinds_and_numbering_is_searched_on_the_seats_hash(ctx: Engine) -> None:
     """A show an older library loaded: layout values without a kind, no seat numbering,
     no status map, no stamp. The search reads the seats hash; every seat is standard."""
     show_id = next(_shows)
@@ -311,7 +311,7 @@ async def test_a_show_loaded_before_kinds_and_numbering_is_searched_on_the_seats
 # -- explicit holds in a show that keeps no stranded seats --------------------------------
 
 async def test_an_explicit_hold_that_strands_a_seat_is_refused_where_the_show_says_so(
-        client: httpx.AsyncClient, ctx: Context) -> None:
+        client: httpx.AsyncClient, ctx: Engine) -> None:
     show_id = next(_shows)
     # One row: A1..A5, an aisle, A6..A7.
     layout = [(f"A{n}", f"standard|A|{place}|{n}|standard")
@@ -333,7 +333,7 @@ async def test_an_explicit_hold_that_strands_a_seat_is_refused_where_the_show_sa
     await hold("A3", "A4", "A5")
 
 
-async def test_shows_keep_explicit_holds_as_they_were_by_default(ctx: Context) -> None:
+async def test_shows_keep_explicit_holds_as_they_were_by_default(ctx: Engine) -> None:
     show_id = next(_shows)
     layout = [(f"A{n}", f"standard|A|{n}|{n}|standard") for n in range(1, 4)]
     await ctx.gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", layout, []))
@@ -341,7 +341,7 @@ async def test_shows_keep_explicit_holds_as_they_were_by_default(ctx: Context) -
 
 
 @both
-async def test_the_setting_comes_from_the_catalog(client: httpx.AsyncClient, ctx: Context, show: ShowRef) -> None:
+async def test_the_setting_comes_from_the_catalog(client: httpx.AsyncClient, ctx: Engine, show: ShowRef) -> None:
     from sqlalchemy import text
 
     plan = await ctx.catalog.hall_plan(show.hall_id)

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from boxoffice.api.app import create_app
 from boxoffice.engine.db import as_utc
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import BOTH, ShowRef, pick_show
 from tests.support.sales import audit
 from tests.test_waitlist import customer, fill, small_show
@@ -39,16 +39,16 @@ async def cancel(client: httpx.AsyncClient, booking_id: str, key: str = "cancel-
     return await client.post(f"/v1/bookings/{booking_id}/cancel", headers={"Idempotency-Key": key})
 
 
-async def ledger(ctx: Context) -> list[tuple[str, str]]:
+async def ledger(ctx: Engine) -> list[tuple[str, str]]:
     async with ctx.sql.connect() as conn:
         return [(r[0], r[1]) for r in await conn.execute(text("SELECT provider_key, status FROM simulated_payments"))]
 
 
-async def seat_marks(ctx: Context, show_id: int, seats: list[str]) -> list[str | None]:
+async def seat_marks(ctx: Engine, show_id: int, seats: list[str]) -> list[str | None]:
     return [await ctx.redis.hget(ctx.keys.show_keys(show_id)[2], seat) for seat in seats]
 
 
-async def test_a_cancel_refunds_once_and_frees_the_seats(ctx: Context, client: httpx.AsyncClient,
+async def test_a_cancel_refunds_once_and_frees_the_seats(ctx: Engine, client: httpx.AsyncClient,
                                                          show: ShowRef) -> None:
     seats = show.seat_ids[:2]
     booking_id = await book(client, show.show_id, seats)
@@ -77,7 +77,7 @@ async def test_unknown_and_malformed_bookings_and_a_missing_key(client: httpx.As
     assert missing.status_code == 422 and missing.json()["details"][0]["field"] == "Idempotency-Key"
 
 
-async def test_racing_cancels_refund_exactly_once(ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
+async def test_racing_cancels_refund_exactly_once(ctx: Engine, client: httpx.AsyncClient, show: ShowRef) -> None:
     booking_ids = [await book(client, show.show_id, show.seat_ids[i:i + 2], f"c{i}@example.org")
                    for i in range(0, 6, 2)]
     # per booking: 8 cancels with one key and 8 with keys of their own, all at once
@@ -94,7 +94,7 @@ async def test_racing_cancels_refund_exactly_once(ctx: Context, client: httpx.As
     assert books.settled and (books.bookings, books.refunds) == (0, 3)
 
 
-async def test_the_seats_go_to_the_first_waiter(ctx: Context, client: httpx.AsyncClient) -> None:
+async def test_the_seats_go_to_the_first_waiter(ctx: Engine, client: httpx.AsyncClient) -> None:
     show = await small_show(ctx)
     seats = show.ref.seat_ids[:2]
     booking_id = await book(client, show.show_id, seats)
@@ -109,7 +109,7 @@ async def test_the_seats_go_to_the_first_waiter(ctx: Context, client: httpx.Asyn
     (await audit(ctx)).assert_consistent()
 
 
-async def test_no_cancel_within_the_cutoff(ctx: Context, client: httpx.AsyncClient) -> None:
+async def test_no_cancel_within_the_cutoff(ctx: Engine, client: httpx.AsyncClient) -> None:
     show = await pick_show(ctx)
     booking_id = await book(client, show.show_id, show.seat_ids[:1])
     async with ctx.sql.connect() as conn:
@@ -117,21 +117,21 @@ async def test_no_cancel_within_the_cutoff(ctx: Context, client: httpx.AsyncClie
                                         {"id": show.show_id})).scalar_one()
     # the cutoff is measured on the database's clock: a cutoff past the show's start refuses
     late = ctx.settings.with_changes(cancel_cutoff_s=int((as_utc(starts_at) - datetime.now(UTC)).total_seconds()) + 60)
-    strict = await open_context(late, background=False)
+    strict = await open_engine(late, background=False)
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(late, context=strict)),
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(late, engine=strict)),
                                      base_url="http://testserver") as http:
             answer = await cancel(http, booking_id)
         assert answer.status_code == 409 and answer.json()["error"] == "cancel_too_late", answer.text
     finally:
-        await close_context(strict)
+        await strict.close()
     assert (await client.get(f"/v1/bookings/{booking_id}")).json()["status"] == "confirmed"
     assert [status for _, status in await ledger(ctx)] == ["captured"]
     (await audit(ctx)).assert_consistent()
 
 
 @pytest.fixture
-async def cut_off(ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> AsyncIterator[str]:
+async def cut_off(ctx: Engine, client: httpx.AsyncClient, show: ShowRef) -> AsyncIterator[str]:
     """A booking whose cancellation stopped after its intent was recorded (as a killed
     process leaves it): the row is there, nothing else happened."""
     booking_id = await book(client, show.show_id, show.seat_ids[:2])
@@ -140,7 +140,7 @@ async def cut_off(ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> Asy
     yield booking_id
 
 
-async def test_the_reconciler_finishes_a_cut_off_cancel(ctx: Context, client: httpx.AsyncClient,
+async def test_the_reconciler_finishes_a_cut_off_cancel(ctx: Engine, client: httpx.AsyncClient,
                                                         show: ShowRef, cut_off: str) -> None:
     assert (await client.get(f"/v1/bookings/{cut_off}")).json()["refund"]["status"] == "pending"
     assert not (await audit(ctx)).settled
@@ -157,7 +157,7 @@ async def test_the_reconciler_finishes_a_cut_off_cancel(ctx: Context, client: ht
 
 
 async def test_seats_redis_did_not_get_back_are_given_back_by_the_reconciler(
-        ctx: Context, client: httpx.AsyncClient, show: ShowRef, monkeypatch: pytest.MonkeyPatch) -> None:
+        ctx: Engine, client: httpx.AsyncClient, show: ShowRef, monkeypatch: pytest.MonkeyPatch) -> None:
     seats = show.seat_ids[:2]
     booking_id = await book(client, show.show_id, seats)
 

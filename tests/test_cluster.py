@@ -19,7 +19,7 @@ from sqlalchemy import text
 from boxoffice.engine.redis.pubsub import ShowChange
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import SALES_TABLES, drop_prefix
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 from tests.support.sales import audit, eventually, redis_now_ms
@@ -44,18 +44,18 @@ def cluster_settings(cluster: LocalCluster, database_url: str, **changes: object
 
 
 @pytest.fixture
-async def cctx(cluster: LocalCluster, database_url: str) -> AsyncIterator[Context]:
-    context = await open_context(cluster_settings(cluster, database_url), background=False)
+async def cctx(cluster: LocalCluster, database_url: str) -> AsyncIterator[Engine]:
+    context = await open_engine(cluster_settings(cluster, database_url), background=False)
     yield context
     await drop_prefix(context)
-    await close_context(context)
+    await context.close()
 
 
 async def test_shows_spread_over_the_shards_and_each_show_stays_in_one_slot(
-        cctx: Context, cluster: LocalCluster) -> None:
+        cctx: Engine, cluster: LocalCluster) -> None:
     shows = await shows_on_every_shard(cctx, cluster, per_shard=2)
     for show in shows:
-        await cctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+        await cctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     serving = set()
     for show in shows:
         slot = key_slot(str(show.show_id).encode())
@@ -71,25 +71,25 @@ async def test_shows_spread_over_the_shards_and_each_show_stays_in_one_slot(
     assert len(serving) == 3, "shows spread over the three primaries"
 
 
-async def test_metrics_read_the_seat_states_of_shows_on_every_shard(cctx: Context, cluster: LocalCluster) -> None:
+async def test_metrics_read_the_seat_states_of_shows_on_every_shard(cctx: Engine, cluster: LocalCluster) -> None:
     from boxoffice.engine import metrics
 
     shows = await shows_on_every_shard(cctx, cluster, per_shard=1)
     for show in shows:
-        await cctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
-    seats = await metrics.read_show_seats(cctx)
+        await cctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    seats = await metrics.read_show_seats(cctx.redis, cctx.keys, cluster=True)
     assert {show.show_id: seats[show.show_id]["held"] for show in shows} == {show.show_id: 2 for show in shows}
 
 
 async def test_every_primary_gets_the_scripts_library_and_calls_need_no_key_lookup(
-        cctx: Context, cluster: LocalCluster) -> None:
+        cctx: Engine, cluster: LocalCluster) -> None:
     shows = await shows_on_every_shard(cctx, cluster, per_shard=1)
     for node in cluster.primaries():
         with node.client() as direct:
             direct.function_flush()
             direct.config_resetstat()
     for show in shows:
-        await cctx.inventory.hold(show.show_id, show.seat_ids[:1], "ana@example.org")
+        await cctx.holds.hold(show.show_id, show.seat_ids[:1], "ana@example.org")
     for node in cluster.primaries():
         with node.client() as direct:
             libraries = [dict(zip(lib[::2], lib[1::2], strict=True))["library_name"] for lib in direct.function_list()]
@@ -104,7 +104,7 @@ async def test_contention_across_shards_holds_every_seat_at_most_once(
 
     # The abuse limiter's pipelines run too (generous limits: nobody is refused by them), and
     # a small pool: requests queue for a connection instead of failing (boxoffice/engine/redis/cluster.py).
-    context = await open_context(cluster_settings(cluster, database_url, rate_limit_holds_per_min=1000,
+    context = await open_engine(cluster_settings(cluster, database_url, rate_limit_holds_per_min=1000,
                                                   rate_limit_ip_per_min=10_000, redis_pool_size=8),
                                  background=False)
     try:
@@ -112,7 +112,7 @@ async def test_contention_across_shards_holds_every_seat_at_most_once(
         rng = random.Random(8)
         requests = [(rng.choice(shows), i) for i in range(240)]
         picks = [rng.sample(show.seat_ids[:24], rng.randint(1, 4)) for show, _ in requests]
-        transport = httpx.ASGITransport(app=create_app(context.settings, context=context))
+        transport = httpx.ASGITransport(app=create_app(context.settings, engine=context))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             answers = await asyncio.gather(*(
                 client.post(f"/v1/shows/{show.show_id}/holds", json={"seats": seats, "customer": f"c{i}@example.org"})
@@ -135,19 +135,19 @@ async def test_contention_across_shards_holds_every_seat_at_most_once(
             assert health.status_code == 200 and health.json()["checks"] == {"redis": "ok", "database": "ok"}
     finally:
         await drop_prefix(context)
-        await close_context(context)
+        await context.close()
 
 
 async def test_confirm_on_every_shard_commits_once_and_redis_is_repaired_from_postgresql(
-        cctx: Context, cluster: LocalCluster) -> None:
+        cctx: Engine, cluster: LocalCluster) -> None:
     shows = await shows_on_every_shard(cctx, cluster)
     bookings = {}
     for show in shows:
-        hold = await cctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
-        booking = await cctx.bookings.confirm(hold.hold_id, f"key-{show.show_id}", "tok_ok")
-        again = await cctx.bookings.confirm(hold.hold_id, f"key-{show.show_id}", "tok_ok")
+        hold = await cctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+        booking = await cctx.confirmations.confirm(hold.hold_id, f"key-{show.show_id}", "tok_ok")
+        again = await cctx.confirmations.confirm(hold.hold_id, f"key-{show.show_id}", "tok_ok")
         assert again["booking_id"] == booking["booking_id"], "the same key answers the same booking"
-        assert (await cctx.inventory.hold_status(hold.hold_id)).status is HoldStatus.CONFIRMED
+        assert (await cctx.holds.hold_status(hold.hold_id)).status is HoldStatus.CONFIRMED
         bookings[show.show_id] = booking
     # A shard lost one show entirely (as after a restart with no replica), and the process
     # that sold the seats died before it recorded that Redis has them: the reconciler's
@@ -155,7 +155,7 @@ async def test_confirm_on_every_shard_commits_once_and_redis_is_repaired_from_po
     # rebuilt from PostgreSQL on its next touch.
     lost = shows[0]
     await cctx.redis.delete(*[k async for k in cctx.redis.scan_iter(match=cctx.keys.show_base(lost.show_id) + "*")])
-    cctx.bookings.marked.clear()
+    cctx.reconciler.marked.clear()
     async with cctx.sql.begin() as conn:
         await conn.execute(text("UPDATE bookings SET marked_at = NULL"))
     await cctx.reconciler.reconcile_once(after_start=True)
@@ -163,7 +163,7 @@ async def test_confirm_on_every_shard_commits_once_and_redis_is_repaired_from_po
         unmarked = (await conn.execute(text("SELECT count(*) FROM bookings WHERE marked_at IS NULL"))).scalar()
     assert unmarked == 0, "every shard was read"
     for show in shows:
-        statuses = await cctx.inventory.seat_statuses(show.show_id)
+        statuses = await cctx.holds.seat_statuses(show.show_id)
         assert statuses == {show.seat_ids[0]: SeatStatus.BOOKED, show.seat_ids[1]: SeatStatus.BOOKED}
     books = await audit(cctx)
     books.assert_consistent()
@@ -174,11 +174,11 @@ async def test_the_sweepers_expire_holds_on_every_shard_within_a_second(
         cluster: LocalCluster, database_url: str) -> None:
     settings = cluster_settings(cluster, database_url, hold_ttl_s=1)
     # Two sweepers, as two service processes would run.
-    first, second = await open_context(settings, background=False), await open_context(settings, background=False)
+    first, second = await open_engine(settings, background=False), await open_engine(settings, background=False)
     sweepers = [asyncio.create_task(c.sweeper.run_forever()) for c in (first, second)]
     try:
         shows = await shows_on_every_shard(first, cluster)
-        holds = [await first.inventory.hold(show.show_id, [seat], f"c{i}@example.org")
+        holds = [await first.holds.hold(show.show_id, [seat], f"c{i}@example.org")
                  for show in shows for i, seat in enumerate(show.seat_ids[:5])]
         deadline_ms = max(h.expires_at_ms for h in holds)
 
@@ -195,20 +195,20 @@ async def test_the_sweepers_expire_holds_on_every_shard_within_a_second(
             task.cancel()
         await asyncio.gather(*sweepers, return_exceptions=True)
         await drop_prefix(first)
-        await close_context(first)
-        await close_context(second)
+        await first.close()
+        await second.close()
 
 
 async def test_the_waitlist_on_a_cluster_serves_first_come_first_served(
-        cctx: Context, cluster: LocalCluster) -> None:
+        cctx: Engine, cluster: LocalCluster) -> None:
     show = (await shows_on_every_shard(cctx, cluster, max_seats=100))[1]
     seats = show.seat_ids
-    holds = [await cctx.inventory.hold(show.show_id, seats[i:i + 10], f"h{i}@example.org")
+    holds = [await cctx.holds.hold(show.show_id, seats[i:i + 10], f"h{i}@example.org")
              for i in range(0, len(seats), 10)]
     first = await cctx.waitlist.join(show.show_id, "first@example.org", 3, None)
     second = await cctx.waitlist.join(show.show_id, "second@example.org", 2, None)
     assert (first["status"], first["position"], second["position"]) == ("waiting", 1, 2)
-    await cctx.inventory.release(holds[0].hold_id)  # ten seats back: 3 to the first, 2 to the second
+    await cctx.holds.release(holds[0].hold_id)  # ten seats back: 3 to the first, 2 to the second
     granted = [await cctx.waitlist.status(e["entry_id"]) for e in (first, second)]
     assert [g["status"] for g in granted] == ["granted", "granted"]
     assert [len(g["hold"]["seats"]) for g in granted] == [3, 2]
@@ -216,14 +216,14 @@ async def test_the_waitlist_on_a_cluster_serves_first_come_first_served(
     assert (int(stats["waiting"]), int(stats["held"]), int(stats["free"])) == (0, len(seats) - 5, 5)
 
 
-async def test_changes_on_every_shard_reach_one_subscription(cctx: Context, cluster: LocalCluster) -> None:
+async def test_changes_on_every_shard_reach_one_subscription(cctx: Engine, cluster: LocalCluster) -> None:
     cctx.events.start()
     shows = await shows_on_every_shard(cctx, cluster)
     await asyncio.wait_for(cctx.events.connected.wait(), 10)
     async with contextlib.AsyncExitStack() as stack:
         queues = [await stack.enter_async_context(cctx.events.listen(s.show_id)) for s in shows]
         for show in shows:
-            await cctx.inventory.hold(show.show_id, [show.seat_ids[3]], "ana@example.org")
+            await cctx.holds.hold(show.show_id, [show.seat_ids[3]], "ana@example.org")
         for show, queue in zip(shows, queues, strict=True):
             change = await asyncio.wait_for(queue.get(), 5)
             assert isinstance(change, ShowChange) and change.show_id == show.show_id

@@ -21,7 +21,7 @@ from boxoffice.engine.errors import ScriptCode
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import Charge, ChargeStatus, ProviderUnavailable, SimulatedProvider
 from boxoffice.engine.statuses import SeatStatus
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.conftest import BOTH, ShowRef, Tuned, pick_show
 from tests.support.providers import GATED
 from tests.support.sales import audit, eventually, redis_now_ms
@@ -43,14 +43,14 @@ async def confirm(client: httpx.AsyncClient, hold_id: str, key: str,
     return await client.post(f"/v1/holds/{hold_id}/confirm", json=pay(token), headers={"Idempotency-Key": key})
 
 
-async def hold_record(ctx: Context, show_id: int, hold_id: str) -> dict[str, str]:
+async def hold_record(ctx: Engine, show_id: int, hold_id: str) -> dict[str, str]:
     return dict(await ctx.redis.hgetall(ctx.keys.hold(show_id, hold_id)))
 
 
 
 
-def http(context: Context) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=create_app(context.settings, context=context))
+def http(context: Engine) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=create_app(context.settings, engine=context))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
@@ -79,7 +79,7 @@ class TwoStepProvider(SimulatedProvider):
 
 
 
-async def test_the_simulated_provider_charges_once_per_key_and_keeps_books(ctx: Context) -> None:
+async def test_the_simulated_provider_charges_once_per_key_and_keeps_books(ctx: Engine) -> None:
     provider = ctx.payments
     first = await provider.authorize("k-1", "tok_ok", 1200, "EUR")
     again = await provider.authorize("k-1", "tok_ok", 1200, "EUR")
@@ -111,7 +111,7 @@ async def test_a_provider_plugs_in_by_configuration_and_may_capture_apart(
 # -- 2. confirm ------------------------------------------------------------------------
 
 
-async def test_confirm_books_and_answers_only_after_the_commit(ctx: Context, client: httpx.AsyncClient,
+async def test_confirm_books_and_answers_only_after_the_commit(ctx: Engine, client: httpx.AsyncClient,
                                                                show: ShowRef, database_url: str) -> None:
     seats = show.seat_ids[:2]
     hold_id = await hold(client, show.show_id, seats)
@@ -140,7 +140,7 @@ async def test_confirm_books_and_answers_only_after_the_commit(ctx: Context, cli
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_a_declined_payment_books_nothing_and_the_hold_stays_until_its_deadline(
-        ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
+        ctx: Engine, client: httpx.AsyncClient, show: ShowRef) -> None:
     hold_id = await hold(client, show.show_id, show.seat_ids[:2])
     before = (await client.get(f"/v1/holds/{hold_id}")).json()
     declined = await confirm(client, hold_id, "key-1", "tok_decline")
@@ -158,7 +158,7 @@ async def test_a_declined_payment_books_nothing_and_the_hold_stays_until_its_dea
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_a_provider_outage_answers_503_and_charges_and_books_nothing(
-        ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
+        ctx: Engine, client: httpx.AsyncClient, show: ShowRef) -> None:
     hold_id = await hold(client, show.show_id, show.seat_ids[:1])
     answer = await confirm(client, hold_id, "key-1", "tok_error")
     assert answer.status_code == 503 and answer.json()["error"] == "unavailable"
@@ -170,11 +170,11 @@ async def test_a_provider_outage_answers_503_and_charges_and_books_nothing(
 
 
 async def test_a_confirm_after_expiry_is_410_and_never_takes_the_seats_of_the_next_customer(
-        ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
+        ctx: Engine, client: httpx.AsyncClient, show: ShowRef) -> None:
     seats = show.seat_ids[:2]
     # A hold made a hold time ago: its deadline has passed.
-    long_ago = await redis_now_ms(ctx) - ctx.hold_ttl_ms - 1000
-    late = await ctx.inventory.hold(show.show_id, seats, "ana@example.org", now_ms=long_ago)
+    long_ago = await redis_now_ms(ctx) - ctx.gateway.hold_ttl_ms - 1000
+    late = await ctx.holds.hold(show.show_id, seats, "ana@example.org", now_ms=long_ago)
     assert (await confirm(client, late.hold_id, "key-1")).status_code == 410
     bob = await hold(client, show.show_id, seats, "bob@example.org")
     answer = await confirm(client, late.hold_id, "key-2")
@@ -211,8 +211,8 @@ async def test_a_stale_confirm_cannot_commit_once_a_newer_one_holds_the_fence(
     assert (books.charges, books.bookings, books.refunds) == (2, 1, 1)
 
 
-async def test_the_fencing_token_shuts_out_a_confirm_whose_pin_lapsed(ctx: Context, show: ShowRef) -> None:
-    held = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+async def test_the_fencing_token_shuts_out_a_confirm_whose_pin_lapsed(ctx: Engine, show: ShowRef) -> None:
+    held = await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     now = await redis_now_ms(ctx)
 
     async def begin(at_ms: int) -> list[Any]:
@@ -231,12 +231,12 @@ async def test_the_fencing_token_shuts_out_a_confirm_whose_pin_lapsed(ctx: Conte
     payment = PaymentRecord("pay_" + "x" * 22, held.hold_id, show.show_id, "k", 100, "EUR", stale,
                             "ana@example.org", held.seats, "key")
     with pytest.raises(PinLost):
-        await ctx.bookings.commit_sale(payment, stale)
+        await ctx.confirmations.commit_sale(payment, stale)
     assert (await audit(ctx)).bookings == 0
 
 
 async def test_a_confirm_whose_hold_ran_out_and_whose_seats_went_elsewhere_is_refunded(
-        ctx: Context, tuned: Tuned, show: ShowRef) -> None:
+        ctx: Engine, tuned: Tuned, show: ShowRef) -> None:
     context = await tuned(hold_ttl_s=1, confirm_pin_s=1, payment_provider=GATED)
     seats = show.seat_ids[:2]
     async with http(context) as client:
@@ -244,11 +244,11 @@ async def test_a_confirm_whose_hold_ran_out_and_whose_seats_went_elsewhere_is_re
         slow = asyncio.create_task(confirm(client, hold_id, "key-1", "tok_slow"))
         await _pin_lapsed(context, show.show_id, hold_id)
         await eventually(lambda: _status_is(context, hold_id, "expired"))
-        bob = await ctx.inventory.hold(show.show_id, seats, "bob@example.org")  # a 300 s hold
+        bob = await ctx.holds.hold(show.show_id, seats, "bob@example.org")  # a 300 s hold
         context.payments.gate.set()  # type: ignore[attr-defined]
         answer = await slow
         assert answer.status_code == 410 and "refunded" in answer.json()["message"], answer.text
-    assert (await ctx.inventory.hold_status(bob.hold_id)).status.value == "active"
+    assert (await ctx.holds.hold_status(bob.hold_id)).status.value == "active"
     books = await audit(context)
     books.assert_consistent()
     assert (books.charges, books.bookings, books.refunds) == (1, 0, 1)
@@ -272,7 +272,7 @@ async def test_a_confirm_that_lost_its_pin_books_when_the_seats_are_still_free(
     assert (books.charges, books.bookings, books.refunds) == (1, 1, 0)
 
 
-async def _pin_lapsed(context: Context, show_id: int, hold_id: str) -> None:
+async def _pin_lapsed(context: Engine, show_id: int, hold_id: str) -> None:
     """Waits until a confirm has pinned the hold and that pin's time has run out."""
     await context.payments.waiting.wait()  # type: ignore[attr-defined]
     record = await hold_record(context, show_id, hold_id)
@@ -280,18 +280,18 @@ async def _pin_lapsed(context: Context, show_id: int, hold_id: str) -> None:
     await eventually(lambda: _later_than(context, int(record["pinned_until"])))
 
 
-async def _later_than(context: Context, ms: int) -> bool:
+async def _later_than(context: Engine, ms: int) -> bool:
     return await redis_now_ms(context) > ms
 
 
-async def _status_is(context: Context, hold_id: str, status: str) -> bool:
-    return (await context.inventory.hold_status(hold_id)).status.value == status
+async def _status_is(context: Engine, hold_id: str, status: str) -> bool:
+    return (await context.holds.hold_status(hold_id)).status.value == status
 
 
 async def test_postgresql_refuses_a_double_sale_even_when_redis_is_wrong(
-        ctx: Context, tuned: Tuned, client: httpx.AsyncClient, show: ShowRef) -> None:
+        ctx: Engine, tuned: Tuned, client: httpx.AsyncClient, show: ShowRef) -> None:
     seat, other = show.seat_ids[:2]
-    assert await ctx.inventory.seat_statuses(show.show_id) == {}, "our Redis knows the show: all free"
+    assert await ctx.holds.seat_statuses(show.show_id) == {}, "our Redis knows the show: all free"
     # The seat is sold through another Redis namespace: PostgreSQL knows, our Redis does
     # not (as after a failover to a replica that missed the last writes).
     elsewhere = await tuned(key_prefix=f"{ctx.settings.key_prefix}x")
@@ -304,7 +304,7 @@ async def test_postgresql_refuses_a_double_sale_even_when_redis_is_wrong(
     books = await audit(ctx)
     books.assert_consistent()
     assert (books.charges, books.bookings, books.refunds) == (2, 1, 1)
-    statuses = await ctx.inventory.seat_statuses(show.show_id)
+    statuses = await ctx.holds.seat_statuses(show.show_id)
     assert statuses.get(seat) is SeatStatus.BOOKED and other not in statuses, "Redis learnt the truth"
 
 
@@ -328,8 +328,8 @@ async def test_a_charge_that_lands_after_the_reconciler_gave_up_is_refunded(tune
 
 async def test_the_reconciler_gives_back_a_charge_whose_refund_was_cut_off(tuned: Tuned, show: ShowRef) -> None:
     context = await tuned(confirm_grace_s=0)
-    held = await context.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
-    records = context.bookings.records
+    held = await context.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    records = context.payment_records
     payment = await records.open(hold_id=held.hold_id, show_id=show.show_id, fence=1, customer=held.customer,
                                  seats=held.seats, amount=2000, currency="EUR", client_key="key-1", attempt=1)
     await context.payments.authorize(payment.provider_key, "tok_ok", payment.amount, payment.currency)
@@ -343,7 +343,7 @@ async def test_the_reconciler_gives_back_a_charge_whose_refund_was_cut_off(tuned
     assert (await context.reconciler.reconcile_once()).refunded == 0, "settled: not looked at again"
 
 
-async def _reconciled(context: Context, outcome: str) -> int:
+async def _reconciled(context: Engine, outcome: str) -> int:
     """One reconciler pass; how many payments it gave `outcome` (times are kept to the second,
     so a row can wait up to a second past the grace time)."""
     return int(getattr(await context.reconciler.reconcile_once(), outcome))
@@ -354,7 +354,7 @@ async def _reconciled(context: Context, outcome: str) -> int:
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_one_key_sent_twenty_times_at_once_books_and_charges_once(
-        ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
+        ctx: Engine, client: httpx.AsyncClient, show: ShowRef) -> None:
     hold_id = await hold(client, show.show_id, show.seat_ids[:3])
     answers = await asyncio.gather(*(confirm(client, hold_id, "same-key") for _ in range(20)))
     assert {a.status_code for a in answers} == {201}, [a.text for a in answers if a.status_code != 201]
@@ -370,7 +370,7 @@ async def test_one_key_sent_twenty_times_at_once_books_and_charges_once(
 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
-async def test_two_keys_racing_for_one_hold_book_it_once(ctx: Context, client: httpx.AsyncClient,
+async def test_two_keys_racing_for_one_hold_book_it_once(ctx: Engine, client: httpx.AsyncClient,
                                                          show: ShowRef) -> None:
     hold_id = await hold(client, show.show_id, show.seat_ids[:2])
     answers = await asyncio.gather(*(confirm(client, hold_id, f"key-{i % 2}") for i in range(10)))
@@ -386,7 +386,7 @@ async def test_two_keys_racing_for_one_hold_book_it_once(ctx: Context, client: h
 
 
 async def test_a_confirm_without_a_valid_key_or_token_is_refused_before_anything_happens(
-        ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
+        ctx: Engine, client: httpx.AsyncClient, show: ShowRef) -> None:
     hold_id = await hold(client, show.show_id, show.seat_ids[:1])
     missing = await client.post(f"/v1/holds/{hold_id}/confirm", json=pay())
     bad_token = await confirm(client, hold_id, "k", "tok ok")
@@ -401,7 +401,7 @@ async def test_a_confirm_without_a_valid_key_or_token_is_refused_before_anything
 
 
 async def test_after_redis_is_wiped_sales_come_back_from_postgresql_and_lost_holds_are_expired(
-        ctx: Context, client: httpx.AsyncClient, show: ShowRef, redis_server: RedisServer) -> None:
+        ctx: Engine, client: httpx.AsyncClient, show: ShowRef, redis_server: RedisServer) -> None:
     sold_seats, held_seats = show.seat_ids[:2], show.seat_ids[2:4]
     sold_hold = await hold(client, show.show_id, sold_seats)
     booking = (await confirm(client, sold_hold, "key-1")).json()
@@ -434,7 +434,7 @@ async def test_after_redis_is_wiped_sales_come_back_from_postgresql_and_lost_hol
 
 
 async def test_two_hundred_clients_confirming_overlapping_holds_and_replaying_keys(
-        ctx: Context, client: httpx.AsyncClient) -> None:
+        ctx: Engine, client: httpx.AsyncClient) -> None:
     """50 holds of 2 seats; each gets 4 confirms from 2 keys (one key declines on every
     other hold) while 10 of them are released and their seats held and confirmed by
     someone else at the same time: 200 concurrent clients in all."""

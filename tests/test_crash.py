@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.conftest import ShowRef
 from tests.support.crashable import Services
 from tests.support.sales import Audit, audit, eventually
@@ -25,13 +25,13 @@ KEY = {"Idempotency-Key": "key-1"}
 
 
 @pytest.fixture
-def services(ctx: Context, tmp_path: Path) -> Iterator[Services]:
+def services(ctx: Engine, tmp_path: Path) -> Iterator[Services]:
     started = Services(ctx.settings, tmp_path)
     yield started
     started.stop_all()
 
 
-async def settled(ctx: Context) -> Audit | None:
+async def settled(ctx: Engine) -> Audit | None:
     books = await audit(ctx)
     return books if books.settled else None
 
@@ -59,9 +59,9 @@ AT_THE_KILL = {
 
 @pytest.mark.parametrize("fault", list(AT_THE_KILL))
 async def test_a_confirm_killed_between_two_steps_ends_in_one_booking_after_restart(
-        ctx: Context, show: ShowRef, services: Services, fault: str) -> None:
+        ctx: Engine, show: ShowRef, services: Services, fault: str) -> None:
     seats = show.seat_ids[:2]
-    doomed = await services.start(BOXOFFICE_FAULT_POINT=fault, BOXOFFICE_CONFIRM_PIN_S="2")
+    doomed = await services.start(FAULT_POINT=fault, BOXOFFICE_CONFIRM_PIN_S="2")
     hold_id = await confirm_until_killed(doomed.url, show, seats)
     await doomed.wait_killed()
     at_kill = await audit(ctx)
@@ -90,31 +90,31 @@ async def test_a_confirm_killed_between_two_steps_ends_in_one_booking_after_rest
 
 @pytest.mark.parametrize("seats_taken", [False, True], ids=["seats-free-again", "seats-went-elsewhere"])
 async def test_a_payment_taken_for_a_hold_that_expired_meanwhile_is_booked_or_refunded(
-        ctx: Context, show: ShowRef, services: Services, seats_taken: bool) -> None:
+        ctx: Engine, show: ShowRef, services: Services, seats_taken: bool) -> None:
     seats = show.seat_ids[:2]
-    doomed = await services.start(BOXOFFICE_FAULT_POINT="after_charge", BOXOFFICE_HOLD_TTL_S="1",
+    doomed = await services.start(FAULT_POINT="after_charge", BOXOFFICE_HOLD_TTL_S="1",
                                   BOXOFFICE_CONFIRM_PIN_S="1")
     hold_id = await confirm_until_killed(doomed.url, show, seats)
     await doomed.wait_killed()
     # While the service is down the hold runs out (its pin too) and its seats come free.
     await eventually(lambda: _expired(ctx, hold_id))
     if seats_taken:
-        await ctx.inventory.hold(show.show_id, seats, "bob@example.org")
+        await ctx.holds.hold(show.show_id, seats, "bob@example.org")
 
     await services.start()
     books = await eventually(lambda: settled(ctx))
     books.assert_consistent()
     if seats_taken:
         assert (books.charges, books.bookings, books.refunds) == (1, 0, 1)
-        statuses = await ctx.inventory.seat_statuses(show.show_id)
+        statuses = await ctx.holds.seat_statuses(show.show_id)
         assert [statuses[s].value for s in seats] == ["held", "held"], "bob keeps his seats"
     else:
         assert (books.charges, books.bookings, books.refunds) == (1, 1, 0)
-        assert (await ctx.inventory.hold_status(hold_id)).status.value == "confirmed"
+        assert (await ctx.holds.hold_status(hold_id)).status.value == "confirmed"
 
 
-async def _expired(ctx: Context, hold_id: str) -> bool:
-    return (await ctx.inventory.hold_status(hold_id)).status.value == "expired"
+async def _expired(ctx: Engine, hold_id: str) -> bool:
+    return (await ctx.holds.hold_status(hold_id)).status.value == "expired"
 
 
 # A cancel killed after its intent (nothing refunded yet) or after the refund (booked
@@ -124,9 +124,9 @@ CANCEL_AT_THE_KILL = {"after_cancel_intent": (1, 0, 1), "after_refund": (1, 1, 1
 
 @pytest.mark.parametrize("fault", list(CANCEL_AT_THE_KILL))
 async def test_a_cancel_killed_midway_is_finished_by_the_reconciler(
-        ctx: Context, show: ShowRef, services: Services, fault: str) -> None:
+        ctx: Engine, show: ShowRef, services: Services, fault: str) -> None:
     seats = show.seat_ids[:2]
-    doomed = await services.start(BOXOFFICE_FAULT_POINT=fault)
+    doomed = await services.start(FAULT_POINT=fault)
     async with httpx.AsyncClient(base_url=doomed.url, timeout=10.0) as client:
         held = await client.post(f"/v1/shows/{show.show_id}/holds", json={"seats": seats, "customer": "ana@x.org"})
         booked = await client.post(f"/v1/holds/{held.json()['hold_id']}/confirm", json=PAY, headers=KEY)

@@ -26,10 +26,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from boxoffice.engine import wiring
 from boxoffice.engine.errors import SeatsUnavailable, Unavailable
+from boxoffice.engine.redis import clients as redis_clients
 from boxoffice.engine.statuses import HoldStatus
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import ShowRef, drop_prefix, pick_show, settings_on_empty_sales
 from tests.support.cluster import LocalCluster
 from tests.support.sales import audit, eventually
@@ -57,32 +57,32 @@ def cluster() -> Iterator[LocalCluster]:
 
 @pytest.fixture(params=["single", "cluster"])
 async def ctx(request: pytest.FixtureRequest, database_url: str,
-              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Context]:
+              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Engine]:
     """An engine whose Redis calls time out quickly, on one server (pipelining off: one call,
     one connection) or on the local cluster."""
-    monkeypatch.setattr(wiring, "REDIS_SOCKET_TIMEOUT_S", SOCKET_TIMEOUT_S)
+    monkeypatch.setattr(redis_clients, "REDIS_SOCKET_TIMEOUT_S", SOCKET_TIMEOUT_S)
     if request.param == "single":
         url = request.getfixturevalue("stallable").url
         settings = settings_on_empty_sales(url, database_url, "eo", redis_autopipeline=False)
     else:
         url = request.getfixturevalue("cluster").url
         settings = settings_on_empty_sales(url, database_url, "eoc", redis_cluster=True)
-    context = await open_context(settings, background=False)
+    context = await open_engine(settings, background=False)
     yield context
     with contextlib.suppress(Exception):
         await drop_prefix(context)
-    await close_context(context)
+    await context.close()
 
 
 @pytest.fixture
-async def show(ctx: Context) -> ShowRef:
+async def show(ctx: Engine) -> ShowRef:
     """A show already in Redis: the stalled call is the one under test, not the show's load."""
     ref = await pick_show(ctx, min_seats=60)
-    await ctx.inventory.seat_statuses(ref.show_id)
+    await ctx.holds.seat_statuses(ref.show_id)
     return ref
 
 
-def node_of(ctx: Context, show_id: int) -> tuple[str, int]:
+def node_of(ctx: Engine, show_id: int) -> tuple[str, int]:
     """Host and port of the server that runs the show's scripts."""
     if ctx.settings.redis_cluster:
         node = ctx.redis.get_node_from_key(ctx.keys.show_keys(show_id)[0])
@@ -93,7 +93,7 @@ def node_of(ctx: Context, show_id: int) -> tuple[str, int]:
 class Stall:
     """DEBUG SLEEP on the show's server, sent just before the engine's next call of `script`."""
 
-    def __init__(self, ctx: Context, show_id: int, script: str) -> None:
+    def __init__(self, ctx: Engine, show_id: int, script: str) -> None:
         self.ctx, self.show_id, self.script = ctx, show_id, script
         self.host, self.port = node_of(ctx, show_id)
         self.sleeping: asyncio.Task[Any] | None = None
@@ -144,11 +144,11 @@ def no_retry() -> Retry:
     return Retry(NoBackoff(), 0)
 
 
-def stalled(ctx: Context, show_id: int, script: str) -> Stall:
+def stalled(ctx: Engine, show_id: int, script: str) -> Stall:
     return Stall(ctx, show_id, script)
 
 
-async def assert_seats_consistent(ctx: Context, show_id: int) -> None:
+async def assert_seats_consistent(ctx: Engine, show_id: int) -> None:
     """Every taken seat's hold is live and lists it; counts, customers and stats agree."""
     keys = ctx.keys.show_keys(show_id)
     meta, seats, customers, stats = (await ctx.redis.hgetall(keys[0]), await ctx.redis.hgetall(keys[2]),
@@ -183,32 +183,32 @@ async def timed_out(call: Awaitable[Any]) -> BaseException:
 # -- holds, releases, joins --------------------------------------------------------------
 
 
-async def test_a_hold_whose_answer_was_lost_is_the_retry_answer(ctx: Context, show: ShowRef) -> None:
+async def test_a_hold_whose_answer_was_lost_is_the_retry_answer(ctx: Engine, show: ShowRef) -> None:
     seats = show.seat_ids[:2]
     async with stalled(ctx, show.show_id, "hold_seats"):
-        await timed_out(ctx.inventory.hold(show.show_id, seats, "ana@example.org", idempotency_key=KEY))
+        await timed_out(ctx.holds.hold(show.show_id, seats, "ana@example.org", idempotency_key=KEY))
     # The first run held the seats; the retry with the same key answers that hold.
-    again = await ctx.inventory.hold(show.show_id, seats, "ana@example.org", idempotency_key=KEY)
+    again = await ctx.holds.hold(show.show_id, seats, "ana@example.org", idempotency_key=KEY)
     assert again.status is HoldStatus.ACTIVE and sorted(again.seats) == sorted(seats)
     marks = {await ctx.redis.hget(ctx.keys.show_keys(show.show_id)[2], seat) for seat in seats}
     assert marks == {f"h:{again.hold_id}"}
     assert await ctx.redis.hget(ctx.keys.show_keys(show.show_id)[4], "ana@example.org") == "2"
     # The key names the hold for its customer only: another customer with it gets nothing.
     with pytest.raises(SeatsUnavailable):
-        await ctx.inventory.hold(show.show_id, seats, "bob@example.org", idempotency_key=KEY)
+        await ctx.holds.hold(show.show_id, seats, "bob@example.org", idempotency_key=KEY)
     await assert_seats_consistent(ctx, show.show_id)
 
 
-async def test_a_release_whose_answer_was_lost_is_released_on_retry(ctx: Context, show: ShowRef) -> None:
-    hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:3], "ana@example.org")
+async def test_a_release_whose_answer_was_lost_is_released_on_retry(ctx: Engine, show: ShowRef) -> None:
+    hold = await ctx.holds.hold(show.show_id, show.seat_ids[:3], "ana@example.org")
     async with stalled(ctx, show.show_id, "release_hold"):
-        await timed_out(ctx.inventory.release(hold.hold_id))
-    await ctx.inventory.release(hold.hold_id)  # the retry: released, no 409
-    assert (await ctx.inventory.hold_status(hold.hold_id)).status is HoldStatus.RELEASED
-    assert await ctx.inventory.seat_statuses(show.show_id) == {}
+        await timed_out(ctx.holds.release(hold.hold_id))
+    await ctx.holds.release(hold.hold_id)  # the retry: released, no 409
+    assert (await ctx.holds.hold_status(hold.hold_id)).status is HoldStatus.RELEASED
+    assert await ctx.holds.seat_statuses(show.show_id) == {}
 
 
-async def test_a_join_granted_at_once_whose_answer_was_lost_is_granted_once(ctx: Context,
+async def test_a_join_granted_at_once_whose_answer_was_lost_is_granted_once(ctx: Engine,
                                                                             show: ShowRef) -> None:
     async with stalled(ctx, show.show_id, "join_waitlist"):
         await timed_out(ctx.waitlist.join(show.show_id, "ana@example.org", 2, None, idempotency_key=KEY))
@@ -217,20 +217,20 @@ async def test_a_join_granted_at_once_whose_answer_was_lost_is_granted_once(ctx:
     assert len(again["hold"]["seats"]) == 2
     assert await ctx.redis.hget(ctx.keys.show_keys(show.show_id)[4], "ana@example.org") == "2"
     # Both seats are the grant's, so the customer can give them back and nothing stays stuck.
-    await ctx.inventory.release(again["hold"]["hold_id"])
-    assert await ctx.inventory.seat_statuses(show.show_id) == {}
+    await ctx.holds.release(again["hold"]["hold_id"])
+    assert await ctx.holds.seat_statuses(show.show_id) == {}
     await assert_seats_consistent(ctx, show.show_id)
 
 
 # -- confirm: each step's answer lost ----------------------------------------------------
 
 
-async def test_a_lost_pin_is_found_again_by_the_confirm_retry(ctx: Context, show: ShowRef) -> None:
-    hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+async def test_a_lost_pin_is_found_again_by_the_confirm_retry(ctx: Engine, show: ShowRef) -> None:
+    hold = await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     async with stalled(ctx, show.show_id, "confirm_begin"):
-        await timed_out(ctx.bookings.confirm(hold.hold_id, "c-1", "tok_ok"))
+        await timed_out(ctx.confirmations.confirm(hold.hold_id, "c-1", "tok_ok"))
     began = time.monotonic()
-    booking = await ctx.bookings.confirm(hold.hold_id, "c-1", "tok_ok")
+    booking = await ctx.confirmations.confirm(hold.hold_id, "c-1", "tok_ok")
     assert time.monotonic() - began < ctx.settings.confirm_pin_s / 2, "the retry did not wait for its own pin"
     assert booking["status"] == "confirmed" and sorted(booking["seats"]) == sorted(hold.seats)
     books = await audit(ctx)
@@ -238,32 +238,32 @@ async def test_a_lost_pin_is_found_again_by_the_confirm_retry(ctx: Context, show
     assert (books.charges, books.bookings, books.refunds) == (1, 1, 0)
 
 
-async def test_a_lost_check_after_the_charge_answers_503_and_sells_once(ctx: Context, show: ShowRef) -> None:
-    hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+async def test_a_lost_check_after_the_charge_answers_503_and_sells_once(ctx: Engine, show: ShowRef) -> None:
+    hold = await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     async with stalled(ctx, show.show_id, "confirm_check"):
-        error = await timed_out(ctx.bookings.confirm(hold.hold_id, "c-2", "tok_ok"))
+        error = await timed_out(ctx.confirmations.confirm(hold.hold_id, "c-2", "tok_ok"))
     assert isinstance(error, Unavailable) and "same Idempotency-Key" in error.message
     # The money is taken; the reconciler completes the sale after the grace...
     await eventually(lambda: reconciled(ctx), timeout_s=15)
     # ...and the same confirm answers it, charging nothing more.
-    booking = await ctx.bookings.confirm(hold.hold_id, "c-2", "tok_ok")
+    booking = await ctx.confirmations.confirm(hold.hold_id, "c-2", "tok_ok")
     assert booking["status"] == "confirmed"
     books = await audit(ctx)
     books.assert_consistent()
     assert (books.charges, books.bookings, books.refunds) == (1, 1, 0)
 
 
-async def reconciled(ctx: Context) -> bool:
+async def reconciled(ctx: Engine) -> bool:
     await ctx.reconciler.reconcile_once()
     return (await audit(ctx)).settled
 
 
-async def test_a_lost_mark_still_answers_the_booking(ctx: Context, show: ShowRef) -> None:
-    hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+async def test_a_lost_mark_still_answers_the_booking(ctx: Engine, show: ShowRef) -> None:
+    hold = await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     async with stalled(ctx, show.show_id, "confirm_finish"):
-        booking = await ctx.bookings.confirm(hold.hold_id, "c-3", "tok_ok")
+        booking = await ctx.confirmations.confirm(hold.hold_id, "c-3", "tok_ok")
     assert booking["status"] == "confirmed"
-    statuses = await ctx.inventory.seat_statuses(show.show_id)
+    statuses = await ctx.holds.seat_statuses(show.show_id)
     assert {statuses[s].value for s in hold.seats} == {"booked"}
     books = await audit(ctx)
     books.assert_consistent()

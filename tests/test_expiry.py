@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -26,17 +25,24 @@ from sqlalchemy import text
 from boxoffice.engine.db import db_time
 from boxoffice.engine.errors import HoldNotActive, SeatsUnavailable
 from boxoffice.engine.holds import Hold
-from boxoffice.engine.redis.expiry_wakeups import CONFIG_NAME, ExpiryNotifications, enable_expired_events, merged_flags
+from boxoffice.engine.redis.expiry_wakeups import (
+    CONFIG_NAME,
+    ExpiryWakeups,
+    enable_expired_events,
+    merged_flags,
+    unavailable_reason,
+)
+from boxoffice.engine.redis.keys import Keys
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.statuses import HoldStatus
 from boxoffice.engine.sweeper import CLAIM_LEASE_MS, Sweeper
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import BOTH
 from tests.support.live import environment
 from tests.support.services import RedisServer, ServiceProcess
 
 
-async def redis_now_ms(ctx: Context) -> int:
+async def redis_now_ms(ctx: Engine) -> int:
     seconds, micros = await ctx.redis.time()
     return int(seconds) * 1000 + int(micros) // 1000
 
@@ -48,7 +54,7 @@ async def wait_for(condition: Any, timeout_s: float, what: str) -> None:
         await asyncio.sleep(0.01)
 
 
-async def watch_expiry(ctx: Context, holds: list[Hold], timeout_s: float, total: int | None = None) -> list[int]:
+async def watch_expiry(ctx: Engine, holds: list[Hold], timeout_s: float, total: int | None = None) -> list[int]:
     """Polls the raw seat hashes until `total` holds (default: all) had their seats freed;
     returns each hold's delay (ms from its deadline to the first poll that saw it freed,
     Redis clock), in the order of `holds`. Run it as a task while holds are still being
@@ -83,7 +89,7 @@ def summary(delays: list[int]) -> str:
     return f"n={len(ordered)} median={statistics.median(ordered):.0f} ms p99={p99} ms max={ordered[-1]} ms"
 
 
-async def shows_with_seats(ctx: Context, count: int, min_seats: int) -> list[tuple[int, list[str]]]:
+async def shows_with_seats(ctx: Engine, count: int, min_seats: int) -> list[tuple[int, list[str]]]:
     """`count` distinct open future shows with at least min_seats seats, and their seat ids."""
     from datetime import UTC, datetime, timedelta
 
@@ -98,20 +104,20 @@ async def shows_with_seats(ctx: Context, count: int, min_seats: int) -> list[tup
 
 
 @contextlib.asynccontextmanager
-async def engine_process(settings: Settings, *, sweeper: bool = True) -> AsyncIterator[Context]:
-    """What one service process runs for expiry: a Context with its sweeper and its
+async def engine_process(settings: Settings, *, sweeper: bool = True) -> AsyncIterator[Engine]:
+    """What one service process runs for expiry: an Engine with its sweeper and its
     notification listener (no HTTP, no reconciler)."""
-    ctx = await open_context(settings, background=False)
+    ctx = await open_engine(settings, background=False)
     try:
         if sweeper:
             ctx.tasks.append(asyncio.create_task(ctx.sweeper.run_forever(), name="sweeper"))
-        ctx.tasks.append(ctx.notifications.start())
+        ctx.tasks.append(ctx.wakeups.start())
         yield ctx
     finally:
-        await close_context(ctx)
+        await ctx.close()
 
 
-async def show_stats(ctx: Context, show_id: int) -> dict[str, int]:
+async def show_stats(ctx: Engine, show_id: int) -> dict[str, int]:
     return {k: int(v) for k, v in (await ctx.redis.hgetall(ctx.keys.stats(show_id))).items()}
 
 
@@ -125,7 +131,7 @@ def test_flags_are_merged_never_removed() -> None:
     assert merged_flags("xE") is None and merged_flags("KEA") is None
 
 
-async def test_enabling_keeps_the_flags_already_set(ctx: Context) -> None:
+async def test_enabling_keeps_the_flags_already_set(ctx: Engine) -> None:
     before = (await ctx.redis.config_get(CONFIG_NAME))[CONFIG_NAME]
     try:
         await ctx.redis.config_set(CONFIG_NAME, "K$")
@@ -144,9 +150,9 @@ async def test_a_server_refusing_config_gets_one_warning_and_the_timer_still_fre
             async with engine_process(settings.with_changes(redis_url=refusing.url, hold_ttl_s=1)) as ctx:
                 notifier_task = ctx.tasks[-1]
                 await asyncio.wait_for(notifier_task, 5)  # it gives up at once and says so
-                assert not ctx.notifications.enabled
+                assert not ctx.wakeups.enabled
                 show_id, seats = (await shows_with_seats(ctx, 1, 60))[0]
-                hold = await ctx.inventory.hold(show_id, seats[:2], "ana@example.org")
+                hold = await ctx.holds.hold(show_id, seats[:2], "ana@example.org")
                 delays = await watch_expiry(ctx, [hold], 5)
                 assert delays[0] < 1000
         warnings = [r for r in caplog.records
@@ -162,7 +168,10 @@ async def test_without_notifications_the_listener_warns_once_and_stops(
         settings: Settings, caplog: pytest.LogCaptureFixture, mode: str) -> None:
     changed = {"embedded": dict(redis_url=None, database_url=None), "cluster": dict(redis_cluster=True),
                "turned off": dict(keyspace_notifications=False)}[mode]
-    notifier = ExpiryNotifications(SimpleNamespace(settings=settings.with_changes(**changed)))  # type: ignore[arg-type]
+    changed_settings = settings.with_changes(**changed)
+    notifier = ExpiryWakeups(None, None, Keys("unused"), on_wake=lambda: None,
+                             unavailable=unavailable_reason(changed_settings),
+                             sweep_interval_s=changed_settings.sweep_interval_s)
     with caplog.at_level(logging.WARNING, logger="boxoffice.engine.redis.expiry_wakeups"):
         await asyncio.wait_for(notifier.run_forever(), 1)
     records = [r for r in caplog.records if r.name == "boxoffice.engine.redis.expiry_wakeups"]
@@ -190,20 +199,20 @@ async def measure_delays(settings: Settings) -> None:
     interval_s, notifications = settings.sweep_interval_s, settings.keyspace_notifications
     async with engine_process(settings) as proc:
         if notifications:
-            await asyncio.wait_for(proc.notifications.subscribed.wait(), 5)
+            await asyncio.wait_for(proc.wakeups.subscribed.wait(), 5)
         shows = await shows_with_seats(proc, 2, 60)
         holds: list[Hold] = []
         watch = asyncio.create_task(watch_expiry(proc, holds, 10, total=20))
         for i in range(20):  # deadlines spread over ~1 s, two shows
             show_id, seats = shows[i % 2]
-            holds.append(await proc.inventory.hold(show_id, [seats[i]], f"c{i}@example.org"))
+            holds.append(await proc.holds.hold(show_id, [seats[i]], f"c{i}@example.org"))
             await asyncio.sleep(0.05)
         delays = await watch
         print(f"\nexpiry delay, sweep interval {interval_s} s, {'notifications' if notifications else 'timer only'}:"
               f" {summary(delays)}")
         if notifications:
             assert max(delays) < 1000, summary(delays)
-            assert proc.notifications.wakeups > 0
+            assert proc.wakeups.wakeups > 0
         else:
             assert max(delays) < interval_s * 1000 + 1000, summary(delays)
 
@@ -211,7 +220,7 @@ async def measure_delays(settings: Settings) -> None:
 # -- expiry under load -------------------------------------------------------------------
 
 
-async def test_1200_holds_expire_within_a_second_under_load(ctx: Context) -> None:
+async def test_1200_holds_expire_within_a_second_under_load(ctx: Engine) -> None:
     """Two service processes' worth of sweepers (hold times 1 s and 2 s); eight clients keep
     holding, reading and releasing on another show throughout."""
     base = ctx.settings.with_changes(browse_cache_s=60.0)
@@ -228,10 +237,10 @@ async def test_1200_holds_expire_within_a_second_under_load(ctx: Context) -> Non
             while not stop.is_set():
                 proc = one if n % 2 else two
                 with contextlib.suppress(SeatsUnavailable, HoldNotActive):
-                    hold = await proc.inventory.hold(busy_show, rng.sample(busy_seats, 2), f"busy{n}@example.org")
-                    await proc.inventory.seat_statuses(busy_show)
-                    await proc.inventory.hold_status(hold.hold_id)
-                    await proc.inventory.release(hold.hold_id)
+                    hold = await proc.holds.hold(busy_show, rng.sample(busy_seats, 2), f"busy{n}@example.org")
+                    await proc.holds.seat_statuses(busy_show)
+                    await proc.holds.hold_status(hold.hold_id)
+                    await proc.holds.release(hold.hold_id)
                     load_ops += 1
 
         holds: list[Hold] = []
@@ -240,7 +249,7 @@ async def test_1200_holds_expire_within_a_second_under_load(ctx: Context) -> Non
         async def take(i: int) -> None:
             show_id, seats = expiring[i % 4]  # each show: 300 holds of one seat
             async with gate:
-                holds.append(await (one if i % 2 else two).inventory.hold(show_id, [seats[i // 4]],
+                holds.append(await (one if i % 2 else two).holds.hold(show_id, [seats[i // 4]],
                                                                            f"x{i}@example.org"))
 
         load = [asyncio.create_task(client(n)) for n in range(8)]
@@ -268,19 +277,19 @@ async def test_1200_holds_expire_within_a_second_under_load(ctx: Context) -> Non
             keys = one.keys.show_keys(show_id)
             assert await one.redis.zcard(keys[3]) == 0 and await one.redis.hlen(keys[4]) == 0
         sample = random.Random(1).sample(list(holds), 20)
-        assert {(await one.inventory.hold_status(h.hold_id)).status for h in sample} == {HoldStatus.EXPIRED}
+        assert {(await one.holds.hold_status(h.hold_id)).status for h in sample} == {HoldStatus.EXPIRED}
 
 
 # -- sweepers that die -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
-async def test_a_sweeper_cancelled_mid_pass_loses_nothing(ctx: Context) -> None:
+async def test_a_sweeper_cancelled_mid_pass_loses_nothing(ctx: Engine) -> None:
     """The doomed sweeper claims the due shows, then hangs on its first sweep and is
     cancelled; the claim lease brings the shows back to two new, concurrent sweepers."""
     async with engine_process(ctx.settings.with_changes(hold_ttl_s=1), sweeper=False) as doomed:
         shows = await shows_with_seats(doomed, 3, 60)
-        holds = [await doomed.inventory.hold(show_id, [seats[i]], f"c{i}@example.org")
+        holds = [await doomed.holds.hold(show_id, [seats[i]], f"c{i}@example.org")
                  for show_id, seats in shows for i in range(10)]
         claimed = asyncio.Event()
 
@@ -299,7 +308,8 @@ async def test_a_sweeper_cancelled_mid_pass_loses_nothing(ctx: Context) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await dying
 
-        heirs = [Sweeper(ctx), Sweeper(ctx)]
+        heirs = [Sweeper(ctx.redis, ctx.keys, ctx.gateway, ctx.wakeups, ctx.shows.unload, ctx.settings.unload_after_s,
+                         ctx.settings.sweep_interval_s) for _ in range(2)]
         tasks = [asyncio.create_task(s.run_forever()) for s in heirs]
         try:
             delays = await watch_expiry(ctx, holds, CLAIM_LEASE_MS / 1000 + 5)
@@ -318,7 +328,7 @@ async def test_a_sweeper_cancelled_mid_pass_loses_nothing(ctx: Context) -> None:
             await wait_for(unindexed, 2, "idle shows to leave the sweep index")
 
 
-async def test_holds_of_a_sigkilled_service_end_by_another_process(ctx: Context) -> None:
+async def test_holds_of_a_sigkilled_service_end_by_another_process(ctx: Engine) -> None:
     settings = ctx.settings.with_changes(hold_ttl_s=2)
     shows = await shows_with_seats(ctx, 2, 60)
     with tempfile.TemporaryDirectory() as tmp:
@@ -333,7 +343,7 @@ async def test_holds_of_a_sigkilled_service_end_by_another_process(ctx: Context)
             assert [a.status_code for a in answers] == [201] * 16, answers[0].text
         finally:
             service.kill()  # SIGKILL: no shutdown, its sweeper dies with it
-    holds = [await ctx.inventory.hold_status(a.json()["hold_id"]) for a in answers]
+    holds = [await ctx.holds.hold_status(a.json()["hold_id"]) for a in answers]
     assert all(h.status is HoldStatus.ACTIVE for h in holds), "the holds were still pending at the kill"
     async with engine_process(settings) as survivor:
         delays = await watch_expiry(survivor, holds, 10)

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from boxoffice.engine import seed
 from boxoffice.engine.redis.pubsub import ShowChange
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import pick_show, seed_start_date, settings_on_empty_sales
 from tests.support import workers
 from tests.support.cluster import LocalCluster, shows_on_every_shard
@@ -114,14 +114,14 @@ async def own_redis() -> AsyncIterator[RedisServer]:
     server.stop()
 
 
-def asgi_client(context: Context) -> httpx.AsyncClient:
+def asgi_client(context: Engine) -> httpx.AsyncClient:
     from boxoffice.api.app import create_app
 
-    transport = httpx.ASGITransport(app=create_app(context.settings, context=context))
+    transport = httpx.ASGITransport(app=create_app(context.settings, engine=context))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30)
 
 
-async def settle_books(context: Context) -> None:
+async def settle_books(context: Engine) -> None:
     """Runs the reconciler until no payment is undecided, then checks every rule of the books."""
 
     async def settled() -> bool:
@@ -132,7 +132,7 @@ async def settle_books(context: Context) -> None:
     (await audit(context)).assert_consistent()
 
 
-async def sold_seats(context: Context, show_id: int) -> dict[str, str]:
+async def sold_seats(context: Engine, show_id: int) -> dict[str, str]:
     async with context.sql.connect() as conn:
         rows = await conn.execute(text("SELECT seat_id, booking_id FROM booked_seats WHERE show_id = :s"),
                                   {"s": show_id})
@@ -140,7 +140,7 @@ async def sold_seats(context: Context, show_id: int) -> dict[str, str]:
 
 
 async def test_redis_killed_mid_stream_then_restarted_empty(own_redis: RedisServer, database_url: str) -> None:
-    context = await open_context(fault_settings(own_redis.url, database_url), background=False)
+    context = await open_engine(fault_settings(own_redis.url, database_url), background=False)
     try:
         show = await pick_show(context, min_seats=200)
         async with asgi_client(context) as client:
@@ -177,7 +177,7 @@ async def test_redis_killed_mid_stream_then_restarted_empty(own_redis: RedisServ
         # Seat state rebuilt from PostgreSQL: what was sold is booked, nothing else is taken
         # (the holds Redis lost are gone, their owners see them expired).
         sold = await sold_seats(context, show.show_id)
-        statuses = await context.inventory.seat_statuses(show.show_id)
+        statuses = await context.holds.seat_statuses(show.show_id)
         assert {seat for seat, status in statuses.items() if status == "booked"} == set(sold)
         for outcome in shoppers.outcomes:
             if outcome.kind == "confirm" and outcome.status == 201:
@@ -186,9 +186,9 @@ async def test_redis_killed_mid_stream_then_restarted_empty(own_redis: RedisServ
         lost = [o.hold_id for o in shoppers.outcomes if o.kind == "confirm" and o.status == 503]
         assert lost
         for hold_id in lost:
-            assert (await context.inventory.hold_status(str(hold_id))).status.value in ("expired", "confirmed")
+            assert (await context.holds.hold_status(str(hold_id))).status.value in ("expired", "confirmed")
     finally:
-        await close_context(context)
+        await context.close()
 
 
 @pytest.mark.cluster
@@ -197,7 +197,7 @@ async def test_a_killed_cluster_primary_fails_over_and_no_sale_is_lost(database_
     context = None
     try:
         settings = fault_settings(cluster.url, database_url, redis_cluster=True)
-        context = await open_context(settings, background=False)
+        context = await open_engine(settings, background=False)
         context.events.start()
         await asyncio.wait_for(context.events.connected.wait(), 10)
         # The victim is the primary that the live-change subscription listens on, too.
@@ -211,23 +211,23 @@ async def test_a_killed_cluster_primary_fails_over_and_no_sale_is_lost(database_
         assert victim.port == listened
         sales, holds = {}, {}
         for show in shows:
-            hold = await context.inventory.hold(show.show_id, show.seat_ids[:2], "buyer@example.org")
-            sales[show.show_id] = await context.bookings.confirm(hold.hold_id, f"k{show.show_id}", "tok_ok")
+            hold = await context.holds.hold(show.show_id, show.seat_ids[:2], "buyer@example.org")
+            sales[show.show_id] = await context.confirmations.confirm(hold.hold_id, f"k{show.show_id}", "tok_ok")
         with victim.client() as direct:
             # The replica has acknowledged every write so far: the sales' marks are on it.
             assert int(direct.execute_command("WAIT", 1, 5000)) == 1
         for show in shows:
-            holds[show.show_id] = await context.inventory.hold(show.show_id, show.seat_ids[2:4], "late@example.org")
+            holds[show.show_id] = await context.holds.hold(show.show_id, show.seat_ids[2:4], "late@example.org")
 
         cluster.kill(victim)
         # The other shards keep serving while the dead one's replica takes over.
         for show in shows[1:]:
-            await context.inventory.hold(show.show_id, [show.seat_ids[5]], "meanwhile@example.org")
+            await context.holds.hold(show.show_id, [show.seat_ids[5]], "meanwhile@example.org")
         cluster.wait_failover(slot, victim)
 
         async def holds_again() -> bool:
             try:
-                await context.inventory.hold(victim_show.show_id, [victim_show.seat_ids[6]], "again@example.org")
+                await context.holds.hold(victim_show.show_id, [victim_show.seat_ids[6]], "again@example.org")
             except Exception:
                 return False
             return True
@@ -246,20 +246,20 @@ async def test_a_killed_cluster_primary_fails_over_and_no_sale_is_lost(database_
         async with contextlib.AsyncExitStack() as stack:
             queues = [await stack.enter_async_context(context.events.listen(s.show_id)) for s in shows]
             for show in shows:
-                await context.inventory.hold(show.show_id, [show.seat_ids[7]], "live@example.org")
+                await context.holds.hold(show.show_id, [show.seat_ids[7]], "live@example.org")
             for show, queue in zip(shows, queues, strict=True):
                 assert await next_change(queue, show.seat_ids[7]) == "held"
         for show in shows:
-            statuses = await context.inventory.seat_statuses(show.show_id)
+            statuses = await context.holds.seat_statuses(show.show_id)
             assert statuses[show.seat_ids[0]] == statuses[show.seat_ids[1]] == "booked", "the sale stands"
-            status = (await context.inventory.hold_status(holds[show.show_id].hold_id)).status.value
+            status = (await context.holds.hold_status(holds[show.show_id].hold_id)).status.value
             assert status in ("active", "expired"), "a hold may be lost with its shard, never mistaken"
         books = await audit(context)
         books.assert_consistent()
         assert books.bookings == len(shows) and books.refunds == 0
     finally:
         if context is not None:
-            await close_context(context)
+            await context.close()
         cluster.stop()
 
 
@@ -296,7 +296,7 @@ async def test_postgresql_crashed_during_confirms_leaves_no_confirm_half_done(
     server, url = crashable_postgres
     # Browse answers are cached for a while, as in production: holds go on while SQL is down.
     settings = fault_settings(redis_server.url, url, browse_cache_s=60.0)
-    context = await open_context(settings, background=False)
+    context = await open_engine(settings, background=False)
     try:
         show = await pick_show(context, min_seats=200)
         async with asgi_client(context) as client:
@@ -329,10 +329,10 @@ async def test_postgresql_crashed_during_confirms_leaves_no_confirm_half_done(
                                                 ("captured", "captured")}, (ours, provider)
                     assert (ours == "captured") == (booking is not None)
         sold = await sold_seats(context, show.show_id)
-        statuses = await context.inventory.seat_statuses(show.show_id)
+        statuses = await context.holds.seat_statuses(show.show_id)
         assert {seat for seat, status in statuses.items() if status == "booked"} == set(sold)
     finally:
-        await close_context(context)
+        await context.close()
 
 
 async def test_a_worker_killed_mid_request_leaves_no_seat_held_and_no_waiter_stuck(
@@ -340,7 +340,7 @@ async def test_a_worker_killed_mid_request_leaves_no_seat_held_and_no_waiter_stu
     settings = fault_settings(redis_server.url, database_url, hold_ttl_s=2, confirm_pin_s=3,
                               sweep_interval_s=0.1, reconcile_interval_s=0.5)
     doomed, survivor = workers.start(settings, tmp_path), workers.start(settings, tmp_path)
-    context = await open_context(settings, background=False)  # to read Redis and the books
+    context = await open_engine(settings, background=False)  # to read Redis and the books
     try:
         workers.wait_ready(doomed, survivor)
         show = await pick_show(context, max_seats=100)
@@ -393,13 +393,13 @@ async def test_a_worker_killed_mid_request_leaves_no_seat_held_and_no_waiter_stu
     finally:
         doomed.stop()
         survivor.stop()
-        await close_context(context)
+        await context.close()
 
 
-async def _pending_payments(context: Context) -> bool:
+async def _pending_payments(context: Engine) -> bool:
     async with context.sql.connect() as conn:
         return bool((await conn.execute(text("SELECT count(*) FROM payments WHERE status = 'pending'"))).scalar())
 
 
-async def _no_pending(context: Context) -> bool:
+async def _no_pending(context: Engine) -> bool:
     return not await _pending_payments(context)

@@ -33,7 +33,7 @@ from boxoffice.engine.errors import HoldNotActive, InvalidRequest, LimitExceeded
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import BOTH, ShowRef, empty_embedded_sales, pick_show
 
 TTL_S = 10
@@ -106,9 +106,9 @@ class Rules:
 
 
 class HoldMachine(RuleBasedStateMachine):
-    # Set by the test before running: one event loop and engine Context for all examples.
+    # Set by the test before running: one event loop and Engine for all examples.
     loop: asyncio.AbstractEventLoop
-    ctx: Context
+    ctx: Engine
     show: ShowRef
 
     holds = Bundle("holds")
@@ -162,7 +162,7 @@ class HoldMachine(RuleBasedStateMachine):
 
     def check_hold(self, seat_ids: list[str], customer: str) -> Any:
         now = self.rules.now
-        got, error = self.attempt(self.ctx.inventory.hold(self.show.show_id, seat_ids, customer, now_ms=now))
+        got, error = self.attempt(self.ctx.holds.hold(self.show.show_id, seat_ids, customer, now_ms=now))
         if not self.rules.valid(seat_ids):
             assert isinstance(error, InvalidRequest), (seat_ids, error)
             return multiple()
@@ -183,7 +183,7 @@ class HoldMachine(RuleBasedStateMachine):
 
     @rule(hold_id=holds)
     def release(self, hold_id: str) -> None:
-        _, error = self.attempt(self.ctx.inventory.release(hold_id, now_ms=self.rules.now))
+        _, error = self.attempt(self.ctx.holds.release(hold_id, now_ms=self.rules.now))
         refused_as = self.rules.release(hold_id)
         if refused_as is None:
             assert error is None, error
@@ -223,19 +223,19 @@ class HoldMachine(RuleBasedStateMachine):
         """A release whose answer was lost, sent again: both answer what the first did."""
         outcomes = []
         for _ in range(2):
-            _, error = self.attempt(self.ctx.inventory.release(hold_id, now_ms=self.rules.now))
+            _, error = self.attempt(self.ctx.holds.release(hold_id, now_ms=self.rules.now))
             outcomes.append(None if error is None else error.extra["status"])
         assert outcomes == [self.rules.release(hold_id)] * 2, outcomes
 
     @rule()
     def release_a_hold_nobody_made(self) -> None:
         hold_id = self.ctx.signer.new_hold_id(self.show.show_id)
-        _, error = self.attempt(self.ctx.inventory.release(hold_id, now_ms=self.rules.now))
+        _, error = self.attempt(self.ctx.holds.release(hold_id, now_ms=self.rules.now))
         assert isinstance(error, HoldNotActive) and error.extra["status"] == self.rules.release(hold_id)
 
     @rule(hold_id=holds)
     def status(self, hold_id: str) -> None:
-        got = self.call(self.ctx.inventory.hold_status(hold_id, now_ms=self.rules.now))
+        got = self.call(self.ctx.holds.hold_status(hold_id, now_ms=self.rules.now))
         self.rules.settle()
         hold = self.rules.holds[hold_id]
         assert (got.status.value, got.seats, got.customer, got.expires_at_ms) == (
@@ -245,14 +245,14 @@ class HoldMachine(RuleBasedStateMachine):
 
     @rule()
     def status_of_a_hold_nobody_made(self) -> None:
-        got = self.call(self.ctx.inventory.hold_status(self.ctx.signer.new_hold_id(self.show.show_id),
+        got = self.call(self.ctx.holds.hold_status(self.ctx.signer.new_hold_id(self.show.show_id),
                                                        now_ms=self.rules.now))
         self.rules.settle()
         assert got.status is HoldStatus.EXPIRED and got.seats == []
 
     @rule()
     def seat_map(self) -> None:
-        got = self.call(self.ctx.inventory.seat_statuses(self.show.show_id, now_ms=self.rules.now))
+        got = self.call(self.ctx.holds.seat_statuses(self.show.show_id, now_ms=self.rules.now))
         self.rules.settle()
         assert got == dict.fromkeys(self.rules.owners(), SeatStatus.HELD)
 
@@ -290,7 +290,7 @@ class HoldMachine(RuleBasedStateMachine):
             assert not self.rules.holds
 
 
-async def read_raw(ctx: Context, keys: list[str]) -> list[Any]:
+async def read_raw(ctx: Engine, keys: list[str]) -> list[Any]:
     pipe = ctx.redis.pipeline(transaction=False)
     pipe.hgetall(keys[2])
     pipe.zrange(keys[3], 0, -1, withscores=True)
@@ -300,7 +300,7 @@ async def read_raw(ctx: Context, keys: list[str]) -> list[Any]:
     return [seats, dict(deadlines), customers, stats]
 
 
-async def drop_keys(ctx: Context) -> None:
+async def drop_keys(ctx: Engine) -> None:
     keys = [k async for k in ctx.redis.scan_iter(match=f"{ctx.keys.prefix}:*", count=1000)]
     if keys:
         await ctx.redis.delete(*keys)
@@ -309,7 +309,7 @@ async def drop_keys(ctx: Context) -> None:
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
 def test_holds_follow_the_model(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
-    ctx = loop.run_until_complete(open_context(
+    ctx = loop.run_until_complete(open_engine(
         settings.with_changes(hold_ttl_s=TTL_S, browse_cache_s=60.0), background=False))
     loop.run_until_complete(empty_embedded_sales(ctx))  # the model starts from an unsold show
     try:
@@ -321,5 +321,5 @@ def test_holds_follow_the_model(settings: Settings) -> None:
             suppress_health_check=[HealthCheck.too_slow]))
     finally:
         loop.run_until_complete(drop_keys(ctx))
-        loop.run_until_complete(close_context(ctx))
+        loop.run_until_complete(ctx.close())
         loop.close()

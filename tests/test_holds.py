@@ -10,28 +10,28 @@ import pytest
 
 from boxoffice.engine.errors import HoldNotActive, InvalidRequest, LimitExceeded, NotFound, SeatsUnavailable
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.conftest import BOTH, ShowRef
 from tests.support.sales import eventually
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
 
 
-async def test_a_hold_takes_all_its_seats_and_a_clash_takes_none(ctx: Context, show: ShowRef) -> None:
+async def test_a_hold_takes_all_its_seats_and_a_clash_takes_none(ctx: Engine, show: ShowRef) -> None:
     a, b, c = show.seat_ids[:3]
-    hold = await ctx.inventory.hold(show.show_id, [a, b], "ana@example.org")
+    hold = await ctx.holds.hold(show.show_id, [a, b], "ana@example.org")
     assert hold.status is HoldStatus.ACTIVE and hold.seats == [a, b]
     with pytest.raises(SeatsUnavailable) as refused:
-        await ctx.inventory.hold(show.show_id, [b, c], "bob@example.org")
+        await ctx.holds.hold(show.show_id, [b, c], "bob@example.org")
     assert refused.value.extra["unavailable"] == [b]
-    statuses = await ctx.inventory.seat_statuses(show.show_id)
+    statuses = await ctx.holds.seat_statuses(show.show_id)
     assert statuses == {a: SeatStatus.HELD, b: SeatStatus.HELD}, "c was not taken by the refused hold"
 
 
-async def test_two_clients_cannot_hold_the_same_seat(ctx: Context, show: ShowRef) -> None:
+async def test_two_clients_cannot_hold_the_same_seat(ctx: Engine, show: ShowRef) -> None:
     seat = show.seat_ids[5]
     results = await asyncio.gather(
-        *(ctx.inventory.hold(show.show_id, [seat], f"c{i}@example.org") for i in range(20)),
+        *(ctx.holds.hold(show.show_id, [seat], f"c{i}@example.org") for i in range(20)),
         return_exceptions=True,
     )
     assert sum(not isinstance(r, Exception) for r in results) == 1
@@ -41,70 +41,70 @@ async def test_two_clients_cannot_hold_the_same_seat(ctx: Context, show: ShowRef
 @pytest.mark.parametrize("seats, problem", [
     ([], "at least one"), (["A1"] * 2, "duplicate"), (["ZZ999"], "not in this hall"),
 ])
-async def test_bad_seat_lists_are_refused_before_anything_changes(ctx: Context, show: ShowRef, seats: list[str],
+async def test_bad_seat_lists_are_refused_before_anything_changes(ctx: Engine, show: ShowRef, seats: list[str],
                                                                    problem: str) -> None:
     with pytest.raises(InvalidRequest) as refused:
-        await ctx.inventory.hold(show.show_id, seats, "ana@example.org")
+        await ctx.holds.hold(show.show_id, seats, "ana@example.org")
     assert problem in str(refused.value.extra["details"])
-    assert await ctx.inventory.seat_statuses(show.show_id) == {}
+    assert await ctx.holds.seat_statuses(show.show_id) == {}
 
 
-async def test_more_than_ten_seats_per_hold_or_customer_is_refused(ctx: Context, show: ShowRef) -> None:
+async def test_more_than_ten_seats_per_hold_or_customer_is_refused(ctx: Engine, show: ShowRef) -> None:
     with pytest.raises(InvalidRequest):
-        await ctx.inventory.hold(show.show_id, show.seat_ids[:11], "ana@example.org")
-    await ctx.inventory.hold(show.show_id, show.seat_ids[:6], "ana@example.org")
+        await ctx.holds.hold(show.show_id, show.seat_ids[:11], "ana@example.org")
+    await ctx.holds.hold(show.show_id, show.seat_ids[:6], "ana@example.org")
     with pytest.raises(LimitExceeded):
-        await ctx.inventory.hold(show.show_id, show.seat_ids[6:11], "ana@example.org")
-    await ctx.inventory.hold(show.show_id, show.seat_ids[6:10], "ana@example.org")
-    assert len(await ctx.inventory.seat_statuses(show.show_id)) == 10
+        await ctx.holds.hold(show.show_id, show.seat_ids[6:11], "ana@example.org")
+    await ctx.holds.hold(show.show_id, show.seat_ids[6:10], "ana@example.org")
+    assert len(await ctx.holds.seat_statuses(show.show_id)) == 10
 
 
-async def test_release_frees_the_seats_once_and_a_repeat_changes_nothing(ctx: Context, show: ShowRef) -> None:
-    hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
-    await ctx.inventory.release(hold.hold_id)
-    assert await ctx.inventory.seat_statuses(show.show_id) == {}
-    assert (await ctx.inventory.hold_status(hold.hold_id)).status is HoldStatus.RELEASED
+async def test_release_frees_the_seats_once_and_a_repeat_changes_nothing(ctx: Engine, show: ShowRef) -> None:
+    hold = await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    await ctx.holds.release(hold.hold_id)
+    assert await ctx.holds.seat_statuses(show.show_id) == {}
+    assert (await ctx.holds.hold_status(hold.hold_id)).status is HoldStatus.RELEASED
     stats = await ctx.redis.hgetall(ctx.keys.stats(show.show_id))
     # Taken again by someone else: a repeated release (a lost answer, retried) must not free it.
-    other = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ben@example.org")
-    await ctx.inventory.release(hold.hold_id)
-    assert (await ctx.inventory.hold_status(other.hold_id)).status is HoldStatus.ACTIVE
+    other = await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ben@example.org")
+    await ctx.holds.release(hold.hold_id)
+    assert (await ctx.holds.hold_status(other.hold_id)).status is HoldStatus.ACTIVE
     assert await ctx.redis.hget(ctx.keys.stats(show.show_id), "held") == "2"
     assert int(stats["free"]) - 2 == int(await ctx.redis.hget(ctx.keys.stats(show.show_id), "free"))
-    expired = await ctx.inventory.hold(show.show_id, show.seat_ids[4:5], "cy@example.org")
+    expired = await ctx.holds.hold(show.show_id, show.seat_ids[4:5], "cy@example.org")
     await ctx.gateway.call("sweep", show.show_id, now_ms=expired.expires_at_ms)
     with pytest.raises(HoldNotActive):
-        await ctx.inventory.release(expired.hold_id)
+        await ctx.holds.release(expired.hold_id)
 
 
-async def test_guessed_hold_ids_are_not_found(ctx: Context, show: ShowRef) -> None:
-    hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:1], "ana@example.org")
+async def test_guessed_hold_ids_are_not_found(ctx: Engine, show: ShowRef) -> None:
+    hold = await ctx.holds.hold(show.show_id, show.seat_ids[:1], "ana@example.org")
     forged = hold.hold_id[:-1] + ("A" if hold.hold_id[-1] != "A" else "B")
     for guess in [forged, f"H{show.show_id}-{'a' * 22}-{'b' * 12}", "H1-x", "nonsense"]:
         with pytest.raises(NotFound):
-            await ctx.inventory.hold_status(guess)
+            await ctx.holds.hold_status(guess)
         with pytest.raises(NotFound):
-            await ctx.inventory.release(guess)
+            await ctx.holds.release(guess)
 
 
-async def test_a_hold_expires_at_its_deadline_even_without_a_sweeper(ctx: Context, show: ShowRef) -> None:
-    hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+async def test_a_hold_expires_at_its_deadline_even_without_a_sweeper(ctx: Engine, show: ShowRef) -> None:
+    hold = await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     after_deadline = hold.expires_at_ms + 1
     # Any script that touches the show settles due deadlines first: move its clock.
     await ctx.gateway.call("sweep", show.show_id, now_ms=after_deadline - 2)
-    assert len(await ctx.inventory.seat_statuses(show.show_id)) == 2
+    assert len(await ctx.holds.seat_statuses(show.show_id)) == 2
     await ctx.gateway.call("sweep", show.show_id, now_ms=after_deadline)
-    assert await ctx.inventory.seat_statuses(show.show_id) == {}
-    assert (await ctx.inventory.hold_status(hold.hold_id)).status is HoldStatus.EXPIRED
+    assert await ctx.holds.seat_statuses(show.show_id) == {}
+    assert (await ctx.holds.hold_status(hold.hold_id)).status is HoldStatus.EXPIRED
 
 
 async def test_the_sweeper_frees_seats_within_a_second_of_the_deadline(settings: object, show: ShowRef) -> None:
-    from boxoffice.engine.wiring import close_context, open_context
+    from boxoffice.engine.wiring import open_engine
 
-    ctx = await open_context(settings.with_changes(hold_ttl_s=1), background=False)  # type: ignore[attr-defined]
+    ctx = await open_engine(settings.with_changes(hold_ttl_s=1), background=False)  # type: ignore[attr-defined]
     try:
         sweeper_task = asyncio.create_task(ctx.sweeper.run_forever())
-        holds = [await ctx.inventory.hold(show.show_id, [seat], f"c{i}@example.org")
+        holds = [await ctx.holds.hold(show.show_id, [seat], f"c{i}@example.org")
                  for i, seat in enumerate(show.seat_ids[:20])]
         deadline_ms = max(h.expires_at_ms for h in holds)
         # Read nothing of the show: only the sweeper may free the seats. Watch the stats hash.
@@ -119,11 +119,11 @@ async def test_the_sweeper_frees_seats_within_a_second_of_the_deadline(settings:
         assert freed_at_ms - deadline_ms < 1000
         sweeper_task.cancel()
     finally:
-        await close_context(ctx)
+        await ctx.close()
 
 
-async def test_concurrent_sweepers_are_harmless(ctx: Context, show: ShowRef) -> None:
-    holds = [await ctx.inventory.hold(show.show_id, [seat], f"c{i}@example.org")
+async def test_concurrent_sweepers_are_harmless(ctx: Engine, show: ShowRef) -> None:
+    holds = [await ctx.holds.hold(show.show_id, [seat], f"c{i}@example.org")
              for i, seat in enumerate(show.seat_ids[:30])]
     later = max(h.expires_at_ms for h in holds) + 1
     results = await asyncio.gather(*(ctx.gateway.call("sweep", show.show_id, now_ms=later) for _ in range(8)))
@@ -132,7 +132,7 @@ async def test_concurrent_sweepers_are_harmless(ctx: Context, show: ShowRef) -> 
     assert int(stats["held"]) == 0 and int(stats["free"]) == len(show.seat_ids)
 
 
-async def test_500_concurrent_clients_on_overlapping_seats(client: httpx.AsyncClient, ctx: Context,
+async def test_500_concurrent_clients_on_overlapping_seats(client: httpx.AsyncClient, ctx: Engine,
                                                            show: ShowRef) -> None:
     """No seat held twice; every 201 got exactly its seats; every 409 got nothing and
     named a seat that really was taken by a granted hold."""

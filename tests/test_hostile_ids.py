@@ -15,7 +15,7 @@ import pytest
 
 from boxoffice.engine import ids
 from boxoffice.engine.ids import BOOKING_PATTERN, ID_PATTERN, IdSigner
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.conftest import ShowRef
 from tests.support.scene import Scene, make_scene
 from tests.support.state import nothing_changes
@@ -118,7 +118,7 @@ def candidates(scene: Scene, other_show: int) -> Iterator[str]:
 
 
 async def test_guessed_enumerated_and_tampered_ids_all_answer_the_same_404(
-        client: httpx.AsyncClient, ctx: Context, scene: Scene) -> None:
+        client: httpx.AsyncClient, ctx: Engine, scene: Scene) -> None:
     other_show = scene.show_id + 1
     assert (await client.get(f"/v1/shows/{other_show}")).status_code == 200, "swapping to a real show"
     bodies: dict[str, set[bytes]] = {}
@@ -148,7 +148,7 @@ def requests_with(guess: str) -> list[tuple[str, str, dict[str, object]]]:
             ("GET", f"/v1/bookings/{guess}", {})]
 
 
-async def test_only_its_own_id_confirms_releases_or_cancels(client: httpx.AsyncClient, ctx: Context,
+async def test_only_its_own_id_confirms_releases_or_cancels(client: httpx.AsyncClient, ctx: Engine,
                                                             scene: Scene) -> None:
     """Every other real id, used on the operations of another kind of resource, is not
     found; and knowing the show, the seats and the customer gives no handle at all."""

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from boxoffice.api.app import create_app
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.conftest import ShowRef
 from tests.support import rawasgi
 from tests.support.scene import Scene, make_scene
@@ -99,7 +99,7 @@ async def scene(client: httpx.AsyncClient, show: ShowRef) -> Scene:
     return await make_scene(client, show)
 
 
-async def attack(client: httpx.AsyncClient, ctx: Context, scene: Scene, monkeypatch: pytest.MonkeyPatch,
+async def attack(client: httpx.AsyncClient, ctx: Engine, scene: Scene, monkeypatch: pytest.MonkeyPatch,
                  payloads: list[str]) -> int:
     """Every payload in every placement: refused, unreached, unchanged. Returns the count."""
     sent = 0
@@ -136,35 +136,35 @@ def check_refused(answer: Any, place: Placement, payload: str) -> None:
     assert place.field in named, context
 
 
-async def test_sql_metacharacters_are_refused_and_reach_no_query(client: httpx.AsyncClient, ctx: Context,
+async def test_sql_metacharacters_are_refused_and_reach_no_query(client: httpx.AsyncClient, ctx: Engine,
                                                                  scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
     assert await attack(client, ctx, scene, monkeypatch, SQL) >= 200
 
 
 async def test_lua_and_redis_metacharacters_are_refused_and_reach_no_script(
-        client: httpx.AsyncClient, ctx: Context, scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+        client: httpx.AsyncClient, ctx: Engine, scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
     assert await attack(client, ctx, scene, monkeypatch, LUA_AND_REDIS) >= 300
 
 
-async def test_unicode_confusables_are_refused(client: httpx.AsyncClient, ctx: Context, scene: Scene,
+async def test_unicode_confusables_are_refused(client: httpx.AsyncClient, ctx: Engine, scene: Scene,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     assert await attack(client, ctx, scene, monkeypatch, CONFUSABLES) >= 200
 
 
-async def test_nul_and_control_bytes_are_refused(client: httpx.AsyncClient, ctx: Context, scene: Scene,
+async def test_nul_and_control_bytes_are_refused(client: httpx.AsyncClient, ctx: Engine, scene: Scene,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     assert await attack(client, ctx, scene, monkeypatch, NUL_AND_CONTROL) >= 200
 
 
-async def test_very_long_strings_are_refused(client: httpx.AsyncClient, ctx: Context, scene: Scene,
+async def test_very_long_strings_are_refused(client: httpx.AsyncClient, ctx: Engine, scene: Scene,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     assert await attack(client, ctx, scene, monkeypatch, LONG) >= 90
 
 
-async def test_control_bytes_in_headers_are_refused(ctx: Context, scene: Scene,
+async def test_control_bytes_in_headers_are_refused(ctx: Engine, scene: Scene,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Bytes no HTTP client sends in a header (httpx refuses): straight to the app."""
-    app = create_app(ctx.settings, context=ctx)
+    app = create_app(ctx.settings, engine=ctx)
     body = b'{"payment": {"method": "card", "token": "tok_ok"}}'
     keys = [b"k\x00", b"k\r\nX-Admin: 1", b"\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87", b"k'; DROP TABLE idempotency_keys; --",
             b"]]..", b"k" * 8000]
@@ -180,7 +180,7 @@ async def test_control_bytes_in_headers_are_refused(ctx: Context, scene: Scene,
 
 
 async def test_metacharacters_a_customer_may_use_are_stored_verbatim(
-        client: httpx.AsyncClient, ctx: Context, scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+        client: httpx.AsyncClient, ctx: Engine, scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
     """`%`, `_`, `+`, `/`, `=`, `#`, `:` and `..` are valid in a customer (e-mail local
     parts, opaque references). Bound parameters keep them data: the booking reads back
     exactly, a LIKE-style wildcard matches nobody else's booking, the scene is untouched."""

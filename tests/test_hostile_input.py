@@ -20,7 +20,7 @@ from boxoffice.api.app import create_app
 from boxoffice.api.bodylimit import BodySizeLimit
 from boxoffice.api.validation import hold_request
 from boxoffice.engine.errors import InvalidRequest, PayloadTooLarge
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.conftest import ShowRef, base_settings
 from tests.support import rawasgi
 from tests.support.live import LiveServer, serve
@@ -57,8 +57,8 @@ def body_endpoints(scene: Scene) -> list[tuple[str, str, dict[str, str]]]:
 # -- size ----------------------------------------------------------------------------
 
 
-async def test_a_declared_body_over_the_limit_is_refused_before_a_byte_is_read(ctx: Context, scene: Scene) -> None:
-    app = create_app(ctx.settings, context=ctx)
+async def test_a_declared_body_over_the_limit_is_refused_before_a_byte_is_read(ctx: Engine, scene: Scene) -> None:
+    app = create_app(ctx.settings, engine=ctx)
     async with nothing_changes(ctx, [scene.show_id]):
         for method, path, extra in [*body_endpoints(scene), ("GET", "/v1/cities", {}),
                                     ("DELETE", f"/v1/holds/{scene.hold_id}", {})]:
@@ -72,8 +72,8 @@ async def test_a_declared_body_over_the_limit_is_refused_before_a_byte_is_read(c
             assert answer.chunks_read == 1 and answer.complete, "the rest was drained, then the answer ended"
 
 
-async def test_a_streamed_body_is_cut_off_as_soon_as_it_passes_the_limit(ctx: Context, scene: Scene) -> None:
-    app = create_app(ctx.settings, context=ctx)
+async def test_a_streamed_body_is_cut_off_as_soon_as_it_passes_the_limit(ctx: Engine, scene: Scene) -> None:
+    app = create_app(ctx.settings, engine=ctx)
     chunks = [b"[" * 4096] * 16  # 64 KiB of what would be invalid JSON, no Content-Length
     async with nothing_changes(ctx, [scene.show_id]):
         for method, path, extra in body_endpoints(scene):
@@ -154,7 +154,7 @@ async def test_an_ordinary_request_goes_through_the_body_limit_unwrapped() -> No
     assert seen[1][1] is send
 
 
-async def test_a_body_just_under_the_limit_is_parsed(client: httpx.AsyncClient, ctx: Context, scene: Scene) -> None:
+async def test_a_body_just_under_the_limit_is_parsed(client: httpx.AsyncClient, ctx: Engine, scene: Scene) -> None:
     body = b'{"seats": ["A1"], "customer": "ana@example.org", "pad": "' + b"x" * (LIMIT - 80) + b'"}'
     assert len(body) <= LIMIT
     async with nothing_changes(ctx, [scene.show_id]):
@@ -162,8 +162,8 @@ async def test_a_body_just_under_the_limit_is_parsed(client: httpx.AsyncClient, 
     refused(answer, 422, "invalid_request", "pad")
 
 
-async def test_the_body_limit_is_configurable(ctx: Context, scene: Scene) -> None:
-    app = create_app(ctx.settings.with_changes(max_body_bytes=400), context=ctx)
+async def test_the_body_limit_is_configurable(ctx: Engine, scene: Scene) -> None:
+    app = create_app(ctx.settings.with_changes(max_body_bytes=400), engine=ctx)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as small:
         async with nothing_changes(ctx, [scene.show_id]):
@@ -174,8 +174,8 @@ async def test_the_body_limit_is_configurable(ctx: Context, scene: Scene) -> Non
             refused(await small.post(f"/v1/shows/{scene.show_id}/holds", json=over), 413, "payload_too_large")
 
 
-async def test_a_malformed_content_length_is_refused(ctx: Context, scene: Scene) -> None:
-    app = create_app(ctx.settings, context=ctx)
+async def test_a_malformed_content_length_is_refused(ctx: Engine, scene: Scene) -> None:
+    app = create_app(ctx.settings, engine=ctx)
     async with nothing_changes(ctx, [scene.show_id]):
         for values in ([b"abc"], [b"-1"], [b"1e3"], ["\u00b2".encode("latin-1")], [b"12", b"12"], [b" 12"]):
             headers = [(b"content-type", b"application/json"), *((b"content-length", v) for v in values)]
@@ -305,7 +305,7 @@ def test_a_refused_body_is_drained_only_so_far(live_server: LiveServer) -> None:
 # -- JSON, types, unknown fields, content types ----------------------------------------------
 
 
-async def test_malformed_json_is_refused_naming_the_body(client: httpx.AsyncClient, ctx: Context,
+async def test_malformed_json_is_refused_naming_the_body(client: httpx.AsyncClient, ctx: Engine,
                                                          scene: Scene) -> None:
     bodies = [b"", b"{", b'{"seats": [}', b"[]", b'"seats"', b"null", b"1", b"true", b'{"a":1} x', b"NaN",
               b"\xef\xbb\xbf{}", b'{"customer": "\xff"}', b'{"customer": "\\ud800"}', b"[" * 5000 + b"]" * 5000,
@@ -317,7 +317,7 @@ async def test_malformed_json_is_refused_naming_the_body(client: httpx.AsyncClie
                 refused(answer, 422, "invalid_request", "body")
 
 
-async def test_wrong_types_are_refused_naming_each_field(client: httpx.AsyncClient, ctx: Context,
+async def test_wrong_types_are_refused_naming_each_field(client: httpx.AsyncClient, ctx: Engine,
                                                          scene: Scene) -> None:
     holds, waitlist = f"/v1/shows/{scene.show_id}/holds", f"/v1/shows/{scene.show_id}/waitlist"
     confirm = f"/v1/holds/{scene.hold_id}/confirm"
@@ -356,7 +356,7 @@ async def test_wrong_types_are_refused_naming_each_field(client: httpx.AsyncClie
             refused(answer, 422, "invalid_request", *fields)
 
 
-async def test_unknown_fields_are_refused_naming_them(client: httpx.AsyncClient, ctx: Context, scene: Scene) -> None:
+async def test_unknown_fields_are_refused_naming_them(client: httpx.AsyncClient, ctx: Engine, scene: Scene) -> None:
     seat, customer = scene.free_seats[0], "dan@example.org"
     cases = [
         (f"/v1/shows/{scene.show_id}/holds", {"seats": [seat], "customer": customer, "admin": True}, "admin"),
@@ -378,7 +378,7 @@ async def test_unknown_fields_are_refused_naming_them(client: httpx.AsyncClient,
         assert len(answer.json()["details"]) <= 20, "a flood of unknown fields is answered briefly"
 
 
-async def test_non_json_content_types_are_refused(client: httpx.AsyncClient, ctx: Context, scene: Scene) -> None:
+async def test_non_json_content_types_are_refused(client: httpx.AsyncClient, ctx: Engine, scene: Scene) -> None:
     body = f'{{"seats": ["{scene.free_seats[0]}"], "customer": "dan@example.org"}}'.encode()
     types = [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
              "application/xml", "application/json-patch+json", "application/jsonx", "text/json", "*/*", ""]
@@ -396,7 +396,7 @@ async def test_non_json_content_types_are_refused(client: httpx.AsyncClient, ctx
 # -- fields: seats, customers, categories, ids, query ---------------------------------------
 
 
-async def test_seat_lists_are_length_and_character_checked(client: httpx.AsyncClient, ctx: Context,
+async def test_seat_lists_are_length_and_character_checked(client: httpx.AsyncClient, ctx: Engine,
                                                            scene: Scene) -> None:
     free = scene.free_seats
     cases: list[tuple[list[Any], str]] = [
@@ -417,7 +417,7 @@ async def test_seat_lists_are_length_and_character_checked(client: httpx.AsyncCl
         assert taken.status_code == 409 and taken.json()["unavailable"] == [scene.seat_ids[2]]
 
 
-async def test_customers_are_length_and_character_checked(client: httpx.AsyncClient, ctx: Context,
+async def test_customers_are_length_and_character_checked(client: httpx.AsyncClient, ctx: Engine,
                                                           scene: Scene) -> None:
     bad = ["", " ", "a" * 255, "a" * 20_000, "ana @example.org", "ana@example.org\n", "\tana", "<script>",
            "ana\"@x", "ana'@x", "{ana}@x", "ana;rm", "ana\\x", "ana,bob", "ana|bob", "ana@exämple.org", "😀",
@@ -437,7 +437,7 @@ async def test_customers_are_length_and_character_checked(client: httpx.AsyncCli
         hold_request({"seats": ["A1"], "customer": "a" * 255})
 
 
-async def test_categories_are_length_and_character_checked(client: httpx.AsyncClient, ctx: Context,
+async def test_categories_are_length_and_character_checked(client: httpx.AsyncClient, ctx: Engine,
                                                            scene: Scene) -> None:
     # "*" and "" would be the Lua scripts' any-category wildcard: refused before any script.
     bad = ["", "*", "Standard", "standard\n", "a" * 33, "../../etc", "vip'--", "wc:*", "stand ard", "1vip",
@@ -449,7 +449,7 @@ async def test_categories_are_length_and_character_checked(client: httpx.AsyncCl
             refused(answer, 422, "invalid_request", "category")
 
 
-async def test_path_ids_are_length_and_character_checked(client: httpx.AsyncClient, ctx: Context,
+async def test_path_ids_are_length_and_character_checked(client: httpx.AsyncClient, ctx: Engine,
                                                          scene: Scene) -> None:
     numeric = ["0", "01", "-1", "1.0", "1e3", "0x1", "\u0661", "\uff11", "1" * 19, "99999999999999999999999",
                "%201", "1%0A", "%00"]
@@ -475,7 +475,7 @@ async def test_path_ids_are_length_and_character_checked(client: httpx.AsyncClie
             refused(answer, 422, "invalid_request", "hold_id")
 
 
-async def test_query_parameters_are_length_and_character_checked(client: httpx.AsyncClient, ctx: Context,
+async def test_query_parameters_are_length_and_character_checked(client: httpx.AsyncClient, ctx: Engine,
                                                                  scene: Scene) -> None:
     movies = (await client.get("/v1/cities/1/movies")).json()["movies"]
     path = f"/v1/cities/1/movies/{movies[0]['id']}/shows"
@@ -489,7 +489,7 @@ async def test_query_parameters_are_length_and_character_checked(client: httpx.A
         assert ok.status_code == 200
 
 
-async def test_idempotency_keys_and_tokens_are_checked(client: httpx.AsyncClient, ctx: Context, scene: Scene) -> None:
+async def test_idempotency_keys_and_tokens_are_checked(client: httpx.AsyncClient, ctx: Engine, scene: Scene) -> None:
     confirm = f"/v1/holds/{scene.hold_id}/confirm"
     pay = {"payment": {"method": "card", "token": "tok_ok"}}
     async with nothing_changes(ctx, [scene.show_id]):
@@ -503,7 +503,7 @@ async def test_idempotency_keys_and_tokens_are_checked(client: httpx.AsyncClient
             refused(answer, 422, "invalid_request", "payment.token")
 
 
-async def test_a_guessable_creation_key_is_refused(client: httpx.AsyncClient, ctx: Context, scene: Scene) -> None:
+async def test_a_guessable_creation_key_is_refused(client: httpx.AsyncClient, ctx: Engine, scene: Scene) -> None:
     """A hold's or entry's key names it for whoever knows the customer and the show: a short
     one is refused with the body's other faults, and nothing changes."""
     seat = scene.free_seats[0]

@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from boxoffice.api.app import create_app
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.conftest import ShowRef
 from tests.support import rawasgi
 
@@ -47,7 +47,7 @@ def assert_secure_headers(headers: Any, what: str) -> None:
     assert headers.get("referrer-policy") in SAFE_REFERRER_POLICIES, what
 
 
-async def test_every_kind_of_answer_carries_the_security_headers(client: httpx.AsyncClient, ctx: Context,
+async def test_every_kind_of_answer_carries_the_security_headers(client: httpx.AsyncClient, ctx: Engine,
                                                                   show: ShowRef) -> None:
     url = f"/v1/shows/{show.show_id}"
     held = await client.post(f"{url}/holds", json={"seats": show.seat_ids[:1], "customer": "ana@example.org"})
@@ -74,14 +74,14 @@ async def test_every_kind_of_answer_carries_the_security_headers(client: httpx.A
     }
     for what, answer in answers.items():
         assert_secure_headers(answer.headers, what)
-    stream = await rawasgi.call(create_app(ctx.settings, context=ctx), "GET", f"{url}/seats/events")
+    stream = await rawasgi.call(create_app(ctx.settings, engine=ctx), "GET", f"{url}/seats/events")
     assert stream.status == 200 and stream.headers["content-type"].startswith("text/event-stream")
     assert stream.body.startswith(b"data: {")
     assert_secure_headers(stream.headers, "an event stream")
 
 
-async def test_an_unexpected_error_is_a_plain_500_with_the_headers(ctx: Context) -> None:
-    app = create_app(ctx.settings, context=ctx)
+async def test_an_unexpected_error_is_a_plain_500_with_the_headers(ctx: Engine) -> None:
+    app = create_app(ctx.settings, engine=ctx)
 
     async def broken(request: Request) -> None:
         raise RuntimeError("secret internals: /srv/boxoffice/engine.py line 12")
@@ -148,8 +148,8 @@ ORIGIN = "https://tickets.example"
 EVIL = "https://evil.example"
 
 
-def cors_client(ctx: Context, origins: tuple[str, ...]) -> httpx.AsyncClient:
-    app = create_app(ctx.settings.with_changes(cors_origins=origins), context=ctx)
+def cors_client(ctx: Engine, origins: tuple[str, ...]) -> httpx.AsyncClient:
+    app = create_app(ctx.settings.with_changes(cors_origins=origins), engine=ctx)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
 
 
@@ -158,7 +158,7 @@ def preflight(origin: str) -> dict[str, str]:
             "access-control-request-headers": "content-type, idempotency-key"}
 
 
-async def test_cors_is_closed_unless_configured(ctx: Context, show: ShowRef) -> None:
+async def test_cors_is_closed_unless_configured(ctx: Engine, show: ShowRef) -> None:
     async with cors_client(ctx, ()) as http:
         for origin in (EVIL, ORIGIN, "null"):
             answer = await http.get("/v1/cities", headers={"origin": origin})
@@ -168,7 +168,7 @@ async def test_cors_is_closed_unless_configured(ctx: Context, show: ShowRef) -> 
             assert not any(k.startswith("access-control-") for k in asked.headers)
 
 
-async def test_cors_opens_to_the_configured_origins_only(ctx: Context, show: ShowRef) -> None:
+async def test_cors_opens_to_the_configured_origins_only(ctx: Engine, show: ShowRef) -> None:
     async with cors_client(ctx, (ORIGIN,)) as http:
         allowed = await http.get("/v1/cities", headers={"origin": ORIGIN})
         assert allowed.headers["access-control-allow-origin"] == ORIGIN

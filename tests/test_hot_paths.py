@@ -14,18 +14,18 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from boxoffice.engine.redis.autopipeline import CLIENT_NAME, AutoPipeline
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.conftest import BOTH, ShowRef
 from tests.support.services import RedisServer
 
 
-async def seats_hash_statuses(ctx: Context, show: ShowRef) -> dict[str, str]:
+async def seats_hash_statuses(ctx: Engine, show: ShowRef) -> dict[str, str]:
     """What the seats hash says, independently of the status string."""
     raw = await ctx.redis.hgetall(ctx.keys.show_base(show.show_id) + "seats")
     return {seat: "booked" if value.startswith("b:") else "held" for seat, value in raw.items()}
 
 
-async def assert_seat_map_matches_hash(ctx: Context, client: httpx.AsyncClient, show: ShowRef,
+async def assert_seat_map_matches_hash(ctx: Engine, client: httpx.AsyncClient, show: ShowRef,
                                        string_kept: bool = True) -> None:
     stored = await ctx.redis.get(ctx.keys.show_base(show.show_id) + "statusmap")
     if stored is not None and string_kept:
@@ -53,26 +53,26 @@ async def assert_seat_map_matches_hash(ctx: Context, client: httpx.AsyncClient, 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_the_spliced_seat_map_follows_holds_releases_expiry_and_sales(
-        ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
+        ctx: Engine, client: httpx.AsyncClient, show: ShowRef) -> None:
     await assert_seat_map_matches_hash(ctx, client, show)  # numbers the seats on first read
-    a = await ctx.inventory.hold(show.show_id, show.seat_ids[:3], "ana@example.org")
-    b = await ctx.inventory.hold(show.show_id, show.seat_ids[10:12], "bob@example.org")
+    a = await ctx.holds.hold(show.show_id, show.seat_ids[:3], "ana@example.org")
+    b = await ctx.holds.hold(show.show_id, show.seat_ids[10:12], "bob@example.org")
     await assert_seat_map_matches_hash(ctx, client, show)
-    await ctx.inventory.release(b.hold_id)
+    await ctx.holds.release(b.hold_id)
     await assert_seat_map_matches_hash(ctx, client, show)
-    booking = await ctx.bookings.confirm(a.hold_id, "key-1", "tok_ok")
+    booking = await ctx.confirmations.confirm(a.hold_id, "key-1", "tok_ok")
     assert booking["seats"] == sorted(show.seat_ids[:3])
     await assert_seat_map_matches_hash(ctx, client, show)
-    c = await ctx.inventory.hold(show.show_id, show.seat_ids[20:22], "cy@example.org")
+    c = await ctx.holds.hold(show.show_id, show.seat_ids[20:22], "cy@example.org")
     later = c.expires_at_ms + 1
-    await ctx.inventory.seat_statuses(show.show_id, now_ms=later)  # settles the expiry
+    await ctx.holds.seat_statuses(show.show_id, now_ms=later)  # settles the expiry
     await assert_seat_map_matches_hash(ctx, client, show)
     assert (await seats_hash_statuses(ctx, show)) == {s: "booked" for s in show.seat_ids[:3]}
 
 
 async def test_a_status_string_that_drifted_is_rebuilt_from_the_seats_hash(
-        ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
-    await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+        ctx: Engine, client: httpx.AsyncClient, show: ShowRef) -> None:
+    await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     await assert_seat_map_matches_hash(ctx, client, show)
     # A write that forgot to mark its seat: the counts no longer match the stats hash.
     await ctx.redis.setrange(ctx.keys.show_base(show.show_id) + "statusmap", 5, "b")
@@ -81,14 +81,14 @@ async def test_a_status_string_that_drifted_is_rebuilt_from_the_seats_hash(
 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
-async def test_scripts_run_again_at_once_after_the_server_lost_their_library(ctx: Context, show: ShowRef) -> None:
-    first = await ctx.inventory.hold(show.show_id, show.seat_ids[:1], "ana@example.org")
+async def test_scripts_run_again_at_once_after_the_server_lost_their_library(ctx: Engine, show: ShowRef) -> None:
+    first = await ctx.holds.hold(show.show_id, show.seat_ids[:1], "ana@example.org")
     await ctx.redis.function_flush()  # as after a restart without data
     # Concurrent callers that find the library gone share one load, and each gets its answer.
-    holds = await asyncio.gather(*(ctx.inventory.hold(show.show_id, [seat], f"c{i}@example.org")
+    holds = await asyncio.gather(*(ctx.holds.hold(show.show_id, [seat], f"c{i}@example.org")
                                    for i, seat in enumerate(show.seat_ids[1:9])))
     assert len({h.hold_id for h in holds}) == 8
-    assert (await ctx.inventory.hold_status(first.hold_id)).seats == show.seat_ids[:1]
+    assert (await ctx.holds.hold_status(first.hold_id)).seats == show.seat_ids[:1]
     libraries = [dict(zip(lib[::2], lib[1::2], strict=True))["library_name"]
                  for lib in await ctx.redis.function_list()]
     assert libraries == [ctx.scripts.library.name]

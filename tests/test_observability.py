@@ -14,7 +14,7 @@ import pytest
 
 from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import ShowRef, pick_show
 from tests.support.sales import redis_now_ms
 from tests.support.services import RedisServer, free_port
@@ -39,10 +39,10 @@ async def scrape(client: httpx.AsyncClient) -> str:
     return answer.text
 
 
-def app_client(context: Context) -> httpx.AsyncClient:
+def app_client(context: Engine) -> httpx.AsyncClient:
     from boxoffice.api.app import create_app
 
-    transport = httpx.ASGITransport(app=create_app(context.settings, context=context))
+    transport = httpx.ASGITransport(app=create_app(context.settings, engine=context))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
@@ -50,7 +50,7 @@ async def test_healthz_answers_ok_then_names_the_dependency_that_is_down(setting
     redis = RedisServer.start()
     contexts = []
     try:
-        for_redis = await open_context(settings.with_changes(redis_url=redis.url), background=False)
+        for_redis = await open_engine(settings.with_changes(redis_url=redis.url), background=False)
         contexts.append(for_redis)
         async with app_client(for_redis) as client:
             healthy = await client.get("/healthz")
@@ -63,7 +63,7 @@ async def test_healthz_answers_ok_then_names_the_dependency_that_is_down(setting
         # A database nobody listens on (the id-signing secret given, so the context opens).
         no_database = settings.with_changes(database_url=f"postgresql://nobody@127.0.0.1:{free_port()}/none",
                                             secret="s" * 64)
-        for_database = await open_context(no_database, background=False)
+        for_database = await open_engine(no_database, background=False)
         contexts.append(for_database)
         async with app_client(for_database) as client:
             down = await client.get("/healthz")
@@ -71,12 +71,12 @@ async def test_healthz_answers_ok_then_names_the_dependency_that_is_down(setting
             assert "database" in down.json()["message"]
     finally:
         for context in contexts:
-            await close_context(context)
+            await context.close()
         redis.stop()
 
 
 async def test_metrics_count_and_time_holds_confirms_expiries_joins_and_grants(
-        ctx: Context, client: httpx.AsyncClient) -> None:
+        ctx: Engine, client: httpx.AsyncClient) -> None:
     show = await pick_show(ctx, max_seats=100)
     seats = show.seat_ids
     before = await scrape(client)
@@ -127,7 +127,7 @@ async def test_metrics_count_and_time_holds_confirms_expiries_joins_and_grants(
 # -- the stats hash ---------------------------------------------------------------------
 
 
-async def derived_counts(context: Context, show: ShowRef) -> dict[str, int]:
+async def derived_counts(context: Engine, show: ShowRef) -> dict[str, int]:
     """free / held / booked / waiting as the seat state itself says (raw reads: they settle nothing)."""
     keys = context.keys.show_keys(show.show_id)
     taken = await context.redis.hgetall(keys[2])
@@ -137,23 +137,23 @@ async def derived_counts(context: Context, show: ShowRef) -> dict[str, int]:
             "waiting": int(await context.redis.zcard(keys[5]))}
 
 
-async def stats_hash(context: Context, show: ShowRef) -> dict[str, int]:
+async def stats_hash(context: Engine, show: ShowRef) -> dict[str, int]:
     raw = await context.redis.hgetall(context.keys.stats(show.show_id))
     return {name: int(raw.get(name, 0)) for name in ("free", "held", "booked", "waiting")}
 
 
 @pytest.fixture
-async def short_holds(settings: Settings) -> AsyncIterator[Context]:
+async def short_holds(settings: Settings) -> AsyncIterator[Engine]:
     """A context whose holds last 5 s, so that moved clocks expire them within a test."""
-    context = await open_context(settings.with_changes(hold_ttl_s=5, confirm_pin_s=10), background=False)
+    context = await open_engine(settings.with_changes(hold_ttl_s=5, confirm_pin_s=10), background=False)
     yield context
     keys = [k async for k in context.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
     if keys:
         await context.redis.delete(*keys)
-    await close_context(context)
+    await context.close()
 
 
-async def test_the_stats_hash_stays_exact_through_a_random_mix(short_holds: Context) -> None:
+async def test_the_stats_hash_stays_exact_through_a_random_mix(short_holds: Engine) -> None:
     context = short_holds
     show = await pick_show(context, max_seats=100)
     rng = random.Random(2026)
@@ -170,14 +170,15 @@ async def test_the_stats_hash_stays_exact_through_a_random_mix(short_holds: Cont
                 free = [s for s in show.seat_ids if s not in await context.redis.hgetall(
                     context.keys.show_keys(show.show_id)[2])]
                 wanted = rng.sample(free or show.seat_ids, min(len(free) or 1, rng.randint(1, 4)))
-                holds.append((await context.inventory.hold(show.show_id, wanted, rng.choice(customers),
+                holds.append((await context.holds.hold(show.show_id, wanted, rng.choice(customers),
                                                            now_ms=now)).hold_id)
             elif action == "release" and holds:
-                await context.inventory.release(rng.choice(holds), now_ms=now)
+                await context.holds.release(rng.choice(holds), now_ms=now)
             elif action == "confirm" and holds:
                 # Confirms run on Redis's own clock: it lags the moved one, which only
                 # makes the mix more varied (pins that lapse, sales lost and refunded).
-                await context.bookings.confirm(rng.choice(holds), f"k{step}", rng.choice(["tok_ok", "tok_decline"]))
+                await context.confirmations.confirm(rng.choice(holds), f"k{step}",
+                                                    rng.choice(["tok_ok", "tok_decline"]))
             elif action == "join":
                 entry = await context.waitlist.join(show.show_id, rng.choice(customers), rng.randint(1, 3), None,
                                                     now_ms=now)
@@ -185,7 +186,7 @@ async def test_the_stats_hash_stays_exact_through_a_random_mix(short_holds: Cont
             elif action == "leave" and entries:
                 await context.waitlist.leave(rng.choice(entries), now_ms=now)
             else:
-                statuses = await context.inventory.seat_statuses(show.show_id, now_ms=now)
+                statuses = await context.holds.seat_statuses(show.show_id, now_ms=now)
                 stats = await stats_hash(context, show)
                 if stats["waiting"] == 0:  # (with waiters, free seats they could use show as held)
                     seen = Counter(statuses.values())
@@ -220,7 +221,7 @@ def rise(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
 
 
 async def test_a_sale_refused_by_postgresql_counts_an_integrity_violation(
-        ctx: Context, client: httpx.AsyncClient) -> None:
+        ctx: Engine, client: httpx.AsyncClient) -> None:
     from tests.test_confirm import confirm, hold
 
     show = await pick_show(ctx)
@@ -236,7 +237,7 @@ async def test_a_sale_refused_by_postgresql_counts_an_integrity_violation(
 
 
 async def test_a_booking_redis_missed_counts_when_the_reconciler_marks_it(
-        ctx: Context, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        ctx: Engine, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     from tests.test_confirm import confirm, hold
@@ -262,7 +263,7 @@ async def test_a_booking_redis_missed_counts_when_the_reconciler_marks_it(
 
 
 async def test_a_charge_found_on_a_failed_payment_counts_and_is_refunded(
-        ctx: Context, client: httpx.AsyncClient) -> None:
+        ctx: Engine, client: httpx.AsyncClient) -> None:
     from tests.support.sales import audit, eventually
     from tests.test_confirm import confirm, hold
 
@@ -282,7 +283,7 @@ async def test_a_charge_found_on_a_failed_payment_counts_and_is_refunded(
 
 
 async def test_payments_pending_past_the_grace_are_counted_before_each_pass(
-        ctx: Context, client: httpx.AsyncClient) -> None:
+        ctx: Engine, client: httpx.AsyncClient) -> None:
     from tests.test_reconciler import move_back, open_payment
 
     show = await pick_show(ctx)
@@ -297,7 +298,7 @@ async def test_payments_pending_past_the_grace_are_counted_before_each_pass(
 
 
 async def test_seat_states_per_show_and_in_total_are_read_from_redis_at_scrape_time(
-        ctx: Context, client: httpx.AsyncClient) -> None:
+        ctx: Engine, client: httpx.AsyncClient) -> None:
     from tests.test_confirm import confirm, hold
 
     show = await pick_show(ctx)
@@ -318,21 +319,21 @@ async def test_seat_states_per_show_and_in_total_are_read_from_redis_at_scrape_t
 
 
 async def test_the_dependency_gauges_follow_the_probes(settings: Settings) -> None:
-    from boxoffice.engine import health, metrics
+    from boxoffice.engine import metrics
 
     redis = RedisServer.start()
-    context = await open_context(settings.with_changes(redis_url=redis.url), background=False)
+    context = await open_engine(settings.with_changes(redis_url=redis.url), background=False)
     try:
         async with app_client(context) as client:
-            metrics.record_dependencies(await health.check_all(context))
+            metrics.record_dependencies(await context.health())
             text = await scrape(client)
             assert metric(text, "boxoffice_dependency_up", dependency="redis") == 1
             assert metric(text, "boxoffice_dependency_up", dependency="postgresql") == 1
             redis.kill()
-            metrics.record_dependencies(await health.check_all(context))
+            metrics.record_dependencies(await context.health())
             text = await scrape(client)
             assert metric(text, "boxoffice_dependency_up", dependency="redis") == 0
             assert metric(text, "boxoffice_dependency_up", dependency="postgresql") == 1
     finally:
-        await close_context(context)
+        await context.close()
         redis.stop()

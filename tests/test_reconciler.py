@@ -19,7 +19,7 @@ from sqlalchemy import text
 from boxoffice.engine.db import is_sqlite
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import Charge, ChargeStatus, SimulatedProvider
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.conftest import BOTH, ShowRef, Tuned
 from tests.support.providers import GATED, GatedProvider
 from tests.support.sales import audit, eventually
@@ -75,15 +75,15 @@ SCRIPTED = "tests.test_reconciler:ScriptedProvider"
 
 
 
-async def open_payment(context: Context, show: ShowRef, key: str = "key-1") -> PaymentRecord:
+async def open_payment(context: Engine, show: ShowRef, key: str = "key-1") -> PaymentRecord:
     """A payment row as a confirm writes it before calling the provider (pending)."""
-    held = await context.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
-    return await context.bookings.records.open(
+    held = await context.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    return await context.payment_records.open(
         hold_id=held.hold_id, show_id=show.show_id, fence=1, customer=held.customer, seats=held.seats,
         amount=2000, currency="EUR", client_key=key, attempt=1)
 
 
-async def move_back(context: Context, table: str, row_id: str, seconds: int, *columns: str) -> None:
+async def move_back(context: Engine, table: str, row_id: str, seconds: int, *columns: str) -> None:
     """Moves a row's timestamps `seconds` into the past, by the database's own arithmetic: the
     row was written that long ago, as the database's clock counts."""
     async with context.sql.begin() as conn:
@@ -96,13 +96,13 @@ async def move_back(context: Context, table: str, row_id: str, seconds: int, *co
         await conn.execute(text(f"UPDATE {table} SET {', '.join(moved)} WHERE id = :id"), {"id": row_id})
 
 
-async def payment_row(context: Context, payment_id: str) -> dict[str, Any]:
+async def payment_row(context: Engine, payment_id: str) -> dict[str, Any]:
     async with context.sql.connect() as conn:
         row = (await conn.execute(text("SELECT * FROM payments WHERE id = :id"), {"id": payment_id})).one()
     return dict(row._mapping)
 
 
-async def only_payment(context: Context) -> dict[str, Any]:
+async def only_payment(context: Engine) -> dict[str, Any]:
     async with context.sql.connect() as conn:
         (payment_id,) = (await conn.execute(text("SELECT id FROM payments"))).one()
     return await payment_row(context, payment_id)
@@ -156,7 +156,7 @@ async def test_nothing_found_is_watched_until_the_settle_window_has_passed(
     context = await tuned(confirm_grace_s=30, payment_settle_window_s=3600, payment_provider=SCRIPTED)
     provider = context.payments
     assert isinstance(provider, ScriptedProvider)
-    records = context.bookings.records
+    records = context.payment_records
     payment = await open_payment(context, show)
     assert await records.settle(payment.id, PaymentStatus.FAILED)  # the provider was down
     # Failed a minute ago (past the grace): looked up, nothing there, still watched.
@@ -181,7 +181,7 @@ async def test_the_watch_looks_less_often_as_a_failed_payment_ages(tuned: Tuned,
     provider = context.payments
     assert isinstance(provider, ScriptedProvider)
     payment = await open_payment(context, show)
-    assert await context.bookings.records.settle(payment.id, PaymentStatus.FAILED)
+    assert await context.payment_records.settle(payment.id, PaymentStatus.FAILED)
     # Failed 10 minutes ago, last looked at 2 minutes ago (at 8 minutes of age): not due.
     async with context.sql.begin() as conn:
         await conn.execute(text(
@@ -204,7 +204,7 @@ async def test_a_final_answer_ends_the_watch_at_once(tuned: Tuned, show: ShowRef
     provider = context.payments
     assert isinstance(provider, ScriptedProvider)
     payment = await open_payment(context, show)
-    assert await context.bookings.records.settle(payment.id, PaymentStatus.FAILED)
+    assert await context.payment_records.settle(payment.id, PaymentStatus.FAILED)
     provider.answers[payment.provider_key] = answer
     await move_back(context, "payments", payment.id, 5, "created_at", "updated_at")
     report = await context.reconciler.reconcile_once()
@@ -230,7 +230,7 @@ async def test_a_cut_off_confirm_whose_authorization_expired_fails_and_books_not
     assert books.bookings == 0
 
 
-async def _reconciled(context: Context, outcome: str) -> int:
+async def _reconciled(context: Engine, outcome: str) -> int:
     return int(getattr(await context.reconciler.reconcile_once(), outcome))
 
 
@@ -267,16 +267,16 @@ async def test_an_app_clock_behind_the_database_still_finishes_what_was_cut_off(
         tuned: Tuned, show: ShowRef, app_clock: Callable[[timedelta], None], monkeypatch: pytest.MonkeyPatch,
         left: str) -> None:
     context = await tuned(confirm_grace_s=30, reconcile_interval_s=10)
-    records = context.bookings.records
+    records = context.payment_records
     if left == "booking not in redis":
         # Committed a minute ago by a process that died before it marked the seats in Redis.
         async def no_mark(*_: object) -> None:
             return None
 
-        held = await context.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+        held = await context.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
         with monkeypatch.context() as patch:
-            patch.setattr(context.bookings, "mark_booked", no_mark)
-            booking = await context.bookings.confirm(held.hold_id, "key-1", "tok_ok")
+            patch.setattr(context.confirmations, "mark_booked", no_mark)
+            booking = await context.confirmations.confirm(held.hold_id, "key-1", "tok_ok")
         assert (await audit(context)).problems, "Redis does not show the sale"
         payment = await only_payment(context)
         await move_back(context, "payments", payment["id"], 60, "created_at", "updated_at")

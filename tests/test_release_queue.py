@@ -15,7 +15,7 @@ import pytest
 
 from boxoffice.engine.errors import AlreadyQueued, PassRequired, QueueNotOpen, SaleNotOpen, ShowClosed
 from boxoffice.engine.redis.gateway import BestRequest
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.test_admin import (
     a_hall,
     a_movie,
@@ -38,7 +38,7 @@ def rfc3339(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def redis_now_ms(ctx: Context) -> int:
+async def redis_now_ms(ctx: Engine) -> int:
     seconds, micros = await ctx.redis.time()
     return int(seconds) * 1000 + int(micros) // 1000
 
@@ -56,14 +56,14 @@ async def queued_show(http: httpx.AsyncClient, opens_ms: int, order: str = "arri
     return int(show["id"])
 
 
-async def opening(ctx: Context, http: httpx.AsyncClient, order: str = "arrival", rows: str = "AB",
+async def opening(ctx: Engine, http: httpx.AsyncClient, order: str = "arrival", rows: str = "AB",
                   per_row: int = 6) -> tuple[int, int]:
     """(show id, its opening ms): sales open an hour from now."""
     opens = (await redis_now_ms(ctx) // S + 3600) * S
     return await queued_show(http, opens, order, rows, per_row), opens
 
 
-async def test_before_the_opening_holds_and_joins_answer_sale_not_open(actx: Context, http: httpx.AsyncClient,
+async def test_before_the_opening_holds_and_joins_answer_sale_not_open(actx: Engine, http: httpx.AsyncClient,
                                                                          ) -> None:
     show_id, opens = await opening(actx, http)
     info = (await http.get(f"/v1/shows/{show_id}")).json()
@@ -83,11 +83,11 @@ async def test_before_the_opening_holds_and_joins_answer_sale_not_open(actx: Con
     assert (ticket["status"], ticket["position"], ticket["pass"]) == ("waiting", 1, None)
     assert ticket["eta_s"] == 900
     with pytest.raises(SaleNotOpen):
-        await actx.inventory.hold(show_id, ["A2"], "a@x.org", now_ms=opens - 1)
+        await actx.holds.hold(show_id, ["A2"], "a@x.org", now_ms=opens - 1)
 
 
 async def test_admission_in_arrival_order_paced_and_a_pass_lets_its_customer_hold(
-        actx: Context, http: httpx.AsyncClient) -> None:
+        actx: Engine, http: httpx.AsyncClient) -> None:
     q = actx.release_queue
     show_id, opens = await opening(actx, http)
     tickets = [await q.join(show_id, f"c{i}@x.org", now_ms=opens - 60 * S + i) for i in range(8)]
@@ -103,29 +103,29 @@ async def test_admission_in_arrival_order_paced_and_a_pass_lets_its_customer_hol
     assert [s["position"] for s in states[6:]] == [1, 2]
     # no pass: refused; the pass of another customer: refused; its own: held, and used
     with pytest.raises(PassRequired):
-        await actx.inventory.hold(show_id, ["A2"], "c0@x.org", now_ms=opens + 1000)
+        await actx.holds.hold(show_id, ["A2"], "c0@x.org", now_ms=opens + 1000)
     with pytest.raises(PassRequired):
-        await actx.inventory.hold(show_id, ["A2"], "c1@x.org", now_ms=opens + 1000,
+        await actx.holds.hold(show_id, ["A2"], "c1@x.org", now_ms=opens + 1000,
                                   queue_pass=states[0]["pass"]["token"])
-    hold = await actx.inventory.hold(show_id, ["A2"], "c0@x.org", now_ms=opens + 1000,
+    hold = await actx.holds.hold(show_id, ["A2"], "c0@x.org", now_ms=opens + 1000,
                                      queue_pass=states[0]["pass"]["token"])
     assert hold.seats == ["A2"]
     with pytest.raises(PassRequired):  # replayed
-        await actx.inventory.hold(show_id, ["A3"], "c0@x.org", now_ms=opens + 1000,
+        await actx.holds.hold(show_id, ["A3"], "c0@x.org", now_ms=opens + 1000,
                                   queue_pass=states[0]["pass"]["token"])
     used = await q.status(tickets[0]["ticket_id"], now_ms=opens + 1000)
     assert (used["status"], used["pass"]) == ("admitted", None)
     # the used pass freed a place: the hold's own script admitted the next one
     assert (await q.status(tickets[6]["ticket_id"], now_ms=opens + 1100))["status"] == "admitted"
     assert (await q.status(tickets[7]["ticket_id"], now_ms=opens + 1100))["position"] == 1
-    best = await actx.inventory.hold_best(show_id, BestRequest(2), "c6@x.org", now_ms=opens + 1100,
+    best = await actx.holds.hold_best(show_id, BestRequest(2), "c6@x.org", now_ms=opens + 1100,
                                           queue_pass=(await q.status(tickets[6]["ticket_id"], now_ms=opens + 1100)
                                                       )["pass"]["token"])
     assert len(best.seats) == 2
 
 
 async def test_passes_lapse_leaving_frees_a_place_and_every_ticket_ends_told(
-        actx: Context, http: httpx.AsyncClient) -> None:
+        actx: Engine, http: httpx.AsyncClient) -> None:
     q = actx.release_queue
     show_id, opens = await opening(actx, http, rows="A", per_row=2)  # 2 seats: 1 shopper at once
     a, b, c = [await q.join(show_id, f"{n}@x.org", now_ms=opens - S) for n in "abc"]
@@ -138,12 +138,12 @@ async def test_passes_lapse_leaving_frees_a_place_and_every_ticket_ends_told(
     assert (await q.status(a["ticket_id"], now_ms=lapse))["status"] == "expired"
     c_now = await q.status(c["ticket_id"], now_ms=lapse)
     assert c_now["status"] == "admitted"
-    hold = await actx.inventory.hold(show_id, ["A1", "A2"], "c@x.org", now_ms=lapse,
+    hold = await actx.holds.hold(show_id, ["A1", "A2"], "c@x.org", now_ms=lapse,
                                      queue_pass=c_now["pass"]["token"])
     # nothing free but a hold that may come back: d is admitted (to join the waitlist)
     d = await q.join(show_id, "d@x.org", now_ms=lapse + 1)
     assert d["status"] == "admitted" and d["pass"]
-    await actx.bookings.confirm(hold.hold_id, "queue-sold-out-1", "tok_ok")
+    await actx.confirmations.confirm(hold.hold_id, "queue-sold-out-1", "tok_ok")
     # nothing free or held: the queue ends sold_out for everyone, a newcomer's ticket too
     await q.tick(show_id, now_ms=lapse + 2)
     assert (await q.status(d["ticket_id"], now_ms=lapse + 2))["status"] == "sold_out"
@@ -153,7 +153,7 @@ async def test_passes_lapse_leaving_frees_a_place_and_every_ticket_ends_told(
     assert not await actx.redis.sismember(actx.keys.running_queues, str(show_id))
 
 
-async def test_closing_a_show_closes_its_queue_and_tells_every_ticket(actx: Context, http: httpx.AsyncClient,
+async def test_closing_a_show_closes_its_queue_and_tells_every_ticket(actx: Engine, http: httpx.AsyncClient,
                                                                       ) -> None:
     q = actx.release_queue
     show_id, opens = await opening(actx, http)
@@ -171,7 +171,7 @@ async def test_closing_a_show_closes_its_queue_and_tells_every_ticket(actx: Cont
 
 
 async def test_shuffle_before_open_draws_one_order_and_later_joins_follow_in_arrival(
-        actx: Context, http: httpx.AsyncClient) -> None:
+        actx: Engine, http: httpx.AsyncClient) -> None:
     q = actx.release_queue
     show_id, opens = await opening(actx, http, order="shuffle_before_open", rows="ABCDEFGHIJ", per_row=20)
     early = [await q.join(show_id, f"s{i}@x.org", now_ms=opens - 60 * S + i) for i in range(40)]
@@ -185,7 +185,7 @@ async def test_shuffle_before_open_draws_one_order_and_later_joins_follow_in_arr
 # -- hostile passes ----------------------------------------------------------------------
 
 
-async def show_state(ctx: Context, show_id: int) -> dict[str, Any]:
+async def show_state(ctx: Engine, show_id: int) -> dict[str, Any]:
     """Every key of the show and its value: what "nothing changed" compares."""
     state: dict[str, Any] = {}
     async for key in ctx.redis.scan_iter(match=ctx.keys.show_base(show_id) + "*", count=1000):
@@ -204,7 +204,7 @@ async def show_state(ctx: Context, show_id: int) -> dict[str, Any]:
 
 
 async def test_forged_replayed_foreign_and_lapsed_passes_are_refused_and_change_nothing(
-        actx: Context, http: httpx.AsyncClient) -> None:
+        actx: Engine, http: httpx.AsyncClient) -> None:
     q = actx.release_queue
     opened = (await redis_now_ms(actx) // S - 10) * S  # sales opened ten seconds ago
     show_id = await queued_show(http, opened, rows="ABCD")
@@ -243,7 +243,7 @@ async def test_forged_replayed_foreign_and_lapsed_passes_are_refused_and_change_
     # a lapsed pass: refused on Redis's clock the moment it lapses
     lapsed_at = ben["pass"]["ttl_s"] * S + await redis_now_ms(actx) + S
     with pytest.raises(PassRequired):
-        await actx.inventory.hold(show_id, ["B2"], "ben@x.org", now_ms=lapsed_at,
+        await actx.holds.hold(show_id, ["B2"], "ben@x.org", now_ms=lapsed_at,
                                   queue_pass=ben["pass"]["token"])
     assert (await q.status(ben["ticket_id"], now_ms=lapsed_at))["status"] == "expired"
 
@@ -253,7 +253,7 @@ async def test_forged_replayed_foreign_and_lapsed_passes_are_refused_and_change_
 
 @pytest.mark.parametrize("order", ["arrival", "shuffle_before_open"])
 async def test_two_thousand_clients_join_at_once_and_are_admitted_in_the_policys_order(
-        actx: Context, http: httpx.AsyncClient, order: str) -> None:
+        actx: Engine, http: httpx.AsyncClient, order: str) -> None:
     """2,000 clients join through the API at once before the opening; then the queue admits
     while the admitted hold one seat each with their pass and others try without one: the
     admissions follow the policy's order exactly (Redis's own record: admit_seq), nobody is
@@ -288,9 +288,9 @@ async def test_two_thousand_clients_join_at_once_and_are_admitted_in_the_policys
 
         async def shop(ticket: dict[str, Any], at: int) -> None:
             with pytest.raises(PassRequired):  # without the pass: refused
-                await actx.inventory.hold_best(show_id, BestRequest(1), ticket["customer"], now_ms=at)
+                await actx.holds.hold_best(show_id, BestRequest(1), ticket["customer"], now_ms=at)
             try:
-                hold = await actx.inventory.hold_best(show_id, BestRequest(1), ticket["customer"], now_ms=at,
+                hold = await actx.holds.hold_best(show_id, BestRequest(1), ticket["customer"], now_ms=at,
                                                       queue_pass=ticket["pass"]["token"])
                 holds.append(hold.hold_id)
             except Exception as exc:  # seats gone: the pass stays unused
@@ -302,7 +302,7 @@ async def test_two_thousand_clients_join_at_once_and_are_admitted_in_the_policys
     assert len(holds) == 100
     # every seat held by a pass; then sold: the queue ends sold_out for everyone else
     for hold_id in holds:
-        await actx.bookings.confirm(hold_id, f"rush-{hold_id[-12:]}", "tok_ok")
+        await actx.confirmations.confirm(hold_id, f"rush-{hold_id[-12:]}", "tok_ok")
     await q.tick(show_id, now_ms=now + 100)
     records = [await actx.redis.hgetall(actx.keys.ticket(show_id, t)) for t in promised]
     admitted_order = sorted((int(r["admit_seq"]), i) for i, r in enumerate(records) if "admit_seq" in r)

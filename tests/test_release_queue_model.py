@@ -31,7 +31,7 @@ from boxoffice.engine.errors import (
     ShowClosed,
 )
 from boxoffice.engine.redis.gateway import BestRequest
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.services import RedisServer
 from tests.test_admin import admin_database, admin_settings
 
@@ -117,7 +117,7 @@ class Model:
 
 class QueueMachine(RuleBasedStateMachine):
     loop: asyncio.AbstractEventLoop
-    ctx: Context
+    ctx: Engine
     hall_id: int
     movie_id: int
 
@@ -212,7 +212,7 @@ class QueueMachine(RuleBasedStateMachine):
             token = self.run(self.ctx.redis.hget(self.ctx.keys.ticket(self.show_id, ticket_id), "token"))
         else:
             ticket_id, customer, token = None, data.draw(st.sampled_from(CUSTOMERS)), ""
-        got = self.outcome(self.ctx.inventory.hold_best(self.show_id, BestRequest(1), customer, now_ms=m.now,
+        got = self.outcome(self.ctx.holds.hold_best(self.show_id, BestRequest(1), customer, now_ms=m.now,
                                                         queue_pass=token))
         if m.closed:
             assert got is ShowClosed
@@ -244,13 +244,13 @@ class QueueMachine(RuleBasedStateMachine):
         hold_id = self.holds.pop(0)
         if self.model.closed:
             return
-        self.run(self.ctx.bookings.confirm(hold_id, f"model-{hold_id[-12:]}", "tok_ok"))
+        self.run(self.ctx.confirmations.confirm(hold_id, f"model-{hold_id[-12:]}", "tok_ok"))
         self.model.held -= 1
 
     @rule()
     def close(self) -> None:
         m = self.model
-        self.run(self.ctx.inventory.close_show(self.show_id))
+        self.run(self.ctx.holds.close_show(self.show_id))
         if not m.closed:
             m.closed = True
             m.held = 0  # holds end released (their seats free; nothing sells any more)
@@ -285,7 +285,7 @@ def test_the_queue_agrees_with_its_model(redis_server: RedisServer, admin_databa
     loop = asyncio.new_event_loop()
     settings = admin_settings(redis_server, admin_database, f"model:{uuid.uuid4().hex}").with_changes(
         queue_shoppers=SHOPPERS, queue_admit_per_s=RATE, queue_pass_s=PASS_MS // 1000, hold_ttl_s=3600)
-    ctx = loop.run_until_complete(open_context(settings, background=False))
+    ctx = loop.run_until_complete(open_engine(settings, background=False))
     try:
         seats = [SeatRequest(f"A{n}", "A", n, n * 10, 0, "standard", "standard") for n in range(1, SEATS + 1)]
         city = loop.run_until_complete(ctx.admin.create_city("model", _city()))
@@ -304,11 +304,11 @@ def test_the_queue_agrees_with_its_model(redis_server: RedisServer, admin_databa
         keys = loop.run_until_complete(_keys(ctx))
         if keys:
             loop.run_until_complete(ctx.redis.delete(*keys))
-        loop.run_until_complete(close_context(ctx))
+        loop.run_until_complete(ctx.close())
         loop.close()
 
 
-async def _keys(ctx: Context) -> list[str]:
+async def _keys(ctx: Engine) -> list[str]:
     return [k async for k in ctx.redis.scan_iter(match=f"{ctx.keys.prefix}:*", count=1000)]
 
 

@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from boxoffice.engine.wiring import close_context, open_context
+from boxoffice.engine.wiring import open_engine
 from tests.support.live import LiveServer, serve
 from tests.support.services import RedisServer
 from tests.support.state import State, difference, snapshot
@@ -102,11 +102,11 @@ def fuzz(operation: Any, mode: GenerationMode, live: LiveServer, session: reques
 
 def state_of(live: LiveServer) -> State:
     async def take() -> State:
-        ctx = await open_context(live.settings, background=False)
+        ctx = await open_engine(live.settings, background=False)
         try:
             return await snapshot(ctx)
         finally:
-            await close_context(ctx)
+            await ctx.close()
 
     return asyncio.run(take())
 

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from boxoffice.engine.db import db_time
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import BOTH, SALES_TABLES, ShowRef, pick_show
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 
@@ -34,15 +34,15 @@ def starts_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def show_pattern(ctx: Context, show_id: int) -> str:
+def show_pattern(ctx: Engine, show_id: int) -> str:
     return f"{ctx.keys.show_base(show_id)}*"
 
 
-async def keys_of(ctx: Context, show_id: int) -> set[str]:
+async def keys_of(ctx: Engine, show_id: int) -> set[str]:
     return {k async for k in ctx.redis.scan_iter(match=show_pattern(ctx, show_id), count=1000)}
 
 
-async def snapshot(ctx: Context, pattern: str) -> dict[str, Any]:
+async def snapshot(ctx: Engine, pattern: str) -> dict[str, Any]:
     """Every key matching `pattern` with its whole value, to compare before and after."""
     out: dict[str, Any] = {}
     async for key in ctx.redis.scan_iter(match=pattern, count=1000):
@@ -60,7 +60,7 @@ async def snapshot(ctx: Context, pattern: str) -> dict[str, Any]:
     return out
 
 
-async def later_show(ctx: Context, after: datetime, not_hall: int | None = None) -> ShowRef:
+async def later_show(ctx: Engine, after: datetime, not_hall: int | None = None) -> ShowRef:
     """An open show starting after `after` (another hall than `not_hall` when given)."""
     async with ctx.sql.connect() as conn:
         row = (await conn.execute(text(
@@ -88,23 +88,23 @@ async def next_message(pubsub: Any, timeout_s: float) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
-async def test_the_full_pass_unloads_a_show_past_its_grace_and_nothing_else(ctx: Context) -> None:
+async def test_the_full_pass_unloads_a_show_past_its_grace_and_nothing_else(ctx: Engine) -> None:
     show = await pick_show(ctx, 60, 200)
     info = await ctx.catalog.show(show.show_id)
     other = await later_show(ctx, info.starts_at + timedelta(hours=3), not_hall=show.hall_id)
     seats = iter(show.seat_ids)
 
     # Every kind of record: a sale, a released hold, a grant, active holds, a waiter.
-    paid = await ctx.inventory.hold(show.show_id, [next(seats), next(seats)], "paid@example.org")
-    booking = await ctx.bookings.confirm(paid.hold_id, "unload-key", "tok_ok")
-    released = await ctx.inventory.hold(show.show_id, [next(seats)], "gone@example.org")
-    await ctx.inventory.release(released.hold_id)
+    paid = await ctx.holds.hold(show.show_id, [next(seats), next(seats)], "paid@example.org")
+    booking = await ctx.confirmations.confirm(paid.hold_id, "unload-key", "tok_ok")
+    released = await ctx.holds.hold(show.show_id, [next(seats)], "gone@example.org")
+    await ctx.holds.release(released.hold_id)
     granted = await ctx.waitlist.join(show.show_id, "granted@example.org", 1, None)
     assert granted["status"] == "granted"
-    free = [s for s in seats if s not in await ctx.inventory.seat_statuses(show.show_id)]
+    free = [s for s in seats if s not in await ctx.holds.seat_statuses(show.show_id)]
     active = []
     for i in range(0, len(free), 10):
-        active.append(await ctx.inventory.hold(show.show_id, free[i : i + 10], f"c{i}@example.org"))
+        active.append(await ctx.holds.hold(show.show_id, free[i : i + 10], f"c{i}@example.org"))
     waiting = await ctx.waitlist.join(show.show_id, "waiter@example.org", 2, None)
     assert waiting["status"] == "waiting"
     names = await keys_of(ctx, show.show_id)
@@ -113,8 +113,8 @@ async def test_the_full_pass_unloads_a_show_past_its_grace_and_nothing_else(ctx:
     assert ctx.keys.entry(show.show_id, waiting["entry_id"]) in names
 
     # Another show, loaded, with a live hold and a waiter's trees: it must not change at all.
-    await ctx.inventory.hold(other.show_id, other.seat_ids[:2], "other@example.org")
-    await ctx.inventory.seat_statuses(other.show_id)
+    await ctx.holds.hold(other.show_id, other.seat_ids[:2], "other@example.org")
+    await ctx.holds.seat_statuses(other.show_id)
     before = await snapshot(ctx, show_pattern(ctx, other.show_id))
     assert await ctx.redis.smembers(ctx.keys.loaded_shows) == {str(show.show_id), str(other.show_id)}
 
@@ -149,15 +149,15 @@ async def test_the_full_pass_unloads_a_show_past_its_grace_and_nothing_else(ctx:
     assert expiries() - expired_before == len(active) + 1
 
     # Old ids answer as for a lost hold, from PostgreSQL, without loading the show again.
-    again = await ctx.inventory.hold_status(paid.hold_id)
+    again = await ctx.holds.hold_status(paid.hold_id)
     assert again.status is HoldStatus.CONFIRMED and again.booking_id == booking["booking_id"]
-    assert (await ctx.inventory.hold_status(active[0].hold_id)).status is HoldStatus.EXPIRED
-    assert (await ctx.inventory.hold_status(released.hold_id)).status is HoldStatus.EXPIRED
+    assert (await ctx.holds.hold_status(active[0].hold_id)).status is HoldStatus.EXPIRED
+    assert (await ctx.holds.hold_status(released.hold_id)).status is HoldStatus.EXPIRED
     assert (await ctx.waitlist.status(waiting["entry_id"]))["status"] == "expired"
     assert await keys_of(ctx, show.show_id) == set()
 
     # The seat map reloads the show from PostgreSQL: the sale is there, nothing else.
-    statuses = await ctx.inventory.seat_statuses(show.show_id)
+    statuses = await ctx.holds.seat_statuses(show.show_id)
     assert statuses == {seat: SeatStatus.BOOKED for seat in paid.seats}
     stats = await ctx.redis.hgetall(ctx.keys.stats(show.show_id))
     assert {k: int(v) for k, v in stats.items()} == {
@@ -166,21 +166,21 @@ async def test_the_full_pass_unloads_a_show_past_its_grace_and_nothing_else(ctx:
 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
-async def test_a_hold_still_live_at_the_end_of_the_grace_keeps_the_show(ctx: Context) -> None:
+async def test_a_hold_still_live_at_the_end_of_the_grace_keeps_the_show(ctx: Engine) -> None:
     show = await pick_show(ctx)
     start = starts_ms((await ctx.catalog.show(show.show_id)).starts_at)
-    ctx.settings = ctx.settings.with_changes(unload_after_s=60)
+    ctx.shows.unload_after_s = ctx.sweeper.unload_after_s = 60
     # Taken a second before the start (clock moved): its 300 s outlive the 60 s grace.
-    hold = await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "late@example.org", now_ms=start - 1000)
+    hold = await ctx.holds.hold(show.show_id, show.seat_ids[:2], "late@example.org", now_ms=start - 1000)
     assert hold.expires_at_ms > start + 60_000
 
-    assert await ctx.inventory.unload(show.show_id, now_ms=start + 60_000) == 0
+    assert await ctx.shows.unload(show.show_id, now_ms=start + 60_000) == 0
     assert ctx.keys.hold(show.show_id, hold.hold_id) in await keys_of(ctx, show.show_id)
     await ctx.sweeper.full_pass(now_ms=start + 60_000)
     assert await ctx.redis.sismember(ctx.keys.loaded_shows, str(show.show_id))
 
     # Once its deadline passed, the same call settles it and unloads.
-    deleted = await ctx.inventory.unload(show.show_id, now_ms=hold.expires_at_ms)
+    deleted = await ctx.shows.unload(show.show_id, now_ms=hold.expires_at_ms)
     # the hold's hash, meta, layout, stats, and the status map and seat index load_show made
     assert deleted == 6
     assert await keys_of(ctx, show.show_id) == set()
@@ -188,15 +188,15 @@ async def test_a_hold_still_live_at_the_end_of_the_grace_keeps_the_show(ctx: Con
 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
-async def test_hold_and_entry_hashes_go_in_batches(ctx: Context) -> None:
-    from boxoffice.engine import holds
+async def test_hold_and_entry_hashes_go_in_batches(ctx: Engine) -> None:
+    from boxoffice.engine import show_loader
 
     show = await pick_show(ctx)
     start = starts_ms((await ctx.catalog.show(show.show_id)).starts_at)
     ids = []
     for i in range(5):
-        hold = await ctx.inventory.hold(show.show_id, [show.seat_ids[i]], f"b{i}@example.org")
-        await ctx.inventory.release(hold.hold_id)
+        hold = await ctx.holds.hold(show.show_id, [show.seat_ids[i]], f"b{i}@example.org")
+        await ctx.holds.release(hold.hold_id)
         ids.append(hold.hold_id)
     calls = 0
     run = ctx.scripts.run
@@ -207,12 +207,12 @@ async def test_hold_and_entry_hashes_go_in_batches(ctx: Context) -> None:
         return await run(name, keys, args)
 
     ctx.scripts.run = counting  # type: ignore[method-assign]
-    original = holds.UNLOAD_BATCH
-    holds.UNLOAD_BATCH = 2
+    original = show_loader.UNLOAD_BATCH
+    show_loader.UNLOAD_BATCH = 2
     try:
-        deleted = await ctx.inventory.unload(show.show_id, now_ms=start + ctx.settings.unload_after_s * 1000)
+        deleted = await ctx.shows.unload(show.show_id, now_ms=start + ctx.settings.unload_after_s * 1000)
     finally:
-        holds.UNLOAD_BATCH = original
+        show_loader.UNLOAD_BATCH = original
         ctx.scripts.run = run  # type: ignore[method-assign]
     assert calls == 3  # 2 + 2 + (1 and the show's keys)
     # the hold hashes, meta, layout, stats, and the status map and seat index load_show made
@@ -221,7 +221,7 @@ async def test_hold_and_entry_hashes_go_in_batches(ctx: Context) -> None:
 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
-async def test_an_unloaded_show_still_reads_and_refuses_holds(ctx: Context, client: httpx.AsyncClient) -> None:
+async def test_an_unloaded_show_still_reads_and_refuses_holds(ctx: Engine, client: httpx.AsyncClient) -> None:
     show = await pick_show(ctx)
     info = await ctx.catalog.show(show.show_id)
     held = await client.post(f"/v1/shows/{show.show_id}/holds",
@@ -259,7 +259,7 @@ async def test_an_unloaded_show_still_reads_and_refuses_holds(ctx: Context, clie
         await move_start(ctx, show.show_id, info.starts_at)
 
 
-async def move_start(ctx: Context, show_id: int, starts_at: datetime) -> None:
+async def move_start(ctx: Engine, show_id: int, starts_at: datetime) -> None:
     async with ctx.sql.begin() as conn:
         await conn.execute(text("UPDATE shows SET starts_at = :at WHERE id = :id"),
                            {"at": db_time(conn, starts_at), "id": show_id})
@@ -276,29 +276,29 @@ def cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture
-async def cctx(cluster: LocalCluster, database_url: str) -> AsyncIterator[Context]:
+async def cctx(cluster: LocalCluster, database_url: str) -> AsyncIterator[Engine]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {SALES_TABLES}")
     settings = Settings(redis_url=cluster.url, database_url=database_url, redis_cluster=True,
                         key_prefix=f"t{uuid.uuid4().hex[:10]}", browse_cache_s=0.0, rate_limit_holds_per_min=0,
                         rate_limit_ip_per_min=0, reconcile_interval_s=3600.0)
-    context = await open_context(settings, background=False)
+    context = await open_engine(settings, background=False)
     yield context
     keys = [k async for k in context.redis.scan_iter(match=f"{context.keys.prefix}:*", count=1000)]
     if keys:
         await context.redis.delete(*keys)
-    await close_context(context)
+    await context.close()
 
 
 @pytest.mark.cluster
-async def test_the_full_pass_unloads_shows_on_every_shard(cctx: Context, cluster: LocalCluster) -> None:
+async def test_the_full_pass_unloads_shows_on_every_shard(cctx: Engine, cluster: LocalCluster) -> None:
     shows = await shows_on_every_shard(cctx, cluster, per_shard=1)
     latest = 0
     for show in shows:
-        released = await cctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
-        await cctx.inventory.release(released.hold_id)
-        await cctx.inventory.hold(show.show_id, show.seat_ids[2:4], "bo@example.org")
-        await cctx.inventory.seat_statuses(show.show_id)
+        released = await cctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+        await cctx.holds.release(released.hold_id)
+        await cctx.holds.hold(show.show_id, show.seat_ids[2:4], "bo@example.org")
+        await cctx.holds.seat_statuses(show.show_id)
         latest = max(latest, starts_ms((await cctx.catalog.show(show.show_id)).starts_at))
         assert len(await keys_of(cctx, show.show_id)) >= 10
 

@@ -18,7 +18,7 @@ from boxoffice.engine.errors import AlreadyWaiting, EntryNotWaiting, NoChance, S
 from boxoffice.engine.holds import Hold
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.waitlist import grant_hold_id
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.conftest import BOTH, ShowRef, pick_show
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
@@ -46,18 +46,18 @@ class SmallShow:
         return self.plan.by_id[seat_id].row
 
 
-async def redis_now_ms(ctx: Context) -> int:
+async def redis_now_ms(ctx: Engine) -> int:
     seconds, micros = await ctx.redis.time()
     return int(seconds) * 1000 + int(micros) // 1000
 
 
 @pytest.fixture
-async def t0(ctx: Context) -> int:
+async def t0(ctx: Engine) -> int:
     """The scripts' clock for tests that move time: Redis's own now, then only forward."""
     return await redis_now_ms(ctx)
 
 
-async def small_show(ctx: Context) -> SmallShow:
+async def small_show(ctx: Engine) -> SmallShow:
     ref = await pick_show(ctx, 60, 200)
     return SmallShow(ref, await ctx.catalog.hall_plan(ref.hall_id))
 
@@ -66,42 +66,42 @@ def customer() -> str:
     return f"c{next(_customers)}@example.org"
 
 
-async def fill(ctx: Context, show: SmallShow, groups: Sequence[Sequence[str]] = (), now_ms: int | None = None,
+async def fill(ctx: Engine, show: SmallShow, groups: Sequence[Sequence[str]] = (), now_ms: int | None = None,
                ) -> list[Hold]:
     """Holds `groups` (one hold each, in order), then every other free seat in holds of
     ten made a minute later (so they end a minute after the groups' holds): the show is
     full. Answers the holds of `groups`."""
-    mine = [await ctx.inventory.hold(show.show_id, list(g), customer(), now_ms=now_ms) for g in groups]
+    mine = [await ctx.holds.hold(show.show_id, list(g), customer(), now_ms=now_ms) for g in groups]
     taken = set(await ctx.redis.hkeys(ctx.keys.show_keys(show.show_id)[2]))
     rest = [s for s in show.ref.seat_ids if s not in taken]
     later = (now_ms if now_ms is not None else await redis_now_ms(ctx)) + REST_LATER_MS
     for i in range(0, len(rest), 10):
-        await ctx.inventory.hold(show.show_id, rest[i:i + 10], customer(), now_ms=later)
+        await ctx.holds.hold(show.show_id, rest[i:i + 10], customer(), now_ms=later)
     return mine
 
 
-async def book_in_redis(ctx: Context, show_id: int, seats: Sequence[str], now_ms: int | None = None) -> None:
+async def book_in_redis(ctx: Engine, show_id: int, seats: Sequence[str], now_ms: int | None = None) -> None:
     """Marks seats sold in Redis only (confirm_finish's repair path): sets the scene."""
     await ctx.gateway.call("confirm_finish", show_id, "", f"bk_{'s' * 22}", *seats, now_ms=now_ms)
 
 
-async def entry_field(ctx: Context, show_id: int, entry_id: str, name: str) -> str | None:
+async def entry_field(ctx: Engine, show_id: int, entry_id: str, name: str) -> str | None:
     value = await ctx.redis.hget(ctx.keys.entry(show_id, entry_id), name)
     return None if value is None else str(value)
 
 
-async def status_of(ctx: Context, entry_id: str, now_ms: int | None = None) -> dict[str, object]:
+async def status_of(ctx: Engine, entry_id: str, now_ms: int | None = None) -> dict[str, object]:
     return await ctx.waitlist.status(entry_id, now_ms=now_ms)
 
 
 # -- 1. join --------------------------------------------------------------------------
 
 
-async def test_a_join_is_accepted_only_while_it_has_a_chance(ctx: Context, client: httpx.AsyncClient) -> None:
+async def test_a_join_is_accepted_only_while_it_has_a_chance(ctx: Engine, client: httpx.AsyncClient) -> None:
     show = await small_show(ctx)
     standard = show.seats("standard")
     held = standard[:3]
-    await ctx.inventory.hold(show.show_id, held, customer())
+    await ctx.holds.hold(show.show_id, held, customer())
     await book_in_redis(ctx, show.show_id, [s for s in show.ref.seat_ids if s not in held])
     url = f"/v1/shows/{show.show_id}/waitlist"
 
@@ -117,7 +117,7 @@ async def test_a_join_is_accepted_only_while_it_has_a_chance(ctx: Context, clien
     assert int(await ctx.redis.hget(ctx.keys.stats(show.show_id), "waiting")) == 2
 
 
-async def test_a_customer_waits_at_most_once_per_show(ctx: Context, client: httpx.AsyncClient) -> None:
+async def test_a_customer_waits_at_most_once_per_show(ctx: Engine, client: httpx.AsyncClient) -> None:
     show = await small_show(ctx)
     await fill(ctx, show)
     url = f"/v1/shows/{show.show_id}/waitlist"
@@ -129,7 +129,7 @@ async def test_a_customer_waits_at_most_once_per_show(ctx: Context, client: http
     assert (await client.post(url, json={"count": 2, "customer": "ana@example.org"})).status_code == 201
 
 
-async def test_entries_have_positions_in_arrival_order_and_unguessable_ids(ctx: Context,
+async def test_entries_have_positions_in_arrival_order_and_unguessable_ids(ctx: Engine,
                                                                            client: httpx.AsyncClient) -> None:
     show = await small_show(ctx)
     await fill(ctx, show)
@@ -163,7 +163,7 @@ async def test_entries_have_positions_in_arrival_order_and_unguessable_ids(ctx: 
     assert (await client.get(f"/v1/waitlist/{entries[2]['entry_id']}")).json()["position"] == 2
 
 
-async def test_a_join_is_granted_at_once_when_seats_are_free_for_it(ctx: Context, client: httpx.AsyncClient) -> None:
+async def test_a_join_is_granted_at_once_when_seats_are_free_for_it(ctx: Engine, client: httpx.AsyncClient) -> None:
     show = await small_show(ctx)
     answer = await client.post(f"/v1/shows/{show.show_id}/waitlist", json={"count": 3, "customer": "ana@example.org"})
     assert answer.status_code == 201
@@ -183,13 +183,13 @@ async def test_a_join_is_granted_at_once_when_seats_are_free_for_it(ctx: Context
 # -- 2. grants inside the freeing scripts ------------------------------------------------
 
 
-async def test_a_release_grants_in_arrival_order_with_the_full_hold_time(ctx: Context, t0: int) -> None:
+async def test_a_release_grants_in_arrival_order_with_the_full_hold_time(ctx: Engine, t0: int) -> None:
     show = await small_show(ctx)
     group = show.ref.seat_ids[:6]
     (hold,) = await fill(ctx, show, [group])
     entries = [await ctx.waitlist.join(show.show_id, customer(), n, None, now_ms=t0) for n in (2, 1, 3, 1)]
     released_at = t0 + 5_000
-    await ctx.inventory.release(hold.hold_id, now_ms=released_at)
+    await ctx.holds.release(hold.hold_id, now_ms=released_at)
 
     states = [await status_of(ctx, e["entry_id"], released_at) for e in entries]
     assert [s["status"] for s in states] == ["granted", "granted", "granted", "waiting"]
@@ -199,8 +199,8 @@ async def test_a_release_grants_in_arrival_order_with_the_full_hold_time(ctx: Co
         grant = state["hold"]
         assert isinstance(grant, dict)
         assert len(grant["seats"]) == entry["count"] and grant["ttl_s"] == ctx.settings.hold_ttl_s
-        expires = (await ctx.inventory.hold_status(grant["hold_id"], now_ms=released_at)).expires_at_ms
-        assert expires == released_at + ctx.hold_ttl_ms, "a grant gets the full hold time"
+        expires = (await ctx.holds.hold_status(grant["hold_id"], now_ms=released_at)).expires_at_ms
+        assert expires == released_at + ctx.gateway.hold_ttl_ms, "a grant gets the full hold time"
         granted_seats += grant["seats"]
     assert sorted(granted_seats) == sorted(group)
     end_order = [int(await entry_field(ctx, show.show_id, e["entry_id"], "end_seq") or 0) for e in entries[:3]]
@@ -208,7 +208,7 @@ async def test_a_release_grants_in_arrival_order_with_the_full_hold_time(ctx: Co
 
 
 @pytest.mark.parametrize("reader", ["sweep", "seat_map", "entry_status", "eta_holds"])
-async def test_an_expiry_grants_inside_whichever_script_settles_it(ctx: Context, t0: int, reader: str) -> None:
+async def test_an_expiry_grants_inside_whichever_script_settles_it(ctx: Engine, t0: int, reader: str) -> None:
     show = await small_show(ctx)
     (hold,) = await fill(ctx, show, [show.ref.seat_ids[:2]])
     entry = await ctx.waitlist.join(show.show_id, customer(), 2, None, now_ms=t0)
@@ -218,13 +218,13 @@ async def test_an_expiry_grants_inside_whichever_script_settles_it(ctx: Context,
     assert await entry_field(ctx, show.show_id, entry["entry_id"], "status") == "waiting"
     await ctx.gateway.call(reader, show.show_id, *args, now_ms=deadline)
     assert await entry_field(ctx, show.show_id, entry["entry_id"], "status") == "granted"
-    grant = await ctx.inventory.hold_status(grant_hold_id(entry["entry_id"]), now_ms=deadline)
+    grant = await ctx.holds.hold_status(grant_hold_id(entry["entry_id"]), now_ms=deadline)
     assert sorted(grant.seats) == sorted(show.ref.seat_ids[:2])
-    assert grant.expires_at_ms == deadline + ctx.hold_ttl_ms
-    assert (await ctx.inventory.hold_status(hold.hold_id, now_ms=deadline)).status is HoldStatus.EXPIRED
+    assert grant.expires_at_ms == deadline + ctx.gateway.hold_ttl_ms
+    assert (await ctx.holds.hold_status(hold.hold_id, now_ms=deadline)).status is HoldStatus.EXPIRED
 
 
-async def test_a_confirm_that_failed_past_its_hold_grants_the_seats(ctx: Context, t0: int) -> None:
+async def test_a_confirm_that_failed_past_its_hold_grants_the_seats(ctx: Engine, t0: int) -> None:
     show = await small_show(ctx)
     late, early = await fill(ctx, show, [show.ref.seat_ids[:2], show.ref.seat_ids[2:4]])
     entry = await ctx.waitlist.join(show.show_id, customer(), 2, None, now_ms=t0)
@@ -242,16 +242,16 @@ async def test_a_confirm_that_failed_past_its_hold_grants_the_seats(ctx: Context
     outcome = await ctx.gateway.call("confirm_abort", show.show_id, late.hold_id, fence, now_ms=aborted_at)
     assert int(outcome) == 2, "the hold ended in the abort script"
     assert await entry_field(ctx, show.show_id, entry["entry_id"], "status") == "granted"
-    grant = await ctx.inventory.hold_status(grant_hold_id(entry["entry_id"]), now_ms=aborted_at)
+    grant = await ctx.holds.hold_status(grant_hold_id(entry["entry_id"]), now_ms=aborted_at)
     # Settled before granting: the early hold's deadline had passed too, and it ended first.
     assert early.expires_at_ms <= aborted_at
     assert sorted(grant.seats) == sorted(show.ref.seat_ids[2:4])
-    assert grant.expires_at_ms == aborted_at + ctx.hold_ttl_ms
-    statuses = await ctx.inventory.seat_statuses(show.show_id, now_ms=aborted_at)
+    assert grant.expires_at_ms == aborted_at + ctx.gateway.hold_ttl_ms
+    statuses = await ctx.holds.seat_statuses(show.show_id, now_ms=aborted_at)
     assert all(seat not in statuses for seat in show.ref.seat_ids[:2]), "the late hold's seats are free"
 
 
-async def test_granted_seats_sit_together_in_one_row_where_the_hall_allows(ctx: Context, t0: int) -> None:
+async def test_granted_seats_sit_together_in_one_row_where_the_hall_allows(ctx: Engine, t0: int) -> None:
     show = await small_show(ctx)
     rows: dict[str, list[str]] = {}
     for seat in show.plan.seats:
@@ -263,12 +263,12 @@ async def test_granted_seats_sit_together_in_one_row_where_the_hall_allows(ctx: 
     # (some of which rank better).
     await fill(ctx, show, [scattered, block], now_ms=t0)
     together = await ctx.waitlist.join(show.show_id, customer(), 3, None, now_ms=t0)
-    await ctx.gateway.call("sweep", show.show_id, now_ms=t0 + ctx.hold_ttl_ms)
-    grant = (await status_of(ctx, together["entry_id"], t0 + ctx.hold_ttl_ms))["hold"]
+    await ctx.gateway.call("sweep", show.show_id, now_ms=t0 + ctx.gateway.hold_ttl_ms)
+    grant = (await status_of(ctx, together["entry_id"], t0 + ctx.gateway.hold_ttl_ms))["hold"]
     assert isinstance(grant, dict) and sorted(grant["seats"]) == sorted(block)
 
 
-async def test_seats_across_an_aisle_are_not_together(ctx: Context, t0: int) -> None:
+async def test_seats_across_an_aisle_are_not_together(ctx: Engine, t0: int) -> None:
     show = await small_show(ctx)
     places = show.plan.row_places()
     rows: dict[str, list[Seat]] = {}
@@ -287,29 +287,29 @@ async def test_seats_across_an_aisle_are_not_together(ctx: Context, t0: int) -> 
     assert across[0].rank + across[1].rank < beside[0].rank + beside[1].rank, "the test needs this"
     await fill(ctx, show, [[across[0].id, across[1].id], [beside[0].id, beside[1].id]], now_ms=t0)
     entry = await ctx.waitlist.join(show.show_id, customer(), 2, None, now_ms=t0)
-    await ctx.gateway.call("sweep", show.show_id, now_ms=t0 + ctx.hold_ttl_ms)
-    grant = (await status_of(ctx, entry["entry_id"], t0 + ctx.hold_ttl_ms))["hold"]
+    await ctx.gateway.call("sweep", show.show_id, now_ms=t0 + ctx.gateway.hold_ttl_ms)
+    grant = (await status_of(ctx, entry["entry_id"], t0 + ctx.gateway.hold_ttl_ms))["hold"]
     assert isinstance(grant, dict) and sorted(grant["seats"]) == sorted([beside[0].id, beside[1].id])
 
 
-async def test_without_adjacent_seats_a_group_gets_the_best_ranked_ones(ctx: Context, t0: int) -> None:
+async def test_without_adjacent_seats_a_group_gets_the_best_ranked_ones(ctx: Engine, t0: int) -> None:
     show = await small_show(ctx)
     row = [s.id for s in show.plan.seats if s.row == show.plan.seats[0].row]
     scattered = row[0:8:2]  # four seats, no two adjacent
     await fill(ctx, show, [scattered], now_ms=t0)
     entry = await ctx.waitlist.join(show.show_id, customer(), 3, None, now_ms=t0)
-    await ctx.gateway.call("sweep", show.show_id, now_ms=t0 + ctx.hold_ttl_ms)
-    grant = (await status_of(ctx, entry["entry_id"], t0 + ctx.hold_ttl_ms))["hold"]
+    await ctx.gateway.call("sweep", show.show_id, now_ms=t0 + ctx.gateway.hold_ttl_ms)
+    grant = (await status_of(ctx, entry["entry_id"], t0 + ctx.gateway.hold_ttl_ms))["hold"]
     best = sorted(scattered, key=lambda s: show.plan.by_id[s].rank)[:3]
     assert isinstance(grant, dict) and sorted(grant["seats"]) == sorted(best)
 
 
-async def test_a_newcomer_cannot_take_a_freed_seat_a_waiter_could_use(ctx: Context, client: httpx.AsyncClient) -> None:
+async def test_a_newcomer_cannot_take_a_freed_seat_a_waiter_could_use(ctx: Engine, client: httpx.AsyncClient) -> None:
     show = await small_show(ctx)
     freed = show.ref.seat_ids[:2]
     (hold,) = await fill(ctx, show, [freed])
     entry = await ctx.waitlist.join(show.show_id, "waiter@example.org", 3, None)
-    await ctx.inventory.release(hold.hold_id)
+    await ctx.holds.release(hold.hold_id)
     # Two free seats, the waiter needs three: it keeps them; nobody else may hold them.
     assert (await ctx.waitlist.status(entry["entry_id"]))["status"] == "waiting"
     refused = await client.post(f"/v1/shows/{show.show_id}/holds",
@@ -322,28 +322,28 @@ async def test_a_newcomer_cannot_take_a_freed_seat_a_waiter_could_use(ctx: Conte
     assert all(shown[s] == "held" for s in freed) and seat_map["counts"]["available"] == 0
     # Once nobody waits, the seats are anybody's.
     await ctx.waitlist.leave(entry["entry_id"])
-    assert (await ctx.inventory.seat_statuses(show.show_id)).get(freed[0]) is None
-    await ctx.inventory.hold(show.show_id, freed, "newcomer@example.org")
+    assert (await ctx.holds.seat_statuses(show.show_id)).get(freed[0]) is None
+    await ctx.holds.hold(show.show_id, freed, "newcomer@example.org")
 
 
-async def test_a_group_is_served_all_at_once_or_not_at_all(ctx: Context, t0: int) -> None:
+async def test_a_group_is_served_all_at_once_or_not_at_all(ctx: Engine, t0: int) -> None:
     show = await small_show(ctx)
     one, two, three = (show.ref.seat_ids[i:i + 1] for i in range(3))
     holds = await fill(ctx, show, [one, two, three])
     group = await ctx.waitlist.join(show.show_id, customer(), 3, None, now_ms=t0)
     single = await ctx.waitlist.join(show.show_id, customer(), 1, None, now_ms=t0)
     for i, hold in enumerate(holds[:2]):
-        await ctx.inventory.release(hold.hold_id, now_ms=t0 + i)
+        await ctx.holds.release(hold.hold_id, now_ms=t0 + i)
         assert (await status_of(ctx, group["entry_id"]))["status"] == "waiting"
         assert (await status_of(ctx, single["entry_id"]))["status"] == "waiting", "the later single waits"
-    await ctx.inventory.release(holds[2].hold_id, now_ms=t0 + 2)
+    await ctx.holds.release(holds[2].hold_id, now_ms=t0 + 2)
     grant = (await status_of(ctx, group["entry_id"]))["hold"]
     assert isinstance(grant, dict) and sorted(grant["seats"]) == sorted(one + two + three)
     assert (await status_of(ctx, single["entry_id"]))["position"] == 1
 
 
 async def test_a_later_request_of_another_category_is_served_with_seats_the_earlier_cannot_use(
-        ctx: Context, t0: int) -> None:
+        ctx: Engine, t0: int) -> None:
     show = await small_show(ctx)
     standard, vip = show.seats("standard")[:1], show.seats("vip")[:2]
     h_standard, h_vip1, h_vip2 = await fill(ctx, show, [standard, vip[:1], vip[1:]], now_ms=t0)
@@ -351,14 +351,14 @@ async def test_a_later_request_of_another_category_is_served_with_seats_the_earl
     wants_standard = await ctx.waitlist.join(show.show_id, customer(), 1, "standard", now_ms=t0)
     wants_any = await ctx.waitlist.join(show.show_id, customer(), 1, None, now_ms=t0)
 
-    await ctx.inventory.release(h_standard.hold_id, now_ms=t0)
+    await ctx.holds.release(h_standard.hold_id, now_ms=t0)
     assert (await status_of(ctx, wants_vip["entry_id"]))["status"] == "waiting"
     assert (await status_of(ctx, wants_standard["entry_id"]))["hold"]["seats"] == standard  # type: ignore[index]
     # One vip seat: the vip waiter (earlier) keeps it; the later "any" waiter may not take it.
-    await ctx.inventory.release(h_vip1.hold_id, now_ms=t0)
+    await ctx.holds.release(h_vip1.hold_id, now_ms=t0)
     assert (await status_of(ctx, wants_any["entry_id"]))["status"] == "waiting"
-    assert (await ctx.inventory.seat_statuses(show.show_id, now_ms=t0))[vip[0]] is SeatStatus.HELD
-    await ctx.inventory.release(h_vip2.hold_id, now_ms=t0)
+    assert (await ctx.holds.seat_statuses(show.show_id, now_ms=t0))[vip[0]] is SeatStatus.HELD
+    await ctx.holds.release(h_vip2.hold_id, now_ms=t0)
     assert sorted((await status_of(ctx, wants_vip["entry_id"]))["hold"]["seats"]) == sorted(vip)  # type: ignore[index]
     assert (await status_of(ctx, wants_any["entry_id"]))["status"] == "waiting"
 
@@ -366,7 +366,7 @@ async def test_a_later_request_of_another_category_is_served_with_seats_the_earl
 # -- 3. chance lost, show start, leaving -------------------------------------------------
 
 
-async def test_a_booking_that_takes_the_last_chance_makes_the_waiter_impossible(ctx: Context) -> None:
+async def test_a_booking_that_takes_the_last_chance_makes_the_waiter_impossible(ctx: Engine) -> None:
     show = await small_show(ctx)
     vip = show.seats("vip")
     last_two = vip[:2]
@@ -374,7 +374,7 @@ async def test_a_booking_that_takes_the_last_chance_makes_the_waiter_impossible(
     (hold,) = await fill(ctx, show, [last_two])
     wants_vip = await ctx.waitlist.join(show.show_id, customer(), 2, "vip")
     wants_any = await ctx.waitlist.join(show.show_id, customer(), 1, None)
-    booking = await ctx.bookings.confirm(hold.hold_id, "key-1", "tok_ok")
+    booking = await ctx.confirmations.confirm(hold.hold_id, "key-1", "tok_ok")
     assert sorted(booking["seats"]) == sorted(last_two)
     vip_state = await ctx.waitlist.status(wants_vip["entry_id"])
     assert vip_state["status"] == "impossible" and vip_state["position"] is None
@@ -384,7 +384,7 @@ async def test_a_booking_that_takes_the_last_chance_makes_the_waiter_impossible(
         await ctx.waitlist.leave(wants_vip["entry_id"])
 
 
-async def test_waiting_entries_expire_when_the_show_starts(ctx: Context) -> None:
+async def test_waiting_entries_expire_when_the_show_starts(ctx: Engine) -> None:
     show = await small_show(ctx)
     await fill(ctx, show)
     entries = [await ctx.waitlist.join(show.show_id, customer(), n, None) for n in (1, 2)]
@@ -402,12 +402,12 @@ async def test_waiting_entries_expire_when_the_show_starts(ctx: Context) -> None
         await ctx.waitlist.join(show.show_id, customer(), 1, None, now_ms=starts_at + 1)
 
 
-async def test_leaving_is_immediate_and_hands_claimed_seats_on(ctx: Context, client: httpx.AsyncClient) -> None:
+async def test_leaving_is_immediate_and_hands_claimed_seats_on(ctx: Engine, client: httpx.AsyncClient) -> None:
     show = await small_show(ctx)
     (hold,) = await fill(ctx, show, [show.ref.seat_ids[:2]])
     first = await ctx.waitlist.join(show.show_id, customer(), 3, None)
     second = await ctx.waitlist.join(show.show_id, customer(), 2, None)
-    await ctx.inventory.release(hold.hold_id)  # two seats: the first keeps them, needing three
+    await ctx.holds.release(hold.hold_id)  # two seats: the first keeps them, needing three
     assert (await ctx.waitlist.status(second["entry_id"]))["status"] == "waiting"
     assert (await client.delete(f"/v1/waitlist/{first['entry_id']}")).status_code == 204
     assert (await client.get(f"/v1/waitlist/{first['entry_id']}")).json()["status"] == "cancelled"
@@ -417,20 +417,20 @@ async def test_leaving_is_immediate_and_hands_claimed_seats_on(ctx: Context, cli
     assert granted["status"] == "granted" and sorted(granted["hold"]["seats"]) == sorted(show.ref.seat_ids[:2])
 
 
-async def test_the_engine_raises_the_contract_errors_of_join(ctx: Context) -> None:
+async def test_the_engine_raises_the_contract_errors_of_join(ctx: Engine) -> None:
     show = await small_show(ctx)
     await fill(ctx, show)
     await ctx.waitlist.join(show.show_id, "ana@example.org", 1, None)
     with pytest.raises(AlreadyWaiting):
         await ctx.waitlist.join(show.show_id, "ana@example.org", 1, None)
     with pytest.raises(SeatsUnavailable):  # a full show
-        await ctx.inventory.hold(show.show_id, show.ref.seat_ids[:1], customer())
+        await ctx.holds.hold(show.show_id, show.ref.seat_ids[:1], customer())
     await book_in_redis(ctx, show.show_id, show.ref.seat_ids[:-1])
     with pytest.raises(NoChance):
         await ctx.waitlist.join(show.show_id, customer(), 2, None)
 
 
-async def test_a_hold_whose_seats_a_repair_sold_still_ends_and_the_queue_goes_on(ctx: Context, t0: int) -> None:
+async def test_a_hold_whose_seats_a_repair_sold_still_ends_and_the_queue_goes_on(ctx: Engine, t0: int) -> None:
     """A hold left with no seat of its own (the reconciler sold them) frees nothing at its
     deadline; that must not break the script that settles it (Lua's -0 once did)."""
     show = await small_show(ctx)

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from boxoffice.engine.waitlist import EXACT_UP_TO, PRIOR_UNPAID_SHARE, HoldsAhead, estimate_eta_s, unpaid_share
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.test_waitlist import customer, fill, small_show, t0  # noqa: F401 - t0 is a fixture
 
 NOW = 1_000_000
@@ -75,7 +75,7 @@ def test_the_holds_ahead_are_counted_for_the_entry_s_category() -> None:
 
 
 async def test_one_read_of_the_holds_serves_every_waiter_of_a_show_and_etas_grow_with_position(
-        ctx: Context) -> None:
+        ctx: Engine) -> None:
     show = await small_show(ctx)
     await fill(ctx, show, [[seat] for seat in show.ref.seat_ids[:30]])
     entries = [await ctx.waitlist.join(show.show_id, customer(), 1, None) for _ in range(12)]
@@ -95,7 +95,7 @@ async def test_one_read_of_the_holds_serves_every_waiter_of_a_show_and_etas_grow
 
 
 async def test_the_status_gives_an_eta_from_the_holds_ahead_and_null_when_unknown(
-        ctx: Context, client: httpx.AsyncClient, t0: int) -> None:  # noqa: F811
+        ctx: Engine, client: httpx.AsyncClient, t0: int) -> None:  # noqa: F811
     show = await small_show(ctx)
     first, second = show.ref.seat_ids[:2], show.ref.seat_ids[2:4]
     early, late = await fill(ctx, show, [first, second], now_ms=t0)

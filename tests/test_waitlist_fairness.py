@@ -28,7 +28,7 @@ from boxoffice.engine.errors import ScriptCode
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.waitlist import grant_hold_id
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.best_model import Place, best_block, best_scattered, places_of
 from tests.test_waitlist import SmallShow, book_in_redis, redis_now_ms, small_show
 
@@ -228,7 +228,7 @@ def contested_seats(show: SmallShow) -> list[Seat]:
 
 class WaitlistMachine(RuleBasedStateMachine):
     loop: asyncio.AbstractEventLoop
-    ctx: Context
+    ctx: Engine
     show: SmallShow
     contested: list[Seat]
 
@@ -412,7 +412,7 @@ class WaitlistMachine(RuleBasedStateMachine):
             assert (int(status[3]), int(status[5]), int(status[9])) == (position, ahead, free)
 
 
-async def drop_keys(ctx: Context) -> None:
+async def drop_keys(ctx: Engine) -> None:
     keys = [k async for k in ctx.redis.scan_iter(match=f"{ctx.keys.prefix}:*", count=1000)]
     if keys:
         await ctx.redis.delete(*keys)
@@ -420,7 +420,7 @@ async def drop_keys(ctx: Context) -> None:
 
 def test_the_waitlist_follows_the_model_of_the_rules(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
-    ctx = loop.run_until_complete(open_context(settings.with_changes(hold_ttl_s=TTL_S, browse_cache_s=60.0),
+    ctx = loop.run_until_complete(open_engine(settings.with_changes(hold_ttl_s=TTL_S, browse_cache_s=60.0),
                                                background=False))
     try:
         WaitlistMachine.loop, WaitlistMachine.ctx = loop, ctx
@@ -433,7 +433,7 @@ def test_the_waitlist_follows_the_model_of_the_rules(settings: Settings) -> None
             suppress_health_check=[HealthCheck.too_slow]))
     finally:
         loop.run_until_complete(drop_keys(ctx))
-        loop.run_until_complete(close_context(ctx))
+        loop.run_until_complete(ctx.close())
         loop.close()
 
 
@@ -444,14 +444,14 @@ WAVES = 12  # each lets the next 15 deadlines pass; the queue is not through by 
 
 
 async def test_300_waiters_are_served_in_arrival_order_while_holds_expire_in_waves(
-        ctx: Context, client: httpx.AsyncClient) -> None:
+        ctx: Engine, client: httpx.AsyncClient) -> None:
     rng = random.Random(11)
     show = await small_show(ctx)
     keys = ctx.keys.show_keys(show.show_id)
     t0 = await redis_now_ms(ctx)
     # A full show: one seat per hold, deadlines 10 ms apart, so waves of expiry can be cut.
     for i, seat in enumerate(show.ref.seat_ids):
-        await ctx.inventory.hold(show.show_id, [seat], f"early{i}@example.org", now_ms=t0 + 10 * i)
+        await ctx.holds.hold(show.show_id, [seat], f"early{i}@example.org", now_ms=t0 + 10 * i)
 
     async def join(i: int) -> httpx.Response:
         return await client.post(f"/v1/shows/{show.show_id}/waitlist",

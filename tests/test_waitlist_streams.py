@@ -1,6 +1,6 @@
 """Live updates over Server-Sent Events: a waiter's stream (current state first, then
 position moves, the grant with its hold, impossible) and the live seat map, within a
-second, with the change made by another engine Context or another service process
+second, with the change made by another Engine or another service process
 (the news travels through Redis pub/sub, never through process memory)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import uvicorn
 
 from boxoffice.api.app import create_app
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import BOTH, ROOT
 from tests.support.services import free_port
 from tests.test_waitlist import book_in_redis, customer, fill, small_show
@@ -53,12 +53,12 @@ async def sse(base_url: str, path: str) -> AsyncIterator[EventStream]:
 
 
 @contextlib.asynccontextmanager
-async def serve(ctx: Context) -> AsyncIterator[str]:
+async def serve(ctx: Engine) -> AsyncIterator[str]:
     """This test's app on a real socket (httpx's in-process transport cannot stream)."""
     ctx.events.start()
     await asyncio.wait_for(ctx.events.connected.wait(), 5)
     port = free_port()
-    config = uvicorn.Config(create_app(ctx.settings, context=ctx), host="127.0.0.1", port=port,
+    config = uvicorn.Config(create_app(ctx.settings, engine=ctx), host="127.0.0.1", port=port,
                             log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -74,14 +74,14 @@ async def serve(ctx: Context) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def other_process_context(settings: Settings) -> AsyncIterator[Context]:
-    """A second engine Context on the same Redis and database: what another service process
+async def other_process_context(settings: Settings) -> AsyncIterator[Engine]:
+    """A second Engine on the same Redis and database: what another service process
     would hold (its own connections, its own event hub)."""
-    other = await open_context(settings, background=False)
+    other = await open_engine(settings, background=False)
     try:
         yield other
     finally:
-        await close_context(other)
+        await other.close()
 
 
 async def timed(change: Any) -> float:
@@ -91,7 +91,7 @@ async def timed(change: Any) -> float:
 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
-async def test_a_waiter_hears_its_position_move_and_its_grant_within_a_second(ctx: Context) -> None:
+async def test_a_waiter_hears_its_position_move_and_its_grant_within_a_second(ctx: Engine) -> None:
     show = await small_show(ctx)
     (one_seat,) = await fill(ctx, show, [show.ref.seat_ids[:1]])
     ahead = await ctx.waitlist.join(show.show_id, customer(), 1, None)
@@ -107,7 +107,7 @@ async def test_a_waiter_hears_its_position_move_and_its_grant_within_a_second(ct
         assert moved["status"] == "waiting" and moved["position"] == 1
         assert time.monotonic() - began < PROMPT_S
 
-        began = await timed(other.inventory.release(one_seat.hold_id))
+        began = await timed(other.holds.release(one_seat.hold_id))
         granted = await events.next()
         while granted["status"] == "waiting":  # an eta update may come first
             granted = await events.next()
@@ -117,7 +117,7 @@ async def test_a_waiter_hears_its_position_move_and_its_grant_within_a_second(ct
         assert granted["hold"]["ttl_s"] == ctx.settings.hold_ttl_s
 
 
-async def test_a_waiter_hears_it_became_impossible(ctx: Context) -> None:
+async def test_a_waiter_hears_it_became_impossible(ctx: Engine) -> None:
     show = await small_show(ctx)
     vip = show.seats("vip")
     await fill(ctx, show)
@@ -131,21 +131,21 @@ async def test_a_waiter_hears_it_became_impossible(ctx: Context) -> None:
         assert event["status"] == "impossible" and event["hold"] is None
 
 
-async def test_a_reconnecting_waiter_gets_the_current_state_first(ctx: Context) -> None:
+async def test_a_reconnecting_waiter_gets_the_current_state_first(ctx: Engine) -> None:
     show = await small_show(ctx)
     (one_seat,) = await fill(ctx, show, [show.ref.seat_ids[:1]])
     me = await ctx.waitlist.join(show.show_id, customer(), 1, None)
     async with serve(ctx) as url:
         async with sse(url, f"/v1/waitlist/{me['entry_id']}/events") as events:
             assert (await events.next())["status"] == "waiting"
-        await ctx.inventory.release(one_seat.hold_id)  # while nobody listens
+        await ctx.holds.release(one_seat.hold_id)  # while nobody listens
         async with sse(url, f"/v1/waitlist/{me['entry_id']}/events") as events:
             again = await events.next()
             assert again["status"] == "granted" and again["hold"]["seats"] == show.ref.seat_ids[:1]
 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
-async def test_the_live_seat_map_sends_the_whole_map_then_changes_within_a_second(ctx: Context) -> None:
+async def test_the_live_seat_map_sends_the_whole_map_then_changes_within_a_second(ctx: Engine) -> None:
     show = await small_show(ctx)
     seats = show.ref.seat_ids
     async with serve(ctx) as url, other_process_context(ctx.settings) as other, \
@@ -155,7 +155,7 @@ async def test_the_live_seat_map_sends_the_whole_map_then_changes_within_a_secon
         assert full["counts"] == {"available": len(seats), "held": 0, "booked": 0}
 
         began = time.monotonic()
-        hold = await other.inventory.hold(show.show_id, seats[:2], customer())
+        hold = await other.holds.hold(show.show_id, seats[:2], customer())
         delta = await events.next()
         assert time.monotonic() - began < PROMPT_S
         assert sorted(delta["seats"], key=lambda s: s["id"]) == [{"id": s, "status": "held"} for s in sorted(seats[:2])]
@@ -164,11 +164,11 @@ async def test_the_live_seat_map_sends_the_whole_map_then_changes_within_a_secon
         # A waiter needing three seats keeps the two that come free: they stay held on the map.
         rest = seats[2:]
         for i in range(0, len(rest), 10):
-            await other.inventory.hold(show.show_id, rest[i:i + 10], customer())
+            await other.holds.hold(show.show_id, rest[i:i + 10], customer())
         while (await events.next())["counts"]["available"] > 0:
             pass
         waiter = await other.waitlist.join(show.show_id, customer(), 3, None)
-        await other.inventory.release(hold.hold_id)
+        await other.holds.release(hold.hold_id)
         # (the next event is a sale made after the release: the release changed nothing shown)
         await book_in_redis(other, show.show_id, seats[-1:])
         sold = await events.next()
@@ -183,7 +183,7 @@ async def test_the_live_seat_map_sends_the_whole_map_then_changes_within_a_secon
         assert freed["counts"] == {"available": 2, "held": len(seats) - 3, "booked": 1}
 
 
-async def test_a_stream_served_by_another_process_hears_a_change_made_here(ctx: Context, database_url: str) -> None:
+async def test_a_stream_served_by_another_process_hears_a_change_made_here(ctx: Engine, database_url: str) -> None:
     """Two service processes: a uvicorn subprocess serves the stream, this process changes."""
     show = await small_show(ctx)
     (one_seat,) = await fill(ctx, show, [show.ref.seat_ids[:1]])
@@ -210,7 +210,7 @@ async def test_a_stream_served_by_another_process_hears_a_change_made_here(ctx: 
                 await asyncio.sleep(0.1)
         async with sse(url, f"/v1/waitlist/{me['entry_id']}/events") as events:
             assert (await events.next())["status"] == "waiting"
-            began = await timed(ctx.inventory.release(one_seat.hold_id))
+            began = await timed(ctx.holds.release(one_seat.hold_id))
             event = await events.next()
             while event["status"] == "waiting":
                 event = await events.next()

@@ -24,7 +24,7 @@ from boxoffice.engine.errors import NotFound
 from boxoffice.engine.redis.autopipeline import _pack_any, pack
 from boxoffice.engine.redis.pubsub import CLIENT_NAME as EVENTS_CLIENT_NAME
 from boxoffice.engine.redis.pubsub import ShowChange
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.conftest import ShowRef
 from tests.support import rawasgi
 from tests.support.services import RedisServer
@@ -42,9 +42,9 @@ async def eventually(condition: Callable[[], bool | Awaitable[bool]], timeout_s:
         await asyncio.sleep(0.01)
 
 
-def plain_app(ctx: Context) -> Any:
+def plain_app(ctx: Engine) -> Any:
     """The same app with every request through Starlette's own routing (no HotRoutes)."""
-    app = create_app(ctx.settings, context=ctx)
+    app = create_app(ctx.settings, engine=ctx)
     app.user_middleware = [m for m in app.user_middleware if m.cls is not HotRoutes]
     return app
 
@@ -52,7 +52,7 @@ def plain_app(ctx: Context) -> Any:
 # -- hot routes ------------------------------------------------------------------------------
 
 
-async def test_hot_routes_answer_exactly_as_starlette_does(ctx: Context, show: ShowRef,
+async def test_hot_routes_answer_exactly_as_starlette_does(ctx: Engine, show: ShowRef,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     served: list[str] = []
     original = HotRoutes.serve
@@ -82,7 +82,7 @@ async def test_hot_routes_answer_exactly_as_starlette_does(ctx: Context, show: S
         ("DELETE", "/v1/waitlist/not-an-entry", [], []),
         ("POST", f"{url}/waitlist", json, [b'{"count": 0}']),
     ]
-    fast, plain = create_app(ctx.settings, context=ctx), plain_app(ctx)
+    fast, plain = create_app(ctx.settings, engine=ctx), plain_app(ctx)
     for method, path, headers, chunks in requests:
         got = await rawasgi.call(fast, method, path, headers, list(chunks))
         expected = await rawasgi.call(plain, method, path, headers, list(chunks))
@@ -94,14 +94,14 @@ async def test_hot_routes_answer_exactly_as_starlette_does(ctx: Context, show: S
     assert len(served) == len(requests) - 2, served
 
 
-async def test_an_unexpected_error_on_a_hot_route_is_the_plain_500(ctx: Context, show: ShowRef,
+async def test_an_unexpected_error_on_a_hot_route_is_the_plain_500(ctx: Engine, show: ShowRef,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(ctx.inventory, "hold", broken)
+    monkeypatch.setattr(ctx.holds, "hold", broken)
     answers = []
-    for app in (create_app(ctx.settings, context=ctx), plain_app(ctx)):
+    for app in (create_app(ctx.settings, engine=ctx), plain_app(ctx)):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             answers.append(await http.post(f"/v1/shows/{show.show_id}/holds",
@@ -112,10 +112,10 @@ async def test_an_unexpected_error_on_a_hot_route_is_the_plain_500(ctx: Context,
     assert "secret" not in fast.text and fast.headers["content-security-policy"]
 
 
-async def test_a_chunked_body_is_counted_even_with_a_content_length(ctx: Context, show: ShowRef) -> None:
+async def test_a_chunked_body_is_counted_even_with_a_content_length(ctx: Engine, show: ShowRef) -> None:
     limit = ctx.settings.max_body_bytes
     headers = [(b"content-type", b"application/json"), (b"content-length", b"10"), (b"transfer-encoding", b"chunked")]
-    answer = await rawasgi.call(create_app(ctx.settings, context=ctx), "POST", f"/v1/shows/{show.show_id}/holds",
+    answer = await rawasgi.call(create_app(ctx.settings, engine=ctx), "POST", f"/v1/shows/{show.show_id}/holds",
                                 headers, [b"[" * 4096] * 16)
     assert answer.status == 413 and answer.json()["error"] == "payload_too_large"
     assert answer.chunks_read_at_answer == limit // 4096 + 1
@@ -125,18 +125,18 @@ async def test_a_chunked_body_is_counted_even_with_a_content_length(ctx: Context
 # -- shared seat map reads ---------------------------------------------------------------------
 
 
-async def test_concurrent_seat_maps_of_a_show_share_reads(ctx: Context, client: httpx.AsyncClient, show: ShowRef,
+async def test_concurrent_seat_maps_of_a_show_share_reads(ctx: Engine, client: httpx.AsyncClient, show: ShowRef,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    await ctx.inventory.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     reads = 0
-    original = ctx.inventory.seat_state
+    original = ctx.holds.seat_state
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         nonlocal reads
         reads += 1
         return await original(*args, **kwargs)
 
-    monkeypatch.setattr(ctx.inventory, "seat_state", counted)
+    monkeypatch.setattr(ctx.holds, "seat_state", counted)
     answers = await asyncio.gather(*(client.get(f"/v1/shows/{show.show_id}/seats") for _ in range(40)))
     assert {a.status_code for a in answers} == {200}
     assert len({a.content for a in answers}) == 1
@@ -146,12 +146,12 @@ async def test_concurrent_seat_maps_of_a_show_share_reads(ctx: Context, client: 
 
 
 async def test_a_shared_read_never_answers_with_a_state_older_than_the_request(
-        ctx: Context, client: httpx.AsyncClient, show: ShowRef) -> None:
+        ctx: Engine, client: httpx.AsyncClient, show: ShowRef) -> None:
     """Holds are made by another engine context (another worker: its own Redis connection),
     while readers keep this process's seat map reads in flight; a map asked for after a
     hold was acknowledged must show it. (A race that shows a broken rule only now and then;
     the next test pins the rule down exactly.)"""
-    other = await open_context(ctx.settings, background=False)
+    other = await open_engine(ctx.settings, background=False)
     stop = asyncio.Event()
 
     async def reader() -> None:
@@ -161,14 +161,14 @@ async def test_a_shared_read_never_answers_with_a_state_older_than_the_request(
     readers = [asyncio.create_task(reader()) for _ in range(6)]
     try:
         for i, seat in enumerate(show.seat_ids[:60]):
-            await other.inventory.hold(show.show_id, [seat], f"c{i}@example.org")
+            await other.holds.hold(show.show_id, [seat], f"c{i}@example.org")
             answer = await client.get(f"/v1/shows/{show.show_id}/seats")
             shown = {s["id"]: s["status"] for s in answer.json()["seats"]}
             assert shown[seat] == "held", f"hold {i} acknowledged, the map read after it did not show it"
     finally:
         stop.set()
         await asyncio.gather(*readers)
-        await close_context(other)
+        await other.close()
 
 
 async def test_requests_arriving_during_a_read_wait_for_the_next_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,9 +217,9 @@ async def test_requests_arriving_during_a_read_wait_for_the_next_one(monkeypatch
 # -- the event hub -----------------------------------------------------------------------------
 
 
-async def test_the_bare_subscription_delivers_skips_and_resyncs(ctx: Context) -> None:
+async def test_the_bare_subscription_delivers_skips_and_resyncs(ctx: Engine) -> None:
     server = RedisServer.start()
-    hub_ctx = await open_context(ctx.settings.with_changes(redis_url=server.url), background=False)
+    hub_ctx = await open_engine(ctx.settings.with_changes(redis_url=server.url), background=False)
     admin = aioredis.Redis.from_url(server.url, decode_responses=True)
     try:
         hub_ctx.events.start()
@@ -242,7 +242,7 @@ async def test_the_bare_subscription_delivers_skips_and_resyncs(ctx: Context) ->
             assert queue.empty(), "the change of show 41 never reached show 42's listener"
     finally:
         await admin.aclose()
-        await close_context(hub_ctx)
+        await hub_ctx.close()
         server.stop()
 
 

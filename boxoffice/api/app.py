@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -31,7 +31,7 @@ from boxoffice.api.responses import error, error_response
 from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.limits import ADMIN_MAX_BODY_BYTES
 from boxoffice.engine.settings import Settings
-from boxoffice.engine.wiring import Context, close_context, open_context
+from boxoffice.engine.wiring import Engine, open_engine
 
 log = logging.getLogger("boxoffice.api")
 # The web page ships inside the package (package data).
@@ -162,16 +162,18 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return response
 
 
-def create_app(settings: Settings | None = None, context: Context | None = None) -> Starlette:
-    """The app; tests may hand in an engine Context they own (then no lifespan is needed)."""
+def create_app(settings: Settings | None = None, engine: Engine | None = None,
+               opener: Callable[[Settings], Awaitable[Engine]] = open_engine) -> Starlette:
+    """The app. Tests may hand in an Engine they own (then no lifespan is needed), or an
+    `opener` that opens the engine differently (tests/support/crashable.py)."""
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if context is not None:
+        if engine is not None:
             yield
             return
-        ctx = await open_context(settings)
+        ctx = await opener(settings)
         app.state.ctx = ctx
         app.state.limiter = Limiter(ctx)
         # Everything made at start lives as long as the process: out of the collector's
@@ -180,7 +182,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         try:
             yield
         finally:
-            await close_context(ctx)
+            await ctx.close()
 
     middleware = [Middleware(SecurityHeaders)]
     if settings.cors_origins:
@@ -206,7 +208,7 @@ def create_app(settings: Settings | None = None, context: Context | None = None)
         lifespan=lifespan,
         exception_handlers=exception_handlers,
     )
-    if context is not None:
-        app.state.ctx = context
-        app.state.limiter = Limiter(context)
+    if engine is not None:
+        app.state.ctx = engine
+        app.state.limiter = Limiter(engine)
     return app

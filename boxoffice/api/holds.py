@@ -27,19 +27,19 @@ async def create_hold(request: Request) -> JSON:
     await limiter.check_customer(customer, show_id)
     passed = queue_pass(request.headers)
     if isinstance(wanted, list):
-        hold = await ctx.inventory.hold(show_id, wanted, customer, idempotency_key=key, queue_pass=passed)
+        hold = await ctx.holds.hold(show_id, wanted, customer, idempotency_key=key, queue_pass=passed)
     else:
-        hold = await ctx.inventory.hold_best(show_id, wanted, customer, idempotency_key=key, queue_pass=passed)
+        hold = await ctx.holds.hold_best(show_id, wanted, customer, idempotency_key=key, queue_pass=passed)
     return JSON(hold.public(), status_code=201)
 
 
 async def get_hold(request: Request) -> JSON:
-    hold = await engine_context(request).inventory.hold_status(opaque_id(request, "hold_id"))
+    hold = await engine_context(request).holds.hold_status(opaque_id(request, "hold_id"))
     return JSON(hold.public(), headers={"Cache-Control": "no-store"})
 
 
 async def release_hold(request: Request) -> Response:
-    await engine_context(request).inventory.release(opaque_id(request, "hold_id"))
+    await engine_context(request).holds.release(opaque_id(request, "hold_id"))
     return Response(status_code=204)
 
 
@@ -47,7 +47,7 @@ async def confirm_hold(request: Request) -> JSON:
     ctx = engine_context(request)
     hold_id = opaque_id(request, "hold_id")
     key, token = confirm_request(request, await json_body(request, ctx.settings.max_body_bytes))
-    booking = await ctx.bookings.confirm(hold_id, key, token)
+    booking = await ctx.confirmations.confirm(hold_id, key, token)
     return JSON(booking, status_code=201)
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from boxoffice.engine.errors import LimitExceeded
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 
 WINDOW_MS = 60_000
 
 
 class Limiter:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Engine) -> None:
         self.ctx = ctx
 
     async def _count(self, scope: str, subject: str, limit: int) -> None:

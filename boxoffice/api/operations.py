@@ -22,9 +22,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 async def healthz(request: Request) -> JSON:
     ctx = engine_context(request)
-    states = await health.check_all(ctx)
+    states = await ctx.health()
     engine_metrics.record_dependencies(states)
-    checks = {health.PROBES[dependency][0]: state for dependency, state in states.items()}
+    checks = {health.PROBES[dependency]: state for dependency, state in states.items()}
     down = [name for name, state in checks.items() if state != "ok"]
     headers = {"Cache-Control": "no-store"}
     if not down:
@@ -37,8 +37,9 @@ async def healthz(request: Request) -> JSON:
 async def metrics(request: Request) -> Response:
     ctx = engine_context(request)
     # Read from Redis by whichever process answers the scrape: not summed over workers.
-    shows = await engine_metrics.render_show_seats(ctx)
-    body = engine_metrics.render(ctx) + shows
+    shows = await engine_metrics.render_show_seats(ctx.redis, ctx.keys, ctx.settings.redis_cluster)
+    engine_metrics.sample_pools(ctx.redis, ctx.sql)
+    body = engine_metrics.render() + shows
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
 

@@ -19,7 +19,7 @@ from boxoffice.engine.catalog import HallPlan
 from boxoffice.engine.statuses import SeatStatus
 
 if TYPE_CHECKING:
-    from boxoffice.engine.wiring import Context
+    from boxoffice.engine.wiring import Engine
 
 MAX_TEMPLATES = 4096
 MAX_SHOWS_REMEMBERED = 64  # per hall: the last rendered map of each show
@@ -113,7 +113,7 @@ class _ShowReads:
     arrived, so each request sees every change acknowledged before it arrived, just as
     with a read of its own (a request never gets an answer read before it came)."""
 
-    def __init__(self, ctx: Context, show_id: int) -> None:
+    def __init__(self, ctx: Engine, show_id: int) -> None:
         self.ctx = ctx
         self.show_id = show_id
         self.loop = asyncio.get_running_loop()
@@ -151,7 +151,7 @@ class _ShowReads:
 _reads: dict[tuple[int, int], _ShowReads] = {}
 
 
-async def seat_map_body(ctx: Context, show_id: int) -> bytes:
+async def seat_map_body(ctx: Engine, show_id: int) -> bytes:
     """The body of GET /v1/shows/{id}/seats. In a rush every request wants the same show:
     one read (a script call and a render) answers all the requests that arrived while the
     previous read of that show was in flight."""
@@ -172,7 +172,7 @@ async def seat_map_body(ctx: Context, show_id: int) -> bytes:
             del _reads[key]
 
 
-async def seat_counts_body(ctx: Context, show_id: int) -> bytes:
+async def seat_counts_body(ctx: Engine, show_id: int) -> bytes:
     """The body of GET /v1/shows/{id}/seats/counts: the seat map's own counts (its closing
     member), so the two never disagree and a thin client learns whether anything is free
     for about 80 bytes instead of the whole map."""
@@ -180,8 +180,8 @@ async def seat_counts_body(ctx: Context, show_id: int) -> bytes:
     return b'{"show_id":"%d",' % show_id + body[body.rfind(b'"counts":'):]
 
 
-async def _read(ctx: Context, show_id: int) -> bytes:
+async def _read(ctx: Engine, show_id: int) -> bytes:
     show = await ctx.catalog.show(show_id)
     plan = await ctx.catalog.hall_plan(show.hall_id)
-    status_map, waited_categories = await ctx.inventory.seat_state(show_id, plan=plan)
+    status_map, waited_categories = await ctx.holds.seat_state(show_id, plan=plan)
     return template_for(plan).render(show_id, status_map, waited_categories)

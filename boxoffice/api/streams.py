@@ -21,7 +21,7 @@ from boxoffice.engine.catalog import HallPlan
 from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.redis.pubsub import ShowChange
 from boxoffice.engine.statuses import EntryStatus, SeatStatus
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 
 KEEPALIVE_S = 15.0
 # A waiter's stream reads its entry at most this often for changes of others (position, eta).
@@ -49,7 +49,7 @@ class SeatView:
             return SeatStatus.HELD.value
         return own
 
-    async def load(self, ctx: Context, show_id: int) -> dict[str, Any]:
+    async def load(self, ctx: Engine, show_id: int) -> dict[str, Any]:
         """Reads the whole map (one script call) and answers it as GET /seats does."""
         taken, waited = await ctx.gateway.seat_map(show_id)
         self.own = {seat: SeatStatus.BOOKED.value if mark == "b" else SeatStatus.HELD.value

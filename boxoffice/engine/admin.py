@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from boxoffice.engine.catalog import Catalog, movie_json
 from boxoffice.engine.db import as_utc, db_time, is_sqlite
 from boxoffice.engine.errors import InvalidRequest
+from boxoffice.engine.holds import Holds
 from boxoffice.engine.ids import random_part
-
-if TYPE_CHECKING:
-    from boxoffice.engine.wiring import Context
+from boxoffice.engine.redis.keys import Keys
+from boxoffice.engine.release_queue import ReleaseQueue
 
 # Any constant works; it only has to be the same in every service process.
 ADMIN_LOCK_ID = 0x626F6164
@@ -227,33 +227,36 @@ class CatalogChanges:
 class Admin(CatalogChanges):
     """The admin API's engine side: the catalog changes, closing a show, a show's report."""
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx.sql, ctx.catalog)
-        self.ctx = ctx
+    def __init__(self, sql: AsyncEngine, catalog: Catalog, holds: Holds, redis: Any, keys: Keys,
+                 queue: ReleaseQueue) -> None:
+        super().__init__(sql, catalog)
+        self.holds = holds
+        self.queue = queue
+        self.redis = redis
+        self.keys = keys
 
     async def create_show(self, who: str, show: ShowRequest) -> dict[str, Any]:
         """The catalog change, answered as GET /v1/shows/{id} answers (its queue too)."""
         made = await super().create_show(who, show)
-        return await self.ctx.release_queue.public_show(int(made["id"]))
+        return await self.queue.public_show(int(made["id"]))
 
     async def close_show(self, who: str, show_id: int, reason: str) -> dict[str, Any]:
         """Closes the show (engine/holds.py): safe to repeat; answers it closed."""
-        released, cancelled = await self.ctx.inventory.close_show(show_id)
-        async with self.ctx.sql.begin() as conn:
+        released, cancelled = await self.holds.close_show(show_id)
+        async with self.sql.begin() as conn:
             await record(conn, who, "close_show", str(show_id),
                          json.dumps({"reason": reason, "holds_released": released, "waiters_cancelled": cancelled}))
-        self.ctx.catalog.browse_cache.clear()
-        await self.ctx.catalog.show(show_id, fresh=True)
-        return await self.ctx.release_queue.public_show(show_id)
+        self.catalog.browse_cache.clear()
+        await self.catalog.show(show_id, fresh=True)
+        return await self.queue.public_show(show_id)
 
     async def report(self, show_id: int) -> dict[str, Any]:
-        ctx = self.ctx
-        show = await ctx.catalog.show(show_id, fresh=True)  # 404 for an unknown show
-        status_map, _ = await ctx.inventory.seat_state(show_id)  # loads the show when Redis lacks it
+        show = await self.catalog.show(show_id, fresh=True)  # 404 for an unknown show
+        status_map, _ = await self.holds.seat_state(show_id)  # loads the show when Redis lacks it
         held = status_map.count("h")
-        waiting = await ctx.redis.hget(ctx.keys.show_keys(show_id)[7], "waiting")
-        queued = await ctx.redis.zcard(ctx.keys.queue(show_id))  # release queue tickets waiting
-        async with ctx.sql.connect() as conn:
+        waiting = await self.redis.hget(self.keys.show_keys(show_id)[7], "waiting")
+        queued = await self.redis.zcard(self.keys.queue(show_id))  # release queue tickets waiting
+        async with self.sql.connect() as conn:
             sold = (await conn.execute(text("SELECT count(*) FROM booked_seats WHERE show_id = :s"),
                                        {"s": show_id})).scalar_one()
             bookings, revenue = (await conn.execute(

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from boxoffice.engine.confirm import fault_point
+from boxoffice.engine.bookings import Bookings
+from boxoffice.engine.catalog import Catalog
+from boxoffice.engine.confirm import Checkpoint, no_checkpoint
 from boxoffice.engine.db import elapsed_s
 from boxoffice.engine.errors import CancelTooLate, NotFound, Unavailable
-from boxoffice.engine.payments import ProviderUnavailable
-
-if TYPE_CHECKING:
-    from boxoffice.engine.wiring import Context
+from boxoffice.engine.payments import PaymentProvider, ProviderUnavailable
+from boxoffice.engine.redis.gateway import ShowScripts
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +50,33 @@ COLUMNS = "booking_id, show_id, seats, amount, currency, status, released_at"
 
 
 class Cancellations:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    """`checkpoint` is called with each step done (after_cancel_intent, after_refund):
+    nothing in production; the crash tests kill the process there."""
+
+    def __init__(self, sql: AsyncEngine, gateway: ShowScripts, catalog: Catalog, bookings: Bookings,
+                 payments: PaymentProvider, cancel_cutoff_s: int,
+                 checkpoint: Checkpoint = no_checkpoint) -> None:
+        self.gateway = gateway
+        self.catalog = catalog
+        self.bookings = bookings
+        self.payments = payments
+        self.cancel_cutoff_s = cancel_cutoff_s
+        self.checkpoint = checkpoint
+        self.transactions = sql
         # Every statement stands alone but step 3's: autocommit saves round trips.
-        self.sql = ctx.sql.execution_options(isolation_level="AUTOCOMMIT")
+        self.sql = sql.execution_options(isolation_level="AUTOCOMMIT")
 
     async def cancel(self, booking_id: str, idempotency_key: str) -> dict[str, Any]:
         """Cancels the booking (or finishes its cancellation) and answers it cancelled. A
         booking cancelled before answers the same, whatever the key: one refund only."""
         cancellation = await self.find(booking_id)
         if cancellation is None:
-            booking = await self.ctx.bookings.get(booking_id)  # 404 for an unknown id
+            booking = await self.bookings.get(booking_id)  # 404 for an unknown id
             cancellation = await self._record_intent(booking, idempotency_key)
-            fault_point(self.ctx, "after_cancel_intent")
+            self.checkpoint("after_cancel_intent")
         if cancellation.status != "refunded" or not cancellation.released:
             await self.finish(cancellation)
-        return await self.ctx.bookings.get(booking_id)
+        return await self.bookings.get(booking_id)
 
     async def find(self, booking_id: str) -> Cancellation | None:
         async with self.sql.connect() as conn:
@@ -82,12 +94,12 @@ class Cancellations:
                      " ON CONFLICT (booking_id) DO NOTHING"),
                 {"b": booking_id, "key": key, "seats": ",".join(booking["seats"]), "amount": booking["amount"],
                  "currency": booking["currency"], "show": int(booking["show_id"]),
-                 "cutoff": self.ctx.settings.cancel_cutoff_s})
+                 "cutoff": self.cancel_cutoff_s})
         found = await self.find(booking_id)  # ours, or a twin's that came first
         if found is None:
             assert inserted.rowcount == 0
-            raise CancelTooLate(f"a booking can be cancelled until {self.ctx.settings.cancel_cutoff_s} s before"
-                                " its show starts", cutoff_s=self.ctx.settings.cancel_cutoff_s)
+            raise CancelTooLate(f"a booking can be cancelled until {self.cancel_cutoff_s} s before"
+                                " its show starts", cutoff_s=self.cancel_cutoff_s)
         return found
 
     async def finish(self, cancellation: Cancellation) -> None:
@@ -95,16 +107,16 @@ class Cancellations:
         booking_id = cancellation.booking_id
         if cancellation.status == "pending":
             refund_status = await self._refund(booking_id)
-            fault_point(self.ctx, "after_refund")
-            async with self.ctx.sql.begin() as conn:
+            self.checkpoint("after_refund")
+            async with self.transactions.begin() as conn:
                 await conn.execute(text("DELETE FROM booked_seats WHERE booking_id = :b"), {"b": booking_id})
                 await conn.execute(
                     text("UPDATE cancellations SET status = 'refunded', refund_status = :r,"
                          " updated_at = CURRENT_TIMESTAMP WHERE booking_id = :b AND status = 'pending'"),
                     {"b": booking_id, "r": refund_status})
-            self.ctx.catalog.browse_cache.clear()
+            self.catalog.browse_cache.clear()
         try:
-            await self.ctx.gateway.cancel_booking(cancellation.show_id, booking_id, cancellation.seats)
+            await self.gateway.cancel_booking(cancellation.show_id, booking_id, cancellation.seats)
         except RedisError:
             log.warning("cancellation of %s not yet told to Redis; the reconciler will", booking_id)
             return
@@ -119,7 +131,7 @@ class Cancellations:
         if row is None:
             raise NotFound("no payment for this booking")
         try:
-            charge = await self.ctx.payments.refund(row[0])
+            charge = await self.payments.refund(row[0])
         except ProviderUnavailable as exc:
             raise Unavailable("the payment provider is unavailable; the cancellation is recorded and its refund"
                               " will be made: repeat the request for its outcome") from exc

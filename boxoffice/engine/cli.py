@@ -13,8 +13,6 @@ import tempfile
 import time
 from datetime import UTC, date, datetime
 
-from sqlalchemy import text
-
 from boxoffice import __version__
 from boxoffice.engine import db, seed
 from boxoffice.engine.settings import Settings
@@ -52,9 +50,8 @@ def _seed(settings: Settings, scale: str, seed_value: int, start: date) -> None:
 async def _seed_demo(settings: Settings, seed_value: int, start: date) -> dict[str, int]:
     engine = db.create_engine(settings)
     try:
-        async with engine.connect() as conn:
-            if (await conn.execute(text("SELECT count(*) FROM cities"))).scalar_one() > 0:
-                sys.exit("the database already holds a catalog; seed an empty database")
+        if await seed.catalog_exists(engine):
+            sys.exit("the database already holds a catalog; seed an empty database")
         return await seed.seed_demo(engine, seed_value, start)
     finally:
         await engine.dispose()

@@ -14,13 +14,10 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
-import signal
 import time
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Histogram
@@ -40,7 +37,7 @@ from boxoffice.engine.errors import (
     ShowClosed,
     Unavailable,
 )
-from boxoffice.engine.ids import is_booking_id, is_grant_id, new_attempt_id, new_booking_id
+from boxoffice.engine.ids import is_grant_id, new_attempt_id, new_booking_id
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
 from boxoffice.engine.payment_records import PaymentRecord, PaymentRecords, PaymentStatus
 from boxoffice.engine.payments import ChargeStatus, ProviderUnavailable
@@ -48,7 +45,13 @@ from boxoffice.engine.redis.gateway import Pin, PinRefused
 from boxoffice.engine.sales import Sale, SaleWriter
 
 if TYPE_CHECKING:
-    from boxoffice.engine.wiring import Context
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from boxoffice.engine.bookings import Bookings
+    from boxoffice.engine.catalog import Catalog
+    from boxoffice.engine.holds import Holds
+    from boxoffice.engine.payments import PaymentProvider
+    from boxoffice.engine.redis.gateway import ShowScripts
 
 log = logging.getLogger(__name__)
 
@@ -97,28 +100,36 @@ class PaymentDecided(Exception):
     """The payment row left 'pending' elsewhere: its outcome is not ours to decide."""
 
 
-def fault_point(ctx: Context, name: str) -> None:
-    """Test-only: BOXOFFICE_FAULT_POINT=<name> kills this process right here (SIGKILL, no
-    clean-up): after_pin, after_intent, after_charge and after_commit of a confirm,
-    after_cancel_intent and after_refund of a cancel (engine/cancellations.py)."""
-    if ctx.settings.fault_point == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+# Called with the step a confirm just finished (after_pin, after_intent, after_charge,
+# after_commit): nothing in production; the crash tests kill the process there
+# (tests/support/crashable.py).
+Checkpoint = Callable[[str], None]
 
 
-class Bookings:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.records = PaymentRecords(ctx.sql, ctx.payments.name)
+def no_checkpoint(step: str) -> None:
+    pass
+
+
+class Confirmations:
+    """The confirm sequence, and booking or refunding a captured charge (the reconciler's
+    way too). Marked bookings are reported through `on_marked` (the reconciler notes them
+    in PostgreSQL in batches)."""
+
+    def __init__(self, sql: AsyncEngine, gateway: ShowScripts, catalog: Catalog, holds: Holds,
+                 bookings: Bookings, records: PaymentRecords, payments: PaymentProvider, pin_ms: int,
+                 on_marked: Callable[[str], None], checkpoint: Checkpoint = no_checkpoint) -> None:
+        self.gateway = gateway
+        self.catalog = catalog
+        self.holds = holds
+        self.bookings = bookings
+        self.records = records
+        self.payments = payments
+        self.pin_ms = pin_ms
+        self.on_marked = on_marked
+        self.checkpoint = checkpoint
         # Reads of immutable rows need no transaction (no BEGIN/ROLLBACK round trips).
-        self.reads = ctx.sql.execution_options(isolation_level="AUTOCOMMIT")
-        self.sales = SaleWriter(ctx.sql)
-        # Bookings this process marked in Redis; the reconciler notes them in PostgreSQL
-        # in batches. Losing some (a crash) only costs the reconciler a check.
-        self.marked: deque[str] = deque(maxlen=50_000)
-
-    @property
-    def pin_ms(self) -> int:
-        return self.ctx.settings.confirm_pin_s * 1000
+        self.reads = sql.execution_options(isolation_level="AUTOCOMMIT")
+        self.sales = SaleWriter(sql)
 
     # -- the confirm ---------------------------------------------------------------
 
@@ -127,14 +138,13 @@ class Bookings:
             return await self._confirm(hold_id, idempotency_key, token)
 
     async def _confirm(self, hold_id: str, idempotency_key: str, token: str) -> dict[str, Any]:
-        ctx = self.ctx
-        show_id = ctx.inventory.parse_hold_id(hold_id)
+        show_id = self.holds.parse_hold_id(hold_id)
         for _ in range(3):
             begun = await self._begin(hold_id, show_id, idempotency_key)
             if isinstance(begun, dict):
                 return begun
             pinned, attempts = begun
-            fault_point(ctx, "after_pin")
+            self.checkpoint("after_pin")
             amount, currency = await self._price(pinned)
             try:
                 with timed("intent"):
@@ -150,12 +160,12 @@ class Bookings:
         else:
             raise HoldNotActive("another confirm of this hold is still running; try again shortly",
                                 status="confirming")
-        fault_point(ctx, "after_intent")
+        self.checkpoint("after_intent")
         try:
             with timed("payment"):
-                charge = await ctx.payments.authorize(payment.provider_key, token, amount, currency)
+                charge = await self.payments.authorize(payment.provider_key, token, amount, currency)
                 if charge.status is ChargeStatus.AUTHORIZED:
-                    charge = await ctx.payments.capture(payment.provider_key)
+                    charge = await self.payments.capture(payment.provider_key)
         except ProviderUnavailable as exc:
             await self.records.settle(payment.id, PaymentStatus.FAILED)
             await self.abort(pinned.show_id, hold_id, pinned.fence)
@@ -164,7 +174,7 @@ class Bookings:
             await self.records.settle(payment.id, PaymentStatus.DECLINED, provider_settled=True)
             await self.abort(pinned.show_id, hold_id, pinned.fence)
             raise PaymentDeclined("the payment was declined; the hold stays active until it expires")
-        fault_point(ctx, "after_charge")
+        self.checkpoint("after_charge")
         try:
             outcome = await self.finish_charged(payment, pinned.fence)
         except BoxOfficeError:
@@ -187,18 +197,18 @@ class Bookings:
             with timed("replay"):
                 state = await self.records.key_state(hold_id, key)
             if state.booking_id is not None:
-                return await self.get(state.booking_id)
+                return await self.bookings.get(state.booking_id)
             if not state.in_flight:
                 with timed("pin"):
-                    pin = await self.ctx.gateway.confirm_begin(show_id, hold_id, self.pin_ms,
-                                                               confirm_attempt_id(hold_id, key, state.attempts))
+                    pin = await self.gateway.confirm_begin(show_id, hold_id, self.pin_ms,
+                                                          confirm_attempt_id(hold_id, key, state.attempts))
                 if isinstance(pin, Pin):
                     return PinnedHold(hold_id, show_id, pin.fence, pin.seats, pin.customer), state.attempts
                 if pin.code != ScriptCode.CONFIRM_IN_PROGRESS:
                     # A twin may have finished between our look-up and the script.
                     state = await self.records.key_state(hold_id, key)
                     if state.booking_id is not None:
-                        return await self.get(state.booking_id)
+                        return await self.bookings.get(state.booking_id)
                     raise await self._refusal(hold_id, pin)
             if time.monotonic() > deadline:
                 raise HoldNotActive("another confirm of this hold is still running; try again shortly",
@@ -209,7 +219,7 @@ class Bookings:
         code = refused.code
         if code == ScriptCode.NOT_ACTIVE:
             return HoldNotActive(f"the hold is {refused.status}", status=refused.status)
-        if code == ScriptCode.UNKNOWN_HOLD and await self.booking_of_hold(hold_id) is not None:
+        if code == ScriptCode.UNKNOWN_HOLD and await self.bookings.booking_of_hold(hold_id) is not None:
             # A confirmed hold Redis lost (wiped): PostgreSQL still knows it was sold.
             return HoldNotActive("the hold is confirmed", status="confirmed")
         if code == ScriptCode.UNKNOWN_HOLD and is_grant_id(hold_id):
@@ -217,13 +227,13 @@ class Bookings:
         return HoldExpired("the hold has expired")
 
     async def _price(self, pinned: PinnedHold) -> tuple[int, str]:
-        show = await self.ctx.catalog.show(pinned.show_id)
-        plan = await self.ctx.catalog.hall_plan(show.hall_id)
+        show = await self.catalog.show(pinned.show_id)
+        plan = await self.catalog.hall_plan(show.hall_id)
         return sum(show.prices[plan.by_id[seat].category] for seat in pinned.seats), show.currency
 
     async def abort(self, show_id: int, hold_id: str, fence: int) -> None:
         """Lets go of a pin: the hold is active again until its own deadline."""
-        await self.ctx.gateway.confirm_abort(show_id, hold_id, fence)
+        await self.gateway.confirm_abort(show_id, hold_id, fence)
 
     # -- a captured charge: book it or give it back ----------------------------------
 
@@ -246,7 +256,7 @@ class Bookings:
             if reclaimed:
                 break
             reclaimed = True
-            reclaimed_fence = await self.ctx.gateway.confirm_reclaim(
+            reclaimed_fence = await self.gateway.confirm_reclaim(
                 payment.show_id, payment.hold_id, payment.fence, self.pin_ms, payment.customer, new_attempt_id(),
                 MAX_SEATS_PER_CUSTOMER, payment.seats)
             if isinstance(reclaimed_fence, str):
@@ -264,9 +274,9 @@ class Bookings:
             await self.abort(payment.show_id, payment.hold_id, pin_to_release)
         if refused:
             with contextlib.suppress(HoldNotActive):
-                await self.ctx.inventory.release(payment.hold_id)
+                await self.holds.release(payment.hold_id)
         if not hold_status:
-            hold_status = (await self.ctx.inventory.hold_status(payment.hold_id)).status.value
+            hold_status = (await self.holds.hold_status(payment.hold_id)).status.value
         return hold_status
 
     async def _undo_or_adopt(self, payment: PaymentRecord) -> dict[str, Any] | None:
@@ -277,7 +287,7 @@ class Bookings:
             status, booking_id = await self.records.status(payment.id)
         if status is PaymentStatus.CAPTURED:
             assert booking_id is not None
-            booking = await self.get(booking_id)
+            booking = await self.bookings.get(booking_id)
             if booking["status"] == "confirmed":  # a cancelled booking's seats are not to be marked again
                 await self.mark_booked(payment.show_id, payment.hold_id, booking_id, booking["seats"])
             return booking
@@ -302,7 +312,7 @@ class Bookings:
         """Gives a charge back (idempotent). A provider that fails now is tried again by the
         reconciler: the row stays marked unsettled."""
         try:
-            await self.ctx.payments.refund(payment.provider_key)
+            await self.payments.refund(payment.provider_key)
         except ProviderUnavailable:
             log.warning("refund of %s failed; the reconciler will retry", payment.id)
             return
@@ -310,14 +320,13 @@ class Bookings:
 
     async def commit_sale(self, payment: PaymentRecord, fence: int) -> dict[str, Any]:
         """Step 3 (one transaction, only while the pin is provably ours), then step 4."""
-        ctx = self.ctx
         show_id, hold_id = payment.show_id, payment.hold_id
         with timed("check"):
-            ours = await ctx.gateway.confirm_check(show_id, hold_id, fence, self.pin_ms)
+            ours = await self.gateway.confirm_check(show_id, hold_id, fence, self.pin_ms)
         if not ours:
             raise PinLost(hold_id)
-        show = await ctx.catalog.show(show_id)
-        plan = await ctx.catalog.hall_plan(show.hall_id)
+        show = await self.catalog.show(show_id)
+        plan = await self.catalog.hall_plan(show.hall_id)
         sale = Sale(new_booking_id(), payment.id, show_id, show.hall_id, hold_id, payment.customer, payment.amount,
                     payment.currency, datetime.now(UTC).replace(microsecond=0),
                     {seat: show.prices[plan.by_id[seat].category] for seat in payment.seats}, payment.idempotency_key)
@@ -330,66 +339,24 @@ class Bookings:
             raise SaleRefused(hold_id) from exc
         if not written:
             raise PaymentDecided(payment.id)
-        fault_point(ctx, "after_commit")
+        self.checkpoint("after_commit")
         seats = sorted(payment.seats)
         await self.mark_booked(show_id, hold_id, sale.booking_id, seats)
         return {"booking_id": sale.booking_id, "show_id": str(show_id), "seats": seats,
                 "customer": payment.customer, "amount": payment.amount, "currency": payment.currency,
                 "status": "confirmed", "created_at": rfc3339(sale.created),
-                "cancel_until": self.cancel_until(show.starts_at)}
+                "cancel_until": self.bookings.cancel_until(show.starts_at)}
 
     async def mark_booked(self, show_id: int, hold_id: str, booking_id: str, seats: list[str]) -> None:
         """Step 4. The sale is durable already: if Redis fails here the answer is still the
         booking, and the reconciler marks the seats from PostgreSQL."""
         try:
             with timed("mark"):
-                await self.ctx.gateway.confirm_finish(show_id, hold_id, booking_id, seats)
+                await self.gateway.confirm_finish(show_id, hold_id, booking_id, seats)
         except RedisError:
             log.warning("booking %s committed but not marked in Redis; the reconciler will", booking_id)
             return
-        self.marked.append(booking_id)
-
-    # -- reading bookings ------------------------------------------------------------
-
-    def cancel_until(self, starts_at: datetime) -> str:
-        """When cancelling ends, for clients (a cancel decides on the database's clock)."""
-        return rfc3339(starts_at - timedelta(seconds=self.ctx.settings.cancel_cutoff_s))
-
-    async def booking_of_hold(self, hold_id: str) -> str | None:
-        async with self.reads.connect() as conn:
-            row = (await conn.execute(text("SELECT id FROM bookings WHERE hold_id = :h"), {"h": hold_id})).first()
-        return None if row is None else str(row[0])
-
-    async def get(self, booking_id: str) -> dict[str, Any]:
-        """The booking: confirmed, or cancelled with its refund (engine/cancellations.py)."""
-        if not is_booking_id(booking_id):
-            raise NotFound("no such booking")
-        async with self.reads.connect() as conn:
-            row = (await conn.execute(
-                text("SELECT b.id, b.show_id, b.customer, b.amount, b.currency, b.status, b.created_at,"
-                     " c.seats, c.status FROM bookings b LEFT JOIN cancellations c ON c.booking_id = b.id"
-                     " WHERE b.id = :id"),
-                {"id": booking_id},
-            )).first()
-            if row is None:
-                raise NotFound("no such booking")
-            if row[7] is not None:
-                # A cancelled booking's seats left booked_seats: the cancellation keeps them.
-                seats = sorted(str(row[7]).split(","))
-            else:
-                seats = [r[0] for r in await conn.execute(
-                    text("SELECT seat_id FROM booked_seats WHERE booking_id = :id ORDER BY seat_id"),
-                    {"id": booking_id},
-                )]
-        booking = {"booking_id": row[0], "show_id": str(row[1]), "seats": seats, "customer": row[2],
-                   "amount": row[3], "currency": row[4], "status": row[5], "created_at": rfc3339(row[6])}
-        if row[8] is None:
-            booking["cancel_until"] = self.cancel_until((await self.ctx.catalog.show(int(row[1]))).starts_at)
-        else:
-            booking["status"] = "cancelled"
-            booking["refund"] = {"amount": row[3], "currency": row[4],
-                                 "status": "refunded" if row[8] == "refunded" else "pending"}
-        return booking
+        self.on_marked(booking_id)
 
 
 def confirm_attempt_id(hold_id: str, idempotency_key: str, earlier_attempts: int) -> str:

@@ -3,6 +3,7 @@ are mirrored in ScriptCode and turned into these in one place (boxoffice/engine/
 
 from __future__ import annotations
 
+import time
 from enum import IntEnum
 from typing import Any
 
@@ -101,12 +102,28 @@ class WouldStrandSeat(BoxOfficeError):
     status, code = 409, "would_strand_seat"
 
 
+def _utc_text(ms: int) -> str:
+    """RFC 3339 of a Redis-clock time in ms (the gateway may not import the domain's formatter)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
+
+
 class SaleNotOpen(BoxOfficeError):
     status, code = 409, "sale_not_open"
 
+    def __init__(self, message: str, opens_ms: int) -> None:
+        super().__init__(message, sale_opens_at=_utc_text(opens_ms))
+
 
 class QueueNotOpen(BoxOfficeError):
+    """opens_ms 0: the show is on sale without a queue."""
+
     status, code = 409, "queue_not_open"
+
+    def __init__(self, message: str, opens_ms: int = 0, queue_opens_ms: int = 0) -> None:
+        if opens_ms == 0:
+            super().__init__(message, sale_opens_at=None)
+        else:
+            super().__init__(message, sale_opens_at=_utc_text(opens_ms), queue_opens_at=_utc_text(queue_opens_ms))
 
 
 class AlreadyQueued(BoxOfficeError):

@@ -5,47 +5,43 @@ dependency down even when nothing polls /healthz."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import Any
 
 from sqlalchemy import text
-
-if TYPE_CHECKING:
-    from boxoffice.engine.wiring import Context
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 CHECK_TIMEOUT_S = 2.0
 
-Probe = Callable[["Context"], Awaitable[bool]]
 
-
-async def redis_ok(ctx: Context) -> bool:
-    if ctx.settings.redis_cluster:
+async def redis_ok(redis: Any, cluster: bool) -> bool:
+    if cluster:
         from redis.asyncio.cluster import RedisCluster
 
         # Every shard must answer: a show lives on exactly one of them.
-        return bool(await ctx.redis.ping(target_nodes=RedisCluster.PRIMARIES))
-    return bool(await ctx.redis.ping())
+        return bool(await redis.ping(target_nodes=RedisCluster.PRIMARIES))
+    return bool(await redis.ping())
 
 
-async def database_ok(ctx: Context) -> bool:
-    async with ctx.sql.connect() as conn:
+async def database_ok(sql: AsyncEngine) -> bool:
+    async with sql.connect() as conn:
         await conn.execute(text("SELECT 1"))
     return True
 
 
-# The dependency label of the gauge -> (the name /healthz uses, the probe).
-PROBES: dict[str, tuple[str, Probe]] = {"redis": ("redis", redis_ok), "postgresql": ("database", database_ok)}
+# The dependency label of the gauge -> the name /healthz uses.
+PROBES: dict[str, str] = {"redis": "redis", "postgresql": "database"}
 
 
-async def check(probe: Probe, ctx: Context) -> str:
+async def check(probe: Awaitable[bool]) -> str:
     """"ok" or "down": a probe that fails or takes longer than CHECK_TIMEOUT_S is down."""
     try:
-        return "ok" if await asyncio.wait_for(probe(ctx), CHECK_TIMEOUT_S) else "down"
+        return "ok" if await asyncio.wait_for(probe, CHECK_TIMEOUT_S) else "down"
     except Exception:
         return "down"
 
 
-async def check_all(ctx: Context) -> dict[str, str]:
+async def check_all(redis: Any, sql: AsyncEngine, cluster: bool = False) -> dict[str, str]:
     """{dependency label: "ok" | "down"}, the probes run together."""
-    states = await asyncio.gather(*(check(probe, ctx) for _name, probe in PROBES.values()))
+    states = await asyncio.gather(check(redis_ok(redis, cluster)), check(database_ok(sql)))
     return dict(zip(PROBES, states, strict=True))

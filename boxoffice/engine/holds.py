@@ -1,10 +1,10 @@
-"""Seat inventory: loading a show into Redis, the seat map, holds, release and status.
+"""Holds: the seat map, holding seats (by list or best available), release, status and
+closing a show's sale (show loading: engine/show_loader.py).
 Every change of seat state is one Lua script (lua/); this module validates input,
 calls the script and turns its answer into results or engine errors."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
 import time
@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from boxoffice.engine.errors import HoldNotActive, InvalidRequest, NotFound
 from boxoffice.engine.ids import is_grant_id
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD, SEAT_KINDS
-from boxoffice.engine.redis.gateway import UNLOAD_DONE, UNLOAD_KEPT, BestRequest, ShowLoad, ShowScripts
+from boxoffice.engine.redis.gateway import BestRequest, ShowScripts
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
 
 if TYPE_CHECKING:
-    from boxoffice.engine.catalog import HallPlan
-    from boxoffice.engine.wiring import Context
+    from boxoffice.engine.bookings import Bookings
+    from boxoffice.engine.catalog import Catalog, HallPlan
+    from boxoffice.engine.ids import IdSigner
 
 
 @dataclass(frozen=True)
@@ -62,42 +63,14 @@ def _second_to_rfc3339(second: int) -> str:
 
 
 class Holds:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self._loading: dict[int, asyncio.Future[None]] = {}
+    """Holds and the seat map of a show: validates input, calls the show scripts through
+    the gateway, and turns their answers into Hold values or engine errors."""
 
-    @property
-    def scripts(self) -> ShowScripts:
-        return self.ctx.gateway
-
-    async def load_show(self, show_id: int) -> None:
-        """Loads the show into Redis; concurrent callers of one process share one load."""
-        loading = self._loading.get(show_id)
-        if loading is None:
-            loading = self._loading[show_id] = asyncio.ensure_future(self._load_show(show_id))
-            loading.add_done_callback(lambda _: self._loading.pop(show_id, None))
-        await asyncio.shield(loading)
-
-    async def _load_show(self, show_id: int) -> None:
-        await self.scripts.load_show(show_id, await self.describe_show(show_id))
-        await self.ctx.redis.sadd(self.ctx.keys.loaded_shows, str(show_id))
-
-    async def describe_show(self, show_id: int) -> ShowLoad:
-        """What Redis's copy of the show holds, from the catalog and PostgreSQL's sales."""
-        catalog = self.ctx.catalog
-        show = await catalog.show(show_id, fresh=True)
-        plan = await catalog.hall_plan(show.hall_id)
-        places = plan.row_places()
-        return ShowLoad(
-            starts_at_ms=int(show.starts_at.timestamp() * 1000),
-            status=show.status,
-            seats=[(seat.id, f"{seat.category}|{seat.row}|{places[seat.id]}|{seat.rank}|{seat.kind}")
-                   for seat in plan.seats],
-            booked=list(await catalog.booked_seats(show_id)),
-            no_stranded_seats=show.no_stranded_seats,
-            sale_opens_at_ms=0 if show.sale_opens_at is None else int(show.sale_opens_at.timestamp() * 1000),
-            queue_order=show.queue_order,
-        )
+    def __init__(self, gateway: ShowScripts, catalog: Catalog, signer: IdSigner, bookings: Bookings) -> None:
+        self.gateway = gateway
+        self.catalog = catalog
+        self.signer = signer
+        self.bookings = bookings
 
     # -- seat map -----------------------------------------------------------------
 
@@ -107,22 +80,22 @@ class Holds:
         ('0' free, 'h' held, 'b' booked; lua/includes/statusmap.lua), and the price categories
         the queue waits for ("*": any). One round trip; the seat map splices it (api/seatmap.py)."""
         if plan is None:
-            plan = await self.ctx.catalog.hall_plan((await self.ctx.catalog.show(show_id)).hall_id)
+            plan = await self.catalog.hall_plan((await self.catalog.show(show_id)).hall_id)
         for _ in range(3):
-            status_map, waited, held, booked = await self.scripts.seat_status(show_id, now_ms)
+            status_map, waited, held, booked = await self.gateway.seat_status(show_id, now_ms)
             if (isinstance(status_map, str) and len(status_map) == len(plan.seats)
                     and status_map.count("h") == held and status_map.count("b") == booked):
                 return status_map, waited
             # Not numbered yet, numbered for another plan, or drifted from the seats hash:
             # number the seats in plan order and rebuild the string from the hash.
-            await self.scripts.index_seats(show_id, [seat.id for seat in plan.seats], now_ms)
+            await self.gateway.index_seats(show_id, [seat.id for seat in plan.seats], now_ms)
         raise RuntimeError(f"show {show_id}: the seat status map would not build")
 
     async def seat_statuses(self, show_id: int, now_ms: int | None = None) -> dict[str, SeatStatus]:
         """Status of every taken seat (absent: available), in one round trip.
         now_ms (tests only) moves the scripts' clock, as for every method below."""
-        show = await self.ctx.catalog.show(show_id)
-        plan = await self.ctx.catalog.hall_plan(show.hall_id)
+        show = await self.catalog.show(show_id)
+        plan = await self.catalog.hall_plan(show.hall_id)
         status_map, waited_categories = await self.seat_state(show_id, now_ms, plan)
         statuses: dict[str, SeatStatus] = {}
         for seat, char in zip(plan.seats, status_map, strict=True):
@@ -145,12 +118,12 @@ class Holds:
         """Holds the seats; whether the show still sells is Redis's decision (hold_seats). With
         an idempotency key the hold's id derives from it, so a repeated request answers the
         hold its first run made."""
-        show = await self.ctx.catalog.show(show_id)
-        plan = await self.ctx.catalog.hall_plan(show.hall_id)
+        show = await self.catalog.show(show_id)
+        plan = await self.catalog.hall_plan(show.hall_id)
         validate_seat_list(seats, plan.by_id)
-        hold_id = self.ctx.signer.new_hold_id(show_id, customer, idempotency_key)
-        held = await self.scripts.hold_seats(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, seats, now_ms,
-                                             queue_pass)
+        hold_id = self.signer.new_hold_id(show_id, customer, idempotency_key)
+        held = await self.gateway.hold_seats(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, seats, now_ms,
+                                          queue_pass)
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
@@ -161,31 +134,31 @@ class Holds:
         """Best available: finds and holds the best free seats for `want` in one script call
         (lua/hold_best-8.lua), with every rule of an explicit hold; the hold's id is made as
         for hold(), so a repeated request answers the hold its first run made."""
-        show = await self.ctx.catalog.show(show_id)
+        show = await self.catalog.show(show_id)
         validate_best_request(want, set(show.prices))
-        hold_id = self.ctx.signer.new_hold_id(show_id, customer, idempotency_key)
-        held = await self.scripts.hold_best(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, want, now_ms,
-                                            queue_pass)
+        hold_id = self.signer.new_hold_id(show_id, customer, idempotency_key)
+        held = await self.gateway.hold_best(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, want, now_ms,
+                                         queue_pass)
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(held.seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
                     held.now_ms)
 
     def parse_hold_id(self, hold_id: str) -> int:
-        parsed = self.ctx.signer.parse(hold_id, "HG")
+        parsed = self.signer.parse(hold_id, "HG")
         if parsed is None:
             raise NotFound("no such hold")
         return parsed.show_id
 
     async def hold_status(self, hold_id: str, now_ms: int | None = None) -> Hold:
         show_id = self.parse_hold_id(hold_id)
-        record = await self.scripts.hold_status(show_id, hold_id, now_ms)
+        record = await self.gateway.hold_status(show_id, hold_id, now_ms)
         if record is None:
             # A genuine id Redis no longer knows: lost with a wiped Redis, or long gone.
             # PostgreSQL still knows whether it was paid.
-            booking_id = await self.ctx.bookings.booking_of_hold(hold_id)
+            booking_id = await self.bookings.booking_of_hold(hold_id)
             if booking_id is not None:
-                booking = await self.ctx.bookings.get(booking_id)
+                booking = await self.bookings.get(booking_id)
                 return Hold(hold_id, show_id, booking["seats"], booking["customer"], HoldStatus.CONFIRMED,
                             0, 0, booking_id)
             if is_grant_id(hold_id):
@@ -199,7 +172,7 @@ class Holds:
     async def release(self, hold_id: str, now_ms: int | None = None) -> None:
         """Releases an active hold; releasing a released hold again succeeds (idempotent)."""
         show_id = self.parse_hold_id(hold_id)
-        status = await self.scripts.release_hold(show_id, hold_id, now_ms)
+        status = await self.gateway.release_hold(show_id, hold_id, now_ms)
         if status is not None:
             if not status and is_grant_id(hold_id):
                 raise NotFound("no such hold")
@@ -210,43 +183,8 @@ class Holds:
         """Closes the show's sale: PostgreSQL records it first (a later load of the show
         reads it there), then one atomic step in Redis ends its holds and its queue. Safe to
         repeat. Returns (holds released, waiters cancelled) by this call."""
-        await self.ctx.catalog.set_show_status(show_id, "closed")
-        return await self.scripts.close_show(show_id)
-
-    async def unload(self, show_id: int, now_ms: int | None = None) -> int:
-        """Drops the show's Redis state when it started more than `unload_after_s` ago
-        (lua/unload_show-8.lua), then takes it out of the loaded set and the sweep index.
-        Returns how many keys went; 0 when the show was kept. PostgreSQL keeps every sale:
-        a later read reloads the show like any first touch. now_ms: tests only."""
-        grace_ms = self.ctx.settings.unload_after_s * 1000
-        deleted = 0
-        while True:
-            state, count = await self.scripts.unload_show(show_id, grace_ms, UNLOAD_BATCH, now_ms)
-            deleted += count
-            if state == UNLOAD_KEPT:
-                return 0
-            if state == UNLOAD_DONE:
-                break
-        await self._forget(show_id)
-        return deleted
-
-    async def _forget(self, show_id: int) -> None:
-        """Takes an unloaded show out of the global sets. Another process may have reloaded
-        it meanwhile (a seat map read): its SADD follows its load, so looking at the show's
-        meta after our SREM and adding it back when it is loaded never loses a loaded show."""
-        ctx = self.ctx
-        self.scripts.forget(show_id)
-        pipe = ctx.redis.pipeline(transaction=False)
-        pipe.srem(ctx.keys.loaded_shows, str(show_id))
-        pipe.zrem(ctx.keys.sweep_index, str(show_id))
-        await pipe.execute()
-        if await ctx.redis.hget(ctx.keys.show_keys(show_id)[0], "loaded") == "1":
-            await ctx.redis.sadd(ctx.keys.loaded_shows, str(show_id))
-
-
-# lua/unload_show-8.lua: hold and entry hashes deleted per call (a call stays short:
-# Redis runs nothing else meanwhile).
-UNLOAD_BATCH = 1000
+        await self.catalog.set_show_status(show_id, "closed")
+        return await self.gateway.close_show(show_id)
 
 
 def validate_seat_list(seats: list[str], known: dict[str, Any]) -> None:

@@ -44,14 +44,13 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
-if TYPE_CHECKING:
-    from boxoffice.engine.wiring import Context
+from boxoffice.engine.redis.keys import Keys
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 POOL_SAMPLE_INTERVAL_S = 1.0
@@ -241,11 +240,11 @@ def _redis_pool_use(client: Any) -> tuple[int, int]:
     return in_use, limit
 
 
-def sample_pools(ctx: Context) -> None:
-    in_use, limit = _redis_pool_use(ctx.redis)
+def sample_pools(redis: Any, sql: Any) -> None:
+    in_use, limit = _redis_pool_use(redis)
     REDIS_IN_USE.set(in_use)
     REDIS_POOL_MAX.set(limit)
-    pool: Any = ctx.sql.pool
+    pool: Any = sql.pool
     checked_out = getattr(pool, "checkedout", None)
     if checked_out is not None:
         DB_IN_USE.set(checked_out())
@@ -253,10 +252,10 @@ def sample_pools(ctx: Context) -> None:
     PROCESS_UP.set(1)
 
 
-async def sample_pools_forever(ctx: Context) -> None:
+async def sample_pools_forever(redis: Any, sql: Any) -> None:
     """Each process samples its own pools: with several workers the gauges are summed."""
     while True:
-        sample_pools(ctx)
+        sample_pools(redis, sql)
         await asyncio.sleep(POOL_SAMPLE_INTERVAL_S)
 
 
@@ -269,30 +268,30 @@ def record_dependencies(states: dict[str, str]) -> None:
         DEPENDENCY_UP.labels(dependency).set(1 if state == "ok" else 0)
 
 
-async def sample_dependencies_forever(ctx: Context) -> None:
+async def sample_dependencies_forever(redis: Any, sql: Any, cluster: bool) -> None:
     from boxoffice.engine import health
 
     while True:
-        record_dependencies(await health.check_all(ctx))
+        record_dependencies(await health.check_all(redis, sql, cluster))
         await asyncio.sleep(DEPENDENCY_SAMPLE_INTERVAL_S)
 
 
 # -- seat states per show -------------------------------------------------------------
 
 
-async def read_show_seats(ctx: Context) -> dict[int, dict[str, int]]:
+async def read_show_seats(redis: Any, keys: Keys, cluster: bool) -> dict[int, dict[str, int]]:
     """{show id: {stats field: value}} of the loaded shows (at most SHOW_READ_LIMIT of them)."""
-    members = await ctx.redis.smembers(ctx.keys.loaded_shows)
+    members = await redis.smembers(keys.loaded_shows)
     show_ids = sorted(int(m) for m in members)[-SHOW_READ_LIMIT:]  # the newest ids when over
     if not show_ids:
         return {}
-    if ctx.settings.redis_cluster:
+    if cluster:
         # Each show's keys are in a slot of their own: one read per show, all at once.
-        answers = await asyncio.gather(*(ctx.redis.hmget(ctx.keys.stats(s), *STATS_FIELDS) for s in show_ids))
+        answers = await asyncio.gather(*(redis.hmget(keys.stats(s), *STATS_FIELDS) for s in show_ids))
     else:
-        pipe = ctx.redis.pipeline(transaction=False)
+        pipe = redis.pipeline(transaction=False)
         for show_id in show_ids:
-            pipe.hmget(ctx.keys.stats(show_id), *STATS_FIELDS)
+            pipe.hmget(keys.stats(show_id), *STATS_FIELDS)
         answers = await pipe.execute()
     return {show_id: {field: int(value or 0) for field, value in zip(STATS_FIELDS, answer, strict=True)}
             for show_id, answer in zip(show_ids, answers, strict=True)}
@@ -325,11 +324,11 @@ class _Families:
         return self.families
 
 
-async def render_show_seats(ctx: Context) -> bytes:
+async def render_show_seats(redis: Any, keys: Keys, cluster: bool) -> bytes:
     """The seat-state gauges, read from Redis now; nothing when Redis does not answer in
     time (the scrape still shows everything else, and boxoffice_dependency_up says why)."""
     try:
-        seats = await asyncio.wait_for(read_show_seats(ctx), SHOW_READ_TIMEOUT_S)
+        seats = await asyncio.wait_for(read_show_seats(redis, keys, cluster), SHOW_READ_TIMEOUT_S)
     except Exception:
         return b""
     registry = CollectorRegistry(auto_describe=False)
@@ -359,10 +358,8 @@ def _forget_dead_processes(directory: str) -> None:
             pass
 
 
-def render(ctx: Context | None = None) -> bytes:
+def render() -> bytes:
     """The text exposition of every metric, all worker processes together."""
-    if ctx is not None:
-        sample_pools(ctx)
     directory = multiproc_dir()
     if directory is None:
         return generate_latest(REGISTRY)

@@ -37,21 +37,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boxoffice.engine import metrics
+from boxoffice.engine.cancellations import Cancellations
+from boxoffice.engine.confirm import Confirmations
 from boxoffice.engine.db import elapsed_s, is_sqlite
 from boxoffice.engine.errors import Unavailable
-from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
-from boxoffice.engine.payments import ChargeStatus, ProviderUnavailable
+from boxoffice.engine.payment_records import PaymentRecord, PaymentRecords, PaymentStatus
+from boxoffice.engine.payments import ChargeStatus, PaymentProvider, ProviderUnavailable
+from boxoffice.engine.redis.gateway import ShowScripts
 from boxoffice.engine.redis.gateway import text as reply_text
-
-if TYPE_CHECKING:
-    from boxoffice.engine.wiring import Context
+from boxoffice.engine.redis.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +75,32 @@ class ReconcileReport:
         return bool(self.completed or self.refunded or self.failed or self.redis_repaired or self.cancelled)
 
 
+@dataclass(frozen=True)
+class ReconcileTimes:
+    """The reconciler's settings (engine/settings.py)."""
+
+    grace_s: float  # confirm_grace_s: a confirm or cancel this old is cut off
+    settle_window_s: float  # payment_settle_window_s: how long the watch looks
+    interval_s: float  # reconcile_interval_s: between passes
+
+
 class Reconciler:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    """`marked`: the bookings this process's confirms marked in Redis (filled by
+    Confirmations' on_marked), noted in PostgreSQL in batches by each pass."""
+
+    def __init__(self, sql: AsyncEngine, redis: Any, keys: Keys, gateway: ShowScripts, payments: PaymentProvider,
+                 records: PaymentRecords, confirmations: Confirmations, cancellations: Cancellations,
+                 marked: deque[str], times: ReconcileTimes) -> None:
+        self.sql = sql
+        self.redis = redis
+        self.keys = keys
+        self.gateway = gateway
+        self.payments = payments
+        self.records = records
+        self.confirmations = confirmations
+        self.cancellations = cancellations
+        self.marked = marked
+        self.times = times
 
     async def run_forever(self) -> None:
         first = True
@@ -86,7 +112,7 @@ class Reconciler:
                 raise
             except Exception:
                 log.exception("reconcile pass failed; trying again")
-            await asyncio.sleep(self.ctx.settings.reconcile_interval_s)
+            await asyncio.sleep(self.times.interval_s)
 
     async def reconcile_once(self, after_start: bool = False) -> ReconcileReport:
         report = ReconcileReport()
@@ -105,12 +131,12 @@ class Reconciler:
     @contextlib.asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[bool]:
         """One reconciler at a time across processes; the lock dies with its connection."""
-        if is_sqlite(self.ctx.sql):
+        if is_sqlite(self.sql):
             yield True
             return
         # A session lock on a connection held for the pass, in autocommit: no transaction
         # stays open meanwhile.
-        async with self.ctx.sql.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        async with self.sql.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
             ours = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:id)"),
                                             {"id": RECONCILE_LOCK_ID})).scalar_one())
             try:
@@ -120,27 +146,26 @@ class Reconciler:
                     await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": RECONCILE_LOCK_ID})
 
     async def _finish_pending(self, report: ReconcileReport) -> None:
-        ctx = self.ctx
-        bookings, records = ctx.bookings, ctx.bookings.records
-        for payment in await records.pending_before(ctx.settings.confirm_grace_s):
-            charge = await ctx.payments.lookup(payment.provider_key)
+        records, confirmations = self.records, self.confirmations
+        for payment in await records.pending_before(self.times.grace_s):
+            charge = await self.payments.lookup(payment.provider_key)
             if charge is not None and charge.status is ChargeStatus.AUTHORIZED:
-                charge = await ctx.payments.capture(payment.provider_key)  # cut off before capture
+                charge = await self.payments.capture(payment.provider_key)  # cut off before capture
             if charge is None or charge.status in (ChargeStatus.DECLINED, ChargeStatus.EXPIRED):
                 # Nothing charged. Nothing found is not final: the watch (below) looks again.
                 if await records.settle(payment.id, PaymentStatus.FAILED, provider_settled=charge is not None):
-                    await bookings.abort(payment.show_id, payment.hold_id, payment.fence)
+                    await confirmations.abort(payment.show_id, payment.hold_id, payment.fence)
                     report.failed += 1
             elif charge.status is ChargeStatus.REFUNDED:
                 await records.settle(payment.id, PaymentStatus.REFUNDED, provider_settled=True)
-            elif isinstance(await bookings.finish_charged(payment, fence=None), dict):
+            elif isinstance(await confirmations.finish_charged(payment, fence=None), dict):
                 report.completed += 1
             else:
                 report.refunded += 1
 
     async def _finish_cancellations(self, report: ReconcileReport) -> None:
-        cancellations = self.ctx.cancellations
-        for cancellation in await cancellations.unfinished(self.ctx.settings.confirm_grace_s):
+        cancellations = self.cancellations
+        for cancellation in await cancellations.unfinished(self.times.grace_s):
             try:
                 await cancellations.finish(cancellation)
             except Unavailable:
@@ -149,9 +174,8 @@ class Reconciler:
             report.cancelled += 1
 
     async def _watch(self, report: ReconcileReport) -> None:
-        ctx = self.ctx
-        records = ctx.bookings.records
-        due = await records.watched_due(ctx.settings.confirm_grace_s, ctx.settings.payment_settle_window_s)
+        records = self.records
+        due = await records.watched_due(self.times.grace_s, self.times.settle_window_s)
         for payment, past_window in due:
             try:
                 settled = await self._look_again(payment, past_window, report)
@@ -165,7 +189,7 @@ class Reconciler:
 
     async def _look_again(self, payment: PaymentRecord, past_window: bool, report: ReconcileReport) -> bool:
         """One look at a watched payment; True when the watch over it may end."""
-        payments = self.ctx.payments
+        payments = self.payments
         charge = await payments.lookup(payment.provider_key)
         if charge is None:
             return past_window
@@ -181,15 +205,15 @@ class Reconciler:
         it does not depend on which one holds the lock. Taken before the pass, a payment
         counted here is one a pass has not finished yet; one that stays counted pass after
         pass is stuck (the provider does not answer, or the pass fails)."""
-        async with self.ctx.sql.connect() as conn:
+        async with self.sql.connect() as conn:
             stuck = (await conn.execute(
                 text(f"SELECT count(*) FROM payments WHERE status = 'pending'"
                      f" AND {elapsed_s(conn, 'created_at')} > :grace"),
-                {"grace": self.ctx.settings.confirm_grace_s})).scalar_one()
+                {"grace": self.times.grace_s})).scalar_one()
         metrics.PENDING_PAST_GRACE.set(int(stuck))
 
     async def _note_marked(self) -> None:
-        marked = self.ctx.bookings.marked
+        marked = self.marked
         ids = [marked.popleft() for _ in range(len(marked))]
         if ids:
             await self._set_marked(ids)
@@ -197,21 +221,20 @@ class Reconciler:
     async def _set_marked(self, booking_ids: list[str]) -> None:
         statement = text("UPDATE bookings SET marked_at = CURRENT_TIMESTAMP WHERE id IN :ids").bindparams(
             bindparam("ids", expanding=True))
-        async with self.ctx.sql.begin() as conn:
+        async with self.sql.begin() as conn:
             for i in range(0, len(booking_ids), REPAIR_BATCH):
                 await conn.execute(statement, {"ids": booking_ids[i : i + REPAIR_BATCH]})
 
     async def _repair_redis(self, report: ReconcileReport, after_start: bool) -> None:
-        ctx = self.ctx
         params: dict[str, float] = {"n": REPAIR_BATCH}
-        async with ctx.sql.connect() as conn:
+        async with self.sql.connect() as conn:
             old_enough = ""
             if not after_start:
                 # A sale's age on the database's clock: its payment's capture, stamped by the
                 # database in the sale's transaction (bookings.created_at is the app's clock).
                 old_enough = (" AND EXISTS (SELECT 1 FROM payments p WHERE p.hold_id = bookings.hold_id"
                               f" AND p.booking_id = bookings.id AND {elapsed_s(conn, 'p.updated_at')} >= :age)")
-                params["age"] = 2 * ctx.settings.reconcile_interval_s
+                params["age"] = 2 * self.times.interval_s
             rows = list(await conn.execute(
                 text("SELECT b.id, b.show_id, b.hold_id, s.seat_id FROM bookings b"
                      " JOIN booked_seats s ON s.booking_id = b.id WHERE b.id IN (SELECT id FROM bookings"
@@ -224,17 +247,17 @@ class Reconciler:
         if not unmarked:
             return
         # One pipelined read finds the bookings Redis does not show as booked.
-        pipe = ctx.redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for show_id, _hold, seats in unmarked.values():
             for seat in seats:
-                pipe.hget(ctx.keys.show_keys(show_id)[2], seat)
+                pipe.hget(self.keys.show_keys(show_id)[2], seat)
         marks = iter(await pipe.execute())
         for booking_id, (show_id, hold_id, seats) in unmarked.items():
             current = [reply_text(next(marks)) for _ in seats]
             if all(mark == f"b:{booking_id}" for mark in current):
                 continue
             # A show Redis does not hold is loaded from PostgreSQL, bookings included.
-            if await ctx.gateway.confirm_finish(show_id, hold_id, booking_id, seats, load=False) is not None:
+            if await self.gateway.confirm_finish(show_id, hold_id, booking_id, seats, load=False) is not None:
                 report.redis_repaired += 1
                 metrics.integrity_violation("booking_unmarked")
         await self._set_marked(list(unmarked))

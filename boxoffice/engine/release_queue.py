@@ -19,7 +19,10 @@ from boxoffice.engine.ids import new_pass_token
 from boxoffice.engine.redis.gateway import QueuePace, TicketView
 
 if TYPE_CHECKING:
-    from boxoffice.engine.wiring import Context
+    from boxoffice.engine.catalog import Catalog
+    from boxoffice.engine.ids import IdSigner
+    from boxoffice.engine.redis.gateway import ShowScripts
+    from boxoffice.engine.redis.keys import Keys
 
 FINAL_TICKET_STATES = frozenset({"expired", "sold_out", "left", "closed"})
 QUEUE_ORDERS = ("arrival", "shuffle_before_open")
@@ -33,16 +36,17 @@ def draw_seed() -> str:
 
 
 class ReleaseQueue:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def pace(self) -> QueuePace:
-        settings = self.ctx.settings
-        return QueuePace(settings.queue_opens_before_s * 1000, settings.queue_shoppers, settings.queue_group_size,
-                         settings.queue_admit_per_s, settings.queue_pass_s * 1000)
+    def __init__(self, gateway: ShowScripts, catalog: Catalog, signer: IdSigner, redis: Any, keys: Keys,
+                 pace: QueuePace) -> None:
+        self.gateway = gateway
+        self.catalog = catalog
+        self.signer = signer
+        self.redis = redis
+        self.keys = keys
+        self.pace = pace
 
     def parse_ticket_id(self, ticket_id: str) -> int:
-        parsed = self.ctx.signer.parse(ticket_id, "Q")
+        parsed = self.signer.parse(ticket_id, "Q")
         if parsed is None:
             raise NotFound("no such queue ticket")
         return parsed.show_id
@@ -56,7 +60,7 @@ class ReleaseQueue:
         until_open = max(0, math.ceil((view.opens_ms - view.now_ms) / 1000))
         if view.position == 0:
             return until_open
-        return until_open + math.ceil((view.position - 1) / self.ctx.settings.queue_admit_per_s)
+        return until_open + math.ceil((view.position - 1) / self.pace.admit_per_s)
 
     def body(self, ticket_id: str, show_id: int, view: TicketView) -> dict[str, Any]:
         admitted = view.status == "admitted" and bool(view.token)
@@ -76,17 +80,17 @@ class ReleaseQueue:
                    now_ms: int | None = None) -> dict[str, Any]:
         """Joins the show's queue (201 body). With an Idempotency-Key the ticket's id derives
         from it: a retried join answers the ticket its first run made."""
-        await self.ctx.catalog.show(show_id)  # 404 for an unknown show
-        ticket_id = self.ctx.signer.new_ticket_id(show_id, customer, idempotency_key)
-        view = await self.ctx.gateway.queue_join(show_id, ticket_id, customer, new_pass_token(), self.pace(),
+        await self.catalog.show(show_id)  # 404 for an unknown show
+        ticket_id = self.signer.new_ticket_id(show_id, customer, idempotency_key)
+        view = await self.gateway.queue_join(show_id, ticket_id, customer, new_pass_token(), self.pace,
                                                  draw_seed(), now_ms)
         if view.status not in FINAL_TICKET_STATES:  # the sweeper's tick admits for it from now on
-            await self.ctx.redis.sadd(self.ctx.keys.running_queues, str(show_id))
+            await self.redis.sadd(self.keys.running_queues, str(show_id))
         return self.body(ticket_id, show_id, view)
 
     async def status(self, ticket_id: str, now_ms: int | None = None) -> dict[str, Any]:
         show_id = self.parse_ticket_id(ticket_id)
-        view = await self.ctx.gateway.queue_status(show_id, ticket_id, draw_seed(), now_ms)
+        view = await self.gateway.queue_status(show_id, ticket_id, draw_seed(), now_ms)
         if view is None:
             # A genuine id Redis no longer knows: long gone (kept a day after it ended), or
             # lost with a wiped Redis.
@@ -97,7 +101,7 @@ class ReleaseQueue:
     async def leave(self, ticket_id: str, now_ms: int | None = None) -> None:
         """Leaves the queue, or gives up an unused pass; again after leaving: no change."""
         show_id = self.parse_ticket_id(ticket_id)
-        status = await self.ctx.gateway.queue_leave(show_id, ticket_id, now_ms)
+        status = await self.gateway.queue_leave(show_id, ticket_id, now_ms)
         if status is not None:
             status = status or "expired"
             if status == "admitted":
@@ -106,33 +110,33 @@ class ReleaseQueue:
 
     async def info(self, show_id: int, now_ms: int | None = None) -> dict[str, Any]:
         """`queue` of GET /v1/shows/{id}: {active, length, order}."""
-        show = await self.ctx.catalog.show(show_id)
+        show = await self.catalog.show(show_id)
         if show.sale_opens_at is None:
             return {"active": False, "length": 0, "order": show.queue_order}
-        active, length, order = await self.ctx.gateway.queue_info(show_id, now_ms)
+        active, length, order = await self.gateway.queue_info(show_id, now_ms)
         return {"active": active, "length": length, "order": order}
 
     async def public_show(self, show_id: int) -> dict[str, Any]:
         """GET /v1/shows/{id}: the catalog's show and its live `queue`."""
-        show = await self.ctx.catalog.show(show_id)
+        show = await self.catalog.show(show_id)
         return {**show.details, "queue": await self.info(show_id)}
 
     async def tick(self, show_id: int, now_ms: int | None = None) -> int:
         """The sweeper's tick for one show: settles and admits (lua/queue_admit-8.lua).
         Answers how many it admitted; takes the show out of the running set once its queue
         ended."""
-        tick = await self.ctx.gateway.queue_admit(show_id, draw_seed(), now_ms)
+        tick = await self.gateway.queue_admit(show_id, draw_seed(), now_ms)
         admitted, running = (tick.admitted, tick.running) if tick else (0, False)
         if tick is not None:
             metrics.observe_queue(show_id, tick.waiting, tick.shopping, tick.lapsed, tick.waits_ms)
         if not running:
-            await self.ctx.redis.srem(self.ctx.keys.running_queues, str(show_id))
+            await self.redis.srem(self.keys.running_queues, str(show_id))
             metrics.forget_queue(show_id)
         return admitted
 
     async def tick_all(self) -> int:
         """Every running queue's tick (the sweeper calls it after each sweep)."""
         admitted = 0
-        for raw in await self.ctx.redis.smembers(self.ctx.keys.running_queues):
+        for raw in await self.redis.smembers(self.keys.running_queues):
             admitted += await self.tick(int(raw))
         return admitted

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boxoffice.engine.admin import (
@@ -289,8 +290,18 @@ class PostgresSink:
         self.conn.close()
 
 
+# Whether the database holds a catalog already (any city): seeding wants an empty one.
+HAS_CATALOG = "SELECT count(*) FROM cities"
+
+
 def has_catalog(sink: PostgresSink) -> bool:
-    return bool(sink.conn.execute("SELECT count(*) FROM cities").fetchone()[0] > 0)
+    return bool(sink.conn.execute(HAS_CATALOG).fetchone()[0] > 0)
+
+
+async def catalog_exists(sql: AsyncEngine) -> bool:
+    """HAS_CATALOG through SQLAlchemy: the demo seed command and the embedded first run."""
+    async with sql.connect() as conn:
+        return bool((await conn.execute(text(HAS_CATALOG))).scalar_one() > 0)
 
 
 def load(sink: PostgresSink, scale_name: str, seed: int, start: date, progress: bool = True) -> dict[str, int]:

@@ -90,7 +90,8 @@ class Settings:
     browse_cache_s: float = 10.0
     max_body_bytes: int = 16_384
     redis_pool_size: int = 64
-    # Show scripts of concurrent requests share pipelined writes (engine/redis/autopipeline.py).
+    # Show scripts of concurrent requests share pipelined writes (engine/redis/autopipeline.py;
+    # per node on a cluster, engine/redis/cluster_pipeline.py).
     redis_autopipeline: bool = True
     db_pool_size: int = 10
     payment_provider: str = "boxoffice.engine.payments:SimulatedProvider"
@@ -112,7 +113,6 @@ class Settings:
     queue_admit_per_s: int = 50
     # (name, token) pairs of the admin API; empty: the admin API does not exist.
     admin_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    fault_point: str | None = field(default=None, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -161,7 +161,6 @@ class Settings:
             queue_group_size=_positive(_int("BOXOFFICE_QUEUE_GROUP_SIZE", 2), "BOXOFFICE_QUEUE_GROUP_SIZE"),
             queue_admit_per_s=_positive(_int("BOXOFFICE_QUEUE_ADMIT_PER_S", 50), "BOXOFFICE_QUEUE_ADMIT_PER_S"),
             admin_tokens=parse_admin_tokens(os.environ.get("BOXOFFICE_ADMIN_TOKEN", "")),
-            fault_point=os.environ.get("BOXOFFICE_FAULT_POINT") or None,
         )
 
     def with_changes(self, **changes: object) -> Settings:

@@ -17,10 +17,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-if TYPE_CHECKING:
-    from boxoffice.engine.wiring import Context
+from boxoffice.engine.redis.expiry_wakeups import ExpiryWakeups
+from boxoffice.engine.redis.gateway import ShowScripts
+from boxoffice.engine.redis.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,21 @@ return 1
 
 
 class Sweeper:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    """`unload` drops a show that played long ago (engine/show_loader.py): (show, now_ms) ->
+    keys deleted, 0 when kept."""
+
+    def __init__(self, redis: Any, keys: Keys, gateway: ShowScripts, wakeups: ExpiryWakeups,
+                 unload: Callable[[int, int | None], Awaitable[int]], unload_after_s: int,
+                 interval_s: float, on_tick: Callable[[], Awaitable[Any]] | None = None) -> None:
+        self.redis = redis
+        # Called after every sweep: the release queues admit on the same tick (engine/release_queue.py).
+        self.on_tick = on_tick
+        self.keys = keys
+        self.gateway = gateway
+        self.wakeups = wakeups
+        self.unload = unload
+        self.unload_after_s = unload_after_s
+        self.interval_s = interval_s
         self._claim: Any = None
         self._release: Any = None
         self._wake = asyncio.Event()
@@ -63,8 +78,8 @@ class Sweeper:
 
     def _scripts(self) -> tuple[Any, Any]:
         if self._claim is None:
-            self._claim = self.ctx.redis.register_script(CLAIM_SCRIPT)
-            self._release = self.ctx.redis.register_script(RELEASE_SCRIPT)
+            self._claim = self.redis.register_script(CLAIM_SCRIPT)
+            self._release = self.redis.register_script(RELEASE_SCRIPT)
         return self._claim, self._release
 
     async def index(self, show_id: int, wake_ms: int) -> None:
@@ -72,36 +87,34 @@ class Sweeper:
         one, a first waiter before the start): lowers the show's score in the sweep index to
         it (or adds the show), never raising it, and arms its wake key when notifications
         are on. One round trip either way."""
-        ctx = self.ctx
-        if not ctx.notifications.enabled:
-            await ctx.redis.zadd(ctx.keys.sweep_index, {str(show_id): wake_ms}, lt=True)
+        if not self.wakeups.enabled:
+            await self.redis.zadd(self.keys.sweep_index, {str(show_id): wake_ms}, lt=True)
             return
-        pipe = ctx.redis.pipeline(transaction=False)
-        pipe.zadd(ctx.keys.sweep_index, {str(show_id): wake_ms}, lt=True)
-        ctx.notifications.arm(pipe, show_id, wake_ms)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(self.keys.sweep_index, {str(show_id): wake_ms}, lt=True)
+        self.wakeups.arm(pipe, show_id, wake_ms)
         await pipe.execute()
 
     async def _arm(self, show_id: int, wake_ms: int) -> None:
-        if wake_ms > 0 and self.ctx.notifications.enabled:
-            pipe = self.ctx.redis.pipeline(transaction=False)
-            self.ctx.notifications.arm(pipe, show_id, wake_ms)
+        if wake_ms > 0 and self.wakeups.enabled:
+            pipe = self.redis.pipeline(transaction=False)
+            self.wakeups.arm(pipe, show_id, wake_ms)
             await pipe.execute()
 
     async def sweep_once(self) -> int:
         """One pass over the due shows; returns how many holds it ended."""
-        ctx = self.ctx
         claim, release = self._scripts()
         now_ms = int(await self._redis_time_ms())
         shows, claim_score = await claim(
-            keys=[ctx.keys.sweep_index], args=[now_ms, CLAIM_LEASE_MS, CLAIM_BATCH]
+            keys=[self.keys.sweep_index], args=[now_ms, CLAIM_LEASE_MS, CLAIM_BATCH]
         )
         ended = 0
         for raw in shows:
             show_id = int(raw)
-            count, wake = await ctx.gateway.sweep(show_id)
+            count, wake = await self.gateway.sweep(show_id)
             ended += count
             self.holds_ended += count
-            await release(keys=[ctx.keys.sweep_index], args=[show_id, claim_score, wake])
+            await release(keys=[self.keys.sweep_index], args=[show_id, claim_score, wake])
             await self._arm(show_id, wake)
         return ended
 
@@ -110,22 +123,21 @@ class Sweeper:
         `unload_after_s` ago is unloaded instead (engine/holds.py unload), so the loaded
         set holds only the shows still on sale or just played. now_ms (tests only) moves the
         clock of that decision; the sweep keeps Redis's."""
-        ctx = self.ctx
-        shows = [int(raw) for raw in await ctx.redis.smembers(ctx.keys.loaded_shows)]
+        shows = [int(raw) for raw in await self.redis.smembers(self.keys.loaded_shows)]
         started = await self._starts_at(shows)
         cutoff = (now_ms if now_ms is not None else await self._redis_time_ms()) \
-            - ctx.settings.unload_after_s * 1000
+            - self.unload_after_s * 1000
         ended = 0
         for show_id in shows:
             if 0 < started.get(show_id, 0) <= cutoff:
-                if await ctx.inventory.unload(show_id, now_ms):
+                if await self.unload(show_id, now_ms):
                     self.shows_unloaded += 1
                     continue
-            count, wake = await ctx.gateway.sweep(show_id)
+            count, wake = await self.gateway.sweep(show_id)
             ended += count
             self.holds_ended += count
             if wake:
-                await ctx.redis.zadd(ctx.keys.sweep_index, {str(show_id): wake}, lt=True)
+                await self.redis.zadd(self.keys.sweep_index, {str(show_id): wake}, lt=True)
                 await self._arm(show_id, wake)
         return ended
 
@@ -134,15 +146,15 @@ class Sweeper:
         out: dict[int, int] = {}
         for i in range(0, len(shows), STARTS_BATCH):
             batch = shows[i : i + STARTS_BATCH]
-            pipe = self.ctx.redis.pipeline(transaction=False)
+            pipe = self.redis.pipeline(transaction=False)
             for show_id in batch:
-                pipe.hget(self.ctx.keys.show_keys(show_id)[0], "starts_at")
+                pipe.hget(self.keys.show_keys(show_id)[0], "starts_at")
             for show_id, value in zip(batch, await pipe.execute(), strict=True):
                 out[show_id] = int(value or 0)
         return out
 
     async def _redis_time_ms(self) -> int:
-        seconds, micros = await self.ctx.redis.time()
+        seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     def wake(self) -> None:
@@ -155,8 +167,8 @@ class Sweeper:
             self._wake.clear()
             try:
                 await self.sweep_once()
-                # The release queues admit on the same tick (engine/release_queue.py).
-                await self.ctx.release_queue.tick_all()
+                if self.on_tick is not None:
+                    await self.on_tick()
                 if time.monotonic() - last_full > FULL_PASS_EVERY_S:
                     await self.full_pass()
                     last_full = time.monotonic()
@@ -168,5 +180,5 @@ class Sweeper:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
             # arrives as the wake-up does, and the sweeper would outlive its service.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.ctx.settings.sweep_interval_s):
+                async with asyncio.timeout(self.interval_s):
                     await self._wake.wait()

@@ -9,19 +9,19 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from boxoffice.engine.catalog import Catalog
 from boxoffice.engine.errors import (
     EntryNotWaiting,
     InvalidRequest,
     NotFound,
 )
+from boxoffice.engine.holds import Holds
+from boxoffice.engine.ids import IdSigner
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_WAITLIST_COUNT
-from boxoffice.engine.redis.gateway import text
+from boxoffice.engine.redis.gateway import ShowScripts, text
 from boxoffice.engine.statuses import EntryStatus
-
-if TYPE_CHECKING:
-    from boxoffice.engine.wiring import Context
 
 # The share of holds that end unpaid starts from this prior, worth PRIOR_WEIGHT ended
 # holds, and moves to the show's measured share as its holds end.
@@ -111,8 +111,11 @@ class HoldsAhead:
 
 
 class Waitlist:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    def __init__(self, gateway: ShowScripts, catalog: Catalog, signer: IdSigner, holds: Holds) -> None:
+        self.gateway = gateway
+        self.catalog = catalog
+        self.signer = signer
+        self.holds = holds
         self._holds: dict[int, tuple[float, HoldsAhead]] = {}
         self._holds_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -120,19 +123,19 @@ class Waitlist:
         """The show's holds for etas: one script call per show and moment, however many
         waiters ask (each stream of a long queue asks twice a second)."""
         if now_ms is not None:  # tests moving time: always fresh
-            return HoldsAhead.parse(await self.ctx.gateway.eta_holds(show_id, DEADLINES_FOR_ETA, now_ms))
+            return HoldsAhead.parse(await self.gateway.eta_holds(show_id, DEADLINES_FOR_ETA, now_ms))
         async with self._holds_locks[show_id]:
             cached = self._holds.get(show_id)
             if cached is not None and time.monotonic() - cached[0] < ETA_HOLDS_MAX_AGE_S:
                 return cached[1]
-            fresh = HoldsAhead.parse(await self.ctx.gateway.eta_holds(show_id, DEADLINES_FOR_ETA))
+            fresh = HoldsAhead.parse(await self.gateway.eta_holds(show_id, DEADLINES_FOR_ETA))
             if len(self._holds) >= ETA_HOLDS_CACHED_SHOWS:
                 self._holds.clear()
             self._holds[show_id] = (time.monotonic(), fresh)
             return fresh
 
     def parse_entry_id(self, entry_id: str) -> int:
-        parsed = self.ctx.signer.parse(entry_id, "W")
+        parsed = self.signer.parse(entry_id, "W")
         if parsed is None:
             raise NotFound("no such waitlist entry")
         return parsed.show_id
@@ -143,35 +146,35 @@ class Waitlist:
         """Queues the customer (201 body). With an idempotency key the entry's id derives from
         it, so a repeated request answers the entry its first run made. now_ms (tests only)
         moves the scripts' clock."""
-        show = await self.ctx.catalog.show(show_id)
+        show = await self.catalog.show(show_id)
         if not 1 <= count <= MAX_WAITLIST_COUNT:
             raise InvalidRequest("count is out of range",
                                  details=[{"field": "count", "problem": f"must be 1 to {MAX_WAITLIST_COUNT}"}])
         if category is not None and category not in show.prices:
             raise InvalidRequest("unknown price category",
                                  details=[{"field": "category", "problem": f"not a category of show {show_id}"}])
-        entry_id = self.ctx.signer.new_entry_id(show_id, customer, idempotency_key)
-        joined = await self.ctx.gateway.join_waitlist(show_id, entry_id, customer, count, category or "",
-                                                      MAX_SEATS_PER_CUSTOMER, now_ms, queue_pass)
+        entry_id = self.signer.new_entry_id(show_id, customer, idempotency_key)
+        joined = await self.gateway.join_waitlist(show_id, entry_id, customer, count, category or "",
+                                                  MAX_SEATS_PER_CUSTOMER, now_ms, queue_pass)
         status = joined.status
         body: dict[str, Any] = {"entry_id": entry_id, "show_id": str(show_id), "count": count,
                                 "category": category, "position": joined.position or None, "status": status}
         if status == EntryStatus.GRANTED:
             # Seats were free for it: granted at once, the hold comes with the answer.
-            hold = await self.ctx.inventory.hold_status(grant_hold_id(entry_id), now_ms=now_ms)
+            hold = await self.holds.hold_status(grant_hold_id(entry_id), now_ms=now_ms)
             body["hold"] = hold.public()
         return body
 
     async def leave(self, entry_id: str, now_ms: int | None = None) -> None:
         show_id = self.parse_entry_id(entry_id)
-        status = await self.ctx.gateway.leave_waitlist(show_id, entry_id, now_ms)
+        status = await self.gateway.leave_waitlist(show_id, entry_id, now_ms)
         if status is not None:
             status = status or EntryStatus.EXPIRED.value
             raise EntryNotWaiting(f"the entry is {status}, not waiting", status=status)
 
     async def status(self, entry_id: str, now_ms: int | None = None) -> dict[str, Any]:
         show_id = self.parse_entry_id(entry_id)
-        entry = await self.ctx.gateway.entry_status(show_id, entry_id, now_ms)
+        entry = await self.gateway.entry_status(show_id, entry_id, now_ms)
         if entry is None:
             # A genuine id Redis no longer knows: long gone, or lost with a wiped Redis.
             return {"entry_id": entry_id, "show_id": str(show_id), "status": EntryStatus.EXPIRED.value,
@@ -189,7 +192,7 @@ class Waitlist:
                                            holds.deadlines(category, entry.now_ms), share, entry.now_ms,
                                            entry.starts_at_ms)
         elif status == EntryStatus.GRANTED and hold_id:
-            body["hold"] = (await self.ctx.inventory.hold_status(hold_id, now_ms=now_ms)).public()
+            body["hold"] = (await self.holds.hold_status(hold_id, now_ms=now_ms)).public()
         return body
 
 

@@ -1,175 +1,169 @@
-"""Wires the engine together: connections, scripts, services and background tasks."""
+"""The one place the engine is put together: connections, then each component with what
+it uses, then the background tasks. Nothing in the engine imports this module; the API
+(boxoffice/api/app.py), the tests and the benchmarks open an Engine here and hand its
+components around.
+
+Calls that go back up the chain are callbacks given here, never references to the whole:
+the gateway asks the show loader for a missing show and tells the sweeper of an earlier
+wake; the expiry wake-ups wake the sweeper; the sweeper asks the show loader to unload a
+show that played; confirms report the bookings they marked to the reconciler's queue."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from boxoffice.engine import db, metrics
+from boxoffice.engine import db, health, metrics
 from boxoffice.engine.admin import Admin
+from boxoffice.engine.bookings import Bookings
 from boxoffice.engine.cancellations import Cancellations
 from boxoffice.engine.catalog import Catalog
-from boxoffice.engine.confirm import Bookings
+from boxoffice.engine.confirm import Checkpoint, Confirmations, no_checkpoint
+from boxoffice.engine.embedded import prepare_embedded
 from boxoffice.engine.holds import Holds
 from boxoffice.engine.ids import IdSigner
+from boxoffice.engine.payment_records import PaymentRecords
 from boxoffice.engine.payments import PaymentProvider, load_provider
-from boxoffice.engine.reconciler import Reconciler
-from boxoffice.engine.redis.expiry_wakeups import ExpiryNotifications
-from boxoffice.engine.redis.gateway import ShowScripts
+from boxoffice.engine.reconciler import Reconciler, ReconcileTimes
+from boxoffice.engine.redis.clients import make_redis
+from boxoffice.engine.redis.expiry_wakeups import ExpiryWakeups, unavailable_reason
+from boxoffice.engine.redis.gateway import QueuePace, ShowScripts
 from boxoffice.engine.redis.keys import Keys
 from boxoffice.engine.redis.pubsub import EventHub
 from boxoffice.engine.redis.scripts import ScriptRunner
 from boxoffice.engine.release_queue import ReleaseQueue
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.show_loader import ShowLoader
 from boxoffice.engine.sweeper import Sweeper
 from boxoffice.engine.waitlist import Waitlist
 
 log = logging.getLogger(__name__)
 
-_embedded_server: Any = None
-
-
-# A dead or hung Redis must turn into a quick 503, not a request that hangs: short socket
-# timeouts, and no retries by the client library. A command that timed out or lost its
-# connection may have run: sending it again blindly would run a script twice. The scripts
-# are idempotent by the id they act on instead, so the caller may repeat a call whose
-# answer it lost (a 503 says so with Retry-After).
-REDIS_CONNECT_TIMEOUT_S = 2.0
-REDIS_SOCKET_TIMEOUT_S = 5.0
-
-
-def _no_retry() -> Any:
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    return Retry(NoBackoff(), retries=0)
-
-
-def make_redis(settings: Settings) -> tuple[Any, Any]:
-    """(client for commands and scripts, client for pub/sub)."""
-    if settings.embedded:
-        import fakeredis
-
-        global _embedded_server
-        if _embedded_server is None:
-            _embedded_server = fakeredis.FakeServer()
-        client = fakeredis.FakeAsyncRedis(server=_embedded_server, decode_responses=True)
-        return client, client
-    assert settings.redis_url is not None
-    timeouts = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S, "socket_timeout": REDIS_SOCKET_TIMEOUT_S}
-    if settings.redis_cluster:
-        from boxoffice.engine.redis.cluster import make_cluster_clients
-
-        return make_cluster_clients(settings.redis_url, settings.redis_pool_size, _no_retry(), _no_retry,
-                                    REDIS_CONNECT_TIMEOUT_S, REDIS_SOCKET_TIMEOUT_S)
-    from redis.asyncio import BlockingConnectionPool, Redis
-
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url, decode_responses=True, max_connections=settings.redis_pool_size, timeout=5,
-        retry=_no_retry(), **timeouts,
-    )
-    client = Redis(connection_pool=pool)
-    # Subscriptions wait for messages indefinitely: no socket timeout on that client.
-    return client, Redis.from_url(settings.redis_url, decode_responses=True,
-                                  socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, retry=_no_retry())
+# Bookings marked in Redis and not yet noted in PostgreSQL; losing some (a crash, an
+# overflow) only costs the reconciler a check.
+MARKED_QUEUE = 50_000
 
 
 @dataclass
-class Context:
+class Engine:
+    """Every component of one service process, and what it was built from. Components
+    get their parts in their constructors (build_engine); none holds the Engine."""
+
     settings: Settings
     redis: Any
     pubsub_redis: Any
     sql: AsyncEngine
     keys: Keys
     scripts: ScriptRunner
+    gateway: ShowScripts
     catalog: Catalog
     signer: IdSigner
     payments: PaymentProvider
+    payment_records: PaymentRecords
     events: EventHub
-    gateway: ShowScripts = field(init=False)
-    inventory: Holds = field(init=False)
-    bookings: Bookings = field(init=False)
-    cancellations: Cancellations = field(init=False)
-    admin: Admin = field(init=False)
-    waitlist: Waitlist = field(init=False)
-    release_queue: ReleaseQueue = field(init=False)
-    sweeper: Sweeper = field(init=False)
-    notifications: ExpiryNotifications = field(init=False)
-    reconciler: Reconciler = field(init=False)
+    shows: ShowLoader
+    bookings: Bookings
+    holds: Holds
+    confirmations: Confirmations
+    cancellations: Cancellations
+    admin: Admin
+    waitlist: Waitlist
+    release_queue: ReleaseQueue
+    wakeups: ExpiryWakeups
+    sweeper: Sweeper
+    reconciler: Reconciler
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.gateway = ShowScripts(self.scripts, self.keys, self.hold_ttl_ms,
-                                   load_missing=lambda show_id: self.inventory.load_show(show_id),
-                                   on_earlier_wake=lambda show_id, wake: self.sweeper.index(show_id, wake))
-        self.inventory = Holds(self)
-        self.bookings = Bookings(self)
-        self.cancellations = Cancellations(self)
-        self.admin = Admin(self)
-        self.waitlist = Waitlist(self)
-        self.release_queue = ReleaseQueue(self)
-        self.sweeper = Sweeper(self)
-        self.notifications = ExpiryNotifications(self)
-        self.reconciler = Reconciler(self)
+    def start_background(self) -> None:
+        self.events.start()
+        self.tasks.append(asyncio.create_task(self.sweeper.run_forever(), name="sweeper"))
+        self.tasks.append(self.wakeups.start())
+        self.tasks.append(asyncio.create_task(self.reconciler.run_forever(), name="reconciler"))
+        self.tasks.append(asyncio.create_task(metrics.sample_pools_forever(self.redis, self.sql),
+                                              name="pool-metrics"))
+        self.tasks.append(asyncio.create_task(
+            metrics.sample_dependencies_forever(self.redis, self.sql, self.settings.redis_cluster),
+            name="dependency-metrics"))
 
-    @property
-    def hold_ttl_ms(self) -> int:
-        return self.settings.hold_ttl_s * 1000
+    async def health(self) -> dict[str, str]:
+        """{dependency: "ok" | "down"} (engine/health.py)."""
+        return await health.check_all(self.redis, self.sql, self.settings.redis_cluster)
 
-
-async def prepare_embedded(sql: AsyncEngine) -> None:
-    """Embedded first run: migrate and seed the local SQLite file once."""
-    from boxoffice.engine import seed
-
-    await db.migrate(sql)
-    async with sql.connect() as conn:
-        has_catalog = (await conn.execute(text("SELECT count(*) FROM cities"))).scalar_one() > 0
-    if not has_catalog:
-        path = sql.url.database
-        assert path is not None
-        await seed.seed_demo(sql, 1, datetime.now(UTC).date())
-        log.info("embedded database seeded with demo data at %s", path)
+    async def close(self) -> None:
+        await stop_tasks(self.tasks)
+        await self.events.stop()
+        await self.scripts.aclose()
+        for client in {id(self.redis): self.redis, id(self.pubsub_redis): self.pubsub_redis}.values():
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        await self.sql.dispose()
 
 
-async def open_context(settings: Settings, background: bool = True) -> Context:
+def build_engine(settings: Settings, redis: Any, pubsub_redis: Any, sql: AsyncEngine, secret: str,
+                 checkpoint: Checkpoint = no_checkpoint) -> Engine:
+    """Every component, each given what it uses. `checkpoint` (tests only) is called with
+    each step a confirm or cancel finished (tests/support/crashable.py kills the process there)."""
+    keys = Keys(settings.key_prefix)
+    scripts = ScriptRunner(redis, autopipeline=settings.redis_autopipeline and not settings.embedded)
+    catalog = Catalog(sql, settings.browse_cache_s)
+    signer = IdSigner(secret)
+    payments = load_provider(settings.payment_provider, sql)
+    records = PaymentRecords(sql, payments.name)
+    # The gateway calls back up: a missing show is loaded, an earlier wake indexed (both
+    # components below use the gateway, so they are named here before they exist).
+    gateway = ShowScripts(scripts, keys, settings.hold_ttl_s * 1000,
+                          load_missing=lambda show_id: shows.load(show_id),
+                          on_earlier_wake=lambda show_id, wake: sweeper.index(show_id, wake))
+    shows = ShowLoader(gateway, catalog, redis, keys, settings.unload_after_s)
+    wakeups = ExpiryWakeups(redis, pubsub_redis, keys, on_wake=lambda: sweeper.wake(),
+                            unavailable=unavailable_reason(settings), sweep_interval_s=settings.sweep_interval_s)
+    sweeper = Sweeper(redis, keys, gateway, wakeups, unload=shows.unload, unload_after_s=settings.unload_after_s,
+                      interval_s=settings.sweep_interval_s, on_tick=lambda: release_queue.tick_all())
+    release_queue = ReleaseQueue(gateway, catalog, signer, redis, keys, QueuePace(
+        settings.queue_opens_before_s * 1000, settings.queue_shoppers, settings.queue_group_size,
+        settings.queue_admit_per_s, settings.queue_pass_s * 1000))
+    bookings = Bookings(sql, catalog, settings.cancel_cutoff_s)
+    holds = Holds(gateway, catalog, signer, bookings)
+    marked: deque[str] = deque(maxlen=MARKED_QUEUE)
+    confirmations = Confirmations(sql, gateway, catalog, holds, bookings, records, payments,
+                                  pin_ms=settings.confirm_pin_s * 1000, on_marked=marked.append,
+                                  checkpoint=checkpoint)
+    cancellations = Cancellations(sql, gateway, catalog, bookings, payments, settings.cancel_cutoff_s,
+                                  checkpoint=checkpoint)
+    reconciler = Reconciler(sql, redis, keys, gateway, payments, records, confirmations, cancellations, marked,
+                            ReconcileTimes(grace_s=settings.confirm_grace_s,
+                                           settle_window_s=settings.payment_settle_window_s,
+                                           interval_s=settings.reconcile_interval_s))
+    return Engine(
+        settings=settings, redis=redis, pubsub_redis=pubsub_redis, sql=sql, keys=keys, scripts=scripts,
+        gateway=gateway, catalog=catalog, signer=signer, payments=payments, payment_records=records,
+        events=EventHub(pubsub_redis, keys.changes_pattern()), shows=shows, bookings=bookings, holds=holds,
+        confirmations=confirmations, cancellations=cancellations,
+        admin=Admin(sql, catalog, holds, redis, keys, release_queue),
+        waitlist=Waitlist(gateway, catalog, signer, holds), release_queue=release_queue, wakeups=wakeups,
+        sweeper=sweeper,
+        reconciler=reconciler,
+    )
+
+
+async def open_engine(settings: Settings, background: bool = True, checkpoint: Checkpoint = no_checkpoint) -> Engine:
+    """Connects, prepares the embedded database on its first run, builds the engine and
+    (unless `background` is false: tests driving each task themselves) starts its tasks."""
     sql = db.create_engine(settings)
     if settings.embedded:
         await prepare_embedded(sql)
     secret = settings.secret or await db.load_secret(sql)
     redis, pubsub_redis = make_redis(settings)
-    keys = Keys(settings.key_prefix)
-    ctx = Context(
-        settings=settings,
-        redis=redis,
-        pubsub_redis=pubsub_redis,
-        sql=sql,
-        keys=keys,
-        scripts=ScriptRunner(redis, autopipeline=settings.redis_autopipeline
-                             and not settings.embedded and not settings.redis_cluster),
-        catalog=Catalog(sql, settings.browse_cache_s),
-        signer=IdSigner(secret),
-        payments=load_provider(settings.payment_provider, sql),
-        events=EventHub(pubsub_redis, keys.changes_pattern()),
-    )
+    engine = build_engine(settings, redis, pubsub_redis, sql, secret, checkpoint)
     if background:
-        start_background(ctx)
-    return ctx
-
-
-def start_background(ctx: Context) -> None:
-    ctx.events.start()
-    ctx.tasks.append(asyncio.create_task(ctx.sweeper.run_forever(), name="sweeper"))
-    ctx.tasks.append(ctx.notifications.start())
-    ctx.tasks.append(asyncio.create_task(ctx.reconciler.run_forever(), name="reconciler"))
-    ctx.tasks.append(asyncio.create_task(metrics.sample_pools_forever(ctx), name="pool-metrics"))
-    ctx.tasks.append(asyncio.create_task(metrics.sample_dependencies_forever(ctx), name="dependency-metrics"))
+        engine.start_background()
+    return engine
 
 
 # How long closing waits for a background task to end after each cancel.
@@ -191,13 +185,3 @@ async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception() is not None:
             log.warning("background task %s ended with %r", task.get_name(), task.exception())
-
-
-async def close_context(ctx: Context) -> None:
-    await stop_tasks(ctx.tasks)
-    await ctx.events.stop()
-    await ctx.scripts.aclose()
-    for client in {id(ctx.redis): ctx.redis, id(ctx.pubsub_redis): ctx.pubsub_redis}.values():
-        with contextlib.suppress(Exception):
-            await client.aclose()
-    await ctx.sql.dispose()

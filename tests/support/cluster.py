@@ -18,7 +18,7 @@ from redis.crc import key_slot
 from sqlalchemy import text
 
 from boxoffice.engine.db import db_time
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 from tests.conftest import ShowRef
 
 PRIMARIES = 3
@@ -178,7 +178,7 @@ class LocalCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-async def shows_on_every_shard(context: Context, cluster: LocalCluster, per_shard: int = 1,
+async def shows_on_every_shard(context: Engine, cluster: LocalCluster, per_shard: int = 1,
                                max_seats: int = 5000) -> list[ShowRef]:
     """Future shows whose hash tags land on each of the primaries, `per_shard` of each."""
     async with context.sql.connect() as conn:

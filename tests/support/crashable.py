@@ -1,14 +1,26 @@
 """A real service process that a test may see die: the app under uvicorn in a subprocess on
 the test session's own Redis and PostgreSQL and the test's key prefix, with any
-BOXOFFICE_* setting, BOXOFFICE_FAULT_POINT included (the process SIGKILLs itself there)."""
+BOXOFFICE_* setting, and FAULT_POINT: the step of a confirm (after_pin, after_intent,
+after_charge, after_commit) or a cancel (after_cancel_intent, after_refund) where the
+process SIGKILLs itself. The engine calls a checkpoint after each such step, which does
+nothing in production; the app made here (create_app) hands it one that kills."""
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+from starlette.applications import Starlette
+
+from boxoffice.api import app as api_app
 from boxoffice.engine.settings import Settings
-from tests.support.services import ServiceProcess, service_environment
+from boxoffice.engine.wiring import open_engine
+from tests.support.services import ServiceProcess, service_environment, uvicorn_args
+
+FAULT_POINT = "FAULT_POINT"
 
 # A cut-off confirm is reconciled within a test's patience; no rate limit or browse cache
 # stands between a test and what it checks.
@@ -31,7 +43,8 @@ class Services:
 
     def spawn(self, overrides: dict[str, str]) -> ServiceProcess:
         log_path = self.log_dir / f"service-{len(self.started)}.log"
-        service = ServiceProcess.start(self.environment(overrides), log_path)
+        service = ServiceProcess.start(self.environment(overrides), log_path,
+                                       module_args=uvicorn_args("tests.support.crashable:create_app"))
         self.started.append(service)
         return service
 
@@ -44,3 +57,15 @@ class Services:
     def stop_all(self) -> None:
         for service in self.started:
             service.stop()
+
+
+def kill_at(point: str | None, step: str) -> None:
+    """The engine's checkpoint in a crashable service: SIGKILL (no clean-up) at `point`."""
+    if step == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def create_app() -> Starlette:
+    """The service's app (uvicorn factory), its engine dying at $FAULT_POINT when set."""
+    checkpoint = partial(kill_at, os.environ.get(FAULT_POINT) or None)
+    return api_app.create_app(Settings.from_env(), opener=partial(open_engine, checkpoint=checkpoint))

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from sqlalchemy import text
 
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 
 T = TypeVar("T")
 
@@ -38,7 +38,7 @@ class Audit:
         assert self.charges == self.bookings + self.refunds, self
 
 
-async def audit(ctx: Context) -> Audit:
+async def audit(ctx: Engine) -> Audit:
     result = Audit()
     async with ctx.sql.connect() as conn:
         ledger = {r[0]: r[1] for r in await conn.execute(
@@ -100,6 +100,6 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = 15.0,
         await asyncio.sleep(every_s)
 
 
-async def redis_now_ms(ctx: Context) -> int:
+async def redis_now_ms(ctx: Engine) -> int:
     seconds, micros = await ctx.redis.time()
     return int(seconds) * 1000 + int(micros) // 1000

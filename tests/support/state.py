@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 
 # Every table a request can write, with an order that makes the rows comparable.
 TABLES = {
@@ -51,7 +51,7 @@ async def _redis_value(redis: Any, key: str) -> Any:
     return kind  # "none": gone between SCAN and TYPE
 
 
-async def snapshot(ctx: Context, shows: Iterable[int] = ()) -> State:
+async def snapshot(ctx: Engine, shows: Iterable[int] = ()) -> State:
     prefix = ctx.keys.prefix
     rate = f"{prefix}:rate:"
     keys = sorted([k async for k in ctx.redis.scan_iter(match=f"{prefix}:*", count=1000)
@@ -63,7 +63,7 @@ async def snapshot(ctx: Context, shows: Iterable[int] = ()) -> State:
             tables[name] = [tuple(row) for row in await conn.execute(text(query))]
     seat_maps = {}
     for show_id in shows:
-        statuses = await ctx.inventory.seat_statuses(show_id)
+        statuses = await ctx.holds.seat_statuses(show_id)
         seat_maps[show_id] = {seat: str(getattr(status, "value", status)) for seat, status in statuses.items()}
     return State(redis, tables, seat_maps)
 
@@ -83,11 +83,11 @@ def difference(before: State, after: State) -> str:
 
 
 @contextlib.asynccontextmanager
-async def nothing_changes(ctx: Context, shows: Iterable[int] = ()) -> AsyncIterator[State]:
+async def nothing_changes(ctx: Engine, shows: Iterable[int] = ()) -> AsyncIterator[State]:
     """Snapshot, run the block, snapshot again: any difference fails the test."""
     shows = list(shows)
     for show_id in shows:
-        await ctx.inventory.seat_statuses(show_id)  # loads the show: loading is not a change
+        await ctx.holds.seat_statuses(show_id)  # loads the show: loading is not a change
     before = await snapshot(ctx, shows)
     yield before
     after = await snapshot(ctx, shows)

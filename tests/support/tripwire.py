@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from boxoffice.engine.wiring import Context
+from boxoffice.engine.wiring import Engine
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Tripwire:
 
 
 @contextlib.contextmanager
-def tripwire(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tripwire]:
+def tripwire(ctx: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tripwire]:
     wire = Tripwire()
     run = ctx.scripts.run
 

@@ -1,1 +1,2 @@
-"""Redis plumbing: the script gateway, auto-pipeline, cluster client, keys, pub/sub and expiry wake-ups."""
+"""Redis plumbing: the script gateway, auto-pipelines (one server, or one per cluster node),
+the cluster client, keys, pub/sub and expiry wake-ups."""

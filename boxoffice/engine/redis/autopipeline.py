@@ -7,9 +7,9 @@ on its own, which costs far more Python time than the script costs Redis. Here a
 a few microseconds of packing plus a future; the hot path (every show script) goes through
 it. Redis runs commands of one connection in order, so answers match futures one to one.
 
-Only for a single Redis server over TCP (REDIS_URL redis://); cluster and embedded mode keep
-redis-py. A failed connection fails the commands in flight (the API answers 503) and the
-next command connects again."""
+For a single Redis server over TCP (REDIS_URL redis://), and per node on a Redis Cluster
+(engine/redis/cluster_pipeline.py); embedded mode keeps redis-py. A failed connection fails
+the commands in flight (the API answers 503) and the next command connects again."""
 
 from __future__ import annotations
 
@@ -161,9 +161,16 @@ class AutoPipeline:
         return cls(options["host"], options["port"], options["db"], options["username"], options["password"],
                    options["connect_timeout_s"], reply_timeout_s)
 
-    async def execute(self, *args: Any) -> Any:
+    async def execute(self, *args: Any, asking: bool = False) -> Any:
+        """Sends one command with the others of this tick and answers its reply. `asking`
+        (a Redis Cluster's ASK redirection) sends ASKING just before it on the same connection."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
+        if asking:
+            answered: asyncio.Future[Any] = loop.create_future()
+            answered.add_done_callback(lambda f: f.cancelled() or f.exception())  # its "OK" is not awaited
+            self._queued.append(b"*1\r\n$6\r\nASKING\r\n")
+            self._queued_futures.append(answered)
         self._queued.append(pack(args))
         self._queued_futures.append(future)
         if not self._flush_scheduled:
@@ -230,6 +237,12 @@ class AutoPipeline:
                 connection.lost(RedisTimeoutError(f"Redis did not answer within {self.reply_timeout_s} s"))
                 if connection.transport is not None:
                     connection.transport.abort()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or waiting for a reply."""
+        connection = self._connection
+        return not self._queued and (connection is None or not connection.waiting)
 
     async def aclose(self) -> None:
         if self._watchdog is not None:

@@ -1,6 +1,7 @@
 """Redis Cluster support (BOXOFFICE_REDIS_CLUSTER=1): the command client and pub/sub.
 
-- The command client is redis-py's cluster client, with one change: when every connection
+- The show scripts are auto-pipelined per node (engine/redis/cluster_pipeline.py); every
+  other command goes through redis-py's cluster client, with one change: when every connection
   to a node is lent out, a command waits for one (like the blocking pool of the
   single-server client) instead of failing at once with MaxConnectionsError. A spike on
   one show sends every request to the same node; queueing briefly is the right answer,

@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from redis.exceptions import RedisError
 
-if TYPE_CHECKING:
-    from boxoffice.engine.wiring import Context
+from boxoffice.engine.redis.keys import Keys
+from boxoffice.engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,32 +51,40 @@ async def enable_expired_events(redis: Any) -> str | None:
         return f"CONFIG refused: {exc}"
 
 
-class ExpiryNotifications:
-    """Listens to `__keyevent@<db>__:expired` and wakes the sweeper on a wake key's expiry."""
+def unavailable_reason(settings: Settings) -> str | None:
+    """Why expired events cannot reach this process with these settings; None when they may."""
+    if not settings.keyspace_notifications:
+        return "turned off by BOXOFFICE_KEYSPACE_NOTIFICATIONS"
+    if settings.embedded:
+        return "the embedded Redis has none"
+    if settings.redis_cluster:
+        return "cluster mode: notifications are node-local"
+    return None
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+
+class ExpiryWakeups:
+    """Listens to `__keyevent@<db>__:expired` and calls `on_wake` (the sweeper's wake) on a
+    wake key's expiry. `unavailable`: why notifications cannot be used (unavailable_reason)."""
+
+    def __init__(self, redis: Any, pubsub_redis: Any, keys: Keys, on_wake: Callable[[], None],
+                 unavailable: str | None, sweep_interval_s: float) -> None:
+        self.redis = redis
+        self.pubsub_redis = pubsub_redis
+        self.keys = keys
+        self.on_wake = on_wake
+        self.unavailable = unavailable
+        self.sweep_interval_s = sweep_interval_s
         # True while expired events reach this process: only then are wake keys armed.
         self.enabled = False
         self.subscribed = asyncio.Event()
         self.wakeups = 0
         self._warned = False
 
-    def unavailable_reason(self) -> str | None:
-        settings = self.ctx.settings
-        if not settings.keyspace_notifications:
-            return "turned off by BOXOFFICE_KEYSPACE_NOTIFICATIONS"
-        if settings.embedded:
-            return "the embedded Redis has none"
-        if settings.redis_cluster:
-            return "cluster mode: notifications are node-local"
-        return None
-
     def _warn_once(self, reason: str) -> None:
         if not self._warned:
             self._warned = True
             log.warning("keyspace notifications unavailable (%s); expiry relies on the sweeper timer"
-                        " (every %.2fs)", reason, self.ctx.settings.sweep_interval_s)
+                        " (every %.2fs)", reason, self.sweep_interval_s)
 
     def start(self) -> asyncio.Task[None]:
         return asyncio.create_task(self.run_forever(), name="expiry-notifications")
@@ -83,13 +92,13 @@ class ExpiryNotifications:
     def arm(self, pipe: Any, show_id: int, wake_ms: int) -> None:
         """Queues on `pipe` the commands that make the show's wake key expire at wake_ms,
         or earlier when it is already armed for an earlier deadline (NX, then LT)."""
-        key = self.ctx.keys.wake(show_id)
+        key = self.keys.wake(show_id)
         pipe.set(key, "1", nx=True, pxat=wake_ms)
         pipe.pexpireat(key, wake_ms, lt=True)
 
     def wake_show(self, key: str) -> int | None:
         """The show id of one of our wake keys, else None."""
-        prefix = self.ctx.keys.prefix + ":show:{"
+        prefix = self.keys.prefix + ":show:{"
         if not (key.startswith(prefix) and key.endswith("}:wake")):
             return None
         try:
@@ -98,17 +107,17 @@ class ExpiryNotifications:
             return None
 
     async def run_forever(self) -> None:
-        reason = self.unavailable_reason()
+        reason = self.unavailable
         if reason is not None:
             self._warn_once(reason)
             return
-        redis = self.ctx.pubsub_redis
+        redis = self.pubsub_redis
         channel = f"__keyevent@{redis.connection_pool.connection_kwargs.get('db', 0)}__:expired"
         while True:
             pubsub = redis.pubsub(ignore_subscribe_messages=True)
             try:
                 # Again after every reconnect: a restarted server forgot the flags.
-                refused = await enable_expired_events(self.ctx.redis)
+                refused = await enable_expired_events(self.redis)
                 if refused is not None:
                     self._warn_once(refused)
                     return
@@ -117,11 +126,11 @@ class ExpiryNotifications:
                 self.subscribed.set()
                 log.info("keyspace notifications on: expired wake keys wake the sweeper")
                 # The sweeper looks once now: deadlines armed while we were away.
-                self.ctx.sweeper.wake()
+                self.on_wake()
                 async for message in pubsub.listen():
                     if message.get("type") == "message" and self.wake_show(str(message["data"])) is not None:
                         self.wakeups += 1
-                        self.ctx.sweeper.wake()
+                        self.on_wake()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

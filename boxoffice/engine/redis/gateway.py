@@ -10,8 +10,8 @@ script answers {result, next_wake, reindex, expired_late_ms, grant_waits_ms}
 the show's next wake earlier (reindex), the show's place in the sweep index is lowered
 at once, so expiry never waits for a later wake than the show needs.
 
-No call is ever sent twice by the client library (boxoffice/engine/wiring.py builds
-the clients without retries): each mutating script is idempotent by the id it acts on
+No call is ever sent twice by the client library (boxoffice/engine/redis/clients.py
+builds the clients without retries): each mutating script is idempotent by the id it acts on
 instead, so the caller (a customer retrying a 503, the reconciler) may repeat it safely."""
 
 from __future__ import annotations
@@ -170,9 +170,7 @@ def gate_refusal(show_id: int, result: Any) -> SaleNotOpen | PassRequired | None
     """The refusal of lua/includes/gate.lua in a hold's or join's answer, else None."""
     code = int(result[0])
     if code == ScriptCode.SALE_NOT_OPEN:
-        from boxoffice.engine.holds import ms_to_rfc3339
-
-        return SaleNotOpen(f"sales of show {show_id} open later", sale_opens_at=ms_to_rfc3339(int(result[1])))
+        return SaleNotOpen(f"sales of show {show_id} open later", int(result[1]))
     if code == ScriptCode.PASS_REQUIRED:
         return PassRequired("this show sells through its release queue: a valid pass (X-Queue-Pass) issued"
                             " to this customer for this show is needed", queue_url=f"/v1/shows/{show_id}/queue")
@@ -434,12 +432,9 @@ class ShowScripts:
         if code == ScriptCode.QUEUE_NOT_OPEN:
             opens = int(result[1])
             if opens == 0:
-                raise QueueNotOpen(f"show {show_id} is on sale without a queue", sale_opens_at=None)
-            from boxoffice.engine.holds import ms_to_rfc3339
-
-            raise QueueNotOpen(f"the queue of show {show_id} opens before its sales, not yet",
-                               sale_opens_at=ms_to_rfc3339(opens),
-                               queue_opens_at=ms_to_rfc3339(opens - pace.opens_before_ms))
+                raise QueueNotOpen(f"show {show_id} is on sale without a queue")
+            raise QueueNotOpen(f"the queue of show {show_id} opens before its sales, not yet", opens,
+                               opens - pace.opens_before_ms)
         if code == ScriptCode.ALREADY_QUEUED:
             raise AlreadyQueued("this customer already has a ticket in this show's queue")
         raise RuntimeError(f"queue_join answered {result!r}")

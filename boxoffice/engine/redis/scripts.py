@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from boxoffice.engine.redis.autopipeline import AutoPipeline
+from boxoffice.engine.redis.cluster_pipeline import ClusterAutoPipeline
 
 # The scripts ship inside the package (package data), found wherever it is installed.
 LUA_DIR = resources.files("boxoffice") / "lua"
@@ -87,16 +89,25 @@ def function_missing(error: Exception) -> bool:
     return isinstance(error, ResponseError) and "Function not found" in str(error)
 
 
+def make_pipeline(redis: Any) -> AutoPipeline | ClusterAutoPipeline | None:
+    """The auto-pipeline for this client: one connection to a single server, or one per node
+    of a Redis Cluster; None where it does not apply (TLS, a unix socket, fakeredis)."""
+    if isinstance(redis, RedisCluster):
+        return ClusterAutoPipeline.for_client(redis)
+    return AutoPipeline.for_client(redis)
+
+
 class ScriptRunner:
     """Runs our scripts on a redis.asyncio client (single server or cluster). With
-    `autopipeline` (a single server over TCP) the calls of concurrent requests share
-    pipelined writes on one connection (engine/redis/autopipeline.py) instead of the pool."""
+    `autopipeline` the calls of concurrent requests share pipelined writes, on one connection
+    (engine/redis/autopipeline.py) or one per cluster node (engine/redis/cluster_pipeline.py),
+    instead of the pool."""
 
     def __init__(self, redis: Any, autopipeline: bool = False) -> None:
         self.redis = redis
         self.library = load_library()
         self.scripts = self.library.scripts
-        self.pipeline = AutoPipeline.for_client(redis) if autopipeline else None
+        self.pipeline = make_pipeline(redis) if autopipeline else None
         self._loading: asyncio.Future[None] | None = None
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
