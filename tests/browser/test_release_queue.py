@@ -60,7 +60,8 @@ def smallest_hall(database_url: str) -> tuple[str, str, list[str], int]:
     return str(hall_id), str(movie_id), categories, int(seat_count)
 
 
-def show_opening_soon(api: httpx.Client, database_url: str) -> tuple[str, int]:
+@pytest.fixture
+def show_opening_soon(api: httpx.Client, database_url: str) -> Iterator[tuple[str, int]]:
     """A new show in the smallest hall, its sales opening in OPENS_IN_S seconds: (id, seats)."""
     hall_id, movie_id, categories, seat_count = smallest_hall(database_url)
     # Far ahead, at a minute no other test or seed show takes in that hall.
@@ -72,7 +73,14 @@ def show_opening_soon(api: httpx.Client, database_url: str) -> tuple[str, int]:
         "sale_opens_at": opens_at.isoformat(),
         "prices": [{"category": c, "amount": 1000, "currency": "EUR"} for c in categories]})
     assert answer.status_code == 201, answer.text
-    return str(answer.json()["id"]), seat_count
+    show_id = str(answer.json()["id"])
+    yield show_id, seat_count
+    # Closed afterwards: the show stays in the shared test database, and a test elsewhere
+    # that takes the latest open show must not meet its queue (in a Redis of its own, the
+    # queue of a show whose sales opened runs again).
+    closed = api.post(f"/v1/admin/shows/{show_id}/close", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                      json={"reason": "test over"})
+    assert closed.status_code == 200, closed.text
 
 
 @dataclass
@@ -153,8 +161,9 @@ def join_on_page(page: Page, show_id: str, email: str) -> None:
 
 
 def test_countdown_queue_admission_pass_hold_and_sold_out(
-        page: Page, browser: Browser, api: httpx.Client, database_url: str, server_url: str) -> None:
-    show_id, seat_count = show_opening_soon(api, database_url)
+        page: Page, browser: Browser, api: httpx.Client, show_opening_soon: tuple[str, int],
+        server_url: str) -> None:
+    show_id, seat_count = show_opening_soon
     crowd = Crowd(api, show_id)
     # More ahead than can be let in at once (tied to the free seats): the page has to wait.
     crowd.join("ahead", 2 * seat_count)
