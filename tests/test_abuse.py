@@ -16,7 +16,7 @@ import pytest
 from boxoffice.api.app import create_app
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import ShowRef, pick_show
+from tests.support.shows import ShowRef, pick_show
 from tests.support.state import nothing_changes
 
 

@@ -27,8 +27,9 @@ from boxoffice.engine.errors import SeatsUnavailable, WouldStrandSeat
 from boxoffice.engine.redis.gateway import BestRequest, ShowLoad
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import BOTH, ShowRef, drop_prefix
+from tests.support.backends import BOTH, drop_prefix
 from tests.support.best_model import Place, best_block, best_scattered, places_of
+from tests.support.shows import ShowRef
 
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100
 _shows = itertools.count(900_000_001)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import BOTH
+from tests.support.backends import BOTH
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
 

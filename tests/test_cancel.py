@@ -18,8 +18,9 @@ from sqlalchemy import text
 from boxoffice.api.app import create_app
 from boxoffice.engine.db import as_utc
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import BOTH, ShowRef, pick_show
+from tests.support.backends import BOTH
 from tests.support.sales import audit
+from tests.support.shows import ShowRef, pick_show
 from tests.test_waitlist import customer, fill, small_show
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)

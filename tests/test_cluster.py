@@ -20,7 +20,7 @@ from boxoffice.engine.redis.pubsub import ShowChange
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import SALES_TABLES, drop_prefix
+from tests.support.backends import SALES_TABLES, drop_prefix
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 from tests.support.sales import audit, eventually, redis_now_ms
 

@@ -25,7 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from boxoffice.engine.redis.cluster_pipeline import ClusterAutoPipeline
 from boxoffice.engine.redis.gateway import Held
 from boxoffice.engine.wiring import open_engine
-from tests.conftest import drop_prefix, settings_on_empty_sales
+from tests.support.backends import drop_prefix, settings_on_empty_sales
 from tests.support.cluster import ClusterNode, LocalCluster, shows_on_every_shard
 from tests.support.sales import eventually
 

@@ -22,10 +22,11 @@ from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import Charge, ChargeStatus, ProviderUnavailable, SimulatedProvider
 from boxoffice.engine.statuses import SeatStatus
 from boxoffice.engine.wiring import Engine
-from tests.conftest import BOTH, ShowRef, Tuned, pick_show
+from tests.support.backends import BOTH, Tuned
 from tests.support.providers import GATED
 from tests.support.sales import audit, eventually, redis_now_ms
 from tests.support.services import RedisServer
+from tests.support.shows import ShowRef, pick_show
 
 
 def pay(token: str = "tok_ok") -> dict[str, Any]:  # noqa: S107 - a test card token

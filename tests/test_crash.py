@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from boxoffice.engine.wiring import Engine
-from tests.conftest import ShowRef
 from tests.support.crashable import Services
 from tests.support.sales import Audit, audit, eventually
+from tests.support.shows import ShowRef
 
 pytestmark = pytest.mark.fault
 

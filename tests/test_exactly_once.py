@@ -30,10 +30,11 @@ from boxoffice.engine.errors import SeatsUnavailable, Unavailable
 from boxoffice.engine.redis import clients as redis_clients
 from boxoffice.engine.statuses import HoldStatus
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import ShowRef, drop_prefix, pick_show, settings_on_empty_sales
+from tests.support.backends import drop_prefix, settings_on_empty_sales
 from tests.support.cluster import LocalCluster
 from tests.support.sales import audit, eventually
 from tests.support.services import RedisServer
+from tests.support.shows import ShowRef, pick_show
 
 SOCKET_TIMEOUT_S = 0.4
 STALL_S = 1.2

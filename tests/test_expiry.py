@@ -37,7 +37,7 @@ from boxoffice.engine.settings import Settings
 from boxoffice.engine.statuses import HoldStatus
 from boxoffice.engine.sweeper import CLAIM_LEASE_MS, Sweeper
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import BOTH
+from tests.support.backends import BOTH
 from tests.support.live import environment
 from tests.support.services import RedisServer, ServiceProcess
 

@@ -22,12 +22,13 @@ from boxoffice.engine import seed
 from boxoffice.engine.redis.pubsub import ShowChange
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import pick_show, seed_start_date, settings_on_empty_sales
 from tests.support import workers
+from tests.support.backends import settings_on_empty_sales
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 from tests.support.postgres import ThrowawayPostgres
 from tests.support.sales import audit, eventually, redis_now_ms
 from tests.support.services import RedisServer
+from tests.support.shows import pick_show, seed_start_date
 
 pytestmark = pytest.mark.fault
 

@@ -34,7 +34,8 @@ from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import BOTH, ShowRef, empty_embedded_sales, pick_show
+from tests.support.backends import BOTH, empty_embedded_sales
+from tests.support.shows import ShowRef, pick_show
 
 TTL_S = 10
 TTL_MS = TTL_S * 1000

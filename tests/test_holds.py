@@ -11,8 +11,9 @@ import pytest
 from boxoffice.engine.errors import HoldNotActive, InvalidRequest, LimitExceeded, NotFound, SeatsUnavailable
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.wiring import Engine
-from tests.conftest import BOTH, ShowRef
+from tests.support.backends import BOTH
 from tests.support.sales import eventually
+from tests.support.shows import ShowRef
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
 

@@ -16,8 +16,8 @@ import pytest
 from boxoffice.engine import ids
 from boxoffice.engine.ids import BOOKING_PATTERN, ID_PATTERN, IdSigner
 from boxoffice.engine.wiring import Engine
-from tests.conftest import ShowRef
 from tests.support.scene import Scene, make_scene
+from tests.support.shows import ShowRef
 from tests.support.state import nothing_changes
 
 SAMPLES = 2000

@@ -18,9 +18,9 @@ import pytest
 
 from boxoffice.api.app import create_app
 from boxoffice.engine.wiring import Engine
-from tests.conftest import ShowRef
 from tests.support import rawasgi
 from tests.support.scene import Scene, make_scene
+from tests.support.shows import ShowRef
 from tests.support.state import nothing_changes
 from tests.support.tripwire import tripwire
 

@@ -21,11 +21,12 @@ from boxoffice.api.bodylimit import BodySizeLimit
 from boxoffice.api.validation import hold_request
 from boxoffice.engine.errors import InvalidRequest, PayloadTooLarge
 from boxoffice.engine.wiring import Engine
-from tests.conftest import ShowRef, base_settings
 from tests.support import rawasgi
+from tests.support.backends import base_settings
 from tests.support.live import LiveServer, serve
 from tests.support.scene import Scene, make_scene
 from tests.support.services import RedisServer, uvicorn_args
+from tests.support.shows import ShowRef
 from tests.support.state import nothing_changes
 
 LIMIT = 16_384

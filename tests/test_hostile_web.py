@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,10 +16,11 @@ from starlette.requests import Request
 from boxoffice.api.app import create_app
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine
-from tests.conftest import ShowRef
 from tests.support import rawasgi
+from tests.support.services import ROOT
+from tests.support.shows import ShowRef
 
-STATIC = Path(__file__).resolve().parent.parent / "boxoffice" / "api" / "static"
+STATIC = ROOT / "boxoffice" / "api" / "static"
 SAFE_REFERRER_POLICIES = {"no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin"}
 
 

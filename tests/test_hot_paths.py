@@ -15,8 +15,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from boxoffice.engine.redis.autopipeline import CLIENT_NAME, AutoPipeline
 from boxoffice.engine.wiring import Engine
-from tests.conftest import BOTH, ShowRef
+from tests.support.backends import BOTH
 from tests.support.services import RedisServer
+from tests.support.shows import ShowRef
 
 
 async def seats_hash_statuses(ctx: Engine, show: ShowRef) -> dict[str, str]:

@@ -15,9 +15,9 @@ import pytest
 from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import ShowRef, pick_show
 from tests.support.sales import redis_now_ms
 from tests.support.services import RedisServer, free_port
+from tests.support.shows import ShowRef, pick_show
 
 METRIC_LINE = re.compile(r'^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
 

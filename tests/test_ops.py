@@ -29,10 +29,9 @@ import httpx
 import psycopg
 import yaml
 
-from tests.conftest import settings_on_empty_sales
-from tests.support.services import RedisServer, ServiceProcess, free_port, service_environment
+from tests.support.backends import settings_on_empty_sales
+from tests.support.services import ROOT, RedisServer, ServiceProcess, free_port, service_environment
 
-ROOT = Path(__file__).resolve().parent.parent
 OPS = ROOT / "ops"
 RULES = OPS / "prometheus" / "rules.yml"
 DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus",

@@ -20,9 +20,10 @@ from boxoffice.engine.db import is_sqlite
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import Charge, ChargeStatus, SimulatedProvider
 from boxoffice.engine.wiring import Engine
-from tests.conftest import BOTH, ShowRef, Tuned
+from tests.support.backends import BOTH, Tuned
 from tests.support.providers import GATED, GatedProvider
 from tests.support.sales import audit, eventually
+from tests.support.shows import ShowRef
 from tests.test_confirm import confirm, hold, http
 
 HOUR = timedelta(hours=1)

@@ -20,9 +20,10 @@ from boxoffice.engine.errors import ShowClosed
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.statuses import HoldStatus
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import ShowRef, pick_show, settings_on_empty_sales
+from tests.support.backends import settings_on_empty_sales
 from tests.support.sales import audit, eventually, redis_now_ms
 from tests.support.services import RedisServer
+from tests.support.shows import ShowRef, pick_show
 
 _new_ids = itertools.count(1)
 

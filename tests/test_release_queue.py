@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from boxoffice.engine.errors import AlreadyQueued, PassRequired, QueueNotOpen, SaleNotOpen, ShowClosed
 from boxoffice.engine.redis.gateway import BestRequest
@@ -98,6 +99,12 @@ async def test_admission_in_arrival_order_paced_and_a_pass_lets_its_customer_hol
     # 12 seats, groups of 2: 6 may shop at once; 50 a second: at most 5 in the first 100 ms
     assert await q.tick(show_id, now_ms=opens + 100) == 5
     assert await q.tick(show_id, now_ms=opens + 1000) == 1  # the seats' limit: 6 shopping
+    # the metrics saw each admission once, with its wait from joining (about a minute)
+    labels = {"show_id": str(show_id)}
+    assert REGISTRY.get_sample_value("boxoffice_queue_admissions_total", labels) == 6
+    assert REGISTRY.get_sample_value("boxoffice_queue_wait_seconds_count", labels) == 6
+    assert REGISTRY.get_sample_value("boxoffice_queue_waiting", labels) == 2
+    assert REGISTRY.get_sample_value("boxoffice_queue_shopping", labels) == 6
     states = [await q.status(t["ticket_id"], now_ms=opens + 1000) for t in tickets]
     assert [s["status"] for s in states] == ["admitted"] * 6 + ["waiting"] * 2
     assert [s["position"] for s in states[6:]] == [1, 2]
@@ -312,3 +319,29 @@ async def test_two_thousand_clients_join_at_once_and_are_admitted_in_the_policys
     assert len(used) == 100 and len({r["customer"] for r in used}) == 100
     finals = [(await q.status(t, now_ms=now + 100))["status"] for t in promised]
     assert set(finals) <= {"admitted", "sold_out"} and finals.count("admitted") == 100
+
+
+# -- the ticket's stream -----------------------------------------------------------------
+
+
+async def test_a_tickets_stream_sends_its_state_first_then_its_admission_and_its_end(
+        actx: Engine, http: httpx.AsyncClient) -> None:
+    from tests.test_waitlist_streams import serve, sse
+
+    opened = (await redis_now_ms(actx) // S - 10) * S
+    show_id = await queued_show(http, opened, rows="A", per_row=2)  # 2 seats: one shopper at once
+    ana = (await http.post(f"/v1/shows/{show_id}/queue", json={"customer": "ana@x.org"})).json()
+    ben = (await http.post(f"/v1/shows/{show_id}/queue", json={"customer": "ben@x.org"})).json()
+    assert (ana["status"], ben["status"], ben["position"]) == ("admitted", "waiting", 1)
+    async with serve(actx) as url, sse(url, f"/v1/queue/{ben['ticket_id']}/events") as events:
+        first = await events.next()
+        assert (first["status"], first["position"], first["pass"]) == ("waiting", 1, None)
+        # ana holds with her pass: her place goes to ben at once, and his stream says so
+        held = await http.post(f"/v1/shows/{show_id}/holds", json={"seats": ["A1"], "customer": "ana@x.org"},
+                               headers={"X-Queue-Pass": ana["pass"]["token"]})
+        assert held.status_code == 201, held.text
+        admitted = await events.next()
+        assert admitted["status"] == "admitted" and admitted["pass"]["token"]
+        assert (await http.delete(f"/v1/queue/{ben['ticket_id']}")).status_code == 204
+        left = await events.next()
+        assert (left["status"], left["pass"]) == ("left", None)

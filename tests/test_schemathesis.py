@@ -50,7 +50,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture(scope="module")
 def live(redis_server: RedisServer, database_url: str) -> Iterator[LiveServer]:
-    from tests.conftest import base_settings
+    from tests.support.backends import base_settings
 
     with serve(base_settings("real", redis_server.url, database_url, "")) as server:
         yield server

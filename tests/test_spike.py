@@ -17,9 +17,8 @@ import pytest
 import redis
 
 from bench import spike
-from tests.support.services import RedisServer, running_service, temporary_database
+from tests.support.services import ROOT, RedisServer, running_service, temporary_database
 
-ROOT = Path(__file__).resolve().parent.parent
 HOLD_TTL_S = 2
 
 

@@ -26,8 +26,9 @@ from boxoffice.engine.db import db_time
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import BOTH, SALES_TABLES, ShowRef, pick_show
+from tests.support.backends import BOTH, SALES_TABLES
 from tests.support.cluster import LocalCluster, shows_on_every_shard
+from tests.support.shows import ShowRef, pick_show
 
 
 def starts_ms(value: datetime) -> int:

@@ -19,7 +19,8 @@ from boxoffice.engine.holds import Hold
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.waitlist import grant_hold_id
 from boxoffice.engine.wiring import Engine
-from tests.conftest import BOTH, ShowRef, pick_show
+from tests.support.backends import BOTH
+from tests.support.shows import ShowRef, pick_show
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
 

@@ -247,7 +247,7 @@ class WaitlistMachine(RuleBasedStateMachine):
         for i, chunk in enumerate(chunks([s.id for s in self.contested], 2)):
             self.model.now = now + 1000 * i
             hold_id = self.ctx.signer.new_hold_id(self.show_id)
-            result = self.script("hold_seats", hold_id, f"early{i}@example.org", MAX_SEATS_PER_CUSTOMER, *chunk)
+            result = self.script("hold_seats", hold_id, f"early{i}@example.org", MAX_SEATS_PER_CUSTOMER, "", *chunk)
             assert int(result[0]) == self.model.hold(hold_id, f"early{i}@example.org", chunk) == 1
 
     def run(self, coroutine: Any) -> Any:
@@ -316,10 +316,10 @@ class WaitlistMachine(RuleBasedStateMachine):
 
     def hold_seats(self, customer: str, seats: list[str], answer_lost: bool = False) -> None:
         hold_id = self.ctx.signer.new_hold_id(self.show_id)
-        result = self.script("hold_seats", hold_id, customer, MAX_SEATS_PER_CUSTOMER, *seats)
+        result = self.script("hold_seats", hold_id, customer, MAX_SEATS_PER_CUSTOMER, "", *seats)
         if answer_lost:
             # The call ran, its answer never came; the same call again answers the hold it made.
-            again = self.script("hold_seats", hold_id, customer, MAX_SEATS_PER_CUSTOMER, *seats)
+            again = self.script("hold_seats", hold_id, customer, MAX_SEATS_PER_CUSTOMER, "", *seats)
             if int(result[0]) in (1, 2):
                 assert int(again[0]) == 2 and int(again[1]) == int(result[1]), (result, again)
             else:
@@ -468,7 +468,7 @@ async def test_300_waiters_are_served_in_arrival_order_while_holds_expire_in_wav
     async def newcomer(seat: str, at: int) -> bool:
         hold_id = ctx.signer.new_hold_id(show.show_id)
         result = await ctx.gateway.call("hold_seats", show.show_id, hold_id, f"n-{hold_id[-8:]}@example.org",
-                                         MAX_SEATS_PER_CUSTOMER, seat, now_ms=at)
+                                         MAX_SEATS_PER_CUSTOMER, "", seat, now_ms=at)
         return int(result[0]) == 1
 
     for _wave in range(WAVES):

@@ -21,8 +21,8 @@ import uvicorn
 from boxoffice.api.app import create_app
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import BOTH, ROOT
-from tests.support.services import free_port
+from tests.support.backends import BOTH
+from tests.support.services import ROOT, free_port
 from tests.test_waitlist import book_in_redis, customer, fill, small_show
 
 PROMPT_S = 1.0  # the contract: every change within a second

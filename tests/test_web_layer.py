@@ -25,9 +25,9 @@ from boxoffice.engine.redis.autopipeline import _pack_any, pack
 from boxoffice.engine.redis.pubsub import CLIENT_NAME as EVENTS_CLIENT_NAME
 from boxoffice.engine.redis.pubsub import ShowChange
 from boxoffice.engine.wiring import Engine, open_engine
-from tests.conftest import ShowRef
 from tests.support import rawasgi
 from tests.support.services import RedisServer
+from tests.support.shows import ShowRef
 
 
 async def eventually(condition: Callable[[], bool | Awaitable[bool]], timeout_s: float = 10.0) -> None:

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from boxoffice.engine.settings import Settings
-from tests.conftest import settings_on_empty_sales
 from tests.support import workers
+from tests.support.backends import settings_on_empty_sales
 from tests.support.services import RedisServer
 
 

@@ -8,8 +8,9 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import SHORT_HOLD_TTL_S, ShowChoice
-from .test_seat_picking import EMAIL, free_seats_side_by_side, open_show, seat_by_id
+from tests.support.api_situations import ShowChoice, free_seats_side_by_side
+from tests.support.browser import SHORT_HOLD_TTL_S
+from tests.support.seat_page import EMAIL, open_show, seat_by_id
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def test_an_expired_hold_says_so_and_frees_the_seats(page: Page, api: httpx.Clie
     expect(page.locator("#step-pay")).to_be_visible()
     expect(page.locator("#countdown")).to_have_text(re.compile(r"^0:0\d$"))
 
-    expiry_ms = (int(SHORT_HOLD_TTL_S) + 3) * 1000
+    expiry_ms = (SHORT_HOLD_TTL_S + 3) * 1000
     expect(page.locator("#message")).to_contain_text("expired", timeout=expiry_ms)
     expect(page.locator("#step-select")).to_be_visible()
     expect(page.locator("#selection-list li")).to_have_count(0)

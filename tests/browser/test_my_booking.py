@@ -7,17 +7,7 @@ import re
 import httpx
 from playwright.sync_api import Dialog, Page, expect
 
-from .conftest import ShowChoice
-
-
-def book(api: httpx.Client, show_id: str) -> dict:
-    seats = [s["id"] for s in api.get(f"/v1/shows/{show_id}/seats").json()["seats"] if s["status"] == "available"]
-    held = api.post(f"/v1/shows/{show_id}/holds", json={"seats": seats[:2], "customer": "mine@example.org"})
-    assert held.status_code == 201, held.text
-    booked = api.post(f"/v1/holds/{held.json()['hold_id']}/confirm", headers={"Idempotency-Key": "mine-1"},
-                      json={"payment": {"method": "card", "token": "tok_ok"}})
-    assert booked.status_code == 201, booked.text
-    return dict(booked.json())
+from tests.support.api_situations import ShowChoice, book
 
 
 def test_a_booking_shows_its_tickets_and_can_be_cancelled(page: Page, api: httpx.Client,

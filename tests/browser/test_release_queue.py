@@ -26,22 +26,32 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from .conftest import HOLD_TTL_S, serve
-from .test_seat_picking import seat_by_id
+from boxoffice.engine.settings import Settings
+from tests.support.browser import HOLD_TTL_S, OUTPUT, SERVE
+from tests.support.live import drop_keys
+from tests.support.seat_page import EMAIL, seat_by_id
+from tests.support.services import running_service, service_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 ADMIN_TOKEN = secrets.token_urlsafe(24)
 OPENS_IN_S = 15  # time for the customers ahead to join and the page to show its countdown
 DRIVE_TIMEOUT_S = 60
-EMAIL = "email for your tickets"
 
 
 @pytest.fixture(scope="package")
-def queue_server_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The service with the admin API (to make a show whose sales open soon)."""
-    with serve(request, HOLD_TTL_S, "browser-server-queue", {"BOXOFFICE_ADMIN_TOKEN": ADMIN_TOKEN}) as url:
-        yield url
+def queue_server_url(backing_services: tuple[str, str]) -> Iterator[str]:
+    """The real service with the admin API (to make a show whose sales open soon)."""
+    redis_url, database_url = backing_services
+    settings = Settings(redis_url=redis_url, database_url=database_url, hold_ttl_s=HOLD_TTL_S,
+                        key_prefix=f"browserq{uuid.uuid4().hex[:8]}")
+    OUTPUT.mkdir(exist_ok=True)
+    try:
+        with running_service(service_environment(settings, BOXOFFICE_ADMIN_TOKEN=ADMIN_TOKEN),
+                             OUTPUT / "browser-server-queue.log", timeout_s=60, module_args=SERVE) as service:
+            yield service.url
+    finally:
+        drop_keys(settings)
 
 
 @pytest.fixture

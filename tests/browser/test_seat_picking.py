@@ -1,66 +1,15 @@
-"""The seat-picking page in headless Chromium against the running service."""
+"""The seat-picking page in headless Chromium against the service, real and embedded."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
-from playwright.sync_api import Locator, Page, Route, expect
+from playwright.sync_api import Page, Route, expect
 
-from .conftest import OUTPUT, ShowChoice
-
-EMAIL = "email for your tickets"
-
-
-def open_show(page: Page, choice: ShowChoice) -> None:
-    page.goto(f"/#/city/{choice.city_id}/movie/{choice.movie_id}/show/{choice.show_id}")
-    wait_until_live(page)
-
-
-def wait_until_live(page: Page) -> None:
-    # The plan is drawn from the first event of the seat stream: once it is
-    # there, later changes arrive on the same connection.
-    expect(page.locator("#plan")).to_have_attribute("data-live", "true")
-
-
-def seats_of(api: httpx.Client, show_id: str) -> list[dict]:
-    return api.get(f"/v1/shows/{show_id}/seats").json()["seats"]
-
-
-def free_seats_side_by_side(api: httpx.Client, show_id: str, count: int) -> list[dict]:
-    """`count` free seats next to each other in the row nearest the middle of the hall."""
-    rows: dict[str, list[dict]] = {}
-    for seat in seats_of(api, show_id):
-        rows.setdefault(seat["row"], []).append(seat)
-    ordered = list(rows.values())
-    middle_first = sorted(range(len(ordered)), key=lambda i: abs(i - len(ordered) // 2))
-    for index in middle_first:
-        free = sorted((s for s in ordered[index] if s["status"] == "available"), key=lambda s: s["x"])
-        if len(free) >= count:
-            return free[:count]
-    raise AssertionError(f"no row of show {show_id} has {count} free seats")
-
-
-def seat_button(page: Page, seat: dict) -> Locator:
-    """A seat as a user of a screen reader meets it: a checkbox named by row and number."""
-    name = re.compile(rf"^Row {re.escape(seat['row'])} seat {seat['number']},")
-    return page.get_by_role("checkbox", name=name)
-
-
-def seat_by_id(page: Page, seat_id: str) -> Locator:
-    return page.locator(f'#plan [data-seat="{seat_id}"]')
-
-
-def hold_directly(api: httpx.Client, show_id: str, seat_ids: list[str], customer: str) -> dict:
-    answer = api.post(f"/v1/shows/{show_id}/holds", json={"seats": seat_ids, "customer": customer})
-    assert answer.status_code == 201, answer.text
-    return answer.json()
-
-
-def chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+from tests.support.api_situations import ShowChoice, chunks, free_seats_side_by_side, hold_directly, seats_of
+from tests.support.browser import OUTPUT
+from tests.support.seat_page import EMAIL, open_show, seat_button, seat_by_id, wait_until_live
 
 
 def test_full_journey_from_city_to_confirmed_booking(page: Page, api: httpx.Client, fresh_show: ShowChoice) -> None:

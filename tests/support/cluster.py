@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from boxoffice.engine.db import db_time
 from boxoffice.engine.wiring import Engine
-from tests.conftest import ShowRef
+from tests.support.shows import ShowRef
 
 PRIMARIES = 3
 REPLICAS_PER_PRIMARY = 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from boxoffice.engine.settings import Settings
 from tests.support.services import ServiceProcess, running_service, service_environment
@@ -29,20 +30,25 @@ def environment(settings: Settings) -> dict[str, str]:
 
 @contextlib.contextmanager
 def serve(settings: Settings, timeout_s: float = 20.0, module_args: Sequence[str] | None = None,
-          ) -> Iterator[LiveServer]:
-    """The app under uvicorn, or under `python -m <module_args>` (another server or options)."""
+          log_path: Path | None = None) -> Iterator[LiveServer]:
+    """The app under uvicorn, or under `python -m <module_args>` (another server or options),
+    yielded once it answers /healthz (its Context is open: embedded, its SQLite file migrated
+    and seeded). Its log is kept at log_path when given."""
     try:
-        with running_service(environment(settings), timeout_s=timeout_s, module_args=module_args) as service:
+        with running_service(environment(settings), log_path, timeout_s=timeout_s,
+                             module_args=module_args) as service:
             yield LiveServer(service.url, settings, service)
     finally:
         drop_keys(settings)
 
 
 def drop_keys(settings: Settings) -> None:
-    """Leaves the session's Redis as the server found it: its prefix was its own."""
+    """Leaves the session's Redis as the server found it: its prefix was its own (embedded,
+    the server's Redis ended with it)."""
     import redis
 
-    assert settings.redis_url is not None
+    if settings.redis_url is None:
+        return
     with redis.Redis.from_url(settings.redis_url) as client:
         keys = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
         for i in range(0, len(keys), 500):

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ShowRef
+from tests.support.shows import ShowRef
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,7 @@ SETTING_VARIABLES = {
     "rate_limit_holds_per_min": "BOXOFFICE_RATE_HOLDS_PER_MIN",
     "rate_limit_ip_per_min": "BOXOFFICE_RATE_IP_PER_MIN",
     "cors_origins": "BOXOFFICE_CORS_ORIGINS",
+    "embedded_db_path": "BOXOFFICE_EMBEDDED_DB",
 }
 ALWAYS_PASSED = ("key_prefix", "hold_ttl_s", "browse_cache_s", "rate_limit_holds_per_min", "rate_limit_ip_per_min")
 
@@ -175,13 +176,16 @@ def as_variable(value: object) -> str:
 
 def service_environment(settings: Settings, *fields: str, **overrides: str) -> dict[str, str]:
     """The environment of a service process with these settings (12-factor): the test
-    runner's without its own BOXOFFICE_* settings or metrics directory, the servers' URLs,
-    ALWAYS_PASSED and `fields` of `settings`, then `overrides`. A setting not passed is the
-    service's default, whatever `settings` says."""
-    assert settings.redis_url and settings.database_url, "a service process runs on the real servers"
+    runner's without its own BOXOFFICE_* settings, server URLs or metrics directory; the
+    servers' URLs (or, embedded, the SQLite file); ALWAYS_PASSED and `fields` of `settings`;
+    then `overrides`. A setting not passed is the service's default, whatever `settings` says."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BOXOFFICE_") and k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update({"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url})
+           if not k.startswith("BOXOFFICE_") and k not in ("PROMETHEUS_MULTIPROC_DIR", "REDIS_URL", "DATABASE_URL")}
+    if settings.embedded:
+        fields = (*fields, "embedded_db_path")
+    else:
+        assert settings.redis_url and settings.database_url
+        env.update({"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url})
     for name in (*ALWAYS_PASSED, *fields):
         env[SETTING_VARIABLES[name]] = as_variable(getattr(settings, name))
     env.update(overrides)
