@@ -43,6 +43,8 @@ def untouched_shows(api: httpx.Client, claimed: set[tuple[str, str]]) -> Iterato
                     if ((str(api.base_url), show["id"]) in claimed or show["available"] < 12
                             or datetime.fromisoformat(show["starts_at"]) <= soon):
                         continue
+                    if get_json(api, f"/v1/shows/{show['id']}")["sale_opens_at"]:
+                        continue  # sells through a release queue (the demo seed opens a few later)
                     counts = get_json(api, f"/v1/shows/{show['id']}/seats")["counts"]
                     if counts["held"] or counts["booked"]:
                         continue
