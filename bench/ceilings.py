@@ -13,8 +13,11 @@ moves both sides alike:
     python -m bench.ceilings --database-url postgresql://... --redis-url redis://...
 
 The apps run under uvicorn exactly alike (bench/servers.py), driven by one lean client
-(bench/loadgen.py) at the same concurrency. Needs the real servers; the database must be
-migrated (the bench makes its own hall and shows in it, bench/catalog.py)."""
+(bench/loadgen.py) at the same concurrency. Everything runs at the production defaults, the
+abuse limits on: every simulated customer has a name and an address of its own (sent as
+X-Forwarded-For, which the servers trust from the load generator as from a proxy). Needs
+the real servers; the database must be migrated (the bench makes its own hall and shows in
+it, bench/catalog.py)."""
 
 from __future__ import annotations
 
@@ -34,13 +37,14 @@ from urllib.parse import urlparse
 
 import orjson
 
-from bench import best_available, cluster_cpu, cpubudget, procstat
+from bench import best_available, cluster_cpu, cpubudget, hold_cost, procstat
 from bench.catalog import create_spike_show
-from bench.loadgen import LoadResult, request_bytes, run_load
+from bench.loadgen import LoadResult, client_address, request_bytes, run_load
 from bench.servers import uvicorn_app
 from bench.spike import RESULTS_DIR, machine, recorded_command, run_async
 from bench.sqldb import BenchDb
 from bench.stats import latency_summary
+from boxoffice.engine.redis.gateway import RateLimits
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import open_engine
 
@@ -91,7 +95,9 @@ async def engine_round(settings: Settings, seats: list[tuple[int, str]], concurr
 
         async def hold(item: tuple[int, tuple[int, str]]) -> None:
             i, (show_id, seat) = item
-            await ctx.holds.hold(show_id, [seat], f"e{i}@ceiling.example")
+            # Counted against the abuse limits as the API counts a customer's hold.
+            limits = RateLimits(settings.rate_limit_holds_per_min, settings.rate_limit_ip_per_min, client_address(i))
+            await ctx.holds.hold(show_id, [seat], f"e{i}@ceiling.example", limits=limits)
 
         return await timed_ops(numbered, concurrency, hold)
     finally:
@@ -120,7 +126,8 @@ async def baseline_round(redis_url: str, prefix: str, ops: int, concurrency: int
 # -- HTTP -----------------------------------------------------------------------------------
 
 def hold_requests(seats: list[tuple[int, str]], tag: str) -> list[bytes]:
-    return [request_bytes("POST", f"/v1/shows/{show}/holds", {"seats": [seat], "customer": f"{tag}{i}@c.example"})
+    return [request_bytes("POST", f"/v1/shows/{show}/holds", {"seats": [seat], "customer": f"{tag}{i}@c.example"},
+                          client=client_address(i))
             for i, (show, seat) in enumerate(seats)]
 
 
@@ -133,7 +140,8 @@ def fresh_holds(port: int, seats: Seats, count: int, tag: str) -> list[bytes]:
 
 
 def bare_hold_requests(count: int, tag: str) -> list[bytes]:
-    return [request_bytes("POST", "/hold", {"seats": [f"S{i}"], "customer": f"{tag}{i}@c.example"})
+    return [request_bytes("POST", "/hold", {"seats": [f"S{i}"], "customer": f"{tag}{i}@c.example"},
+                          client=client_address(i))
             for i in range(count)]
 
 
@@ -196,12 +204,12 @@ def compare(name: str, subject: list[dict[str, Any]], baseline: list[dict[str, A
 def run(args: argparse.Namespace) -> dict[str, Any]:
     db = BenchDb(args.database_url)
     prefix = f"ceil{uuid.uuid4().hex[:6]}"
+    # The production defaults (the abuse limits on), but for the Redis pool both sides share.
     base = Settings(redis_url=args.redis_url, database_url=args.database_url, key_prefix=prefix,
-                    rate_limit_holds_per_min=0, rate_limit_ip_per_min=0, redis_pool_size=args.pool)
+                    redis_pool_size=args.pool)
     seats = Seats(db, args.hall_seats)
     comparisons: list[dict[str, Any]] = []
     service_env = {"REDIS_URL": args.redis_url, "DATABASE_URL": args.database_url, "BOXOFFICE_KEY_PREFIX": prefix,
-                   "BOXOFFICE_RATE_HOLDS_PER_MIN": "0", "BOXOFFICE_RATE_IP_PER_MIN": "0",
                    "BOXOFFICE_REDIS_POOL": str(args.pool)}
     variants = engine_variants(base, args)
     try:
@@ -215,7 +223,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for label, settings in variants.items():
                     engine[label].append(run_async(engine_round(settings, seats.take(args.ops), args.concurrency)))
             for label, rounds in engine.items():
-                comparisons.append(compare(f"engine hold ({label})", rounds, baseline, 1.0,
+                comparisons.append(compare(f"engine hold ({label})", rounds, baseline, 1.2,
                                            "Holds.hold, 1 seat", "redis-py EVALSHA trivial script"))
         if "http" in args.only:
             comparisons += http_comparisons(args, seats, service_env)
@@ -226,6 +234,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if "cluster" in args.only:
             say("cluster service cpu per hold")
             comparisons += [row for row in [cluster_cpu.run(args, seats, service_env)] if row]
+        if "redis-time" in args.only:
+            comparisons.append(redis_time_per_hold(args))
+        if "saturation" in args.only:
+            comparisons += past_saturation(args)
     finally:
         cleanup_redis(args.redis_url, prefix)
         cleanup_redis(args.redis_url, prefix + TWO_WORKERS_PREFIX)
@@ -234,6 +246,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"scenario": "ceilings", "machine": machine(), "command": command,
             "config": {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url", "out"}},
             "comparisons": comparisons}
+
+
+def redis_time_per_hold(args: argparse.Namespace) -> dict[str, Any]:
+    """`redis time per hold`: a minimal all-or-nothing hold's Redis µs per call ÷ ours, same
+    seats, same run (bench/hold_cost.py, on a redis-server of its own: it resets its stats)."""
+    say("redis time per hold")
+    return hold_cost.measure(None, args.hold_cost_holds)
+
+
+def past_saturation(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """`past saturation`: holds/s with twice the workers that saturate a Redis held to
+    --saturation-redis-share of a core ÷ the peak (bench/scaling.py; needs CPU budgets)."""
+    reason = cpubudget.unavailable()
+    if reason:
+        say(f"past saturation: not measured, {reason}")
+        return []
+    from bench import scaling  # it builds on this module's helpers
+
+    say("past saturation (bench/scaling.py)")
+    sweep = scaling.parser().parse_args(["--database-url", args.database_url, "--workers", "1", "2", "4",
+                                         "--redis-core-share", str(args.saturation_redis_share),
+                                         "--holds", str(args.ops // 2)])
+    result = scaling.run(sweep)
+    say(scaling.report(result))
+    row = result["comparisons"][0]
+    return [{**row, "points": [{k: p[k] for k in ("workers", "holds_per_s", "p50_ms", "p99_ms", "shed")}
+                               for p in result["points"]],
+             "redis_alone_holds_per_s": result["redis_alone_holds_per_s"]}]
 
 
 def engine_variants(base: Settings, args: argparse.Namespace) -> dict[str, Settings]:
@@ -285,9 +325,9 @@ def run_http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, 
                 holds_real.append(measured(real, fresh_holds(real, seats, args.ops, tag), args.concurrency))
                 maps_bare.append(measured(bare, [request_bytes("GET", "/seats")] * args.map_ops, args.concurrency))
                 maps_real.append(measured(real, [seat_map_request] * args.map_ops, args.concurrency))
-            out.append(compare("HTTP hold", holds_real, holds_bare, 0.8, "POST /v1/shows/{id}/holds, 1 seat",
+            out.append(compare("HTTP hold", holds_real, holds_bare, 0.9, "POST /v1/shows/{id}/holds, 1 seat",
                                "bare Starlette POST, one Redis call"))
-            out.append(compare("seat map", maps_real, maps_bare, 0.8,
+            out.append(compare("seat map", maps_real, maps_bare, 0.85,
                                f"GET /v1/shows/{{id}}/seats, {args.hall_seats} seats",
                                f"bare Starlette GET, the same {len(seat_map_body)} bytes"))
         if args.workers_compare:
@@ -419,6 +459,13 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"{'comparison':38} {'subject/s':>10} {'baseline/s':>11} {'ratio':>6} {'target':>6}  "
           f"{'p50/p99 ms subject':>20} {'p50/p99 ms baseline':>20}")
     for c in result["comparisons"]:
+        if "minimal_usec_per_call" in c:  # bench/hold_cost.py
+            print(hold_cost.report(c))
+            continue
+        if c["name"] == "past saturation":  # bench/scaling.py
+            print(f"{c['name']}: {c['ratio']} (target {c['target']}): peak {c['peak_holds_per_s']}/s at "
+                  f"{c['saturating_workers']} worker(s), {c['twice_workers_holds_per_s']}/s with twice as many")
+            continue
         if "subject_figures" not in c:  # bench/best_available.py: Redis time, lower is better
             if c["ratio"] is not None:
                 print(f"{c['name'][:38]:38} {c['usec_per_call']:8.1f} us vs {c['explicit_usec_per_call']:.1f} us "
@@ -468,10 +515,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", type=int, default=64, help="Redis connections per process, both sides")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--hall-seats", type=int, default=2000)
-    p.add_argument("--only", nargs="+", choices=["engine", "http", "best", "cluster"],
-                   default=["engine", "http", "best", "cluster"])
+    p.add_argument("--only", nargs="+",
+                   choices=["engine", "http", "best", "cluster", "redis-time", "saturation"],
+                   default=["engine", "http", "best", "cluster", "redis-time", "saturation"])
     p.add_argument("--cluster-primaries", type=int, default=3,
                    help="primaries of the local Redis Cluster of the `cluster service cpu per hold` row")
+    p.add_argument("--saturation-redis-share", type=float, default=0.1,
+                   help="the share of a core Redis is held to for the `past saturation` row")
+    p.add_argument("--hold-cost-holds", type=int, default=2000,
+                   help="holds per side of bench/hold_cost.py (the `redis time per hold` row)")
     p.add_argument("--best-calls", type=int, default=800,
                    help="calls per series of bench/best_available.py (Redis time of holds by count)")
     p.add_argument("--no-workers-compare", dest="workers_compare", action="store_false")

@@ -25,8 +25,13 @@ from bench.stats import latency_summary
 MAX_HEAD = 65536
 
 
-def request_bytes(method: str, path: str, body: Any = None, host: str = "127.0.0.1") -> bytes:
+def request_bytes(method: str, path: str, body: Any = None, host: str = "127.0.0.1",
+                  client: str | None = None) -> bytes:
+    """One request; `client` is the address the load balancer in front saw (X-Forwarded-For),
+    so one load generator presents many customers' addresses (bench/servers.py trusts it)."""
     head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+    if client is not None:
+        head += f"X-Forwarded-For: {client}\r\n"
     if body is None:
         return (head + "\r\n").encode()
     payload = orjson.dumps(body)
@@ -159,3 +164,8 @@ async def run_load(host: str, port: int, requests: Iterator[bytes], concurrency:
     await asyncio.gather(*(connection.done for _, connection in opened))
     duration = time.perf_counter() - began
     return LoadResult(latency_summary(run.latencies, duration), run.statuses, duration, run.last_body)
+
+
+def client_address(i: int) -> str:
+    """The i-th simulated customer's own address (10.0.0.0/8, 16 million of them)."""
+    return f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"

@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 
 from bench.catalog import create_spike_show
+from bench.loadgen import client_address
 from bench.sqldb import BenchDb
+from boxoffice.engine.redis.gateway import RateLimits
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import open_engine
 
@@ -81,8 +83,8 @@ async def measure(database_url: str, redis: CountedRedis, calls: int) -> dict[st
         show = create_spike_show(db)
     finally:
         db.close()
-    settings = Settings(redis_url=f"redis://127.0.0.1:{redis.port}/0", database_url=database_url,
-                        rate_limit_holds_per_min=0, rate_limit_ip_per_min=0)
+    # The production defaults: each hold counted against the abuse limits, as the API counts it.
+    settings = Settings(redis_url=f"redis://127.0.0.1:{redis.port}/0", database_url=database_url)
     ctx = await open_engine(settings, background=False)
     try:
         plan = await ctx.catalog.hall_plan(show.hall_id)
@@ -90,7 +92,9 @@ async def measure(database_url: str, redis: CountedRedis, calls: int) -> dict[st
         await ctx.holds.seat_statuses(show.show_id)  # loaded and indexed: not part of a hold
         redis.instructions()
         redis.counting(True)
-        holds = [await ctx.holds.hold(show.show_id, [seat], f"c{i}@example.org") for i, seat in enumerate(seats)]
+        holds = [await ctx.holds.hold(show.show_id, [seat], f"c{i}@example.org", limits=RateLimits(
+                     settings.rate_limit_holds_per_min, settings.rate_limit_ip_per_min, client_address(i)))
+                 for i, seat in enumerate(seats)]
         redis.counting(False)
         per_hold = redis.instructions() / len(holds)
         redis.counting(True)

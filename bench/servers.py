@@ -34,7 +34,11 @@ def uvicorn_app(app: str, env: dict[str, str], workers: int = 1, ready_path: str
         [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers), "--no-access-log", "--log-level", "warning",
          # What uvicorn[standard] picks by itself, named so a missing one fails loudly.
-         "--loop", "uvloop", "--http", "httptools"],
+         "--loop", "uvloop", "--http", "httptools",
+         # As behind a load balancer on this host: the client's address is taken from its
+         # X-Forwarded-For (bench/loadgen.py presents one per simulated customer), so the
+         # per-address limit sees many clients, not the one load generator.
+         "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1"],
         cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:

@@ -5,9 +5,10 @@
 Makes a new show in a 2,000-seat bench hall (bench/catalog.py), sends N customers
 (default 20,000) at it within a few seconds, shows progress, then audits the sale
 (bench/audit.py), prints the figures and writes them as JSON. Exits 1 when the audit
-fails. The service should run with a short hold time (BOXOFFICE_HOLD_TTL_S=10) and the
-abuse limits off (BOXOFFICE_RATE_HOLDS_PER_MIN=0 BOXOFFICE_RATE_IP_PER_MIN=0): every
-customer comes from this one address. DATABASE_URL may be the embedded SQLite file.
+fails. The service should run with a short hold time (BOXOFFICE_HOLD_TTL_S=10) and
+otherwise its defaults, the abuse limits on: every customer has a name of its own and
+comes from an address of its own (X-Forwarded-For, which uvicorn takes from 127.0.0.1 by
+default, as from a proxy). DATABASE_URL may be the embedded SQLite file.
 
 --release-queue: the show's sales open as the first customer arrives, behind its release
 queue (docs/API.md): the same customers join the queue, wait for their turn, and hold with

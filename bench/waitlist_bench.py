@@ -1,7 +1,7 @@
 """The waitlist under load: joins per second, and how long after a hold's deadline its
 waiter hears the grant, with the service's own sweeper doing the expiring.
 
-    BOXOFFICE_HOLD_TTL_S=20 BOXOFFICE_RATE_HOLDS_PER_MIN=0 BOXOFFICE_RATE_IP_PER_MIN=0 boxoffice serve
+    BOXOFFICE_HOLD_TTL_S=20 boxoffice serve     # the abuse limits on, as by default
     python -m bench.waitlist_bench http://127.0.0.1:8000 --database-url postgresql://... \\
         --redis-url redis://127.0.0.1:6379/0 [--seats 1000] [--listeners 200] [--clients 50]
 
@@ -35,6 +35,7 @@ import orjson
 from redis.asyncio import Redis
 
 from bench.catalog import create_spike_show
+from bench.loadgen import client_address
 from bench.spike import machine, run_async
 from bench.sqldb import BenchDb
 from bench.stats import latency_summary, percentile
@@ -61,7 +62,8 @@ async def fill(client: httpx.AsyncClient, show_id: int, seats: list[str], client
     async def hold(i: int, seat: str) -> None:
         async with gate:
             answer = await client.post(f"/v1/shows/{show_id}/holds",
-                                       json={"seats": [seat], "customer": f"h-{run}-{i}@example.org"})
+                                       json={"seats": [seat], "customer": f"h-{run}-{i}@example.org"},
+                                       headers={"X-Forwarded-For": client_address(i)})
         if answer.status_code != 201:
             raise RuntimeError(f"hold refused: {answer.status_code} {answer.text[:200]}")
 
@@ -79,7 +81,8 @@ async def join_all(client: httpx.AsyncClient, show_id: int, count: int, clients:
         for i in next_index:
             began = time.perf_counter()
             answer = await client.post(f"/v1/shows/{show_id}/waitlist",
-                                       json={"count": 1, "customer": f"w-{run}-{i}@example.org"})
+                                       json={"count": 1, "customer": f"w-{run}-{i}@example.org"},
+                                       headers={"X-Forwarded-For": client_address(1_000_000 + i)})
             latencies.append(time.perf_counter() - began)
             if answer.status_code != 201:
                 raise RuntimeError(f"join refused: {answer.status_code} {answer.text[:200]}")

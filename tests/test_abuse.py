@@ -1,5 +1,6 @@
-"""Abuse limits (docs/API.md): Redis-backed fixed windows per customer (and show) and per client
-address on holds and waitlist joins, 429 limit_exceeded with Retry-After. They hold
+"""Abuse limits (docs/API.md): fixed windows per customer and per client address, each per
+show, on holds and waitlist joins, counted inside the hold and join scripts (no round trip
+of their own), 429 limit_exceeded with Retry-After. They hold
 across app instances sharing Redis; one customer cycling holds and releases never keeps
 more than 10 seats of a show; a bot hammering one show does not starve another."""
 
@@ -75,24 +76,31 @@ async def test_the_customer_limit_holds_across_two_app_instances(settings: Setti
             assert (await hold_and_release(a, other.show_id, other.seat_ids[0], "eve@example.org")).status_code == 201
 
 
-async def test_the_address_limit_holds_across_two_app_instances_and_counts_bad_requests(
-        settings: Settings, ctx: Engine, show: ShowRef) -> None:
+async def test_the_address_limit_holds_across_two_app_instances_per_show(settings: Settings, ctx: Engine,
+                                                                         show: ShowRef) -> None:
+    other = await pick_show(ctx, min_seats=len(show.seat_ids) + 1)
     limits = settings.with_changes(rate_limit_holds_per_min=0, rate_limit_ip_per_min=5)
     async with instances(limits, 2) as (one, two):
         bot_a, bot_b = client_of(one, "203.0.113.66"), client_of(two, "203.0.113.66")
         person = client_of(two, "192.0.2.10")
         async with bot_a, bot_b, person:
             seats = show.seat_ids
-            # Malformed requests count too: a bot cannot probe for free.
+            # Malformed requests are refused before any script runs (no Redis work): not counted.
             assert (await bot_a.post(f"/v1/shows/{show.show_id}/holds", content=b"{")).status_code == 422
             assert (await bot_b.post(f"/v1/shows/{show.show_id}/waitlist", json={})).status_code == 422
-            for i, client in enumerate((bot_a, bot_b, bot_a)):
+            for i, client in enumerate((bot_a, bot_b, bot_a, bot_b, bot_a)):
                 answer = await hold_and_release(client, show.show_id, seats[i], f"bot{i}@example.org")
                 assert answer.status_code == 201
             async with nothing_changes(ctx, [show.show_id]):
                 limited(await hold(bot_b, show.show_id, [seats[5]], "bot9@example.org"))
                 limited(await hold(bot_a, show.show_id, [seats[5]], "bot10@example.org"))
+                # Holds and waitlist joins share the address's budget.
+                limited(await bot_a.post(f"/v1/shows/{show.show_id}/waitlist",
+                                         json={"count": 1, "customer": "bot11@example.org"}))
             assert (await hold_and_release(person, show.show_id, seats[6], "gus@example.org")).status_code == 201
+            # Per show: the same address still holds on another show.
+            answer = await hold_and_release(bot_a, other.show_id, other.seat_ids[0], "bot12@example.org")
+            assert answer.status_code == 201
 
 
 async def test_one_customer_cycling_holds_never_keeps_more_than_ten_seats(client: httpx.AsyncClient,
@@ -147,7 +155,9 @@ async def test_cycling_is_cut_off_by_the_rate_limit(settings: Settings, show: Sh
 async def test_a_bot_hammering_one_show_does_not_starve_another(settings: Settings, ctx: Engine, show: ShowRef,
                                                                  bot_addresses: int) -> None:
     other = await pick_show(ctx, min_seats=len(show.seat_ids) + 1)
-    limits = settings.with_changes(rate_limit_holds_per_min=5, rate_limit_ip_per_min=40)
+    # The rate limits alone: with one address all 300 of the bot's requests reach one
+    # instance at once, past BOXOFFICE_MAX_IN_FLIGHT (tests/test_shedding.py).
+    limits = settings.with_changes(rate_limit_holds_per_min=5, rate_limit_ip_per_min=40, max_in_flight=0)
     rng = random.Random(bot_addresses)
     async with instances(limits, 2) as (one, two):
         bots = [client_of(one if i % 2 else two, f"203.0.113.{i + 1}") for i in range(bot_addresses)]
@@ -185,3 +195,46 @@ async def test_a_bot_hammering_one_show_does_not_starve_another(settings: Settin
     assert len(bot_seats) <= 7 * 5 * 2
     held_other = await ctx.holds.seat_statuses(other.show_id)
     assert sorted(held_other) == sorted(other.seat_ids[n] for n in range(1, 10, 2))
+
+
+async def test_a_hold_makes_exactly_one_redis_round_trip_with_the_limits_on(
+        settings: Settings, ctx: Engine, show: ShowRef) -> None:
+    """The limits are counted inside the hold's and the join's own script: with both on
+    (the production defaults), the server sees one command from the service for a hold, its
+    FCALL, and no command of a limit for either (MONITOR; what a script runs shows as "lua")."""
+    import redis.asyncio as aioredis
+
+    defaults = Settings(redis_url=None, database_url=None)
+    assert defaults.rate_limit_holds_per_min > 0 and defaults.rate_limit_ip_per_min > 0
+    limits = settings.with_changes(rate_limit_holds_per_min=defaults.rate_limit_holds_per_min,
+                                   rate_limit_ip_per_min=defaults.rate_limit_ip_per_min)
+    async with instances(limits, 1) as (one,), client_of(one, "198.51.100.77") as client:
+        url = f"/v1/shows/{show.show_id}"
+        # The show loaded and its catalog cached first: a show's first touch is not the path.
+        assert (await hold(client, show.show_id, show.seat_ids[:1], "warm@example.org")).status_code == 201
+        watcher = aioredis.Redis.from_url(settings.redis_url)
+        marker = f"end-of-request-{show.show_id}"
+        try:
+            # A join for free seats is granted at once; the answer then reads the granted hold.
+            for request, expected in (
+                    (lambda: hold(client, show.show_id, show.seat_ids[1:3], "ana@example.org"), ["hold_seats"]),
+                    (lambda: client.post(f"{url}/waitlist", json={"count": 1, "customer": "bo@example.org"}),
+                     ["join_waitlist", "hold_status"])):
+                async with watcher.monitor() as monitor:
+                    answer = await request()
+                    assert answer.status_code == 201, answer.text
+                    await watcher.echo(marker)  # everything the request sent comes before it
+                    sent = []
+                    while True:
+                        command = await asyncio.wait_for(monitor.next_command(), 10)
+                        if marker in command["command"]:
+                            break
+                        if command["client_type"] != "lua" and limits.key_prefix in command["command"]:
+                            sent.append(command["command"].split(" ")[:2])
+                assert [verb.upper() for verb, _ in sent] == ["FCALL"] * len(expected), sent
+                assert [function.rsplit("_", 1)[0] for _, function in sent] == expected, sent
+        finally:
+            await watcher.aclose()
+    # The counters exist, in the show's slot, and were counted once per request.
+    assert await ctx.redis.get(ctx.keys.rate(show.show_id, "c", "ana@example.org")) == "1"
+    assert await ctx.redis.get(ctx.keys.rate(show.show_id, "a", "198.51.100.77")) == "3"

@@ -35,7 +35,6 @@ CALLS: dict[str, tuple[Callable[[ShowScripts], Awaitable[Any]], int]] = {
     "eta_holds": (lambda g: g.eta_holds(1, 50), 0),
     "seat_status": (lambda g: g.seat_status(1, None), 0),
     "index_seats": (lambda g: g.index_seats(1, SEATS, None), 2),
-    "seat_map": (lambda g: g.seat_map(1), 0),
     "confirm_begin": (lambda g: g.confirm_begin(1, "H", 1000, "at"), 0),
     "confirm_check": (lambda g: g.confirm_check(1, "H", 5, 1000), 0),
     "confirm_finish": (lambda g: g.confirm_finish(1, "H", "bk", SEATS), 2),

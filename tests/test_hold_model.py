@@ -79,15 +79,18 @@ class Rules:
         return sum(len(h.seats) for h in self.active() if h.customer == customer)
 
     def valid(self, seats: list[str]) -> bool:
-        return (0 < len(seats) <= MAX_SEATS_PER_HOLD and len(set(seats)) == len(seats)
-                and set(seats) <= self.known_seats)
+        """What hold_seats itself refuses (the list's form is api/validation.py's): seats not
+        in the hall or named twice, which would corrupt the show's counts."""
+        return len(set(seats)) == len(seats) and set(seats) <= self.known_seats
 
     def hold(self, seats: list[str], customer: str) -> tuple[str, list[str]]:
-        """("limit"|"unavailable"|"held", unavailable seats). Called after validation passed,
+        """("invalid"|"limit"|"unavailable"|"held", unavailable seats) of a non-empty list:
         the engine's script settles, checks the customer's limit, then the seats."""
         self.settle()
         if self.held_by(customer) + len(seats) > MAX_SEATS_PER_CUSTOMER:
             return "limit", []
+        if not self.valid(seats):
+            return "invalid", []
         owners = self.owners()
         taken = [s for s in seats if s in owners]
         return ("unavailable", taken) if taken else ("held", [])
@@ -164,10 +167,14 @@ class HoldMachine(RuleBasedStateMachine):
     def check_hold(self, seat_ids: list[str], customer: str) -> Any:
         now = self.rules.now
         got, error = self.attempt(self.ctx.holds.hold(self.show.show_id, seat_ids, customer, now_ms=now))
-        if not self.rules.valid(seat_ids):
+        if not seat_ids:
+            self.rules.settle()  # the script settles what is due, then refuses the empty list
             assert isinstance(error, InvalidRequest), (seat_ids, error)
             return multiple()
         expected, unavailable = self.rules.hold(seat_ids, customer)
+        if expected == "invalid":
+            assert isinstance(error, InvalidRequest), (seat_ids, error)
+            return multiple()
         if expected == "limit":
             assert isinstance(error, LimitExceeded), (seat_ids, customer, error)
             return multiple()
@@ -242,7 +249,7 @@ class HoldMachine(RuleBasedStateMachine):
         assert (got.status.value, got.seats, got.customer, got.expires_at_ms) == (
             hold.status, hold.seats, hold.customer, hold.expires_at)
         ttl_s = math.ceil((hold.expires_at - self.rules.now) / 1000) if hold.status == "active" else 0
-        assert got.public()["ttl_s"] == ttl_s
+        assert got.ttl_s == ttl_s
 
     @rule()
     def status_of_a_hold_nobody_made(self) -> None:

@@ -18,8 +18,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from boxoffice.api.app import create_app
 from boxoffice.api.bodylimit import BodySizeLimit
+from boxoffice.api.errors import PayloadTooLarge, error_response
 from boxoffice.api.validation import hold_request
-from boxoffice.engine.errors import InvalidRequest, PayloadTooLarge
+from boxoffice.engine.errors import InvalidRequest
 from boxoffice.engine.wiring import Engine
 from tests.support import rawasgi
 from tests.support.backends import base_settings
@@ -93,7 +94,7 @@ async def reading_app(scope: Scope, receive: Receive, send: Send) -> None:
         while (await receive()).get("more_body", False):
             pass
     except PayloadTooLarge as exc:
-        await JSONResponse(exc.body(), exc.status)(scope, receive, send)
+        await error_response(exc)(scope, receive, send)
         return
     await JSONResponse({})(scope, receive, send)
 

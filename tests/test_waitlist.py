@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from boxoffice.api.shapes import entry_json
 from boxoffice.engine.catalog import HallPlan, Seat
 from boxoffice.engine.errors import AlreadyWaiting, EntryNotWaiting, NoChance, SeatsUnavailable, ShowClosed
 from boxoffice.engine.holds import Hold
@@ -92,7 +93,8 @@ async def entry_field(ctx: Engine, show_id: int, entry_id: str, name: str) -> st
 
 
 async def status_of(ctx: Engine, entry_id: str, now_ms: int | None = None) -> dict[str, object]:
-    return await ctx.waitlist.status(entry_id, now_ms=now_ms)
+    """The entry as the service answers it (api/shapes.py)."""
+    return entry_json(await ctx.waitlist.status(entry_id, now_ms=now_ms))
 
 
 # -- 1. join --------------------------------------------------------------------------
@@ -208,7 +210,7 @@ async def test_a_release_grants_in_arrival_order_with_the_full_hold_time(ctx: En
     assert end_order == sorted(end_order), "granted in arrival order"
 
 
-@pytest.mark.parametrize("reader", ["sweep", "seat_map", "entry_status", "eta_holds"])
+@pytest.mark.parametrize("reader", ["sweep", "seat_status", "entry_status", "eta_holds"])
 async def test_an_expiry_grants_inside_whichever_script_settles_it(ctx: Engine, t0: int, reader: str) -> None:
     show = await small_show(ctx)
     (hold,) = await fill(ctx, show, [show.ref.seat_ids[:2]])

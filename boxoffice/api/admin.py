@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 
 from boxoffice.api.context import engine_context
+from boxoffice.api.errors import Unauthorized
 from boxoffice.api.responses import JSON
 from boxoffice.api.validation import (
     cinema_request,
@@ -21,7 +22,7 @@ from boxoffice.api.validation import (
     path_id,
     show_request,
 )
-from boxoffice.engine.errors import NotFound, Unauthorized
+from boxoffice.engine.errors import NotFound
 from boxoffice.engine.limits import ADMIN_MAX_BODY_BYTES
 
 if TYPE_CHECKING:

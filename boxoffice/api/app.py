@@ -18,16 +18,19 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Mount, Route
+from starlette.routing import Mount
+from starlette.routing import Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.api import admin, browse, holds, operations, queue, streams, waitlist
 from boxoffice.api.bodylimit import BodySizeLimit
-from boxoffice.api.hotpath import HotRoutes
-from boxoffice.api.limiter import Limiter
+from boxoffice.api.errors import error_response
 from boxoffice.api.operations import tracked
-from boxoffice.api.responses import error, error_response
+from boxoffice.api.responses import error
+from boxoffice.api.router import Route, Router, not_found
+from boxoffice.api.shedding import LoadShedding
+from boxoffice.api.validation import PATH_PARAMS
 from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.limits import ADMIN_MAX_BODY_BYTES
 from boxoffice.engine.settings import Settings
@@ -67,49 +70,49 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+POST, DELETE = frozenset({"POST"}), frozenset({"DELETE"})
+
+
 async def index(request: Request) -> Response:
     return Response(INDEX_HTML, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
 
-# The routes of a rush (seat map, holds, waitlist): api/hotpath.py serves them without
-# Starlette's routing layers; they also come first in the table. No two patterns match the
-# same path except the GET/DELETE pairs, which stay together.
-hot_routes = [
-    Route("/v1/shows/{show_id}/seats", tracked("seat_map", browse.seat_map), methods=["GET"]),
-    Route("/v1/shows/{show_id}/seats/counts", tracked("seat_counts", browse.seat_counts), methods=["GET"]),
-    Route("/v1/shows/{show_id}/holds", tracked("hold", holds.create_hold), methods=["POST"]),
-    Route("/v1/waitlist/{entry_id}", waitlist.status, methods=["GET"]),
-    Route("/v1/waitlist/{entry_id}", tracked("waitlist_leave", waitlist.leave), methods=["DELETE"]),
-    Route("/v1/shows/{show_id}/waitlist", tracked("waitlist_join", waitlist.join), methods=["POST"]),
-    Route("/v1/shows/{show_id}/queue", tracked("queue_join", queue.join), methods=["POST"]),
-    Route("/v1/queue/{ticket_id}", queue.status, methods=["GET"]),
-    Route("/v1/queue/{ticket_id}", tracked("queue_leave", queue.leave), methods=["DELETE"]),
-    Route("/v1/holds/{hold_id}/confirm", tracked("confirm", holds.confirm_hold), methods=["POST"]),
-    Route("/v1/holds/{hold_id}", holds.get_hold, methods=["GET"]),
-    Route("/v1/holds/{hold_id}", tracked("release", holds.release_hold), methods=["DELETE"]),
+# Every /v1 route, served by our own router (api/router.py); Starlette routes the rest.
+v1_routes = [
+    Route("/v1/shows/{show_id}/seats", tracked("seat_map", browse.seat_map)),
+    Route("/v1/shows/{show_id}/seats/counts", tracked("seat_counts", browse.seat_counts)),
+    Route("/v1/shows/{show_id}/holds", tracked("hold", holds.create_hold), POST),
+    Route("/v1/waitlist/{entry_id}", waitlist.status),
+    Route("/v1/waitlist/{entry_id}", tracked("waitlist_leave", waitlist.leave), DELETE),
+    Route("/v1/shows/{show_id}/waitlist", tracked("waitlist_join", waitlist.join), POST),
+    Route("/v1/shows/{show_id}/queue", tracked("queue_join", queue.join), POST),
+    Route("/v1/queue/{ticket_id}", queue.status),
+    Route("/v1/queue/{ticket_id}", tracked("queue_leave", queue.leave), DELETE),
+    Route("/v1/holds/{hold_id}/confirm", tracked("confirm", holds.confirm_hold), POST),
+    Route("/v1/holds/{hold_id}", holds.get_hold),
+    Route("/v1/holds/{hold_id}", tracked("release", holds.release_hold), DELETE),
+    Route("/v1/cities", browse.cities),
+    Route("/v1/cities/{city_id}/movies", browse.movies),
+    Route("/v1/cities/{city_id}/movies/{movie_id}/shows", browse.shows),
+    Route("/v1/shows/{show_id}", browse.show),
+    Route("/v1/shows/{show_id}/seats/events", streams.seat_events),
+    Route("/v1/bookings/{booking_id}", holds.get_booking),
+    Route("/v1/bookings/{booking_id}/cancel", tracked("cancel", holds.cancel_booking), POST),
+    Route("/v1/waitlist/{entry_id}/events", streams.entry_events),
+    Route("/v1/queue/{ticket_id}/events", queue.events),
+    Route("/v1/admin/cities", admin.create_city, POST),
+    Route("/v1/admin/cinemas", admin.create_cinema, POST),
+    Route("/v1/admin/halls", admin.create_hall, POST),
+    Route("/v1/admin/movies", admin.create_movie, POST),
+    Route("/v1/admin/shows", admin.create_show, POST),
+    Route("/v1/admin/shows/{show_id}/close", admin.close_show, POST),
+    Route("/v1/admin/shows/{show_id}/report", admin.report),
 ]
 routes = [
-    *hot_routes,
-    Route("/v1/cities", browse.cities, methods=["GET"]),
-    Route("/v1/cities/{city_id}/movies", browse.movies, methods=["GET"]),
-    Route("/v1/cities/{city_id}/movies/{movie_id}/shows", browse.shows, methods=["GET"]),
-    Route("/v1/shows/{show_id}", browse.show, methods=["GET"]),
-    Route("/", index, methods=["GET"]),
-    Route("/v1/shows/{show_id}/seats/events", streams.seat_events, methods=["GET"]),
-    Route("/v1/bookings/{booking_id}", holds.get_booking, methods=["GET"]),
-    Route("/v1/bookings/{booking_id}/cancel", tracked("cancel", holds.cancel_booking), methods=["POST"]),
-    Route("/v1/waitlist/{entry_id}/events", streams.entry_events, methods=["GET"]),
-    Route("/v1/queue/{ticket_id}/events", queue.events, methods=["GET"]),
-    Route("/v1/admin/cities", admin.create_city, methods=["POST"]),
-    Route("/v1/admin/cinemas", admin.create_cinema, methods=["POST"]),
-    Route("/v1/admin/halls", admin.create_hall, methods=["POST"]),
-    Route("/v1/admin/movies", admin.create_movie, methods=["POST"]),
-    Route("/v1/admin/shows", admin.create_show, methods=["POST"]),
-    Route("/v1/admin/shows/{show_id}/close", admin.close_show, methods=["POST"]),
-    Route("/v1/admin/shows/{show_id}/report", admin.report, methods=["GET"]),
-    Route("/healthz", operations.healthz, methods=["GET"]),
-    Route("/metrics", operations.metrics, methods=["GET"]),
-    Route("/openapi.json", operations.openapi, methods=["GET"]),
+    StarletteRoute("/", index, methods=["GET"]),
+    StarletteRoute("/healthz", operations.healthz, methods=["GET"]),
+    StarletteRoute("/metrics", operations.metrics, methods=["GET"]),
+    StarletteRoute("/openapi.json", operations.openapi, methods=["GET"]),
     Mount("/static", StaticFiles(packages=[("boxoffice.api", "static")]), name="static"),
 ]
 
@@ -121,27 +124,18 @@ async def on_engine_error(request: Request, exc: Exception) -> Response:
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    # Starlette's own answers for the routes outside /v1 (api/router.py answers those of /v1).
     if exc.status_code == 404:
-        return error(404, "not_found", "no such resource")
-    admin_hidden = not request.app.state.ctx.settings.admin_tokens
-    if exc.status_code == 405 and admin_hidden and request.url.path.startswith("/v1/admin/"):
-        # Without a token the admin API does not exist: a wrong method must not tell otherwise.
-        return error(404, "not_found", "no such resource")
+        return not_found()
     if exc.status_code == 405:
         response = error(405, "method_not_allowed", "this method is not allowed here")
-        response.headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
+        response.headers["Allow"] = (exc.headers or {}).get("Allow", "")
         return response
     return error(exc.status_code, "http_error", str(exc.detail)[:200])
 
 
-def allowed_methods(request: Request) -> set[str]:
-    """The methods of every route of this path: Starlette's own Allow header names only
-    the first route's (GET /v1/holds/{id} hides DELETE /v1/holds/{id})."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if getattr(route, "methods", None) and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= route.methods
-    return methods
+def admin_enabled(request: Request) -> bool:
+    return bool(request.app.state.ctx.settings.admin_tokens)
 
 
 async def on_dependency_down(request: Request, exc: Exception) -> Response:
@@ -175,7 +169,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
             return
         ctx = await opener(settings)
         app.state.ctx = ctx
-        app.state.limiter = Limiter(ctx)
         # Everything made at start lives as long as the process: out of the collector's
         # sight, a full collection no longer walks ~100k objects (tens of ms, mid-request).
         gc.freeze()
@@ -190,6 +183,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
                                      allow_methods=["GET", "POST", "DELETE"],
                                      allow_headers=["Content-Type", "Idempotency-Key"],
                                      expose_headers=["Retry-After"]))
+    # Before the body limit: an overloaded worker answers without reading anything.
+    middleware.append(Middleware(LoadShedding, max_in_flight=settings.max_in_flight))
     middleware.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                                  admin_max_bytes=ADMIN_MAX_BODY_BYTES if settings.admin_tokens else None))
     exception_handlers = {
@@ -201,7 +196,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         DBAPIError: on_dependency_down,
         Exception: on_unexpected,
     }
-    middleware.append(Middleware(HotRoutes, routes=hot_routes, handlers=exception_handlers))  # innermost
+    # Innermost: /v1 answered by our router, with the app's handlers but the last resort
+    # (Exception: Starlette's outermost error middleware answers that one, as for any route).
+    v1_handlers = {cls: handler for cls, handler in exception_handlers.items()
+                   if cls not in (Exception, HTTPException)}
+    middleware.append(Middleware(Router, routes=v1_routes, handlers=v1_handlers, validators=PATH_PARAMS,
+                                 admin_enabled=admin_enabled))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -210,5 +210,4 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     )
     if engine is not None:
         app.state.ctx = engine
-        app.state.limiter = Limiter(engine)
     return app

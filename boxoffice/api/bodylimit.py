@@ -18,7 +18,8 @@ import asyncio
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from boxoffice.engine.errors import InvalidRequest, PayloadTooLarge
+from boxoffice.api.errors import PayloadTooLarge, error_body, status_and_code
+from boxoffice.engine.errors import InvalidRequest
 
 DRAIN_BYTES = 4 * 2**20  # past this much of a refused body, close rather than read on
 DRAIN_S = 3.0  # and past this long: a trickling client does not hold the connection
@@ -113,8 +114,8 @@ class BodySizeLimit:
     async def _answer(self, send: Send, error: PayloadTooLarge | InvalidRequest,
                       drain: Receive | None = None) -> None:
         """The error, closing the connection; with `drain`, the body is drained before its end."""
-        body = orjson.dumps(error.body())
-        await send({"type": "http.response.start", "status": error.status,
+        body = orjson.dumps(error_body(error))
+        await send({"type": "http.response.start", "status": status_and_code(error)[0],
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()), CLOSE]})
         if drain is None:

@@ -6,8 +6,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
+from boxoffice.api.limiter import request_limits
 from boxoffice.api.queue import queue_pass
 from boxoffice.api.responses import JSON
+from boxoffice.api.shapes import hold_json
 from boxoffice.api.validation import (
     cancel_request,
     confirm_request,
@@ -21,21 +23,21 @@ from boxoffice.api.validation import (
 async def create_hold(request: Request) -> JSON:
     ctx = engine_context(request)
     show_id = path_id(request, "show_id")
-    limiter = request.app.state.limiter
-    await limiter.check_client(request)
     wanted, customer, key = hold_request(await json_body(request, ctx.settings.max_body_bytes), request.headers)
-    await limiter.check_customer(customer, show_id)
+    limits = request_limits(request)  # counted inside the hold's own script
     passed = queue_pass(request.headers)
     if isinstance(wanted, list):
-        hold = await ctx.holds.hold(show_id, wanted, customer, idempotency_key=key, queue_pass=passed)
+        hold = await ctx.holds.hold(show_id, wanted, customer, idempotency_key=key, limits=limits,
+                                    queue_pass=passed)
     else:
-        hold = await ctx.holds.hold_best(show_id, wanted, customer, idempotency_key=key, queue_pass=passed)
-    return JSON(hold.public(), status_code=201)
+        hold = await ctx.holds.hold_best(show_id, wanted, customer, idempotency_key=key, limits=limits,
+                                         queue_pass=passed)
+    return JSON(hold_json(hold), status_code=201)
 
 
 async def get_hold(request: Request) -> JSON:
     hold = await engine_context(request).holds.hold_status(opaque_id(request, "hold_id"))
-    return JSON(hold.public(), headers={"Cache-Control": "no-store"})
+    return JSON(hold_json(hold), headers={"Cache-Control": "no-store"})
 
 
 async def release_hold(request: Request) -> Response:

@@ -5,16 +5,23 @@ operation can answer, the error codes each status carries, ids and the headers
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
+from boxoffice.api import validation as rules
+from boxoffice.api.errors import TABLE as error_table
+from boxoffice.engine import ids
 from boxoffice.engine.limits import (
     MAX_CUSTOMER_LENGTH,
     MAX_HALL_SEATS,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_SEATS_PER_HOLD,
     MAX_WAITLIST_COUNT,
     SEAT_CATEGORIES,
     SEAT_KINDS,
 )
+from boxoffice.engine.statuses import EntryStatus, HoldStatus, SeatStatus
 
 
 def ref(name: str) -> dict[str, str]:
@@ -34,43 +41,54 @@ INT = {"type": "integer"}
 COUNT = {"type": "integer", "minimum": 0}
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_INT = {"type": ["integer", "null"]}
-# The same patterns api/validation.py enforces.
-NUMERIC_ID = {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}
-OPAQUE_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,80}$"}
-SEAT_ID = {"type": "string", "pattern": "^[A-Z]{1,3}[1-9][0-9]{0,2}$"}
-CUSTOMER = {"type": "string", "pattern": f"^[A-Za-z0-9._%+\\-@:/#=]{{1,{MAX_CUSTOMER_LENGTH}}}$",
-            "minLength": 1, "maxLength": MAX_CUSTOMER_LENGTH}
-CATEGORY = {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"}
-IDEMPOTENCY_KEY = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"}
+
+
+def whole(pattern: re.Pattern[str] | str) -> str:
+    """An api/validation.py (or engine/ids.py) pattern, anchored as JSON Schema needs."""
+    return "^" + (pattern.pattern if isinstance(pattern, re.Pattern) else pattern) + "$"
+
+
+def matching(pattern: re.Pattern[str] | str, **limits: Any) -> dict[str, Any]:
+    return {"type": "string", "pattern": whole(pattern), **limits}
+
+
+def one_of(values: Iterable[str]) -> dict[str, Any]:
+    return {"type": "string", "enum": [str(value) for value in values]}
+
+
+# The patterns api/validation.py enforces, taken from it.
+NUMERIC_ID = matching(rules.NUMERIC_ID)
+OPAQUE_ID = matching(rules.OPAQUE_ID)
+SEAT_ID = matching(rules.SEAT_ID)
+CUSTOMER = matching(rules.CUSTOMER, minLength=1, maxLength=MAX_CUSTOMER_LENGTH)
+CATEGORY = matching(rules.CATEGORY)
+IDEMPOTENCY_KEY = matching(rules.IDEMPOTENCY_KEY)
 # Optional on holds and joins: the same key, customer and show name the same hold or entry.
 OPTIONAL_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{16,200}$"}}
-TOKEN = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+                "schema": matching(rules.KEY_CHARACTER
+                                   + f"{{{rules.MIN_CREATION_KEY_LENGTH},{MAX_IDEMPOTENCY_KEY_LENGTH}}}")}
+TOKEN = matching(rules.TOKEN)
 # What the service hands out (engine/ids.py): H hold, G hold granted to a waitlist entry,
 # W waitlist entry, bk_ booking; 128 random bits each.
-HOLD_ID = {"type": "string", "pattern": "^[HG][1-9][0-9]{0,17}-[A-Za-z0-9_-]{22}-[A-Za-z0-9_-]{12}$"}
-ENTRY_ID = {"type": "string", "pattern": "^W[1-9][0-9]{0,17}-[A-Za-z0-9_-]{22}-[A-Za-z0-9_-]{12}$"}
-BOOKING_ID = {"type": "string", "pattern": "^bk_[A-Za-z0-9_-]{22}$"}
-TICKET_ID = {"type": "string", "pattern": "^Q[1-9][0-9]{0,17}-[A-Za-z0-9_-]{22}-[A-Za-z0-9_-]{12}$"}
+HOLD_ID = matching("[HG]" + ids.ID_AFTER_KIND)
+ENTRY_ID = matching("W" + ids.ID_AFTER_KIND)
+BOOKING_ID = matching(ids.BOOKING_PATTERN)
+TICKET_ID = matching("Q" + ids.ID_AFTER_KIND)
 # A release queue pass (docs/API.md, "Release queue"): needed by holds and joins while a queue runs.
-QUEUE_PASS = {"name": "X-Queue-Pass", "in": "header", "required": False,
-              "schema": {"type": "string", "pattern": "^P[A-Za-z0-9_-]{22}$"}}
+QUEUE_PASS = {"name": "X-Queue-Pass", "in": "header", "required": False, "schema": matching(ids.PASS_PATTERN)}
 
-# The error codes each status carries (docs/API.md, "Errors").
-ERROR_CODES: dict[str, list[str]] = {
-    "401": ["unauthorized"],
-    "402": ["payment_declined"],
-    "403": ["pass_required"],
-    "404": ["not_found"],
-    "409": ["seats_unavailable", "hold_not_active", "no_chance", "show_closed", "already_waiting",
-            "entry_not_waiting", "cancel_too_late", "would_strand_seat", "sale_not_open", "queue_not_open",
-            "already_queued", "ticket_not_waiting"],
-    "410": ["hold_expired"],
-    "413": ["payload_too_large"],
-    "422": ["invalid_request"],
-    "429": ["limit_exceeded"],
-    "503": ["unavailable"],
-}
+
+def codes_by_status() -> dict[str, list[str]]:
+    """The error codes each status carries: api/errors.py's table, grouped."""
+    out: dict[str, list[str]] = {}
+    for status, code in sorted(set(error_table.values())):
+        out.setdefault(str(status), []).append(code)
+    return out
+
+
+ERROR_CODES = codes_by_status()
+# Answered by api/shedding.py before any engine call, so in no table row.
+ERROR_CODES["503"].append("overloaded")
 DESCRIPTIONS = {
     "401": "the admin token is missing or wrong",
     "402": "the payment was declined; nothing was booked", "404": "no such resource",
@@ -79,7 +97,8 @@ DESCRIPTIONS = {
     "413": "the request body is larger than BOXOFFICE_MAX_BODY_BYTES",
     "422": "the request is not valid; details name each bad field",
     "429": "an abuse limit or the 10-seat customer limit",
-    "503": "a dependency (Redis, PostgreSQL, the payment provider) is unavailable",
+    "503": "a dependency (Redis, PostgreSQL, the payment provider) is unavailable, or the process is at "
+           "BOXOFFICE_MAX_IN_FLIGHT (overloaded)",
 }
 RETRY_AFTER = {"schema": {"type": "string", "pattern": "^[0-9]+$"},
                "description": "seconds to wait before trying again"}
@@ -134,23 +153,23 @@ VISIBLE, ANY = "[^\\s\\x00-\\x1f\\x7f]", "[^\\x00-\\x1f\\x7f]"  # no control cha
 NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": f"^{VISIBLE}({ANY}*{VISIBLE})?$"}
 ID_IN_BODY = {"oneOf": [NUMERIC_ID, {"type": "integer", "minimum": 1, "maximum": 10**18 - 1}]}
 RFC3339 = {"type": "string", "format": "date-time"}
-PRICE = {**obj(["category", "amount", "currency"], category={"type": "string", "enum": list(SEAT_CATEGORIES)},
+PRICE = {**obj(["category", "amount", "currency"], category=one_of(SEAT_CATEGORIES),
                amount={"type": "integer", "minimum": 0, "maximum": 1_000_000},
-               currency={"type": "string", "pattern": "^[A-Z]{3}$"}), "additionalProperties": False}
+               currency=matching(rules.CURRENCY)), "additionalProperties": False}
 ADMIN_SCHEMAS: dict[str, Any] = {
-    "CityRequest": {**obj(["name", "country"], name=NAME, country={"type": "string", "pattern": "^[A-Z]{2}$"}),
+    "CityRequest": {**obj(["name", "country"], name=NAME, country=matching(rules.COUNTRY)),
                     "additionalProperties": False},
     "CinemaRequest": {**obj(["city_id", "name", "address"], city_id=ID_IN_BODY, name=NAME,
                             address={**NAME, "maxLength": 200}), "additionalProperties": False},
     "Cinema": obj(["id", "city_id", "name", "address"], id=NUMERIC_ID, city_id=NUMERIC_ID, name=STR, address=STR),
     "HallRequest": {**obj(["cinema_id", "name", "seats"], cinema_id=ID_IN_BODY, name={**NAME, "maxLength": 50},
                           seats=array({**obj(["id", "row", "number", "x", "y", "category"], id=SEAT_ID,
-                                             row={"type": "string", "pattern": "^[A-Z]{1,3}$"},
+                                             row=matching(rules.ROW_LABEL),
                                              number={"type": "integer", "minimum": 1, "maximum": 999},
                                              x={"type": "integer", "minimum": 0, "maximum": 10_000},
                                              y={"type": "integer", "minimum": 0, "maximum": 10_000},
-                                             category={"type": "string", "enum": list(SEAT_CATEGORIES)},
-                                             kind={"type": "string", "enum": list(SEAT_KINDS)}),
+                                             category=one_of(SEAT_CATEGORIES),
+                                             kind=one_of(SEAT_KINDS)),
                                        "additionalProperties": False}, minItems=1, maxItems=MAX_HALL_SEATS)),
                     "additionalProperties": False},
     "Hall": obj(["id", "seat_count"], id=NUMERIC_ID, seat_count={"type": "integer", "minimum": 1}),
@@ -158,13 +177,13 @@ ADMIN_SCHEMAS: dict[str, Any] = {
                            runtime_min={"type": "integer", "minimum": 1, "maximum": 600},
                            rating={**NAME, "maxLength": 10},
                            release_date={"type": "string", "format": "date",
-                                         "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
-                           genres=array({"type": "string", "pattern": "^[A-Za-z][A-Za-z -]{0,31}$"}, maxItems=10)),
+                                         "pattern": whole(rules.DATE)},
+                           genres=array(matching(rules.GENRE), maxItems=10)),
                      "additionalProperties": False},
     "ShowRequest": {**obj(["hall_id", "movie_id", "starts_at", "prices"], hall_id=ID_IN_BODY, movie_id=ID_IN_BODY,
                           starts_at=RFC3339, prices=array(PRICE, minItems=1, maxItems=len(SEAT_CATEGORIES)),
                           sale_opens_at={"oneOf": [RFC3339, {"type": "null"}]},
-                          queue_order={"type": "string", "enum": ["arrival", "shuffle_before_open"]}),
+                          queue_order=one_of(rules.QUEUE_ORDERS)),
                     "additionalProperties": False},
     "CloseRequest": {**obj([], reason={**NAME, "maxLength": 200}), "additionalProperties": False},
     "Report": obj(["show_id", "seats", "free", "held", "sold", "waiting", "queued", "revenue", "refunded",
@@ -208,7 +227,7 @@ SCHEMAS: dict[str, Any] = {
                 movie=ref("Movie"), cinema=obj(["id", "name", "address"], id=NUMERIC_ID, name=STR, address=STR),
                 hall=PLACE,
                 prices=array(obj(["category", "amount", "currency"], category=STR, amount=COUNT,
-                                 currency={"type": "string", "pattern": "^[A-Z]{3}$"})),
+                                 currency=matching(rules.CURRENCY))),
                 status={"type": "string", "enum": ["open", "closed"]},
                 sale_opens_at={"type": ["string", "null"], "format": "date-time"},
                 queue=obj(["active", "length", "order"], active={"type": "boolean"}, length=COUNT,
@@ -223,8 +242,8 @@ SCHEMAS: dict[str, Any] = {
                                                  ttl_s=COUNT), {"type": "null"}]}}),
     "Counts": obj(["available", "held", "booked"], available=COUNT, held=COUNT, booked=COUNT),
     "Seat": obj(["id", "row", "number", "category", "x", "y", "status"], id=SEAT_ID, row=STR, number=INT,
-                category=STR, kind={"type": "string", "enum": list(SEAT_KINDS)},
-                x=INT, y=INT, status={"type": "string", "enum": ["available", "held", "booked"]}),
+                category=STR, kind=one_of(SEAT_KINDS),
+                x=INT, y=INT, status=one_of(SeatStatus)),
     "SeatMap": obj(["show_id", "seats", "counts"], show_id=NUMERIC_ID, seats=array(ref("Seat")),
                    counts=ref("Counts")),
     "SeatCounts": obj(["show_id", "counts"], show_id=NUMERIC_ID, counts=ref("Counts")),
@@ -236,11 +255,11 @@ SCHEMAS: dict[str, Any] = {
     "BestHoldRequest": {**obj(["count", "customer"],
                               count={"type": "integer", "minimum": 1, "maximum": MAX_SEATS_PER_HOLD},
                               customer=CUSTOMER, category=CATEGORY,
-                              kind={"type": "string", "enum": list(SEAT_KINDS)},
+                              kind=one_of(SEAT_KINDS),
                               together={"type": "boolean"}), "additionalProperties": False},
     "Hold": obj(["hold_id", "show_id", "seats", "customer", "status", "expires_at", "ttl_s"], hold_id=HOLD_ID,
                 show_id=NUMERIC_ID, seats=array(STR), customer=STR,
-                status={"type": "string", "enum": ["active", "expired", "released", "confirmed"]},
+                status=one_of(HoldStatus),
                 expires_at=TIME, ttl_s=COUNT, booking_id=BOOKING_ID),
     "ConfirmRequest": {**obj(["payment"], payment={**obj(["method", "token"],
                                                          method={"type": "string", "enum": ["card"]},
@@ -249,7 +268,7 @@ SCHEMAS: dict[str, Any] = {
                        "additionalProperties": False},
     "Booking": obj(["booking_id", "show_id", "seats", "customer", "amount", "currency", "status",
                     "created_at"], booking_id=BOOKING_ID, show_id=NUMERIC_ID, seats=array(SEAT_ID),
-                   customer=STR, amount=COUNT, currency={"type": "string", "pattern": "^[A-Z]{3}$"},
+                   customer=STR, amount=COUNT, currency=matching(rules.CURRENCY),
                    status={"type": "string", "enum": ["confirmed", "cancelled"]}, created_at=TIME,
                    cancel_until=TIME,
                    refund=obj(["amount", "currency", "status"], amount=COUNT, currency=STR,
@@ -261,8 +280,7 @@ SCHEMAS: dict[str, Any] = {
     "WaitlistEntry": obj(["entry_id", "status", "position"], entry_id=ENTRY_ID, show_id=NUMERIC_ID,
                          count={"type": "integer", "minimum": 1, "maximum": MAX_WAITLIST_COUNT},
                          category={"type": ["string", "null"]},
-                         status={"type": "string",
-                                 "enum": ["waiting", "granted", "impossible", "cancelled", "expired"]},
+                         status=one_of(EntryStatus),
                          position=NULLABLE_INT, eta_s=NULLABLE_INT,
                          hold={"oneOf": [ref("Hold"), {"type": "null"}]}),
     **ADMIN_SCHEMAS,
@@ -287,7 +305,7 @@ PATHS: dict[str, Any] = {
         answer("200", obj(["cinemas"], cinemas=array(ref("CinemaShows"))), "ok"), "404", "413", "422", "503",
         params=[path_param("city_id", NUMERIC_ID), path_param("movie_id", NUMERIC_ID),
                 {"name": "date", "in": "query", "required": False,
-                 "schema": {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}}])},
+                 "schema": {"type": "string", "format": "date", "pattern": whole(rules.DATE)}}])},
     "/v1/shows/{show_id}": {"get": get("A show", answer("200", ref("Show"), "ok"), "404", "413", "422", "503",
                                        params=[SHOW_ID])},
     "/v1/shows/{show_id}/seats": {"get": get(

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from boxoffice.api.context import engine_context
+from boxoffice.api.limiter import request_limits
 from boxoffice.api.responses import JSON
 from boxoffice.api.streams import ENTRY_READ_INTERVAL_S, KEEPALIVE_S, SSE_HEADERS, _event
 from boxoffice.api.validation import (
@@ -50,11 +51,9 @@ def join_request(body: dict[str, Any], headers: Mapping[str, str]) -> tuple[str,
 async def join(request: Request) -> JSON:
     ctx = engine_context(request)
     show_id = path_id(request, "show_id")
-    limiter = request.app.state.limiter
-    await limiter.check_client(request)
     customer, key = join_request(await json_body(request, ctx.settings.max_body_bytes), request.headers)
-    await limiter.check_customer(customer, show_id)
-    ticket = await ctx.release_queue.join(show_id, customer, idempotency_key=key)
+    ticket = await ctx.release_queue.join(show_id, customer, idempotency_key=key,
+                                          limits=request_limits(request))  # counted inside the join's script
     return JSON(ticket, status_code=201)
 
 

@@ -16,6 +16,7 @@ import orjson
 from starlette.responses import Response
 
 from boxoffice.engine.catalog import HallPlan
+from boxoffice.engine.seat_view import BOOKED, HELD, shown_map
 from boxoffice.engine.statuses import SeatStatus
 
 if TYPE_CHECKING:
@@ -57,25 +58,14 @@ class SeatMapTemplate:
         return body
 
     def _render(self, show_id: int, status_map: str, waited_categories: list[str]) -> bytes:
+        shown = shown_map(status_map, self.categories, waited_categories)
         chosen = self.available.copy()
-        held_variant, booked_variant = self.held, self.booked
-        at = status_map.find("h")
-        while at >= 0:
-            chosen[at] = held_variant[at]
-            at = status_map.find("h", at + 1)
-        at = status_map.find("b")
-        while at >= 0:
-            chosen[at] = booked_variant[at]
-            at = status_map.find("b", at + 1)
-        held, booked = status_map.count("h"), status_map.count("b")
-        if waited_categories:
-            # Free seats a waiter could use are the queue's: shown as held (waiters first, docs/DESIGN.md).
-            waited = set(waited_categories)
-            anything = "*" in waited
-            for position, (char, category) in enumerate(zip(status_map, self.categories, strict=True)):
-                if char == "0" and (anything or category in waited):
-                    chosen[position] = held_variant[position]
-                    held += 1
+        for char, variant in ((HELD, self.held), (BOOKED, self.booked)):
+            at = shown.find(char)
+            while at >= 0:
+                chosen[at] = variant[at]
+                at = shown.find(char, at + 1)
+        held, booked = shown.count(HELD), shown.count(BOOKED)
         counts = b'"counts":{"available":%d,"held":%d,"booked":%d}}' % (len(chosen) - held - booked, held, booked)
         return b'{"show_id":"%d","seats":[' % show_id + b",".join(chosen) + b"]," + counts
 

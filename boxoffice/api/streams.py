@@ -16,11 +16,14 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from boxoffice.api.context import engine_context
+from boxoffice.api.seatmap import template_for
+from boxoffice.api.shapes import entry_json
 from boxoffice.api.validation import opaque_id, path_id
 from boxoffice.engine.catalog import HallPlan
 from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.redis.pubsub import ShowChange
-from boxoffice.engine.statuses import EntryStatus, SeatStatus
+from boxoffice.engine.seat_view import BOOKED, CHAR_OF, HELD, STATUS_OF, shown, shown_map
+from boxoffice.engine.statuses import EntryStatus
 from boxoffice.engine.wiring import Engine
 
 KEEPALIVE_S = 15.0
@@ -33,56 +36,47 @@ FINAL_ENTRY_STATES = {EntryStatus.GRANTED, EntryStatus.IMPOSSIBLE, EntryStatus.C
 def _event(data: Any) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
+
 class SeatView:
-    """One stream's picture of a show: each seat's own status and the categories the
-    queue waits for. A free seat of a waited category is shown held: it is the queue's."""
+    """One stream's picture of a show: each seat's own state and the categories the queue
+    waits for; what each seat shows is engine/seat_view.py's rule, as on GET /seats."""
 
     def __init__(self, plan: HallPlan) -> None:
         self.plan = plan
-        self.own: dict[str, str] = {}
+        self.template = template_for(plan)
+        self.own: list[str] = []
         self.waited: frozenset[str] = frozenset()
-        self.shown: dict[str, str] = {}
+        self.shown: list[str] = []
 
-    def _show(self, seat_id: str) -> str:
-        own = self.own.get(seat_id, SeatStatus.AVAILABLE.value)
-        if own == SeatStatus.AVAILABLE and ("*" in self.waited or self.plan.by_id[seat_id].category in self.waited):
-            return SeatStatus.HELD.value
-        return own
-
-    async def load(self, ctx: Engine, show_id: int) -> dict[str, Any]:
-        """Reads the whole map (one script call) and answers it as GET /seats does."""
-        taken, waited = await ctx.gateway.seat_map(show_id)
-        self.own = {seat: SeatStatus.BOOKED.value if mark == "b" else SeatStatus.HELD.value
-                    for seat, mark in taken.items()}
+    async def load(self, ctx: Engine, show_id: int) -> bytes:
+        """Reads the whole map (the seat map's own script call) and answers GET /seats's bytes."""
+        status_map, waited = await ctx.holds.seat_state(show_id, plan=self.plan)
+        self.own = list(status_map)
         self.waited = frozenset(waited)
-        self.shown = {seat.id: self._show(seat.id) for seat in self.plan.seats}
-        seats = [{"id": s.id, "row": s.row, "number": s.number, "category": s.category, "kind": s.kind,
-                  "x": s.x, "y": s.y, "status": self.shown[s.id]} for s in self.plan.seats]
-        return {"show_id": str(show_id), "seats": seats, "counts": self.counts()}
+        self.shown = list(shown_map(status_map, self.template.categories, self.waited))
+        return self.template.render(show_id, status_map, waited)
 
     def apply(self, change: ShowChange) -> list[dict[str, str]]:
         """The seats whose shown status this change moved."""
+        index = self.template.index
+        affected = [index[seat_id] for seat_id in change.seats if seat_id in index]
         for seat_id, status in change.seats.items():
-            if seat_id in self.plan.by_id:
-                self.own[seat_id] = status
-        affected: list[str] = list(change.seats)
+            if seat_id in index:
+                self.own[index[seat_id]] = CHAR_OF[status]
         if change.waited != self.waited:
             self.waited = change.waited
-            affected = [s.id for s in self.plan.seats]
+            affected = list(range(len(self.own)))
         moved = []
-        for seat_id in affected:
-            if seat_id in self.shown:
-                shown = self._show(seat_id)
-                if shown != self.shown[seat_id]:
-                    self.shown[seat_id] = shown
-                    moved.append({"id": seat_id, "status": shown})
+        for at in affected:
+            now = shown(self.own[at], self.template.categories[at], self.waited)
+            if now != self.shown[at]:
+                self.shown[at] = now
+                moved.append({"id": self.plan.seats[at].id, "status": STATUS_OF[now].value})
         return moved
 
     def counts(self) -> dict[str, int]:
-        counts = {"available": 0, "held": 0, "booked": 0}
-        for status in self.shown.values():
-            counts[status] += 1
-        return counts
+        held, booked = self.shown.count(HELD), self.shown.count(BOOKED)
+        return {"available": len(self.shown) - held - booked, "held": held, "booked": booked}
 
 
 async def _next_change(queue: asyncio.Queue[ShowChange | None]) -> ShowChange | bool | None:
@@ -102,13 +96,13 @@ async def seat_events(request: Request) -> StreamingResponse:
     async def stream() -> AsyncIterator[bytes]:
         async with ctx.events.listen(show_id) as queue:
             view = SeatView(plan)
-            yield _event(await view.load(ctx, show_id))
+            yield b"data: " + await view.load(ctx, show_id) + b"\n\n"
             while True:
                 change = await _next_change(queue)
                 if change is False:
                     yield b": keepalive\n\n"
                 elif change is None:  # messages may have been missed: resync
-                    yield _event(await view.load(ctx, show_id))
+                    yield b"data: " + await view.load(ctx, show_id) + b"\n\n"
                 else:
                     assert isinstance(change, ShowChange)
                     moved = view.apply(change)
@@ -126,7 +120,7 @@ async def entry_events(request: Request) -> StreamingResponse:
     async def stream() -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         async with ctx.events.watch_entry(show_id, entry_id) as watch:
-            last = await ctx.waitlist.status(entry_id)
+            last = entry_json(await ctx.waitlist.status(entry_id))
             read_at = loop.time()
             yield _event(last)
             while last["status"] not in FINAL_ENTRY_STATES:
@@ -145,7 +139,7 @@ async def entry_events(request: Request) -> StreamingResponse:
                 watch.changed.clear()
                 watch.ended.clear()
                 try:
-                    current = await ctx.waitlist.status(entry_id)
+                    current = entry_json(await ctx.waitlist.status(entry_id))
                 except BoxOfficeError:
                     continue
                 read_at = loop.time()

@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from boxoffice.api.errors import PayloadTooLarge
 from boxoffice.engine.admin import CinemaRequest, CityRequest, HallRequest, MovieRequest, SeatRequest, ShowRequest
-from boxoffice.engine.errors import InvalidRequest, PayloadTooLarge
+from boxoffice.engine.errors import InvalidRequest
 from boxoffice.engine.limits import (
     MAX_CUSTOMER_LENGTH,
     MAX_HALL_SEATS,
@@ -28,14 +29,15 @@ from boxoffice.engine.redis.gateway import BestRequest
 # Every pattern is matched whole (fullmatch: "$" would let a trailing newline through)
 # and ASCII only (no fullwidth digits or look-alike letters from other scripts).
 NUMERIC_ID = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)
-OPAQUE_ID = re.compile(r"[A-Za-z0-9_\-]{1,80}", re.ASCII)
+OPAQUE_ID = re.compile(r"[A-Za-z0-9_-]{1,80}", re.ASCII)
 SEAT_ID = re.compile(r"[A-Z]{1,3}[1-9][0-9]{0,2}", re.ASCII)
 # Printable, no spaces or control characters, no quotes, brackets or braces; an e-mail
 # address or an opaque customer reference fits.
-CUSTOMER = re.compile(r"[A-Za-z0-9._%+\-@:/#=]{1,254}", re.ASCII)
+CUSTOMER = re.compile(r"[A-Za-z0-9._%+\-@:/#=]" + f"{{1,{MAX_CUSTOMER_LENGTH}}}", re.ASCII)
 CATEGORY = re.compile(r"[a-z][a-z0-9_-]{0,31}", re.ASCII)
-IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:\-]{1,200}", re.ASCII)
-TOKEN = re.compile(r"[A-Za-z0-9_\-]{1,64}", re.ASCII)
+KEY_CHARACTER = r"[A-Za-z0-9._:-]"
+IDEMPOTENCY_KEY = re.compile(KEY_CHARACTER + f"{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}", re.ASCII)
+TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 # Enough to name every bad field of any valid-sized request; a flood of unknown
 # fields is answered with the first ones only.
@@ -49,18 +51,32 @@ def problem(field: str, text: str) -> dict[str, str]:
     return {"field": field, "problem": text}
 
 
-def path_id(request: Request, name: str) -> int:
-    raw = request.path_params[name]
+def numeric_param(name: str, raw: str) -> int:
     if not NUMERIC_ID.fullmatch(raw):
         raise InvalidRequest(f"{name} is malformed", details=[problem(name, "must be a positive integer id")])
     return int(raw)
 
 
-def opaque_id(request: Request, name: str) -> str:
-    raw = request.path_params[name]
+def opaque_param(name: str, raw: str) -> str:
     if not OPAQUE_ID.fullmatch(raw):
         raise InvalidRequest(f"{name} is malformed", details=[problem(name, "malformed id")])
     return str(raw)
+
+
+# The validator of every path parameter by name: the router (api/router.py) checks each
+# before an endpoint runs, and the endpoints read them through path_id and opaque_id.
+PATH_PARAMS = {"city_id": numeric_param, "movie_id": numeric_param, "show_id": numeric_param,
+               "hold_id": opaque_param, "entry_id": opaque_param, "booking_id": opaque_param,
+               "ticket_id": opaque_param}
+
+
+def path_id(request: Request, name: str) -> int:
+    value = request.path_params[name]
+    return value if isinstance(value, int) else numeric_param(name, value)  # int: the router checked it
+
+
+def opaque_id(request: Request, name: str) -> str:
+    return opaque_param(name, request.path_params[name])
 
 
 def query_date(request: Request) -> date | None:

@@ -1,11 +1,14 @@
-"""Engine errors: one class per contract error code. The scripts' negative return codes
-are mirrored in ScriptCode and turned into these in one place (boxoffice/engine/redis/gateway.py)."""
+"""Engine errors: one class per refusal of the domain, carrying a message and the facts the
+caller may need (`extra`); which HTTP status and error code each answers is api/errors.py's
+table, not the engine's. The scripts' negative return codes are mirrored in ScriptCode and
+turned into these in one place (boxoffice/engine/redis/gateway.py)."""
 
 from __future__ import annotations
 
-import time
 from enum import IntEnum
 from typing import Any
+
+from boxoffice.engine.times import ms_to_rfc3339
 
 
 class ScriptCode(IntEnum):
@@ -23,6 +26,7 @@ class ScriptCode(IntEnum):
     NO_CHANCE = -10
     NOT_SELLING = -11  # the show started or was closed
     WOULD_STRAND_SEAT = -12  # an explicit hold would leave a single seat stranded
+    RATE_LIMITED = -20  # over an abuse limit (lua/includes/ratelimit.lua)
     # The release queue (lua/includes/gate.lua, lua/queue_join-8.lua).
     SALE_NOT_OPEN = -21
     PASS_REQUIRED = -22
@@ -31,119 +35,99 @@ class ScriptCode(IntEnum):
 
 
 class BoxOfficeError(Exception):
-    status = 400
-    code = "invalid_request"
-
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.message = message
         self.extra = extra
 
-    def body(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message, **self.extra}
-
 
 class NotFound(BoxOfficeError):
-    status, code = 404, "not_found"
-
-
-class Unauthorized(BoxOfficeError):
-    status, code = 401, "unauthorized"
+    """No such show, hold, booking or entry (or an id that is not genuine)."""
 
 
 class CancelTooLate(BoxOfficeError):
-    status, code = 409, "cancel_too_late"
+    """The show starts too soon for a cancellation."""
 
 
 class InvalidRequest(BoxOfficeError):
-    status, code = 422, "invalid_request"
+    """Input that breaks a rule; details name each field and its problem."""
 
     def __init__(self, message: str, details: list[dict[str, str]] | None = None) -> None:
         super().__init__(message, details=details or [])
 
 
 class SeatsUnavailable(BoxOfficeError):
-    status, code = 409, "seats_unavailable"
+    """A wanted seat is taken (or kept for the waitlist)."""
 
 
 class HoldExpired(BoxOfficeError):
-    status, code = 410, "hold_expired"
+    """The hold's deadline passed before its confirm."""
 
 
 class HoldNotActive(BoxOfficeError):
-    status, code = 409, "hold_not_active"
+    """The hold was released, confirmed or is being confirmed."""
 
 
 class EntryNotWaiting(BoxOfficeError):
-    status, code = 409, "entry_not_waiting"
+    """The waitlist entry has ended."""
 
 
 class PaymentDeclined(BoxOfficeError):
-    status, code = 402, "payment_declined"
+    """The payment provider declined the charge."""
 
 
 class LimitExceeded(BoxOfficeError):
-    status, code = 429, "limit_exceeded"
+    """A customer's or a client's limit was reached."""
 
 
 class NoChance(BoxOfficeError):
-    status, code = 409, "no_chance"
+    """Not enough unsold seats remain for the waitlist request."""
 
 
 class AlreadyWaiting(BoxOfficeError):
-    status, code = 409, "already_waiting"
+    """The customer already waits for this show."""
 
 
 class ShowClosed(BoxOfficeError):
-    status, code = 409, "show_closed"
+    """The show no longer sells: started or closed."""
 
 
 class WouldStrandSeat(BoxOfficeError):
-    status, code = 409, "would_strand_seat"
-
-
-def _utc_text(ms: int) -> str:
-    """RFC 3339 of a Redis-clock time in ms (the gateway may not import the domain's formatter)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
+    """An explicit hold would leave a single seat stranded."""
 
 
 class SaleNotOpen(BoxOfficeError):
-    status, code = 409, "sale_not_open"
+    """A hold or join before the show's sales open."""
 
     def __init__(self, message: str, opens_ms: int) -> None:
-        super().__init__(message, sale_opens_at=_utc_text(opens_ms))
+        super().__init__(message, sale_opens_at=ms_to_rfc3339(opens_ms))
 
 
 class QueueNotOpen(BoxOfficeError):
-    """opens_ms 0: the show is on sale without a queue."""
-
-    status, code = 409, "queue_not_open"
+    """A queue join before joining opens; opens_ms 0: the show is on sale without a queue."""
 
     def __init__(self, message: str, opens_ms: int = 0, queue_opens_ms: int = 0) -> None:
         if opens_ms == 0:
             super().__init__(message, sale_opens_at=None)
         else:
-            super().__init__(message, sale_opens_at=_utc_text(opens_ms), queue_opens_at=_utc_text(queue_opens_ms))
+            super().__init__(message, sale_opens_at=ms_to_rfc3339(opens_ms),
+                             queue_opens_at=ms_to_rfc3339(queue_opens_ms))
 
 
 class AlreadyQueued(BoxOfficeError):
-    status, code = 409, "already_queued"
+    """The customer already holds a ticket of this show's queue."""
 
 
 class PassRequired(BoxOfficeError):
-    status, code = 403, "pass_required"
+    """A hold or join of a show whose queue runs, without a valid pass of this customer and show."""
 
 
 class QueueTicketEnded(BoxOfficeError):
-    status, code = 409, "ticket_not_waiting"
-
-
-class PayloadTooLarge(BoxOfficeError):
-    status, code = 413, "payload_too_large"
+    """The ticket no longer waits (it cannot leave again)."""
 
 
 class Unavailable(BoxOfficeError):
-    status, code = 503, "unavailable"
+    """A dependency (the payment provider) failed: try again after retry_after_s."""
 
     def __init__(self, message: str, retry_after_s: int = 2, **extra: Any) -> None:
         super().__init__(message, **extra)

@@ -5,16 +5,15 @@ calls the script and turns its answer into results or engine errors."""
 
 from __future__ import annotations
 
-import functools
 import math
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from boxoffice.engine.errors import HoldNotActive, InvalidRequest, NotFound
 from boxoffice.engine.ids import is_grant_id
-from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_SEATS_PER_HOLD, SEAT_KINDS
-from boxoffice.engine.redis.gateway import BestRequest, ShowScripts
+from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
+from boxoffice.engine.redis.gateway import NO_LIMITS, BestRequest, RateLimits, ShowScripts
+from boxoffice.engine.seat_view import FREE, STATUS_OF, shown_map
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
 
 if TYPE_CHECKING:
@@ -34,32 +33,12 @@ class Hold:
     now_ms: int
     booking_id: str | None = None
 
-    def public(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "hold_id": self.hold_id,
-            "show_id": str(self.show_id),
-            "seats": self.seats,
-            "customer": self.customer,
-            "status": self.status.value,
-            "expires_at": ms_to_rfc3339(self.expires_at_ms),
-            "ttl_s": max(0, math.ceil((self.expires_at_ms - self.now_ms) / 1000))
-            if self.status is HoldStatus.ACTIVE
-            else 0,
-        }
-        if self.booking_id:
-            body["booking_id"] = self.booking_id
-        return body
-
-
-def ms_to_rfc3339(ms: int) -> str:
-    return _second_to_rfc3339(ms // 1000)
-
-
-# Concurrent holds expire within the same few seconds: format each second once (2 µs each).
-@functools.lru_cache(maxsize=1024)
-def _second_to_rfc3339(second: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
-
+    @property
+    def ttl_s(self) -> int:
+        """Whole seconds left (0 unless active), on Redis's clock at the read."""
+        if self.status is not HoldStatus.ACTIVE:
+            return 0
+        return max(0, math.ceil((self.expires_at_ms - self.now_ms) / 1000))
 
 
 class Holds:
@@ -92,53 +71,47 @@ class Holds:
         raise RuntimeError(f"show {show_id}: the seat status map would not build")
 
     async def seat_statuses(self, show_id: int, now_ms: int | None = None) -> dict[str, SeatStatus]:
-        """Status of every taken seat (absent: available), in one round trip.
+        """The status every seat shows (seat_view.py) but the available ones, in one round trip.
         now_ms (tests only) moves the scripts' clock, as for every method below."""
         show = await self.catalog.show(show_id)
         plan = await self.catalog.hall_plan(show.hall_id)
         status_map, waited_categories = await self.seat_state(show_id, now_ms, plan)
-        statuses: dict[str, SeatStatus] = {}
-        for seat, char in zip(plan.seats, status_map, strict=True):
-            if char == "b":
-                statuses[seat.id] = SeatStatus.BOOKED
-            elif char == "h":
-                statuses[seat.id] = SeatStatus.HELD
-        if waited_categories:
-            # Free seats a waiter could use are the queue's: shown as held (waiters first, docs/DESIGN.md).
-            waited = set(waited_categories)
-            for seat in plan.seats:
-                if seat.id not in statuses and ("*" in waited or seat.category in waited):
-                    statuses[seat.id] = SeatStatus.HELD
-        return statuses
+        shown = shown_map(status_map, [seat.category for seat in plan.seats], waited_categories)
+        return {seat.id: STATUS_OF[char] for seat, char in zip(plan.seats, shown, strict=True) if char != FREE}
 
     # -- holds --------------------------------------------------------------------
 
     async def hold(self, show_id: int, seats: list[str], customer: str, now_ms: int | None = None,
-                   idempotency_key: str | None = None, queue_pass: str = "") -> Hold:
+                   idempotency_key: str | None = None, limits: RateLimits = NO_LIMITS,
+                   queue_pass: str = "") -> Hold:
         """Holds the seats; whether the show still sells is Redis's decision (hold_seats). With
         an idempotency key the hold's id derives from it, so a repeated request answers the
         hold its first run made."""
-        show = await self.catalog.show(show_id)
-        plan = await self.catalog.hall_plan(show.hall_id)
-        validate_seat_list(seats, plan.by_id)
+        await self.catalog.show(show_id)  # NotFound for a show that does not exist
+        # The list's form is api/validation.py's to check; hold_seats refuses seats not in
+        # the hall and repeats (they would corrupt its counts).
         hold_id = self.signer.new_hold_id(show_id, customer, idempotency_key)
         held = await self.gateway.hold_seats(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, seats, now_ms,
-                                          queue_pass)
+                                             limits, queue_pass)
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
                     held.now_ms)
 
     async def hold_best(self, show_id: int, want: BestRequest, customer: str, now_ms: int | None = None,
-                        idempotency_key: str | None = None, queue_pass: str = "") -> Hold:
+                        idempotency_key: str | None = None, limits: RateLimits = NO_LIMITS,
+                   queue_pass: str = "") -> Hold:
         """Best available: finds and holds the best free seats for `want` in one script call
         (lua/hold_best-8.lua), with every rule of an explicit hold; the hold's id is made as
         for hold(), so a repeated request answers the hold its first run made."""
         show = await self.catalog.show(show_id)
-        validate_best_request(want, set(show.prices))
+        if want.category is not None and want.category not in show.prices:
+            # The count and kind are api/validation.py's; the show's categories are the engine's.
+            raise InvalidRequest("the request is not valid", details=[
+                {"field": "category", "problem": "not a price category of this show"}])
         hold_id = self.signer.new_hold_id(show_id, customer, idempotency_key)
         held = await self.gateway.hold_best(show_id, hold_id, customer, MAX_SEATS_PER_CUSTOMER, want, now_ms,
-                                         queue_pass)
+                                            limits, queue_pass)
         if held.replayed:
             return await self.hold_status(held.hold_id, now_ms)
         return Hold(held.hold_id, show_id, list(held.seats), customer, HoldStatus.ACTIVE, held.expires_at_ms,
@@ -185,31 +158,3 @@ class Holds:
         repeat. Returns (holds released, waiters cancelled) by this call."""
         await self.catalog.set_show_status(show_id, "closed")
         return await self.gateway.close_show(show_id)
-
-
-def validate_seat_list(seats: list[str], known: dict[str, Any]) -> None:
-    problems: list[dict[str, str]] = []
-    if not seats:
-        problems.append({"field": "seats", "problem": "at least one seat is required"})
-    if len(seats) > MAX_SEATS_PER_HOLD:
-        problems.append({"field": "seats", "problem": f"at most {MAX_SEATS_PER_HOLD} seats per hold"})
-    duplicates = sorted({s for s in seats if seats.count(s) > 1})
-    if duplicates:
-        problems.append({"field": "seats", "problem": f"duplicate seats: {', '.join(duplicates)}"})
-    unknown = [s for s in seats if s not in known]
-    if unknown:
-        problems.append({"field": "seats", "problem": f"not in this hall: {', '.join(unknown[:10])}"})
-    if problems:
-        raise InvalidRequest("the seat list is not valid", details=problems)
-
-
-def validate_best_request(want: BestRequest, categories: set[str]) -> None:
-    problems: list[dict[str, str]] = []
-    if not 1 <= want.count <= MAX_SEATS_PER_HOLD:
-        problems.append({"field": "count", "problem": f"must be 1 to {MAX_SEATS_PER_HOLD}"})
-    if want.category is not None and want.category not in categories:
-        problems.append({"field": "category", "problem": "not a price category of this show"})
-    if want.kind is not None and want.kind not in SEAT_KINDS:
-        problems.append({"field": "kind", "problem": f"one of {', '.join(SEAT_KINDS)}"})
-    if problems:
-        raise InvalidRequest("the request is not valid", details=problems)

@@ -19,7 +19,9 @@ RANDOM_CHARS = 22  # base64url of 16 bytes, unpadded
 # Q: release queue ticket.
 # ASCII only and no leading zero: every id has exactly one spelling, so a tampered
 # spelling ("H012-..." for "H12-...", fullwidth digits) never passes as genuine.
-ID_PATTERN = re.compile(r"([HWGQ])([1-9][0-9]{0,17})-([A-Za-z0-9_-]{22})-([A-Za-z0-9_-]{12})", re.ASCII)
+# After the kind letter (api/openapi.py writes the hold's and the entry's from it).
+ID_AFTER_KIND = r"([1-9][0-9]{0,17})-([A-Za-z0-9_-]{22})-([A-Za-z0-9_-]{12})"
+ID_PATTERN = re.compile(r"([HWGQ])" + ID_AFTER_KIND, re.ASCII)
 BOOKING_PATTERN = re.compile(r"bk_[A-Za-z0-9_-]{22}", re.ASCII)
 
 

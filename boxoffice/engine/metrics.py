@@ -42,8 +42,6 @@ import contextlib
 import glob
 import os
 import re
-import time
-from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -75,6 +73,7 @@ OPERATION_SECONDS = Histogram("boxoffice_operation_seconds", "Time to answer an 
 EXPIRIES = Counter("boxoffice_hold_expiries", "Holds ended at their deadline")
 EXPIRY_LATENESS = Histogram("boxoffice_hold_expiry_lateness_seconds",
                             "How long after its deadline a hold was ended", buckets=LATENESS_BUCKETS)
+SHED = Counter("boxoffice_shed_requests", "Requests answered 503 overloaded (BOXOFFICE_MAX_IN_FLIGHT reached)")
 GRANTS = Counter("boxoffice_waitlist_grants", "Seats handed to waiters (one per grant)")
 WAITLIST_WAIT = Histogram("boxoffice_waitlist_wait_seconds", "From joining the waitlist to the grant",
                           buckets=WAIT_BUCKETS)
@@ -172,22 +171,6 @@ def integrity_violation(check: str, count: int = 1) -> None:
 # -- API operations ------------------------------------------------------------------
 
 
-def outcome_of(exc: BaseException) -> str:
-    """The outcome label of an operation that raised `exc`."""
-    from redis.exceptions import RedisError
-    from sqlalchemy.exc import DBAPIError
-
-    from boxoffice.engine.errors import BoxOfficeError
-
-    if isinstance(exc, BoxOfficeError):
-        return exc.code
-    if isinstance(exc, RedisError | DBAPIError | OSError):
-        return "unavailable"
-    if isinstance(exc, Exception):
-        return "error"
-    return "ok"  # cancelled (the client went away): as track() always counted it
-
-
 # The labelled children, looked up once: labels() takes a lock and builds a tuple on every
 # call, a few microseconds on every request of the hot paths. prometheus-client keeps the
 # same children in its own table, so the values (and the multiprocess files) are the same.
@@ -205,20 +188,6 @@ def record_operation(operation: str, outcome: str, seconds: float) -> None:
     if counter is None:
         counter = _count_of[(operation, outcome)] = OPERATIONS.labels(operation, outcome)
     counter.inc()
-
-
-@contextlib.contextmanager
-def track(operation: str) -> Iterator[None]:
-    """Counts and times one operation; the outcome comes from how it ended."""
-    began = time.perf_counter()
-    outcome = "ok"
-    try:
-        yield
-    except BaseException as exc:
-        outcome = outcome_of(exc)
-        raise
-    finally:
-        record_operation(operation, outcome, time.perf_counter() - began)
 
 
 # -- pools ---------------------------------------------------------------------------

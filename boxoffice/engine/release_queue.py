@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from boxoffice.engine import metrics
 from boxoffice.engine.errors import NotFound, QueueTicketEnded
-from boxoffice.engine.holds import ms_to_rfc3339
 from boxoffice.engine.ids import new_pass_token
-from boxoffice.engine.redis.gateway import QueuePace, TicketView
+from boxoffice.engine.redis.gateway import NO_LIMITS, QueuePace, RateLimits, TicketView
+from boxoffice.engine.times import ms_to_rfc3339
 
 if TYPE_CHECKING:
     from boxoffice.engine.catalog import Catalog
@@ -77,13 +77,13 @@ class ReleaseQueue:
         }
 
     async def join(self, show_id: int, customer: str, idempotency_key: str | None = None,
-                   now_ms: int | None = None) -> dict[str, Any]:
+                   now_ms: int | None = None, limits: RateLimits = NO_LIMITS) -> dict[str, Any]:
         """Joins the show's queue (201 body). With an Idempotency-Key the ticket's id derives
         from it: a retried join answers the ticket its first run made."""
         await self.catalog.show(show_id)  # 404 for an unknown show
         ticket_id = self.signer.new_ticket_id(show_id, customer, idempotency_key)
         view = await self.gateway.queue_join(show_id, ticket_id, customer, new_pass_token(), self.pace,
-                                                 draw_seed(), now_ms)
+                                             draw_seed(), now_ms, limits)
         if view.status not in FINAL_TICKET_STATES:  # the sweeper's tick admits for it from now on
             await self.redis.sadd(self.keys.running_queues, str(show_id))
         return self.body(ticket_id, show_id, view)

@@ -19,8 +19,8 @@ from boxoffice.engine.errors import (
 )
 from boxoffice.engine.holds import Holds
 from boxoffice.engine.ids import IdSigner
-from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER, MAX_WAITLIST_COUNT
-from boxoffice.engine.redis.gateway import ShowScripts, text
+from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
+from boxoffice.engine.redis.gateway import NO_LIMITS, RateLimits, ShowScripts, text
 from boxoffice.engine.statuses import EntryStatus
 
 # The share of holds that end unpaid starts from this prior, worth PRIOR_WEIGHT ended
@@ -142,27 +142,25 @@ class Waitlist:
 
     async def join(self, show_id: int, customer: str, count: int, category: str | None,
                    now_ms: int | None = None, idempotency_key: str | None = None,
-                   queue_pass: str = "") -> dict[str, Any]:
+                   limits: RateLimits = NO_LIMITS, queue_pass: str = "") -> dict[str, Any]:
         """Queues the customer (201 body). With an idempotency key the entry's id derives from
         it, so a repeated request answers the entry its first run made. now_ms (tests only)
         moves the scripts' clock."""
         show = await self.catalog.show(show_id)
-        if not 1 <= count <= MAX_WAITLIST_COUNT:
-            raise InvalidRequest("count is out of range",
-                                 details=[{"field": "count", "problem": f"must be 1 to {MAX_WAITLIST_COUNT}"}])
+        # The count's range is api/validation.py's; the show's categories are the engine's.
         if category is not None and category not in show.prices:
             raise InvalidRequest("unknown price category",
                                  details=[{"field": "category", "problem": f"not a category of show {show_id}"}])
         entry_id = self.signer.new_entry_id(show_id, customer, idempotency_key)
         joined = await self.gateway.join_waitlist(show_id, entry_id, customer, count, category or "",
-                                                  MAX_SEATS_PER_CUSTOMER, now_ms, queue_pass)
+                                                  MAX_SEATS_PER_CUSTOMER, now_ms, limits, queue_pass)
         status = joined.status
         body: dict[str, Any] = {"entry_id": entry_id, "show_id": str(show_id), "count": count,
                                 "category": category, "position": joined.position or None, "status": status}
         if status == EntryStatus.GRANTED:
             # Seats were free for it: granted at once, the hold comes with the answer.
             hold = await self.holds.hold_status(grant_hold_id(entry_id), now_ms=now_ms)
-            body["hold"] = hold.public()
+            body["hold"] = hold
         return body
 
     async def leave(self, entry_id: str, now_ms: int | None = None) -> None:
@@ -192,7 +190,7 @@ class Waitlist:
                                            holds.deadlines(category, entry.now_ms), share, entry.now_ms,
                                            entry.starts_at_ms)
         elif status == EntryStatus.GRANTED and hold_id:
-            body["hold"] = (await self.holds.hold_status(hold_id, now_ms=now_ms)).public()
+            body["hold"] = await self.holds.hold_status(hold_id, now_ms=now_ms)
         return body
 
 

@@ -10,7 +10,8 @@
 --   ARGV[9]  seat kind, "" for standard seats only (wheelchair and companion spaces
 --            are offered only to a request that names their kind)
 --   ARGV[10] "1": side by side in one row; "0": the best seats by rank, anywhere
---   ARGV[11] queue pass token ("" none; includes/gate.lua)
+--   ARGV[11] the abuse limits: "<customer limit>|<address limit>|<address>" (ratelimit.lua)
+--   ARGV[12] queue pass token ("" none; includes/gate.lua)
 -- Output:
 --   {1, expires_at, now, seat..}            held: the chosen seats
 --   {2, expires_at, now, hold_id}           an earlier run made this hold (a retry with the
@@ -18,6 +19,7 @@
 --   {-1}                                    show not loaded
 --   {-2, waitlist_length, possible}         no choice fits: nothing held
 --   {-3, already_held}                      customer limit
+--   {-20, retry_after_s, scope}             over an abuse limit ("address" or "customer")
 --   {-11, reason}                           the show sells nothing: "closed" or "started"
 --   {-21, sale_opens_at} / {-22}            sales not open / a pass needed (includes/gate.lua)
 -- Idempotent: a second run with the same hold id answers {2, ...} with the hold the
@@ -28,13 +30,16 @@
 --@include settle
 --@include queue
 --@include gate
+--@include ratelimit
 if not is_loaded() then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
+local limited = over_rate_limit(ARGV[11], customer)
+if limited then return finish(limited) end
 local early = replayed_or_refused_hold(ARGV[4])
 if early then return finish(early) end
-local refused, pass_ticket = gate(customer, ARGV[11])
+local refused, pass_ticket = gate(customer, ARGV[12])
 if refused then return finish(refused) end
 local count = tonumber(ARGV[7])
 local held = seats_of_customer(customer)

@@ -4,8 +4,10 @@
 --   ARGV[4]  hold id (unguessable, made by the engine)
 --   ARGV[5]  customer
 --   ARGV[6]  most seats one customer may hold in this show
---   ARGV[7]  queue pass token ("" none; includes/gate.lua)
---   ARGV[8..] seat ids (validated against the hall by the engine)
+--   ARGV[7]  the abuse limits: "<customer limit>|<address limit>|<address>" (ratelimit.lua)
+--   ARGV[8]  queue pass token ("" none; includes/gate.lua)
+--   ARGV[9..] seat ids (their form, number and uniqueness checked by api/validation.py;
+--             this script checks only what guards the show's state below)
 -- Output:
 --   {1, expires_at, now}                    held
 --   {2, expires_at, now, hold_id}           an earlier run made this hold (a retry with the
@@ -13,7 +15,10 @@
 --   {-1}                                    show not loaded
 --   {-2, waitlist_length, possible, seat..} some seats not free: nothing held
 --   {-3, already_held}                      customer limit
---   {-5, seat}                              a seat not in this hall
+--   {-5, seat}                              a seat not in this hall, or named twice, or
+--                                           no seat at all ("") (each would corrupt the
+--                                           show's counts)
+--   {-20, retry_after_s, scope}             over an abuse limit ("address" or "customer")
 --   {-12, seat}                             the show keeps no stranded seats (load_show's
 --                                           flag) and the hold would leave `seat` alone
 --                                           between taken seats, an aisle or a wall
@@ -27,16 +32,20 @@
 --@include settle
 --@include queue
 --@include gate
+--@include ratelimit
 if not is_loaded() then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
+local limited = over_rate_limit(ARGV[7], customer)
+if limited then return finish(limited) end
 local early = replayed_or_refused_hold(ARGV[4])
 if early then return finish(early) end
-local refused, pass_ticket = gate(customer, ARGV[7])
+local refused, pass_ticket = gate(customer, ARGV[8])
 if refused then return finish(refused) end
 local seats = {}
-for i = 8, #ARGV do seats[#seats + 1] = ARGV[i] end
+for i = 9, #ARGV do seats[#seats + 1] = ARGV[i] end
+if #seats == 0 then return finish({-5, ''}) end  -- a hold of nothing would break the counts
 
 local held = seats_of_customer(customer)
 if held + #seats > tonumber(ARGV[6]) then
@@ -44,11 +53,13 @@ if held + #seats > tonumber(ARGV[6]) then
 end
 
 local unavailable = {}
+local named = {}
 for _, seat in ipairs(seats) do
   local category = seat_category(seat)
-  if category == nil then
+  if category == nil or named[seat] then
     return finish({-5, seat})
   end
+  named[seat] = true
   -- A free seat a waiter could use is the queue's, not a newcomer's (waiters first, docs/DESIGN.md).
   if redis.call('HEXISTS', K_SEATS, seat) == 1 or reserved_for_queue(category) then
     unavailable[#unavailable + 1] = seat

@@ -8,12 +8,14 @@
 --   ARGV[6]  count
 --   ARGV[7]  category, "" for any
 --   ARGV[8]  most seats one customer may hold in this show
---   ARGV[9]  queue pass token ("" none; includes/gate.lua)
+--   ARGV[9]  the abuse limits: "<customer limit>|<address limit>|<address>" (ratelimit.lua)
+--   ARGV[10] queue pass token ("" none; includes/gate.lua)
 -- Output:
 --   {1, position, status}   queued (status "waiting", position 1 is served next)
 --                           or granted at once (status "granted", position 0)
 --   {-1}                    show not loaded
 --   {-3, already_held}      customer limit
+--   {-20, retry_after_s, scope}  over an abuse limit ("address" or "customer")
 --   {-9}                    this customer already waits for this show
 --   {-10}                   no chance: not enough unsold seats
 --   {-11, reason}           the show takes no one: "closed" or "started"
@@ -26,10 +28,13 @@
 --@include settle
 --@include queue
 --@include gate
+--@include ratelimit
 if not is_loaded() then return -1 end
 begin()
 settle_due()
 local entry_id, customer, category = ARGV[4], ARGV[5], ARGV[7]
+local limited = over_rate_limit(ARGV[9], customer)
+if limited then return finish(limited) end
 local count = tonumber(ARGV[6])
 local made = redis.call('HGET', entry_key(entry_id), 'status')
 if made then
@@ -40,7 +45,7 @@ local stopped = not_selling()
 if stopped then
   return finish({-11, stopped})
 end
-local refused, pass_ticket = gate(customer, ARGV[9])
+local refused, pass_ticket = gate(customer, ARGV[10])
 if refused then return finish(refused) end
 if redis.call('HEXISTS', K_WAITERS, customer) == 1 then
   return finish({-9})

@@ -10,11 +10,14 @@
 --   ARGV[10] admissions a second
 --   ARGV[11] pass validity (ms)
 --   ARGV[12] seed of the opening's draw (hex, from the OS's CSPRNG)
+--   ARGV[13] the abuse limits: "<customer limit>|<address limit>|<address>" (ratelimit.lua;
+--            joins count against the same budgets as holds and waitlist joins)
 -- Output:
 --   {1, ticket...}          the ticket (includes/queue.lua ticket_view), made now or by an
 --                           earlier run with the same id (idempotent); after the queue
 --                           ended sold out, a ticket made already ended `sold_out`
 --   {-1}                    show not loaded
+--   {-20, retry_after_s, scope}  over an abuse limit ("address" or "customer")
 --   {-11, reason}           the show sells nothing: "closed" or "started"
 --   {-23, sale_opens_at}    joining is not open (0: the show has no opening, no queue)
 --   {-24}                   this customer already has a live ticket for this show
@@ -23,10 +26,13 @@
 --@include waitlist
 --@include settle
 --@include queue
+--@include ratelimit
 if not is_loaded() then return -1 end
 begin()
 settle_due()
 local ticket_id, customer, token = ARGV[4], ARGV[5], ARGV[6]
+local limited = over_rate_limit(ARGV[13], customer)
+if limited then return finish(limited) end
 redis.call('HSET', K_META, 'qshoppers', ARGV[8], 'qgroup', ARGV[9], 'qrate', ARGV[10], 'qpass_ms', ARGV[11])
 queue_settle(ARGV[12])
 if redis.call('EXISTS', ticket_key(ticket_id)) == 1 then

@@ -53,9 +53,9 @@ async def _redis_value(redis: Any, key: str) -> Any:
 
 async def snapshot(ctx: Engine, shows: Iterable[int] = ()) -> State:
     prefix = ctx.keys.prefix
-    rate = f"{prefix}:rate:"
+    # The abuse limits' counters (<show base>rate:...) count refused requests too: not state.
     keys = sorted([k async for k in ctx.redis.scan_iter(match=f"{prefix}:*", count=1000)
-                   if not k.startswith(rate)])
+                   if not ctx.keys.is_rate_counter(k)])
     redis = {key: await _redis_value(ctx.redis, key) for key in keys}
     tables: dict[str, list[tuple[Any, ...]]] = {}
     async with ctx.sql.connect() as conn:

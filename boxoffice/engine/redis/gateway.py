@@ -74,6 +74,28 @@ class BestRequest:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """The abuse limits a hold or waitlist join counts against, inside its script
+    (lua/includes/ratelimit.lua): requests a minute per customer and per client address of
+    the show (0: that count off), and the client's address ("": not counted)."""
+
+    per_customer: int = 0
+    per_address: int = 0
+    address: str = ""
+
+    def arg(self) -> str:
+        return f"{self.per_customer}|{self.per_address}|{self.address}"
+
+
+NO_LIMITS = RateLimits()
+
+
+def rate_limited(result: Any) -> LimitExceeded:
+    retry_after = int(result[1])
+    return LimitExceeded(f"too many requests; try again in {retry_after} s", retry_after_s=retry_after)
+
+
+@dataclass(frozen=True)
 class HoldRecord:
     status: str
     seats: list[str]
@@ -269,17 +291,12 @@ class ShowScripts:
     async def index_seats(self, show_id: int, seat_ids: list[str], now_ms: int | None) -> None:
         await self.call("index_seats", show_id, *seat_ids, now_ms=now_ms)
 
-    async def seat_map(self, show_id: int) -> tuple[dict[str, str], list[str]]:
-        """({seat: "h"|"b"} of every taken seat, categories kept for waiters)."""
-        taken_flat, waited = await self.call("seat_map", show_id)
-        taken = {text(taken_flat[i]): text(taken_flat[i + 1]) for i in range(0, len(taken_flat), 2)}
-        return taken, [text(c) for c in waited]
-
     # -- holds -------------------------------------------------------------------------
 
     async def hold_seats(self, show_id: int, hold_id: str, customer: str, limit: int, seats: list[str],
-                         now_ms: int | None = None, queue_pass: str = "") -> Held:
-        result = await self.call("hold_seats", show_id, hold_id, customer, limit, queue_pass, *seats, now_ms=now_ms)
+                         now_ms: int | None = None, limits: RateLimits = NO_LIMITS, queue_pass: str = "") -> Held:
+        result = await self.call("hold_seats", show_id, hold_id, customer, limit, limits.arg(), queue_pass, *seats,
+                                 now_ms=now_ms)
         code = int(result[0])
         if (refused := gate_refusal(show_id, result)) is not None:
             raise refused
@@ -293,6 +310,8 @@ class ShowScripts:
                 unavailable=[text(s) for s in result[3:]],
                 waitlist={"possible": bool(int(result[2])), "length": int(result[1])},
             )
+        if code == ScriptCode.RATE_LIMITED:
+            raise rate_limited(result)
         if code == ScriptCode.CUSTOMER_LIMIT:
             raise LimitExceeded(f"a customer may hold at most {limit} seats of a show at once"
                                 f" (already holding or waiting for {int(result[1])})")
@@ -300,17 +319,19 @@ class ShowScripts:
             raise WouldStrandSeat(f"the hold would leave seat {text(result[1])} alone between taken seats;"
                                   " nothing was held", seat=text(result[1]))
         if code == ScriptCode.UNKNOWN_SEAT:
-            raise InvalidRequest("a seat is not in this hall",
-                                 details=[{"field": "seats", "problem": f"unknown seat {text(result[1])}"}])
+            seat = text(result[1])
+            problem = f"not in this hall or named twice: {seat}" if seat else "at least one seat is required"
+            raise InvalidRequest("the seat list is not valid", details=[{"field": "seats", "problem": problem}])
         if code == ScriptCode.NOT_SELLING:
             raise not_selling(show_id, result[1])
         raise RuntimeError(f"hold_seats answered {result!r}")
 
     async def hold_best(self, show_id: int, hold_id: str, customer: str, limit: int, want: BestRequest,
-                        now_ms: int | None = None, queue_pass: str = "") -> Held:
+                        now_ms: int | None = None, limits: RateLimits = NO_LIMITS, queue_pass: str = "") -> Held:
         """Holds the best free seats for `want` (best available), or refuses; nothing held then."""
         result = await self.call("hold_best", show_id, hold_id, customer, limit, want.count, want.category or "",
-                                 want.kind or "", "1" if want.together else "0", queue_pass, now_ms=now_ms)
+                                 want.kind or "", "1" if want.together else "0", limits.arg(), queue_pass,
+                                 now_ms=now_ms)
         code = int(result[0])
         if (refused := gate_refusal(show_id, result)) is not None:
             raise refused
@@ -324,6 +345,8 @@ class ShowScripts:
                 unavailable=[],
                 waitlist={"possible": bool(int(result[2])), "length": int(result[1])},
             )
+        if code == ScriptCode.RATE_LIMITED:
+            raise rate_limited(result)
         if code == ScriptCode.CUSTOMER_LIMIT:
             raise LimitExceeded(f"a customer may hold at most {limit} seats of a show at once"
                                 f" (already holding or waiting for {int(result[1])})")
@@ -387,14 +410,17 @@ class ShowScripts:
     # -- the waitlist ------------------------------------------------------------------
 
     async def join_waitlist(self, show_id: int, entry_id: str, customer: str, count: int, category: str,
-                            limit: int, now_ms: int | None = None, queue_pass: str = "") -> Joined:
-        result = await self.call("join_waitlist", show_id, entry_id, customer, count, category, limit, queue_pass,
-                                 now_ms=now_ms)
+                            limit: int, now_ms: int | None = None, limits: RateLimits = NO_LIMITS,
+                            queue_pass: str = "") -> Joined:
+        result = await self.call("join_waitlist", show_id, entry_id, customer, count, category, limit,
+                                 limits.arg(), queue_pass, now_ms=now_ms)
         code = int(result[0])
         if (refused := gate_refusal(show_id, result)) is not None:
             raise refused
         if code == 1:
             return Joined(int(result[1]), text(result[2]))
+        if code == ScriptCode.RATE_LIMITED:
+            raise rate_limited(result)
         if code == ScriptCode.ALREADY_WAITING:
             raise AlreadyWaiting("this customer already waits for this show")
         if code == ScriptCode.CUSTOMER_LIMIT:
@@ -421,12 +447,15 @@ class ShowScripts:
     # -- the release queue -------------------------------------------------------------
 
     async def queue_join(self, show_id: int, ticket_id: str, customer: str, token: str, pace: QueuePace,
-                         seed: str, now_ms: int | None = None) -> TicketView:
+                         seed: str, now_ms: int | None = None, limits: RateLimits = NO_LIMITS) -> TicketView:
         result = await self.call("queue_join", show_id, ticket_id, customer, token, pace.opens_before_ms,
-                                 pace.shoppers, pace.group_size, pace.admit_per_s, pace.pass_ms, seed, now_ms=now_ms)
+                                 pace.shoppers, pace.group_size, pace.admit_per_s, pace.pass_ms, seed, limits.arg(),
+                                 now_ms=now_ms)
         code = int(result[0])
         if code == 1:
             return TicketView.parse(result[1:])
+        if code == ScriptCode.RATE_LIMITED:
+            raise rate_limited(result)
         if code == ScriptCode.NOT_SELLING:
             raise not_selling(show_id, result[1])
         if code == ScriptCode.QUEUE_NOT_OPEN:

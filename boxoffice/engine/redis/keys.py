@@ -69,5 +69,10 @@ class Keys:
         """Set of shows whose release queue runs: the sweeper's tick admits for each."""
         return f"{self.prefix}:queues:running"
 
-    def rate(self, scope: str, subject: str) -> str:
-        return f"{self.prefix}:rate:{scope}:{{{subject}}}"
+    def rate(self, show_id: int, scope: str, subject: str) -> str:
+        """An abuse limit's counter of the show (lua/includes/ratelimit.lua builds the same
+        name): scope "a" per client address, "c" per customer."""
+        return f"{self.show_base(show_id)}rate:{scope}:{subject}"
+
+    def is_rate_counter(self, key: str) -> bool:
+        return key.startswith(f"{self.prefix}:show:") and ":rate:" in key

@@ -1,20 +1,28 @@
 """Live updates across processes: the scripts PUBLISH one message per change on the show's
 channel ("<queue changed 0|1>;<seat>=<status>,...;<waited categories>;<ended entries>", see
-lua/includes/settle.lua); each process holds one pattern subscription and fans the
-messages out to its local listeners (SSE streams). A listener that may have missed
-messages (its queue overflowed, the subscription reconnected) gets None: resync.
+lua/includes/settle.lua), and each process fans them out to its local listeners (SSE
+streams). A listener that may have missed messages (its queue overflowed, the subscription
+reconnected) gets None: resync.
 
-Every hold, release and sale publishes, and every process receives every message, so the
-reading is kept cheap: on a single Redis server over TCP the subscription is a bare
-connection whose replies hiredis parses (redis-py's pubsub costs several microseconds a
-message), and a message is only parsed when this process has a listener for its show."""
+A process subscribes to a show's channel only while a local listener of that show exists
+(a live seat map, a waitlist entry's stream), and drops it when the last one ends: a change
+message reaches only the processes that serve a stream of its show, and a PUBLISH no one
+listens to costs Redis a dictionary look-up (a pattern subscription per process made
+every PUBLISH match and write to every process: 1.8 µs of Redis per message with 8 workers,
+against 0.14). A listener is handed its queue only once Redis confirmed the subscription,
+so it never misses a change made after it read the show's state.
+
+On a single Redis server over TCP the subscription is a bare connection whose replies
+hiredis parses (redis-py's pubsub costs several microseconds a message); a cluster, TLS, a
+unix socket or embedded mode use redis-py's pubsub. On a Redis Cluster a classic PUBLISH
+still crosses the cluster bus to every node (see docs/SCALING.md, Known limits)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +36,9 @@ log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 1000
 RECONNECT_DELAY_S = 0.5
+# How long a new listener waits for Redis to confirm its show's subscription; past it the
+# connection is taken as lost, and the listener resyncs when it is back.
+SUBSCRIBE_TIMEOUT_S = 5.0
 CLIENT_NAME = "boxoffice-events"
 
 
@@ -87,12 +98,28 @@ class EntryWatch:
 
 class EventHub:
     def __init__(self, pubsub_redis: Any, pattern: str) -> None:
+        """`pattern`: the change channels' names with "*" for the show's tag (Keys.changes_pattern)."""
         self.redis = pubsub_redis
-        self.pattern = pattern
+        self.prefix, _, self.suffix = pattern.partition("*")
+        # Subscribed by every connection first: it makes the connection a subscriber (and
+        # proves it works) while no show is listened to. Nothing is published there.
+        self.anchor = self.prefix + "hub" + self.suffix
         self.listeners: dict[int, set[asyncio.Queue[ShowChange | None]]] = defaultdict(set)
         self.watches: dict[int, set[EntryWatch]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self._link: _Link | None = None  # the connection, once its subscriptions are confirmed
+        # show -> its subscription on the current connection (done when Redis confirmed it)
+        self._subscribed: dict[int, asyncio.Future[None]] = {}
+        # channel -> one future per SUBSCRIBE sent and not yet confirmed, oldest first
+        self._acks: dict[str, deque[asyncio.Future[None]]] = defaultdict(deque)
+
+    def channel(self, show_id: int) -> str:
+        return f"{self.prefix}{{{show_id}}}{self.suffix}"
+
+    def subscribed_shows(self) -> set[int]:
+        """The shows this process holds a subscription for (tests, metrics)."""
+        return set(self._subscribed)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-hub")
@@ -103,27 +130,72 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
+    # -- listeners -------------------------------------------------------------------------
+
     @contextlib.asynccontextmanager
     async def listen(self, show_id: int) -> Any:
         queue: asyncio.Queue[ShowChange | None] = asyncio.Queue(QUEUE_LIMIT)
         self.listeners[show_id].add(queue)
         try:
+            await self._want(show_id)
             yield queue
         finally:
             self.listeners[show_id].discard(queue)
             if not self.listeners[show_id]:
                 del self.listeners[show_id]
+            self._unwant(show_id)
 
     @contextlib.asynccontextmanager
     async def watch_entry(self, show_id: int, entry_id: str) -> Any:
         watch = EntryWatch(entry_id)
         self.watches[show_id].add(watch)
         try:
+            await self._want(show_id)
             yield watch
         finally:
             self.watches[show_id].discard(watch)
             if not self.watches[show_id]:
                 del self.watches[show_id]
+            self._unwant(show_id)
+
+    def _wanted(self, show_id: int) -> bool:
+        return show_id in self.listeners or show_id in self.watches
+
+    async def _want(self, show_id: int) -> None:
+        """Returns once this process is subscribed to the show (or not connected: then the
+        listener is told to resync when the connection is back and subscribed)."""
+        confirmed = self._subscribed.get(show_id)
+        if confirmed is None and self._link is not None:
+            confirmed = self._subscribed[show_id] = self._subscribe(self._link, show_id)
+        if confirmed is not None and not confirmed.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_TIMEOUT_S)
+
+    def _unwant(self, show_id: int) -> None:
+        if self._wanted(show_id) or show_id not in self._subscribed:
+            return
+        del self._subscribed[show_id]
+        if self._link is not None:
+            self._link.send("UNSUBSCRIBE", self.channel(show_id))
+
+    def _subscribe(self, link: _Link, show_id: int) -> asyncio.Future[None]:
+        channel = self.channel(show_id)
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks[channel].append(ack)
+        link.send("SUBSCRIBE", channel)
+        return ack
+
+    def _acknowledged(self, channel: str) -> None:
+        """Redis confirmed a SUBSCRIBE: the oldest one sent for the channel."""
+        pending = self._acks.get(channel)
+        if pending:
+            ack = pending.popleft()
+            if not pending:
+                del self._acks[channel]
+            if not ack.done():
+                ack.set_result(None)
+
+    # -- messages --------------------------------------------------------------------------
 
     def _dispatch(self, change: ShowChange) -> None:
         for watch in list(self.watches.get(change.show_id, ())):
@@ -139,9 +211,10 @@ class EventHub:
                 queue.put_nowait(None)
 
     def _message(self, channel: str, data: str) -> None:
-        """One published change: parsed only when a local stream listens to its show."""
+        """One published change: parsed only when a local stream listens to its show (a
+        message may still come just after the last listener left)."""
         show_id = show_of(channel)
-        if show_id is None or (show_id not in self.listeners and show_id not in self.watches):
+        if show_id is None or not self._wanted(show_id):
             return
         change = parse_message(channel, data)
         if change is not None:
@@ -157,6 +230,8 @@ class EventHub:
             for watch in list(watches):
                 watch.notify(ended=True)
 
+    # -- the connection --------------------------------------------------------------------
+
     async def _run(self) -> None:
         direct = tcp_options(self.redis)
         while True:
@@ -169,31 +244,80 @@ class EventHub:
                 raise
             except Exception as exc:
                 log.warning("event subscription lost (%s); reconnecting", exc)
-            self.connected.clear()
+            finally:
+                self._lost()
             await asyncio.sleep(RECONNECT_DELAY_S)
+
+    async def _ready(self, link: _Link, ended: asyncio.Future[Any]) -> None:
+        """A new connection: the anchor and every show listened to now subscribed, then
+        every listener resyncs (changes made while there was no subscription were missed).
+        Raises if the connection `ended` first or Redis does not confirm in time."""
+        anchor = asyncio.get_running_loop().create_future()
+        self._acks[self.anchor].append(anchor)
+        link.send("SUBSCRIBE", self.anchor)
+        for show_id in set(self.listeners) | set(self.watches):
+            self._subscribed[show_id] = self._subscribe(link, show_id)
+        self._link = link
+        # asyncio.wait, not gather: a timeout must not cancel the futures listeners await.
+        pending: set[asyncio.Future[Any]] = {anchor, *self._subscribed.values()}
+        deadline = asyncio.get_running_loop().time() + SUBSCRIBE_TIMEOUT_S
+        while pending:
+            left = deadline - asyncio.get_running_loop().time()
+            done, pending = await asyncio.wait(pending | {ended}, timeout=max(left, 0),
+                                               return_when=asyncio.FIRST_COMPLETED)
+            pending.discard(ended)
+            if not done or ended.done():
+                raise RedisConnectionError("the subscriptions were not confirmed")
+        self.connected.set()
+        self._resync_all()
+
+    def _lost(self) -> None:
+        self.connected.clear()
+        self._link = None
+        for pending in self._acks.values():
+            for ack in pending:
+                if not ack.done():
+                    ack.set_exception(RedisConnectionError("subscription lost"))
+                    ack.exception()  # retrieved: no "never retrieved" warning when nobody waits
+        self._acks.clear()
+        self._subscribed.clear()
 
     async def _subscribe_redis_py(self) -> None:
         """Cluster, TLS, unix socket or embedded: redis-py's pubsub."""
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self.redis.pubsub()
+        link = _RedisPyLink(pubsub)
         try:
-            await pubsub.psubscribe(self.pattern)
-            self.connected.set()
-            self._resync_all()
-            async for message in pubsub.listen():
-                if message.get("type") != "pmessage":
-                    continue
-                channel, data = message["channel"], message["data"]
-                if isinstance(channel, bytes):
-                    channel = channel.decode()
-                if isinstance(data, bytes):
-                    data = data.decode()
-                self._message(channel, data)
+            reader = asyncio.create_task(self._read_redis_py(pubsub, link))
+            try:
+                await self._ready(link, reader)
+                await reader
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+                link.close()
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
 
+    async def _read_redis_py(self, pubsub: Any, link: _RedisPyLink) -> None:
+        await link.sent_first.wait()  # redis-py reads nothing before the first SUBSCRIBE
+        while True:
+            link.raise_if_failed()
+            message = await pubsub.get_message(timeout=1.0)
+            if message is None:
+                continue
+            kind, channel = message.get("type"), message.get("channel")
+            if isinstance(channel, bytes):
+                channel = channel.decode()
+            if kind == "message":
+                data = message["data"]
+                self._message(channel, data.decode() if isinstance(data, bytes) else data)
+            elif kind == "subscribe":
+                self._acknowledged(channel)
+
     async def _subscribe_direct(self, options: dict[str, Any]) -> None:
-        """A single server over TCP: one bare connection, PSUBSCRIBE, replies fed to hiredis.
+        """A single server over TCP: one bare connection, replies fed to hiredis.
         Returns when the connection is lost; raises when it cannot be made."""
         loop = asyncio.get_running_loop()
         transport, subscriber = await asyncio.wait_for(
@@ -207,30 +331,73 @@ class EventHub:
                 subscriber.expect("AUTH")
             transport.write(pack(("CLIENT", "SETNAME", CLIENT_NAME)))  # tells it apart in CLIENT LIST
             subscriber.expect("CLIENT")
-            transport.write(pack(("PSUBSCRIBE", self.pattern)))
-            await asyncio.wait_for(subscriber.subscribed, options["connect_timeout_s"])
-            self.connected.set()
-            self._resync_all()
+            await self._ready(subscriber, subscriber.closed)
             await subscriber.closed
             raise RedisConnectionError("Redis closed the subscription")
         finally:
             transport.close()
 
 
-class _Subscriber(asyncio.Protocol):
-    """The bare subscription connection: pmessage replies go to the hub as they arrive."""
+class _Link:
+    """Where SUBSCRIBE and UNSUBSCRIBE go; replies come back to the hub."""
+
+    def send(self, command: str, channel: str) -> None:
+        raise NotImplementedError
+
+
+class _RedisPyLink(_Link):
+    """redis-py's pubsub sends from a coroutine: the commands go out in order from a task."""
+
+    def __init__(self, pubsub: Any) -> None:
+        self.pubsub = pubsub
+        self.outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.sent_first = asyncio.Event()
+        self.failed: BaseException | None = None
+        self.sender = asyncio.create_task(self._send_all())
+
+    def send(self, command: str, channel: str) -> None:
+        self.outbox.put_nowait((command, channel))
+
+    async def _send_all(self) -> None:
+        try:
+            while True:
+                command, channel = await self.outbox.get()
+                if command == "SUBSCRIBE":
+                    await self.pubsub.subscribe(channel)
+                else:
+                    await self.pubsub.unsubscribe(channel)
+                self.sent_first.set()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the reader raises it
+            self.failed = exc
+            self.sent_first.set()
+
+    def raise_if_failed(self) -> None:
+        if self.failed is not None:
+            raise RedisConnectionError(f"could not subscribe: {self.failed}")
+
+    def close(self) -> None:
+        self.sender.cancel()
+
+
+class _Subscriber(asyncio.Protocol, _Link):
+    """The bare subscription connection: message replies go to the hub as they arrive."""
 
     def __init__(self, hub: EventHub) -> None:
         loop = asyncio.get_running_loop()
         self.hub = hub
-        self.transport: asyncio.BaseTransport | None = None
+        self.transport: Any = None  # an asyncio or uvloop transport
         self.reader = hiredis.Reader(encoding="utf-8", errors="replace", replyError=ResponseError)
-        self.subscribed: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
         self.expected: list[str] = []  # the commands whose replies come before the subscription's
 
     def expect(self, command: str) -> None:
         self.expected.append(command)
+
+    def send(self, command: str, channel: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(pack((command, channel)))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -241,9 +408,9 @@ class _Subscriber(asyncio.Protocol):
             reply = self.reader.gets()
             if reply is False:
                 return
-            if isinstance(reply, list) and len(reply) == 4 and reply[0] == "pmessage":
+            if isinstance(reply, list) and len(reply) == 3 and reply[0] == "message":
                 try:
-                    self.hub._message(reply[2], reply[3])
+                    self.hub._message(reply[1], reply[2])
                 except Exception:  # one bad message must not end the subscription
                     log.exception("could not dispatch a change message")
             elif self.expected:
@@ -251,19 +418,16 @@ class _Subscriber(asyncio.Protocol):
                 if isinstance(reply, ResponseError) and command != "CLIENT":  # a name refused is no matter
                     self.refused(reply)
             elif isinstance(reply, ResponseError):
-                self.refused(reply)  # PSUBSCRIBE refused
-            elif isinstance(reply, list) and reply and reply[0] == "psubscribe" and not self.subscribed.done():
-                self.subscribed.set_result(None)
+                self.refused(reply)  # SUBSCRIBE refused
+            elif isinstance(reply, list) and len(reply) == 3 and reply[0] == "subscribe":
+                self.hub._acknowledged(reply[1])
 
     def refused(self, error: ResponseError) -> None:
-        """AUTH or PSUBSCRIBE refused: this connection is of no use."""
-        if not self.subscribed.done():
-            self.subscribed.set_exception(error)
+        """AUTH or SUBSCRIBE refused: this connection is of no use."""
+        log.warning("event subscription refused: %s", error)
         if self.transport is not None:
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.subscribed.done():
-            self.subscribed.set_exception(exc or RedisConnectionError("Redis closed the connection"))
         if not self.closed.done():
             self.closed.set_result(None)

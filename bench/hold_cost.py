@@ -1,0 +1,233 @@
+"""What a hold costs Redis, against a minimal all-or-nothing hold of the same seats, and
+where our hold's time goes, inner call by inner call.
+
+    .venv/bin/python -m bench.hold_cost            # starts a redis-server of its own
+    .venv/bin/python -m bench.hold_cost --redis-url redis://127.0.0.1:6390/0   # one of yours: RESETSTAT
+
+Both sides are Redis functions called by FCALL one at a time, on fresh shows of the
+2,000-seat hall the demo seed draws, SEATS seats a hold, each on seats free until then.
+The minimal hold (MINIMAL below) reads the seats with one HMGET, and when all are free
+writes them with one HSET and the hold's deadline with one ZADD: what any hold must do to
+be all-or-nothing and to end some day. Ours is lua/hold_seats-8.lua as the service calls
+it. The measure is Redis's own `usec_per_call` of FCALL in INFO commandstats (reset
+before each series), so the client, the network and Python do not count; the rounds
+alternate the two sides and the figures are the median round's. The same commandstats
+count every command the functions called, so each inner command's calls and µs per hold
+come from the same series; what remains of a call's time is Lua's own (the calls into
+Redis, building tables and strings).
+
+The row for bench/ceilings.py: `redis time per hold`, ratio = minimal µs ÷ ours (higher
+is better; target 0.67, i.e. ours at most 1.5 times the minimal)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from bench.best_available import Bench
+from bench.redis_cost import CountedRedis, free_port
+
+SEATS = 4
+ROUNDS = 5
+TARGET = 0.67
+NAME = "redis time per hold"
+MINIMAL_LIBRARY = "bench_minimal_hold"
+MINIMAL = f"""#!lua name={MINIMAL_LIBRARY}
+-- KEYS[1] seats hash, KEYS[2] deadlines zset; ARGV[1] hold id, ARGV[2] deadline (ms),
+-- ARGV[3..] seats. Answers 1 (held) or 0 (a seat was taken: nothing held).
+redis.register_function('minimal_hold', function(keys, argv)
+  local seats = {{}}
+  for i = 3, #argv do seats[#seats + 1] = argv[i] end
+  local taken = redis.call('HMGET', keys[1], unpack(seats))
+  for i = 1, #seats do
+    if taken[i] then return 0 end
+  end
+  local pairs_ = {{}}
+  for _, seat in ipairs(seats) do
+    pairs_[#pairs_ + 1] = seat
+    pairs_[#pairs_ + 1] = 'h:' .. argv[1]
+  end
+  redis.call('HSET', keys[1], unpack(pairs_))
+  redis.call('ZADD', keys[2], argv[2], argv[1])
+  return 1
+end)
+"""
+
+
+@contextlib.contextmanager
+def private_redis() -> Any:
+    port = free_port()
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def wait_up(client: aioredis.Redis) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            await client.ping()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def indexed_show(bench: Bench) -> tuple[int, set[str]]:
+    """A fresh show as the service has it once its seat map was read: with its status map
+    (lua/includes/statusmap.lua), which every hold then keeps."""
+    show_id, free = await bench.show(0.0, warm=False)
+    await bench.gateway.index_seats(show_id, [s.id for s in bench.plan.seats], None)
+    return show_id, free
+
+
+async def series(client: aioredis.Redis, calls: Any, counted: CountedRedis | None = None) -> dict[str, Any]:
+    """Runs `calls` and answers FCALL's µs per call and each inner command's calls and µs
+    per FCALL, from INFO commandstats; under callgrind (`counted`) Redis's instructions too."""
+    await client.config_resetstat()
+    if counted is not None:
+        counted.instructions()
+        counted.counting(True)
+    await calls()
+    if counted is not None:
+        counted.counting(False)
+    stats = await client.info("commandstats")
+    fcall = stats.get("cmdstat_fcall", {"calls": 0, "usec": 0})
+    n = max(1, int(fcall["calls"]))
+    inner = {name.removeprefix("cmdstat_"): {"calls": round(int(v["calls"]) / n, 2),
+                                            "usec": round(int(v["usec"]) / n, 2)}
+             for name, v in stats.items()
+             if name not in ("cmdstat_fcall", "cmdstat_config|resetstat", "cmdstat_info") and int(v["calls"])}
+    result = {"usec_per_call": int(fcall["usec"]) / n, "calls": n, "inner": inner}
+    if counted is not None:
+        result["instructions"] = counted.instructions() / n
+    return result
+
+
+async def run(url: str, holds: int, counted: CountedRedis | None = None) -> dict[str, Any]:
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    await wait_up(client)
+    prefix = f"holdcost{uuid.uuid4().hex[:8]}"
+    bench = Bench(client, prefix)
+    await client.function_load(MINIMAL, replace=True)
+    per_show = 100  # 400 of the 2,000 seats, each hold on seats free until then
+    shows = max(1, holds // per_show // ROUNDS)
+    rounds: list[dict[str, Any]] = []
+    try:
+        for _ in range(ROUNDS):
+            ours_shows = [await indexed_show(bench) for _ in range(shows)]
+            minimal_shows = [await bench.show(0.0, warm=False) for _ in range(shows)]
+
+            async def ours(ours_shows: list[tuple[int, set[str]]] = ours_shows) -> None:
+                for show_id, free in ours_shows:
+                    seats = sorted(free)
+                    for i in range(per_show):
+                        await bench.explicit(show_id, seats[i * SEATS:(i + 1) * SEATS])
+
+            async def minimal(minimal_shows: list[tuple[int, set[str]]] = minimal_shows) -> None:
+                for show_id, free in minimal_shows:
+                    keys = bench.gateway.keys.show_keys(show_id)
+                    seats = sorted(free)
+                    for i in range(per_show):
+                        held = await client.fcall("minimal_hold", 2, keys[2], keys[3], f"H{uuid.uuid4().hex}",
+                                                  4_102_444_800_000, *seats[i * SEATS:(i + 1) * SEATS])
+                        assert held == 1
+
+            rounds.append({"ours": await series(client, ours, counted),
+                           "minimal": await series(client, minimal, counted)})
+    finally:
+        with contextlib.suppress(Exception):
+            await client.function_delete(MINIMAL_LIBRARY)
+        keys = [k async for k in client.scan_iter(f"{prefix}:*", count=1000)]
+        for i in range(0, len(keys), 500):
+            await client.delete(*keys[i:i + 500])
+        await client.aclose()
+    ratios = sorted(r["minimal"]["usec_per_call"] / r["ours"]["usec_per_call"] for r in rounds)
+    ratio = round(statistics.median(ratios), 2)
+    middle = sorted(rounds, key=lambda r: r["minimal"]["usec_per_call"] / r["ours"]["usec_per_call"])[ROUNDS // 2]
+    return {"name": NAME, "ratio": ratio, "target": TARGET, "meets_target": ratio >= TARGET,
+            "better": "higher", "seats": SEATS, "holds_per_series": shows * per_show,
+            "usec_per_call": round(middle["ours"]["usec_per_call"], 1),
+            "minimal_usec_per_call": round(middle["minimal"]["usec_per_call"], 1),
+            "round_ratios": [round(x, 2) for x in ratios],
+            "inner_per_hold": middle["ours"]["inner"], "minimal_inner_per_hold": middle["minimal"]["inner"],
+            **({"instructions": round(statistics.median(r["ours"]["instructions"] for r in rounds)),
+                "minimal_instructions": round(statistics.median(r["minimal"]["instructions"] for r in rounds))}
+               if counted is not None else {})}
+
+
+def measure(redis_url: str | None, holds: int) -> dict[str, Any]:
+    """The row, on `redis_url` (CONFIG RESETSTAT is sent) or on a redis-server of its own."""
+    if redis_url:
+        return asyncio.run(run(redis_url, holds))
+    with private_redis() as url:
+        return asyncio.run(run(url, holds))
+
+
+def report(row: dict[str, Any]) -> str:
+    lines = [f"{row['name']}: minimal {row['minimal_usec_per_call']} us / ours {row['usec_per_call']} us = "
+             f"{row['ratio']} (target {row['target']}; rounds {row['round_ratios']})"
+             f"{'' if row['meets_target'] else '  BELOW TARGET'}",
+             f"  inner commands per hold of {row['seats']} seats (calls, us):"]
+    inner = sorted(row["inner_per_hold"].items(), key=lambda kv: -kv[1]["usec"])
+    total = sum(v["usec"] for _, v in inner)
+    for name, v in inner:
+        lines.append(f"    {name:18} {v['calls']:5.2f} {v['usec']:6.2f}")
+    lines.append(f"    {'(inner, all)':18} {sum(v['calls'] for _, v in inner):5.2f} {total:6.2f}; "
+                 f"Lua and calls into Redis {row['usec_per_call'] - total:.2f}")
+    minimal = sum(v["usec"] for name, v in row["minimal_inner_per_hold"].items() if name != "config|resetstat")
+    lines.append(f"  minimal: inner commands {minimal:.2f} us, Lua and calls into Redis "
+                 f"{row['minimal_usec_per_call'] - minimal:.2f}")
+    if "instructions" in row:
+        ours, minimal_count = row["instructions"], row["minimal_instructions"]
+        lines.append(f"  Redis instructions per hold (callgrind): ours {ours / 1000:.1f}k, minimal "
+                     f"{minimal_count / 1000:.1f}k = {minimal_count / ours:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--redis-url", default=None, help="a Redis of its own (CONFIG RESETSTAT is sent); "
+                   "default: a redis-server started for the run")
+    p.add_argument("--holds", type=int, default=2000, help="holds per side and round is this / rounds")
+    p.add_argument("--instructions", action="store_true",
+                   help="also count Redis's instructions (a redis-server of its own under callgrind: slow, "
+                        "but the counts do not move with the machine's load)")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.instructions:
+        directory = Path(tempfile.mkdtemp(prefix="boxoffice-hold-cost-"))
+        counted = CountedRedis(directory)
+        try:
+            row = asyncio.run(run(f"redis://127.0.0.1:{counted.port}/0", args.holds, counted))
+        finally:
+            counted.stop()
+            shutil.rmtree(directory, ignore_errors=True)
+    else:
+        row = measure(args.redis_url, args.holds)
+    print(report(row))
+    if args.out:
+        args.out.write_bytes(orjson.dumps(row, option=orjson.OPT_INDENT_2))
+    return 0 if row["meets_target"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""Times as the contract writes them: RFC 3339 in UTC, to the second, from Redis-clock ms."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+
+def ms_to_rfc3339(ms: int) -> str:
+    return _second_to_rfc3339(ms // 1000)
+
+
+# Concurrent holds expire within the same few seconds: format each second once (2 µs each).
+@functools.lru_cache(maxsize=1024)
+def _second_to_rfc3339(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
