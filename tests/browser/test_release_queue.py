@@ -8,7 +8,8 @@ Other customers are driven through the API: those ahead of the page leave as soo
 are admitted (so the page's place moves); those between the two pages, once let in, keep
 every place for shoppers busy until the first page has bought, then buy the rest of the
 hall with their passes (so the show sells out while the second page still waits).
-Screenshots go to docs/release-queue-*.png."""
+Screenshots go to test-output/release-queue-*.png (the ones in docs/ are copies of a run
+that were looked at, so a test run leaves the tree as it found it)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,6 @@ from tests.support.seat_page import EMAIL, seat_by_id
 from tests.support.services import running_service, service_environment
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs"
 ADMIN_TOKEN = secrets.token_urlsafe(24)
 OPENS_IN_S = 15  # time for the customers ahead to join and the page to show its countdown
 DRIVE_TIMEOUT_S = 60
@@ -155,7 +155,7 @@ class Crowd:
 
 
 def shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(DOCS / f"release-queue-{name}.png"), full_page=True)
+    page.screenshot(path=str(OUTPUT / f"release-queue-{name}.png"), full_page=True)
 
 
 def position(page: Page) -> int | None:
