@@ -47,8 +47,9 @@ def _as_datetime(value: object) -> datetime:
     return datetime.fromisoformat(str(value)).astimezone(UTC)
 
 
-def create_spike_show(db: BenchDb, seats: int = 2000) -> SpikeShow:
-    """A new open show, days ahead, in the bench hall of `seats` seats."""
+def create_spike_show(db: BenchDb, seats: int = 2000, sale_opens_at: datetime | None = None) -> SpikeShow:
+    """A new open show, days ahead, in the bench hall of `seats` seats; with `sale_opens_at`,
+    one whose sales open then, behind its release queue (docs/API.md)."""
     if not 10 <= seats <= 5000:
         raise ValueError("a hall has 10 to 5,000 seats")
     with db.transaction():
@@ -78,6 +79,8 @@ def create_spike_show(db: BenchDb, seats: int = 2000) -> SpikeShow:
         show_id = _next_id(db, "shows")
         db.insert_many("shows", ("id", "movie_id", "hall_id", "starts_at", "status", "currency"),
                        [(show_id, movie_id, hall_id, starts_at, "open", "EUR")])
+        if sale_opens_at is not None:
+            db.execute("UPDATE shows SET sale_opens_at = %s WHERE id = %s", (sale_opens_at, show_id))
         db.insert_many("show_prices", ("show_id", "category", "amount"),
                        [(show_id, category, seed.BASE_PRICES[category]) for category in seed.CATEGORIES])
     return SpikeShow(show_id, city_id, movie_id, hall_id, seat_count)

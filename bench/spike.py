@@ -8,7 +8,12 @@ Makes a new show in a 2,000-seat bench hall (bench/catalog.py), sends N customer
 fails. The service should run with a short hold time (BOXOFFICE_HOLD_TTL_S=10) and
 otherwise its defaults, the abuse limits on: every customer has a name of its own and
 comes from an address of its own (X-Forwarded-For, which uvicorn takes from 127.0.0.1 by
-default, as from a proxy). DATABASE_URL may be the embedded SQLite file."""
+default, as from a proxy). DATABASE_URL may be the embedded SQLite file.
+
+--release-queue: the show's sales open as the first customer arrives, behind its release
+queue (docs/API.md): the same customers join the queue, wait for their turn, and hold with
+their pass (bench/queue_customers.py); the audit adds the queue's checks
+(bench/queue_audit.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import sys
 import time
 import uuid
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -34,9 +39,14 @@ from bench.audit import audit
 from bench.catalog import create_spike_show
 from bench.customers import Behaviour, Crowd, Venue, plan_blocks
 from bench.httpclient import LeanClient
+from bench.queue_audit import audit_queue
+from bench.queue_customers import QueueCrowd
 from bench.sqldb import BenchDb
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# With --release-queue: time for the set-up calls before the opening, when the first
+# customer arrives.
+OPENING_LEAD_S = 5.0
 
 
 def run_async(coro: Any) -> Any:
@@ -127,7 +137,8 @@ async def progress(crowd: Crowd, total: int, stop: asyncio.Event, stream: Any) -
 async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
     db = BenchDb(args.database_url)
     try:
-        spike_show = create_spike_show(db, args.seats)
+        opens_at = datetime.now(UTC) + timedelta(seconds=OPENING_LEAD_S) if args.release_queue else None
+        spike_show = create_spike_show(db, args.seats, sale_opens_at=opens_at)
         target = urlparse(args.url)
         if target.scheme != "http" or not target.hostname:
             raise SystemExit(f"the spike drives a plain http:// service URL, not {args.url!r}")
@@ -144,8 +155,11 @@ async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
             venue = Venue(spike_show.city_id, spike_show.movie_id, spike_show.show_id, len(plan), plan_blocks(plan))
             behaviour = Behaviour(patience_s=args.patience_s, think_s=args.think_s, pay_share=args.pay_share,
                                   best_available_share=args.best_available_share)
-            crowd = Crowd(lean, venue, behaviour, args.concurrency, tag=uuid.uuid4().hex[:8], seed=args.seed)
+            kind = QueueCrowd if args.release_queue else Crowd
+            crowd = kind(lean, venue, behaviour, args.concurrency, tag=uuid.uuid4().hex[:8], seed=args.seed)
             arrivals = sorted(random.Random(args.seed).uniform(0, args.arrival_s) for _ in range(args.customers))
+            if opens_at is not None:
+                await asyncio.sleep(max(0.0, (opens_at - datetime.now(UTC)).total_seconds()))
             stop = asyncio.Event()
             shower = asyncio.create_task(progress(crowd, args.customers, stop, None if args.quiet else sys.stderr))
             crowd.started = time.perf_counter()
@@ -162,10 +176,13 @@ async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
             ttl = max(crowd.hold_ttls or {10})
             checks = await audit(db, crowd, spike_show.hall_id, args.redis_url, args.key_prefix,
                                  drain_timeout_s=ttl + 15.0)
+            if isinstance(crowd, QueueCrowd):
+                checks += await audit_queue(db, crowd, args.redis_url, args.key_prefix)
     finally:
         db.close()
+    extra = {"queue": asdict(crowd.queue)} if isinstance(crowd, QueueCrowd) else {}
     return {
-        "scenario": "spike",
+        "scenario": "spike-release-queue" if args.release_queue else "spike",
         "machine": machine(),
         "command": args.command,
         "config": {k: v for k, v in vars(args).items() if k not in {"database_url", "redis_url", "command", "out"}},
@@ -179,6 +196,8 @@ async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
                   "refused_share": round(crowd.tally.holds_refused
                                          / max(1, crowd.tally.holds_granted + crowd.tally.holds_refused), 3)},
         "bytes_read_per_seat_sold": round(crowd.tally.bytes_read / max(1, crowd.tally.seats_booked)),
+        "requests_per_seat_sold": round(crowd.stats.total / max(1, crowd.tally.seats_booked), 1),
+        **extra,
         "waitlist": {"joined": crowd.tally.waitlist_joined, "no_chance": crowd.tally.waitlist_no_chance,
                      "granted": crowd.tally.waitlist_granted, "left": crowd.tally.waitlist_left,
                      "impossible": crowd.tally.waitlist_impossible},
@@ -199,7 +218,9 @@ def print_report(result: dict[str, Any], stream: Any = sys.stdout) -> None:
     w(f"time to sell out: {'not sold out' if sold is None else f'{sold} s'}\n")
     w(f"holds: {result['holds']}\nwaitlist: {result['waitlist']}\n")
     w(f"seats sold: {result['tally']['seats_booked']}, bytes read per seat sold: "
-      f"{result['bytes_read_per_seat_sold']}\n")
+      f"{result['bytes_read_per_seat_sold']}, requests per seat sold: {result['requests_per_seat_sold']}\n")
+    if "queue" in result:
+        w(f"queue: {result['queue']}\n")
     for check in result["audit"]["checks"]:
         detail = {k: v for k, v in check.items() if k not in {"name", "ok"}}
         w(f"audit {'PASS' if check['ok'] else 'FAIL'} {check['name']}: {detail}\n")
@@ -224,6 +245,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--patience-s", type=float, default=20.0, help="how long a waiter stays in line")
     p.add_argument("--best-available-share", type=float, default=0.0,
                    help="share of customers who hold by count (the service picks) instead of reading the map")
+    p.add_argument("--release-queue", action="store_true",
+                   help="the show's sales open as the first customer arrives, behind its release queue")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "spike.json")
     p.add_argument("--quiet", action="store_true", help="no progress display")

@@ -39,6 +39,8 @@ DEBIAN_PACKAGE = {"promtool": "prometheus", "prometheus": "prometheus",
                   "prometheus-postgres-exporter": "prometheus-postgres-exporter"}
 SCRAPE_INTERVAL = "1s"
 HOLD_TTL_S = 2  # short: a hold of the load expires, and hands its seat to a waiter, in the run
+QUEUE_PASS_S = 2  # short: a pass of the load lapses unused in the run
+QUEUE_OPENS_IN_S = 3  # the queued show's sales open this long after the rush starts
 DASHBOARD_DEADLINE_S = 30.0
 
 
@@ -146,16 +148,62 @@ def dashboard_queries() -> list[tuple[str, str]]:
     return queries
 
 
-def a_show(database_url: str) -> tuple[int, list[str]]:
-    """An open future show of a small hall, and its seat ids."""
+def a_show(database_url: str, skip: int = 0) -> tuple[int, list[str]]:
+    """An open future show of a small hall (the `skip`+1-th), and its seat ids."""
     with psycopg.connect(database_url) as conn:
         show_id, hall_id = conn.execute(
             "SELECT s.id, s.hall_id FROM shows s JOIN halls h ON h.id = s.hall_id"
             " WHERE s.starts_at > now() + interval '2 hours' AND h.seat_count BETWEEN 60 AND 400"
-            " ORDER BY s.id LIMIT 1").fetchone()  # type: ignore[misc]
+            " AND s.sale_opens_at IS NULL ORDER BY s.id LIMIT 1 OFFSET %s", (skip,)).fetchone()  # type: ignore[misc]
         seats = [row[0] for row in conn.execute(
             "SELECT id FROM seats WHERE hall_id = %s ORDER BY id", (hall_id,))]
     return int(show_id), seats
+
+
+@contextlib.contextmanager
+def sales_opening_soon(database_url: str, show_id: int) -> Iterator[None]:
+    """The show's sales open QUEUE_OPENS_IN_S from now, behind its release queue; on sale
+    now again afterwards (the show belongs to the shared test database). Set before the
+    service first loads the show."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE shows SET sale_opens_at = now() + make_interval(secs => %s) WHERE id = %s",
+                     (QUEUE_OPENS_IN_S, show_id))
+        try:
+            yield
+        finally:
+            conn.execute("UPDATE shows SET sale_opens_at = NULL WHERE id = %s", (show_id,))
+
+
+class QueueRush:
+    """Customers of a show behind its release queue, stepped by the Rush: they join, and
+    once admitted hold a seat with the pass and release it, or let the pass lapse."""
+
+    def __init__(self, rush: Rush, show_id: int, seats: list[str]) -> None:
+        self.rush = rush
+        self.show_id = show_id
+        self.seats = seats
+        self.tickets: dict[str, str] = {}  # waiting ticket -> customer
+        self.admitted = 0
+
+    def step(self, i: int) -> None:
+        joined = self.rush.request("POST", f"/v1/shows/{self.show_id}/queue", json={"customer": f"q{i}@example.org"})
+        if joined.status_code == 201:
+            self.tickets[joined.json()["ticket_id"]] = f"q{i}@example.org"
+        for ticket_id, customer in list(self.tickets.items()):
+            ticket = self.rush.request("GET", f"/v1/queue/{ticket_id}").json()
+            if ticket.get("status") == "waiting":
+                continue
+            del self.tickets[ticket_id]
+            if ticket.get("status") != "admitted":
+                continue
+            self.admitted += 1
+            if self.admitted % 2 == 0:
+                held = self.rush.request("POST", f"/v1/shows/{self.show_id}/holds",
+                                         json={"seats": [self.seats[i % len(self.seats)]], "customer": customer},
+                                         headers={"X-Queue-Pass": ticket["pass"]["token"]})
+                if held.status_code == 201:
+                    self.rush.request("DELETE", f"/v1/holds/{held.json()['hold_id']}")
+            # The other admitted customers let their passes lapse.
 
 
 class Rush:
@@ -164,8 +212,9 @@ class Rush:
     Prometheus needs the counters to move while it scrapes them (a rate needs two samples
     of a series that already existed), so the load goes on while the test queries."""
 
-    def __init__(self, base: str, show_id: int, seats: list[str]) -> None:
+    def __init__(self, base: str, show_id: int, seats: list[str], queued: tuple[int, list[str]]) -> None:
         self.http = httpx.Client(base_url=base, timeout=10)
+        self.queue = QueueRush(self, *queued)
         self.show_id = show_id
         self.reused, self.expiring, self.fresh = seats[:10], seats[10:20], iter(seats[20:])
         self.stopped = threading.Event()
@@ -199,6 +248,7 @@ class Rush:
             released = self.hold(f"browser{i}@example.org", self.reused[i % len(self.reused)])
             if released.status_code == 201:
                 self.request("DELETE", f"/v1/holds/{released.json()['hold_id']}")
+            self.queue.step(i)
             if i % 4 == 0:
                 # Left to expire (HOLD_TTL_S), with a waiter behind it who gets the seat.
                 self.hold(f"late{i}@example.org", self.expiring[(i // 4) % len(self.expiring)])
@@ -232,7 +282,9 @@ def test_prometheus_scrapes_the_service_and_every_dashboard_query_answers(databa
     postgres_exporter_bin = tool("prometheus-postgres-exporter")
     began = time.monotonic()
     show_id, seats = a_show(database_url)
+    queued = a_show(database_url, skip=1)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(sales_opening_soon(database_url, queued[0]))
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="boxoffice-ops-")))
         # A Redis of its own: the test kills it at the end, to see the alert on it.
         redis = RedisServer.start()
@@ -242,7 +294,7 @@ def test_prometheus_scrapes_the_service_and_every_dashboard_query_answers(databa
         (work / "worker-metrics").mkdir()  # prometheus-client needs it when it is imported
         service = ServiceProcess.start(
             # The default confirm grace (30 s): a confirm slowed by a busy machine is no stuck one.
-            service_environment(settings, "reconcile_interval_s",
+            service_environment(settings, "reconcile_interval_s", BOXOFFICE_QUEUE_PASS_S=str(QUEUE_PASS_S),
                                 PROMETHEUS_MULTIPROC_DIR=str(work / "worker-metrics")), work / "service.log",
             module_args=["boxoffice.engine.cli", "serve", "--workers", "2"], log_stdout=True, process_group=True)
         stack.callback(service.stop)
@@ -270,14 +322,13 @@ def test_prometheus_scrapes_the_service_and_every_dashboard_query_answers(databa
         prometheus = stack.enter_context(httpx.Client(base_url=prometheus_url, timeout=5))
         wait_answering(f"{prometheus_url}/-/ready", server, work / "prometheus.log")
 
-        with Rush(service.url, show_id, seats) as rush:
+        with Rush(service.url, show_id, seats, queued) as rush:
             missing = wait_for_dashboard(prometheus)
+            busy = still_idle(prometheus)
         assert not missing, f"dashboard queries without data: {missing}"
+        assert not busy, f"rates still 0: {busy}"
         assert rush.statuses[201] and rush.statuses[409] and rush.statuses[402], rush.statuses
         assert not any(status >= 500 for status in rush.statuses), rush.statuses
-        for busy in ('boxoffice:operations:rate1m{operation="hold"}', "boxoffice:waitlist_grants:rate1m",
-                     "boxoffice:hold_expiries:rate1m"):
-            assert any(float(r["value"][1]) > 0 for r in query(prometheus, busy)), busy
         targets = prometheus.get("/api/v1/targets").json()["data"]["activeTargets"]
         assert sorted((t["labels"]["job"], t["health"]) for t in targets) == [
             ("boxoffice", "up"), ("postgres", "up"), ("redis", "up")]
@@ -320,6 +371,20 @@ def assert_unit_tests_use_real_series(prometheus: httpx.Client) -> None:
         found = query(prometheus, f'{{__name__="{name}"}}')
         assert found, f"no series named {name} in the real run"
         assert any(wanted <= set(s["metric"]) for s in found), (series, [s["metric"] for s in found][:3])
+
+
+def still_idle(prometheus: httpx.Client) -> list[str]:
+    """Polls until the rush's rates are all above 0 (or the deadline): those still at 0. A
+    counter's first increase in a worker can be what starts its series, which a rate does
+    not count: the next one shows."""
+    deadline = time.monotonic() + DASHBOARD_DEADLINE_S
+    busy = ['boxoffice:operations:rate1m{operation="hold"}', "boxoffice:waitlist_grants:rate1m",
+            "boxoffice:hold_expiries:rate1m", "boxoffice:queue_admissions:rate1m"]
+    while True:
+        busy = [expr for expr in busy if not any(float(r["value"][1]) > 0 for r in query(prometheus, expr))]
+        if not busy or time.monotonic() > deadline:
+            return busy
+        time.sleep(0.5)  # Prometheus evaluates every second
 
 
 def has_data(result: list[dict[str, Any]]) -> bool:

@@ -104,6 +104,39 @@ def test_customers_holding_by_count_read_the_counts_first_and_the_audit_passes(
     assert counts_read == 200 and by_count["count"] < counts_read
 
 
+def test_a_small_spike_behind_the_release_queue_admits_in_order_and_its_audit_passes(
+        service: tuple[str, str, str, str], tmp_path: Path) -> None:
+    url, database_url, redis_url, prefix = service
+    out = tmp_path / "spike.json"
+    code = spike.main([url, "--database-url", database_url, "--redis-url", redis_url, "--key-prefix", prefix,
+                       "--customers", "300", "--seats", "60", "--arrival-s", "1", "--concurrency", "64",
+                       "--patience-s", "3", "--think-s", "0.2", "--release-queue", "--quiet", "--out", str(out)])
+    result = orjson.loads(out.read_bytes())
+    checks = {c["name"]: c for c in result["audit"]["checks"]}
+    assert {"queue_tickets_final", "queue_admission_order", "no_hold_without_pass"} <= set(checks)
+    assert all(c["ok"] for c in checks.values()), checks
+    assert code == 0
+    queue = result["queue"]
+    # Everyone queued; some were let in and bought, and every hold skipping the queue was refused.
+    assert queue["joined"] == 300 and queue["admitted"] > 0
+    assert queue["probes"] == queue["probes_refused"] == 6 and queue["probes_held"] == 0
+    assert queue["probe_refusals"].get("pass_required", 0) > 0
+    assert checks["sold_exactly_once"]["seats_sold"] > 0
+    assert sum(checks["queue_tickets_final"]["statuses"].values()) == 300
+    assert "waiting" not in checks["queue_tickets_final"]["statuses"]
+
+
+def test_the_client_side_queue_order_check_sees_a_ticket_overtaken() -> None:
+    from bench.queue_audit import client_side_order_violations
+    from bench.queue_customers import TicketRecord
+
+    early = TicketRecord("T1", "a", join_sent=0.0, join_answered=0.1, last_waiting_poll_sent=5.0)
+    late = TicketRecord("T2", "b", join_sent=0.2, join_answered=0.3, status="admitted", admitted_seen=4.0)
+    assert client_side_order_violations([early, late]) == 1
+    early.last_waiting_poll_sent = 3.9  # last seen waiting before the later one's admission: in order
+    assert client_side_order_violations([early, late]) == 0
+
+
 def test_the_client_side_fairness_check_sees_a_waiter_overtaken() -> None:
     from bench.audit import client_side_fifo_violations
     from bench.customers import WaitRecord

@@ -49,12 +49,14 @@ export const api = {
     request("GET", `/v1/cities/${enc(cityId)}/movies/${enc(movieId)}/shows`),
   show: (showId) => request("GET", `/v1/shows/${enc(showId)}`),
   seatEventsUrl: (showId) => `/v1/shows/${enc(showId)}/seats/events`,
-  hold: (showId, seats, customer) =>
-    request("POST", `/v1/shows/${enc(showId)}/holds`, { body: { seats, customer } }),
+  // queuePass: the token of the release queue's pass, while the show's queue is active.
+  hold: (showId, seats, customer, queuePass) =>
+    request("POST", `/v1/shows/${enc(showId)}/holds`, { body: { seats, customer }, headers: passHeader(queuePass) }),
   // Best available: the service picks `count` seats side by side (docs/API.md).
-  holdBest: (showId, count, category, customer) =>
+  holdBest: (showId, count, category, customer, queuePass) =>
     request("POST", `/v1/shows/${enc(showId)}/holds`, {
       body: category ? { count, category, customer } : { count, customer },
+      headers: passHeader(queuePass),
     }),
   getHold: (holdId) => request("GET", `/v1/holds/${enc(holdId)}`),
   release: (holdId) => request("DELETE", `/v1/holds/${enc(holdId)}`),
@@ -68,12 +70,21 @@ export const api = {
     request("POST", `/v1/bookings/${enc(bookingId)}/cancel`, {
       headers: { "Idempotency-Key": idempotencyKey },
     }),
-  joinWaitlist: (showId, count, customer) =>
-    request("POST", `/v1/shows/${enc(showId)}/waitlist`, { body: { count, customer } }),
+  joinWaitlist: (showId, count, customer, queuePass) =>
+    request("POST", `/v1/shows/${enc(showId)}/waitlist`, { body: { count, customer }, headers: passHeader(queuePass) }),
   waitlistEntry: (entryId) => request("GET", `/v1/waitlist/${enc(entryId)}`),
   leaveWaitlist: (entryId) => request("DELETE", `/v1/waitlist/${enc(entryId)}`),
   waitlistEventsUrl: (entryId) => `/v1/waitlist/${enc(entryId)}/events`,
+  // The release queue in front of a show whose sales open later (docs/API.md).
+  joinQueue: (showId, customer) => request("POST", `/v1/shows/${enc(showId)}/queue`, { body: { customer } }),
+  queueTicket: (ticketId) => request("GET", `/v1/queue/${enc(ticketId)}`),
+  leaveQueue: (ticketId) => request("DELETE", `/v1/queue/${enc(ticketId)}`),
+  queueEventsUrl: (ticketId) => `/v1/queue/${enc(ticketId)}/events`,
 };
+
+function passHeader(queuePass) {
+  return queuePass ? { "X-Queue-Pass": queuePass } : {};
+}
 
 // crypto.randomUUID exists only in secure contexts (https, localhost); plain
 // http on a LAN address still has getRandomValues, so build a v4 UUID from it.

@@ -3,6 +3,7 @@
 
 import { api, ApiError } from "./api.js";
 import { Checkout } from "./checkout.js";
+import { gated, QueueWatch } from "./queue.js";
 import { SeatMap } from "./seatmap.js";
 import { formatMoney, formatTime, joinNames, listItem, plural, sentence } from "./text.js";
 import { WaitlistWatch } from "./waitlist.js";
@@ -10,9 +11,15 @@ import { WaitlistWatch } from "./waitlist.js";
 // The service refuses more than this in one hold (docs/API.md).
 export const MAX_SEATS = 10;
 const CUSTOMER_KEY = "boxoffice.customer";
-const STEPS = ["select", "offer", "waiting", "pay", "done"];
+const STEPS = ["queue", "select", "offer", "waiting", "pay", "done"];
 
 const $ = (id) => document.getElementById(id);
+
+// The service wants the queue first: a pass this tab lacks, or sales not open yet
+// (the visitor's clock may be off).
+function queueWanted(error) {
+  return error instanceof ApiError && (error.code === "pass_required" || error.code === "sale_not_open");
+}
 
 export class ShowPage {
   constructor() {
@@ -44,6 +51,17 @@ export class ShowPage {
       },
     });
 
+    this.queue = new QueueWatch(this, {
+      onAdmitted: () => {
+        this.say("");
+        this.openSeats();
+      },
+      onOpened: (show) => {
+        this.show = show;
+        this.openSeats();
+      },
+    });
+
     $("customer").value = localStorage.getItem(CUSTOMER_KEY) || "";
     $("hold-button").addEventListener("click", () => this.holdSelection());
     $("best-button").addEventListener("click", () => this.holdBest());
@@ -70,8 +88,34 @@ export class ShowPage {
     this.show = await api.show(showId);
     this.map.setPrices(this.show.prices);
     this.renderShow();
-    this.listenToSeats();
+    if (gated(this.show) && this.show.status !== "closed") {
+      // The queue comes first: the seat map opens with a pass (or a hold kept from before a reload).
+      if (await this.resumeHold()) return this.openSeats();
+      if (await this.queue.resume(this.show)) return;
+      this.closeSeats();
+      return this.queue.showGate(this.show);
+    }
+    this.openSeats();
     await this.resume();
+  }
+
+  // The seat map and its stream, read only by those let in.
+  openSeats() {
+    $("plan-closed").hidden = true;
+    $("hall-scroll").hidden = false;
+    $("legend").hidden = false;
+    if (!this.seatEvents) this.listenToSeats();
+    if (this.step === "queue") this.setStep("select");
+    this.renderSelection();
+  }
+
+  closeSeats() {
+    this.seatEvents?.close();
+    this.seatEvents = null;
+    $("hall-scroll").hidden = true;
+    $("legend").hidden = true;
+    $("plan-closed").hidden = false;
+    $("counts").textContent = "";
   }
 
   // Leaving the show: stop the streams and the countdown (an active hold or
@@ -81,6 +125,7 @@ export class ShowPage {
     this.seatEvents = null;
     this.waitlist.stop();
     this.checkout.stop();
+    this.queue.stop();
   }
 
   renderShow() {
@@ -186,11 +231,16 @@ export class ShowPage {
     $("selection-empty").hidden = ids.length > 0;
     $("selection-total").textContent = ids.length ? `Total ${this.total(ids)}` : "";
     const busy = this.pending.size > 0 || this.picking;
-    $("hold-button").disabled = ids.length === 0 || busy || this.show?.status === "closed";
+    // Nothing free and nothing held: no seat can come back, so no waitlist is offered.
+    const final = this.counts?.available === 0 && this.counts?.held === 0;
+    const shut = this.show?.status === "closed" || final;
+    $("hold-button").disabled = ids.length === 0 || busy || shut;
     $("hold-button").textContent = ids.length ? `Hold ${plural(ids.length, "seat")}` : "Hold seats";
-    $("best-button").disabled = busy || this.show?.status === "closed";
+    $("best-button").disabled = busy || shut;
+    $("best").hidden = final;
     const soldOut = this.counts?.available === 0 && ids.length === 0;
-    $("soldout").hidden = !soldOut || this.show?.status === "closed";
+    $("soldout").hidden = !soldOut || shut;
+    $("soldout-final").hidden = !final || this.show?.status === "closed";
   }
 
   customer() {
@@ -212,12 +262,14 @@ export class ShowPage {
     this.renderSelection();
     this.say("Holding your seats…");
     try {
-      this.startPayment(await api.hold(this.showId, seats, customer));
+      this.startPayment(await api.hold(this.showId, seats, customer, this.queue.passToken()));
       this.say("");
     } catch (error) {
       this.pending.clear();
       if (error instanceof ApiError && error.code === "seats_unavailable") {
         this.seatsTaken(seats, error.body);
+      } else if (queueWanted(error)) {
+        this.passRefused(error);
       } else {
         this.say(error.message, "error");
       }
@@ -242,7 +294,7 @@ export class ShowPage {
     this.renderSelection();
     this.say("Finding the best seats…");
     try {
-      const hold = await api.holdBest(this.showId, count, category, customer);
+      const hold = await api.holdBest(this.showId, count, category, customer, this.queue.passToken());
       this.startPayment(hold);
       this.say(`We picked ${this.seatNames(hold.seats)} for you: they are marked on the plan.`);
     } catch (error) {
@@ -251,6 +303,8 @@ export class ShowPage {
         const wanted = count === 1 ? `No ${kind}seat is` : `No ${count} ${kind}seats side by side are`;
         this.say(`${wanted} free right now. Try fewer seats, another category, or pick seats on the plan.`,
           "error");
+      } else if (queueWanted(error)) {
+        this.passRefused(error);
       } else {
         this.say(error.message, "error");
       }
@@ -285,6 +339,7 @@ export class ShowPage {
   // ---- holding, paying (checkout.js) and the outcome ----
 
   startPayment(hold) {
+    this.queue.passUsed();
     this.remember({ hold_id: hold.hold_id });
     this.selected.clear();
     this.map.setSelected([]);
@@ -326,10 +381,11 @@ export class ShowPage {
       return this.say(`Ask for between 1 and ${MAX_SEATS} seats.`, "error");
     }
     try {
-      const entry = await api.joinWaitlist(this.showId, count, customer);
+      const entry = await api.joinWaitlist(this.showId, count, customer, this.queue.passToken());
       this.say("");
       this.followEntry(entry);
     } catch (error) {
+      if (queueWanted(error)) return this.passRefused(error);
       this.setStep("select");
       this.say(error.message, "error");
     }
@@ -351,7 +407,32 @@ export class ShowPage {
     }
   }
 
+  // The service wants a pass this tab does not have (never had, or it lapsed): the queue again.
+  passRefused(error) {
+    if (error.body.sale_opens_at) this.show.sale_opens_at = error.body.sale_opens_at;
+    this.selected.clear();
+    this.map.setSelected([]);
+    this.closeSeats();
+    this.queue.passRefused(error);
+  }
+
   // ---- coming back to a show after a reload ----
+
+  // A hold kept from before a reload, on a show behind the queue: still ours to pay for.
+  async resumeHold() {
+    const saved = JSON.parse(sessionStorage.getItem(this.storageKey()) || "null");
+    if (!saved?.hold_id) return false;
+    try {
+      const hold = await api.getHold(saved.hold_id);
+      if (hold.status === "active") {
+        this.startPayment(hold);
+        return true;
+      }
+    } catch {
+      // Gone or unreachable: the queue then.
+    }
+    return false;
+  }
 
   async resume() {
     const saved = JSON.parse(sessionStorage.getItem(this.storageKey()) || "null");
