@@ -25,7 +25,7 @@ browser() {
 }
 
 monitoring() {
-  # tests/test_ops.py runs promtool, a Prometheus and both exporters: Debian's packages.
+  # tests/ops/test_ops.py runs promtool, a Prometheus and both exporters: Debian's packages.
   # Under systemd the packages also start their own services (Prometheus on :9090); the
   # tests start theirs on free ports either way.
   local missing=()

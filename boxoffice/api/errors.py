@@ -23,7 +23,7 @@ class Unauthorized(errors.BoxOfficeError):
 
 
 # error class -> (status, error code); a class not listed answers as its nearest listed
-# base, and one with none as the unexpected error it is (tests/test_errors.py lists them all).
+# base, and one with none as the unexpected error it is (tests/api/test_errors.py lists them all).
 TABLE: dict[type[errors.BoxOfficeError], tuple[int, str]] = {
     errors.InvalidRequest: (422, "invalid_request"),
     errors.NotFound: (404, "not_found"),

@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document of docs/API.md, served at GET /openapi.json. Exact enough
-for schemathesis (tests/test_schemathesis.py) to hold every answer to it: each status an
+for schemathesis (tests/hostile/test_schemathesis.py) to hold every answer to it: each status an
 operation can answer, the error codes each status carries, ids and the headers
 (Retry-After) a client relies on."""
 

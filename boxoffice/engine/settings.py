@@ -53,7 +53,7 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
 
 def _env(variable: str, default: Any, parse: Callable[[str, str], Any], **options: Any) -> Any:
     """A setting read from `variable`; unset or empty, it keeps `default`: the one place a
-    default is written (tests/test_settings.py holds README.md's table to these)."""
+    default is written (tests/ops/test_settings.py holds README.md's table to these)."""
     return field(default=default, metadata={"env": variable, "parse": parse}, **options)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from boxoffice.api import errors as api_errors
 from boxoffice.engine import errors as engine_errors
 
-API_MD = Path(__file__).resolve().parents[1] / "docs" / "API.md"
+API_MD = Path(__file__).resolve().parents[2] / "docs" / "API.md"
 
 
 def contract_codes() -> dict[str, int]:

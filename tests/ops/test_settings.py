@@ -12,7 +12,7 @@ import pytest
 
 from boxoffice.engine.settings import Settings
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 UNSET = {"—", "(none)", "(from the database)"}
 
 

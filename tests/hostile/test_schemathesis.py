@@ -37,8 +37,8 @@ from tests.support.state import State, difference, snapshot
 
 MAX_EXAMPLES = 40
 MAX_EXAMPLES_WITH_REAL_IDS = 5
-# Streams never end: their error answers are tested in tests/test_hostile_web.py. The admin
-# routes answer 404 to everything while BOXOFFICE_ADMIN_TOKEN is unset (as here): tests/test_admin.py
+# Streams never end: their error answers are tested in tests/hostile/test_web.py. The admin
+# routes answer 404 to everything while BOXOFFICE_ADMIN_TOKEN is unset (as here): tests/api/test_admin.py
 # tests them with a token.
 EXCLUDED = r"/events$|^/v1/admin/"
 # A schema-valid request may still be refused for a fact no schema can know: a seat

@@ -13,7 +13,7 @@ import pytest
 
 from boxoffice.engine.wiring import Engine
 
-PACKAGE = Path(__file__).resolve().parent.parent / "boxoffice"
+PACKAGE = Path(__file__).resolve().parents[2] / "boxoffice"
 
 # The modules of engine/ that the Redis plumbing may use: shared leaves with no domain
 # knowledge (errors, metrics, settings and the rest import nothing of the domain either).

@@ -20,11 +20,11 @@ from boxoffice.engine.db import is_sqlite
 from boxoffice.engine.payment_records import PaymentRecord, PaymentStatus
 from boxoffice.engine.payments import Charge, ChargeStatus, SimulatedProvider
 from boxoffice.engine.wiring import Engine
+from tests.sales.test_confirm import confirm, hold, http
 from tests.support.backends import BOTH, Tuned
 from tests.support.providers import GATED, GatedProvider
 from tests.support.sales import audit, eventually
 from tests.support.shows import ShowRef
-from tests.test_confirm import confirm, hold, http
 
 HOUR = timedelta(hours=1)
 
@@ -72,7 +72,7 @@ class ScriptedProvider(SimulatedProvider):
         return await super().lookup(key)
 
 
-SCRIPTED = "tests.test_reconciler:ScriptedProvider"
+SCRIPTED = "tests.sales.test_reconciler:ScriptedProvider"
 
 
 

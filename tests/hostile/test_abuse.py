@@ -156,7 +156,7 @@ async def test_a_bot_hammering_one_show_does_not_starve_another(settings: Settin
                                                                  bot_addresses: int) -> None:
     other = await pick_show(ctx, min_seats=len(show.seat_ids) + 1)
     # The rate limits alone: with one address all 300 of the bot's requests reach one
-    # instance at once, past BOXOFFICE_MAX_IN_FLIGHT (tests/test_shedding.py).
+    # instance at once, past BOXOFFICE_MAX_IN_FLIGHT (tests/api/test_shedding.py).
     limits = settings.with_changes(rate_limit_holds_per_min=5, rate_limit_ip_per_min=40, max_in_flight=0)
     rng = random.Random(bot_addresses)
     async with instances(limits, 2) as (one, two):

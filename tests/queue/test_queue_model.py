@@ -32,8 +32,8 @@ from boxoffice.engine.errors import (
 )
 from boxoffice.engine.redis.gateway import BestRequest
 from boxoffice.engine.wiring import Engine, open_engine
+from tests.api.test_admin import admin_database, admin_settings
 from tests.support.services import RedisServer
-from tests.test_admin import admin_database, admin_settings
 
 __all__ = ["admin_database"]  # a fixture used by name
 

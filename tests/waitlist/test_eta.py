@@ -8,7 +8,7 @@ import pytest
 
 from boxoffice.engine.waitlist import EXACT_UP_TO, PRIOR_UNPAID_SHARE, HoldsAhead, estimate_eta_s, unpaid_share
 from boxoffice.engine.wiring import Engine
-from tests.test_waitlist import customer, fill, small_show, t0  # noqa: F401 - t0 is a fixture
+from tests.waitlist.test_waitlist import customer, fill, small_show, t0  # noqa: F401 - t0 is a fixture
 
 NOW = 1_000_000
 

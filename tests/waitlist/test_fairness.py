@@ -30,7 +30,7 @@ from boxoffice.engine.settings import Settings
 from boxoffice.engine.waitlist import grant_hold_id
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.best_model import Place, best_block, best_scattered, places_of
-from tests.test_waitlist import SmallShow, book_in_redis, redis_now_ms, small_show
+from tests.waitlist.test_waitlist import SmallShow, book_in_redis, redis_now_ms, small_show
 
 TTL_S = 30
 TTL_MS = TTL_S * 1000

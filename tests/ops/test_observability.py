@@ -222,7 +222,7 @@ def rise(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
 
 async def test_a_sale_refused_by_postgresql_counts_an_integrity_violation(
         ctx: Engine, client: httpx.AsyncClient) -> None:
-    from tests.test_confirm import confirm, hold
+    from tests.sales.test_confirm import confirm, hold
 
     show = await pick_show(ctx)
     seat = show.seat_ids[0]
@@ -240,7 +240,7 @@ async def test_a_booking_redis_missed_counts_when_the_reconciler_marks_it(
         ctx: Engine, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from tests.test_confirm import confirm, hold
+    from tests.sales.test_confirm import confirm, hold
 
     show = await pick_show(ctx)
     original = ctx.gateway.confirm_finish
@@ -264,8 +264,8 @@ async def test_a_booking_redis_missed_counts_when_the_reconciler_marks_it(
 
 async def test_a_charge_found_on_a_failed_payment_counts_and_is_refunded(
         ctx: Engine, client: httpx.AsyncClient) -> None:
+    from tests.sales.test_confirm import confirm, hold
     from tests.support.sales import audit, eventually
-    from tests.test_confirm import confirm, hold
 
     show = await pick_show(ctx)
     before = await violations(client)
@@ -284,7 +284,7 @@ async def test_a_charge_found_on_a_failed_payment_counts_and_is_refunded(
 
 async def test_payments_pending_past_the_grace_are_counted_before_each_pass(
         ctx: Engine, client: httpx.AsyncClient) -> None:
-    from tests.test_reconciler import move_back, open_payment
+    from tests.sales.test_reconciler import move_back, open_payment
 
     show = await pick_show(ctx)
     payment = await open_payment(ctx, show)  # a confirm cut off after recording its intent
@@ -299,7 +299,7 @@ async def test_payments_pending_past_the_grace_are_counted_before_each_pass(
 
 async def test_seat_states_per_show_and_in_total_are_read_from_redis_at_scrape_time(
         ctx: Engine, client: httpx.AsyncClient) -> None:
-    from tests.test_confirm import confirm, hold
+    from tests.sales.test_confirm import confirm, hold
 
     show = await pick_show(ctx)
     paid = await confirm(client, await hold(client, show.show_id, show.seat_ids[:2]), "k-1")

@@ -23,7 +23,7 @@ from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import BOTH
 from tests.support.services import ROOT, free_port
-from tests.test_waitlist import book_in_redis, customer, fill, small_show
+from tests.waitlist.test_waitlist import book_in_redis, customer, fill, small_show
 
 PROMPT_S = 1.0  # the contract: every change within a second
 

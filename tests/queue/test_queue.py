@@ -1,5 +1,5 @@
 """The release queue (docs/API.md, "Release queue") on the real Redis and a PostgreSQL
-database of the admin tests' kind (tests/test_admin.py: everything made through the API):
+database of the admin tests' kind (tests/api/test_admin.py: everything made through the API):
 the opening, joining, order, pacing, passes checked inside the hold and join scripts,
 the ends (left, expired, sold out, closed) and every ticket told. Time moves with the
 scripts' now-ms override, never with sleeps."""
@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from boxoffice.engine.errors import AlreadyQueued, PassRequired, QueueNotOpen, SaleNotOpen, ShowClosed
 from boxoffice.engine.redis.gateway import BestRequest
 from boxoffice.engine.wiring import Engine
-from tests.test_admin import (
+from tests.api.test_admin import (
     a_hall,
     a_movie,
     actx,
@@ -326,7 +326,7 @@ async def test_two_thousand_clients_join_at_once_and_are_admitted_in_the_policys
 
 async def test_a_tickets_stream_sends_its_state_first_then_its_admission_and_its_end(
         actx: Engine, http: httpx.AsyncClient) -> None:
-    from tests.test_waitlist_streams import serve, sse
+    from tests.waitlist.test_streams import serve, sse
 
     opened = (await redis_now_ms(actx) // S - 10) * S
     show_id = await queued_show(http, opened, rows="A", per_row=2)  # 2 seats: one shopper at once

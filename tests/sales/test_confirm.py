@@ -97,7 +97,7 @@ async def test_the_simulated_provider_charges_once_per_key_and_keeps_books(ctx: 
 
 async def test_a_provider_plugs_in_by_configuration_and_may_capture_apart(
         tuned: Tuned, show: ShowRef) -> None:
-    context = await tuned(payment_provider="tests.test_confirm:TwoStepProvider")
+    context = await tuned(payment_provider="tests.sales.test_confirm:TwoStepProvider")
     assert isinstance(context.payments, TwoStepProvider)
     async with http(context) as client:
         hold_id = await hold(client, show.show_id, show.seat_ids[:2])

@@ -21,7 +21,7 @@ from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import BOTH
 from tests.support.sales import audit
 from tests.support.shows import ShowRef, pick_show
-from tests.test_waitlist import customer, fill, small_show
+from tests.waitlist.test_waitlist import customer, fill, small_show
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
 
