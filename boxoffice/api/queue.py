@@ -3,9 +3,7 @@ ticket's Server-Sent Events stream, which works as a waitlist entry's does (api/
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from boxoffice.api.context import engine_context
 from boxoffice.api.limiter import request_limits
 from boxoffice.api.responses import JSON
-from boxoffice.api.streams import ENTRY_READ_INTERVAL_S, KEEPALIVE_S, SSE_HEADERS, _event
+from boxoffice.api.streams import SSE_HEADERS, follow
 from boxoffice.api.validation import (
     creation_key,
     customer_field,
@@ -23,7 +21,7 @@ from boxoffice.api.validation import (
     path_id,
     reject_unknown,
 )
-from boxoffice.engine.errors import BoxOfficeError, InvalidRequest
+from boxoffice.engine.errors import InvalidRequest
 from boxoffice.engine.ids import is_pass_token
 from boxoffice.engine.release_queue import FINAL_TICKET_STATES
 
@@ -77,39 +75,11 @@ async def events(request: Request) -> StreamingResponse:
     def final(ticket: dict[str, Any]) -> bool:
         return ticket["status"] in FINAL_TICKET_STATES or (ticket["status"] == "admitted" and not ticket["pass"])
 
-    async def stream() -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        async with ctx.events.watch_entry(show_id, ticket_id) as watch:
-            last = await ctx.release_queue.status(ticket_id)
-            read_at = loop.time()
-            yield _event(last)
-            while not final(last):
-                # An admitted ticket's pass lapses without a message of its own being due
-                # exactly then: wake in time to read it.
-                timeout = KEEPALIVE_S
-                if last["pass"]:
-                    timeout = min(timeout, last["pass"]["ttl_s"] + 1.0)
-                try:
-                    await asyncio.wait_for(watch.changed.wait(), timeout)
-                except TimeoutError:
-                    if not last["pass"]:
-                        yield b": keepalive\n\n"
-                        continue
-                # Its own change at once; the show's other changes (others moving ahead)
-                # at most every ENTRY_READ_INTERVAL_S.
-                pause = read_at + ENTRY_READ_INTERVAL_S - loop.time()
-                if pause > 0 and not watch.ended.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(watch.ended.wait(), pause)
-                watch.changed.clear()
-                watch.ended.clear()
-                try:
-                    current = await ctx.release_queue.status(ticket_id)
-                except BoxOfficeError:
-                    continue
-                read_at = loop.time()
-                if current != last:
-                    last = current
-                    yield _event(current)
+    def pass_lapses_in(ticket: dict[str, Any]) -> float | None:
+        return ticket["pass"]["ttl_s"] + 1.0 if ticket["pass"] else None
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+    async def read() -> dict[str, Any]:
+        return await ctx.release_queue.status(ticket_id)
+
+    return StreamingResponse(follow(ctx, show_id, ticket_id, read, final, pass_lapses_in),
+                             media_type="text/event-stream", headers=SSE_HEADERS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -112,39 +112,50 @@ async def seat_events(request: Request) -> StreamingResponse:
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
+async def follow(ctx: Engine, show_id: int, record_id: str, read: Callable[[], Awaitable[dict[str, Any]]],
+                 final: Callable[[dict[str, Any]], bool],
+                 wake_in: Callable[[dict[str, Any]], float | None] = lambda _: None) -> AsyncIterator[bytes]:
+    """One waiter's record (a waitlist entry, a release queue ticket) as Server-Sent Events:
+    its state first, then every change, until `final`. Its own message is read at once; the
+    show's other changes (its position may have moved) at most every ENTRY_READ_INTERVAL_S,
+    so a long line does not read every record on every change. `wake_in`: seconds after which
+    the record changes with no message of its own (a pass lapsing): read then, no keepalive."""
+    loop = asyncio.get_running_loop()
+    async with ctx.events.watch_entry(show_id, record_id) as watch:
+        last = await read()
+        read_at = loop.time()
+        yield _event(last)
+        while not final(last):
+            due = wake_in(last)
+            try:
+                await asyncio.wait_for(watch.changed.wait(), KEEPALIVE_S if due is None else min(KEEPALIVE_S, due))
+            except TimeoutError:
+                if due is None:
+                    yield b": keepalive\n\n"
+                    continue
+            pause = read_at + ENTRY_READ_INTERVAL_S - loop.time()
+            if pause > 0 and not watch.ended.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(watch.ended.wait(), pause)
+            watch.changed.clear()
+            watch.ended.clear()
+            try:
+                current = await read()
+            except BoxOfficeError:
+                continue
+            read_at = loop.time()
+            if current != last:
+                last = current
+                yield _event(current)
+
+
 async def entry_events(request: Request) -> StreamingResponse:
     ctx = engine_context(request)
     entry_id = opaque_id(request, "entry_id")
     show_id = ctx.waitlist.parse_entry_id(entry_id)  # 404 before the stream starts
 
-    async def stream() -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        async with ctx.events.watch_entry(show_id, entry_id) as watch:
-            last = entry_json(await ctx.waitlist.status(entry_id))
-            read_at = loop.time()
-            yield _event(last)
-            while last["status"] not in FINAL_ENTRY_STATES:
-                try:
-                    await asyncio.wait_for(watch.changed.wait(), KEEPALIVE_S)
-                except TimeoutError:
-                    yield b": keepalive\n\n"
-                    continue
-                # This entry's own ending is read at once; other changes of the show (the
-                # position or eta may have moved) at most every ENTRY_READ_INTERVAL_S, so a
-                # long queue does not read every entry on every change.
-                pause = read_at + ENTRY_READ_INTERVAL_S - loop.time()
-                if pause > 0 and not watch.ended.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(watch.ended.wait(), pause)
-                watch.changed.clear()
-                watch.ended.clear()
-                try:
-                    current = entry_json(await ctx.waitlist.status(entry_id))
-                except BoxOfficeError:
-                    continue
-                read_at = loop.time()
-                if current != last:
-                    last = current
-                    yield _event(current)
+    async def read() -> dict[str, Any]:
+        return entry_json(await ctx.waitlist.status(entry_id))
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return StreamingResponse(follow(ctx, show_id, entry_id, read, lambda entry: entry["status"] in FINAL_ENTRY_STATES),
+                             media_type="text/event-stream", headers=SSE_HEADERS)
