@@ -15,14 +15,17 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
 from bench.customers import Crowd, WaitRecord
 from bench.sqldb import BenchDb
 from boxoffice.engine.redis.keys import Keys
+
+T = TypeVar("T", bound="Served")
 
 
 @dataclass
@@ -144,24 +147,39 @@ def check_charges(db: BenchDb, show_id: int) -> Check:
     })
 
 
-def client_side_fifo_violations(waits: list[WaitRecord]) -> int:
-    """b granted while an entry that surely arrived before it (its join was answered before b's was
-    sent) was seen still waiting by a poll sent after b's grant was seen."""
-    earlier = sorted(waits, key=lambda w: w.join_answered)
-    answered = [w.join_answered for w in earlier]
+class Served(Protocol):
+    """One customer's line record as the load client saw it (a waitlist entry, a queue ticket)."""
+
+    join_sent: float
+    join_answered: float
+    last_waiting_poll_sent: float
+
+
+def client_side_order_violations(records: Sequence[T], served_seen: Callable[[T], float | None]) -> int:
+    """b served (granted, admitted) while a record that surely joined before it (its join was
+    answered before b's was sent) was seen still waiting by a poll sent after b was seen
+    served. `served_seen`: when the client saw b served, None if never."""
+    earlier = sorted(records, key=lambda r: r.join_answered)
+    answered = [r.join_answered for r in earlier]
     latest_waiting: list[float] = []
     running = 0.0
-    for w in earlier:
-        running = max(running, w.last_waiting_poll_sent)
+    for r in earlier:
+        running = max(running, r.last_waiting_poll_sent)
         latest_waiting.append(running)
     violations = 0
-    for b in waits:
-        if b.status != "granted" or b.granted_seen is None:
+    for b in records:
+        seen = served_seen(b)
+        if seen is None:
             continue
         before = bisect.bisect_left(answered, b.join_sent)
-        if before and latest_waiting[before - 1] > b.granted_seen:
+        if before and latest_waiting[before - 1] > seen:
             violations += 1
     return violations
+
+
+def client_side_fifo_violations(waits: list[WaitRecord]) -> int:
+    """The waitlist's order as the clients saw it (client_side_order_violations)."""
+    return client_side_order_violations(waits, lambda w: w.granted_seen if w.status == "granted" else None)
 
 
 def redis_fifo_violations(redis_url: str, key_prefix: str, show_id: int, waits: list[WaitRecord]) -> dict[str, int]:

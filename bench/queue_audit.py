@@ -16,14 +16,13 @@ checks of bench/audit.py (sold once, Redis agrees, charges balance, waitlist in 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import math
 from collections import Counter
 from typing import Any
 
 import orjson
 
-from bench.audit import Check
+from bench.audit import Check, client_side_order_violations
 from bench.queue_customers import FINAL_STATUSES, QueueCrowd, TicketRecord
 from bench.sqldb import BenchDb
 from boxoffice.engine.redis.keys import Keys
@@ -49,24 +48,9 @@ def check_tickets_final(statuses: Counter[str], joined: int, refused: int) -> Ch
                                              "statuses": dict(statuses)})
 
 
-def client_side_order_violations(tickets: list[TicketRecord]) -> int:
-    """b seen admitted while a ticket that surely joined before it (its join was answered before
-    b's was sent) was seen still waiting by a poll sent after b's admission was seen."""
-    earlier = sorted(tickets, key=lambda t: t.join_answered)
-    answered = [t.join_answered for t in earlier]
-    latest_waiting: list[float] = []
-    running = 0.0
-    for t in earlier:
-        running = max(running, t.last_waiting_poll_sent)
-        latest_waiting.append(running)
-    violations = 0
-    for b in tickets:
-        if b.admitted_seen is None:
-            continue
-        before = bisect.bisect_left(answered, b.join_sent)
-        if before and latest_waiting[before - 1] > b.admitted_seen:
-            violations += 1
-    return violations
+def client_side_admission_violations(tickets: list[TicketRecord]) -> int:
+    """The queue's order as the clients saw it (bench/audit.py client_side_order_violations)."""
+    return client_side_order_violations(tickets, lambda t: t.admitted_seen)
 
 
 def redis_order_violations(redis_url: str, key_prefix: str, show_id: int,
@@ -108,7 +92,7 @@ def redis_order_violations(redis_url: str, key_prefix: str, show_id: int,
 def check_order(crowd: QueueCrowd, redis_url: str | None, key_prefix: str) -> Check:
     detail: dict[str, Any] = {
         "admitted": sum(1 for t in crowd.tickets if t.admitted_seen is not None),
-        "client_side_violations": client_side_order_violations(crowd.tickets),
+        "client_side_violations": client_side_admission_violations(crowd.tickets),
     }
     ok = detail["client_side_violations"] == 0
     if redis_url:

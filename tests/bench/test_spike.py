@@ -127,14 +127,14 @@ def test_a_small_spike_behind_the_release_queue_admits_in_order_and_its_audit_pa
 
 
 def test_the_client_side_queue_order_check_sees_a_ticket_overtaken() -> None:
-    from bench.queue_audit import client_side_order_violations
+    from bench.queue_audit import client_side_admission_violations
     from bench.queue_customers import TicketRecord
 
     early = TicketRecord("T1", "a", join_sent=0.0, join_answered=0.1, last_waiting_poll_sent=5.0)
     late = TicketRecord("T2", "b", join_sent=0.2, join_answered=0.3, status="admitted", admitted_seen=4.0)
-    assert client_side_order_violations([early, late]) == 1
+    assert client_side_admission_violations([early, late]) == 1
     early.last_waiting_poll_sent = 3.9  # last seen waiting before the later one's admission: in order
-    assert client_side_order_violations([early, late]) == 0
+    assert client_side_admission_violations([early, late]) == 0
 
 
 def test_the_client_side_fairness_check_sees_a_waiter_overtaken() -> None:
