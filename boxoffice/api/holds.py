@@ -9,7 +9,7 @@ from boxoffice.api.context import engine_context
 from boxoffice.api.limiter import request_limits
 from boxoffice.api.queue import queue_pass
 from boxoffice.api.responses import JSON
-from boxoffice.api.shapes import hold_json
+from boxoffice.api.shapes import booking_json, hold_json
 from boxoffice.api.validation import (
     cancel_request,
     confirm_request,
@@ -50,16 +50,16 @@ async def confirm_hold(request: Request) -> JSON:
     hold_id = opaque_id(request, "hold_id")
     key, token = confirm_request(request, await json_body(request, ctx.settings.max_body_bytes))
     booking = await ctx.confirmations.confirm(hold_id, key, token)
-    return JSON(booking, status_code=201)
+    return JSON(booking_json(booking), status_code=201)
 
 
 async def get_booking(request: Request) -> JSON:
     booking = await engine_context(request).bookings.get(opaque_id(request, "booking_id"))
-    return JSON(booking, headers={"Cache-Control": "no-store"})
+    return JSON(booking_json(booking), headers={"Cache-Control": "no-store"})
 
 
 async def cancel_booking(request: Request) -> JSON:
     ctx = engine_context(request)
     booking_id = opaque_id(request, "booking_id")
     key = cancel_request(request)
-    return JSON(await ctx.cancellations.cancel(booking_id, key), headers={"Cache-Control": "no-store"})
+    return JSON(booking_json(await ctx.cancellations.cancel(booking_id, key)), headers={"Cache-Control": "no-store"})

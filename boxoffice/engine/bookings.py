@@ -5,16 +5,39 @@ all read through here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boxoffice.engine.catalog import Catalog
-from boxoffice.engine.db import rfc3339
+from boxoffice.engine.db import as_utc
 from boxoffice.engine.errors import NotFound
 from boxoffice.engine.ids import is_booking_id
+
+
+@dataclass(frozen=True)
+class Refund:
+    amount: int
+    currency: str
+    refunded: bool  # False: asked of the provider, not yet settled
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A sale as PostgreSQL records it (api/shapes.py writes its JSON)."""
+
+    booking_id: str
+    show_id: int
+    seats: list[str]
+    customer: str
+    amount: int
+    currency: str
+    status: str  # "confirmed" or "cancelled"
+    created_at: datetime
+    cancel_until: datetime | None  # None once cancelled
+    refund: Refund | None = None
 
 
 class Bookings:
@@ -24,16 +47,16 @@ class Bookings:
         self.catalog = catalog
         self.cancel_cutoff_s = cancel_cutoff_s
 
-    def cancel_until(self, starts_at: datetime) -> str:
+    def cancel_until(self, starts_at: datetime) -> datetime:
         """When cancelling ends, for clients (a cancel decides on the database's clock)."""
-        return rfc3339(starts_at - timedelta(seconds=self.cancel_cutoff_s))
+        return starts_at - timedelta(seconds=self.cancel_cutoff_s)
 
     async def booking_of_hold(self, hold_id: str) -> str | None:
         async with self.reads.connect() as conn:
             row = (await conn.execute(text("SELECT id FROM bookings WHERE hold_id = :h"), {"h": hold_id})).first()
         return None if row is None else str(row[0])
 
-    async def get(self, booking_id: str) -> dict[str, Any]:
+    async def get(self, booking_id: str) -> Booking:
         """The booking: confirmed, or cancelled with its refund (engine/cancellations.py)."""
         if not is_booking_id(booking_id):
             raise NotFound("no such booking")
@@ -54,12 +77,9 @@ class Bookings:
                     text("SELECT seat_id FROM booked_seats WHERE booking_id = :id ORDER BY seat_id"),
                     {"id": booking_id},
                 )]
-        booking = {"booking_id": row[0], "show_id": str(row[1]), "seats": seats, "customer": row[2],
-                   "amount": row[3], "currency": row[4], "status": row[5], "created_at": rfc3339(row[6])}
-        if row[8] is None:
-            booking["cancel_until"] = self.cancel_until((await self.catalog.show(int(row[1]))).starts_at)
-        else:
-            booking["status"] = "cancelled"
-            booking["refund"] = {"amount": row[3], "currency": row[4],
-                                 "status": "refunded" if row[8] == "refunded" else "pending"}
-        return booking
+        if row[8] is not None:
+            return Booking(row[0], int(row[1]), seats, row[2], row[3], row[4], "cancelled", as_utc(row[6]), None,
+                           Refund(row[3], row[4], row[8] == "refunded"))
+        starts_at = (await self.catalog.show(int(row[1]))).starts_at
+        return Booking(row[0], int(row[1]), seats, row[2], row[3], row[4], row[5], as_utc(row[6]),
+                       self.cancel_until(starts_at))

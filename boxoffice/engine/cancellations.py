@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from boxoffice.engine.bookings import Bookings
+from boxoffice.engine.bookings import Booking, Bookings
 from boxoffice.engine.catalog import Catalog
 from boxoffice.engine.confirm import Checkpoint, no_checkpoint
 from boxoffice.engine.db import elapsed_s
@@ -66,7 +66,7 @@ class Cancellations:
         # Every statement stands alone but step 3's: autocommit saves round trips.
         self.sql = sql.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def cancel(self, booking_id: str, idempotency_key: str) -> dict[str, Any]:
+    async def cancel(self, booking_id: str, idempotency_key: str) -> Booking:
         """Cancels the booking (or finishes its cancellation) and answers it cancelled. A
         booking cancelled before answers the same, whatever the key: one refund only."""
         cancellation = await self.find(booking_id)
@@ -84,16 +84,16 @@ class Cancellations:
                                       {"b": booking_id})).first()
         return None if row is None else Cancellation.from_row(row)
 
-    async def _record_intent(self, booking: dict[str, Any], key: str) -> Cancellation:
-        booking_id = booking["booking_id"]
+    async def _record_intent(self, booking: Booking, key: str) -> Cancellation:
+        booking_id = booking.booking_id
         async with self.sql.connect() as conn:
             inserted = await conn.execute(
                 text("INSERT INTO cancellations (booking_id, show_id, idempotency_key, seats, amount, currency,"
                      " status) SELECT :b, s.id, :key, :seats, :amount, :currency, 'pending' FROM shows s"
                      f" WHERE s.id = :show AND {elapsed_s(conn, 'CURRENT_TIMESTAMP', 's.starts_at')} > :cutoff"
                      " ON CONFLICT (booking_id) DO NOTHING"),
-                {"b": booking_id, "key": key, "seats": ",".join(booking["seats"]), "amount": booking["amount"],
-                 "currency": booking["currency"], "show": int(booking["show_id"]),
+                {"b": booking_id, "key": key, "seats": ",".join(booking.seats), "amount": booking.amount,
+                 "currency": booking.currency, "show": booking.show_id,
                  "cutoff": self.cancel_cutoff_s})
         found = await self.find(booking_id)  # ours, or a twin's that came first
         if found is None:

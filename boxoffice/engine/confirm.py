@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import Histogram
 from redis.exceptions import RedisError
@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from boxoffice.engine import metrics
-from boxoffice.engine.db import rfc3339
+from boxoffice.engine.bookings import Booking, Bookings
 from boxoffice.engine.errors import (
     BoxOfficeError,
     HoldExpired,
@@ -47,7 +47,6 @@ from boxoffice.engine.sales import Sale, SaleWriter
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from boxoffice.engine.bookings import Bookings
     from boxoffice.engine.catalog import Catalog
     from boxoffice.engine.holds import Holds
     from boxoffice.engine.payments import PaymentProvider
@@ -133,15 +132,15 @@ class Confirmations:
 
     # -- the confirm ---------------------------------------------------------------
 
-    async def confirm(self, hold_id: str, idempotency_key: str, token: str) -> dict[str, Any]:
+    async def confirm(self, hold_id: str, idempotency_key: str, token: str) -> Booking:
         with timed("total"):
             return await self._confirm(hold_id, idempotency_key, token)
 
-    async def _confirm(self, hold_id: str, idempotency_key: str, token: str) -> dict[str, Any]:
+    async def _confirm(self, hold_id: str, idempotency_key: str, token: str) -> Booking:
         show_id = self.holds.parse_hold_id(hold_id)
         for _ in range(3):
             begun = await self._begin(hold_id, show_id, idempotency_key)
-            if isinstance(begun, dict):
+            if isinstance(begun, Booking):
                 return begun
             pinned, attempts = begun
             self.checkpoint("after_pin")
@@ -185,11 +184,11 @@ class Confirmations:
             log.warning("confirm of %s cut off after the charge: %r", hold_id, exc)
             raise Unavailable("the payment was taken and is being completed; repeat this confirm with the"
                               " same Idempotency-Key for its outcome (it will not charge again)") from exc
-        if isinstance(outcome, dict):
+        if isinstance(outcome, Booking):
             return outcome
         raise lost_sale_error(outcome)
 
-    async def _begin(self, hold_id: str, show_id: int, key: str) -> dict[str, Any] | tuple[PinnedHold, int]:
+    async def _begin(self, hold_id: str, show_id: int, key: str) -> Booking | tuple[PinnedHold, int]:
         """Pins the hold: (pin, earlier attempts of this key), or the booking this key already
         made. Waits while another confirm of the hold is running."""
         deadline = time.monotonic() + WAIT_FOR_OTHER_CONFIRM_S
@@ -237,7 +236,7 @@ class Confirmations:
 
     # -- a captured charge: book it or give it back ----------------------------------
 
-    async def finish_charged(self, payment: PaymentRecord, fence: int | None) -> dict[str, Any] | str:
+    async def finish_charged(self, payment: PaymentRecord, fence: int | None) -> Booking | str:
         """Books a payment the provider captured, under `fence` (None: take the hold back
         first). Returns the booking, or the hold's status when the seats could not be
         booked; then the payment is refunded."""
@@ -279,7 +278,7 @@ class Confirmations:
             hold_status = (await self.holds.hold_status(payment.hold_id)).status.value
         return hold_status
 
-    async def _undo_or_adopt(self, payment: PaymentRecord) -> dict[str, Any] | None:
+    async def _undo_or_adopt(self, payment: PaymentRecord) -> Booking | None:
         """After a failed commit: the booking when someone else booked this payment, else
         None once the payment is refunded."""
         status, booking_id = await self.records.status(payment.id)
@@ -288,8 +287,8 @@ class Confirmations:
         if status is PaymentStatus.CAPTURED:
             assert booking_id is not None
             booking = await self.bookings.get(booking_id)
-            if booking["status"] == "confirmed":  # a cancelled booking's seats are not to be marked again
-                await self.mark_booked(payment.show_id, payment.hold_id, booking_id, booking["seats"])
+            if booking.status == "confirmed":  # a cancelled booking's seats are not to be marked again
+                await self.mark_booked(payment.show_id, payment.hold_id, booking_id, booking.seats)
             return booking
         await self.refund_at_provider(payment)
         return None
@@ -318,7 +317,7 @@ class Confirmations:
             return
         await self.records.provider_settled(payment.id)
 
-    async def commit_sale(self, payment: PaymentRecord, fence: int) -> dict[str, Any]:
+    async def commit_sale(self, payment: PaymentRecord, fence: int) -> Booking:
         """Step 3 (one transaction, only while the pin is provably ours), then step 4."""
         show_id, hold_id = payment.show_id, payment.hold_id
         with timed("check"):
@@ -342,10 +341,8 @@ class Confirmations:
         self.checkpoint("after_commit")
         seats = sorted(payment.seats)
         await self.mark_booked(show_id, hold_id, sale.booking_id, seats)
-        return {"booking_id": sale.booking_id, "show_id": str(show_id), "seats": seats,
-                "customer": payment.customer, "amount": payment.amount, "currency": payment.currency,
-                "status": "confirmed", "created_at": rfc3339(sale.created),
-                "cancel_until": self.bookings.cancel_until(show.starts_at)}
+        return Booking(sale.booking_id, show_id, seats, payment.customer, payment.amount, payment.currency,
+                       "confirmed", sale.created, self.bookings.cancel_until(show.starts_at))
 
     async def mark_booked(self, show_id: int, hold_id: str, booking_id: str, seats: list[str]) -> None:
         """Step 4. The sale is durable already: if Redis fails here the answer is still the

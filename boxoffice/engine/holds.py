@@ -132,7 +132,7 @@ class Holds:
             booking_id = await self.bookings.booking_of_hold(hold_id)
             if booking_id is not None:
                 booking = await self.bookings.get(booking_id)
-                return Hold(hold_id, show_id, booking["seats"], booking["customer"], HoldStatus.CONFIRMED,
+                return Hold(hold_id, show_id, booking.seats, booking.customer, HoldStatus.CONFIRMED,
                             0, 0, booking_id)
             if is_grant_id(hold_id):
                 # A grant's id is its entry's id with the letter changed: unknown means never granted.

@@ -46,6 +46,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boxoffice.engine import metrics
+from boxoffice.engine.bookings import Booking
 from boxoffice.engine.cancellations import Cancellations
 from boxoffice.engine.confirm import Confirmations
 from boxoffice.engine.db import elapsed_s, is_sqlite
@@ -158,7 +159,7 @@ class Reconciler:
                     report.failed += 1
             elif charge.status is ChargeStatus.REFUNDED:
                 await records.settle(payment.id, PaymentStatus.REFUNDED, provider_settled=True)
-            elif isinstance(await confirmations.finish_charged(payment, fence=None), dict):
+            elif isinstance(await confirmations.finish_charged(payment, fence=None), Booking):
                 report.completed += 1
             else:
                 report.refunded += 1

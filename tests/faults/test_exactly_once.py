@@ -233,7 +233,7 @@ async def test_a_lost_pin_is_found_again_by_the_confirm_retry(ctx: Engine, show:
     began = time.monotonic()
     booking = await ctx.confirmations.confirm(hold.hold_id, "c-1", "tok_ok")
     assert time.monotonic() - began < ctx.settings.confirm_pin_s / 2, "the retry did not wait for its own pin"
-    assert booking["status"] == "confirmed" and sorted(booking["seats"]) == sorted(hold.seats)
+    assert booking.status == "confirmed" and sorted(booking.seats) == sorted(hold.seats)
     books = await audit(ctx)
     books.assert_consistent()
     assert (books.charges, books.bookings, books.refunds) == (1, 1, 0)
@@ -248,7 +248,7 @@ async def test_a_lost_check_after_the_charge_answers_503_and_sells_once(ctx: Eng
     await eventually(lambda: reconciled(ctx), timeout_s=15)
     # ...and the same confirm answers it, charging nothing more.
     booking = await ctx.confirmations.confirm(hold.hold_id, "c-2", "tok_ok")
-    assert booking["status"] == "confirmed"
+    assert booking.status == "confirmed"
     books = await audit(ctx)
     books.assert_consistent()
     assert (books.charges, books.bookings, books.refunds) == (1, 1, 0)
@@ -263,7 +263,7 @@ async def test_a_lost_mark_still_answers_the_booking(ctx: Engine, show: ShowRef)
     hold = await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     async with stalled(ctx, show.show_id, "confirm_finish"):
         booking = await ctx.confirmations.confirm(hold.hold_id, "c-3", "tok_ok")
-    assert booking["status"] == "confirmed"
+    assert booking.status == "confirmed"
     statuses = await ctx.holds.seat_statuses(show.show_id)
     assert {statuses[s].value for s in hold.seats} == {"booked"}
     books = await audit(ctx)

@@ -151,7 +151,7 @@ async def test_the_full_pass_unloads_a_show_past_its_grace_and_nothing_else(ctx:
 
     # Old ids answer as for a lost hold, from PostgreSQL, without loading the show again.
     again = await ctx.holds.hold_status(paid.hold_id)
-    assert again.status is HoldStatus.CONFIRMED and again.booking_id == booking["booking_id"]
+    assert again.status is HoldStatus.CONFIRMED and again.booking_id == booking.booking_id
     assert (await ctx.holds.hold_status(active[0].hold_id)).status is HoldStatus.EXPIRED
     assert (await ctx.holds.hold_status(released.hold_id)).status is HoldStatus.EXPIRED
     assert (await ctx.waitlist.status(waiting["entry_id"]))["status"] == "expired"

@@ -62,7 +62,7 @@ async def test_the_spliced_seat_map_follows_holds_releases_expiry_and_sales(
     await ctx.holds.release(b.hold_id)
     await assert_seat_map_matches_hash(ctx, client, show)
     booking = await ctx.confirmations.confirm(a.hold_id, "key-1", "tok_ok")
-    assert booking["seats"] == sorted(show.seat_ids[:3])
+    assert booking.seats == sorted(show.seat_ids[:3])
     await assert_seat_map_matches_hash(ctx, client, show)
     c = await ctx.holds.hold(show.show_id, show.seat_ids[20:22], "cy@example.org")
     later = c.expires_at_ms + 1

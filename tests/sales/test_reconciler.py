@@ -281,7 +281,7 @@ async def test_an_app_clock_behind_the_database_still_finishes_what_was_cut_off(
         assert (await audit(context)).problems, "Redis does not show the sale"
         payment = await only_payment(context)
         await move_back(context, "payments", payment["id"], 60, "created_at", "updated_at")
-        await move_back(context, "bookings", booking["booking_id"], 60, "created_at")
+        await move_back(context, "bookings", booking.booking_id, 60, "created_at")
     else:
         payment_record = await open_payment(context, show)
         if left == "failed payment charged":

@@ -147,7 +147,7 @@ async def test_confirm_on_every_shard_commits_once_and_redis_is_repaired_from_po
         hold = await cctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
         booking = await cctx.confirmations.confirm(hold.hold_id, f"key-{show.show_id}", "tok_ok")
         again = await cctx.confirmations.confirm(hold.hold_id, f"key-{show.show_id}", "tok_ok")
-        assert again["booking_id"] == booking["booking_id"], "the same key answers the same booking"
+        assert again.booking_id == booking.booking_id, "the same key answers the same booking"
         assert (await cctx.holds.hold_status(hold.hold_id)).status is HoldStatus.CONFIRMED
         bookings[show.show_id] = booking
     # A shard lost one show entirely (as after a restart with no replica), and the process

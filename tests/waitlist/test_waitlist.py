@@ -378,7 +378,7 @@ async def test_a_booking_that_takes_the_last_chance_makes_the_waiter_impossible(
     wants_vip = await ctx.waitlist.join(show.show_id, customer(), 2, "vip")
     wants_any = await ctx.waitlist.join(show.show_id, customer(), 1, None)
     booking = await ctx.confirmations.confirm(hold.hold_id, "key-1", "tok_ok")
-    assert sorted(booking["seats"]) == sorted(last_two)
+    assert sorted(booking.seats) == sorted(last_two)
     vip_state = await ctx.waitlist.status(wants_vip["entry_id"])
     assert vip_state["status"] == "impossible" and vip_state["position"] is None
     assert (await ctx.waitlist.status(wants_any["entry_id"]))["status"] == "waiting"
