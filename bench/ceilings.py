@@ -30,16 +30,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import orjson
-
 from bench import best_available, cluster_cpu, cpubudget, hold_cost, procstat
 from bench.catalog import create_spike_show
 from bench.loadgen import LoadResult, client_address, request_bytes, run_load
+from bench.results_file import write_result
 from bench.servers import uvicorn_app
 from bench.spike import RESULTS_DIR, machine, recorded_command, run_async
 from bench.sqldb import BenchDb
@@ -58,14 +57,21 @@ class Seats:
     def __init__(self, db: BenchDb, hall_seats: int) -> None:
         self.db = db
         self.hall_seats = hall_seats
+        self.hall_seat_ids: dict[int, list[str]] = {}
+
+    def new_show(self) -> tuple[int, list[str]]:
+        """A new show of the bench hall and the hall's seats, front to back."""
+        show = create_spike_show(self.db, self.hall_seats)
+        if show.hall_id not in self.hall_seat_ids:
+            self.hall_seat_ids[show.hall_id] = [r[0] for r in self.db.rows(
+                "SELECT id FROM seats WHERE hall_id = %s ORDER BY y, x", (show.hall_id,))]
+        return show.show_id, self.hall_seat_ids[show.hall_id]
 
     def take(self, count: int) -> list[tuple[int, str]]:
         out: list[tuple[int, str]] = []
         while len(out) < count:
-            show = create_spike_show(self.db, self.hall_seats)
-            seat_ids = [r[0] for r in self.db.rows("SELECT id FROM seats WHERE hall_id = %s ORDER BY y, x",
-                                                   (show.hall_id,))]
-            out += [(show.show_id, seat) for seat in seat_ids]
+            show_id, seat_ids = self.new_show()
+            out += [(show_id, seat) for seat in seat_ids]
         return out[:count]
 
 
@@ -149,15 +155,15 @@ def load(port: int, requests: list[bytes], concurrency: int, keep_last_body: boo
     return run_async(run_load("127.0.0.1", port, iter(requests), concurrency, keep_last_body))
 
 
-def load_measuring_cpu(port: int, requests: list[bytes], concurrency: int, redis_port: int | None = None,
+def load_measuring_cpu(port: int, requests: list[bytes], concurrency: int, redis_ports: Sequence[int] = (),
                        ) -> dict[str, Any]:
     """The load's figures plus where the machine's CPU went meanwhile: the service's
-    processes (all workers), Redis (when it runs here), this client, and how busy all the
-    cores were (neighbours included), each per request."""
+    processes (all workers), each Redis node of `redis_ports` (those that run here) and all
+    of them together, this client, and how busy all the cores were (neighbours included),
+    each per request."""
     groups: dict[str, Callable[[str], bool]] = {"service": lambda cmdline: f"--port {port} " in cmdline + " "}
-    if redis_port is not None:
-        groups["redis"] = lambda cmdline: (cmdline.split(" ")[0].endswith("redis-server")
-                                           and cmdline.endswith(f":{redis_port}"))
+    for redis_port in redis_ports:
+        groups[f"redis:{redis_port}"] = lambda cmdline, p=redis_port: procstat.is_redis_server(cmdline, p)
     before, client_before, machine_before = procstat.cpu_seconds(groups), os.times(), procstat.machine_jiffies()
     result = load(port, requests, concurrency)
     after, client_after, machine_after = procstat.cpu_seconds(groups), os.times(), procstat.machine_jiffies()
@@ -171,8 +177,10 @@ def load_measuring_cpu(port: int, requests: list[bytes], concurrency: int, redis
                "client_cpu_ms_per_request": round(client * 1000 / count, 3),
                "machine_busy": round(busy, 3),
                "machine_cpu_ms_per_request": round(busy * (os.cpu_count() or 1) * result.duration_s * 1000 / count, 3)}
-    if redis_port is not None and after.get("redis"):
-        figures["redis_cpu_ms_per_request"] = round(spent["redis"] * 1000 / count, 3)
+    nodes = {str(p): spent[f"redis:{p}"] for p in redis_ports if after.get(f"redis:{p}")}
+    if nodes:
+        figures["redis_cpu_ms_per_request"] = round(sum(nodes.values()) * 1000 / count, 3)
+        figures["redis_cpu_ms_per_request_per_node"] = {p: round(s * 1000 / count, 3) for p, s in nodes.items()}
     return figures
 
 
@@ -302,7 +310,7 @@ def run_http_comparisons(args: argparse.Namespace, seats: Seats, env: dict[str, 
     redis_port = local_redis_port(args.redis_url)
 
     def measured(port: int, requests: list[bytes], concurrency: int) -> dict[str, Any]:
-        return load_measuring_cpu(port, requests, concurrency, redis_port)
+        return load_measuring_cpu(port, requests, concurrency, [redis_port] if redis_port else [])
 
     with uvicorn_app("boxoffice.api.app:create_app", env, 1, log_path=logs / "service-1.log") as real:
         # The seat map both sides answer: a real one, of a show with holds in it.
@@ -540,9 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("the ceilings need the real servers: --database-url and --redis-url (or DATABASE_URL, REDIS_URL)")
     result = run(args)
     print_report(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2, default=str))
-    print(f"written to {args.out}")
+    write_result(result, args.out)
     return 0
 
 

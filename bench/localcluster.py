@@ -1,6 +1,8 @@
-"""A throwaway Redis Cluster for the benches: `primaries` redis-server processes on free
-loopback ports (no replicas: a bench measures the service, not failover), created with
-`redis-cli --cluster create`, in a temporary directory that goes away with it."""
+"""Throwaway Redis for the benches, so a run's CPU and commandstats are its own:
+- `local_cluster`: a Redis Cluster of `primaries` redis-server processes on free loopback
+  ports (no replicas: a bench measures the service, not failover), created with
+  `redis-cli --cluster create`, in a temporary directory that goes away with it;
+- `local_server`: one redis-server on a free loopback port, keeping nothing on disk."""
 
 from __future__ import annotations
 
@@ -63,11 +65,28 @@ def local_cluster(primaries: int = 3, timeout_s: float = 30.0) -> Iterator[list[
         shutil.rmtree(root, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def local_server(timeout_s: float = 10.0) -> Iterator[int]:
+    """Yields the port of a redis-server of its own once it answers."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is needed for a local Redis")
+    port = _free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: redis.Redis(port=port).ping(), time.monotonic() + timeout_s)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def _wait(check: object, deadline: float) -> None:
     while True:
         with contextlib.suppress(redis.RedisError):
             if check():  # type: ignore[operator]
                 return
         if time.monotonic() > deadline:
-            raise RuntimeError("the local Redis Cluster did not come up in time")
+            raise RuntimeError("the local Redis did not come up in time")
         time.sleep(0.1)

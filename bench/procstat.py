@@ -87,3 +87,20 @@ def serving_processes(port: int) -> list[int]:
     workers = [pid for pid, (parent, cmdline, _) in processes.items()
                if parent in parents and "spawn_main" in cmdline]
     return sorted(workers) or parents
+
+
+def is_redis_server(cmdline: str, port: int) -> bool:
+    """Whether a command line is the redis-server listening on `port`: Redis renames its
+    process to `redis-server <address>:<port>`, followed by ` [cluster]` on a cluster node."""
+    words = cmdline.split()
+    return len(words) >= 2 and words[0].endswith("redis-server") and words[1].endswith(f":{port}")
+
+
+def redis_server_pids(ports: list[int]) -> dict[int, int]:
+    """port -> pid of the redis-server processes listening on `ports`."""
+    found = {port: pid for pid, (_, cmdline, _) in _processes().items() for port in ports
+             if is_redis_server(cmdline, port)}
+    missing = set(ports) - set(found)
+    if missing:
+        raise LookupError(f"no redis-server process on port(s) {sorted(missing)}")
+    return found

@@ -1,26 +1,37 @@
 """The worker sweep: how many holds a second the service sells with 1, 2, 4, 8 workers on one
-redis-server, beside the Redis-alone ceiling measured in the same run, with each process's
-CPU per hold and the holds each Redis node served.
+redis-server or on a local Redis Cluster, beside the Redis-alone ceiling measured on the same
+Redis in the same run, with each process's CPU per hold (every Redis node's too) and the
+holds each Redis node served.
 
     python -m bench.scaling --database-url postgresql://.../boxoffice_bench --workers 1 2 4 8
-    python -m bench.scaling --database-url ... --redis-core-share 0.3     # Redis held to 0.3 of a core
+    python -m bench.scaling --redis-core-share 0.3     # Redis held to 0.3 of a core (DATABASE_URL)
+    python -m bench.scaling --cluster-primaries 3      # a cluster of 3 primaries, the service in cluster mode
 
-It starts a redis-server of its own (so its CPU and commandstats are this run's alone) and,
-for each worker count, `uvicorn --workers N` of the service at its defaults (rate limits
-off: every hold comes from one address), then sends `--holds` one-seat holds on fresh seats
-of fresh 2,000-seat shows from `--connections-per-worker` connections per worker (bench/
-loadgen.py). The Redis-alone ceiling is the engine's hold called in-process with
-auto-pipelining (no HTTP): what Redis sells when nothing else is in the way.
+It starts a Redis of its own (bench/sweep_redis.py: so its CPU and commandstats are this
+run's alone): one redis-server, or with `--cluster-primaries N` a cluster of N primaries
+(bench/localcluster.py) and the service in cluster mode (BOXOFFICE_REDIS_CLUSTER=1). For
+each worker count it runs `uvicorn --workers N` of the service at its defaults, the abuse
+limits on, and sends `--holds` one-seat holds from `--connections-per-worker` connections per
+worker (bench/loadgen.py). Every hold is a customer of its own, with a name and a client
+address of its own (X-Forwarded-For, which uvicorn takes from the load generator as from a
+proxy: bench/servers.py), as the ceilings send them, so no hold meets a limit: a 429 is
+counted (`limited`) and makes the run exit 1. The holds take fresh seats of `--shows` fresh
+2,000-seat shows, dealt a seat of each show in turn; on a cluster the nodes serve equal
+numbers of those shows (a show's keys share its hash tag), so every node has work all along.
+Each point records the count of each status, the client addresses the abuse limits counted
+(one a hold), and each node's FCALLs (INFO commandstats) as its holds. The Redis-alone
+ceiling is the engine's hold called in-process with auto-pipelining (no HTTP; per node on a
+cluster), counted against the same limits, on the same spread of shows: what Redis sells
+when nothing else is in the way.
 
 On a machine with few cores the workers, Redis and the client share them, so the sweep
-would measure the machine. `--redis-core-share` holds Redis to a share of one core with the
-kernel's CFS quota (bench/cpubudget.py; root and the cgroup v1 cpu controller): Redis then
-saturates first, as on a big machine, and the sweep shows what happens past it.
+would measure the machine. `--redis-core-share` holds Redis (each node of a cluster) to a
+share of one core with the kernel's CFS quota (bench/cpubudget.py; root and the cgroup v1
+cpu controller): Redis then saturates first, as on a big machine, and the sweep shows what
+happens past it.
 
 The ceilings row `past saturation`: holds/s with twice the workers that saturate Redis ÷ the
-peak (target 0.95). The workers that saturate Redis: the fewest that reach 90 % of the peak.
-
-Not measured here yet: a Redis Cluster (`--cluster-primaries`), see bench/RESULTS.md."""
+peak (target 0.95). The workers that saturate Redis: the fewest that reach 90 % of the peak."""
 
 from __future__ import annotations
 
@@ -28,95 +39,95 @@ import argparse
 import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
-import redis
-
-from bench import cpubudget, procstat
+from bench import cpubudget, procstat, sweep_redis
 from bench.ceilings import Seats, engine_round, fresh_holds, load_measuring_cpu
-from bench.redis_cost import free_port
+from bench.results_file import write_result
 from bench.servers import uvicorn_app
 from bench.spike import RESULTS_DIR, machine, recorded_command, run_async
 from bench.sqldb import BenchDb
-from boxoffice.engine.settings import Settings
+from bench.sweep_redis import SweepRedis
 
 TARGET = 0.95
 NAME = "past saturation"
 SATURATED = 0.9  # a worker count that reaches this share of the peak saturates Redis
+ALONE_CONCURRENCY = 256  # holds in flight in the Redis-alone ceiling: enough to fill the pipelines
+# New shows a sweep may make to find the shows every node serves, per show it needs.
+MAX_NEW_SHOWS_PER_SHOW = 20
 
 
-@contextlib.contextmanager
-def private_redis(share: float) -> Any:
-    """A redis-server of this run, held to `share` of a core (0: not held)."""
-    port = free_port()
-    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(port=port)
-        for _ in range(100):
-            with contextlib.suppress(redis.ConnectionError):
-                client.ping()
-                break
-            subprocess.run(["sleep", "0.05"], check=False)
-        client.close()
-        if share:
-            # The quota caps Redis; a higher priority makes it get its quota on a busy
-            # machine too (other processes would otherwise take part of it).
-            with contextlib.suppress(PermissionError):
-                os.setpriority(os.PRIO_PROCESS, process.pid, -10)
-        with cpubudget.core_share([process.pid], share) if share else contextlib.nullcontext():
-            yield port
-    finally:
-        process.terminate()
-        process.wait(10)
+class SpreadSeats(Seats):
+    """Fresh seats for a point's holds on `shows` new shows that the Redis nodes serve in
+    equal numbers (as near as the count allows), dealt a seat of each show in turn, so every
+    node has work all along the load."""
+
+    def __init__(self, db: BenchDb, hall_seats: int, shows: int, target: SweepRedis) -> None:
+        super().__init__(db, hall_seats)
+        if shows < len(target.ports):
+            raise ValueError(f"{shows} shows cannot spread over {len(target.ports)} nodes")
+        self.shows = shows
+        self.target = target
+
+    def take(self, count: int) -> list[tuple[int, str]]:
+        shows = self.shows_on_every_node()
+        per_show = -(-count // len(shows))
+        if per_show > len(shows[0][1]):
+            raise ValueError(f"{count} holds on {len(shows)} shows of {len(shows[0][1])} seats: raise --shows")
+        return [(show_id, seat_ids[i]) for i in range(per_show) for show_id, seat_ids in shows][:count]
+
+    def shows_on_every_node(self) -> list[tuple[int, list[str]]]:
+        nodes = self.target.ports
+        wanted = {port: self.shows // len(nodes) + (i < self.shows % len(nodes)) for i, port in enumerate(nodes)}
+        picked: list[tuple[int, list[str]]] = []
+        for _ in range(MAX_NEW_SHOWS_PER_SHOW * self.shows):
+            show_id, seat_ids = self.new_show()
+            node = self.target.node_of_show(show_id)
+            if wanted[node]:
+                wanted[node] -= 1
+                picked.append((show_id, seat_ids))
+                if len(picked) == self.shows:
+                    return picked
+        raise RuntimeError(f"no {self.shows} shows spread over the nodes {nodes} among "
+                           f"{MAX_NEW_SHOWS_PER_SHOW * self.shows} new ones")
 
 
 def holds_figures(figures: dict[str, Any]) -> dict[str, Any]:
-    """Holds granted a second (201s; 503 overloaded and others apart) and the shares."""
+    """Holds granted a second (201s; 503 overloaded, 429 limited and others apart)."""
     count = max(1, int(figures["count"]))
     granted = int(figures["statuses"].get("201", 0))
     return {**figures, "holds_per_s": round(figures["per_s"] * granted / count),
-            "shed": int(figures["statuses"].get("503", 0))}
+            "shed": int(figures["statuses"].get("503", 0)), "limited": int(figures["statuses"].get("429", 0))}
 
 
-def commandstats_fcalls(port: int) -> int:
-    client = redis.Redis(port=port)
-    try:
-        return int(client.info("commandstats").get("cmdstat_fcall", {}).get("calls", 0))
-    finally:
-        client.close()
-
-
-def sweep_point(args: argparse.Namespace, seats: Seats, redis_port: int, workers: int) -> dict[str, Any]:
+def sweep_point(args: argparse.Namespace, seats: Seats, target: SweepRedis, workers: int) -> dict[str, Any]:
     prefix = f"scale{uuid.uuid4().hex[:6]}"
-    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "DATABASE_URL": args.database_url,
-           "BOXOFFICE_KEY_PREFIX": prefix, "BOXOFFICE_RATE_HOLDS_PER_MIN": "0", "BOXOFFICE_RATE_IP_PER_MIN": "0"}
+    env = {**target.service_env(), "DATABASE_URL": args.database_url, "BOXOFFICE_KEY_PREFIX": prefix}
     if args.max_in_flight is not None:  # else the service's default
         env["BOXOFFICE_MAX_IN_FLIGHT"] = str(args.max_in_flight)
     with uvicorn_app("boxoffice.api.app:create_app", env, workers=workers) as port:
         requests = fresh_holds(port, seats, args.holds, f"w{workers}")
-        calls_before = commandstats_fcalls(redis_port)
+        calls_before = target.fcalls()
         budget = (cpubudget.core_share(procstat.serving_processes(port), args.worker_core_share)
                   if args.worker_core_share else contextlib.nullcontext())
         with budget:
             figures = holds_figures(load_measuring_cpu(port, requests, args.connections_per_worker * workers,
-                                                       redis_port=redis_port))
-        figures["holds_per_node"] = {str(redis_port): commandstats_fcalls(redis_port) - calls_before}
+                                                       target.ports))
+        calls_after = target.fcalls()
+        figures["holds_per_node"] = {str(node): calls_after[node] - calls_before[node] for node in target.ports}
+        # One per hold when the service takes each customer's address from X-Forwarded-For.
+        figures["client_addresses_counted"] = target.addresses_counted(prefix)
         figures["workers"] = workers
         figures["worker_pids"] = len(procstat.serving_processes(port))
     return figures
 
 
-def redis_alone(args: argparse.Namespace, seats: Seats, redis_port: int) -> dict[str, Any]:
-    settings = Settings(redis_url=f"redis://127.0.0.1:{redis_port}/0", database_url=args.database_url,
-                        key_prefix=f"scale{uuid.uuid4().hex[:6]}", rate_limit_holds_per_min=0,
-                        rate_limit_ip_per_min=0)
-    return run_async(engine_round(settings, seats.take(args.holds), 256))
+def redis_alone(args: argparse.Namespace, seats: Seats, target: SweepRedis) -> dict[str, Any]:
+    settings = target.settings(args.database_url, f"scale{uuid.uuid4().hex[:6]}")
+    return run_async(engine_round(settings, seats.take(args.holds), ALONE_CONCURRENCY))
 
 
 def past_saturation(points: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -134,62 +145,79 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if (args.redis_core_share or args.worker_core_share) and cpubudget.unavailable():
         sys.exit(f"--redis-core-share and --worker-core-share need CPU budgets: {cpubudget.unavailable()}")
     db = BenchDb(args.database_url)
-    seats = Seats(db, args.hall_seats)
     points: dict[int, dict[str, Any]] = {}
     ceilings = []
     try:
-        with private_redis(args.redis_core_share) as redis_port:
+        with sweep_redis.started(args.cluster_primaries, args.redis_core_share) as target:
+            seats = SpreadSeats(db, args.hall_seats, args.shows, target)
             for workers in args.workers:
-                ceilings.append(redis_alone(args, seats, redis_port))
+                ceilings.append(redis_alone(args, seats, target))
                 print(f"redis alone: {ceilings[-1]['per_s']:.0f} holds/s", file=sys.stderr)
-                points[workers] = sweep_point(args, seats, redis_port, workers)
+                points[workers] = sweep_point(args, seats, target, workers)
                 p = points[workers]
                 print(f"{workers} workers: {p['holds_per_s']} holds/s, p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, "
-                      f"shed {p['shed']}; CPU ms a hold: service {p['service_cpu_ms_per_request']}, "
+                      f"statuses {p['statuses']}, {p['client_addresses_counted']} client addresses; "
+                      f"CPU ms a hold: service {p['service_cpu_ms_per_request']}, "
                       f"redis {p.get('redis_cpu_ms_per_request')}", file=sys.stderr)
             row = past_saturation(points)
             extra = 2 * row["saturating_workers"]
             if row["ratio"] is None and extra <= args.max_workers:
-                points[extra] = sweep_point(args, seats, redis_port, extra)
+                points[extra] = sweep_point(args, seats, target, extra)
                 row = past_saturation(points)
     finally:
         db.close()
     alone = statistics.median(c["per_s"] for c in ceilings)
     return {"scenario": "scaling", "machine": machine(), "command": recorded_command("bench.scaling", sys.argv[1:]),
+            "redis": {"label": target.label, "cluster": target.cluster, "nodes": len(target.ports)},
+            "shows_per_point": args.shows,
             "redis_core_share": args.redis_core_share, "worker_core_share": args.worker_core_share,
             "redis_alone_holds_per_s": round(alone),
             "redis_alone_rounds": [round(c["per_s"]) for c in ceilings],
+            "limited": sum(p["limited"] for p in points.values()),
             "points": [points[n] for n in sorted(points)], "comparisons": [row]}
 
 
 def report(result: dict[str, Any]) -> str:
-    lines = [f"scaling on {result['machine']['nproc']} x {result['machine']['cpu']}, Redis held to "
-             f"{result['redis_core_share'] or 'no'} core share, each worker to "
-             f"{result['worker_core_share'] or 'no'}; Redis alone (engine, pipelined): "
-             f"{result['redis_alone_holds_per_s']} holds/s (rounds {result['redis_alone_rounds']})",
-             f"{'workers':>7} {'holds/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'shed':>6} {'svc ms/hold':>11} "
-             f"{'redis ms/hold':>13} {'busy':>5}"]
+    lines = [f"scaling on {result['machine']['nproc']} x {result['machine']['cpu']}, {result['redis']['label']}, "
+             f"each node held to {result['redis_core_share'] or 'no'} core share, each worker to "
+             f"{result['worker_core_share'] or 'no'}; holds on {result['shows_per_point']} shows a point; "
+             f"Redis alone (engine, pipelined): {result['redis_alone_holds_per_s']} holds/s "
+             f"(rounds {result['redis_alone_rounds']})",
+             f"{'workers':>7} {'holds/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'shed':>6} {'429':>5} {'svc ms/hold':>11} "
+             f"{'redis ms/hold':>13} {'busy':>5}  holds per node"]
     for p in result["points"]:
         lines.append(f"{p['workers']:7} {p['holds_per_s']:8} {p['p50_ms']:7} {p['p99_ms']:7} {p['shed']:6} "
-                     f"{p['service_cpu_ms_per_request']:11} {p.get('redis_cpu_ms_per_request', '-'):>13} "
-                     f"{p['machine_busy']:5.0%}")
+                     f"{p['limited']:5} {p['service_cpu_ms_per_request']:11} "
+                     f"{p.get('redis_cpu_ms_per_request', '-'):>13} {p['machine_busy']:5.0%}  "
+                     f"{' / '.join(str(n) for n in p['holds_per_node'].values())}")
     row = result["comparisons"][0]
     lines.append(f"{row['name']}: {row['ratio']} (target {row['target']}; peak {row['peak_holds_per_s']}/s, "
                  f"saturated at {row['saturating_workers']} workers, {2 * row['saturating_workers']} workers: "
                  f"{row['twice_workers_holds_per_s']}/s)")
+    if result["limited"]:
+        lines.append(f"{result['limited']} holds answered 429: at the defaults every customer has a name and an "
+                     "address of its own, so none should be")
     return "\n".join(lines)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database-url", required=True, help="a migrated database of the bench's own")
+    database_url = os.environ.get("DATABASE_URL")
+    p.add_argument("--database-url", default=database_url, required=not database_url,
+                   help="a migrated database of the bench's own (default: DATABASE_URL)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--cluster-primaries", type=int, default=0,
+                   help="run against a local Redis Cluster of this many primaries started for the run "
+                        "(the service in cluster mode); 0: one redis-server")
+    p.add_argument("--shows", type=int, default=12,
+                   help="fresh shows a point's holds spread over, the nodes serving equal numbers of them")
     p.add_argument("--max-workers", type=int, default=16, help="the most workers run to find twice the saturating")
     p.add_argument("--holds", type=int, default=4000, help="holds per point (a few seconds each)")
     p.add_argument("--connections-per-worker", type=int, default=64)
     p.add_argument("--redis-core-share", type=float, default=0.0,
-                   help="hold Redis to this share of a core (CFS quota; root): 0 leaves it free")
+                   help="hold Redis (each node of a cluster) to this share of a core (CFS quota; root): "
+                        "0 leaves it free")
     p.add_argument("--worker-core-share", type=float, default=0.0,
                    help="hold each worker to this share of a core too, so that a small machine's cores "
                         "are not what binds (CFS quota; root): 0 leaves them free")
@@ -204,10 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     result = run(args)
     print(report(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2, default=str))
-    print(f"written to {args.out}")
-    return 0
+    write_result(result, args.out)
+    return 1 if result["limited"] else 0
 
 
 if __name__ == "__main__":
