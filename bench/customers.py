@@ -207,12 +207,26 @@ class Crowd:
             self.tally.done += 1
 
     async def _customer(self, number: int, rng: random.Random) -> None:
+        name = self.customer_name(number)
+        await self.browse()
+        hold = await self.get_seats(name, number, rng)
+        if hold is not None:
+            await self.pay_or_walk_away(hold, rng)
+
+    def customer_name(self, number: int) -> str:
+        return f"{self.tag}-{number}@spike.example"
+
+    async def browse(self) -> None:
+        """The pages a customer reads before the show's seats: cities, movies, shows."""
         venue = self.venue
-        name = f"{self.tag}-{number}@spike.example"
         await self.call("GET", "/v1/cities", "GET /v1/cities")
         await self.call("GET", f"/v1/cities/{venue.city_id}/movies", "GET /v1/cities/{id}/movies")
         await self.call("GET", f"/v1/cities/{venue.city_id}/movies/{venue.movie_id}/shows",
                         "GET /v1/cities/{id}/movies/{id}/shows")
+
+    async def get_seats(self, name: str, number: int, rng: random.Random) -> dict[str, Any] | None:
+        """Holds seats by count or from the seat map, and when refused may wait on the
+        waitlist: the hold, or None when the customer ends up without one."""
         # Drawn apart from `rng`, so the other customers' choices stay as in a run without it.
         by_count = random.Random(self.seed * 7_000_003 + number).random() < self.behaviour.best_available_share
         if by_count:
@@ -221,15 +235,13 @@ class Crowd:
         else:
             hold, size = await self.pick_and_hold(name, rng)
         if hold is False:
-            return
+            return None
         if hold is None:
             if rng.random() >= self.behaviour.waitlist_share:
                 self.tally.gave_up += 1
-                return
-            hold = await self.wait_in_line(name, size)
-            if hold is None:
-                return
-        await self.pay_or_walk_away(hold, rng)
+                return None
+            return await self.wait_in_line(name, size)
+        return hold  # type: ignore[return-value]
 
     async def hold_best_available(self, name: str, size: int) -> dict[str, Any] | bool | None:
         """Asks the service for the best `size` seats side by side, then anywhere: the hold,
