@@ -17,15 +17,15 @@ import bisect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
-from bench.customers import Crowd, WaitRecord
+from bench.customers import Crowd, Served, WaitRecord
 from bench.sqldb import BenchDb
 from boxoffice.engine.redis.keys import Keys
 
-T = TypeVar("T", bound="Served")
+T = TypeVar("T", bound=Served)
 
 
 @dataclass
@@ -145,14 +145,6 @@ def check_charges(db: BenchDb, show_id: int) -> Check:
         "bookings_without_their_charge": int(unmatched), "charges_without_a_payment_row": int(orphans),
         "payments_pending": int(pending),
     })
-
-
-class Served(Protocol):
-    """One customer's line record as the load client saw it (a waitlist entry, a queue ticket)."""
-
-    join_sent: float
-    join_answered: float
-    last_waiting_poll_sent: float
 
 
 def client_side_order_violations(records: Sequence[T], served_seen: Callable[[T], float | None]) -> int:

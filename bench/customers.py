@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -36,6 +36,14 @@ class Behaviour:
     think_s: float = 0.5  # most time spent between getting seats and paying
     patience_s: float = 20.0  # how long a waiter waits before leaving the line
     poll_s: float = 1.0  # how often a waiter looks at its entry
+
+
+class Served(Protocol):
+    """One customer's line record as the load client saw it (a waitlist entry, a queue ticket)."""
+
+    join_sent: float
+    join_answered: float
+    last_waiting_poll_sent: float
 
 
 @dataclass
@@ -352,13 +360,10 @@ class Crowd:
                 # The grant (or the end of every chance) came first: look what it was.
             else:
                 await asyncio.sleep(self.behaviour.poll_s)
-            polled = time.perf_counter()
-            status, answer = await self.call("GET", entry_path, "GET /v1/waitlist/{id}")
-            if status != 200:
+            answer = await self.poll(record, entry_path, "GET /v1/waitlist/{id}")
+            if answer is None:
                 return None
             entry = answer
-            if entry.get("status") == "waiting":
-                record.last_waiting_poll_sent = polled
         record.status = str(entry.get("status"))
         if record.status == "granted":
             record.granted_seen = time.perf_counter() if entry is not body else record.join_answered
@@ -367,6 +372,17 @@ class Crowd:
         if record.status == "impossible":
             self.tally.waitlist_impossible += 1
         return None
+
+    async def poll(self, record: Served, path: str, endpoint: str) -> dict[str, Any] | None:
+        """Reads a waitlist entry or queue ticket once: its answer, None when not 200. While it
+        still waits, the record keeps when this poll was sent (the client-side order check)."""
+        polled = time.perf_counter()
+        status, answer = await self.call("GET", path, endpoint)
+        if status != 200:
+            return None
+        if answer.get("status") == "waiting":
+            record.last_waiting_poll_sent = polled
+        return answer  # type: ignore[no-any-return]
 
     async def pay_or_walk_away(self, hold: dict[str, Any], rng: random.Random) -> None:
         self.hold_ttls.add(int(hold.get("ttl_s") or 0))

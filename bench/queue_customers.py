@@ -133,14 +133,11 @@ class QueueCrowd(Crowd):
             eta = ticket.get("eta_s")
             await asyncio.sleep(min(MAX_POLL_S, max(MIN_POLL_S, eta / 3)) if isinstance(eta, int | float)
                                 else MAX_POLL_S / 2)
-            polled = time.perf_counter()
             self.queue.polls += 1
-            status, answer = await self.call("GET", path, "GET /v1/queue/{id}")
-            if status != 200:
+            answer = await self.poll(record, path, "GET /v1/queue/{id}")
+            if answer is None:
                 return None
             ticket = answer
-            if ticket.get("status") == "waiting":
-                record.last_waiting_poll_sent = polled
         record.status = str(ticket.get("status"))
         if record.status == "admitted" and ticket.get("pass"):
             record.admitted_seen = time.perf_counter()
