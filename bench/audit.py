@@ -17,15 +17,15 @@ import bisect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
-from bench.customers import Crowd, WaitRecord
+from bench.customers import Crowd, Served, WaitRecord
 from bench.sqldb import BenchDb
 from boxoffice.engine.redis.keys import Keys
 
-T = TypeVar("T", bound="Served")
+T = TypeVar("T", bound=Served)
 
 
 @dataclass
@@ -147,12 +147,26 @@ def check_charges(db: BenchDb, show_id: int) -> Check:
     })
 
 
-class Served(Protocol):
-    """One customer's line record as the load client saw it (a waitlist entry, a queue ticket)."""
+@dataclass(frozen=True)
+class RedisOrder:
+    """A line's order by Redis's own record: the violations, and how many of the clients'
+    records Redis holds."""
 
-    join_sent: float
-    join_answered: float
-    last_waiting_poll_sent: float
+    violations: int
+    found: int
+
+
+def line_order_check(name: str, detail: dict[str, Any], records: Sequence[Served], exact: RedisOrder | None,
+                     violations_key: str, found_key: str) -> Check:
+    """A line kept its order: none out of order as the clients saw it (detail's
+    client_side_violations) and, when Redis could be read (`exact`), none by Redis's record,
+    which holds every record the clients made."""
+    ok = detail["client_side_violations"] == 0
+    if exact is not None:
+        detail[violations_key] = exact.violations
+        detail[found_key] = exact.found
+        ok = ok and exact.violations == 0 and exact.found == len(records)
+    return Check(name, ok, detail)
 
 
 def client_side_order_violations(records: Sequence[T], served_seen: Callable[[T], float | None]) -> int:
@@ -182,7 +196,7 @@ def client_side_fifo_violations(waits: list[WaitRecord]) -> int:
     return client_side_order_violations(waits, lambda w: w.granted_seen if w.status == "granted" else None)
 
 
-def redis_fifo_violations(redis_url: str, key_prefix: str, show_id: int, waits: list[WaitRecord]) -> dict[str, int]:
+def redis_fifo_violations(redis_url: str, key_prefix: str, show_id: int, waits: list[WaitRecord]) -> RedisOrder:
     """Exact: by Redis's arrival numbers, every entry ahead of a granted one had ended (granted,
     cancelled, impossible) no later than that grant."""
     import redis
@@ -207,7 +221,7 @@ def redis_fifo_violations(redis_url: str, key_prefix: str, show_id: int, waits: 
             never_ended_ahead = True
         else:
             ended_ahead_max = max(ended_ahead_max, ended)
-    return {"entries_in_redis": len(entries), "violations": violations}
+    return RedisOrder(violations, found=len(entries))
 
 
 def check_waitlist(crowd: Crowd, redis_url: str | None, key_prefix: str) -> Check:
@@ -216,13 +230,9 @@ def check_waitlist(crowd: Crowd, redis_url: str | None, key_prefix: str) -> Chec
         "granted": sum(1 for w in crowd.waits if w.status == "granted"),
         "client_side_violations": client_side_fifo_violations(crowd.waits),
     }
-    ok = detail["client_side_violations"] == 0
-    if redis_url:
-        exact = redis_fifo_violations(redis_url, key_prefix, crowd.venue.show_id, crowd.waits)
-        detail["redis_arrival_order_violations"] = exact["violations"]
-        detail["entries_found_in_redis"] = exact["entries_in_redis"]
-        ok = ok and exact["violations"] == 0 and exact["entries_in_redis"] == len(crowd.waits)
-    return Check("waitlist_fifo", ok, detail)
+    exact = redis_fifo_violations(redis_url, key_prefix, crowd.venue.show_id, crowd.waits) if redis_url else None
+    return line_order_check("waitlist_fifo", detail, crowd.waits, exact,
+                            violations_key="redis_arrival_order_violations", found_key="entries_found_in_redis")
 
 
 async def audit(db: BenchDb, crowd: Crowd, hall_id: int, redis_url: str | None, key_prefix: str,

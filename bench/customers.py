@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -36,6 +36,14 @@ class Behaviour:
     think_s: float = 0.5  # most time spent between getting seats and paying
     patience_s: float = 20.0  # how long a waiter waits before leaving the line
     poll_s: float = 1.0  # how often a waiter looks at its entry
+
+
+class Served(Protocol):
+    """One customer's line record as the load client saw it (a waitlist entry, a queue ticket)."""
+
+    join_sent: float
+    join_answered: float
+    last_waiting_poll_sent: float
 
 
 @dataclass
@@ -207,12 +215,26 @@ class Crowd:
             self.tally.done += 1
 
     async def _customer(self, number: int, rng: random.Random) -> None:
+        name = self.customer_name(number)
+        await self.browse()
+        hold = await self.get_seats(name, number, rng)
+        if hold is not None:
+            await self.pay_or_walk_away(hold, rng)
+
+    def customer_name(self, number: int) -> str:
+        return f"{self.tag}-{number}@spike.example"
+
+    async def browse(self) -> None:
+        """The pages a customer reads before the show's seats: cities, movies, shows."""
         venue = self.venue
-        name = f"{self.tag}-{number}@spike.example"
         await self.call("GET", "/v1/cities", "GET /v1/cities")
         await self.call("GET", f"/v1/cities/{venue.city_id}/movies", "GET /v1/cities/{id}/movies")
         await self.call("GET", f"/v1/cities/{venue.city_id}/movies/{venue.movie_id}/shows",
                         "GET /v1/cities/{id}/movies/{id}/shows")
+
+    async def get_seats(self, name: str, number: int, rng: random.Random) -> dict[str, Any] | None:
+        """Holds seats by count or from the seat map, and when refused may wait on the
+        waitlist: the hold, or None when the customer ends up without one."""
         # Drawn apart from `rng`, so the other customers' choices stay as in a run without it.
         by_count = random.Random(self.seed * 7_000_003 + number).random() < self.behaviour.best_available_share
         if by_count:
@@ -221,15 +243,13 @@ class Crowd:
         else:
             hold, size = await self.pick_and_hold(name, rng)
         if hold is False:
-            return
+            return None
         if hold is None:
             if rng.random() >= self.behaviour.waitlist_share:
                 self.tally.gave_up += 1
-                return
-            hold = await self.wait_in_line(name, size)
-            if hold is None:
-                return
-        await self.pay_or_walk_away(hold, rng)
+                return None
+            return await self.wait_in_line(name, size)
+        return hold  # type: ignore[return-value]
 
     async def hold_best_available(self, name: str, size: int) -> dict[str, Any] | bool | None:
         """Asks the service for the best `size` seats side by side, then anywhere: the hold,
@@ -340,13 +360,10 @@ class Crowd:
                 # The grant (or the end of every chance) came first: look what it was.
             else:
                 await asyncio.sleep(self.behaviour.poll_s)
-            polled = time.perf_counter()
-            status, answer = await self.call("GET", entry_path, "GET /v1/waitlist/{id}")
-            if status != 200:
+            answer = await self.poll(record, entry_path, "GET /v1/waitlist/{id}")
+            if answer is None:
                 return None
             entry = answer
-            if entry.get("status") == "waiting":
-                record.last_waiting_poll_sent = polled
         record.status = str(entry.get("status"))
         if record.status == "granted":
             record.granted_seen = time.perf_counter() if entry is not body else record.join_answered
@@ -355,6 +372,17 @@ class Crowd:
         if record.status == "impossible":
             self.tally.waitlist_impossible += 1
         return None
+
+    async def poll(self, record: Served, path: str, endpoint: str) -> dict[str, Any] | None:
+        """Reads a waitlist entry or queue ticket once: its answer, None when not 200. While it
+        still waits, the record keeps when this poll was sent (the client-side order check)."""
+        polled = time.perf_counter()
+        status, answer = await self.call("GET", path, endpoint)
+        if status != 200:
+            return None
+        if answer.get("status") == "waiting":
+            record.last_waiting_poll_sent = polled
+        return answer  # type: ignore[no-any-return]
 
     async def pay_or_walk_away(self, hold: dict[str, Any], rng: random.Random) -> None:
         self.hold_ttls.add(int(hold.get("ttl_s") or 0))

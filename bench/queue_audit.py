@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from bench.audit import Check, client_side_order_violations
+from bench.audit import Check, RedisOrder, client_side_order_violations, line_order_check
 from bench.queue_customers import FINAL_STATUSES, QueueCrowd, TicketRecord
 from bench.sqldb import BenchDb
 from boxoffice.engine.redis.keys import Keys
@@ -54,7 +54,7 @@ def client_side_admission_violations(tickets: list[TicketRecord]) -> int:
 
 
 def redis_order_violations(redis_url: str, key_prefix: str, show_id: int,
-                           tickets: list[TicketRecord]) -> dict[str, int]:
+                           tickets: list[TicketRecord]) -> RedisOrder:
     """Exact, from Redis's own record of each ticket (lua/includes/queue.lua: its arrival
     number, admission number admit_seq, admitted_at and ended_at): a ticket admitted while
     one that arrived before it was still waiting (admitted after it, or ended after its
@@ -86,7 +86,7 @@ def redis_order_violations(redis_url: str, key_prefix: str, show_id: int,
             last_seq_ahead = max(last_seq_ahead, seq)
         else:
             waited_until_ahead = max(waited_until_ahead, math.inf if ended_at is None else ended_at)
-    return {"tickets_in_redis": len(found), "violations": violations}
+    return RedisOrder(violations, found=len(found))
 
 
 def check_order(crowd: QueueCrowd, redis_url: str | None, key_prefix: str) -> Check:
@@ -94,15 +94,11 @@ def check_order(crowd: QueueCrowd, redis_url: str | None, key_prefix: str) -> Ch
         "admitted": sum(1 for t in crowd.tickets if t.admitted_seen is not None),
         "client_side_violations": client_side_admission_violations(crowd.tickets),
     }
-    ok = detail["client_side_violations"] == 0
-    if redis_url:
-        exact = redis_order_violations(redis_url, key_prefix, crowd.venue.show_id, crowd.tickets)
-        detail["redis_order_violations"] = exact["violations"]
-        detail["tickets_found_in_redis"] = exact["tickets_in_redis"]
-        ok = ok and exact["violations"] == 0 and exact["tickets_in_redis"] == len(crowd.tickets)
-    else:
+    exact = redis_order_violations(redis_url, key_prefix, crowd.venue.show_id, crowd.tickets) if redis_url else None
+    if exact is None:
         detail["redis_record"] = "no Redis URL (embedded service): client-side check only"
-    return Check("queue_admission_order", ok, detail)
+    return line_order_check("queue_admission_order", detail, crowd.tickets, exact,
+                            violations_key="redis_order_violations", found_key="tickets_found_in_redis")
 
 
 def used_pass_customers(redis_url: str, key_prefix: str, show_id: int, tickets: list[TicketRecord]) -> set[str]:

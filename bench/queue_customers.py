@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.customers import SIZES, Crowd
+from bench.customers import Crowd
 
 MIN_POLL_S = 0.5
 MAX_POLL_S = 15.0
@@ -78,12 +78,8 @@ class QueueCrowd(Crowd):
         return await super().call(method, path, endpoint, body, headers, raw)
 
     async def _customer(self, number: int, rng: random.Random) -> None:
-        venue = self.venue
-        name = f"{self.tag}-{number}@spike.example"
-        await self.call("GET", "/v1/cities", "GET /v1/cities")
-        await self.call("GET", f"/v1/cities/{venue.city_id}/movies", "GET /v1/cities/{id}/movies")
-        await self.call("GET", f"/v1/cities/{venue.city_id}/movies/{venue.movie_id}/shows",
-                        "GET /v1/cities/{id}/movies/{id}/shows")
+        name = self.customer_name(number)
+        await self.browse()
         joined = await self.join(name)
         if joined is None:
             return
@@ -95,17 +91,8 @@ class QueueCrowd(Crowd):
             return
         QUEUE_PASS.set(ticket["pass"]["token"])
         # From here on the same steps as without a queue (bench/customers.py).
-        by_count = random.Random(self.seed * 7_000_003 + number).random() < self.behaviour.best_available_share
-        if by_count:
-            size = rng.choice(SIZES)
-            hold = await self.hold_best_available(name, size)
-        else:
-            hold, size = await self.pick_and_hold(name, rng)
-        if hold is None and rng.random() < self.behaviour.waitlist_share:
-            hold = await self.wait_in_line(name, size)
-        elif hold is None:
-            self.tally.gave_up += 1
-        if not hold:
+        hold = await self.get_seats(name, number, rng)
+        if hold is None:
             await self.leave(record)  # the place goes to the next in line
             return
         record.held = True
@@ -146,14 +133,11 @@ class QueueCrowd(Crowd):
             eta = ticket.get("eta_s")
             await asyncio.sleep(min(MAX_POLL_S, max(MIN_POLL_S, eta / 3)) if isinstance(eta, int | float)
                                 else MAX_POLL_S / 2)
-            polled = time.perf_counter()
             self.queue.polls += 1
-            status, answer = await self.call("GET", path, "GET /v1/queue/{id}")
-            if status != 200:
+            answer = await self.poll(record, path, "GET /v1/queue/{id}")
+            if answer is None:
                 return None
             ticket = answer
-            if ticket.get("status") == "waiting":
-                record.last_waiting_poll_sent = polled
         record.status = str(ticket.get("status"))
         if record.status == "admitted" and ticket.get("pass"):
             record.admitted_seen = time.perf_counter()

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -48,14 +49,22 @@ def service(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[str, st
             client.close()
 
 
-def test_a_small_spike_sells_every_seat_once_and_its_audit_passes(service: tuple[str, str, str, str],
-                                                                   tmp_path: Path) -> None:
+def small_spike(service: tuple[str, str, str, str], tmp_path: Path, customers: int, patience_s: int,
+                *options: str) -> tuple[int, dict[str, Any]]:
+    """bench.spike against the live service: `customers` arriving within a second for a hall of
+    60 seats (with `options` of its command line); its exit code and its JSON result."""
     url, database_url, redis_url, prefix = service
     out = tmp_path / "spike.json"
     code = spike.main([url, "--database-url", database_url, "--redis-url", redis_url, "--key-prefix", prefix,
-                       "--customers", "300", "--seats", "60", "--arrival-s", "1", "--concurrency", "64",
-                       "--patience-s", "3", "--think-s", "0.2", "--quiet", "--out", str(out)])
-    result = orjson.loads(out.read_bytes())
+                       "--customers", str(customers), "--seats", "60", "--arrival-s", "1", "--concurrency", "64",
+                       "--patience-s", str(patience_s), "--think-s", "0.2", *options, "--quiet", "--out", str(out)])
+    return code, orjson.loads(out.read_bytes())
+
+
+def test_a_small_spike_sells_every_seat_once_and_its_audit_passes(service: tuple[str, str, str, str],
+                                                                   tmp_path: Path) -> None:
+    url, database_url, redis_url, prefix = service
+    code, result = small_spike(service, tmp_path, 300, 3)
     checks = {c["name"]: c for c in result["audit"]["checks"]}
     assert set(checks) == {"sold_exactly_once", "redis_agrees_with_postgres", "charges_balance", "waitlist_fifo"}
     assert all(c["ok"] for c in checks.values()), checks
@@ -87,13 +96,7 @@ def test_a_small_spike_sells_every_seat_once_and_its_audit_passes(service: tuple
 
 def test_customers_holding_by_count_read_the_counts_first_and_the_audit_passes(
         service: tuple[str, str, str, str], tmp_path: Path) -> None:
-    url, database_url, redis_url, prefix = service
-    out = tmp_path / "spike.json"
-    code = spike.main([url, "--database-url", database_url, "--redis-url", redis_url, "--key-prefix", prefix,
-                       "--customers", "200", "--seats", "60", "--arrival-s", "1", "--concurrency", "64",
-                       "--patience-s", "2", "--think-s", "0.2", "--best-available-share", "1", "--quiet",
-                       "--out", str(out)])
-    result = orjson.loads(out.read_bytes())
+    code, result = small_spike(service, tmp_path, 200, 2, "--best-available-share", "1")
     assert code == 0 and all(c["ok"] for c in result["audit"]["checks"]), result["audit"]
     endpoints = result["endpoints"]
     assert "GET /v1/shows/{id}/seats" not in endpoints  # nobody read the map
@@ -106,12 +109,7 @@ def test_customers_holding_by_count_read_the_counts_first_and_the_audit_passes(
 
 def test_a_small_spike_behind_the_release_queue_admits_in_order_and_its_audit_passes(
         service: tuple[str, str, str, str], tmp_path: Path) -> None:
-    url, database_url, redis_url, prefix = service
-    out = tmp_path / "spike.json"
-    code = spike.main([url, "--database-url", database_url, "--redis-url", redis_url, "--key-prefix", prefix,
-                       "--customers", "300", "--seats", "60", "--arrival-s", "1", "--concurrency", "64",
-                       "--patience-s", "3", "--think-s", "0.2", "--release-queue", "--quiet", "--out", str(out)])
-    result = orjson.loads(out.read_bytes())
+    code, result = small_spike(service, tmp_path, 300, 3, "--release-queue")
     checks = {c["name"]: c for c in result["audit"]["checks"]}
     assert {"queue_tickets_final", "queue_admission_order", "no_hold_without_pass"} <= set(checks)
     assert all(c["ok"] for c in checks.values()), checks

@@ -28,7 +28,7 @@ from tests.support.cluster import LocalCluster, shows_on_every_shard
 from tests.support.postgres import ThrowawayPostgres
 from tests.support.sales import audit, eventually, redis_now_ms
 from tests.support.services import RedisServer
-from tests.support.shows import pick_show, seed_start_date
+from tests.support.shows import ShowRef, pick_show, seed_start_date
 
 pytestmark = pytest.mark.fault
 
@@ -60,8 +60,23 @@ class Shoppers:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    @classmethod
+    async def at_work(cls, client: httpx.AsyncClient, show: ShowRef) -> Shoppers:
+        """Eight shoppers on 150 of the show's seats, once a few have bought and four or more
+        payments are in flight: the moment a fault strikes."""
+        shoppers = cls(client, show.show_id, show.seat_ids[:150])
+        shoppers.start(8)
+        await until(lambda: shoppers.count("confirm", "before", 201) >= 3 and shoppers.paying >= 4)
+        return shoppers
+
     def start(self, count: int) -> None:
         self._tasks = [asyncio.create_task(self._shop(i)) for i in range(count)]
+
+    async def stop_once_selling_again(self) -> None:
+        """After the fault: three more sales made, then stopped."""
+        self.phase = "after"
+        await until(lambda: self.count("confirm", "after", 201) >= 3)
+        await self.stop()
 
     async def stop(self) -> None:
         self._stop.set()
@@ -133,11 +148,15 @@ async def settle_books(context: Engine) -> None:
     (await audit(context)).assert_consistent()
 
 
-async def sold_seats(context: Engine, show_id: int) -> dict[str, str]:
+async def assert_redis_booked_as_sold(context: Engine, show_id: int) -> dict[str, str]:
+    """Redis shows booked exactly the seats PostgreSQL sold; answers those (seat -> booking)."""
     async with context.sql.connect() as conn:
         rows = await conn.execute(text("SELECT seat_id, booking_id FROM booked_seats WHERE show_id = :s"),
                                   {"s": show_id})
-        return {seat: booking for seat, booking in rows}
+        sold = {seat: booking for seat, booking in rows}
+    statuses = await context.holds.seat_statuses(show_id)
+    assert {seat for seat, status in statuses.items() if status == "booked"} == set(sold)
+    return sold
 
 
 async def test_redis_killed_mid_stream_then_restarted_empty(own_redis: RedisServer, database_url: str) -> None:
@@ -145,9 +164,7 @@ async def test_redis_killed_mid_stream_then_restarted_empty(own_redis: RedisServ
     try:
         show = await pick_show(context, min_seats=200)
         async with asgi_client(context) as client:
-            shoppers = Shoppers(client, show.show_id, show.seat_ids[:150])
-            shoppers.start(8)
-            await until(lambda: shoppers.count("confirm", "before", 201) >= 3 and shoppers.paying >= 4)
+            shoppers = await Shoppers.at_work(client, show)
 
             own_redis.kill()
             shoppers.phase = "redis down"
@@ -167,9 +184,7 @@ async def test_redis_killed_mid_stream_then_restarted_empty(own_redis: RedisServ
             assert health.status_code == 503 and health.json()["down"] == ["redis"]
 
             own_redis.restart_empty()
-            shoppers.phase = "after"
-            await until(lambda: shoppers.count("confirm", "after", 201) >= 3)
-            await shoppers.stop()
+            await shoppers.stop_once_selling_again()
 
         during = [o for o in shoppers.outcomes if o.phase == "redis down"]
         assert all(o.status == 503 and o.retry_after for o in during if o.status >= 500), during
@@ -177,9 +192,7 @@ async def test_redis_killed_mid_stream_then_restarted_empty(own_redis: RedisServ
         await settle_books(context)
         # Seat state rebuilt from PostgreSQL: what was sold is booked, nothing else is taken
         # (the holds Redis lost are gone, their owners see them expired).
-        sold = await sold_seats(context, show.show_id)
-        statuses = await context.holds.seat_statuses(show.show_id)
-        assert {seat for seat, status in statuses.items() if status == "booked"} == set(sold)
+        sold = await assert_redis_booked_as_sold(context, show.show_id)
         for outcome in shoppers.outcomes:
             if outcome.kind == "confirm" and outcome.status == 201:
                 assert all(sold[seat] == outcome.body["booking_id"] for seat in outcome.body["seats"])  # type: ignore[attr-defined]
@@ -301,18 +314,14 @@ async def test_postgresql_crashed_during_confirms_leaves_no_confirm_half_done(
     try:
         show = await pick_show(context, min_seats=200)
         async with asgi_client(context) as client:
-            shoppers = Shoppers(client, show.show_id, show.seat_ids[:150])
-            shoppers.start(8)
-            await until(lambda: shoppers.count("confirm", "before", 201) >= 3 and shoppers.paying >= 4)
+            shoppers = await Shoppers.at_work(client, show)
             server.crash()
             shoppers.phase = "database down"
             await until(lambda: shoppers.count("confirm", "database down", 503) >= 2)
             health = await client.get("/healthz")
             assert health.status_code == 503 and health.json()["down"] == ["database"]
             server.run()
-            shoppers.phase = "after"
-            await until(lambda: shoppers.count("confirm", "after", 201) >= 3)
-            await shoppers.stop()
+            await shoppers.stop_once_selling_again()
         assert all(o.status != 500 for o in shoppers.outcomes), [o for o in shoppers.outcomes if o.status == 500]
         failed = [o for o in shoppers.outcomes if o.kind == "confirm" and o.status == 503]
         assert all(o.retry_after for o in failed)
@@ -329,9 +338,7 @@ async def test_postgresql_crashed_during_confirms_leaves_no_confirm_half_done(
                     assert (ours, provider) in {("failed", None), ("refunded", "refunded"),
                                                 ("captured", "captured")}, (ours, provider)
                     assert (ours == "captured") == (booking is not None)
-        sold = await sold_seats(context, show.show_id)
-        statuses = await context.holds.seat_statuses(show.show_id)
-        assert {seat for seat, status in statuses.items() if status == "booked"} == set(sold)
+        await assert_redis_booked_as_sold(context, show.show_id)
     finally:
         await context.close()
 

@@ -20,9 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
-from boxoffice.engine.db import db_time
 from boxoffice.engine.errors import HoldNotActive, SeatsUnavailable
 from boxoffice.engine.holds import Hold
 from boxoffice.engine.redis.expiry_wakeups import (
@@ -40,6 +38,7 @@ from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import BOTH
 from tests.support.live import environment
 from tests.support.services import RedisServer, ServiceProcess
+from tests.support.shows import pick_show, pick_shows
 
 
 async def redis_now_ms(ctx: Engine) -> int:
@@ -87,20 +86,6 @@ def summary(delays: list[int]) -> str:
     ordered = sorted(delays)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return f"n={len(ordered)} median={statistics.median(ordered):.0f} ms p99={p99} ms max={ordered[-1]} ms"
-
-
-async def shows_with_seats(ctx: Engine, count: int, min_seats: int) -> list[tuple[int, list[str]]]:
-    """`count` distinct open future shows with at least min_seats seats, and their seat ids."""
-    from datetime import UTC, datetime, timedelta
-
-    async with ctx.sql.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT s.id, s.hall_id FROM shows s JOIN halls h ON h.id = s.hall_id"
-            " WHERE s.starts_at > :soon AND h.seat_count >= :lo ORDER BY s.id LIMIT :n"),
-            {"soon": db_time(conn, datetime.now(UTC) + timedelta(hours=2)), "lo": min_seats, "n": count},
-        )).all()
-    assert len(rows) == count, "the demo catalog has too few shows of that size"
-    return [(int(r[0]), [s.id for s in (await ctx.catalog.hall_plan(int(r[1]))).seats]) for r in rows]
 
 
 @contextlib.asynccontextmanager
@@ -151,8 +136,8 @@ async def test_a_server_refusing_config_gets_one_warning_and_the_timer_still_fre
                 notifier_task = ctx.tasks[-1]
                 await asyncio.wait_for(notifier_task, 5)  # it gives up at once and says so
                 assert not ctx.wakeups.enabled
-                show_id, seats = (await shows_with_seats(ctx, 1, 60))[0]
-                hold = await ctx.holds.hold(show_id, seats[:2], "ana@example.org")
+                show = await pick_show(ctx)
+                hold = await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
                 delays = await watch_expiry(ctx, [hold], 5)
                 assert delays[0] < 1000
         warnings = [r for r in caplog.records
@@ -200,12 +185,12 @@ async def measure_delays(settings: Settings) -> None:
     async with engine_process(settings) as proc:
         if notifications:
             await asyncio.wait_for(proc.wakeups.subscribed.wait(), 5)
-        shows = await shows_with_seats(proc, 2, 60)
+        shows = await pick_shows(proc, 2)
         holds: list[Hold] = []
         watch = asyncio.create_task(watch_expiry(proc, holds, 10, total=20))
         for i in range(20):  # deadlines spread over ~1 s, two shows
-            show_id, seats = shows[i % 2]
-            holds.append(await proc.holds.hold(show_id, [seats[i]], f"c{i}@example.org"))
+            show = shows[i % 2]
+            holds.append(await proc.holds.hold(show.show_id, [show.seat_ids[i]], f"c{i}@example.org"))
             await asyncio.sleep(0.05)
         delays = await watch
         print(f"\nexpiry delay, sweep interval {interval_s} s, {'notifications' if notifications else 'timer only'}:"
@@ -226,8 +211,8 @@ async def test_1200_holds_expire_within_a_second_under_load(ctx: Engine) -> None
     base = ctx.settings.with_changes(browse_cache_s=60.0)
     async with engine_process(base.with_changes(hold_ttl_s=1)) as one, \
             engine_process(base.with_changes(hold_ttl_s=2)) as two:
-        shows = await shows_with_seats(one, 5, 300)
-        expiring, (busy_show, busy_seats) = shows[:4], shows[4]
+        shows = await pick_shows(one, 5, min_seats=300)
+        expiring, busy = shows[:4], shows[4]
         stop = asyncio.Event()
         load_ops = 0
 
@@ -237,8 +222,8 @@ async def test_1200_holds_expire_within_a_second_under_load(ctx: Engine) -> None
             while not stop.is_set():
                 proc = one if n % 2 else two
                 with contextlib.suppress(SeatsUnavailable, HoldNotActive):
-                    hold = await proc.holds.hold(busy_show, rng.sample(busy_seats, 2), f"busy{n}@example.org")
-                    await proc.holds.seat_statuses(busy_show)
+                    hold = await proc.holds.hold(busy.show_id, rng.sample(busy.seat_ids, 2), f"busy{n}@example.org")
+                    await proc.holds.seat_statuses(busy.show_id)
                     await proc.holds.hold_status(hold.hold_id)
                     await proc.holds.release(hold.hold_id)
                     load_ops += 1
@@ -247,9 +232,9 @@ async def test_1200_holds_expire_within_a_second_under_load(ctx: Engine) -> None
         gate = asyncio.Semaphore(32)
 
         async def take(i: int) -> None:
-            show_id, seats = expiring[i % 4]  # each show: 300 holds of one seat
+            show = expiring[i % 4]  # each show: 300 holds of one seat
             async with gate:
-                holds.append(await (one if i % 2 else two).holds.hold(show_id, [seats[i // 4]],
+                holds.append(await (one if i % 2 else two).holds.hold(show.show_id, [show.seat_ids[i // 4]],
                                                                            f"x{i}@example.org"))
 
         load = [asyncio.create_task(client(n)) for n in range(8)]
@@ -270,11 +255,11 @@ async def test_1200_holds_expire_within_a_second_under_load(ctx: Engine) -> None
         # Later holds of a show settled the earliest ones; no script touched those shows
         # after the last hold, so the holds due after it were the sweepers' alone.
         assert one.sweeper.holds_ended + two.sweeper.holds_ended >= sum(h.expires_at_ms > taken_ms for h in holds)
-        for show_id, seats in expiring:
-            stats = await show_stats(one, show_id)
-            assert (stats["held"], stats["free"], stats["booked"]) == (0, len(seats), 0), stats
+        for show in expiring:
+            stats = await show_stats(one, show.show_id)
+            assert (stats["held"], stats["free"], stats["booked"]) == (0, len(show.seat_ids), 0), stats
             assert stats["holds_unpaid"] == 300, "each hold ended exactly once"
-            keys = one.keys.show_keys(show_id)
+            keys = one.keys.show_keys(show.show_id)
             assert await one.redis.zcard(keys[3]) == 0 and await one.redis.hlen(keys[4]) == 0
         sample = random.Random(1).sample(list(holds), 20)
         assert {(await one.holds.hold_status(h.hold_id)).status for h in sample} == {HoldStatus.EXPIRED}
@@ -288,9 +273,9 @@ async def test_a_sweeper_cancelled_mid_pass_loses_nothing(ctx: Engine) -> None:
     """The doomed sweeper claims the due shows, then hangs on its first sweep and is
     cancelled; the claim lease brings the shows back to two new, concurrent sweepers."""
     async with engine_process(ctx.settings.with_changes(hold_ttl_s=1), sweeper=False) as doomed:
-        shows = await shows_with_seats(doomed, 3, 60)
-        holds = [await doomed.holds.hold(show_id, [seats[i]], f"c{i}@example.org")
-                 for show_id, seats in shows for i in range(10)]
+        shows = await pick_shows(doomed, 3)
+        holds = [await doomed.holds.hold(show.show_id, [show.seat_ids[i]], f"c{i}@example.org")
+                 for show in shows for i in range(10)]
         claimed = asyncio.Event()
 
         async def hang(show_id: int) -> tuple[int, int]:
@@ -319,10 +304,10 @@ async def test_a_sweeper_cancelled_mid_pass_loses_nothing(ctx: Engine) -> None:
             await asyncio.gather(*tasks, return_exceptions=True)
         assert max(delays) < CLAIM_LEASE_MS + 1000, summary(delays)
         assert sum(s.holds_ended for s in heirs) == len(holds), "each hold ended once, by the heirs"
-        for show_id, seats in shows:
-            stats = await show_stats(ctx, show_id)
-            assert (stats["held"], stats["free"], stats["holds_unpaid"]) == (0, len(seats), 10), stats
-            async def unindexed(show: int = show_id) -> bool:
+        for ref in shows:
+            stats = await show_stats(ctx, ref.show_id)
+            assert (stats["held"], stats["free"], stats["holds_unpaid"]) == (0, len(ref.seat_ids), 10), stats
+            async def unindexed(show: int = ref.show_id) -> bool:
                 return await ctx.redis.zscore(ctx.keys.sweep_index, str(show)) is None
 
             await wait_for(unindexed, 2, "idle shows to leave the sweep index")
@@ -330,16 +315,17 @@ async def test_a_sweeper_cancelled_mid_pass_loses_nothing(ctx: Engine) -> None:
 
 async def test_holds_of_a_sigkilled_service_end_by_another_process(ctx: Engine) -> None:
     settings = ctx.settings.with_changes(hold_ttl_s=2)
-    shows = await shows_with_seats(ctx, 2, 60)
+    shows = await pick_shows(ctx, 2)
     with tempfile.TemporaryDirectory() as tmp:
         # The app under uvicorn in a subprocess: a real service process with its own sweeper.
         service = ServiceProcess.start(environment(settings), Path(tmp) / "service.log")
         try:
             await service.await_healthy(timeout_s=20)
             async with httpx.AsyncClient(base_url=service.url, timeout=5) as http:
-                answers = [await http.post(f"/v1/shows/{show_id}/holds",
-                                           json={"seats": seats[i * 2:i * 2 + 2], "customer": f"c{i}@example.org"})
-                           for show_id, seats in shows for i in range(8)]
+                answers = [await http.post(f"/v1/shows/{show.show_id}/holds",
+                                           json={"seats": show.seat_ids[i * 2:i * 2 + 2],
+                                                 "customer": f"c{i}@example.org"})
+                           for show in shows for i in range(8)]
             assert [a.status_code for a in answers] == [201] * 16, answers[0].text
         finally:
             service.kill()  # SIGKILL: no shutdown, its sweeper dies with it
@@ -349,6 +335,6 @@ async def test_holds_of_a_sigkilled_service_end_by_another_process(ctx: Engine) 
         delays = await watch_expiry(survivor, holds, 10)
     print(f"\nholds of a SIGKILLed service, ended by another process: {summary(delays)}")
     assert max(delays) < 1000, summary(delays)
-    for show_id, seats in shows:
-        stats = await show_stats(ctx, show_id)
-        assert (stats["held"], stats["free"], stats["holds_unpaid"]) == (0, len(seats), 8), stats
+    for show in shows:
+        stats = await show_stats(ctx, show.show_id)
+        assert (stats["held"], stats["free"], stats["holds_unpaid"]) == (0, len(show.seat_ids), 8), stats

@@ -29,6 +29,7 @@ from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import BOTH, SALES_TABLES
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 from tests.support.shows import ShowRef, pick_show
+from tests.support.state import show_state
 
 
 def starts_ms(value: datetime) -> int:
@@ -41,24 +42,6 @@ def show_pattern(ctx: Engine, show_id: int) -> str:
 
 async def keys_of(ctx: Engine, show_id: int) -> set[str]:
     return {k async for k in ctx.redis.scan_iter(match=show_pattern(ctx, show_id), count=1000)}
-
-
-async def snapshot(ctx: Engine, pattern: str) -> dict[str, Any]:
-    """Every key matching `pattern` with its whole value, to compare before and after."""
-    out: dict[str, Any] = {}
-    async for key in ctx.redis.scan_iter(match=pattern, count=1000):
-        kind = await ctx.redis.type(key)
-        if kind == "hash":
-            out[key] = await ctx.redis.hgetall(key)
-        elif kind == "zset":
-            out[key] = await ctx.redis.zrange(key, 0, -1, withscores=True)
-        elif kind == "set":
-            out[key] = await ctx.redis.smembers(key)
-        elif kind == "string":
-            out[key] = await ctx.redis.get(key)
-        else:
-            out[key] = kind
-    return out
 
 
 async def later_show(ctx: Engine, after: datetime, not_hall: int | None = None) -> ShowRef:
@@ -116,7 +99,7 @@ async def test_the_full_pass_unloads_a_show_past_its_grace_and_nothing_else(ctx:
     # Another show, loaded, with a live hold and a waiter's trees: it must not change at all.
     await ctx.holds.hold(other.show_id, other.seat_ids[:2], "other@example.org")
     await ctx.holds.seat_statuses(other.show_id)
-    before = await snapshot(ctx, show_pattern(ctx, other.show_id))
+    before = await show_state(ctx, other.show_id)
     assert await ctx.redis.smembers(ctx.keys.loaded_shows) == {str(show.show_id), str(other.show_id)}
 
     pubsub = ctx.redis.pubsub()
@@ -125,9 +108,9 @@ async def test_the_full_pass_unloads_a_show_past_its_grace_and_nothing_else(ctx:
     grace_ms = ctx.settings.unload_after_s * 1000
     try:
         # One millisecond short of the grace: kept whole.
-        kept = await snapshot(ctx, show_pattern(ctx, show.show_id))
+        kept = await show_state(ctx, show.show_id)
         await ctx.sweeper.full_pass(now_ms=starts_ms(info.starts_at) + grace_ms - 1)
-        assert await snapshot(ctx, show_pattern(ctx, show.show_id)) == kept
+        assert await show_state(ctx, show.show_id) == kept
         assert ctx.sweeper.shows_unloaded == 0
 
         await ctx.sweeper.full_pass(now_ms=starts_ms(info.starts_at) + grace_ms)
@@ -145,7 +128,7 @@ async def test_the_full_pass_unloads_a_show_past_its_grace_and_nothing_else(ctx:
     assert await ctx.redis.smembers(ctx.keys.loaded_shows) == {str(other.show_id)}
     assert await ctx.redis.zscore(ctx.keys.sweep_index, str(show.show_id)) is None
     assert await ctx.redis.zscore(ctx.keys.sweep_index, str(other.show_id)) is not None
-    assert await snapshot(ctx, show_pattern(ctx, other.show_id)) == before
+    assert await show_state(ctx, other.show_id) == before
     # Each active hold (the grant's too) ended once, counted once.
     assert expiries() - expired_before == len(active) + 1
 

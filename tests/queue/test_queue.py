@@ -29,6 +29,7 @@ from tests.api.test_admin import (
     show_body,
     tomorrow,
 )
+from tests.support.state import show_state
 
 __all__ = ["actx", "admin_database", "http"]  # fixtures used by name
 
@@ -190,24 +191,6 @@ async def test_shuffle_before_open_draws_one_order_and_later_joins_follow_in_arr
 
 
 # -- hostile passes ----------------------------------------------------------------------
-
-
-async def show_state(ctx: Engine, show_id: int) -> dict[str, Any]:
-    """Every key of the show and its value: what "nothing changed" compares."""
-    state: dict[str, Any] = {}
-    async for key in ctx.redis.scan_iter(match=ctx.keys.show_base(show_id) + "*", count=1000):
-        kind = await ctx.redis.type(key)
-        if kind == "hash":
-            state[key] = await ctx.redis.hgetall(key)
-        elif kind == "zset":
-            state[key] = await ctx.redis.zrange(key, 0, -1, withscores=True)
-        elif kind == "set":
-            state[key] = sorted(await ctx.redis.smembers(key))
-        elif kind == "list":
-            state[key] = await ctx.redis.lrange(key, 0, -1)
-        else:
-            state[key] = await ctx.redis.get(key)
-    return state
 
 
 async def test_forged_replayed_foreign_and_lapsed_passes_are_refused_and_change_nothing(

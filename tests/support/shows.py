@@ -24,16 +24,23 @@ class ShowRef:
 
 async def pick_show(context: Engine, min_seats: int = 60, max_seats: int = 5000) -> ShowRef:
     """An open future show of a hall with a seat count in range (deterministic)."""
+    (show,) = await pick_shows(context, 1, min_seats, max_seats)
+    return show
+
+
+async def pick_shows(context: Engine, count: int, min_seats: int = 60, max_seats: int = 5000) -> list[ShowRef]:
+    """`count` distinct open future shows of halls with a seat count in range (deterministic)."""
     from sqlalchemy import text
 
     from boxoffice.engine.db import db_time
 
     async with context.sql.connect() as conn:
-        row = (await conn.execute(text(
+        rows = (await conn.execute(text(
             "SELECT s.id, s.hall_id FROM shows s JOIN halls h ON h.id = s.hall_id"
-            " WHERE s.starts_at > :soon AND h.seat_count BETWEEN :lo AND :hi ORDER BY s.id LIMIT 1"),
-            {"soon": db_time(conn, datetime.now(UTC) + timedelta(hours=2)), "lo": min_seats, "hi": max_seats},
-        )).first()
-    assert row is not None, "the demo catalog has no show of that size"
-    plan = await context.catalog.hall_plan(int(row[1]))
-    return ShowRef(int(row[0]), int(row[1]), [s.id for s in plan.seats])
+            " WHERE s.starts_at > :soon AND h.seat_count BETWEEN :lo AND :hi ORDER BY s.id LIMIT :n"),
+            {"soon": db_time(conn, datetime.now(UTC) + timedelta(hours=2)), "lo": min_seats, "hi": max_seats,
+             "n": count},
+        )).all()
+    assert len(rows) == count, "the demo catalog has too few shows of that size"
+    return [ShowRef(int(show_id), int(hall_id), [s.id for s in (await context.catalog.hall_plan(int(hall_id))).seats])
+            for show_id, hall_id in rows]

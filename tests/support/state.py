@@ -36,7 +36,8 @@ class State:
     seat_maps: dict[int, dict[str, str]]
 
 
-async def _redis_value(redis: Any, key: str) -> Any:
+async def redis_value(redis: Any, key: str) -> Any:
+    """A key's whole value, comparable (a set sorted), whatever its type."""
     kind = await redis.type(key)
     if kind == "hash":
         return await redis.hgetall(key)
@@ -56,7 +57,7 @@ async def snapshot(ctx: Engine, shows: Iterable[int] = ()) -> State:
     # The abuse limits' counters (<show base>rate:...) count refused requests too: not state.
     keys = sorted([k async for k in ctx.redis.scan_iter(match=f"{prefix}:*", count=1000)
                    if not ctx.keys.is_rate_counter(k)])
-    redis = {key: await _redis_value(ctx.redis, key) for key in keys}
+    redis = {key: await redis_value(ctx.redis, key) for key in keys}
     tables: dict[str, list[tuple[Any, ...]]] = {}
     async with ctx.sql.connect() as conn:
         for name, query in TABLES.items():
@@ -66,6 +67,12 @@ async def snapshot(ctx: Engine, shows: Iterable[int] = ()) -> State:
         statuses = await ctx.holds.seat_statuses(show_id)
         seat_maps[show_id] = {seat: str(getattr(status, "value", status)) for seat, status in statuses.items()}
     return State(redis, tables, seat_maps)
+
+
+async def show_state(ctx: Engine, show_id: int) -> dict[str, Any]:
+    """Every Redis key of the show with its whole value: what "the show did not change" compares."""
+    return {key: await redis_value(ctx.redis, key)
+            async for key in ctx.redis.scan_iter(match=ctx.keys.show_base(show_id) + "*", count=1000)}
 
 
 def difference(before: State, after: State) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,15 +159,7 @@ class Model:
         return 1
 
     def leave(self, entry_id: str) -> int:
-        self.settle()
-        status = self.entries[entry_id].status
-        if status == "cancelled":
-            return 1  # left before: the same outcome again, nothing changes
-        if status != "waiting":
-            return ScriptCode.NOT_ACTIVE
-        self.end_entry(entry_id, "cancelled")
-        self.grant()
-        return 1
+        return self.end_live(self.entries, entry_id, "waiting", "cancelled", self.end_entry)
 
     def hold(self, hold_id: str, customer: str, seats: list[str]) -> int:
         self.settle()
@@ -180,13 +173,19 @@ class Model:
         return 1
 
     def release(self, hold_id: str) -> int:
+        return self.end_live(self.holds, hold_id, "active", "released", self.end_hold)
+
+    def end_live(self, records: Mapping[str, MEntry | MHold], record_id: str, live: str, ended: str,
+                 end: Callable[[str, str], None]) -> int:
+        """A waiting entry left, an active hold released (leave_waitlist, release_hold): ended
+        so before, the same outcome again and nothing changes; any other end, not active."""
         self.settle()
-        status = self.holds[hold_id].status
-        if status == "released":
-            return 1  # released before: the same outcome again, nothing changes
-        if status != "active":
+        status = records[record_id].status
+        if status == ended:
+            return 1
+        if status != live:
             return ScriptCode.NOT_ACTIVE
-        self.end_hold(hold_id, "released")
+        end(record_id, ended)
         self.grant()
         return 1
 

@@ -298,23 +298,11 @@ class ShowScripts:
         result = await self.call("hold_seats", show_id, hold_id, customer, limit, limits.arg(), queue_pass, *seats,
                                  now_ms=now_ms)
         code = int(result[0])
-        if (refused := gate_refusal(show_id, result)) is not None:
-            raise refused
         if code == 1:
             return Held(hold_id, int(result[1]), int(result[2]))
-        if code == 2:
-            return Held(text(result[3]), int(result[1]), int(result[2]), replayed=True)
-        if code == ScriptCode.SEATS_UNAVAILABLE:
-            raise SeatsUnavailable(
-                "some of the seats are not available; nothing was held",
-                unavailable=[text(s) for s in result[3:]],
-                waitlist={"possible": bool(int(result[2])), "length": int(result[1])},
-            )
-        if code == ScriptCode.RATE_LIMITED:
-            raise rate_limited(result)
-        if code == ScriptCode.CUSTOMER_LIMIT:
-            raise LimitExceeded(f"a customer may hold at most {limit} seats of a show at once"
-                                f" (already holding or waiting for {int(result[1])})")
+        unavailable = "some of the seats are not available; nothing was held"
+        if (earlier := self._replayed_or_refused(show_id, limit, result, unavailable)) is not None:
+            return earlier
         if code == ScriptCode.WOULD_STRAND_SEAT:
             raise WouldStrandSeat(f"the hold would leave seat {text(result[1])} alone between taken seats;"
                                   " nothing was held", seat=text(result[1]))
@@ -322,8 +310,6 @@ class ShowScripts:
             seat = text(result[1])
             problem = f"not in this hall or named twice: {seat}" if seat else "at least one seat is required"
             raise InvalidRequest("the seat list is not valid", details=[{"field": "seats", "problem": problem}])
-        if code == ScriptCode.NOT_SELLING:
-            raise not_selling(show_id, result[1])
         raise RuntimeError(f"hold_seats answered {result!r}")
 
     async def hold_best(self, show_id: int, hold_id: str, customer: str, limit: int, want: BestRequest,
@@ -332,17 +318,28 @@ class ShowScripts:
         result = await self.call("hold_best", show_id, hold_id, customer, limit, want.count, want.category or "",
                                  want.kind or "", "1" if want.together else "0", limits.arg(), queue_pass,
                                  now_ms=now_ms)
+        if int(result[0]) == 1:
+            return Held(hold_id, int(result[1]), int(result[2]), seats=tuple(text(s) for s in result[3:]))
+        unavailable = "no seats fit the request; nothing was held"
+        if (earlier := self._replayed_or_refused(show_id, limit, result, unavailable)) is not None:
+            return earlier
+        raise RuntimeError(f"hold_best answered {result!r}")
+
+    @staticmethod
+    def _replayed_or_refused(show_id: int, limit: int, result: Any, unavailable: str) -> Held | None:
+        """The answers a hold by seat and a hold by count share (lua/hold_seats-8.lua,
+        lua/hold_best-8.lua): the earlier hold a retry with the same id replays, or the refusal
+        raised (`unavailable`: the message when the seats are not to be had); None for any
+        other answer."""
         code = int(result[0])
         if (refused := gate_refusal(show_id, result)) is not None:
             raise refused
-        if code == 1:
-            return Held(hold_id, int(result[1]), int(result[2]), seats=tuple(text(s) for s in result[3:]))
         if code == 2:
             return Held(text(result[3]), int(result[1]), int(result[2]), replayed=True)
         if code == ScriptCode.SEATS_UNAVAILABLE:
             raise SeatsUnavailable(
-                "no seats fit the request; nothing was held",
-                unavailable=[],
+                unavailable,
+                unavailable=[text(s) for s in result[3:]],  # hold_best names none
                 waitlist={"possible": bool(int(result[2])), "length": int(result[1])},
             )
         if code == ScriptCode.RATE_LIMITED:
@@ -352,7 +349,7 @@ class ShowScripts:
                                 f" (already holding or waiting for {int(result[1])})")
         if code == ScriptCode.NOT_SELLING:
             raise not_selling(show_id, result[1])
-        raise RuntimeError(f"hold_best answered {result!r}")
+        return None
 
     async def hold_status(self, show_id: int, hold_id: str, now_ms: int | None = None) -> HoldRecord | None:
         result = await self.call("hold_status", show_id, hold_id, now_ms=now_ms)
