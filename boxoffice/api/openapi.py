@@ -75,7 +75,11 @@ ENTRY_ID = matching("W" + ids.ID_AFTER_KIND)
 BOOKING_ID = matching(ids.BOOKING_PATTERN)
 TICKET_ID = matching("Q" + ids.ID_AFTER_KIND)
 # A release queue pass (docs/API.md, "Release queue"): needed by holds and joins while a queue runs.
-QUEUE_PASS = {"name": "X-Queue-Pass", "in": "header", "required": False, "schema": matching(ids.PASS_PATTERN)}
+# Any value is read, never refused for its shape: a token-shaped one is checked inside the hold
+# or join script while a queue runs, anything else counts as no pass (403 pass_required then).
+QUEUE_PASS = {"name": "X-Queue-Pass", "in": "header", "required": False, "schema": STR,
+              "description": f"the pass of an admitted ticket, shaped {whole(ids.PASS_PATTERN)}; any other "
+                             "value counts as no pass"}
 
 
 def codes_by_status() -> dict[str, list[str]]:

@@ -328,3 +328,31 @@ async def test_a_tickets_stream_sends_its_state_first_then_its_admission_and_its
         assert (await http.delete(f"/v1/queue/{ben['ticket_id']}")).status_code == 204
         left = await events.next()
         assert (left["status"], left["pass"]) == ("left", None)
+
+
+# -- a pass where none is needed ----------------------------------------------------------
+
+
+async def test_a_pass_header_of_a_show_without_a_queue_is_read_as_no_pass_as_documented(
+        actx: Engine, http: httpx.AsyncClient) -> None:
+    """Any X-Queue-Pass value is read, never refused for its shape: a token-shaped one is
+    checked inside the script while a queue runs, anything else counts as no pass (docs/API.md,
+    "Admission and the pass"). The OpenAPI document must say so, or a client (and schemathesis)
+    takes a malformed header for an error the service will report."""
+    from boxoffice.api.openapi import OPENAPI
+
+    _, hall_id = await a_hall(http)
+    show_id = int((await made(http, "shows", show_body(hall_id, await a_movie(http), tomorrow())))["id"])
+    values = ["", "not a pass", "P" + "A" * 22, "x" * 200]
+    for number, value in enumerate(values):
+        hold = {"seats": [f"A{number + 2}"], "customer": f"p{number}@x.org"}
+        join = {"count": 1, "customer": f"w{number}@x.org"}
+        for path, body in ((f"/v1/shows/{show_id}/holds", hold), (f"/v1/shows/{show_id}/waitlist", join)):
+            answer = await http.post(path, json=body, headers={"X-Queue-Pass": value})
+            assert answer.status_code == 201, (value, path, answer.text)
+    for path in ("/v1/shows/{show_id}/holds", "/v1/shows/{show_id}/waitlist"):
+        declared = [p for p in OPENAPI["paths"][path]["post"]["parameters"] if p.get("name") == "X-Queue-Pass"]
+        assert len(declared) == 1, path
+        schema = declared[0]["schema"]
+        assert schema["type"] == "string" and "pattern" not in schema and "minLength" not in schema, schema
+        assert all(len(value) <= schema.get("maxLength", len(value)) for value in values), schema
