@@ -275,7 +275,7 @@ def past_saturation(args: argparse.Namespace) -> list[dict[str, Any]]:
     say("past saturation (bench/scaling.py)")
     sweep = scaling.parser().parse_args(["--database-url", args.database_url, "--workers", "1", "2", "4",
                                          "--redis-core-share", str(args.saturation_redis_share),
-                                         "--holds", str(args.ops // 2)])
+                                         "--holds", str(args.ops // 2), "--rounds", str(args.rounds)])
     result = scaling.run(sweep)
     say(scaling.report(result))
     row = result["comparisons"][0]

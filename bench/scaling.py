@@ -30,6 +30,10 @@ share of one core with the kernel's CFS quota (bench/cpubudget.py; root and the 
 cpu controller): Redis then saturates first, as on a big machine, and the sweep shows what
 happens past it.
 
+Every worker count is measured `--rounds` times, the counts alternating within a round so
+that a disturbance of the machine falls on all of them alike; each count's median round
+stands for it (every round's holds/s is kept beside it).
+
 The ceilings row `past saturation`: holds/s with twice the workers that saturate Redis ÷ the
 peak (target 0.95). The workers that saturate Redis: the fewest that reach 90 % of the peak."""
 
@@ -130,6 +134,16 @@ def redis_alone(args: argparse.Namespace, seats: Seats, target: SweepRedis) -> d
     return run_async(engine_round(settings, seats.take(args.holds), ALONE_CONCURRENCY))
 
 
+def median_points(rounds: dict[int, list[dict[str, Any]]]) -> dict[int, dict[str, Any]]:
+    """Each worker count's median round by holds/s, with every round's holds/s beside it."""
+    points = {}
+    for workers, point_rounds in rounds.items():
+        ordered = sorted(point_rounds, key=lambda p: p["holds_per_s"])
+        points[workers] = {**ordered[len(ordered) // 2],
+                           "rounds_holds_per_s": [p["holds_per_s"] for p in point_rounds]}
+    return points
+
+
 def past_saturation(points: dict[int, dict[str, Any]]) -> dict[str, Any]:
     peak = max(p["holds_per_s"] for p in points.values())
     saturating = min(n for n, p in points.items() if p["holds_per_s"] >= SATURATED * peak)
@@ -145,35 +159,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if (args.redis_core_share or args.worker_core_share) and cpubudget.unavailable():
         sys.exit(f"--redis-core-share and --worker-core-share need CPU budgets: {cpubudget.unavailable()}")
     db = BenchDb(args.database_url)
-    points: dict[int, dict[str, Any]] = {}
+    rounds: dict[int, list[dict[str, Any]]] = {}
     ceilings = []
-    try:
-        with sweep_redis.started(args.cluster_primaries, args.redis_core_share) as target:
-            seats = SpreadSeats(db, args.hall_seats, args.shows, target)
-            for workers in args.workers:
+
+    def measure(worker_counts: list[int]) -> None:
+        # The worker counts alternate within each round, so a disturbance of the machine
+        # falls on all of them alike; each count's median round stands for it.
+        for round_number in range(args.rounds):
+            for workers in worker_counts:
                 ceilings.append(redis_alone(args, seats, target))
-                print(f"redis alone: {ceilings[-1]['per_s']:.0f} holds/s", file=sys.stderr)
-                points[workers] = sweep_point(args, seats, target, workers)
-                p = points[workers]
+                print(f"round {round_number + 1}/{args.rounds}: redis alone: {ceilings[-1]['per_s']:.0f} holds/s",
+                      file=sys.stderr)
+                p = sweep_point(args, seats, target, workers)
+                rounds.setdefault(workers, []).append(p)
                 print(f"{workers} workers: {p['holds_per_s']} holds/s, p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, "
                       f"statuses {p['statuses']}, {p['client_addresses_counted']} client addresses; "
                       f"CPU ms a hold: service {p['service_cpu_ms_per_request']}, "
                       f"redis {p.get('redis_cpu_ms_per_request')}", file=sys.stderr)
-            row = past_saturation(points)
+
+    try:
+        with sweep_redis.started(args.cluster_primaries, args.redis_core_share) as target:
+            seats = SpreadSeats(db, args.hall_seats, args.shows, target)
+            measure(args.workers)
+            row = past_saturation(median_points(rounds))
             extra = 2 * row["saturating_workers"]
             if row["ratio"] is None and extra <= args.max_workers:
-                points[extra] = sweep_point(args, seats, target, extra)
-                row = past_saturation(points)
+                measure([extra])
+                row = past_saturation(median_points(rounds))
     finally:
         db.close()
     alone = statistics.median(c["per_s"] for c in ceilings)
+    points = median_points(rounds)
     return {"scenario": "scaling", "machine": machine(), "command": recorded_command("bench.scaling", sys.argv[1:]),
             "redis": {"label": target.label, "cluster": target.cluster, "nodes": len(target.ports)},
             "shows_per_point": args.shows,
             "redis_core_share": args.redis_core_share, "worker_core_share": args.worker_core_share,
             "redis_alone_holds_per_s": round(alone),
             "redis_alone_rounds": [round(c["per_s"]) for c in ceilings],
-            "limited": sum(p["limited"] for p in points.values()),
+            "rounds": args.rounds,
+            "limited": sum(p["limited"] for point_rounds in rounds.values() for p in point_rounds),
             "points": [points[n] for n in sorted(points)], "comparisons": [row]}
 
 
@@ -189,7 +213,8 @@ def report(result: dict[str, Any]) -> str:
         lines.append(f"{p['workers']:7} {p['holds_per_s']:8} {p['p50_ms']:7} {p['p99_ms']:7} {p['shed']:6} "
                      f"{p['limited']:5} {p['service_cpu_ms_per_request']:11} "
                      f"{p.get('redis_cpu_ms_per_request', '-'):>13} {p['machine_busy']:5.0%}  "
-                     f"{' / '.join(str(n) for n in p['holds_per_node'].values())}")
+                     f"{' / '.join(str(n) for n in p['holds_per_node'].values())}  "
+                     f"(rounds: {', '.join(str(n) for n in p['rounds_holds_per_s'])} holds/s)")
     row = result["comparisons"][0]
     lines.append(f"{row['name']}: {row['ratio']} (target {row['target']}; peak {row['peak_holds_per_s']}/s, "
                  f"saturated at {row['saturating_workers']} workers, {2 * row['saturating_workers']} workers: "
@@ -213,7 +238,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--shows", type=int, default=12,
                    help="fresh shows a point's holds spread over, the nodes serving equal numbers of them")
     p.add_argument("--max-workers", type=int, default=16, help="the most workers run to find twice the saturating")
-    p.add_argument("--holds", type=int, default=4000, help="holds per point (a few seconds each)")
+    p.add_argument("--holds", type=int, default=4000, help="holds per point and round (a few seconds each)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds of the sweep, the worker counts alternating; each count's median round counts")
     p.add_argument("--connections-per-worker", type=int, default=64)
     p.add_argument("--redis-core-share", type=float, default=0.0,
                    help="hold Redis (each node of a cluster) to this share of a core (CFS quota; root): "

@@ -30,14 +30,16 @@ def test_the_sweep_grants_every_hold_at_the_defaults_and_counts_them_per_node(
         bench_database: str, primaries: int, tmp_path: Path) -> None:
     out = tmp_path / "scaling.json"
     code = scaling.main(["--database-url", bench_database, "--workers", "1", "2", "--max-workers", "2",
-                         "--holds", str(HOLDS), "--cluster-primaries", str(primaries), "--out", str(out)])
+                         "--holds", str(HOLDS), "--rounds", "2", "--cluster-primaries", str(primaries),
+                         "--out", str(out)])
     assert code == 0
     result = orjson.loads(out.read_bytes())
 
     assert result["redis"]["cluster"] is (primaries > 0)
     assert result["redis"]["nodes"] == max(1, primaries)
     assert result["limited"] == 0
-    assert len(result["redis_alone_rounds"]) == 2 and all(r > 0 for r in result["redis_alone_rounds"])
+    # Two rounds of the worker counts 1 and 2, each beside a Redis-alone round.
+    assert len(result["redis_alone_rounds"]) == 4 and all(r > 0 for r in result["redis_alone_rounds"])
     assert [p["workers"] for p in result["points"]] == [1, 2]
     for point in result["points"]:
         assert point["statuses"] == {"201": HOLDS}, point["statuses"]
@@ -46,6 +48,7 @@ def test_the_sweep_grants_every_hold_at_the_defaults_and_counts_them_per_node(
                     "client_cpu_ms_per_request"):
             assert isinstance(point[key], Real), (key, point.get(key))
         assert point["holds_per_s"] > 0
+        assert len(point["rounds_holds_per_s"]) == 2 and point["holds_per_s"] == sorted(point["rounds_holds_per_s"])[1]
         assert point["shed"] == point["limited"] == 0
         # Each hold a client of its own, told apart by the service's abuse limits.
         assert point["client_addresses_counted"] == HOLDS
