@@ -21,7 +21,7 @@ from boxoffice.engine.limits import (
     SEAT_CATEGORIES,
     SEAT_KINDS,
 )
-from boxoffice.engine.statuses import EntryStatus, HoldStatus, SeatStatus
+from boxoffice.engine.statuses import EntryStatus, HoldStatus, SeatStatus, TicketStatus
 
 
 def ref(name: str) -> dict[str, str]:
@@ -241,8 +241,7 @@ SCHEMAS: dict[str, Any] = {
     "QueueRequest": {**obj(["customer"], customer=CUSTOMER), "additionalProperties": False},
     "QueueTicket": obj(["ticket_id", "show_id", "customer", "status", "position", "eta_s", "pass"],
                        ticket_id=TICKET_ID, show_id=NUMERIC_ID, customer={"type": ["string", "null"]},
-                       status={"type": "string",
-                               "enum": ["waiting", "admitted", "expired", "sold_out", "left", "closed"]},
+                       status=one_of(TicketStatus),
                        position=NULLABLE_INT, eta_s=NULLABLE_INT,
                        **{"pass": {"oneOf": [obj(["token", "expires_at", "ttl_s"], token=STR, expires_at=TIME,
                                                  ttl_s=COUNT), {"type": "null"}]}}),
