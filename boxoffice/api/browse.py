@@ -75,10 +75,11 @@ def spliced_show(catalog_part: bytes, queue_part: bytes) -> bytes:
 
 
 async def show(request: Request) -> Response:
-    public = await engine_context(request).release_queue.public_show(path_id(request, "show_id"))
-    show_id = public.show.id
-    return _cached(spliced_show(RENDERED.render(("show", show_id), public.show, show_json),
-                                RENDERED.render(("queue", show_id), public.queue, queue_json)), request)
+    ctx, show_id = engine_context(request), path_id(request, "show_id")
+    found = await ctx.catalog.show(show_id)  # 404 for an unknown show
+    queue = await ctx.release_queue.info(show_id)
+    return _cached(spliced_show(RENDERED.render(("show", show_id), found, show_json),
+                                RENDERED.render(("queue", show_id), queue, queue_json)), request)
 
 
 async def seat_map(request: Request) -> Response:

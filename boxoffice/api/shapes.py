@@ -88,22 +88,27 @@ class SeatsOfCustomer(Protocol):
     def customer(self) -> str: ...
 
 
-def _seats_of_customer(claim: SeatsOfCustomer) -> dict[str, Any]:
-    return {"show_id": str(claim.show_id), "seats": claim.seats, "customer": claim.customer}
+def _claim_json(id_field: str, claim_id: str, claim: SeatsOfCustomer) -> dict[str, Any]:
+    """The opening of a hold's or a booking's JSON: its id, then whose seats of which show."""
+    return {id_field: claim_id, "show_id": str(claim.show_id), "seats": claim.seats, "customer": claim.customer}
 
 
 def hold_json(hold: Hold) -> dict[str, Any]:
-    body: dict[str, Any] = {"hold_id": hold.hold_id, **_seats_of_customer(hold), "status": hold.status.value,
-                            "expires_at": ms_to_rfc3339(hold.expires_at_ms), "ttl_s": hold.ttl_s}
+    body = _claim_json("hold_id", hold.hold_id, hold)
+    body["status"] = hold.status.value
+    body["expires_at"] = ms_to_rfc3339(hold.expires_at_ms)
+    body["ttl_s"] = hold.ttl_s
     if hold.booking_id:
         body["booking_id"] = hold.booking_id
     return body
 
 
 def booking_json(booking: Booking) -> dict[str, Any]:
-    body: dict[str, Any] = {"booking_id": booking.booking_id, **_seats_of_customer(booking),
-                            "amount": booking.amount, "currency": booking.currency, "status": booking.status,
-                            "created_at": rfc3339(booking.created_at)}
+    body = _claim_json("booking_id", booking.booking_id, booking)
+    body["amount"] = booking.amount
+    body["currency"] = booking.currency
+    body["status"] = booking.status
+    body["created_at"] = rfc3339(booking.created_at)
     if booking.refund is not None:
         body["refund"] = {"amount": booking.refund.amount, "currency": booking.refund.currency,
                           "status": "refunded" if booking.refund.refunded else "pending"}

@@ -76,7 +76,7 @@ NO_QUEUE = {order: QueueInfo(False, 0, order) for order in QUEUE_ORDERS}
 
 @dataclass(frozen=True)
 class ShowWithQueue:
-    """GET /v1/shows/{id}: the catalog's show and its live queue."""
+    """A show as GET /v1/shows/{id} tells it: the catalog's show and its live queue."""
 
     show: ShowInfo
     queue: QueueInfo
@@ -162,7 +162,8 @@ class ReleaseQueue:
         return QueueInfo(active, length, order)
 
     async def public_show(self, show_id: int) -> ShowWithQueue:
-        """GET /v1/shows/{id}: the catalog's show and its live queue."""
+        """The catalog's show and its live queue: what GET /v1/shows/{id} answers (the admin
+        API answers this; api/browse.py reads the two parts itself, to render each once)."""
         show = await self.catalog.show(show_id)
         return ShowWithQueue(show, await self.info(show_id))
 
