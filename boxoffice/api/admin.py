@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import Request
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.errors import Unauthorized
-from boxoffice.api.responses import JSON
+from boxoffice.api.responses import JSON, NO_STORE
+from boxoffice.api.shapes import (
+    city_json,
+    created_cinema_json,
+    created_hall_json,
+    movie_json,
+    report_json,
+    show_with_queue_json,
+)
 from boxoffice.api.validation import (
     cinema_request,
     city_request,
@@ -28,7 +36,7 @@ from boxoffice.engine.limits import ADMIN_MAX_BODY_BYTES
 if TYPE_CHECKING:
     from boxoffice.engine.admin import Admin
 
-NO_STORE = {"Cache-Control": "no-store"}
+T = TypeVar("T")
 
 
 def operator(request: Request) -> str:
@@ -52,26 +60,26 @@ async def body_of(request: Request) -> dict[str, Any]:
     return await json_body(request, ADMIN_MAX_BODY_BYTES)
 
 
-def creating(parse: Callable[[dict[str, Any]], Any],
-             create: Callable[[Admin], Callable[[str, Any], Awaitable[dict[str, Any]]]],
-             ) -> Callable[[Request], Awaitable[JSON]]:
+def creating(parse: Callable[[dict[str, Any]], Any], create: Callable[[Admin], Callable[[str, Any], Awaitable[T]]],
+             shape: Callable[[T], dict[str, Any]]) -> Callable[[Request], Awaitable[JSON]]:
     """The endpoint of one kind of thing an operator creates: the token first, then the
-    body parsed and validated, then the engine's `create` of it (201, the thing made)."""
+    body parsed and validated, then the engine's `create` of it (201, the thing made, in
+    its contract `shape`)."""
 
     async def endpoint(request: Request) -> JSON:
         who = operator(request)
         wanted = parse(await body_of(request))
         made = await create(engine_context(request).admin)(who, wanted)
-        return JSON(made, status_code=201, headers=NO_STORE)
+        return JSON(shape(made), status_code=201, headers=NO_STORE)
 
     return endpoint
 
 
-create_city = creating(city_request, lambda admin: admin.create_city)
-create_cinema = creating(cinema_request, lambda admin: admin.create_cinema)
-create_hall = creating(hall_request, lambda admin: admin.create_hall)
-create_movie = creating(movie_request, lambda admin: admin.create_movie)
-create_show = creating(show_request, lambda admin: admin.create_show)
+create_city = creating(city_request, lambda admin: admin.create_city, city_json)
+create_cinema = creating(cinema_request, lambda admin: admin.create_cinema, created_cinema_json)
+create_hall = creating(hall_request, lambda admin: admin.create_hall, created_hall_json)
+create_movie = creating(movie_request, lambda admin: admin.create_movie, movie_json)
+create_show = creating(show_request, lambda admin: admin.create_show, show_with_queue_json)
 
 
 async def close_show(request: Request) -> JSON:
@@ -80,10 +88,11 @@ async def close_show(request: Request) -> JSON:
     # The reason is optional: a close without a body is a close too.
     has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
     reason = close_request(await body_of(request)) if has_body else ""
-    return JSON(await engine_context(request).admin.close_show(who, show_id, reason), headers=NO_STORE)
+    closed = await engine_context(request).admin.close_show(who, show_id, reason)
+    return JSON(show_with_queue_json(closed), headers=NO_STORE)
 
 
 async def report(request: Request) -> JSON:
     operator(request)
     show_id = path_id(request, "show_id")
-    return JSON(await engine_context(request).admin.report(show_id), headers=NO_STORE)
+    return JSON(report_json(await engine_context(request).admin.report(show_id)), headers=NO_STORE)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.limiter import request_limits
 from boxoffice.api.queue import queue_pass
-from boxoffice.api.responses import JSON
+from boxoffice.api.record_routes import reading, removing
+from boxoffice.api.responses import JSON, NO_STORE
 from boxoffice.api.shapes import booking_json, hold_json
 from boxoffice.api.validation import (
     cancel_request,
@@ -35,14 +35,8 @@ async def create_hold(request: Request) -> JSON:
     return JSON(hold_json(hold), status_code=201)
 
 
-async def get_hold(request: Request) -> JSON:
-    hold = await engine_context(request).holds.hold_status(opaque_id(request, "hold_id"))
-    return JSON(hold_json(hold), headers={"Cache-Control": "no-store"})
-
-
-async def release_hold(request: Request) -> Response:
-    await engine_context(request).holds.release(opaque_id(request, "hold_id"))
-    return Response(status_code=204)
+get_hold = reading("hold_id", lambda ctx: ctx.holds.hold_status, hold_json)
+release_hold = removing("hold_id", lambda ctx: ctx.holds.release)
 
 
 async def confirm_hold(request: Request) -> JSON:
@@ -53,13 +47,11 @@ async def confirm_hold(request: Request) -> JSON:
     return JSON(booking_json(booking), status_code=201)
 
 
-async def get_booking(request: Request) -> JSON:
-    booking = await engine_context(request).bookings.get(opaque_id(request, "booking_id"))
-    return JSON(booking_json(booking), headers={"Cache-Control": "no-store"})
+get_booking = reading("booking_id", lambda ctx: ctx.bookings.get, booking_json)
 
 
 async def cancel_booking(request: Request) -> JSON:
     ctx = engine_context(request)
     booking_id = opaque_id(request, "booking_id")
     key = cancel_request(request)
-    return JSON(booking_json(await ctx.cancellations.cancel(booking_id, key)), headers={"Cache-Control": "no-store"})
+    return JSON(booking_json(await ctx.cancellations.cancel(booking_id, key)), headers=NO_STORE)

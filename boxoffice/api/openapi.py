@@ -21,7 +21,7 @@ from boxoffice.engine.limits import (
     SEAT_CATEGORIES,
     SEAT_KINDS,
 )
-from boxoffice.engine.statuses import EntryStatus, HoldStatus, SeatStatus
+from boxoffice.engine.statuses import EntryStatus, HoldStatus, SeatStatus, TicketStatus
 
 
 def ref(name: str) -> dict[str, str]:
@@ -228,8 +228,10 @@ SCHEMAS: dict[str, Any] = {
     "CinemaShows": obj(["id", "name", "address", "shows"], id=NUMERIC_ID, name=STR, address=STR,
                        shows=array(ref("ShowTime"))),
     "Show": obj(["id", "starts_at", "movie", "cinema", "hall", "prices", "status"], id=NUMERIC_ID, starts_at=TIME,
-                movie=ref("Movie"), cinema=obj(["id", "name", "address"], id=NUMERIC_ID, name=STR, address=STR),
-                hall=PLACE,
+                movie=ref("Movie"),
+                cinema=obj(["id", "name", "address", "city_id"], id=NUMERIC_ID, name=STR, address=STR,
+                           city_id=NUMERIC_ID),
+                hall=obj(["id", "name", "seat_count"], id=NUMERIC_ID, name=STR, seat_count=COUNT),
                 prices=array(obj(["category", "amount", "currency"], category=STR, amount=COUNT,
                                  currency=matching(rules.CURRENCY))),
                 status={"type": "string", "enum": ["open", "closed"]},
@@ -239,8 +241,7 @@ SCHEMAS: dict[str, Any] = {
     "QueueRequest": {**obj(["customer"], customer=CUSTOMER), "additionalProperties": False},
     "QueueTicket": obj(["ticket_id", "show_id", "customer", "status", "position", "eta_s", "pass"],
                        ticket_id=TICKET_ID, show_id=NUMERIC_ID, customer={"type": ["string", "null"]},
-                       status={"type": "string",
-                               "enum": ["waiting", "admitted", "expired", "sold_out", "left", "closed"]},
+                       status=one_of(TicketStatus),
                        position=NULLABLE_INT, eta_s=NULLABLE_INT,
                        **{"pass": {"oneOf": [obj(["token", "expires_at", "ttl_s"], token=STR, expires_at=TIME,
                                                  ttl_s=COUNT), {"type": "null"}]}}),

@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import StreamingResponse
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.limiter import request_limits
+from boxoffice.api.record_routes import reading, removing
 from boxoffice.api.responses import JSON
+from boxoffice.api.shapes import ticket_json
 from boxoffice.api.streams import SSE_HEADERS, follow
 from boxoffice.api.validation import (
     creation_key,
@@ -23,7 +25,7 @@ from boxoffice.api.validation import (
 )
 from boxoffice.engine.errors import InvalidRequest
 from boxoffice.engine.ids import is_pass_token
-from boxoffice.engine.release_queue import FINAL_TICKET_STATES
+from boxoffice.engine.release_queue import QueueTicket
 
 PASS_HEADER = "x-queue-pass"
 
@@ -52,17 +54,11 @@ async def join(request: Request) -> JSON:
     customer, key = join_request(await json_body(request, ctx.settings.max_body_bytes), request.headers)
     ticket = await ctx.release_queue.join(show_id, customer, idempotency_key=key,
                                           limits=request_limits(request))  # counted inside the join's script
-    return JSON(ticket, status_code=201)
+    return JSON(ticket_json(ticket), status_code=201)
 
 
-async def status(request: Request) -> JSON:
-    ticket = await engine_context(request).release_queue.status(opaque_id(request, "ticket_id"))
-    return JSON(ticket, headers={"Cache-Control": "no-store"})
-
-
-async def leave(request: Request) -> Response:
-    await engine_context(request).release_queue.leave(opaque_id(request, "ticket_id"))
-    return Response(status_code=204)
+status = reading("ticket_id", lambda ctx: ctx.release_queue.status, ticket_json)
+leave = removing("ticket_id", lambda ctx: ctx.release_queue.leave)
 
 
 async def events(request: Request) -> StreamingResponse:
@@ -72,14 +68,12 @@ async def events(request: Request) -> StreamingResponse:
     ticket_id = opaque_id(request, "ticket_id")
     show_id = ctx.release_queue.parse_ticket_id(ticket_id)  # 404 before the stream starts
 
-    def final(ticket: dict[str, Any]) -> bool:
-        return ticket["status"] in FINAL_TICKET_STATES or (ticket["status"] == "admitted" and not ticket["pass"])
+    def pass_lapses_in(ticket: QueueTicket) -> float | None:
+        return None if ticket.queue_pass is None else ticket.queue_pass.ttl_s + 1.0
 
-    def pass_lapses_in(ticket: dict[str, Any]) -> float | None:
-        return ticket["pass"]["ttl_s"] + 1.0 if ticket["pass"] else None
-
-    async def read() -> dict[str, Any]:
+    async def read() -> QueueTicket:
         return await ctx.release_queue.status(ticket_id)
 
-    return StreamingResponse(follow(ctx, show_id, ticket_id, read, final, pass_lapses_in),
+    return StreamingResponse(follow(ctx, show_id, ticket_id, read, ticket_json, lambda ticket: ticket.ended,
+                                    pass_lapses_in),
                              media_type="text/event-stream", headers=SSE_HEADERS)

@@ -7,6 +7,9 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+# Answers about one customer's records (holds, bookings, entries, tickets) and the admin's.
+NO_STORE = {"Cache-Control": "no-store"}
+
 
 class JSON(Response):
     media_type = "application/json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -23,14 +23,15 @@ from boxoffice.engine.catalog import HallPlan
 from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.redis.pubsub import ShowChange
 from boxoffice.engine.seat_view import BOOKED, CHAR_OF, HELD, STATUS_OF, shown, shown_map
-from boxoffice.engine.statuses import EntryStatus
+from boxoffice.engine.waitlist import WaitlistEntry
 from boxoffice.engine.wiring import Engine
+
+T = TypeVar("T")
 
 KEEPALIVE_S = 15.0
 # A waiter's stream reads its entry at most this often for changes of others (position, eta).
 ENTRY_READ_INTERVAL_S = 0.5
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-FINAL_ENTRY_STATES = {EntryStatus.GRANTED, EntryStatus.IMPOSSIBLE, EntryStatus.CANCELLED, EntryStatus.EXPIRED}
 
 
 def _event(data: Any) -> bytes:
@@ -112,19 +113,21 @@ async def seat_events(request: Request) -> StreamingResponse:
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def follow(ctx: Engine, show_id: int, record_id: str, read: Callable[[], Awaitable[dict[str, Any]]],
-                 final: Callable[[dict[str, Any]], bool],
-                 wake_in: Callable[[dict[str, Any]], float | None] = lambda _: None) -> AsyncIterator[bytes]:
-    """One waiter's record (a waitlist entry, a release queue ticket) as Server-Sent Events:
-    its state first, then every change, until `final`. Its own message is read at once; the
-    show's other changes (its position may have moved) at most every ENTRY_READ_INTERVAL_S,
-    so a long line does not read every record on every change. `wake_in`: seconds after which
-    the record changes with no message of its own (a pass lapsing): read then, no keepalive."""
+async def follow(ctx: Engine, show_id: int, record_id: str, read: Callable[[], Awaitable[T]],
+                 shape: Callable[[T], dict[str, Any]], final: Callable[[T], bool],
+                 wake_in: Callable[[T], float | None] = lambda _: None) -> AsyncIterator[bytes]:
+    """One waiter's record (a waitlist entry, a release queue ticket) as Server-Sent Events in
+    its contract `shape`: its state first, then every change, until `final`. Its own message
+    is read at once; the show's other changes (its position may have moved) at most every
+    ENTRY_READ_INTERVAL_S, so a long line does not read every record on every change. A read
+    whose JSON is what was sent last sends nothing. `wake_in`: seconds after which the record
+    changes with no message of its own (a pass lapsing): read then, no keepalive."""
     loop = asyncio.get_running_loop()
     async with ctx.events.watch_entry(show_id, record_id) as watch:
         last = await read()
         read_at = loop.time()
-        yield _event(last)
+        sent = _event(shape(last))
+        yield sent
         while not final(last):
             due = wake_in(last)
             try:
@@ -144,9 +147,10 @@ async def follow(ctx: Engine, show_id: int, record_id: str, read: Callable[[], A
             except BoxOfficeError:
                 continue
             read_at = loop.time()
-            if current != last:
-                last = current
-                yield _event(current)
+            event = _event(shape(current))
+            if event != sent:
+                last, sent = current, event
+                yield event
 
 
 async def entry_events(request: Request) -> StreamingResponse:
@@ -154,8 +158,8 @@ async def entry_events(request: Request) -> StreamingResponse:
     entry_id = opaque_id(request, "entry_id")
     show_id = ctx.waitlist.parse_entry_id(entry_id)  # 404 before the stream starts
 
-    async def read() -> dict[str, Any]:
-        return entry_json(await ctx.waitlist.status(entry_id))
+    async def read() -> WaitlistEntry:
+        return await ctx.waitlist.status(entry_id)
 
-    return StreamingResponse(follow(ctx, show_id, entry_id, read, lambda entry: entry["status"] in FINAL_ENTRY_STATES),
+    return StreamingResponse(follow(ctx, show_id, entry_id, read, entry_json, lambda entry: entry.ended),
                              media_type="text/event-stream", headers=SSE_HEADERS)

@@ -19,13 +19,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from boxoffice.engine.catalog import Catalog, movie_json
+from boxoffice.engine.catalog import Catalog, Cinema, City, Hall, Movie, ShowInfo, movie_of
 from boxoffice.engine.db import as_utc, db_time, is_sqlite
 from boxoffice.engine.errors import InvalidRequest
 from boxoffice.engine.holds import Holds
 from boxoffice.engine.ids import random_part
 from boxoffice.engine.redis.keys import Keys
-from boxoffice.engine.release_queue import ReleaseQueue
+from boxoffice.engine.release_queue import ReleaseQueue, ShowWithQueue
 
 # Any constant works; it only has to be the same in every service process.
 ADMIN_LOCK_ID = 0x626F6164
@@ -86,6 +86,25 @@ class ShowRequest:
     queue_order: str
 
 
+@dataclass(frozen=True)
+class ShowReport:
+    """A show's sales at a glance (docs/API.md, "The report")."""
+
+    show_id: int
+    status: str
+    currency: str
+    seats: int
+    free: int
+    held: int  # seats held now (Redis)
+    sold: int  # seats of standing bookings (PostgreSQL)
+    waiting: int  # waitlist entries waiting
+    queued: int  # release queue tickets waiting
+    revenue: int  # the standing bookings' amounts, in minor units
+    refunded: int  # the cancelled bookings' refunds, in minor units
+    bookings: int  # standing bookings
+    cancelled: int  # cancellations
+
+
 def refused(field: str, text_: str) -> InvalidRequest:
     return InvalidRequest(f"{field}: {text_}", details=[{"field": field, "problem": text_}])
 
@@ -122,7 +141,7 @@ class CatalogChanges:
         found = await conn.execute(text(f"SELECT 1 FROM {TABLES[kind]} WHERE id = :id"), {"id": id_})
         return found.first() is not None
 
-    async def create_city(self, who: str, city: CityRequest) -> dict[str, Any]:
+    async def create_city(self, who: str, city: CityRequest) -> City:
         async with self._change(who, "create_city") as (conn, target):
             if (await conn.execute(text("SELECT 1 FROM cities WHERE country = :c AND name = :n"),
                                    {"c": city.country, "n": city.name})).first():
@@ -131,9 +150,9 @@ class CatalogChanges:
             await conn.execute(text("INSERT INTO cities (id, name, country) VALUES (:id, :n, :c)"),
                                {"id": city_id, "n": city.name, "c": city.country})
             target.append(str(city_id))
-        return {"id": str(city_id), "name": city.name, "country": city.country, "cinema_count": 0}
+        return City(city_id, city.name, city.country, cinema_count=0)
 
-    async def create_cinema(self, who: str, cinema: CinemaRequest) -> dict[str, Any]:
+    async def create_cinema(self, who: str, cinema: CinemaRequest) -> Cinema:
         async with self._change(who, "create_cinema") as (conn, target):
             if not await self._exists(conn, "city", cinema.city_id):
                 raise refused("city_id", f"no city with id {cinema.city_id}")
@@ -144,10 +163,9 @@ class CatalogChanges:
             await conn.execute(text("INSERT INTO cinemas (id, city_id, name, address) VALUES (:id, :c, :n, :a)"),
                                {"id": cinema_id, "c": cinema.city_id, "n": cinema.name, "a": cinema.address})
             target.append(str(cinema_id))
-        return {"id": str(cinema_id), "city_id": str(cinema.city_id), "name": cinema.name,
-                "address": cinema.address}
+        return Cinema(cinema_id, cinema.name, cinema.address, cinema.city_id)
 
-    async def create_hall(self, who: str, hall: HallRequest) -> dict[str, Any]:
+    async def create_hall(self, who: str, hall: HallRequest) -> Hall:
         async with self._change(who, "create_hall") as (conn, target):
             if not await self._exists(conn, "cinema", hall.cinema_id):
                 raise refused("cinema_id", f"no cinema with id {hall.cinema_id}")
@@ -163,9 +181,9 @@ class CatalogChanges:
                 [{"hall": hall_id, "id": s.id, "row": s.row, "number": s.number, "category": s.category,
                   "kind": s.kind, "x": s.x, "y": s.y} for s in hall.seats])
             target += [str(hall_id), json.dumps({"seats": len(hall.seats)})]
-        return {"id": str(hall_id), "seat_count": len(hall.seats)}
+        return Hall(hall_id, hall.name, len(hall.seats))
 
-    async def create_movie(self, who: str, movie: MovieRequest) -> dict[str, Any]:
+    async def create_movie(self, who: str, movie: MovieRequest) -> Movie:
         async with self._change(who, "create_movie") as (conn, target):
             movie_id = await self._next_id(conn, "movie")
             row = (movie_id, movie.title, movie.runtime_min, movie.rating, movie.release_date, ",".join(movie.genres))
@@ -175,9 +193,9 @@ class CatalogChanges:
                 {"id": row[0], "t": row[1], "r": row[2], "rating": row[3],
                  "d": movie.release_date.isoformat() if is_sqlite(conn) else movie.release_date, "g": row[5]})
             target.append(str(movie_id))
-        return movie_json(row)
+        return movie_of(row)
 
-    async def create_show(self, who: str, show: ShowRequest) -> dict[str, Any]:
+    async def create_show(self, who: str, show: ShowRequest) -> ShowInfo:
         async with self._change(who, "create_show") as (conn, target):
             runtime = (await conn.execute(text("SELECT runtime_min FROM movies WHERE id = :id"),
                                           {"id": show.movie_id})).scalar()
@@ -206,7 +224,7 @@ class CatalogChanges:
             await conn.execute(text("INSERT INTO show_prices (show_id, category, amount) VALUES (:s, :c, :a)"),
                                [{"s": show_id, "c": c, "a": a} for c, a in show.prices.items()])
             target.append(str(show_id))
-        return (await self.catalog.show(show_id, fresh=True)).details
+        return await self.catalog.show(show_id, fresh=True)
 
     async def _hall_free(self, conn: AsyncConnection, show: ShowRequest, runtime_min: int) -> None:
         """A hall shows one movie at a time: no other show of the hall may overlap this one
@@ -235,12 +253,12 @@ class Admin(CatalogChanges):
         self.redis = redis
         self.keys = keys
 
-    async def create_show(self, who: str, show: ShowRequest) -> dict[str, Any]:
+    async def create_show(self, who: str, show: ShowRequest) -> ShowWithQueue:  # type: ignore[override]
         """The catalog change, answered as GET /v1/shows/{id} answers (its queue too)."""
         made = await super().create_show(who, show)
-        return await self.queue.public_show(int(made["id"]))
+        return await self.queue.public_show(made.id)
 
-    async def close_show(self, who: str, show_id: int, reason: str) -> dict[str, Any]:
+    async def close_show(self, who: str, show_id: int, reason: str) -> ShowWithQueue:
         """Closes the show (engine/holds.py): safe to repeat; answers it closed."""
         released, cancelled = await self.holds.close_show(show_id)
         async with self.sql.begin() as conn:
@@ -250,7 +268,7 @@ class Admin(CatalogChanges):
         await self.catalog.show(show_id, fresh=True)
         return await self.queue.public_show(show_id)
 
-    async def report(self, show_id: int) -> dict[str, Any]:
+    async def report(self, show_id: int) -> ShowReport:
         show = await self.catalog.show(show_id, fresh=True)  # 404 for an unknown show
         status_map, _ = await self.holds.seat_state(show_id)  # loads the show when Redis lacks it
         held = status_map.count("h")
@@ -266,13 +284,11 @@ class Admin(CatalogChanges):
             cancelled, refunded = (await conn.execute(
                 text("SELECT count(*), COALESCE(SUM(CASE WHEN status = 'refunded' THEN amount ELSE 0 END), 0)"
                      " FROM cancellations WHERE show_id = :s"), {"s": show_id})).one()
-        seats = int(show.details["hall"]["seat_count"])
-        return {"show_id": str(show_id), "status": show.status, "seats": seats,
-                "free": max(0, seats - int(sold) - held), "held": held, "sold": int(sold),
-                "waiting": int(waiting or 0), "queued": int(queued),
-                "revenue": {"amount": int(revenue), "currency": show.currency},
-                "refunded": {"amount": int(refunded), "currency": show.currency},
-                "bookings": int(bookings), "cancelled": int(cancelled)}
+        seats = show.hall.seat_count
+        return ShowReport(show_id, show.status, show.currency, seats, free=max(0, seats - int(sold) - held),
+                          held=held, sold=int(sold), waiting=int(waiting or 0), queued=int(queued),
+                          revenue=int(revenue), refunded=int(refunded), bookings=int(bookings),
+                          cancelled=int(cancelled))
 
 
 async def record(conn: AsyncConnection, who: str, action: str, target: str, details: str = "") -> None:

@@ -1,7 +1,7 @@
 """Browse queries over the catalog, and the show facts the engine needs (hall plan,
-prices, start time). Hall plans never change once seeded, so they are cached for the
-life of the process; everything else is cached for `browse_cache_s` seconds (see
-docs/DESIGN.md, "Caching")."""
+prices, start time), answered as domain objects (api/shapes.py writes their JSON). Hall
+plans never change once seeded, so they are cached for the life of the process;
+everything else is cached for `browse_cache_s` seconds (see docs/DESIGN.md, "Caching")."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from boxoffice.engine.db import as_date, as_utc, db_time, rfc3339
+from boxoffice.engine.db import as_date, as_utc, db_time
 from boxoffice.engine.errors import NotFound
 
 T = TypeVar("T")
@@ -102,17 +102,72 @@ class HallPlan:
 
 
 @dataclass(frozen=True)
+class City:
+    id: int
+    name: str
+    country: str
+    cinema_count: int
+
+
+@dataclass(frozen=True)
+class Movie:
+    id: int
+    title: str
+    runtime_min: int
+    rating: str
+    release_date: date
+    genres: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Cinema:
+    id: int
+    name: str
+    address: str
+    city_id: int
+
+
+@dataclass(frozen=True)
+class Hall:
+    id: int
+    name: str
+    seat_count: int
+
+
+@dataclass(frozen=True)
+class ShowTime:
+    """An open show in a cinema's list of a movie's shows."""
+
+    id: int
+    starts_at: datetime
+    hall_id: int
+    hall_name: str
+    available: int  # seats not sold, counted in the database (holds not subtracted)
+
+
+@dataclass(frozen=True)
+class CinemaShows:
+    cinema: Cinema
+    shows: tuple[ShowTime, ...]
+
+
+@dataclass(frozen=True)
 class ShowInfo:
     id: int
-    hall_id: int
     starts_at: datetime
-    status: str
+    status: str  # "open" or "closed": the catalog's status
     currency: str
-    prices: dict[str, int]
-    details: dict[str, Any]  # the public answer of GET /v1/shows/{id}
+    prices: dict[str, int]  # category: amount, cheapest first
+    movie: Movie
+    cinema: Cinema
+    hall: Hall
     no_stranded_seats: bool = False  # explicit holds may not leave a single seat stranded
     sale_opens_at: datetime | None = None  # None: on sale now (no release queue)
     queue_order: str = "arrival"  # the release queue's order (docs/API.md, "Release queue")
+
+    @property
+    def hall_id(self) -> int:
+        return self.hall.id
 
     def is_open(self, now: datetime | None = None) -> bool:
         now = now or datetime.now(UTC)
@@ -135,7 +190,7 @@ def rank_seats(rows: list[tuple[str, str, int, str, str, int, int]]) -> list[Sea
 class Catalog:
     def __init__(self, engine: AsyncEngine, cache_s: float) -> None:
         self.engine = engine
-        self.browse_cache: TtlCache[Any] = TtlCache(cache_s)
+        self.browse_cache: TtlCache[tuple[Any, ...]] = TtlCache(cache_s)
         self.show_cache: TtlCache[ShowInfo] = TtlCache(cache_s, max_items=20_000)
         self.plan_cache: TtlCache[HallPlan] = TtlCache(float("inf"), max_items=2_000)
 
@@ -144,16 +199,14 @@ class Catalog:
             bound = {k: db_time(conn, v) if isinstance(v, datetime) else v for k, v in params.items()}
             return list(await conn.execute(text(sql), bound))
 
-    async def cities(self) -> list[dict[str, Any]]:
-        async def load() -> list[dict[str, Any]]:
+    async def cities(self) -> tuple[City, ...]:
+        async def load() -> tuple[City, ...]:
             rows = await self._rows(
                 "SELECT c.id, c.name, c.country, count(ci.id) FROM cities c"
                 " LEFT JOIN cinemas ci ON ci.city_id = c.id"
                 " GROUP BY c.id, c.name, c.country ORDER BY c.name, c.id"
             )
-            return [
-                {"id": str(r[0]), "name": r[1], "country": r[2], "cinema_count": r[3]} for r in rows
-            ]
+            return tuple(City(int(r[0]), r[1], r[2], int(r[3])) for r in rows)
 
         return await self.browse_cache.get("cities", load)
 
@@ -161,8 +214,8 @@ class Catalog:
         if not await self._rows("SELECT 1 FROM cities WHERE id = :id", id=city_id):
             raise NotFound(f"no city with id {city_id}")
 
-    async def movies_in_city(self, city_id: int) -> list[dict[str, Any]]:
-        async def load() -> list[dict[str, Any]]:
+    async def movies_in_city(self, city_id: int) -> tuple[Movie, ...]:
+        async def load() -> tuple[Movie, ...]:
             await self._require_city(city_id)
             rows = await self._rows(
                 "SELECT m.id, m.title, m.runtime_min, m.rating, m.release_date, m.genres"
@@ -174,14 +227,12 @@ class Catalog:
                 city=city_id,
                 now=datetime.now(UTC),
             )
-            return [movie_json(r) for r in rows]
+            return tuple(movie_of(r) for r in rows)
 
         return await self.browse_cache.get(("movies", city_id), load)
 
-    async def shows_of_movie(
-        self, city_id: int, movie_id: int, day: date | None
-    ) -> list[dict[str, Any]]:
-        async def load() -> list[dict[str, Any]]:
+    async def shows_of_movie(self, city_id: int, movie_id: int, day: date | None) -> tuple[CinemaShows, ...]:
+        async def load() -> tuple[CinemaShows, ...]:
             await self._require_city(city_id)
             if not await self._rows("SELECT 1 FROM movies WHERE id = :id", id=movie_id):
                 raise NotFound(f"no movie with id {movie_id}")
@@ -202,20 +253,11 @@ class Catalog:
                 start=start,
                 end=end,
             )
-            cinemas: dict[int, dict[str, Any]] = {}
+            cinemas: dict[int, tuple[Cinema, list[ShowTime]]] = {}
             for r in rows:
-                cinema = cinemas.setdefault(
-                    r[0], {"id": str(r[0]), "name": r[1], "address": r[2], "shows": []}
-                )
-                cinema["shows"].append(
-                    {
-                        "id": str(r[3]),
-                        "starts_at": rfc3339(r[4]),
-                        "hall": {"id": str(r[5]), "name": r[6]},
-                        "available": int(r[7]),
-                    }
-                )
-            return list(cinemas.values())
+                _, shows = cinemas.setdefault(int(r[0]), (Cinema(int(r[0]), r[1], r[2], city_id), []))
+                shows.append(ShowTime(int(r[3]), as_utc(r[4]), int(r[5]), r[6], int(r[7])))
+            return tuple(CinemaShows(cinema, tuple(shows)) for cinema, shows in cinemas.values())
 
         return await self.browse_cache.get(("shows", city_id, movie_id, day), load)
 
@@ -244,20 +286,11 @@ class Catalog:
                     id=show_id,
                 )
             }
-            starts_at = as_utc(r[1])
-            details = {
-                "id": str(r[0]),
-                "starts_at": rfc3339(starts_at),
-                "movie": movie_json(r[4:10]),
-                "cinema": {"id": str(r[10]), "name": r[11], "address": r[12], "city_id": str(r[13])},
-                "hall": {"id": str(r[14]), "name": r[15], "seat_count": r[16]},
-                "prices": [{"category": c, "amount": a, "currency": r[3]} for c, a in prices.items()],
-                "status": r[2],
-                "sale_opens_at": None if r[17] is None else rfc3339(r[17]),
-            }
-            opens = None if r[17] is None else as_utc(r[17])
-            return ShowInfo(r[0], r[14], starts_at, r[2], r[3], prices, details, bool(r[18]), opens,
-                            r[19] or "arrival")
+            return ShowInfo(
+                id=int(r[0]), starts_at=as_utc(r[1]), status=r[2], currency=r[3], prices=prices,
+                movie=movie_of(r[4:10]), cinema=Cinema(int(r[10]), r[11], r[12], int(r[13])),
+                hall=Hall(int(r[14]), r[15], int(r[16])), no_stranded_seats=bool(r[18]),
+                sale_opens_at=None if r[17] is None else as_utc(r[17]), queue_order=r[19] or "arrival")
 
         return await self.show_cache.get(show_id, load)
 
@@ -290,12 +323,6 @@ class Catalog:
         return [(r[0], r[1]) for r in rows]
 
 
-def movie_json(r: Any) -> dict[str, Any]:
-    return {
-        "id": str(r[0]),
-        "title": r[1],
-        "runtime_min": r[2],
-        "rating": r[3],
-        "release_date": as_date(r[4]).isoformat(),
-        "genres": [g for g in str(r[5]).split(",") if g],
-    }
+def movie_of(r: Any) -> Movie:
+    """A movie from its row: (id, title, runtime_min, rating, release_date, genres as "a,b")."""
+    return Movie(int(r[0]), r[1], int(r[2]), r[3], as_date(r[4]), tuple(g for g in str(r[5]).split(",") if g))

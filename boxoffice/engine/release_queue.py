@@ -4,28 +4,82 @@ A show with `sale_opens_at` sells through a queue held in Redis beside its seats
 (lua/includes/queue.lua). Joining, leaving, reading a ticket and the sweeper's admission
 tick are one script call each; admission is paced inside the scripts on Redis's clock,
 and holds and waitlist joins check the pass in their own script (lua/includes/gate.lua).
-This module validates, draws the random seeds and shapes the answers."""
+This module validates, draws the random seeds and answers domain objects (api/shapes.py
+writes their JSON)."""
 
 from __future__ import annotations
 
 import math
 import secrets
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from boxoffice.engine import metrics
 from boxoffice.engine.errors import NotFound, QueueTicketEnded
 from boxoffice.engine.ids import new_pass_token
 from boxoffice.engine.redis.gateway import NO_LIMITS, QueuePace, RateLimits, TicketView
-from boxoffice.engine.times import ms_to_rfc3339
+from boxoffice.engine.statuses import TicketStatus
 
 if TYPE_CHECKING:
-    from boxoffice.engine.catalog import Catalog
+    from boxoffice.engine.catalog import Catalog, ShowInfo
     from boxoffice.engine.ids import IdSigner
     from boxoffice.engine.redis.gateway import ShowScripts
     from boxoffice.engine.redis.keys import Keys
 
-FINAL_TICKET_STATES = frozenset({"expired", "sold_out", "left", "closed"})
+FINAL_TICKET_STATES = frozenset({TicketStatus.EXPIRED, TicketStatus.SOLD_OUT, TicketStatus.LEFT, TicketStatus.CLOSED})
 QUEUE_ORDERS = ("arrival", "shuffle_before_open")
+
+
+@dataclass(frozen=True)
+class QueuePass:
+    """An admitted ticket's pass: holds and waitlist joins of the show need it."""
+
+    token: str
+    expires_at_ms: int
+    now_ms: int  # Redis's clock at the read
+
+    @property
+    def ttl_s(self) -> int:
+        return max(0, math.ceil((self.expires_at_ms - self.now_ms) / 1000))
+
+
+@dataclass(frozen=True)
+class QueueTicket:
+    ticket_id: str
+    show_id: int
+    customer: str | None  # None: Redis no longer knows the ticket
+    status: TicketStatus
+    position: int | None  # 1 is admitted next; None unless waiting (and before a shuffle's draw)
+    eta_s: int | None  # seconds until admission if the pace holds; None unless waiting
+    queue_pass: QueuePass | None  # None unless admitted and not used yet
+
+    @property
+    def ended(self) -> bool:
+        """Nothing more will happen to it: a final status, or admitted with its pass used."""
+        return self.status in FINAL_TICKET_STATES or (self.status == TicketStatus.ADMITTED
+                                                      and self.queue_pass is None)
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """A show's queue as GET /v1/shows/{id} tells it."""
+
+    active: bool
+    length: int  # tickets waiting
+    order: str  # "arrival" or "shuffle_before_open"
+
+
+# The queue of a show without an opening (on sale now), one per order: GET /v1/shows/{id}
+# of such a show makes no new one.
+NO_QUEUE = {order: QueueInfo(False, 0, order) for order in QUEUE_ORDERS}
+
+
+@dataclass(frozen=True)
+class ShowWithQueue:
+    """A show as GET /v1/shows/{id} tells it: the catalog's show and its live queue."""
+
+    show: ShowInfo
+    queue: QueueInfo
 
 
 def draw_seed() -> str:
@@ -62,23 +116,15 @@ class ReleaseQueue:
             return until_open
         return until_open + math.ceil((view.position - 1) / self.pace.admit_per_s)
 
-    def body(self, ticket_id: str, show_id: int, view: TicketView) -> dict[str, Any]:
-        admitted = view.status == "admitted" and bool(view.token)
-        return {
-            "ticket_id": ticket_id,
-            "show_id": str(show_id),
-            "customer": view.customer,
-            "status": view.status,
-            "position": view.position or None,
-            "eta_s": self.eta_s(view),
-            "pass": {"token": view.token, "expires_at": ms_to_rfc3339(view.pass_expires_ms),
-                     "ttl_s": max(0, math.ceil((view.pass_expires_ms - view.now_ms) / 1000))}
-            if admitted else None,
-        }
+    def ticket(self, ticket_id: str, show_id: int, view: TicketView) -> QueueTicket:
+        status = TicketStatus(view.status)
+        admitted = status == TicketStatus.ADMITTED and bool(view.token)
+        return QueueTicket(ticket_id, show_id, view.customer, status, view.position or None, self.eta_s(view),
+                           QueuePass(view.token, view.pass_expires_ms, view.now_ms) if admitted else None)
 
     async def join(self, show_id: int, customer: str, idempotency_key: str | None = None,
-                   now_ms: int | None = None, limits: RateLimits = NO_LIMITS) -> dict[str, Any]:
-        """Joins the show's queue (201 body). With an Idempotency-Key the ticket's id derives
+                   now_ms: int | None = None, limits: RateLimits = NO_LIMITS) -> QueueTicket:
+        """Joins the show's queue (the 201 answer). With an Idempotency-Key the ticket's id derives
         from it: a retried join answers the ticket its first run made."""
         await self.catalog.show(show_id)  # 404 for an unknown show
         ticket_id = self.signer.new_ticket_id(show_id, customer, idempotency_key)
@@ -86,17 +132,16 @@ class ReleaseQueue:
                                              draw_seed(), now_ms, limits)
         if view.status not in FINAL_TICKET_STATES:  # the sweeper's tick admits for it from now on
             await self.redis.sadd(self.keys.running_queues, str(show_id))
-        return self.body(ticket_id, show_id, view)
+        return self.ticket(ticket_id, show_id, view)
 
-    async def status(self, ticket_id: str, now_ms: int | None = None) -> dict[str, Any]:
+    async def status(self, ticket_id: str, now_ms: int | None = None) -> QueueTicket:
         show_id = self.parse_ticket_id(ticket_id)
         view = await self.gateway.queue_status(show_id, ticket_id, draw_seed(), now_ms)
         if view is None:
             # A genuine id Redis no longer knows: long gone (kept a day after it ended), or
             # lost with a wiped Redis.
-            return {"ticket_id": ticket_id, "show_id": str(show_id), "customer": None, "status": "expired",
-                    "position": None, "eta_s": None, "pass": None}
-        return self.body(ticket_id, show_id, view)
+            return QueueTicket(ticket_id, show_id, None, TicketStatus.EXPIRED, None, None, None)
+        return self.ticket(ticket_id, show_id, view)
 
     async def leave(self, ticket_id: str, now_ms: int | None = None) -> None:
         """Leaves the queue, or gives up an unused pass; again after leaving: no change."""
@@ -108,18 +153,19 @@ class ReleaseQueue:
                 raise QueueTicketEnded("the ticket's pass was used: it ended admitted", status=status)
             raise QueueTicketEnded(f"the ticket is {status}, not waiting", status=status)
 
-    async def info(self, show_id: int, now_ms: int | None = None) -> dict[str, Any]:
-        """`queue` of GET /v1/shows/{id}: {active, length, order}."""
+    async def info(self, show_id: int, now_ms: int | None = None) -> QueueInfo:
+        """`queue` of GET /v1/shows/{id}."""
         show = await self.catalog.show(show_id)
         if show.sale_opens_at is None:
-            return {"active": False, "length": 0, "order": show.queue_order}
+            return NO_QUEUE.get(show.queue_order) or QueueInfo(False, 0, show.queue_order)
         active, length, order = await self.gateway.queue_info(show_id, now_ms)
-        return {"active": active, "length": length, "order": order}
+        return QueueInfo(active, length, order)
 
-    async def public_show(self, show_id: int) -> dict[str, Any]:
-        """GET /v1/shows/{id}: the catalog's show and its live `queue`."""
+    async def public_show(self, show_id: int) -> ShowWithQueue:
+        """The catalog's show and its live queue: what GET /v1/shows/{id} answers (the admin
+        API answers this; api/browse.py reads the two parts itself, to render each once)."""
         show = await self.catalog.show(show_id)
-        return {**show.details, "queue": await self.info(show_id)}
+        return ShowWithQueue(show, await self.info(show_id))
 
     async def tick(self, show_id: int, now_ms: int | None = None) -> int:
         """The sweeper's tick for one show: settles and admits (lua/queue_admit-8.lua).

@@ -208,7 +208,7 @@ async def create_through_admin(changes: CatalogChanges, scale_name: str, seed: i
     shows: list[tuple[Any, ...]] = []
 
     async def create(table: str, generated_id: int, create_it: Any) -> None:
-        made[table, generated_id] = int((await create_it)["id"])
+        made[table, generated_id] = (await create_it).id
         counts[table] += 1
 
     for table, rows in generate(scale_name, seed, start):

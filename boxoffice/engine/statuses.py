@@ -24,3 +24,14 @@ class EntryStatus(StrEnum):
     IMPOSSIBLE = "impossible"  # not enough unsold seats remain
     CANCELLED = "cancelled"  # the customer left
     EXPIRED = "expired"  # the show started
+
+
+class TicketStatus(StrEnum):
+    """A release queue ticket's (docs/API.md, "A ticket")."""
+
+    WAITING = "waiting"
+    ADMITTED = "admitted"  # a pass was given; it stays admitted once the pass is used
+    EXPIRED = "expired"  # the pass lapsed unused, or Redis no longer knows the ticket
+    SOLD_OUT = "sold_out"
+    LEFT = "left"
+    CLOSED = "closed"  # the show was closed or started

@@ -17,7 +17,7 @@ from boxoffice.engine.errors import (
     InvalidRequest,
     NotFound,
 )
-from boxoffice.engine.holds import Holds
+from boxoffice.engine.holds import Hold, Holds
 from boxoffice.engine.ids import IdSigner
 from boxoffice.engine.limits import MAX_SEATS_PER_CUSTOMER
 from boxoffice.engine.redis.gateway import NO_LIMITS, RateLimits, ShowScripts, text
@@ -35,6 +35,8 @@ ETA_HOLDS_CACHED_SHOWS = 1000
 # Up to this many seats still needed the exact distribution is computed (0.6 ms at 40);
 # beyond, the normal approximation (whose median is the mean) is close and costs nothing.
 EXACT_UP_TO = 40
+FINAL_ENTRY_STATES = frozenset({EntryStatus.GRANTED, EntryStatus.IMPOSSIBLE, EntryStatus.CANCELLED,
+                                EntryStatus.EXPIRED})
 
 def unpaid_share(holds_paid: int, holds_unpaid: int) -> float:
     """The share of holds expected to end unpaid: the show's measured share, smoothed."""
@@ -110,6 +112,24 @@ class HoldsAhead:
         return out
 
 
+@dataclass(frozen=True)
+class WaitlistEntry:
+    """A waitlist entry as the engine answers it (api/shapes.py writes its JSON)."""
+
+    entry_id: str
+    show_id: int
+    status: EntryStatus
+    count: int | None  # None: Redis no longer knows the entry, nor its count and category
+    category: str | None  # None: any seat will do
+    position: int | None  # 1 is served next; None unless waiting
+    eta_s: int | None = None  # the median estimate of the wait; None unless waiting and known
+    hold: Hold | None = None  # the hold granted to it; None unless granted
+
+    @property
+    def ended(self) -> bool:
+        return self.status in FINAL_ENTRY_STATES
+
+
 class Waitlist:
     def __init__(self, gateway: ShowScripts, catalog: Catalog, signer: IdSigner, holds: Holds) -> None:
         self.gateway = gateway
@@ -142,8 +162,8 @@ class Waitlist:
 
     async def join(self, show_id: int, customer: str, count: int, category: str | None,
                    now_ms: int | None = None, idempotency_key: str | None = None,
-                   limits: RateLimits = NO_LIMITS, queue_pass: str = "") -> dict[str, Any]:
-        """Queues the customer (201 body). With an idempotency key the entry's id derives from
+                   limits: RateLimits = NO_LIMITS, queue_pass: str = "") -> WaitlistEntry:
+        """Queues the customer (the 201 answer). With an idempotency key the entry's id derives from
         it, so a repeated request answers the entry its first run made. now_ms (tests only)
         moves the scripts' clock."""
         show = await self.catalog.show(show_id)
@@ -154,14 +174,12 @@ class Waitlist:
         entry_id = self.signer.new_entry_id(show_id, customer, idempotency_key)
         joined = await self.gateway.join_waitlist(show_id, entry_id, customer, count, category or "",
                                                   MAX_SEATS_PER_CUSTOMER, now_ms, limits, queue_pass)
-        status = joined.status
-        body: dict[str, Any] = {"entry_id": entry_id, "show_id": str(show_id), "count": count,
-                                "category": category, "position": joined.position or None, "status": status}
+        status = EntryStatus(joined.status)
+        hold = None
         if status == EntryStatus.GRANTED:
             # Seats were free for it: granted at once, the hold comes with the answer.
             hold = await self.holds.hold_status(grant_hold_id(entry_id), now_ms=now_ms)
-            body["hold"] = hold
-        return body
+        return WaitlistEntry(entry_id, show_id, status, count, category, joined.position or None, hold=hold)
 
     async def leave(self, entry_id: str, now_ms: int | None = None) -> None:
         show_id = self.parse_entry_id(entry_id)
@@ -170,28 +188,23 @@ class Waitlist:
             status = status or EntryStatus.EXPIRED.value
             raise EntryNotWaiting(f"the entry is {status}, not waiting", status=status)
 
-    async def status(self, entry_id: str, now_ms: int | None = None) -> dict[str, Any]:
+    async def status(self, entry_id: str, now_ms: int | None = None) -> WaitlistEntry:
         show_id = self.parse_entry_id(entry_id)
         entry = await self.gateway.entry_status(show_id, entry_id, now_ms)
         if entry is None:
             # A genuine id Redis no longer knows: long gone, or lost with a wiped Redis.
-            return {"entry_id": entry_id, "show_id": str(show_id), "status": EntryStatus.EXPIRED.value,
-                    "position": None, "eta_s": None, "hold": None}
-        status, category = entry.status, entry.category or None
-        count, position, hold_id = entry.count, entry.position, entry.hold_id
-        body: dict[str, Any] = {"entry_id": entry_id, "show_id": str(show_id), "status": status,
-                                "count": count, "category": category,
-                                "position": position if status == EntryStatus.WAITING else None,
-                                "eta_s": None, "hold": None}
+            return WaitlistEntry(entry_id, show_id, EntryStatus.EXPIRED, None, None, None)
+        status, category, count = EntryStatus(entry.status), entry.category or None, entry.count
         if status == EntryStatus.WAITING:
             share = unpaid_share(entry.holds_paid, entry.holds_unpaid)
             holds = await self.holds_ahead(show_id, now_ms)
-            body["eta_s"] = estimate_eta_s(entry.wanted_ahead + count, entry.free_for_entry,
-                                           holds.deadlines(category, entry.now_ms), share, entry.now_ms,
-                                           entry.starts_at_ms)
-        elif status == EntryStatus.GRANTED and hold_id:
-            body["hold"] = await self.holds.hold_status(hold_id, now_ms=now_ms)
-        return body
+            eta_s = estimate_eta_s(entry.wanted_ahead + count, entry.free_for_entry,
+                                   holds.deadlines(category, entry.now_ms), share, entry.now_ms, entry.starts_at_ms)
+            return WaitlistEntry(entry_id, show_id, status, count, category, entry.position, eta_s)
+        hold = None
+        if status == EntryStatus.GRANTED and entry.hold_id:
+            hold = await self.holds.hold_status(entry.hold_id, now_ms=now_ms)
+        return WaitlistEntry(entry_id, show_id, status, count, category, None, hold=hold)
 
 
 def grant_hold_id(entry_id: str) -> str:

@@ -214,11 +214,11 @@ async def test_a_join_granted_at_once_whose_answer_was_lost_is_granted_once(ctx:
     async with stalled(ctx, show.show_id, "join_waitlist"):
         await timed_out(ctx.waitlist.join(show.show_id, "ana@example.org", 2, None, idempotency_key=KEY))
     again = await ctx.waitlist.join(show.show_id, "ana@example.org", 2, None, idempotency_key=KEY)
-    assert again["status"] == "granted" and again["hold"].status == "active"
-    assert len(again["hold"].seats) == 2
+    assert again.status == "granted" and again.hold.status == "active"
+    assert len(again.hold.seats) == 2
     assert await ctx.redis.hget(ctx.keys.show_keys(show.show_id)[4], "ana@example.org") == "2"
     # Both seats are the grant's, so the customer can give them back and nothing stays stuck.
-    await ctx.holds.release(again["hold"].hold_id)
+    await ctx.holds.release(again.hold.hold_id)
     assert await ctx.holds.seat_statuses(show.show_id) == {}
     await assert_seats_consistent(ctx, show.show_id)
 

@@ -105,7 +105,7 @@ async def test_a_first_waiter_ends_with_the_queue_at_the_shows_start(live: Engin
             await live.gateway.hold_seats(show.show_id, live.signer.new_hold_id(show.show_id), f"f{i}@example.org",
                                           10, seats[i:i + 10])
         entry = await live.waitlist.join(show.show_id, "wait@example.org", 1, None)
-        key = live.keys.entry(show.show_id, entry["entry_id"])
+        key = live.keys.entry(show.show_id, entry.entry_id)
 
         async def queue_ended() -> int:
             return int(await redis_now_ms(live)) if await live.redis.hget(key, "status") == "expired" else 0
@@ -129,13 +129,13 @@ async def test_closing_a_show_ends_its_holds_and_queue_and_refuses_every_sale(qu
     for i in range(4, len(seats), 10):  # the rest held: a waiter waits
         await ctx.holds.hold(show.show_id, seats[i:i + 10], f"f{i}@example.org")
     entry = await ctx.waitlist.join(show.show_id, "wait@example.org", 2, None)
-    assert entry["status"] == "waiting"
+    assert entry.status == "waiting"
 
     released, cancelled = await ctx.holds.close_show(show.show_id)
     assert (released, cancelled) == (2 + len(range(4, len(seats), 10)), 1)
     assert await ctx.holds.close_show(show.show_id) == (0, 0), "closing again changes nothing"
     assert (await ctx.holds.hold_status(active.hold_id)).status is HoldStatus.RELEASED
-    assert (await ctx.waitlist.status(entry["entry_id"]))["status"] == "cancelled"
+    assert (await ctx.waitlist.status(entry.entry_id)).status == "cancelled"
     assert await ctx.holds.seat_statuses(show.show_id) == {}
     with pytest.raises(ShowClosed):
         await ctx.holds.hold(show.show_id, seats[:2], "cy@example.org")
@@ -190,7 +190,7 @@ async def test_a_payment_declined_just_after_the_start_ends_the_queue_instead_of
     # Declined a second after the start (and after the hold's own deadline): the hold ends,
     # and its seats do not go to the waiter, whose queue ended at the start.
     assert await ctx.gateway.confirm_abort(show.show_id, paying.hold_id, pin.fence, now_ms=start_ms + 1000) == 2
-    assert (await ctx.waitlist.status(entry["entry_id"], now_ms=start_ms + 1000))["status"] == "expired"
+    assert (await ctx.waitlist.status(entry.entry_id, now_ms=start_ms + 1000)).status == "expired"
     statuses = await ctx.holds.seat_statuses(show.show_id, now_ms=start_ms + 1000)
     assert all(seat not in statuses for seat in seats[:2])
 

@@ -84,17 +84,17 @@ async def test_the_full_pass_unloads_a_show_past_its_grace_and_nothing_else(ctx:
     released = await ctx.holds.hold(show.show_id, [next(seats)], "gone@example.org")
     await ctx.holds.release(released.hold_id)
     granted = await ctx.waitlist.join(show.show_id, "granted@example.org", 1, None)
-    assert granted["status"] == "granted"
+    assert granted.status == "granted"
     free = [s for s in seats if s not in await ctx.holds.seat_statuses(show.show_id)]
     active = []
     for i in range(0, len(free), 10):
         active.append(await ctx.holds.hold(show.show_id, free[i : i + 10], f"c{i}@example.org"))
     waiting = await ctx.waitlist.join(show.show_id, "waiter@example.org", 2, None)
-    assert waiting["status"] == "waiting"
+    assert waiting.status == "waiting"
     names = await keys_of(ctx, show.show_id)
     for record in (paid.hold_id, released.hold_id, active[0].hold_id):
         assert ctx.keys.hold(show.show_id, record) in names
-    assert ctx.keys.entry(show.show_id, waiting["entry_id"]) in names
+    assert ctx.keys.entry(show.show_id, waiting.entry_id) in names
 
     # Another show, loaded, with a live hold and a waiter's trees: it must not change at all.
     await ctx.holds.hold(other.show_id, other.seat_ids[:2], "other@example.org")
@@ -117,7 +117,7 @@ async def test_the_full_pass_unloads_a_show_past_its_grace_and_nothing_else(ctx:
         # The settle published first: the waiter ended, the held seats came free.
         message = (await next_message(pubsub, 5.0))["data"]
         queue, changed, _, ended = message.split(";")
-        assert queue == "1" and waiting["entry_id"] in ended.split(",")
+        assert queue == "1" and waiting.entry_id in ended.split(",")
         assert f"{free[0]}=available" in changed.split(",")
     finally:
         await pubsub.unsubscribe()
@@ -137,7 +137,7 @@ async def test_the_full_pass_unloads_a_show_past_its_grace_and_nothing_else(ctx:
     assert again.status is HoldStatus.CONFIRMED and again.booking_id == booking.booking_id
     assert (await ctx.holds.hold_status(active[0].hold_id)).status is HoldStatus.EXPIRED
     assert (await ctx.holds.hold_status(released.hold_id)).status is HoldStatus.EXPIRED
-    assert (await ctx.waitlist.status(waiting["entry_id"]))["status"] == "expired"
+    assert (await ctx.waitlist.status(waiting.entry_id)).status == "expired"
     assert await keys_of(ctx, show.show_id) == set()
 
     # The seat map reloads the show from PostgreSQL: the sale is there, nothing else.

@@ -182,7 +182,7 @@ async def test_the_stats_hash_stays_exact_through_a_random_mix(short_holds: Engi
             elif action == "join":
                 entry = await context.waitlist.join(show.show_id, rng.choice(customers), rng.randint(1, 3), None,
                                                     now_ms=now)
-                entries.append(entry["entry_id"])
+                entries.append(entry.entry_id)
             elif action == "leave" and entries:
                 await context.waitlist.leave(rng.choice(entries), now_ms=now)
             else:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +15,7 @@ from prometheus_client import REGISTRY
 
 from boxoffice.engine.errors import AlreadyQueued, PassRequired, QueueNotOpen, SaleNotOpen, ShowClosed
 from boxoffice.engine.redis.gateway import BestRequest
+from boxoffice.engine.release_queue import QueueTicket
 from boxoffice.engine.wiring import Engine
 from tests.api.test_admin import (
     a_hall,
@@ -82,8 +82,8 @@ async def test_before_the_opening_holds_and_joins_answer_sale_not_open(actx: Eng
     with pytest.raises(QueueNotOpen):
         await actx.release_queue.join(show_id, "a@x.org", now_ms=opens - 900 * S - 1)
     ticket = await actx.release_queue.join(show_id, "a@x.org", now_ms=opens - 900 * S)
-    assert (ticket["status"], ticket["position"], ticket["pass"]) == ("waiting", 1, None)
-    assert ticket["eta_s"] == 900
+    assert (ticket.status, ticket.position, ticket.queue_pass) == ("waiting", 1, None)
+    assert ticket.eta_s == 900
     with pytest.raises(SaleNotOpen):
         await actx.holds.hold(show_id, ["A2"], "a@x.org", now_ms=opens - 1)
 
@@ -93,7 +93,7 @@ async def test_admission_in_arrival_order_paced_and_a_pass_lets_its_customer_hol
     q = actx.release_queue
     show_id, opens = await opening(actx, http)
     tickets = [await q.join(show_id, f"c{i}@x.org", now_ms=opens - 60 * S + i) for i in range(8)]
-    assert [t["position"] for t in tickets] == list(range(1, 9))
+    assert [t.position for t in tickets] == list(range(1, 9))
     with pytest.raises(AlreadyQueued):
         await q.join(show_id, "c0@x.org", now_ms=opens - 30 * S)
     assert await q.tick(show_id, now_ms=opens - 1) == 0  # nobody before the opening
@@ -106,29 +106,29 @@ async def test_admission_in_arrival_order_paced_and_a_pass_lets_its_customer_hol
     assert REGISTRY.get_sample_value("boxoffice_queue_wait_seconds_count", labels) == 6
     assert REGISTRY.get_sample_value("boxoffice_queue_waiting", labels) == 2
     assert REGISTRY.get_sample_value("boxoffice_queue_shopping", labels) == 6
-    states = [await q.status(t["ticket_id"], now_ms=opens + 1000) for t in tickets]
-    assert [s["status"] for s in states] == ["admitted"] * 6 + ["waiting"] * 2
-    assert [s["position"] for s in states[6:]] == [1, 2]
+    states = [await q.status(t.ticket_id, now_ms=opens + 1000) for t in tickets]
+    assert [s.status for s in states] == ["admitted"] * 6 + ["waiting"] * 2
+    assert [s.position for s in states[6:]] == [1, 2]
     # no pass: refused; the pass of another customer: refused; its own: held, and used
     with pytest.raises(PassRequired):
         await actx.holds.hold(show_id, ["A2"], "c0@x.org", now_ms=opens + 1000)
     with pytest.raises(PassRequired):
         await actx.holds.hold(show_id, ["A2"], "c1@x.org", now_ms=opens + 1000,
-                                  queue_pass=states[0]["pass"]["token"])
+                                  queue_pass=states[0].queue_pass.token)
     hold = await actx.holds.hold(show_id, ["A2"], "c0@x.org", now_ms=opens + 1000,
-                                     queue_pass=states[0]["pass"]["token"])
+                                     queue_pass=states[0].queue_pass.token)
     assert hold.seats == ["A2"]
     with pytest.raises(PassRequired):  # replayed
         await actx.holds.hold(show_id, ["A3"], "c0@x.org", now_ms=opens + 1000,
-                                  queue_pass=states[0]["pass"]["token"])
-    used = await q.status(tickets[0]["ticket_id"], now_ms=opens + 1000)
-    assert (used["status"], used["pass"]) == ("admitted", None)
+                                  queue_pass=states[0].queue_pass.token)
+    used = await q.status(tickets[0].ticket_id, now_ms=opens + 1000)
+    assert (used.status, used.queue_pass) == ("admitted", None)
     # the used pass freed a place: the hold's own script admitted the next one
-    assert (await q.status(tickets[6]["ticket_id"], now_ms=opens + 1100))["status"] == "admitted"
-    assert (await q.status(tickets[7]["ticket_id"], now_ms=opens + 1100))["position"] == 1
+    assert (await q.status(tickets[6].ticket_id, now_ms=opens + 1100)).status == "admitted"
+    assert (await q.status(tickets[7].ticket_id, now_ms=opens + 1100)).position == 1
     best = await actx.holds.hold_best(show_id, BestRequest(2), "c6@x.org", now_ms=opens + 1100,
-                                          queue_pass=(await q.status(tickets[6]["ticket_id"], now_ms=opens + 1100)
-                                                      )["pass"]["token"])
+                                          queue_pass=(await q.status(tickets[6].ticket_id, now_ms=opens + 1100)
+                                                      ).queue_pass.token)
     assert len(best.seats) == 2
 
 
@@ -138,26 +138,26 @@ async def test_passes_lapse_leaving_frees_a_place_and_every_ticket_ends_told(
     show_id, opens = await opening(actx, http, rows="A", per_row=2)  # 2 seats: 1 shopper at once
     a, b, c = [await q.join(show_id, f"{n}@x.org", now_ms=opens - S) for n in "abc"]
     assert await q.tick(show_id, now_ms=opens + S) == 1
-    await q.leave(b["ticket_id"], now_ms=opens + S)
-    await q.leave(b["ticket_id"], now_ms=opens + S)  # again: no change
-    assert (await q.status(b["ticket_id"], now_ms=opens + S))["status"] == "left"
+    await q.leave(b.ticket_id, now_ms=opens + S)
+    await q.leave(b.ticket_id, now_ms=opens + S)  # again: no change
+    assert (await q.status(b.ticket_id, now_ms=opens + S)).status == "left"
     lapse = opens + S + actx.settings.queue_pass_s * S
     assert await q.tick(show_id, now_ms=lapse) == 1  # a's pass lapsed: c is admitted
-    assert (await q.status(a["ticket_id"], now_ms=lapse))["status"] == "expired"
-    c_now = await q.status(c["ticket_id"], now_ms=lapse)
-    assert c_now["status"] == "admitted"
+    assert (await q.status(a.ticket_id, now_ms=lapse)).status == "expired"
+    c_now = await q.status(c.ticket_id, now_ms=lapse)
+    assert c_now.status == "admitted"
     hold = await actx.holds.hold(show_id, ["A1", "A2"], "c@x.org", now_ms=lapse,
-                                     queue_pass=c_now["pass"]["token"])
+                                     queue_pass=c_now.queue_pass.token)
     # nothing free but a hold that may come back: d is admitted (to join the waitlist)
     d = await q.join(show_id, "d@x.org", now_ms=lapse + 1)
-    assert d["status"] == "admitted" and d["pass"]
+    assert d.status == "admitted" and d.queue_pass
     await actx.confirmations.confirm(hold.hold_id, "queue-sold-out-1", "tok_ok")
     # nothing free or held: the queue ends sold_out for everyone, a newcomer's ticket too
     await q.tick(show_id, now_ms=lapse + 2)
-    assert (await q.status(d["ticket_id"], now_ms=lapse + 2))["status"] == "sold_out"
+    assert (await q.status(d.ticket_id, now_ms=lapse + 2)).status == "sold_out"
     late = await q.join(show_id, "e@x.org", now_ms=lapse + 3)
-    assert late["status"] == "sold_out"
-    assert (await q.info(show_id))["active"] is False
+    assert late.status == "sold_out"
+    assert (await q.info(show_id)).active is False
     assert not await actx.redis.sismember(actx.keys.running_queues, str(show_id))
 
 
@@ -171,7 +171,7 @@ async def test_closing_a_show_closes_its_queue_and_tells_every_ticket(actx: Engi
     closed = await http.post(f"/v1/admin/shows/{show_id}/close", json={"reason": "test"}, headers=auth())
     assert closed.status_code == 200
     for t in tickets + more:
-        assert (await q.status(t["ticket_id"]))["status"] == "closed"
+        assert (await q.status(t.ticket_id)).status == "closed"
     with pytest.raises(ShowClosed):
         await q.join(show_id, "late@x.org")
     report = (await http.get(f"/v1/admin/shows/{show_id}/report", headers=auth())).json()
@@ -183,9 +183,9 @@ async def test_shuffle_before_open_draws_one_order_and_later_joins_follow_in_arr
     q = actx.release_queue
     show_id, opens = await opening(actx, http, order="shuffle_before_open", rows="ABCDEFGHIJ", per_row=20)
     early = [await q.join(show_id, f"s{i}@x.org", now_ms=opens - 60 * S + i) for i in range(40)]
-    assert all(t["position"] is None for t in early)  # equal before the draw
+    assert all(t.position is None for t in early)  # equal before the draw
     after = [await q.join(show_id, f"t{i}@x.org", now_ms=opens + 10 + i) for i in range(5)]
-    positions = [(await q.status(t["ticket_id"], now_ms=opens + 20))["position"] for t in early + after]
+    positions = [(await q.status(t.ticket_id, now_ms=opens + 20)).position for t in early + after]
     assert sorted(positions[:40]) == list(range(1, 41)) and positions[40:] == [41, 42, 43, 44, 45]
     assert positions[:40] != list(range(1, 41))  # shuffled (1 chance in 40! of failing)
 
@@ -235,7 +235,7 @@ async def test_forged_replayed_foreign_and_lapsed_passes_are_refused_and_change_
     with pytest.raises(PassRequired):
         await actx.holds.hold(show_id, ["B2"], "ben@x.org", now_ms=lapsed_at,
                                   queue_pass=ben["pass"]["token"])
-    assert (await q.status(ben["ticket_id"], now_ms=lapsed_at))["status"] == "expired"
+    assert (await q.status(ben["ticket_id"], now_ms=lapsed_at)).status == "expired"
 
 
 # -- 2,000 clients at once ---------------------------------------------------------------
@@ -253,12 +253,12 @@ async def test_two_thousand_clients_join_at_once_and_are_admitted_in_the_policys
     clients = 2000
     tickets = await asyncio.gather(*(q.join(show_id, f"r{i}@x.org", now_ms=opens - 60 * S + i % 7)
                                      for i in range(clients)))
-    assert len({t["ticket_id"] for t in tickets}) == clients
-    by_id = {t["ticket_id"]: t for t in tickets}
+    assert len({t.ticket_id for t in tickets}) == clients
+    by_id = {t.ticket_id: t for t in tickets}
     # the order the policy promises, read before anyone is admitted
     await q.tick(show_id, now_ms=opens - 1)
     if order == "shuffle_before_open":
-        await q.status(tickets[0]["ticket_id"], now_ms=opens)  # the draw, once, at the opening
+        await q.status(tickets[0].ticket_id, now_ms=opens)  # the draw, once, at the opening
     promised = await actx.redis.zrange(actx.keys.queue(show_id), 0, -1)
     if order == "arrival":
         arrivals = {t: int(await actx.redis.hget(actx.keys.ticket(show_id, t), "arrival")) for t in by_id}
@@ -271,17 +271,17 @@ async def test_two_thousand_clients_join_at_once_and_are_admitted_in_the_policys
         # the tickets holding an unused pass now (Redis's set of them), not yet seen admitted
         shopping = await actx.redis.zrange(actx.keys.show_base(show_id) + "passes", 0, -1)
         states = await asyncio.gather(*(q.status(t, now_ms=now) for t in shopping
-                                        if by_id[t]["status"] == "waiting"))
-        newly = [s for s in states if s["status"] == "admitted" and s["pass"]]
+                                        if by_id[t].status == "waiting"))
+        newly = [s for s in states if s.status == "admitted" and s.queue_pass]
         for s in states:
-            by_id[s["ticket_id"]] = s
+            by_id[s.ticket_id] = s
 
-        async def shop(ticket: dict[str, Any], at: int) -> None:
+        async def shop(ticket: QueueTicket, at: int) -> None:
             with pytest.raises(PassRequired):  # without the pass: refused
-                await actx.holds.hold_best(show_id, BestRequest(1), ticket["customer"], now_ms=at)
+                await actx.holds.hold_best(show_id, BestRequest(1), ticket.customer, now_ms=at)
             try:
-                hold = await actx.holds.hold_best(show_id, BestRequest(1), ticket["customer"], now_ms=at,
-                                                      queue_pass=ticket["pass"]["token"])
+                hold = await actx.holds.hold_best(show_id, BestRequest(1), ticket.customer, now_ms=at,
+                                                      queue_pass=ticket.queue_pass.token)
                 holds.append(hold.hold_id)
             except Exception as exc:  # seats gone: the pass stays unused
                 assert type(exc).__name__ == "SeatsUnavailable", exc
@@ -300,7 +300,7 @@ async def test_two_thousand_clients_join_at_once_and_are_admitted_in_the_policys
     assert len({seq for seq, _ in admitted_order}) == len(admitted_order)  # nobody twice
     used = [r for r in records if r.get("used") == "1"]
     assert len(used) == 100 and len({r["customer"] for r in used}) == 100
-    finals = [(await q.status(t, now_ms=now + 100))["status"] for t in promised]
+    finals = [(await q.status(t, now_ms=now + 100)).status for t in promised]
     assert set(finals) <= {"admitted", "sold_out"} and finals.count("admitted") == 100
 
 

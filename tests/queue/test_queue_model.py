@@ -31,6 +31,7 @@ from boxoffice.engine.errors import (
     ShowClosed,
 )
 from boxoffice.engine.redis.gateway import BestRequest
+from boxoffice.engine.release_queue import QueueTicket
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.api.test_admin import admin_database, admin_settings
 from tests.support.services import RedisServer
@@ -139,7 +140,7 @@ class QueueMachine(RuleBasedStateMachine):
         made = self.run(self.ctx.admin.create_show("model", ShowRequest(
             self.hall_id, self.movie_id, starts, {"standard": 1000}, "EUR",
             datetime.fromtimestamp(opens / 1000, UTC), "arrival")))
-        self.show_id = int(made["id"])
+        self.show_id = made.show.id
         self.model = Model(opens=opens, now=opens - 60_000)
         self.holds: list[str] = []
         self.confirmed = 0
@@ -158,14 +159,14 @@ class QueueMachine(RuleBasedStateMachine):
         if not m.ended and m.customer_queued(customer):
             assert got is AlreadyQueued
             return
-        assert isinstance(got, dict), got
-        m.tickets[got["ticket_id"]] = Ticket(customer)
+        assert isinstance(got, QueueTicket), got
+        m.tickets[got.ticket_id] = Ticket(customer)
         if m.ended:
-            m.tickets[got["ticket_id"]].status = m.ended
+            m.tickets[got.ticket_id].status = m.ended
         else:
-            m.waiting.append(got["ticket_id"])
+            m.waiting.append(got.ticket_id)
             m.admit()
-        assert got["status"] == m.tickets[got["ticket_id"]].status
+        assert got.status == m.tickets[got.ticket_id].status
 
     @precondition(lambda self: self.model.tickets)
     @rule(data=st.data())
@@ -289,12 +290,12 @@ def test_the_queue_agrees_with_its_model(redis_server: RedisServer, admin_databa
     try:
         seats = [SeatRequest(f"A{n}", "A", n, n * 10, 0, "standard", "standard") for n in range(1, SEATS + 1)]
         city = loop.run_until_complete(ctx.admin.create_city("model", _city()))
-        cinema = loop.run_until_complete(ctx.admin.create_cinema("model", _cinema(int(city["id"]))))
-        hall = loop.run_until_complete(ctx.admin.create_hall("model", HallRequest(int(cinema["id"]), "Q", seats)))
+        cinema = loop.run_until_complete(ctx.admin.create_cinema("model", _cinema(city.id)))
+        hall = loop.run_until_complete(ctx.admin.create_hall("model", HallRequest(cinema.id, "Q", seats)))
         movie = loop.run_until_complete(ctx.admin.create_movie("model", MovieRequest(
             f"The Queue {uuid.uuid4().hex[:6]}", 90, "PG", datetime(2026, 11, 1).date(), ["Drama"])))
         QueueMachine.loop, QueueMachine.ctx = loop, ctx
-        QueueMachine.hall_id, QueueMachine.movie_id = int(hall["id"]), int(movie["id"])
+        QueueMachine.hall_id, QueueMachine.movie_id = hall.id, movie.id
         from hypothesis.stateful import run_state_machine_as_test
 
         run_state_machine_as_test(QueueMachine, settings=hypothesis_settings(

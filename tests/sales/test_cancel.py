@@ -102,11 +102,11 @@ async def test_the_seats_go_to_the_first_waiter(ctx: Engine, client: httpx.Async
     await fill(ctx, show)  # every other seat held: nothing free
     first = await ctx.waitlist.join(show.show_id, customer(), 2, None)
     second = await ctx.waitlist.join(show.show_id, customer(), 2, None)
-    assert first["status"] == second["status"] == "waiting"
+    assert first.status == second.status == "waiting"
     assert (await cancel(client, booking_id)).status_code == 200
-    granted = await ctx.waitlist.status(first["entry_id"])
-    assert granted["status"] == "granted" and sorted(granted["hold"].seats) == sorted(seats)
-    assert (await ctx.waitlist.status(second["entry_id"]))["status"] == "waiting"
+    granted = await ctx.waitlist.status(first.entry_id)
+    assert granted.status == "granted" and sorted(granted.hold.seats) == sorted(seats)
+    assert (await ctx.waitlist.status(second.entry_id)).status == "waiting"
     (await audit(ctx)).assert_consistent()
 
 

@@ -208,11 +208,11 @@ async def test_the_waitlist_on_a_cluster_serves_first_come_first_served(
              for i in range(0, len(seats), 10)]
     first = await cctx.waitlist.join(show.show_id, "first@example.org", 3, None)
     second = await cctx.waitlist.join(show.show_id, "second@example.org", 2, None)
-    assert (first["status"], first["position"], second["position"]) == ("waiting", 1, 2)
+    assert (first.status, first.position, second.position) == ("waiting", 1, 2)
     await cctx.holds.release(holds[0].hold_id)  # ten seats back: 3 to the first, 2 to the second
-    granted = [await cctx.waitlist.status(e["entry_id"]) for e in (first, second)]
-    assert [g["status"] for g in granted] == ["granted", "granted"]
-    assert [len(g["hold"].seats) for g in granted] == [3, 2]
+    granted = [await cctx.waitlist.status(e.entry_id) for e in (first, second)]
+    assert [g.status for g in granted] == ["granted", "granted"]
+    assert [len(g.hold.seats) for g in granted] == [3, 2]
     stats = await cctx.redis.hgetall(cctx.keys.stats(show.show_id))
     assert (int(stats["waiting"]), int(stats["held"]), int(stats["free"])) == (0, len(seats) - 5, 5)
 

@@ -87,7 +87,7 @@ async def test_one_read_of_the_holds_serves_every_waiter_of_a_show_and_etas_grow
         return await real_run(name, keys, args)
 
     ctx.scripts.run = counting_run  # type: ignore[method-assign]
-    etas = [(await ctx.waitlist.status(e["entry_id"]))["eta_s"] for e in entries]
+    etas = [(await ctx.waitlist.status(e.entry_id)).eta_s for e in entries]
     assert calls.count("entry_status") == 12 and calls.count("eta_holds") == 1
     assert all(isinstance(eta, int) for eta in etas[:3]), etas
     known = [eta for eta in etas if eta is not None]
@@ -105,17 +105,17 @@ async def test_the_status_gives_an_eta_from_the_holds_ahead_and_null_when_unknow
     for hold_id in others:
         await ctx.gateway.call("confirm_begin", show.show_id, hold_id, 3_600_000, f"at-{hold_id}", now_ms=t0)
     entry = await ctx.waitlist.join(show.show_id, customer(), 2, None, now_ms=t0)
-    status = await ctx.waitlist.status(entry["entry_id"], now_ms=t0 + 1_000)
+    status = await ctx.waitlist.status(entry.entry_id, now_ms=t0 + 1_000)
     # prior share 0.3 with two holds of two seats: P(at least one back) = 0.51 at the second deadline
-    assert status["eta_s"] == (late.expires_at_ms - (t0 + 1_000) + 999) // 1000
-    assert status["position"] == 1
+    assert status.eta_s == (late.expires_at_ms - (t0 + 1_000) + 999) // 1000
+    assert status.position == 1
     # Behind it, a second waiter needs four seats back: more likely never than by then.
     behind = await ctx.waitlist.join(show.show_id, customer(), 2, None, now_ms=t0)
-    assert (await ctx.waitlist.status(behind["entry_id"], now_ms=t0 + 1_000))["eta_s"] is None
+    assert (await ctx.waitlist.status(behind.entry_id, now_ms=t0 + 1_000)).eta_s is None
     # The holds ahead being paid for too: nothing is expected back, the eta is unknown.
     for hold in (early, late):
         await ctx.gateway.call("confirm_begin", show.show_id, hold.hold_id, 3_600_000, "at-2", now_ms=t0 + 2_000)
-    assert (await ctx.waitlist.status(entry["entry_id"], now_ms=t0 + 2_000))["eta_s"] is None
+    assert (await ctx.waitlist.status(entry.entry_id, now_ms=t0 + 2_000)).eta_s is None
     # Over HTTP (Redis's clock, behind the moved one by a little): null answered as null.
-    got = (await client.get(f"/v1/waitlist/{entry['entry_id']}")).json()
+    got = (await client.get(f"/v1/waitlist/{entry.entry_id}")).json()
     assert got["eta_s"] is None and got["status"] == "waiting"

@@ -97,12 +97,12 @@ async def test_a_waiter_hears_its_position_move_and_its_grant_within_a_second(ct
     ahead = await ctx.waitlist.join(show.show_id, customer(), 1, None)
     me = await ctx.waitlist.join(show.show_id, customer(), 1, None)
     async with serve(ctx) as url, other_process_context(ctx.settings) as other, \
-            sse(url, f"/v1/waitlist/{me['entry_id']}/events") as events:
+            sse(url, f"/v1/waitlist/{me.entry_id}/events") as events:
         first = await events.next()
-        assert first["status"] == "waiting" and first["position"] == 2 and first["entry_id"] == me["entry_id"]
+        assert first["status"] == "waiting" and first["position"] == 2 and first["entry_id"] == me.entry_id
         assert first["eta_s"] is not None
 
-        began = await timed(other.waitlist.leave(ahead["entry_id"]))
+        began = await timed(other.waitlist.leave(ahead.entry_id))
         moved = await events.next()
         assert moved["status"] == "waiting" and moved["position"] == 1
         assert time.monotonic() - began < PROMPT_S
@@ -123,7 +123,7 @@ async def test_a_waiter_hears_it_became_impossible(ctx: Engine) -> None:
     await fill(ctx, show)
     me = await ctx.waitlist.join(show.show_id, customer(), 2, "vip")
     async with serve(ctx) as url, other_process_context(ctx.settings) as other, \
-            sse(url, f"/v1/waitlist/{me['entry_id']}/events") as events:
+            sse(url, f"/v1/waitlist/{me.entry_id}/events") as events:
         assert (await events.next())["status"] == "waiting"
         began = await timed(book_in_redis(other, show.show_id, vip[1:]))
         event = await events.next()
@@ -136,10 +136,10 @@ async def test_a_reconnecting_waiter_gets_the_current_state_first(ctx: Engine) -
     (one_seat,) = await fill(ctx, show, [show.ref.seat_ids[:1]])
     me = await ctx.waitlist.join(show.show_id, customer(), 1, None)
     async with serve(ctx) as url:
-        async with sse(url, f"/v1/waitlist/{me['entry_id']}/events") as events:
+        async with sse(url, f"/v1/waitlist/{me.entry_id}/events") as events:
             assert (await events.next())["status"] == "waiting"
         await ctx.holds.release(one_seat.hold_id)  # while nobody listens
-        async with sse(url, f"/v1/waitlist/{me['entry_id']}/events") as events:
+        async with sse(url, f"/v1/waitlist/{me.entry_id}/events") as events:
             again = await events.next()
             assert again["status"] == "granted" and again["hold"]["seats"] == show.ref.seat_ids[:1]
 
@@ -175,7 +175,7 @@ async def test_the_live_seat_map_sends_the_whole_map_then_changes_within_a_secon
         assert sold["seats"] == [{"id": seats[-1], "status": "booked"}]
         # ...and when the waiter leaves they are available again, and the map says so.
         began = time.monotonic()
-        await other.waitlist.leave(waiter["entry_id"])
+        await other.waitlist.leave(waiter.entry_id)
         freed = await events.next()
         assert time.monotonic() - began < PROMPT_S
         assert sorted(s["id"] for s in freed["seats"]) == sorted(seats[:2])
@@ -208,7 +208,7 @@ async def test_a_stream_served_by_another_process_hears_a_change_made_here(ctx: 
                         break
                 assert time.monotonic() < deadline, "the second service process did not come up"
                 await asyncio.sleep(0.1)
-        async with sse(url, f"/v1/waitlist/{me['entry_id']}/events") as events:
+        async with sse(url, f"/v1/waitlist/{me.entry_id}/events") as events:
             assert (await events.next())["status"] == "waiting"
             began = await timed(ctx.holds.release(one_seat.hold_id))
             event = await events.next()

@@ -194,19 +194,19 @@ async def test_a_release_grants_in_arrival_order_with_the_full_hold_time(ctx: En
     released_at = t0 + 5_000
     await ctx.holds.release(hold.hold_id, now_ms=released_at)
 
-    states = [await status_of(ctx, e["entry_id"], released_at) for e in entries]
+    states = [await status_of(ctx, e.entry_id, released_at) for e in entries]
     assert [s["status"] for s in states] == ["granted", "granted", "granted", "waiting"]
     assert states[3]["position"] == 1
     granted_seats: list[str] = []
     for state, entry in zip(states[:3], entries[:3], strict=True):
         grant = state["hold"]
         assert isinstance(grant, dict)
-        assert len(grant["seats"]) == entry["count"] and grant["ttl_s"] == ctx.settings.hold_ttl_s
+        assert len(grant["seats"]) == entry.count and grant["ttl_s"] == ctx.settings.hold_ttl_s
         expires = (await ctx.holds.hold_status(grant["hold_id"], now_ms=released_at)).expires_at_ms
         assert expires == released_at + ctx.gateway.hold_ttl_ms, "a grant gets the full hold time"
         granted_seats += grant["seats"]
     assert sorted(granted_seats) == sorted(group)
-    end_order = [int(await entry_field(ctx, show.show_id, e["entry_id"], "end_seq") or 0) for e in entries[:3]]
+    end_order = [int(await entry_field(ctx, show.show_id, e.entry_id, "end_seq") or 0) for e in entries[:3]]
     assert end_order == sorted(end_order), "granted in arrival order"
 
 
@@ -216,12 +216,12 @@ async def test_an_expiry_grants_inside_whichever_script_settles_it(ctx: Engine, 
     (hold,) = await fill(ctx, show, [show.ref.seat_ids[:2]])
     entry = await ctx.waitlist.join(show.show_id, customer(), 2, None, now_ms=t0)
     deadline = hold.expires_at_ms
-    args = {"entry_status": [entry["entry_id"]], "eta_holds": [100]}.get(reader, [])
+    args = {"entry_status": [entry.entry_id], "eta_holds": [100]}.get(reader, [])
     await ctx.gateway.call(reader, show.show_id, *args, now_ms=deadline - 1)
-    assert await entry_field(ctx, show.show_id, entry["entry_id"], "status") == "waiting"
+    assert await entry_field(ctx, show.show_id, entry.entry_id, "status") == "waiting"
     await ctx.gateway.call(reader, show.show_id, *args, now_ms=deadline)
-    assert await entry_field(ctx, show.show_id, entry["entry_id"], "status") == "granted"
-    grant = await ctx.holds.hold_status(grant_hold_id(entry["entry_id"]), now_ms=deadline)
+    assert await entry_field(ctx, show.show_id, entry.entry_id, "status") == "granted"
+    grant = await ctx.holds.hold_status(grant_hold_id(entry.entry_id), now_ms=deadline)
     assert sorted(grant.seats) == sorted(show.ref.seat_ids[:2])
     assert grant.expires_at_ms == deadline + ctx.gateway.hold_ttl_ms
     assert (await ctx.holds.hold_status(hold.hold_id, now_ms=deadline)).status is HoldStatus.EXPIRED
@@ -236,7 +236,7 @@ async def test_a_confirm_that_failed_past_its_hold_grants_the_seats(ctx: Engine,
     fence = int((await ctx.gateway.call("confirm_begin", show.show_id, early.hold_id, pin_ms, "at-early",
                                          now_ms=t0))[1])
     assert int(await ctx.gateway.call("confirm_abort", show.show_id, early.hold_id, fence, now_ms=t0 + 1)) == 1
-    assert await entry_field(ctx, show.show_id, entry["entry_id"], "status") == "waiting"
+    assert await entry_field(ctx, show.show_id, entry.entry_id, "status") == "waiting"
     # A payment still running when the deadline passes (pinned), failing after it.
     pinned_at = late.expires_at_ms - 1_000
     fence = int((await ctx.gateway.call("confirm_begin", show.show_id, late.hold_id, pin_ms, "at-late",
@@ -244,8 +244,8 @@ async def test_a_confirm_that_failed_past_its_hold_grants_the_seats(ctx: Engine,
     aborted_at = late.expires_at_ms + 2_000
     outcome = await ctx.gateway.call("confirm_abort", show.show_id, late.hold_id, fence, now_ms=aborted_at)
     assert int(outcome) == 2, "the hold ended in the abort script"
-    assert await entry_field(ctx, show.show_id, entry["entry_id"], "status") == "granted"
-    grant = await ctx.holds.hold_status(grant_hold_id(entry["entry_id"]), now_ms=aborted_at)
+    assert await entry_field(ctx, show.show_id, entry.entry_id, "status") == "granted"
+    grant = await ctx.holds.hold_status(grant_hold_id(entry.entry_id), now_ms=aborted_at)
     # Settled before granting: the early hold's deadline had passed too, and it ended first.
     assert early.expires_at_ms <= aborted_at
     assert sorted(grant.seats) == sorted(show.ref.seat_ids[2:4])
@@ -267,7 +267,7 @@ async def test_granted_seats_sit_together_in_one_row_where_the_hall_allows(ctx: 
     await fill(ctx, show, [scattered, block], now_ms=t0)
     together = await ctx.waitlist.join(show.show_id, customer(), 3, None, now_ms=t0)
     await ctx.gateway.call("sweep", show.show_id, now_ms=t0 + ctx.gateway.hold_ttl_ms)
-    grant = (await status_of(ctx, together["entry_id"], t0 + ctx.gateway.hold_ttl_ms))["hold"]
+    grant = (await status_of(ctx, together.entry_id, t0 + ctx.gateway.hold_ttl_ms))["hold"]
     assert isinstance(grant, dict) and sorted(grant["seats"]) == sorted(block)
 
 
@@ -291,7 +291,7 @@ async def test_seats_across_an_aisle_are_not_together(ctx: Engine, t0: int) -> N
     await fill(ctx, show, [[across[0].id, across[1].id], [beside[0].id, beside[1].id]], now_ms=t0)
     entry = await ctx.waitlist.join(show.show_id, customer(), 2, None, now_ms=t0)
     await ctx.gateway.call("sweep", show.show_id, now_ms=t0 + ctx.gateway.hold_ttl_ms)
-    grant = (await status_of(ctx, entry["entry_id"], t0 + ctx.gateway.hold_ttl_ms))["hold"]
+    grant = (await status_of(ctx, entry.entry_id, t0 + ctx.gateway.hold_ttl_ms))["hold"]
     assert isinstance(grant, dict) and sorted(grant["seats"]) == sorted([beside[0].id, beside[1].id])
 
 
@@ -302,7 +302,7 @@ async def test_without_adjacent_seats_a_group_gets_the_best_ranked_ones(ctx: Eng
     await fill(ctx, show, [scattered], now_ms=t0)
     entry = await ctx.waitlist.join(show.show_id, customer(), 3, None, now_ms=t0)
     await ctx.gateway.call("sweep", show.show_id, now_ms=t0 + ctx.gateway.hold_ttl_ms)
-    grant = (await status_of(ctx, entry["entry_id"], t0 + ctx.gateway.hold_ttl_ms))["hold"]
+    grant = (await status_of(ctx, entry.entry_id, t0 + ctx.gateway.hold_ttl_ms))["hold"]
     best = sorted(scattered, key=lambda s: show.plan.by_id[s].rank)[:3]
     assert isinstance(grant, dict) and sorted(grant["seats"]) == sorted(best)
 
@@ -314,7 +314,7 @@ async def test_a_newcomer_cannot_take_a_freed_seat_a_waiter_could_use(ctx: Engin
     entry = await ctx.waitlist.join(show.show_id, "waiter@example.org", 3, None)
     await ctx.holds.release(hold.hold_id)
     # Two free seats, the waiter needs three: it keeps them; nobody else may hold them.
-    assert (await ctx.waitlist.status(entry["entry_id"]))["status"] == "waiting"
+    assert (await ctx.waitlist.status(entry.entry_id)).status == "waiting"
     refused = await client.post(f"/v1/shows/{show.show_id}/holds",
                                 json={"seats": freed, "customer": "newcomer@example.org"})
     assert refused.status_code == 409 and refused.json()["error"] == "seats_unavailable"
@@ -324,7 +324,7 @@ async def test_a_newcomer_cannot_take_a_freed_seat_a_waiter_could_use(ctx: Engin
     shown = {s["id"]: s["status"] for s in seat_map["seats"]}
     assert all(shown[s] == "held" for s in freed) and seat_map["counts"]["available"] == 0
     # Once nobody waits, the seats are anybody's.
-    await ctx.waitlist.leave(entry["entry_id"])
+    await ctx.waitlist.leave(entry.entry_id)
     assert (await ctx.holds.seat_statuses(show.show_id)).get(freed[0]) is None
     await ctx.holds.hold(show.show_id, freed, "newcomer@example.org")
 
@@ -337,12 +337,12 @@ async def test_a_group_is_served_all_at_once_or_not_at_all(ctx: Engine, t0: int)
     single = await ctx.waitlist.join(show.show_id, customer(), 1, None, now_ms=t0)
     for i, hold in enumerate(holds[:2]):
         await ctx.holds.release(hold.hold_id, now_ms=t0 + i)
-        assert (await status_of(ctx, group["entry_id"]))["status"] == "waiting"
-        assert (await status_of(ctx, single["entry_id"]))["status"] == "waiting", "the later single waits"
+        assert (await status_of(ctx, group.entry_id))["status"] == "waiting"
+        assert (await status_of(ctx, single.entry_id))["status"] == "waiting", "the later single waits"
     await ctx.holds.release(holds[2].hold_id, now_ms=t0 + 2)
-    grant = (await status_of(ctx, group["entry_id"]))["hold"]
+    grant = (await status_of(ctx, group.entry_id))["hold"]
     assert isinstance(grant, dict) and sorted(grant["seats"]) == sorted(one + two + three)
-    assert (await status_of(ctx, single["entry_id"]))["position"] == 1
+    assert (await status_of(ctx, single.entry_id))["position"] == 1
 
 
 async def test_a_later_request_of_another_category_is_served_with_seats_the_earlier_cannot_use(
@@ -355,15 +355,15 @@ async def test_a_later_request_of_another_category_is_served_with_seats_the_earl
     wants_any = await ctx.waitlist.join(show.show_id, customer(), 1, None, now_ms=t0)
 
     await ctx.holds.release(h_standard.hold_id, now_ms=t0)
-    assert (await status_of(ctx, wants_vip["entry_id"]))["status"] == "waiting"
-    assert (await status_of(ctx, wants_standard["entry_id"]))["hold"]["seats"] == standard  # type: ignore[index]
+    assert (await status_of(ctx, wants_vip.entry_id))["status"] == "waiting"
+    assert (await status_of(ctx, wants_standard.entry_id))["hold"]["seats"] == standard  # type: ignore[index]
     # One vip seat: the vip waiter (earlier) keeps it; the later "any" waiter may not take it.
     await ctx.holds.release(h_vip1.hold_id, now_ms=t0)
-    assert (await status_of(ctx, wants_any["entry_id"]))["status"] == "waiting"
+    assert (await status_of(ctx, wants_any.entry_id))["status"] == "waiting"
     assert (await ctx.holds.seat_statuses(show.show_id, now_ms=t0))[vip[0]] is SeatStatus.HELD
     await ctx.holds.release(h_vip2.hold_id, now_ms=t0)
-    assert sorted((await status_of(ctx, wants_vip["entry_id"]))["hold"]["seats"]) == sorted(vip)  # type: ignore[index]
-    assert (await status_of(ctx, wants_any["entry_id"]))["status"] == "waiting"
+    assert sorted((await status_of(ctx, wants_vip.entry_id))["hold"]["seats"]) == sorted(vip)  # type: ignore[index]
+    assert (await status_of(ctx, wants_any.entry_id))["status"] == "waiting"
 
 
 # -- 3. chance lost, show start, leaving -------------------------------------------------
@@ -379,12 +379,12 @@ async def test_a_booking_that_takes_the_last_chance_makes_the_waiter_impossible(
     wants_any = await ctx.waitlist.join(show.show_id, customer(), 1, None)
     booking = await ctx.confirmations.confirm(hold.hold_id, "key-1", "tok_ok")
     assert sorted(booking.seats) == sorted(last_two)
-    vip_state = await ctx.waitlist.status(wants_vip["entry_id"])
-    assert vip_state["status"] == "impossible" and vip_state["position"] is None
-    assert (await ctx.waitlist.status(wants_any["entry_id"]))["status"] == "waiting"
-    assert (await ctx.waitlist.status(wants_any["entry_id"]))["position"] == 1
+    vip_state = await ctx.waitlist.status(wants_vip.entry_id)
+    assert vip_state.status == "impossible" and vip_state.position is None
+    assert (await ctx.waitlist.status(wants_any.entry_id)).status == "waiting"
+    assert (await ctx.waitlist.status(wants_any.entry_id)).position == 1
     with pytest.raises(EntryNotWaiting):
-        await ctx.waitlist.leave(wants_vip["entry_id"])
+        await ctx.waitlist.leave(wants_vip.entry_id)
 
 
 async def test_waiting_entries_expire_when_the_show_starts(ctx: Engine) -> None:
@@ -392,14 +392,14 @@ async def test_waiting_entries_expire_when_the_show_starts(ctx: Engine) -> None:
     await fill(ctx, show)
     entries = [await ctx.waitlist.join(show.show_id, customer(), n, None) for n in (1, 2)]
     starts_at = int(await ctx.redis.hget(ctx.keys.show_keys(show.show_id)[0], "starts_at"))
-    assert {(await status_of(ctx, e["entry_id"]))["status"] for e in entries} == {"waiting"}
+    assert {(await status_of(ctx, e.entry_id))["status"] for e in entries} == {"waiting"}
     # Every hold ends long before the show starts; the first script at the start (the
     # scripts' next wake includes it, so a sweeper comes by) ends the queue, granting nothing.
     await ctx.gateway.call("sweep", show.show_id, now_ms=starts_at)
     for entry in entries:
-        assert (await status_of(ctx, entry["entry_id"], starts_at))["status"] == "expired"
+        assert (await status_of(ctx, entry.entry_id, starts_at))["status"] == "expired"
         with pytest.raises(EntryNotWaiting):
-            await ctx.waitlist.leave(entry["entry_id"], now_ms=starts_at)
+            await ctx.waitlist.leave(entry.entry_id, now_ms=starts_at)
     assert int(await ctx.redis.zcard(ctx.keys.show_keys(show.show_id)[5])) == 0
     with pytest.raises(ShowClosed):
         await ctx.waitlist.join(show.show_id, customer(), 1, None, now_ms=starts_at + 1)
@@ -411,12 +411,12 @@ async def test_leaving_is_immediate_and_hands_claimed_seats_on(ctx: Engine, clie
     first = await ctx.waitlist.join(show.show_id, customer(), 3, None)
     second = await ctx.waitlist.join(show.show_id, customer(), 2, None)
     await ctx.holds.release(hold.hold_id)  # two seats: the first keeps them, needing three
-    assert (await ctx.waitlist.status(second["entry_id"]))["status"] == "waiting"
-    assert (await client.delete(f"/v1/waitlist/{first['entry_id']}")).status_code == 204
-    assert (await client.get(f"/v1/waitlist/{first['entry_id']}")).json()["status"] == "cancelled"
-    again = await client.delete(f"/v1/waitlist/{first['entry_id']}")
+    assert (await ctx.waitlist.status(second.entry_id)).status == "waiting"
+    assert (await client.delete(f"/v1/waitlist/{first.entry_id}")).status_code == 204
+    assert (await client.get(f"/v1/waitlist/{first.entry_id}")).json()["status"] == "cancelled"
+    again = await client.delete(f"/v1/waitlist/{first.entry_id}")
     assert again.status_code == 204, "leaving again answers the first leave's outcome"
-    granted = (await client.get(f"/v1/waitlist/{second['entry_id']}")).json()
+    granted = (await client.get(f"/v1/waitlist/{second.entry_id}")).json()
     assert granted["status"] == "granted" and sorted(granted["hold"]["seats"]) == sorted(show.ref.seat_ids[:2])
 
 
@@ -441,7 +441,7 @@ async def test_a_hold_whose_seats_a_repair_sold_still_ends_and_the_queue_goes_on
     entry = await ctx.waitlist.join(show.show_id, customer(), 1, None, now_ms=t0)
     await book_in_redis(ctx, show.show_id, sold.seats, now_ms=t0)
     await ctx.gateway.call("sweep", show.show_id, now_ms=sold.expires_at_ms)
-    assert (await status_of(ctx, entry["entry_id"], sold.expires_at_ms))["hold"]["seats"] == other.seats  # type: ignore[index]
+    assert (await status_of(ctx, entry.entry_id, sold.expires_at_ms))["hold"]["seats"] == other.seats  # type: ignore[index]
     stats = await ctx.redis.hgetall(ctx.keys.stats(show.show_id))
     assert (int(stats["free"]), int(stats["booked"])) == (0, 2)
     assert int(stats["held"]) == len(show.ref.seat_ids) - 2
