@@ -28,10 +28,12 @@ end
 -- ttl_ms: the hold time (nil: the show's, TTL_MS).
 local function create_hold(hold_id, customer, seats, source, ttl_ms)
   local mine = 'h:' .. hold_id
-  for _, seat in ipairs(seats) do
-    redis.call('HSET', K_SEATS, seat, mine)
+  local owned = {}
+  for i, seat in ipairs(seats) do
+    owned[2 * i - 1], owned[2 * i] = seat, mine
     seat_changed(seat, mine)
   end
+  redis.call('HSET', K_SEATS, unpack(owned))
   local expires = NOW + (ttl_ms or TTL_MS)
   -- As text once: Redis would format the number for HSET and again for ZADD.
   local expires_text = string.format('%d', expires)
