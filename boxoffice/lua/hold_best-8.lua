@@ -31,15 +31,12 @@
 --@include queue
 --@include gate
 --@include ratelimit
+--@include holdcheck
 if not is_loaded() then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
-local limited = over_rate_limit(ARGV[11], customer)
-if limited then return finish(limited) end
-local early = replayed_or_refused_hold(ARGV[4])
-if early then return finish(early) end
-local refused, pass_ticket = gate(customer, ARGV[12])
+local refused, pass_ticket = refused_before_seats(ARGV[4], customer, ARGV[11], ARGV[12])
 if refused then return finish(refused) end
 local count = tonumber(ARGV[7])
 local held = seats_of_customer(customer)

@@ -33,18 +33,14 @@
 --@include queue
 --@include gate
 --@include ratelimit
+--@include holdcheck
 if not is_loaded() then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
-local limited = over_rate_limit(ARGV[7], customer)
-if limited then return finish(limited) end
-local early = replayed_or_refused_hold(ARGV[4])
-if early then return finish(early) end
-local refused, pass_ticket = gate(customer, ARGV[8])
+local refused, pass_ticket = refused_before_seats(ARGV[4], customer, ARGV[7], ARGV[8])
 if refused then return finish(refused) end
-local seats = {}
-for i = 9, #ARGV do seats[#seats + 1] = ARGV[i] end
+local seats = {unpack(ARGV, 9)}
 if #seats == 0 then return finish({-5, ''}) end  -- a hold of nothing would break the counts
 
 local held = seats_of_customer(customer)
@@ -52,20 +48,24 @@ if held + #seats > tonumber(ARGV[6]) then
   return finish({-3, held})
 end
 
-local unavailable = {}
-local named = {}
-for _, seat in ipairs(seats) do
-  local category = seat_category(seat)
-  if category == nil or named[seat] then
-    return finish({-5, seat})
-  end
-  named[seat] = true
-  -- A free seat a waiter could use is the queue's, not a newcomer's (waiters first, docs/DESIGN.md).
-  if redis.call('HEXISTS', K_SEATS, seat) == 1 or reserved_for_queue(category) then
-    unavailable[#unavailable + 1] = seat
+-- The seats' entries in the layout hash, in one read (false: not in this hall).
+local plan_entries = redis.call('HMGET', K_LAYOUT, unpack(seats))
+local queue_waits = waitlist_length() > 0
+for i, seat in ipairs(seats) do
+  if not plan_entries[i] then return finish({-5, seat}) end
+  for j = 1, i - 1 do  -- named twice (a hold has a few seats: no table for this)
+    if seats[j] == seat then return finish({-5, seat}) end
   end
 end
-if #unavailable > 0 then
+local owners = redis.call('HMGET', K_SEATS, unpack(seats))
+local unavailable
+for i, seat in ipairs(seats) do
+  -- A free seat a waiter could use is the queue's, not a newcomer's (waiters first, docs/DESIGN.md).
+  if owners[i] or (queue_waits and reserved_for_queue(category_of(plan_entries[i]))) then
+    unavailable = appended(unavailable, seat)
+  end
+end
+if unavailable then
   local stats = redis.call('HMGET', K_STATS, 'free', 'held')
   local possible = (tonumber(stats[1]) + tonumber(stats[2])) >= #seats and 1 or 0
   local out = {-2, waitlist_length(), possible}

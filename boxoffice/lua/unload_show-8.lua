@@ -32,7 +32,7 @@ for _, suffix in ipairs(redis.call('SPOP', K_RECORDS, tonumber(ARGV[5]))) do
   deleted = deleted + redis.call('DEL', BASE .. suffix)
 end
 if redis.call('SCARD', K_RECORDS) > 0 then
-  return {{1, deleted}, 0, 0, EXPIRED_LATE_MS, GRANT_WAITS_MS}
+  return {{1, deleted}, 0, 0, EXPIRED_LATE_MS or NONE, GRANT_WAITS_MS or NONE}
 end
 local names = {K_META, K_LAYOUT, K_SEATS, K_DEADLINES, K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS,
   K_STATUS_MAP, K_SEAT_INDEX, K_RECORDS, BASE .. 'wake', BASE .. 'wanted', wanted_key(''),
@@ -48,4 +48,4 @@ for _, info in ipairs(redis.call('HVALS', K_LAYOUT)) do
   end
 end
 deleted = deleted + redis.call('DEL', unpack(names))
-return {{2, deleted}, 0, 0, EXPIRED_LATE_MS, GRANT_WAITS_MS}
+return {{2, deleted}, 0, 0, EXPIRED_LATE_MS or NONE, GRANT_WAITS_MS or NONE}

@@ -181,3 +181,21 @@ async def test_500_concurrent_clients_on_overlapping_seats(client: httpx.AsyncCl
     held = {s["id"] for s in seat_map["seats"] if s["status"] == "held"}
     assert held == set(owner)
     assert seat_map["counts"]["held"] == len(owner)
+
+
+async def test_a_hold_hash_lasts_while_the_hold_lives_and_a_day_after_it_ends(ctx: Engine, show: ShowRef) -> None:
+    """A live hold's hash has no expiry (it ends through a script, or leaves with its show's
+    unload); each way a hold ends gives its hash a day (RETENTION_S, lua/includes/context.lua)."""
+    day_s = 86400
+    released = await ctx.holds.hold(show.show_id, show.seat_ids[:1], "ana@example.org")
+    expired = await ctx.holds.hold(show.show_id, show.seat_ids[1:2], "bob@example.org")
+    confirmed = await ctx.holds.hold(show.show_id, show.seat_ids[2:3], "cy@example.org")
+    holds = (released, expired, confirmed)
+    keys = [ctx.keys.hold(show.show_id, hold.hold_id) for hold in holds]
+    assert [await ctx.redis.ttl(key) for key in keys] == [-1, -1, -1]
+    await ctx.holds.release(released.hold_id)
+    await ctx.confirmations.confirm(confirmed.hold_id, "key-1", "tok_ok")
+    assert (await ctx.holds.hold_status(expired.hold_id, now_ms=expired.expires_at_ms + 1)).status is \
+        HoldStatus.EXPIRED
+    for key in keys:
+        assert day_s - 60 < await ctx.redis.ttl(key) <= day_s

@@ -43,12 +43,16 @@ local NOW, TTL_MS
 -- Ended holds and waitlist entries stay readable this long (status lookups).
 local RETENTION_S = 86400
 
--- Seats changed by this call, published once at the end for live seat maps, and the
--- value each was last given in the seats hash (false: freed), so publishing reads none.
--- Every write to the seats hash goes through seat_changed (load_show-8.lua's aside:
--- it publishes nothing).
+-- Seats changed by this call, each once in the order first changed, published once at
+-- the end for live seat maps, and the value each was last given in the seats hash
+-- (false: freed), so publishing reads none. Every write to the seats hash goes through
+-- seat_changed (load_show-8.lua's aside: it publishes nothing).
 local CHANGED, CHANGED_TO
 local QUEUE_CHANGED
+-- The three lists below stay nil until something is added (appended): most calls add
+-- nothing, and making a Lua table costs Redis more than testing for nil. They are read
+-- through `or NONE`, an empty list nothing adds to.
+local NONE = {}
 -- Entries this call ended, named in the change message: their streams read at once.
 local ENDED_ENTRIES
 -- For the service's metrics (engine/metrics.py): how late each hold this call
@@ -56,12 +60,13 @@ local ENDED_ENTRIES
 local EXPIRED_LATE_MS, GRANT_WAITS_MS
 
 -- Read once per call, kept in locals (every show script needs them at least twice):
--- the show's `loaded` flag, start (ms, 0 when unknown), status (CLOSED) and whether
--- explicit holds may strand a seat (NO_STRANDED; only load_show-8.lua and close_show-8.lua
--- set these), the earliest hold deadline (nil: none), which every
+-- the show's `loaded` flag, start (ms, 0 when unknown), status (CLOSED), whether
+-- explicit holds may strand a seat (NO_STRANDED) and when sales open (SALE_OPENS_AT, ms,
+-- 0: on sale now; gate.lua), all in one read of the meta hash (only load_show-8.lua and
+-- close_show-8.lua set them); the earliest hold deadline (nil: none), which every
 -- write to the deadlines zset updates (create_hold) or forgets (FIRST_DEADLINE_KNOWN),
 -- and the waitlist's length (waitlist.lua: adding or ending an entry forgets it).
-local LOADED, STARTS_AT, CLOSED, NO_STRANDED
+local LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT
 local FIRST_DEADLINE, FIRST_DEADLINE_KNOWN
 local WAITING
 -- next_wake() when the call began (settle.lua).
@@ -80,16 +85,23 @@ local function start_call(keys, argv)
     NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
   TTL_MS = tonumber(argv[3])
-  CHANGED, CHANGED_TO, QUEUE_CHANGED, ENDED_ENTRIES = {}, {}, false, {}
-  EXPIRED_LATE_MS, GRANT_WAITS_MS = {}, {}
-  LOADED, STARTS_AT, CLOSED, NO_STRANDED = nil, nil, nil, nil
+  CHANGED, CHANGED_TO, QUEUE_CHANGED = {}, {}, false
+  ENDED_ENTRIES, EXPIRED_LATE_MS, GRANT_WAITS_MS = nil, nil, nil
+  LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT = nil, nil, nil, nil, nil
   FIRST_DEADLINE, FIRST_DEADLINE_KNOWN, WAITING = nil, false, nil
   START_WAKE = 0
 end
 
 local function seat_changed(seat, value)
-  CHANGED[#CHANGED + 1] = seat
+  if CHANGED_TO[seat] == nil then CHANGED[#CHANGED + 1] = seat end
   CHANGED_TO[seat] = value
+end
+
+-- `list` (nil: none yet) with `value` added at its end.
+local function appended(list, value)
+  if list == nil then return {value} end
+  list[#list + 1] = value
+  return list
 end
 
 local function split_seats(csv)
@@ -98,17 +110,22 @@ local function split_seats(csv)
   return out
 end
 
+-- The category in a seat's entry of the layout hash.
+local function category_of(info)
+  return string.match(info, '^([^|]*)')
+end
+
 local function seat_category(seat)
   local info = redis.call('HGET', K_LAYOUT, seat)
   if not info then return nil end
-  return string.match(info, '^([^|]*)')
+  return category_of(info)
 end
 
 local function read_meta()
   if STARTS_AT == nil then
-    local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at', 'status', 'no_stranded_seats')
+    local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at', 'status', 'no_stranded_seats', 'sale_opens_at')
     LOADED, STARTS_AT, CLOSED = meta[1] == '1', tonumber(meta[2] or '0'), meta[3] == 'closed'
-    NO_STRANDED = meta[4] == '1'
+    NO_STRANDED, SALE_OPENS_AT = meta[4] == '1', tonumber(meta[5] or '0')
   end
 end
 

@@ -9,7 +9,8 @@
 -- and, second, the ticket whose pass the caller uses once its hold or entry is made.
 local function gate(customer, token)
   token = token or ''
-  local opens = tonumber(redis.call('HGET', K_META, 'sale_opens_at') or '0')
+  read_meta()
+  local opens = SALE_OPENS_AT
   if opens == 0 then return nil, nil end
   if NOW < opens then return {-21, opens}, nil end
   queue_settle('')

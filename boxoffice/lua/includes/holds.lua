@@ -28,17 +28,21 @@ end
 -- ttl_ms: the hold time (nil: the show's, TTL_MS).
 local function create_hold(hold_id, customer, seats, source, ttl_ms)
   local mine = 'h:' .. hold_id
-  for _, seat in ipairs(seats) do
-    redis.call('HSET', K_SEATS, seat, mine)
+  local owned = {}
+  for i, seat in ipairs(seats) do
+    owned[2 * i - 1], owned[2 * i] = seat, mine
     seat_changed(seat, mine)
   end
+  redis.call('HSET', K_SEATS, unpack(owned))
   local expires = NOW + (ttl_ms or TTL_MS)
   -- As text once: Redis would format the number for HSET and again for ZADD.
   local expires_text = string.format('%d', expires)
   local key = hold_key(hold_id)
   redis.call('HSET', key, 'seats', table.concat(seats, ','), 'customer', customer,
     'status', 'active', 'created_at', NOW, 'expires_at', expires_text, 'source', source)
-  redis.call('EXPIRE', key, math.floor(TTL_MS / 1000) + RETENTION_S)
+  -- No expiry while it lives (as a waitlist entry's): every way a hold ends (end_hold,
+  -- confirm_finish-8.lua) gives its hash RETENTION_S, and unload_show-8.lua deletes what
+  -- the records set names.
   redis.call('SADD', K_RECORDS, 'hold:' .. hold_id)
   -- A new member can only lower the earliest deadline; a moved one may raise it.
   if redis.call('ZADD', K_DEADLINES, expires_text, hold_id) == 1 and FIRST_DEADLINE_KNOWN then

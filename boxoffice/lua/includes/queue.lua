@@ -35,7 +35,7 @@ local function queue_active()
 end
 
 local function tell_ticket(ticket_id)
-  ENDED_ENTRIES[#ENDED_ENTRIES + 1] = ticket_id
+  ENDED_ENTRIES = appended(ENDED_ENTRIES, ticket_id)
   QUEUE_CHANGED = true
 end
 

@@ -7,7 +7,7 @@
 local function settle_due()
   -- Nothing is due while the earliest deadline is later (most calls): no range read then.
   local first = first_deadline()
-  local due = {}
+  local due = NONE
   if first and first <= NOW then
     due = redis.call('ZRANGEBYSCORE', K_DEADLINES, '-inf', NOW, 'WITHSCORES', 'LIMIT', '0', '1000')
   end
@@ -16,7 +16,7 @@ local function settle_due()
     local status = redis.call('HGET', hold_key(due[i]), 'status')
     freed = freed + end_hold(due[i], 'expired', 'holds_unpaid')
     if status == 'active' or status == 'confirming' then
-      EXPIRED_LATE_MS[#EXPIRED_LATE_MS + 1] = NOW - tonumber(due[i + 1])
+      EXPIRED_LATE_MS = appended(EXPIRED_LATE_MS, NOW - tonumber(due[i + 1]))
     end
   end
   if show_closed() then
@@ -39,6 +39,9 @@ local function next_wake()
   return wake
 end
 
+-- A seat's status in the change message, by its status map character.
+local SEAT_STATUS = {['0'] = '=available', h = '=held', b = '=booked'}
+
 -- One message per call for live seat maps and waitlist streams (engine/events.py):
 -- "<queue changed 0|1>;<seat>=<available|held|booked>,...;<categories the queue
 -- waits for, "*": any>;<entries this call ended>". Seat statuses are the seats'
@@ -46,23 +49,16 @@ end
 -- the queue's: waiters first, docs/DESIGN.md).
 local function publish_changes()
   if #CHANGED == 0 and not QUEUE_CHANGED then return end
-  local seats = {}
-  local seen = {}
-  for _, seat in ipairs(CHANGED) do
-    if not seen[seat] then
-      seen[seat] = true
-      local value = CHANGED_TO[seat]
-      mark_seat(seat, value)
-      local status = 'available'
-      if value then
-        status = string.sub(value, 1, 2) == 'b:' and 'booked' or 'held'
-      end
-      seats[#seats + 1] = seat .. '=' .. status
-    end
+  local seats, chars = {}, {}
+  for i, seat in ipairs(CHANGED) do
+    local char = CHANGED_TO[seat]
+    char = char and string.sub(char, 1, 1) or '0'
+    chars[i], seats[i] = char, seat .. (SEAT_STATUS[char] or '=held')
   end
+  if #CHANGED > 0 then mark_seats(CHANGED, chars) end
   local queue = QUEUE_CHANGED and '1' or '0'
   redis.call('PUBLISH', BASE .. 'changes', queue .. ';' .. table.concat(seats, ',') .. ';'
-    .. table.concat(reserved_categories(), ',') .. ';' .. table.concat(ENDED_ENTRIES, ','))
+    .. table.concat(reserved_categories(), ',') .. ';' .. table.concat(ENDED_ENTRIES or NONE, ','))
 end
 
 -- Every show script calls begin() first and returns finish(result): the caller
@@ -80,5 +76,5 @@ local function finish(result)
   publish_changes()
   local wake = next_wake()
   local reindex = (wake > 0 and (START_WAKE == 0 or wake < START_WAKE)) and 1 or 0
-  return {result, wake, reindex, EXPIRED_LATE_MS, GRANT_WAITS_MS}
+  return {result, wake, reindex, EXPIRED_LATE_MS or NONE, GRANT_WAITS_MS or NONE}
 end

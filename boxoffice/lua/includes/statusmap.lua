@@ -11,11 +11,20 @@
 -- so a missed mark can never show for long.
 -- Needs context.lua (K_STATUS_MAP, K_SEAT_INDEX).
 
--- value: the seats hash's value for the seat (false when free)
-local function mark_seat(seat, value)
-  local index = redis.call('HGET', K_SEAT_INDEX, seat)
-  if not index then return end
-  redis.call('SETRANGE', K_STATUS_MAP, index, value and string.sub(value, 1, 1) or '0')
+-- seats[i] takes the character chars[i] ('0' free, 'h' held, 'b' booked): their positions
+-- read a hundred at a time (a settle may free thousands of seats; unpack has a limit).
+-- Each position goes back to Redis as the text it came as: a Lua number would be formatted.
+local MARK_BATCH = 100
+
+local function mark_seats(seats, chars)
+  for first = 1, #seats, MARK_BATCH do
+    local last = math.min(first + MARK_BATCH - 1, #seats)
+    local positions = redis.call('HMGET', K_SEAT_INDEX, unpack(seats, first, last))
+    for i = first, last do
+      local position = positions[i - first + 1]
+      if position then redis.call('SETRANGE', K_STATUS_MAP, position, chars[i]) end
+    end
+  end
 end
 
 local function rebuild_status_map()

@@ -102,7 +102,7 @@ local function end_entry(entry_id, status, hold_id)
   redis.call('HSET', key, 'status', status, 'ended_at', NOW, 'end_seq', seq)
   if hold_id then redis.call('HSET', key, 'hold_id', hold_id) end
   redis.call('EXPIRE', key, RETENTION_S)
-  ENDED_ENTRIES[#ENDED_ENTRIES + 1] = entry_id
+  ENDED_ENTRIES = appended(ENDED_ENTRIES, entry_id)
   QUEUE_CHANGED = true
 end
 
@@ -128,8 +128,8 @@ end
 
 -- The categories the queue waits for ("*": any), sorted: their free seats are the queue's.
 local function reserved_categories()
+  if waitlist_length() == 0 then return NONE end
   local out = {}
-  if waitlist_length() == 0 then return out end
   local meta = redis.call('HGETALL', K_META)
   for i = 1, #meta, 2 do
     if string.sub(meta[i], 1, 3) == 'wc:' and tonumber(meta[i + 1]) > 0 then
@@ -211,7 +211,7 @@ local function grant_waiters()
       create_hold(hold_id, entry[1], picked, 'waitlist')
       end_entry(entry_id, 'granted', hold_id)
       redis.call('HINCRBY', K_STATS, 'grants', '1')
-      GRANT_WAITS_MS[#GRANT_WAITS_MS + 1] = NOW - tonumber(entry[4])
+      GRANT_WAITS_MS = appended(GRANT_WAITS_MS, NOW - tonumber(entry[4]))
       for _, seat in ipairs(picked) do claimed[seat] = true end
       unclaimed = unclaimed - count
     else
