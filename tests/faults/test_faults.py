@@ -228,7 +228,10 @@ async def test_a_killed_cluster_primary_fails_over_and_no_sale_is_lost(database_
             hold = await context.holds.hold(show.show_id, show.seat_ids[:2], "buyer@example.org")
             sales[show.show_id] = await context.confirmations.confirm(hold.hold_id, f"k{show.show_id}", "tok_ok")
         with victim.client() as direct:
-            # The replica has acknowledged every write so far: the sales' marks are on it.
+            # The replica has the sales' marks: WAIT counts the replicas that acknowledged this
+            # connection's own last write, so it writes first (in the show's slot); the
+            # replication stream is ordered, so the marks before it are acknowledged too.
+            direct.set(f"fault-test:fence:{{{victim_show.show_id}}}", "1")
             assert int(direct.execute_command("WAIT", 1, 5000)) == 1
         for show in shows:
             holds[show.show_id] = await context.holds.hold(show.show_id, show.seat_ids[2:4], "late@example.org")
