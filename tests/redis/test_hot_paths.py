@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from boxoffice.engine.redis.autopipeline import CLIENT_NAME, AutoPipeline
-from boxoffice.engine.wiring import Engine
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import BOTH
 from tests.support.services import RedisServer
 from tests.support.shows import ShowRef, pick_show
@@ -146,3 +146,44 @@ async def test_auto_pipelining_fails_in_flight_calls_on_a_dropped_connection_and
     finally:
         await pipeline.aclose()
         await admin.aclose()
+
+
+async def test_our_bare_connections_log_in_select_their_database_and_name_themselves(ctx: Engine) -> None:
+    """The auto-pipeline and the live-change subscription open their own connections
+    (engine/redis/autopipeline.handshake): on a server that wants a password, as the default
+    user and as a named ACL user, in a database other than 0."""
+    from boxoffice.engine.redis.pubsub import CLIENT_NAME as EVENTS_CLIENT_NAME
+
+    door_code, usher_code = "door-code", "usher-code"  # the server's and an ACL user's passwords
+    server = RedisServer.start()
+    admin = aioredis.Redis(port=server.port, decode_responses=True)
+    try:
+        await admin.config_set("requirepass", door_code)  # this connection stays logged in
+        await admin.acl_setuser("usher", enabled=True, passwords=[f"+{usher_code}"], keys=["*"], channels=["*"],
+                                commands=["+@all"])
+        for username, password in ((None, door_code), ("usher", usher_code)):
+            pipeline = AutoPipeline("127.0.0.1", server.port, db=3, username=username, password=password)
+            try:
+                assert await pipeline.execute("SET", "handshake-test", username or "default") is not None
+                mine = [c for c in await admin.client_list() if c.get("name") == CLIENT_NAME]
+                assert [(c["user"], c["db"]) for c in mine] == [(username or "default", "3")], mine
+            finally:
+                await pipeline.aclose()
+        assert await admin.get("handshake-test") is None, "written to database 0, not 3"
+        in_db3 = aioredis.Redis(port=server.port, db=3, username="usher", password=usher_code,
+                                decode_responses=True)
+        assert await in_db3.get("handshake-test") == "usher"
+        await in_db3.aclose()
+
+        url = f"redis://usher:{usher_code}@127.0.0.1:{server.port}/3"
+        hub = await open_engine(ctx.settings.with_changes(redis_url=url), background=False)
+        try:
+            hub.events.start()
+            await asyncio.wait_for(hub.events.connected.wait(), 10)
+            theirs = [c for c in await admin.client_list() if c.get("name") == EVENTS_CLIENT_NAME]
+            assert [c["user"] for c in theirs] == ["usher"], theirs
+        finally:
+            await hub.close()
+    finally:
+        await admin.aclose()
+        server.kill()

@@ -130,17 +130,25 @@ def tcp_options(client: Any) -> dict[str, Any] | None:
             "connect_timeout_s": float(kwargs.get("socket_connect_timeout") or 2.0)}
 
 
+def handshake(name: str, username: str | None, password: str | None, db: int = 0) -> list[tuple[Any, ...]]:
+    """The commands that open each of our own bare connections to Redis (this pipeline's and
+    the live-change subscriber's, engine/redis/pubsub.py): AUTH when a password is set, SELECT
+    of a database other than 0, and a name, so operators (and tests) can tell the
+    connection apart in CLIENT LIST."""
+    commands: list[tuple[Any, ...]] = []
+    if password:
+        commands.append(("AUTH", username, password) if username else ("AUTH", password))
+    if db:
+        commands.append(("SELECT", db))
+    commands.append(("CLIENT", "SETNAME", name))
+    return commands
+
+
 class AutoPipeline:
     def __init__(self, host: str, port: int, db: int = 0, username: str | None = None,
                  password: str | None = None, connect_timeout_s: float = 2.0, reply_timeout_s: float = 5.0) -> None:
         self.address = (host, port)
-        self.handshake = []
-        if password:
-            self.handshake.append(("AUTH", username, password) if username else ("AUTH", password))
-        if db:
-            self.handshake.append(("SELECT", db))
-        # Named, so operators (and tests) can tell it apart in CLIENT LIST.
-        self.handshake.append(("CLIENT", "SETNAME", CLIENT_NAME))
+        self.handshake = handshake(CLIENT_NAME, username, password, db)
         self.connect_timeout_s = connect_timeout_s
         self.reply_timeout_s = reply_timeout_s
         self._connection: _Connection | None = None
@@ -220,7 +228,7 @@ class AutoPipeline:
             for command in self.handshake:
                 future: asyncio.Future[Any] = loop.create_future()
                 connection.waiting.append((future, time.monotonic()))
-                transport.write(pack(tuple(a for a in command if a is not None)))
+                transport.write(pack(command))
                 await asyncio.wait_for(future, self.connect_timeout_s)
             self._connection = connection
             if self._watchdog is None or self._watchdog.done():

@@ -30,7 +30,7 @@ import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from boxoffice.engine.redis.autopipeline import pack, tcp_options
+from boxoffice.engine.redis.autopipeline import handshake, pack, tcp_options
 
 log = logging.getLogger(__name__)
 
@@ -324,13 +324,10 @@ class EventHub:
             loop.create_connection(lambda: _Subscriber(self), options["host"], options["port"]),
             options["connect_timeout_s"])
         try:
-            if options["password"]:
-                auth = ("AUTH", options["username"], options["password"]) if options["username"] \
-                    else ("AUTH", options["password"])
-                transport.write(pack(auth))
-                subscriber.expect("AUTH")
-            transport.write(pack(("CLIENT", "SETNAME", CLIENT_NAME)))  # tells it apart in CLIENT LIST
-            subscriber.expect("CLIENT")
+            # Subscriptions are not per database: no SELECT.
+            for command in handshake(CLIENT_NAME, options["username"], options["password"]):
+                transport.write(pack(command))
+                subscriber.expect(command[0])
             await self._ready(subscriber, subscriber.closed)
             await subscriber.closed
             raise RedisConnectionError("Redis closed the subscription")
