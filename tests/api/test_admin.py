@@ -16,11 +16,10 @@ import pytest
 from sqlalchemy import text
 
 from boxoffice.api.app import create_app
-from boxoffice.engine import db
 from boxoffice.engine.settings import Settings, parse_admin_tokens
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.sales import audit
-from tests.support.services import RedisServer, temporary_database
+from tests.support.services import RedisServer, migrated_database
 
 ADA = "ada-0123456789abcdef"
 BEN = "ben-fedcba9876543210"
@@ -29,13 +28,7 @@ TOKENS = f"ada:{ADA},ben:{BEN}"
 
 @pytest.fixture(scope="module")
 def admin_database() -> Iterator[str]:
-    with temporary_database() as url:
-        async def migrate() -> None:
-            engine = db.create_engine(Settings(redis_url="redis://unused", database_url=url))
-            await db.migrate(engine)
-            await engine.dispose()
-
-        asyncio.run(migrate())
+    with migrated_database() as url:
         yield url
 
 

@@ -4,7 +4,6 @@ the books must balance and every step of the confirm must be timed."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,22 +11,14 @@ import pytest
 import redis
 
 from bench import confirm_bench
-from boxoffice.engine import db
 from boxoffice.engine.settings import Settings
 from tests.support.crashable import Services
-from tests.support.services import temporary_database
+from tests.support.services import migrated_database
 
 
 @pytest.fixture
 def own_database() -> Iterator[str]:
-    with temporary_database() as url:
-        engine = db.create_engine(Settings(redis_url="redis://unused", database_url=url))
-
-        async def migrate() -> None:
-            await db.migrate(engine)
-            await engine.dispose()
-
-        asyncio.run(migrate())
+    with migrated_database() as url:
         yield url
 
 

@@ -91,8 +91,8 @@ def temporary_database() -> Iterator[str]:
 
 @contextlib.contextmanager
 def migrated_database() -> Iterator[str]:
-    """A temporary_database with the schema applied and no catalog (for the benches, which
-    make their own corner of it); yields its URL."""
+    """A temporary_database with the schema applied and no catalog (for tests and benches
+    that make their own corner of it); yields its URL."""
     with temporary_database() as url:
         async def migrate() -> None:
             engine = db.create_engine(Settings(redis_url="redis://unused", database_url=url))
