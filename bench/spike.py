@@ -137,7 +137,8 @@ async def progress(crowd: Crowd, total: int, stop: asyncio.Event, stream: Any) -
 async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
     db = BenchDb(args.database_url)
     try:
-        opens_at = datetime.now(UTC) + timedelta(seconds=OPENING_LEAD_S) if args.release_queue else None
+        first_arrival = datetime.now(UTC) + timedelta(seconds=OPENING_LEAD_S)
+        opens_at = first_arrival + timedelta(seconds=args.opens_after_s) if args.release_queue else None
         spike_show = create_spike_show(db, args.seats, sale_opens_at=opens_at)
         target = urlparse(args.url)
         if target.scheme != "http" or not target.hostname:
@@ -159,7 +160,7 @@ async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
             crowd = kind(lean, venue, behaviour, args.concurrency, tag=uuid.uuid4().hex[:8], seed=args.seed)
             arrivals = sorted(random.Random(args.seed).uniform(0, args.arrival_s) for _ in range(args.customers))
             if opens_at is not None:
-                await asyncio.sleep(max(0.0, (opens_at - datetime.now(UTC)).total_seconds()))
+                await asyncio.sleep(max(0.0, (first_arrival - datetime.now(UTC)).total_seconds()))
             stop = asyncio.Event()
             shower = asyncio.create_task(progress(crowd, args.customers, stop, None if args.quiet else sys.stderr))
             crowd.started = time.perf_counter()
@@ -247,6 +248,9 @@ def parser() -> argparse.ArgumentParser:
                    help="share of customers who hold by count (the service picks) instead of reading the map")
     p.add_argument("--release-queue", action="store_true",
                    help="the show's sales open as the first customer arrives, behind its release queue")
+    p.add_argument("--opens-after-s", type=float, default=0.0,
+                   help="with --release-queue: the sales open this long after the first customer arrives "
+                        "(the customers who come earlier wait in the queue for the opening, as in a waiting room)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "spike.json")
     p.add_argument("--quiet", action="store_true", help="no progress display")
