@@ -79,7 +79,7 @@ create_city = creating(city_request, lambda admin: admin.create_city, city_json)
 create_cinema = creating(cinema_request, lambda admin: admin.create_cinema, created_cinema_json)
 create_hall = creating(hall_request, lambda admin: admin.create_hall, created_hall_json)
 create_movie = creating(movie_request, lambda admin: admin.create_movie, movie_json)
-create_show = creating(show_request, lambda admin: admin.create_show, show_with_queue_json)
+create_show = creating(show_request, lambda admin: admin.create_show_with_queue, show_with_queue_json)
 
 
 async def close_show(request: Request) -> JSON:

@@ -253,9 +253,9 @@ class Admin(CatalogChanges):
         self.redis = redis
         self.keys = keys
 
-    async def create_show(self, who: str, show: ShowRequest) -> ShowWithQueue:  # type: ignore[override]
-        """The catalog change, answered as GET /v1/shows/{id} answers (its queue too)."""
-        made = await super().create_show(who, show)
+    async def create_show_with_queue(self, who: str, show: ShowRequest) -> ShowWithQueue:
+        """The catalog change (create_show), answered as GET /v1/shows/{id} answers: its queue too."""
+        made = await self.create_show(who, show)
         return await self.queue.public_show(made.id)
 
     async def close_show(self, who: str, show_id: int, reason: str) -> ShowWithQueue:

@@ -137,7 +137,7 @@ class QueueMachine(RuleBasedStateMachine):
         opens = (int(seconds) + 120) * 1000
         hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         starts = hour + timedelta(days=3, hours=4 * next(_shows))
-        made = self.run(self.ctx.admin.create_show("model", ShowRequest(
+        made = self.run(self.ctx.admin.create_show_with_queue("model", ShowRequest(
             self.hall_id, self.movie_id, starts, {"standard": 1000}, "EUR",
             datetime.fromtimestamp(opens / 1000, UTC), "arrival")))
         self.show_id = made.show.id
