@@ -128,7 +128,11 @@ class RedisServer:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         server = cls(port, process, directory)
-        server.wait_ready()
+        try:
+            server.wait_ready()
+        except BaseException:
+            server.stop()  # a server that never answered is not left running
+            raise
         return server
 
     def wait_ready(self, timeout_s: float = 10.0) -> None:
