@@ -12,10 +12,12 @@ import asyncio
 import itertools
 import math
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -282,7 +284,9 @@ class QueueMachine(RuleBasedStateMachine):
         return [ticket_id for _, ticket_id in sorted(seqs)]
 
 
-def test_the_queue_agrees_with_its_model(redis_server: RedisServer, admin_database: str) -> None:
+@pytest.fixture
+def machine_engine(redis_server: RedisServer, admin_database: str) -> Iterator[None]:
+    """An engine at the model's pace, with a hall and a movie of its own, handed to QueueMachine."""
     loop = asyncio.new_event_loop()
     settings = admin_settings(redis_server, admin_database, f"model:{uuid.uuid4().hex}").with_changes(
         queue_shoppers=SHOPPERS, queue_admit_per_s=RATE, queue_pass_s=PASS_MS // 1000, hold_ttl_s=3600)
@@ -296,17 +300,35 @@ def test_the_queue_agrees_with_its_model(redis_server: RedisServer, admin_databa
             f"The Queue {uuid.uuid4().hex[:6]}", 90, "PG", datetime(2026, 11, 1).date(), ["Drama"])))
         QueueMachine.loop, QueueMachine.ctx = loop, ctx
         QueueMachine.hall_id, QueueMachine.movie_id = hall.id, movie.id
-        from hypothesis.stateful import run_state_machine_as_test
-
-        run_state_machine_as_test(QueueMachine, settings=hypothesis_settings(
-            max_examples=25, stateful_step_count=30, deadline=None, database=None,
-            suppress_health_check=[HealthCheck.too_slow]))
+        yield
     finally:
         keys = loop.run_until_complete(_keys(ctx))
         if keys:
             loop.run_until_complete(ctx.redis.delete(*keys))
         loop.run_until_complete(ctx.close())
         loop.close()
+
+
+def test_the_queue_agrees_with_its_model(machine_engine: None) -> None:
+    from hypothesis.stateful import run_state_machine_as_test
+
+    run_state_machine_as_test(QueueMachine, settings=hypothesis_settings(
+        max_examples=25, stateful_step_count=30, deadline=None, database=None,
+        suppress_health_check=[HealthCheck.too_slow]))
+
+
+def test_a_tick_before_anyone_joined_leaves_the_pace_to_the_service(machine_engine: None) -> None:
+    """Found by the state machine: the sweeper's tick just after the opening, before the
+    first join told Redis the service's pace, paced the queue at a built-in 50 a second
+    and kept that budget, so the first buyer waited where the service's 1,000 a second
+    admitted her at once."""
+    machine = QueueMachine()
+    machine.a_new_show()
+    machine.the_opening(after_ms=0)
+    machine.time_passes(ms=1)
+    machine.sweeper_tick()
+    machine.join(customer="ana")  # asserts the ticket is admitted, as the model says
+    machine.stored_tickets_match_the_model()
 
 
 async def _keys(ctx: Engine) -> list[str]:

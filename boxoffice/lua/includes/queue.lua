@@ -123,8 +123,11 @@ local function admit()
   if opens == 0 or ended ~= '' or NOW < opens or not_selling() then return 0 end
   if order == 'shuffle_before_open' and not drawn then return 0 end
   local m = redis.call('HMGET', K_META, 'qshoppers', 'qgroup', 'qrate', 'qpass_ms', 'qbudget', 'qbudget_at')
-  local rate = tonumber(m[3] or '50')
-  local pass_ms = tonumber(m[4] or '600000')
+  -- The service's pace comes with every join (queue_join). Before the first one nobody
+  -- waits, and a budget reckoned at some other pace must not carry over to the first buyer.
+  if not m[3] then return 0 end
+  local rate = tonumber(m[3])
+  local pass_ms = tonumber(m[4])
   local budget_at = tonumber(m[6] or tostring(opens))
   local budget = math.min(math.max(1, rate), tonumber(m[5] or '0') + (NOW - budget_at) * rate / 1000)
   local free = tonumber(redis.call('HGET', K_STATS, 'free') or '0')
