@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from boxoffice.engine.catalog import Catalog, Cinema, City, Hall, Movie, ShowInfo, movie_of
-from boxoffice.engine.db import as_utc, db_time, is_sqlite
+from boxoffice.engine.db import as_utc, db_time, is_sqlite, rfc3339
 from boxoffice.engine.errors import InvalidRequest
 from boxoffice.engine.holds import Holds
 from boxoffice.engine.ids import random_part
@@ -239,7 +239,7 @@ class CatalogChanges:
             other_start = as_utc(other_start)
             if other_start < ends and other_start + timedelta(minutes=int(other_runtime)) > show.starts_at:
                 raise refused("starts_at", f"the hall is busy then: show {other_id} starts"
-                                           f" {other_start.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+                                           f" {rfc3339(other_start)}")
 
 
 class Admin(CatalogChanges):

@@ -15,6 +15,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from boxoffice.engine.settings import Settings
+from boxoffice.engine.times import RFC3339
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def db_time(conn: AsyncConnection, value: datetime) -> datetime | str:
 
 
 def rfc3339(value: datetime | str) -> str:
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return as_utc(value).strftime(RFC3339)
 
 
 def elapsed_s(conn: AsyncConnection, earlier: str, later: str | None = None) -> str:
