@@ -96,3 +96,19 @@ export function randomKey() {
   const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
+
+// Follows a record (a waitlist entry, a queue ticket) over its Server-Sent Events stream:
+// each event is the whole record. The record is also read whenever the stream (re)connects,
+// so a change made while it was down is not missed. Answers the EventSource, to close.
+export function followRecord(eventsUrl, read, onRecord) {
+  const source = new EventSource(eventsUrl);
+  source.onmessage = (event) => onRecord(JSON.parse(event.data));
+  source.onopen = async () => {
+    try {
+      onRecord(await read());
+    } catch {
+      // The stream will still tell us.
+    }
+  };
+  return source;
+}

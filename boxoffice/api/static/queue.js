@@ -4,7 +4,7 @@
 // While a visitor waits, the page reads neither the seat map nor its stream:
 // keeping that rush off the seats is what the queue is for.
 
-import { api, ApiError } from "./api.js";
+import { api, ApiError, followRecord } from "./api.js";
 import { formatDuration } from "./text.js";
 
 const $ = (id) => document.getElementById(id);
@@ -83,18 +83,8 @@ export class QueueWatch {
     this.stopStream();
     this.ticket = ticket;
     this.remember();
-    const source = new EventSource(api.queueEventsUrl(ticket.ticket_id));
-    this.source = source;
-    source.onmessage = (event) => this.update(JSON.parse(event.data));
-    // Read the ticket whenever the stream (re)connects: an admission made while it
-    // was down is not missed.
-    source.onopen = async () => {
-      try {
-        this.update(await api.queueTicket(ticket.ticket_id));
-      } catch {
-        // The stream will still tell us.
-      }
-    };
+    this.source = followRecord(api.queueEventsUrl(ticket.ticket_id), () => api.queueTicket(ticket.ticket_id),
+      (read) => this.update(read));
     this.update(ticket);
   }
 

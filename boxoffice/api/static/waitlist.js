@@ -1,7 +1,7 @@
 // Following one waitlist entry live: its place in the queue, from the entry's
 // events stream, until it ends granted, impossible, cancelled or expired.
 
-import { api, ApiError } from "./api.js";
+import { api, ApiError, followRecord } from "./api.js";
 import { formatDuration } from "./text.js";
 
 const $ = (id) => document.getElementById(id);
@@ -25,18 +25,8 @@ export class WaitlistWatch {
   follow(entry) {
     this.stop();
     this.entry = entry;
-    const source = new EventSource(api.waitlistEventsUrl(entry.entry_id));
-    this.source = source;
-    source.onmessage = (event) => this.update(JSON.parse(event.data));
-    // Read the entry once whenever the stream (re)connects, so a grant made
-    // while it was down is not missed.
-    source.onopen = async () => {
-      try {
-        this.update(await api.waitlistEntry(entry.entry_id));
-      } catch {
-        // The stream will still tell us.
-      }
-    };
+    this.source = followRecord(api.waitlistEventsUrl(entry.entry_id), () => api.waitlistEntry(entry.entry_id),
+      (read) => this.update(read));
     this.update(entry);
   }
 
