@@ -184,7 +184,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
                                      allow_headers=["Content-Type", "Idempotency-Key"],
                                      expose_headers=["Retry-After"]))
     # Before the body limit: an overloaded worker answers without reading anything.
-    middleware.append(Middleware(LoadShedding, max_in_flight=settings.max_in_flight))
+    middleware.append(Middleware(LoadShedding, max_in_flight=settings.max_in_flight,
+                                 crowd_in_flight=settings.crowd_in_flight))
     middleware.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                                  admin_max_bytes=ADMIN_MAX_BODY_BYTES if settings.admin_tokens else None))
     exception_handlers = {

@@ -74,6 +74,8 @@ EXPIRIES = Counter("boxoffice_hold_expiries", "Holds ended at their deadline")
 EXPIRY_LATENESS = Histogram("boxoffice_hold_expiry_lateness_seconds",
                             "How long after its deadline a hold was ended", buckets=LATENESS_BUCKETS)
 SHED = Counter("boxoffice_shed_requests", "Requests answered 503 overloaded (BOXOFFICE_MAX_IN_FLIGHT reached)")
+CROWD_DEFERRED = Counter("boxoffice_crowd_deferred_requests",
+                         "Requests of the crowd that waited for their turn (BOXOFFICE_CROWD_IN_FLIGHT running)")
 GRANTS = Counter("boxoffice_waitlist_grants", "Seats handed to waiters (one per grant)")
 WAITLIST_WAIT = Histogram("boxoffice_waitlist_wait_seconds", "From joining the waitlist to the grant",
                           buckets=WAIT_BUCKETS)
