@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,10 +36,29 @@ class EndpointStats:
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+    # (when it was answered, perf_counter; its latency; its endpoint) of every request: where
+    # in a run the slow answers were (timeline)
+    answered: list[tuple[float, float, str]] = field(default_factory=list)
 
     def record(self, endpoint: str, status: int, seconds: float) -> None:
         self.latencies[endpoint].append(seconds)
         self.statuses[endpoint][status] += 1
+        self.answered.append((time.perf_counter(), seconds, endpoint))
+
+    def summary_of(self, endpoints: Callable[[str], bool], duration_s: float) -> dict[str, Any]:
+        """One latency summary of the requests of several endpoints together."""
+        chosen = [s for name, values in self.latencies.items() if endpoints(name) for s in values]
+        return latency_summary(chosen, duration_s)
+
+    def timeline(self, started: float, step_s: float = 1.0,
+                 endpoints: Callable[[str], bool] = lambda _: True) -> list[dict[str, Any]]:
+        """Per step of the run (by answer time): requests of `endpoints` answered, their p50,
+        p99 and max."""
+        steps: dict[int, list[float]] = defaultdict(list)
+        for at, seconds, endpoint in self.answered:
+            if endpoints(endpoint):
+                steps[int((at - started) // step_s)].append(seconds)
+        return [{"t_s": round(n * step_s, 3), **latency_summary(steps[n], step_s)} for n in sorted(steps)]
 
     @property
     def total(self) -> int:
