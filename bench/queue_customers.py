@@ -4,9 +4,10 @@ show's queue first, wait for their turn, and then pick, hold (with the pass), wa
 waitlist or pay exactly as before.
 
 A browser follows its ticket over Server-Sent Events; 20,000 open streams from one client
-process would measure the client, so these customers poll the ticket instead, less often
-the further back they are (about three polls over the estimated wait, between
-MIN_POLL_S and MAX_POLL_S apart): every poll is counted in the requests per seat sold."""
+process would measure the client, so these customers poll the ticket instead, as often as
+the service tells them (X-Queue-Refresh-After, from the ticket's estimated wait: about three
+times over it, between 0.5 and 30 s apart; engine/release_queue.refresh_after_s, the rule
+the ticket's stream follows too): every poll is counted in the requests per seat sold."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.customers import Crowd
+from boxoffice.engine.release_queue import refresh_after_s
 
-MIN_POLL_S = 0.5
-MAX_POLL_S = 15.0
+# When the ticket says no estimate (the service's rule needs one), look again after this.
+UNKNOWN_ETA_POLL_S = 7.5
 # One customer in PROBE_EVERY also tries a hold without a pass right after joining, as a
 # bot skipping the queue would: it must never be granted (403 pass_required while the
 # queue runs; 409 sale_not_open before the opening; after the queue ended sold out, the
@@ -131,8 +133,7 @@ class QueueCrowd(Crowd):
         path = f"/v1/queue/{record.ticket_id}"
         while ticket.get("status") == "waiting":
             eta = ticket.get("eta_s")
-            await asyncio.sleep(min(MAX_POLL_S, max(MIN_POLL_S, eta / 3)) if isinstance(eta, int | float)
-                                else MAX_POLL_S / 2)
+            await asyncio.sleep(refresh_after_s(eta) if isinstance(eta, int) else UNKNOWN_ETA_POLL_S)
             self.queue.polls += 1
             answer = await self.poll(record, path, "GET /v1/queue/{id}")
             if answer is None:

@@ -188,7 +188,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                                      allow_methods=["GET", "POST", "DELETE"],
                                      allow_headers=["Content-Type", "Idempotency-Key"],
-                                     expose_headers=["Retry-After"]))
+                                     expose_headers=["Retry-After", "X-Queue-Refresh-After"]))
     # Before the body limit: an overloaded worker answers without reading anything.
     middleware.append(Middleware(LoadShedding, max_in_flight=settings.max_in_flight,
                                  crowd_in_flight=settings.crowd_in_flight))

@@ -112,6 +112,18 @@ HEADERS = {"401": {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["B
            "503": {"Retry-After": {**RETRY_AFTER, "required": True}}}
 
 
+# A waiting queue ticket's answers say when to read it again (engine/release_queue.refresh_after_s).
+QUEUE_REFRESH = {"X-Queue-Refresh-After": {
+    "schema": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"}, "required": False,
+    "description": "while the ticket waits: seconds after which it is worth reading again"}}
+
+
+def with_headers(answers: dict[str, Any], headers: dict[str, Any]) -> dict[str, Any]:
+    for entry in answers.values():
+        entry["headers"] = headers
+    return answers
+
+
 def answer(status: str, schema: dict[str, Any] | None, description: str,
            media_type: str = "application/json") -> dict[str, Any]:
     if schema is None:
@@ -349,10 +361,11 @@ PATHS: dict[str, Any] = {
     "/v1/shows/{show_id}/queue": {"post": {
         "summary": "Join the show's release queue (fair access at the opening of sales)",
         "parameters": [SHOW_ID, OPTIONAL_KEY], "requestBody": body(ref("QueueRequest")),
-        "responses": {**answer("201", ref("QueueTicket"), "joined"),
+        "responses": {**with_headers(answer("201", ref("QueueTicket"), "joined"), QUEUE_REFRESH),
                       **errors("404", "409", "413", "422", "429", "503")}}},
     "/v1/queue/{ticket_id}": {
-        "get": get("A queue ticket with position, eta and pass", answer("200", ref("QueueTicket"), "ok"),
+        "get": get("A queue ticket with position, eta and pass",
+                   with_headers(answer("200", ref("QueueTicket"), "ok"), QUEUE_REFRESH),
                    "404", "413", "422", "503", params=[path_param("ticket_id", OPAQUE_ID)]),
         "delete": get("Leave the release queue", answer("204", None, "left"), "404", "409", "413", "422", "503",
                       params=[path_param("ticket_id", OPAQUE_ID)])},

@@ -11,10 +11,10 @@ from starlette.responses import StreamingResponse
 
 from boxoffice.api.context import engine_context
 from boxoffice.api.limiter import request_limits
-from boxoffice.api.record_routes import reading, removing
-from boxoffice.api.responses import JSON
+from boxoffice.api.record_routes import removing
+from boxoffice.api.responses import JSON, NO_STORE
 from boxoffice.api.shapes import ticket_json
-from boxoffice.api.streams import SSE_HEADERS, follow
+from boxoffice.api.streams import ENTRY_READ_INTERVAL_S, SSE_HEADERS, follow
 from boxoffice.api.validation import (
     creation_key,
     customer_field,
@@ -54,10 +54,22 @@ async def join(request: Request) -> JSON:
     customer, key = join_request(await json_body(request, ctx.settings.max_body_bytes), request.headers)
     ticket = await ctx.release_queue.join(show_id, customer, idempotency_key=key,
                                           limits=request_limits(request))  # counted inside the join's script
-    return JSON(ticket_json(ticket), status_code=201)
+    return ticket_answer(ticket, status_code=201)
 
 
-status = reading("ticket_id", lambda ctx: ctx.release_queue.status, ticket_json)
+REFRESH_HEADER = "x-queue-refresh-after"
+
+
+def ticket_answer(ticket: QueueTicket, status_code: int = 200) -> JSON:
+    """A ticket's JSON; while it waits, when to read it again (release_queue.REFRESH_*)."""
+    refresh = ticket.refresh_after_s
+    headers = {**NO_STORE, REFRESH_HEADER: f"{refresh:g}"} if refresh is not None else NO_STORE
+    return JSON(ticket_json(ticket), status_code=status_code, headers=headers)
+
+
+async def status(request: Request) -> JSON:
+    ctx = engine_context(request)
+    return ticket_answer(await ctx.release_queue.status(opaque_id(request, "ticket_id")))
 leave = removing("ticket_id", lambda ctx: ctx.release_queue.leave)
 
 
@@ -74,6 +86,9 @@ async def events(request: Request) -> StreamingResponse:
     async def read() -> QueueTicket:
         return await ctx.release_queue.status(ticket_id)
 
+    def read_every(ticket: QueueTicket) -> float:
+        return ticket.refresh_after_s or ENTRY_READ_INTERVAL_S
+
     return StreamingResponse(follow(ctx, show_id, ticket_id, read, ticket_json, lambda ticket: ticket.ended,
-                                    pass_lapses_in),
+                                    pass_lapses_in, read_every),
                              media_type="text/event-stream", headers=SSE_HEADERS)

@@ -115,11 +115,13 @@ async def seat_events(request: Request) -> StreamingResponse:
 
 async def follow(ctx: Engine, show_id: int, record_id: str, read: Callable[[], Awaitable[T]],
                  shape: Callable[[T], dict[str, Any]], final: Callable[[T], bool],
-                 wake_in: Callable[[T], float | None] = lambda _: None) -> AsyncIterator[bytes]:
+                 wake_in: Callable[[T], float | None] = lambda _: None,
+                 read_every: Callable[[T], float] = lambda _: ENTRY_READ_INTERVAL_S) -> AsyncIterator[bytes]:
     """One waiter's record (a waitlist entry, a release queue ticket) as Server-Sent Events in
     its contract `shape`: its state first, then every change, until `final`. Its own message
     is read at once; the show's other changes (its position may have moved) at most every
-    ENTRY_READ_INTERVAL_S, so a long line does not read every record on every change. A read
+    `read_every(last state)` seconds, so a long line does not read every record on every
+    change. A read
     whose JSON is what was sent last sends nothing. `wake_in`: seconds after which the record
     changes with no message of its own (a pass lapsing): read then, no keepalive."""
     loop = asyncio.get_running_loop()
@@ -136,7 +138,7 @@ async def follow(ctx: Engine, show_id: int, record_id: str, read: Callable[[], A
                 if due is None:
                     yield b": keepalive\n\n"
                     continue
-            pause = read_at + ENTRY_READ_INTERVAL_S - loop.time()
+            pause = read_at + read_every(last) - loop.time()
             if pause > 0 and not watch.ended.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(watch.ended.wait(), pause)

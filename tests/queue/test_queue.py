@@ -7,7 +7,10 @@ scripts' now-ms override, never with sleeps."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +18,8 @@ from prometheus_client import REGISTRY
 
 from boxoffice.engine.errors import AlreadyQueued, PassRequired, QueueNotOpen, SaleNotOpen, ShowClosed
 from boxoffice.engine.redis.gateway import BestRequest
-from boxoffice.engine.release_queue import QueueTicket
+from boxoffice.engine.release_queue import REFRESH_MAX_S, REFRESH_MIN_S, QueueTicket
+from boxoffice.engine.statuses import TicketStatus
 from boxoffice.engine.wiring import Engine
 from tests.api.test_admin import (
     a_hall,
@@ -328,6 +332,59 @@ async def test_a_tickets_stream_sends_its_state_first_then_its_admission_and_its
         assert (await http.delete(f"/v1/queue/{ben['ticket_id']}")).status_code == 204
         left = await events.next()
         assert (left["status"], left["pass"]) == ("left", None)
+
+
+def test_a_waiting_ticket_is_worth_reading_again_three_times_over_its_wait() -> None:
+    def waiting(eta_s: int | None, status: TicketStatus = TicketStatus.WAITING) -> QueueTicket:
+        return QueueTicket("Q1-a-b", 1, "c@x.org", status, 3, eta_s, None)
+
+    assert waiting(0).refresh_after_s == REFRESH_MIN_S
+    assert waiting(9).refresh_after_s == 3.0
+    assert waiting(3600).refresh_after_s == REFRESH_MAX_S
+    assert waiting(None, TicketStatus.ADMITTED).refresh_after_s is None
+
+
+async def test_a_far_tickets_stream_reads_by_its_wait_and_tells_its_own_change_at_once(
+        actx: Engine, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Others' changes (a place freed ahead) are read at most every refresh_after_s of the
+    ticket, not on every change; a poll is told the same in X-Queue-Refresh-After."""
+    from tests.waitlist.test_streams import serve, sse
+
+    queue = actx.release_queue
+    monkeypatch.setattr(queue, "pace", dataclasses.replace(queue.pace, admit_per_s=1))  # eta: a second a place
+    opened = (await redis_now_ms(actx) // S - 10) * S
+    show_id = await queued_show(http, opened, rows="A", per_row=2)  # 2 seats: one shopper at once
+    ahead = [(await http.post(f"/v1/shows/{show_id}/queue", json={"customer": f"c{n}@x.org"})).json()
+             for n in range(7)]
+    assert ahead[0]["status"] == "admitted"
+    joined = await http.post(f"/v1/shows/{show_id}/queue", json={"customer": "ben@x.org"})
+    ben = joined.json()
+    assert (ben["position"], ben["eta_s"]) == (7, 6)
+    assert joined.headers["x-queue-refresh-after"] == "2", "a third of the 6 s wait"
+    reads = 0
+    real_status = queue.status
+
+    async def counted_status(ticket_id: str, *args: Any, **kwargs: Any) -> QueueTicket:
+        nonlocal reads
+        reads += ticket_id == ben["ticket_id"]
+        return await real_status(ticket_id, *args, **kwargs)
+
+    monkeypatch.setattr(queue, "status", counted_status)
+    async with serve(actx) as url, sse(url, f"/v1/queue/{ben['ticket_id']}/events") as events:
+        first = await events.next()
+        told = time.monotonic()
+        assert (first["position"], reads) == (7, 1)
+        assert (await http.delete(f"/v1/queue/{ahead[3]['ticket_id']}")).status_code == 204
+        moved = await events.next(timeout_s=10)
+        assert moved["position"] == 6 and reads == 2
+        assert time.monotonic() - told >= 2.0, "read again no sooner than its refresh"
+        assert (await http.delete(f"/v1/queue/{ben['ticket_id']}")).status_code == 204
+        left = await events.next()  # its own change: at once
+        assert left["status"] == "left"
+    polled = await http.get(f"/v1/queue/{ahead[1]['ticket_id']}")
+    assert polled.json()["position"] == 1 and polled.headers["x-queue-refresh-after"] == "0.5"
+    admitted = await http.get(f"/v1/queue/{ahead[0]['ticket_id']}")
+    assert "x-queue-refresh-after" not in admitted.headers
 
 
 # -- a pass where none is needed ----------------------------------------------------------
