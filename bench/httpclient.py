@@ -154,3 +154,100 @@ class LeanClient:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
+
+
+class EventStream(asyncio.Protocol):
+    """One Server-Sent Events stream on a connection of its own: the answer's head, then its
+    chunked body cut into events; `next()` gives each event's data, None once the stream ends.
+    A browser's EventSource, for the customers that follow their queue ticket live."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.status = 0
+        self.buffer = bytearray()  # the body's bytes not cut into chunks yet
+        self.text = bytearray()  # the chunks' bytes not cut into events yet
+        self.head_read = False
+        self.events: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.opened: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.head_read:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buffer) > MAX_HEAD:
+                    self._end(TransportError("the answer's head is too long"))
+                return
+            head = bytes(self.buffer[:end]).lower()
+            self.status = int(head[9:12])
+            del self.buffer[:end + 4]
+            self.head_read = True
+            if self.status != 200 or _header(head, b"transfer-encoding:") != b"chunked":
+                self._end(None)  # not a stream: nothing to follow
+                return
+            self.opened.set_result(self.status)
+        self._cut_chunks()
+
+    def _cut_chunks(self) -> None:
+        while True:
+            line_end = self.buffer.find(b"\r\n")
+            if line_end < 0:
+                return
+            size = int(bytes(self.buffer[:line_end]).split(b";")[0], 16)
+            if size == 0:
+                self._end(None)  # the last chunk: the server ended the stream
+                return
+            if len(self.buffer) < line_end + 2 + size + 2:
+                return
+            self.text += self.buffer[line_end + 2:line_end + 2 + size]
+            del self.buffer[:line_end + 2 + size + 2]
+            self._cut_events()
+
+    def _cut_events(self) -> None:
+        while (end := self.text.find(b"\n\n")) >= 0:
+            event = bytes(self.text[:end])
+            del self.text[:end + 2]
+            data = b"\n".join(line[6:] for line in event.split(b"\n") if line.startswith(b"data: "))
+            if data:  # a comment (keepalive) carries none
+                self.events.put_nowait(data)
+
+    def _end(self, error: Exception | None) -> None:
+        if not self.opened.done():
+            if error is None:
+                self.opened.set_result(self.status)
+            else:
+                self.opened.set_exception(error)
+        self.events.put_nowait(None)
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._end(TransportError(f"the connection closed: {exc}") if not self.head_read else None)
+
+    async def next(self) -> bytes | None:
+        return await self.events.get()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+
+async def open_stream(host: str, port: int, path: str, headers: dict[str, str] | None = None) -> EventStream:
+    """A GET of an event stream on a new connection; returns once the answer's head came
+    (its status in `.status`: a stream only when 200)."""
+    try:
+        _, stream = await asyncio.get_running_loop().create_connection(EventStream, host, port)
+    except OSError as exc:
+        raise TransportError(f"cannot connect: {exc}") from exc
+    head = [f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n".encode()]
+    head += [f"{name}: {value}\r\n".encode() for name, value in (headers or {}).items()]
+    assert stream.transport is not None
+    stream.transport.write(b"".join(head) + b"\r\n")
+    await stream.opened
+    return stream

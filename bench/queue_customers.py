@@ -18,7 +18,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from bench.customers import Crowd
+from bench.httpclient import TransportError, open_stream
 from boxoffice.engine.release_queue import refresh_after_s
 
 # When the ticket says no estimate (the service's rule needs one), look again after this.
@@ -58,6 +61,9 @@ class QueueTally:
     left: int = 0
     closed: int = 0
     polls: int = 0
+    streams: int = 0  # tickets followed over their event stream (--follow-streams)
+    stream_events: int = 0
+    streams_failed: int = 0  # could not be opened or broke: those tickets polled instead
     probes: int = 0
     probes_refused: int = 0  # refused, as they must be (probe_refusals says how)
     probes_held: int = 0  # a hold granted without a pass: must stay 0
@@ -67,10 +73,11 @@ class QueueTally:
 class QueueCrowd(Crowd):
     """Crowd whose customers go through the show's release queue first."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, follow_streams: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = QueueTally()
         self.tickets: list[TicketRecord] = []
+        self.follow_streams = follow_streams
 
     async def call(self, method: str, path: str, endpoint: str, body: Any = None,
                    headers: dict[str, str] | None = None, raw: bool = False) -> tuple[int, Any]:
@@ -129,8 +136,11 @@ class QueueCrowd(Crowd):
             await self.call("DELETE", f"/v1/holds/{body['hold_id']}", "DELETE /v1/holds/{id}")
 
     async def wait_for_turn(self, record: TicketRecord, ticket: dict[str, Any]) -> dict[str, Any] | None:
-        """Polls the ticket until it is admitted (the ticket, with its pass) or ends (None)."""
+        """Follows the ticket (its stream, or polls) until it is admitted (the ticket, with its
+        pass) or ends (None)."""
         path = f"/v1/queue/{record.ticket_id}"
+        if self.follow_streams and ticket.get("status") == "waiting":
+            ticket = await self.follow(path, ticket)
         while ticket.get("status") == "waiting":
             eta = ticket.get("eta_s")
             await asyncio.sleep(refresh_after_s(eta) if isinstance(eta, int) else UNKNOWN_ETA_POLL_S)
@@ -146,6 +156,36 @@ class QueueCrowd(Crowd):
             return ticket
         self.count_ending(record.status)
         return None
+
+    async def follow(self, path: str, ticket: dict[str, Any]) -> dict[str, Any]:
+        """The ticket as its event stream last told it, read until it stops waiting (or the
+        stream fails: the ticket as last known, which the caller then polls). Waiting events
+        are not used by the client-side order check (when Redis read them is not known);
+        the exact check from Redis's record covers these tickets."""
+        began = time.perf_counter()
+        try:
+            stream = await open_stream(self.client.host, self.client.port, path + "/events")
+        except TransportError:
+            self.queue.streams_failed += 1
+            return ticket
+        try:
+            if stream.status != 200:
+                self.queue.streams_failed += 1
+                return ticket
+            self.queue.streams += 1
+            first = True
+            while (data := await stream.next()) is not None:
+                ticket = orjson.loads(data)
+                self.queue.stream_events += 1
+                if first:
+                    self.stats.record("GET /v1/queue/{id}/events (first event)", 200, time.perf_counter() - began)
+                    first = False
+                if ticket.get("status") != "waiting":
+                    return ticket
+            self.queue.streams_failed += 1  # ended while waiting: not as the contract says
+            return ticket
+        finally:
+            stream.close()
 
     async def leave(self, record: TicketRecord) -> None:
         status, _ = await self.call("DELETE", f"/v1/queue/{record.ticket_id}", "DELETE /v1/queue/{id}")

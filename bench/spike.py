@@ -24,6 +24,7 @@ import gc
 import os
 import platform
 import random
+import resource
 import sys
 import time
 import uuid
@@ -158,8 +159,10 @@ async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
             venue = Venue(spike_show.city_id, spike_show.movie_id, spike_show.show_id, len(plan), plan_blocks(plan))
             behaviour = Behaviour(patience_s=args.patience_s, think_s=args.think_s, pay_share=args.pay_share,
                                   best_available_share=args.best_available_share)
-            kind = QueueCrowd if args.release_queue else Crowd
-            crowd = kind(lean, venue, behaviour, args.concurrency, tag=uuid.uuid4().hex[:8], seed=args.seed)
+            tag = uuid.uuid4().hex[:8]
+            crowd = (QueueCrowd(lean, venue, behaviour, args.concurrency, tag=tag, seed=args.seed,
+                                follow_streams=args.follow_streams) if args.release_queue
+                     else Crowd(lean, venue, behaviour, args.concurrency, tag=tag, seed=args.seed))
             arrivals = sorted(random.Random(args.seed).uniform(0, args.arrival_s) for _ in range(args.customers))
             if opens_at is not None:
                 await asyncio.sleep(max(0.0, (first_arrival - datetime.now(UTC)).total_seconds()))
@@ -281,6 +284,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--opens-after-s", type=float, default=0.0,
                    help="with --release-queue: the sales open this long after the first customer arrives "
                         "(the customers who come earlier wait in the queue for the opening, as in a waiting room)")
+    p.add_argument("--follow-streams", action="store_true",
+                   help="with --release-queue: each customer follows its ticket over its event stream, as the "
+                        "web page does, instead of polling (a connection each: the client and the service "
+                        "need as many open files; see `ulimit -n`)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "spike.json")
     p.add_argument("--quiet", action="store_true", help="no progress display")
@@ -292,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     args.command = recorded_command("bench.spike", sys.argv[1:] if argv is None else argv)
     if not args.database_url:
         sys.exit("--database-url (or DATABASE_URL) is needed for the setup and the audit")
+    if args.follow_streams:  # a connection per customer in line: as many files as allowed
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     result = run_async(run_spike(args))
     print_report(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bench.httpclient import LeanClient, TransportError
+from bench.httpclient import LeanClient, TransportError, open_stream
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -102,5 +102,45 @@ def test_nobody_listening_is_a_transport_error() -> None:
         async with LeanClient("127.0.0.1", port, 1) as client:
             with pytest.raises(TransportError, match="cannot connect"):
                 await client.request("GET", "/")
+
+    asyncio.run(main())
+
+
+def test_an_event_stream_cut_anywhere_gives_its_events_in_order_then_its_end() -> None:
+    async def main() -> None:
+        async def stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"GET /v1/queue/Q1/events HTTP/1.1\r\n")
+            body = b'data: {"position": 2}\n\n: keepalive\n\ndata: {"position": 1}\n\ndata: {"status": "admitted"}\n\n'
+            chunks = [body[:10], body[10:31], body[31:]]  # events cut across chunks
+            raw = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            raw += b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+            for i in range(0, len(raw), 5):  # and every chunk cut across reads
+                writer.write(raw[i:i + 5])
+                await writer.drain()
+            writer.close()
+
+        server, port = await serve(stream)
+        async with server:
+            events = await open_stream("127.0.0.1", port, "/v1/queue/Q1/events")
+            assert events.status == 200
+            got = [await events.next() for _ in range(4)]
+            assert got == [b'{"position": 2}', b'{"position": 1}', b'{"status": "admitted"}', None]
+
+    asyncio.run(main())
+
+
+def test_an_answer_that_is_not_a_stream_ends_at_once_with_its_status() -> None:
+    async def main() -> None:
+        async def missing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}")
+            await writer.drain()
+            writer.close()
+
+        server, port = await serve(missing)
+        async with server:
+            events = await open_stream("127.0.0.1", port, "/v1/queue/nope/events")
+            assert events.status == 404 and await events.next() is None
 
     asyncio.run(main())

@@ -126,6 +126,23 @@ def test_a_small_spike_behind_the_release_queue_admits_in_order_and_its_audit_pa
     assert "waiting" not in checks["queue_tickets_final"]["statuses"]
 
 
+def test_a_small_spike_whose_customers_follow_their_tickets_streams(service: tuple[str, str, str, str],
+                                                                     tmp_path: Path) -> None:
+    """--follow-streams: every waiting ticket followed over its event stream, none polled;
+    the same audit, the timeline and the buyers' figure in the result."""
+    code, result = small_spike(service, tmp_path, 300, 3, "--release-queue", "--opens-after-s", "2",
+                               "--follow-streams")
+    assert code == 0 and all(c["ok"] for c in result["audit"]["checks"]), result["audit"]
+    queue = result["queue"]
+    assert queue["streams"] > 0 and queue["streams_failed"] == 0
+    assert queue["stream_events"] >= queue["streams"] and queue["polls"] == 0
+    assert result["endpoints"]["GET /v1/queue/{id}/events (first event)"]["count"] == queue["streams"]
+    answered = sum(e["count"] for name, e in result["endpoints"].items() if name != "ALL")
+    assert sum(step["count"] for step in result["timeline"]) == answered
+    buyers = result["seat_maps_and_holds"]["count"]
+    assert buyers == sum(step["count"] for step in result["timeline_seat_maps_and_holds"]) > 0
+
+
 def test_the_client_side_queue_order_check_sees_a_ticket_overtaken() -> None:
     from bench.queue_audit import client_side_admission_violations
     from bench.queue_customers import TicketRecord
