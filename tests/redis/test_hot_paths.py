@@ -16,13 +16,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from boxoffice.engine.redis.autopipeline import CLIENT_NAME, AutoPipeline
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import BOTH
+from tests.support.seats import seat_marks
 from tests.support.services import RedisServer
 from tests.support.shows import ShowRef, pick_show
 
 
 async def seats_hash_statuses(ctx: Engine, show: ShowRef) -> dict[str, str]:
-    """What the seats hash says, independently of the status string."""
-    raw = await ctx.redis.hgetall(ctx.keys.show_base(show.show_id) + "seats")
+    """What the holds and the bookings say, independently of the status string."""
+    raw = await seat_marks(ctx.redis, ctx.keys, show.show_id, check_map=False)
     return {seat: "booked" if value.startswith("b:") else "held" for seat, value in raw.items()}
 
 
