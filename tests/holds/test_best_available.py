@@ -294,7 +294,7 @@ async def test_seats_a_waiter_could_use_are_not_offered(ctx: Engine, show: ShowR
 
 async def test_a_show_loaded_before_kinds_and_numbering_is_searched_on_the_seats_hash(ctx: Engine) -> None:
     """A show an older library loaded: layout values without a kind, no seat numbering,
-    no status map, no stamp. The search reads the seats hash; every seat is standard."""
+    no status map, no stamp. The first search numbers it (statusmap.lua); every seat is standard."""
     show_id = next(_shows)
     layout = [(f"A{n}", f"standard|A|{n}|{rank}") for n, rank in zip(range(1, 6), [4, 2, 0, 1, 3], strict=True)]
     await ctx.gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", layout, [("A3", "bk_" + "x" * 22)]))

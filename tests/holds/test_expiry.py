@@ -2,7 +2,7 @@
 their effect on the delay, expiry of 1,200 holds under load, and sweepers that die
 (a cancelled task mid-pass, a SIGKILLed service process) while others finish the job.
 
-Delays are measured on Redis's clock, by reading the raw seats hash: a raw read settles
+Delays are measured on Redis's clock, by reading the raw hold hashes: a raw read settles
 nothing, so only a sweeper can have freed what it sees free."""
 
 from __future__ import annotations

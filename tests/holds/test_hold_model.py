@@ -5,7 +5,7 @@ passes in no time at all.
 
 The model also mirrors what Redis stores between calls: a hold whose deadline passed stays
 on its seats until the next script of the show settles it (every script settles first), so
-the raw seats hash, deadlines, per-customer counts and stats can be compared after every
+the raw seat state (tests/support/seats.py), deadlines, per-customer counts and stats can be compared after every
 step without settling anything."""
 
 from __future__ import annotations

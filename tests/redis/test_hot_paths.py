@@ -1,5 +1,5 @@
 """The fast paths stay exact: the seat map spliced from the status string (boxoffice/api/seatmap.py,
-boxoffice/lua/includes/statusmap.lua) against the seats hash itself, the scripts' function library
+boxoffice/lua/includes/statusmap.lua) against the holds and bookings behind it, the scripts' function library
 (boxoffice/engine/redis/scripts.py) loaded again by whoever finds it gone, and auto-pipelining
 (boxoffice/engine/redis/autopipeline.py) answering every caller its own reply, through an error reply and a
 dropped connection."""
@@ -91,7 +91,7 @@ async def test_one_settle_that_frees_more_seats_than_a_batch_keeps_the_status_st
     await assert_seat_map_matches_hash(ctx, client, show)
 
 
-async def test_a_status_string_that_drifted_is_rebuilt_from_the_seats_hash(
+async def test_a_status_string_that_drifted_is_rebuilt_from_the_holds_and_bookings(
         ctx: Engine, client: httpx.AsyncClient, show: ShowRef) -> None:
     await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     await assert_seat_map_matches_hash(ctx, client, show)

@@ -101,20 +101,26 @@ end
 -- numbers the show first.
 local POSITION_BATCH = 100
 
-local function seat_positions(seats)
+local function read_positions(seats)
+  if #seats <= POSITION_BATCH then return redis.call('HMGET', K_SEAT_INDEX, unpack(seats)) end
   local out = {}
-  local missing = false
   for first = 1, #seats, POSITION_BATCH do
     local last = math.min(first + POSITION_BATCH - 1, #seats)
     local positions = redis.call('HMGET', K_SEAT_INDEX, unpack(seats, first, last))
-    for i = first, last do
-      out[i] = positions[i - first + 1]
-      if not out[i] then missing = true end
-    end
+    for i = first, last do out[i] = positions[i - first + 1] end
   end
-  if missing and #seats > 0 and redis.call('EXISTS', K_SEAT_INDEX) == 0 then
-    build_provisional_index()
-    return seat_positions(seats)
+  return out
+end
+
+local function seat_positions(seats)
+  if #seats == 0 then return {} end
+  local out = read_positions(seats)
+  for i = 1, #seats do
+    if not out[i] then
+      if redis.call('EXISTS', K_SEAT_INDEX) == 1 then return out end
+      build_provisional_index()
+      return read_positions(seats)
+    end
   end
   return out
 end
