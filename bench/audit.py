@@ -105,11 +105,13 @@ def check_redis_agrees(db: BenchDb, show_id: int, seat_map: dict[str, Any], redi
             base = Keys(key_prefix).show_base(show_id)
             in_redis = client.hgetall(base + "seats")
             stats = client.hgetall(base + "stats")
+            # Held seats are in the status map alone (lua/includes/statusmap.lua).
+            status_map = client.get(base + "statusmap") or ""
         finally:
             client.close()
         redis_booked = {seat: value[2:] for seat, value in in_redis.items() if value.startswith("b:")}
         detail["redis_booked_same_bookings"] = redis_booked == booked
-        detail["redis_holds_left"] = sum(1 for v in in_redis.values() if v.startswith("h:"))
+        detail["redis_holds_left"] = status_map.count("h") + sum(1 for v in in_redis.values() if v.startswith("h:"))
         counts = {k: int(stats.get(k, -1)) for k in ("free", "held", "booked")}
         detail["redis_stats"] = counts
         ok = ok and redis_booked == booked and detail["redis_holds_left"] == 0 and \

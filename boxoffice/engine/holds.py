@@ -65,8 +65,9 @@ class Holds:
             if (isinstance(status_map, str) and len(status_map) == len(plan.seats)
                     and status_map.count("h") == held and status_map.count("b") == booked):
                 return status_map, waited
-            # Not numbered yet, numbered for another plan, or drifted from the seats hash:
-            # number the seats in plan order and rebuild the string from the hash.
+            # Not numbered yet (or only provisionally), numbered for another plan, or its counts
+            # disagree with the stats hash: number the seats in plan order and rebuild the
+            # string from the live holds and the booked seats (lua/index_seats-8.lua).
             await self.gateway.index_seats(show_id, [seat.id for seat in plan.seats], now_ms)
         raise RuntimeError(f"show {show_id}: the seat status map would not build")
 

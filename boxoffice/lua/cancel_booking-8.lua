@@ -18,13 +18,14 @@ begin()
 settle_due()
 local mine = 'b:' .. ARGV[4]
 local freed = 0
-for i = 5, #ARGV do
-  local seat = ARGV[i]
+local seats = {unpack(ARGV, 5)}
+local positions = seat_positions(seats)
+for i, seat in ipairs(seats) do
   if redis.call('HGET', K_SEATS, seat) == mine then
     redis.call('HDEL', K_SEATS, seat)
     redis.call('HINCRBY', K_STATS, 'booked', '-1')
     redis.call('HINCRBY', K_STATS, 'free', '1')
-    seat_changed(seat, false)
+    set_seat(seat, positions[i], false)
     freed = freed + 1
   end
 end

@@ -17,21 +17,22 @@ begin()
 settle_due()
 local seats = {}
 for i = 6, #ARGV do seats[#seats + 1] = ARGV[i] end
-local newly = book_seats(ARGV[5], seats)
+local newly = book_seats(ARGV[5], seats, ARGV[4])
 if ARGV[4] ~= '' then
   local key = hold_key(ARGV[4])
-  local hold = redis.call('HMGET', key, 'status', 'customer', 'seats')
+  local hold = redis.call('HMGET', key, 'status', 'customer', 'seats', 'lost')
   if hold[1] == 'active' or hold[1] == 'confirming' then
-    -- seats of this hold that were not part of the sale go back
-    local sold = {}
+    -- seats this hold still holds that were not part of the sale go back
+    local sold = lost_set(hold[4])
     for _, seat in ipairs(seats) do sold[seat] = true end
-    local mine = 'h:' .. ARGV[4]
-    for _, seat in ipairs(split_seats(hold[3])) do
-      if not sold[seat] and redis.call('HGET', K_SEATS, seat) == mine then
-        redis.call('HDEL', K_SEATS, seat)
+    local own = split_seats(hold[3])
+    local positions = seat_positions(own)
+    local chars = seat_chars(positions)
+    for i, seat in ipairs(own) do
+      if not sold[seat] and chars[i] == 'h' then
         redis.call('HINCRBY', K_STATS, 'held', '-1')
         redis.call('HINCRBY', K_STATS, 'free', '1')
-        seat_changed(seat, false)
+        set_seat(seat, positions[i], false)
       end
     end
     if redis.call('HINCRBY', K_CUSTOMERS, hold[2], -#split_seats(hold[3])) <= 0 then

@@ -43,14 +43,16 @@ if not pinnable then
   for i = 10, #ARGV do seats[#seats + 1] = ARGV[i] end
   local held = tonumber(redis.call('HGET', K_CUSTOMERS, ARGV[7]) or '0')
   if held + #seats > tonumber(ARGV[9]) then return finish({0, status}) end
-  for _, seat in ipairs(seats) do
+  local positions = seat_positions(seats)
+  local chars = seat_chars(positions)
+  for i, seat in ipairs(seats) do
     local category = seat_category(seat)
-    if category == nil or redis.call('HEXISTS', K_SEATS, seat) == 1 or reserved_for_queue(category) then
+    if category == nil or chars[i] ~= '0' or reserved_for_queue(category) then
       return finish({0, status})
     end
   end
   redis.call('DEL', key)
-  create_hold(ARGV[4], ARGV[7], seats, 'reclaimed', 0)
+  create_hold(ARGV[4], ARGV[7], seats, 'reclaimed', 0, positions)
   hold[4] = redis.call('HGET', key, 'expires_at')
 end
 local fence = pin_hold(ARGV[4], tonumber(hold[4]), tonumber(ARGV[6]), ARGV[8])

@@ -57,11 +57,13 @@ for i, seat in ipairs(seats) do
     if seats[j] == seat then return finish({-5, seat}) end
   end
 end
-local owners = redis.call('HMGET', K_SEATS, unpack(seats))
+-- Free, held or booked: the status map says (statusmap.lua); the seats hash is not read.
+local positions = seat_positions(seats)
+local chars = seat_chars(positions)
 local unavailable
 for i, seat in ipairs(seats) do
   -- A free seat a waiter could use is the queue's, not a newcomer's (waiters first, docs/DESIGN.md).
-  if owners[i] or (queue_waits and reserved_for_queue(category_of(plan_entries[i]))) then
+  if chars[i] ~= '0' or (queue_waits and reserved_for_queue(category_of(plan_entries[i]))) then
     unavailable = appended(unavailable, seat)
   end
 end
@@ -78,6 +80,6 @@ if NO_STRANDED then  -- read with the meta hash (context.lua, read_meta)
   if stranded then return finish({-12, stranded}) end
 end
 
-local expires = create_hold(ARGV[4], customer, seats, 'direct')
+local expires = create_hold(ARGV[4], customer, seats, 'direct', nil, positions)
 use_pass(pass_ticket)
 return finish({1, expires, NOW})

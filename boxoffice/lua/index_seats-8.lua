@@ -1,6 +1,7 @@
 -- index_seats: numbers a loaded show's seats in the hall plan's order and builds
--- its status map from the seats hash (see includes/statusmap.lua). Running it
--- again renumbers and rebuilds: harmless (and the repair of a map that drifted).
+-- its status map again from the live holds and the booked seats of the seats hash
+-- (see includes/statusmap.lua). Running it again renumbers and rebuilds: harmless
+-- (and the repair of a map that drifted).
 -- Input:
 --   KEYS[1..8], ARGV[1..3]   see includes/context.lua
 --   ARGV[4..]  every seat id of the hall, in the hall plan's order
@@ -14,6 +15,7 @@ if not is_loaded() then return -1 end
 begin()
 settle_due()
 redis.call('DEL', K_SEAT_INDEX)
+redis.call('HDEL', K_META, 'index_provisional')
 for i = 4, #ARGV do
   redis.call('HSET', K_SEAT_INDEX, ARGV[i], i - 4)
 end

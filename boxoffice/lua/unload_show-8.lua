@@ -25,7 +25,7 @@ queue_settle('')
 if STARTS_AT <= 0 or STARTS_AT + tonumber(ARGV[4]) > NOW or first_deadline() then
   return finish({0, 0})
 end
--- Published before the keys go: marking seats writes the status map.
+-- Published before the keys go: the message reads the meta hash (the queue's categories).
 publish_changes()
 local deleted = 0
 for _, suffix in ipairs(redis.call('SPOP', K_RECORDS, tonumber(ARGV[5]))) do

@@ -33,6 +33,7 @@ from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import drop_prefix, settings_on_empty_sales
 from tests.support.cluster import LocalCluster
 from tests.support.sales import audit, eventually
+from tests.support.seats import seat_marks
 from tests.support.services import RedisServer
 from tests.support.shows import ShowRef, pick_show
 
@@ -152,7 +153,7 @@ def stalled(ctx: Engine, show_id: int, script: str) -> Stall:
 async def assert_seats_consistent(ctx: Engine, show_id: int) -> None:
     """Every taken seat's hold is live and lists it; counts, customers and stats agree."""
     keys = ctx.keys.show_keys(show_id)
-    meta, seats, customers, stats = (await ctx.redis.hgetall(keys[0]), await ctx.redis.hgetall(keys[2]),
+    meta, seats, customers, stats = (await ctx.redis.hgetall(keys[0]), await seat_marks(ctx.redis, ctx.keys, show_id),
                                      await ctx.redis.hgetall(keys[4]), await ctx.redis.hgetall(keys[7]))
     held_by: dict[str, int] = {}
     held = booked = 0
@@ -191,7 +192,8 @@ async def test_a_hold_whose_answer_was_lost_is_the_retry_answer(ctx: Engine, sho
     # The first run held the seats; the retry with the same key answers that hold.
     again = await ctx.holds.hold(show.show_id, seats, "ana@example.org", idempotency_key=KEY)
     assert again.status is HoldStatus.ACTIVE and sorted(again.seats) == sorted(seats)
-    marks = {await ctx.redis.hget(ctx.keys.show_keys(show.show_id)[2], seat) for seat in seats}
+    held = await seat_marks(ctx.redis, ctx.keys, show.show_id)
+    marks = {held.get(seat) for seat in seats}
     assert marks == {f"h:{again.hold_id}"}
     assert await ctx.redis.hget(ctx.keys.show_keys(show.show_id)[4], "ana@example.org") == "2"
     # The key names the hold for its customer only: another customer with it gets nothing.

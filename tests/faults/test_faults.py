@@ -27,6 +27,7 @@ from tests.support.backends import settings_on_empty_sales
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 from tests.support.postgres import ThrowawayPostgres
 from tests.support.sales import audit, eventually, redis_now_ms
+from tests.support.seats import seat_marks
 from tests.support.services import RedisServer
 from tests.support.shows import ShowRef, pick_show, seed_start_date
 
@@ -377,12 +378,13 @@ async def test_a_worker_killed_mid_request_leaves_no_seat_held_and_no_waiter_stu
         # From now on only the survivor's sweeper and reconciler run. Watch Redis itself
         # (reads would settle the show on their own): no hold outlives its deadline by more
         # than a second plus the sweep claim a killed sweeper may have left (2 s).
-        seats_key, deadlines_key = context.keys.show_keys(show.show_id)[2], context.keys.show_keys(show.show_id)[3]
+        deadlines_key = context.keys.show_keys(show.show_id)[3]
         stale_after_ms = 1000 + 2000
 
         async def no_stale_hold() -> bool:
             now = await redis_now_ms(context)
-            taken = await context.redis.hgetall(seats_key)
+            # (the sweepers run meanwhile: the holds and the map are read in two round trips)
+            taken = await seat_marks(context.redis, context.keys, show.show_id, check_map=False)
             due = await context.redis.zrangebyscore(deadlines_key, "-inf", now - stale_after_ms)
             held_by = {value[2:] for value in taken.values() if value.startswith("h:")}
             return not (held_by & set(due))

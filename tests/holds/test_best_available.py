@@ -29,6 +29,7 @@ from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import BOTH, drop_prefix
 from tests.support.best_model import Place, best_block, best_scattered, places_of
+from tests.support.seats import seat_marks
 from tests.support.shows import ShowRef
 
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100
@@ -102,12 +103,12 @@ def test_the_choice_is_the_models_best(settings: Settings) -> None:
         free = {s.id for s in seats} - booked - held
         expected = expected_choice(seats, free, want)
         taken_before = {seat: value for seat, value in loop.run_until_complete(
-            ctx.redis.hgetall(ctx.keys.show_keys(show_id)[2])).items() if seat not in ending}
+            seat_marks(ctx.redis, ctx.keys, show_id)).items() if seat not in ending}
         call = ctx.gateway.hold_best(show_id, f"H{uuid.uuid4().hex}", "ana@example.org", 10, want)
         if expected is None:
             with pytest.raises(SeatsUnavailable):
                 loop.run_until_complete(call)
-            after = loop.run_until_complete(ctx.redis.hgetall(ctx.keys.show_keys(show_id)[2]))
+            after = loop.run_until_complete(seat_marks(ctx.redis, ctx.keys, show_id))
             assert after == taken_before, "nothing is held when no choice fits"
             return
         chosen = list(loop.run_until_complete(call).seats)
@@ -164,7 +165,7 @@ async def test_500_concurrent_requests_never_share_a_seat_and_fill_the_show(ctx:
         assert len({s.category for s in block}) == 1 and {s.kind for s in block} == {"standard"}
         spots = sorted(places[s.id] for s in block)
         assert spots == list(range(spots[0], spots[0] + want.count)), "side by side"
-    taken = await ctx.redis.hgetall(ctx.keys.show_keys(show_id)[2])
+    taken = await seat_marks(ctx.redis, ctx.keys, show_id)
     assert set(taken) == set(seats) and all(v.startswith("h:") for v in taken.values())
     # The rest, anywhere (together: false), in requests adding up to every free seat of each kind.
     left = Counter(s.kind for s in plan.seats if s.id not in taken)
@@ -243,13 +244,13 @@ async def test_no_fitting_choice_answers_409_and_holds_nothing(client: httpx.Asy
     taken = [s.id for s in plan.seats if s.number % 2 == 0]
     for i in range(0, len(taken), 10):
         await ctx.holds.hold(show.show_id, taken[i:i + 10], f"t{i}@example.org")
-    before = await ctx.redis.hgetall(ctx.keys.show_keys(show.show_id)[2])
+    before = await seat_marks(ctx.redis, ctx.keys, show.show_id)
     answer = await client.post(f"/v1/shows/{show.show_id}/holds", json={"count": 2, "customer": "ana@example.org"})
     assert answer.status_code == 409, answer.text
     body = answer.json()
     assert body["error"] == "seats_unavailable" and body["unavailable"] == []
     assert body["waitlist"] == {"possible": True, "length": 0}
-    assert await ctx.redis.hgetall(ctx.keys.show_keys(show.show_id)[2]) == before
+    assert await seat_marks(ctx.redis, ctx.keys, show.show_id) == before
     apart = await client.post(f"/v1/shows/{show.show_id}/holds",
                               json={"count": 2, "customer": "ana@example.org", "together": False})
     assert apart.status_code == 201 and len(apart.json()["seats"]) == 2
@@ -293,7 +294,7 @@ async def test_seats_a_waiter_could_use_are_not_offered(ctx: Engine, show: ShowR
 
 async def test_a_show_loaded_before_kinds_and_numbering_is_searched_on_the_seats_hash(ctx: Engine) -> None:
     """A show an older library loaded: layout values without a kind, no seat numbering,
-    no status map, no stamp. The search reads the seats hash; every seat is standard."""
+    no status map, no stamp. The first search numbers it (statusmap.lua); every seat is standard."""
     show_id = next(_shows)
     layout = [(f"A{n}", f"standard|A|{n}|{rank}") for n, rank in zip(range(1, 6), [4, 2, 0, 1, 3], strict=True)]
     await ctx.gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", layout, [("A3", "bk_" + "x" * 22)]))
@@ -326,7 +327,7 @@ async def test_an_explicit_hold_that_strands_a_seat_is_refused_where_the_show_sa
         with pytest.raises(WouldStrandSeat) as refused:
             await hold(*seats)
         assert refused.value.extra["seat"] == alone and isinstance(refused.value, WouldStrandSeat)
-    assert await ctx.redis.hlen(ctx.keys.show_keys(show_id)[2]) == 0, "nothing was held"
+    assert await seat_marks(ctx.redis, ctx.keys, show_id) == {}, "nothing was held"
     await hold("A1", "A2")
     await hold("A6", "A7")
     with pytest.raises(WouldStrandSeat):

@@ -2,7 +2,7 @@
 their effect on the delay, expiry of 1,200 holds under load, and sweepers that die
 (a cancelled task mid-pass, a SIGKILLed service process) while others finish the job.
 
-Delays are measured on Redis's clock, by reading the raw seats hash: a raw read settles
+Delays are measured on Redis's clock, by reading the raw hold hashes: a raw read settles
 nothing, so only a sweeper can have freed what it sees free."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ async def wait_for(condition: Any, timeout_s: float, what: str) -> None:
 
 
 async def watch_expiry(ctx: Engine, holds: list[Hold], timeout_s: float, total: int | None = None) -> list[int]:
-    """Polls the raw seat hashes until `total` holds (default: all) had their seats freed;
+    """Polls the raw hold hashes until `total` holds (default: all) had ended, their seats freed;
     returns each hold's delay (ms from its deadline to the first poll that saw it freed,
     Redis clock), in the order of `holds`. Run it as a task while holds are still being
     taken (they are appended to `holds`): a late first look would inflate the delays."""
@@ -67,15 +67,20 @@ async def watch_expiry(ctx: Engine, holds: list[Hold], timeout_s: float, total: 
         for hold in list(holds):
             if hold.hold_id not in delays:
                 pending.setdefault(hold.show_id, []).append(hold)
-        pipe = ctx.redis.pipeline(transaction=False)
+        # One MULTI: the clock and every status at one instant (a long pipeline of its own
+        # would let the sweepers run between its reads).
+        pipe = ctx.redis.pipeline(transaction=True)
         pipe.time()
-        for show, hs in pending.items():
-            pipe.hmget(ctx.keys.show_keys(show)[2], [h.seats[0] for h in hs])
-        (seconds, micros), *owners = await pipe.execute()
+        for hs in pending.values():
+            for hold in hs:
+                # Ending a hold frees its seats in the same script: a live hold still holds them.
+                pipe.hget(ctx.keys.hold(hold.show_id, hold.hold_id), "status")
+        (seconds, micros), *statuses = await pipe.execute()
         now = int(seconds) * 1000 + int(micros) // 1000
-        for hs, values in zip(pending.values(), owners, strict=True):
-            for hold, value in zip(hs, values, strict=True):
-                if value != f"h:{hold.hold_id}":
+        owners = iter(statuses)
+        for hs in pending.values():
+            for hold in hs:
+                if next(owners) not in ("active", "confirming"):
                     assert now >= hold.expires_at_ms, f"hold {hold.hold_id} ended {hold.expires_at_ms - now} ms early"
                     delays[hold.hold_id] = now - hold.expires_at_ms
         await asyncio.sleep(0.01)

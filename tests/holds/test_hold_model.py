@@ -5,7 +5,7 @@ passes in no time at all.
 
 The model also mirrors what Redis stores between calls: a hold whose deadline passed stays
 on its seats until the next script of the show settles it (every script settles first), so
-the raw seats hash, deadlines, per-customer counts and stats can be compared after every
+the raw seat state (tests/support/seats.py), deadlines, per-customer counts and stats can be compared after every
 step without settling anything."""
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from boxoffice.engine.settings import Settings
 from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import BOTH, empty_embedded_sales
+from tests.support.seats import seat_marks
 from tests.support.shows import ShowRef, pick_show
 
 TTL_S = 10
@@ -285,7 +286,7 @@ class HoldMachine(RuleBasedStateMachine):
     @invariant()
     def stored_state_matches(self) -> None:
         keys = self.ctx.keys.show_keys(self.show.show_id)
-        seats, deadlines, customers, stats = self.call(read_raw(self.ctx, keys))
+        seats, deadlines, customers, stats = self.call(read_raw(self.ctx, keys, self.show.show_id))
         active = self.rules.active()
         assert seats == {seat: f"h:{h.hold_id}" for h in active for seat in h.seats}
         assert deadlines == {h.hold_id: float(h.expires_at) for h in active}
@@ -298,13 +299,13 @@ class HoldMachine(RuleBasedStateMachine):
             assert not self.rules.holds
 
 
-async def read_raw(ctx: Engine, keys: list[str]) -> list[Any]:
+async def read_raw(ctx: Engine, keys: list[str], show_id: int) -> list[Any]:
     pipe = ctx.redis.pipeline(transaction=False)
-    pipe.hgetall(keys[2])
     pipe.zrange(keys[3], 0, -1, withscores=True)
     pipe.hgetall(keys[4])
     pipe.hgetall(keys[7])
-    seats, deadlines, customers, stats = await pipe.execute()
+    deadlines, customers, stats = await pipe.execute()
+    seats = await seat_marks(ctx.redis, ctx.keys, show_id)
     return [seats, dict(deadlines), customers, stats]
 
 

@@ -16,6 +16,7 @@ from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.sales import redis_now_ms
+from tests.support.seats import seat_marks
 from tests.support.services import RedisServer, free_port
 from tests.support.shows import ShowRef, pick_show
 
@@ -130,7 +131,7 @@ async def test_metrics_count_and_time_holds_confirms_expiries_joins_and_grants(
 async def derived_counts(context: Engine, show: ShowRef) -> dict[str, int]:
     """free / held / booked / waiting as the seat state itself says (raw reads: they settle nothing)."""
     keys = context.keys.show_keys(show.show_id)
-    taken = await context.redis.hgetall(keys[2])
+    taken = await seat_marks(context.redis, context.keys, show.show_id)
     held = sum(value.startswith("h:") for value in taken.values())
     booked = sum(value.startswith("b:") for value in taken.values())
     return {"free": len(show.seat_ids) - held - booked, "held": held, "booked": booked,
@@ -167,8 +168,8 @@ async def test_the_stats_hash_stays_exact_through_a_random_mix(short_holds: Engi
         action = rng.choices(["hold", "release", "confirm", "join", "leave", "read"], [8, 3, 2, 2, 1, 2])[0]
         try:
             if action == "hold":
-                free = [s for s in show.seat_ids if s not in await context.redis.hgetall(
-                    context.keys.show_keys(show.show_id)[2])]
+                free = [s for s in show.seat_ids if s not in await seat_marks(
+                    context.redis, context.keys, show.show_id)]
                 wanted = rng.sample(free or show.seat_ids, min(len(free) or 1, rng.randint(1, 4)))
                 holds.append((await context.holds.hold(show.show_id, wanted, rng.choice(customers),
                                                            now_ms=now)).hold_id)
@@ -230,7 +231,9 @@ async def test_a_sale_refused_by_postgresql_counts_an_integrity_violation(
     assert sold.status_code == 201, sold.text
     before = await violations(client)
     # Redis forgets the sale (as an old snapshot would): it shows the sold seat free.
+    base = ctx.keys.show_base(show.show_id)
     await ctx.redis.hdel(ctx.keys.show_keys(show.show_id)[2], seat)
+    await ctx.redis.setrange(base + "statusmap", int(await ctx.redis.hget(base + "seatindex", seat)), "0")
     again = await confirm(client, await hold(client, show.show_id, [seat], "ben@example.org"), "order-2")
     assert again.status_code != 201, "PostgreSQL's UNIQUE (show_id, seat_id) refuses the second sale"
     assert rise(before, await violations(client)) == {"sale_refused": 1}

@@ -28,6 +28,7 @@ from boxoffice.engine.wiring import open_engine
 from tests.support.backends import drop_prefix, settings_on_empty_sales
 from tests.support.cluster import ClusterNode, LocalCluster, shows_on_every_shard
 from tests.support.sales import eventually
+from tests.support.seats import seat_marks
 
 pytestmark = pytest.mark.cluster
 
@@ -118,7 +119,7 @@ async def test_the_engines_holds_go_through_one_pipeline_per_node(cluster: Local
             for show, hold_id, seat in calls))
         assert [(h.hold_id, h.replayed) for h in held] == [(hold_id, False) for _, hold_id, _ in calls]
         for show, hold_id, seat in calls:
-            assert await context.redis.hget(context.keys.show_keys(show.show_id)[2], seat) == f"h:{hold_id}"
+            assert (await seat_marks(context.redis, context.keys, show.show_id)).get(seat) == f"h:{hold_id}"
         # The same calls again answer the holds they made (idempotent by hold id): nothing new.
         again = await asyncio.gather(*(
             context.gateway.hold_seats(show.show_id, hold_id, f"{hold_id}@example.org", 10, [seat])

@@ -1,5 +1,5 @@
 """The fast paths stay exact: the seat map spliced from the status string (boxoffice/api/seatmap.py,
-boxoffice/lua/includes/statusmap.lua) against the seats hash itself, the scripts' function library
+boxoffice/lua/includes/statusmap.lua) against the holds and bookings behind it, the scripts' function library
 (boxoffice/engine/redis/scripts.py) loaded again by whoever finds it gone, and auto-pipelining
 (boxoffice/engine/redis/autopipeline.py) answering every caller its own reply, through an error reply and a
 dropped connection."""
@@ -16,13 +16,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from boxoffice.engine.redis.autopipeline import CLIENT_NAME, AutoPipeline
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import BOTH
+from tests.support.seats import seat_marks
 from tests.support.services import RedisServer
 from tests.support.shows import ShowRef, pick_show
 
 
 async def seats_hash_statuses(ctx: Engine, show: ShowRef) -> dict[str, str]:
-    """What the seats hash says, independently of the status string."""
-    raw = await ctx.redis.hgetall(ctx.keys.show_base(show.show_id) + "seats")
+    """What the holds and the bookings say, independently of the status string."""
+    raw = await seat_marks(ctx.redis, ctx.keys, show.show_id, check_map=False)
     return {seat: "booked" if value.startswith("b:") else "held" for seat, value in raw.items()}
 
 
@@ -90,7 +91,7 @@ async def test_one_settle_that_frees_more_seats_than_a_batch_keeps_the_status_st
     await assert_seat_map_matches_hash(ctx, client, show)
 
 
-async def test_a_status_string_that_drifted_is_rebuilt_from_the_seats_hash(
+async def test_a_status_string_that_drifted_is_rebuilt_from_the_holds_and_bookings(
         ctx: Engine, client: httpx.AsyncClient, show: ShowRef) -> None:
     await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
     await assert_seat_map_matches_hash(ctx, client, show)

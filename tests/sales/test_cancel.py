@@ -20,6 +20,7 @@ from boxoffice.engine.db import as_utc
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import BOTH
 from tests.support.sales import audit
+from tests.support.seats import seat_marks
 from tests.support.shows import ShowRef, pick_show
 from tests.waitlist.test_waitlist import customer, fill, small_show
 
@@ -45,8 +46,9 @@ async def ledger(ctx: Engine) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in await conn.execute(text("SELECT provider_key, status FROM simulated_payments"))]
 
 
-async def seat_marks(ctx: Engine, show_id: int, seats: list[str]) -> list[str | None]:
-    return [await ctx.redis.hget(ctx.keys.show_keys(show_id)[2], seat) for seat in seats]
+async def seat_marks_of(ctx: Engine, show_id: int, seats: list[str]) -> list[str | None]:
+    marks = await seat_marks(ctx.redis, ctx.keys, show_id)
+    return [marks.get(seat) for seat in seats]
 
 
 async def test_a_cancel_refunds_once_and_frees_the_seats(ctx: Engine, client: httpx.AsyncClient,
@@ -63,7 +65,7 @@ async def test_a_cancel_refunds_once_and_frees_the_seats(ctx: Engine, client: ht
     assert (await cancel(client, booking_id)).json() == body
     assert (await cancel(client, booking_id, "another-key")).json() == body
     assert [status for _, status in await ledger(ctx)] == ["refunded"]
-    assert await seat_marks(ctx, show.show_id, seats) == [None, None]
+    assert await seat_marks_of(ctx, show.show_id, seats) == [None, None]
     # back on sale: someone else may buy them
     await book(client, show.show_id, seats, "bo@example.org")
     books = await audit(ctx)
@@ -150,7 +152,7 @@ async def test_the_reconciler_finishes_a_cut_off_cancel(ctx: Engine, client: htt
     assert report.cancelled == 1
     body = (await client.get(f"/v1/bookings/{cut_off}")).json()
     assert body["status"] == "cancelled" and body["refund"]["status"] == "refunded"
-    assert await seat_marks(ctx, show.show_id, show.seat_ids[:2]) == [None, None]
+    assert await seat_marks_of(ctx, show.show_id, show.seat_ids[:2]) == [None, None]
     assert (await ctx.reconciler.reconcile_once()).cancelled == 0
     books = await audit(ctx)
     books.assert_consistent()
@@ -170,10 +172,10 @@ async def test_seats_redis_did_not_get_back_are_given_back_by_the_reconciler(
         answer = await cancel(client, booking_id)
     # the refund and PostgreSQL are done: the answer is the cancelled booking
     assert answer.status_code == 200 and answer.json()["refund"]["status"] == "refunded"
-    assert await seat_marks(ctx, show.show_id, seats) == [f"b:{booking_id}"] * 2
+    assert await seat_marks_of(ctx, show.show_id, seats) == [f"b:{booking_id}"] * 2
     await asyncio.sleep(ctx.settings.confirm_grace_s + 0.2)
     assert (await ctx.reconciler.reconcile_once()).cancelled == 1
-    assert await seat_marks(ctx, show.show_id, seats) == [None, None]
+    assert await seat_marks_of(ctx, show.show_id, seats) == [None, None]
     books = await audit(ctx)
     books.assert_consistent()
     assert books.settled and books.refunds == 1

@@ -31,6 +31,7 @@ from boxoffice.engine.settings import Settings
 from boxoffice.engine.waitlist import grant_hold_id
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.best_model import Place, best_block, best_scattered, places_of
+from tests.support.seats import seat_marks
 from tests.waitlist.test_waitlist import SmallShow, book_in_redis, redis_now_ms, small_show
 
 TTL_S = 30
@@ -385,8 +386,8 @@ class WaitlistMachine(RuleBasedStateMachine):
             pipe.zrank(self.keys[5], entry_id)
         for hold_id in hold_ids:
             pipe.hmget(ctx.keys.hold(self.show_id, hold_id), "status", "seats")
-        pipe.hgetall(self.keys[2])
         answers = self.run(pipe.execute())
+        answers.append(self.run(seat_marks(ctx.redis, ctx.keys, self.show_id)))
         for i, entry_id in enumerate(entry_ids):
             (status, hold_id), rank = answers[2 * i], answers[2 * i + 1]
             entry = model.entries[entry_id]
@@ -483,7 +484,7 @@ async def test_300_waiters_are_served_in_arrival_order_while_holds_expire_in_wav
         outcomes = await asyncio.gather(*(ctx.gateway.call("sweep", show.show_id, now_ms=now) for _ in range(4)),
                                         *(newcomer(seat, now) for seat in targets))
         # ...and then every seat left free (kept for the queue) is tried by a newcomer.
-        taken = set(await ctx.redis.hkeys(keys[2]))
+        taken = set(await seat_marks(ctx.redis, ctx.keys, show.show_id))
         free = [s for s in show.ref.seat_ids if s not in taken]
         outcomes += await asyncio.gather(*(newcomer(seat, now) for seat in free))
         results = [o for o in outcomes if isinstance(o, bool)]
@@ -512,7 +513,7 @@ async def test_300_waiters_are_served_in_arrival_order_while_holds_expire_in_wav
     assert newcomer_attempts > 100 and newcomer_successes == 0, "waiters first: no seat went to a newcomer"
     assert await ctx.redis.zcard(keys[5]) > 0
     # Nearly everything gets sold: whoever waits for more than two seats has lost its chance.
-    seat_values = await ctx.redis.hgetall(keys[2])
+    seat_values = await seat_marks(ctx.redis, ctx.keys, show.show_id)
     unsold = [s for s in show.ref.seat_ids if not seat_values.get(s, "").startswith("b:")]
     await book_in_redis(ctx, show.show_id, unsold[2:], now_ms=now)
     # The show starts: whoever still waits is told the queue is over.

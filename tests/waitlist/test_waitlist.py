@@ -21,6 +21,7 @@ from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.waitlist import grant_hold_id
 from boxoffice.engine.wiring import Engine
 from tests.support.backends import BOTH
+from tests.support.seats import seat_marks
 from tests.support.shows import ShowRef, pick_show
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
@@ -74,7 +75,7 @@ async def fill(ctx: Engine, show: SmallShow, groups: Sequence[Sequence[str]] = (
     ten made a minute later (so they end a minute after the groups' holds): the show is
     full. Answers the holds of `groups`."""
     mine = [await ctx.holds.hold(show.show_id, list(g), customer(), now_ms=now_ms) for g in groups]
-    taken = set(await ctx.redis.hkeys(ctx.keys.show_keys(show.show_id)[2]))
+    taken = set(await seat_marks(ctx.redis, ctx.keys, show.show_id))
     rest = [s for s in show.ref.seat_ids if s not in taken]
     later = (now_ms if now_ms is not None else await redis_now_ms(ctx)) + REST_LATER_MS
     for i in range(0, len(rest), 10):

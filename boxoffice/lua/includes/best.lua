@@ -13,8 +13,8 @@
 -- seat number, about 0.4 MB of Lua memory for 2,000 seats) is kept in the library's Lua
 -- state between calls, checked against the show's `layout_stamp` (set
 -- by load_show and index_seats) on every call. It holds nothing a call could change:
--- which seats are free is read from the status map (statusmap.lua, one GET) plus this
--- call's own changes, and the chosen seats are checked against the seats hash.
+-- which seats are free is read from the status map (statusmap.lua, one GET: the seats'
+-- truth) plus this call's own changes since.
 -- The search walks seats best rank first and stops once no block left can beat the
 -- best one found (ranks are distinct integers 0..n-1), so a good free block near the
 -- middle ends it after a few seats.
@@ -36,6 +36,12 @@ end
 local function build_plan(stamp)
   local index = {}
   local raw_index = redis.call('HGETALL', K_SEAT_INDEX)
+  if #raw_index == 0 and redis.call('EXISTS', K_LAYOUT) == 1 then
+    -- An older library's show: numbered now (statusmap.lua), under a new stamp.
+    build_provisional_index()
+    stamp = redis.call('HGET', K_META, 'layout_stamp')
+    raw_index = redis.call('HGETALL', K_SEAT_INDEX)
+  end
   for i = 1, #raw_index, 2 do index[raw_index[i]] = tonumber(raw_index[i + 1]) + 1 end
   local P = {stamp = stamp, id = {}, place = {}, rank = {}, cat = {}, kind = {}, idx = {}, row = {}, pos = {},
     rows = {}, row_label = {}, by_id = {}, by_index = {}, indexed = #raw_index > 0}
@@ -107,10 +113,9 @@ local function show_plan()
 end
 
 -- A test "is seat number s free now?": this call's own changes first, then the status
--- map (fast) or a snapshot of the seats hash (exact: when the map is missing or wrong).
--- Answers the test and the map it reads (nil: exact).
-local function seat_free_test(P, exact)
-  local map = (not exact) and P.indexed and redis.call('GET', K_STATUS_MAP)
+-- map. Answers the test and the map it reads (nil: the show has no map, nothing is free).
+local function seat_free_test(P)
+  local map = status_map()
   local id, idx = P.id, P.idx
   if map and #map == P.n then
     return function(s)
@@ -119,13 +124,9 @@ local function seat_free_test(P, exact)
       return string.byte(map, idx[s]) == 48  -- '0'
     end, map
   end
-  local taken = {}
-  local raw = redis.call('HGETALL', K_SEATS)
-  for i = 1, #raw, 2 do taken[raw[i]] = true end
   return function(s)
     local mine = CHANGED_TO[id[s]]
-    if mine ~= nil then return mine == false end
-    return not taken[id[s]]
+    return mine == false
   end, nil
 end
 
@@ -251,34 +252,23 @@ local function anchors_for(P, map)
   return free_anchors(P, map), false
 end
 
--- True when every seat is free in the seats hash (the truth the status map mirrors).
-local function all_free(seats)
-  for _, value in ipairs(redis.call('HMGET', K_SEATS, unpack(seats))) do
-    if value then return false end
-  end
-  return true
-end
-
--- find_best on the status map, checked against the seats hash; if the map drifted,
--- the search runs again on the seats hash itself.
+-- find_best on the status map.
 local function choose_seats(count, together, accepts)
   local P = show_plan()
-  local free, map = seat_free_test(P, false)
+  local free, map = seat_free_test(P)
   local anchors, ranked = anchors_for(P, map)
-  local seats = find_best(P, anchors, ranked, count, together, accepts, free)
-  if not map or seats == nil or all_free(seats) then return seats end
-  return find_best(P, P.by_rank, true, count, together, accepts, (seat_free_test(P, true)))
+  return find_best(P, anchors, ranked, count, together, accepts, free)
 end
 
 -- The first free seat that holding `seats` (ids, all free) would leave alone between
--- taken seats, an aisle or the row's end; nil when none. Reads the seats hash itself:
--- a refusal must never come from a drifted status map.
+-- taken seats, an aisle or the row's end; nil when none. Reads the status map.
 local function stranded_by(seats)
   local P = show_plan()
   local asked = {}
   for _, seat_id in ipairs(seats) do asked[seat_id] = true end
+  local free_now = seat_free_test(P)
   local function free(s)
-    return not asked[P.id[s]] and redis.call('HEXISTS', K_SEATS, P.id[s]) == 0
+    return not asked[P.id[s]] and free_now(s)
   end
   local place = P.place
   for _, seat_id in ipairs(seats) do

@@ -6,7 +6,9 @@
 --                      by side seats consecutive, an aisle skips a place; rank: lower is a better
 --                      seat, distinct per seat; kind: standard, wheelchair or companion; shows
 --                      loaded before kinds were kept have no "|kind": standard)
---   KEYS[3] seats      hash: seat -> "h:<hold_id>" | "b:<booking_id>"; absent means free
+--   KEYS[3] seats      hash: booked seat -> "b:<booking_id>". Whether a seat is free, held or
+--                      booked is the status map's (statusmap.lua); a held seat's hold names
+--                      it in its own hash, never here
 --   KEYS[4] deadlines  zset: hold_id -> deadline (ms, Redis clock)
 --   KEYS[5] customers  hash: customer -> seats held in this show
 --   KEYS[6] waitlist   zset: entry_id -> arrival number
@@ -44,9 +46,10 @@ local NOW, TTL_MS
 local RETENTION_S = 86400
 
 -- Seats changed by this call, each once in the order first changed, published once at
--- the end for live seat maps, and the value each was last given in the seats hash
--- (false: freed), so publishing reads none. Every write to the seats hash goes through
--- seat_changed (load_show-8.lua's aside: it publishes nothing).
+-- the end for live seat maps, and the value each was last given ("h:<hold_id>",
+-- "b:<booking_id>", false: freed), so publishing reads none. Every change of a seat goes
+-- through set_seat (statusmap.lua), which calls seat_changed (load_show-8.lua's aside:
+-- it publishes nothing).
 local CHANGED, CHANGED_TO
 local QUEUE_CHANGED
 -- The three lists below stay nil until something is added (appended): most calls add

@@ -1,4 +1,6 @@
--- Creating and ending holds. Needs context.lua.
+-- Creating and ending holds. Needs context.lua. A hold's seats are held in the status
+-- map alone (statusmap.lua): the hold's hash names them, the seats hash never does.
+--@include statusmap
 
 local function hold_key(hold_id) return BASE .. 'hold:' .. hold_id end
 
@@ -25,15 +27,12 @@ local function pin_hold(hold_id, expires_at, pin_ms, attempt)
   return fence
 end
 
--- ttl_ms: the hold time (nil: the show's, TTL_MS).
-local function create_hold(hold_id, customer, seats, source, ttl_ms)
+-- ttl_ms: the hold time (nil: the show's, TTL_MS). seats: all free (the caller checked);
+-- positions: theirs in the status map (nil: read here).
+local function create_hold(hold_id, customer, seats, source, ttl_ms, positions)
   local mine = 'h:' .. hold_id
-  local owned = {}
-  for i, seat in ipairs(seats) do
-    owned[2 * i - 1], owned[2 * i] = seat, mine
-    seat_changed(seat, mine)
-  end
-  redis.call('HSET', K_SEATS, unpack(owned))
+  positions = positions or seat_positions(seats)
+  for i, seat in ipairs(seats) do set_seat(seat, positions[i], mine) end
   local expires = NOW + (ttl_ms or TTL_MS)
   -- As text once: Redis would format the number for HSET and again for ZADD.
   local expires_text = string.format('%d', expires)
@@ -57,21 +56,23 @@ local function create_hold(hold_id, customer, seats, source, ttl_ms)
   return expires
 end
 
--- Ends an active or confirming hold: frees the seats it still owns. `counter`
--- is the stats field that learns how holds end (the waitlist's eta uses it).
+-- Ends an active or confirming hold: frees the seats it still holds (all but those a
+-- booking took from it). `counter` is the stats field that learns how holds end (the
+-- waitlist's eta uses it).
 local function end_hold(hold_id, status, counter)
   local key = hold_key(hold_id)
-  local hold = redis.call('HMGET', key, 'status', 'seats', 'customer')
+  local hold = redis.call('HMGET', key, 'status', 'seats', 'customer', 'lost')
   redis.call('ZREM', K_DEADLINES, hold_id)
   FIRST_DEADLINE_KNOWN = false
   if hold[1] ~= 'active' and hold[1] ~= 'confirming' then return 0 end
-  local mine = 'h:' .. hold_id
   local seats = split_seats(hold[2])
+  local lost = lost_set(hold[4])
+  local positions = seat_positions(seats)
+  local chars = seat_chars(positions)
   local freed = 0
-  for _, seat in ipairs(seats) do
-    if redis.call('HGET', K_SEATS, seat) == mine then
-      redis.call('HDEL', K_SEATS, seat)
-      seat_changed(seat, false)
+  for i, seat in ipairs(seats) do
+    if chars[i] == 'h' and not lost[seat] then
+      set_seat(seat, positions[i], false)
       freed = freed + 1
     end
   end
@@ -87,23 +88,49 @@ local function end_hold(hold_id, status, counter)
   return freed
 end
 
--- Marks seats sold. Booked always wins: PostgreSQL already committed the sale.
-local function book_seats(booking_id, seats)
+-- The live hold that holds `seat` (held in the status map), or nil; `own` (a hold id or
+-- "") is asked first, then every live hold (the deadlines zset): a booking rarely takes
+-- a seat another hold holds.
+local function holder_of(seat, own)
+  local candidates = redis.call('ZRANGE', K_DEADLINES, '0', '-1')
+  if own ~= '' then table.insert(candidates, 1, own) end
+  for _, hold_id in ipairs(candidates) do
+    local hold = redis.call('HMGET', hold_key(hold_id), 'status', 'seats', 'lost')
+    if (hold[1] == 'active' or hold[1] == 'confirming') and not lost_set(hold[3])[seat] then
+      for listed in string.gmatch(hold[2] or '', '[^,]+') do
+        if listed == seat then return hold_id end
+      end
+    end
+  end
+  return nil
+end
+
+-- Marks seats sold. Booked always wins: PostgreSQL already committed the sale. A seat
+-- held by a hold other than `own` (the booking's hold id, "" none) joins that hold's
+-- `lost` seats: it no longer holds it, and will not free it when it ends.
+local function book_seats(booking_id, seats, own)
   local value = 'b:' .. booking_id
+  local positions = seat_positions(seats)
+  local chars = seat_chars(positions)
   local newly = 0
-  for _, seat in ipairs(seats) do
-    local current = redis.call('HGET', K_SEATS, seat)
-    if current ~= value then
-      if current == false then
-        redis.call('HINCRBY', K_STATS, 'free', '-1')
-      elseif string.sub(current, 1, 2) == 'h:' then
+  for i, seat in ipairs(seats) do
+    local char = chars[i]
+    if char ~= 'b' or redis.call('HGET', K_SEATS, seat) ~= value then
+      if char == 'h' then
+        local holder = holder_of(seat, own)
+        if holder and holder ~= own then
+          local lost = redis.call('HGET', hold_key(holder), 'lost')
+          redis.call('HSET', hold_key(holder), 'lost', lost and (lost .. ',' .. seat) or seat)
+        end
         redis.call('HINCRBY', K_STATS, 'held', '-1')
-      else
+      elseif char == 'b' then
         redis.call('HINCRBY', K_STATS, 'booked', '-1')
+      else
+        redis.call('HINCRBY', K_STATS, 'free', '-1')
       end
       redis.call('HSET', K_SEATS, seat, value)
       redis.call('HINCRBY', K_STATS, 'booked', '1')
-      seat_changed(seat, value)
+      set_seat(seat, positions[i], value)
       newly = newly + 1
     end
   end

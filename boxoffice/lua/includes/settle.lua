@@ -49,13 +49,12 @@ local SEAT_STATUS = {['0'] = '=available', h = '=held', b = '=booked'}
 -- the queue's: waiters first, docs/DESIGN.md).
 local function publish_changes()
   if #CHANGED == 0 and not QUEUE_CHANGED then return end
-  local seats, chars = {}, {}
+  local seats = {}
   for i, seat in ipairs(CHANGED) do
     local char = CHANGED_TO[seat]
     char = char and string.sub(char, 1, 1) or '0'
-    chars[i], seats[i] = char, seat .. (SEAT_STATUS[char] or '=held')
+    seats[i] = seat .. (SEAT_STATUS[char] or '=held')
   end
-  if #CHANGED > 0 then mark_seats(CHANGED, chars) end
   local queue = QUEUE_CHANGED and '1' or '0'
   redis.call('PUBLISH', BASE .. 'changes', queue .. ';' .. table.concat(seats, ',') .. ';'
     .. table.concat(reserved_categories(), ',') .. ';' .. table.concat(ENDED_ENTRIES or NONE, ','))

@@ -1,41 +1,162 @@
 -- The status map: a show's seats as ONE string, a character per seat in the hall
--- plan's order ('0' free, 'h' held, 'b' booked), kept beside the seats hash so a
--- seat map read is one GET instead of a walk over the hash (2,000 seats: ~1 ms of
--- Redis's single thread saved per read). Two keys next to the show's own, under its
--- hash tag (same cluster slot), made by index_seats-8.lua:
+-- plan's order ('0' free, 'h' held, 'b' booked). It is the truth of whether a seat is
+-- free, held or booked: a hold reads and writes its seats' characters (O(1) by
+-- position) and never the seats hash, which keeps only the booked seats' booking ids
+-- ("b:<booking_id>"). A held seat's hold is the live (active or confirming) hold whose
+-- hash lists it in `seats` and not in `lost` (the seats a booking took from it while it
+-- lived: book_seats, holds.lua); there is exactly one. A seat map read is one GET.
+-- Two keys next to the show's own, under its hash tag (same cluster slot), made by
+-- load_show-8.lua and index_seats-8.lua:
 --   <base>statusmap   the string
 --   <base>seatindex   hash: seat -> its 0-based position in the string
--- Every script marks the seats it changed when it finishes (settle.lua, publish_changes);
--- a reader checks the string's counts against the stats hash (seat_status-8.lua answers
--- both) and has it rebuilt from the seats hash when they disagree (index_seats-8.lua),
--- so a missed mark can never show for long.
+-- Every script writes a character when it changes a seat (set_seat), so a call reads
+-- its own changes. A reader checks the string's counts against the stats hash
+-- (seat_status-8.lua answers both) and has it renumbered and rebuilt from the live
+-- holds and the seats hash when they disagree (index_seats-8.lua).
+-- A show an older library loaded has no index: the first script that needs a position
+-- numbers the seats in row and place order (provisional: seat_status-8.lua answers 0
+-- until the engine numbers them in the hall plan's order) and builds the map.
 -- Needs context.lua (K_STATUS_MAP, K_SEAT_INDEX).
 
--- seats[i] takes the character chars[i] ('0' free, 'h' held, 'b' booked): their positions
--- read a hundred at a time (a settle may free thousands of seats; unpack has a limit).
--- Each position goes back to Redis as the text it came as: a Lua number would be formatted.
-local MARK_BATCH = 100
+local MAP_CHAR = {h = 'h', b = 'b'}
 
-local function mark_seats(seats, chars)
-  for first = 1, #seats, MARK_BATCH do
-    local last = math.min(first + MARK_BATCH - 1, #seats)
-    local positions = redis.call('HMGET', K_SEAT_INDEX, unpack(seats, first, last))
-    for i = first, last do
-      local position = positions[i - first + 1]
-      if position then redis.call('SETRANGE', K_STATUS_MAP, position, chars[i]) end
-    end
+local function hold_hash(hold_id) return BASE .. 'hold:' .. hold_id end
+
+-- Seat -> true for the seats of a hold's `lost` field (nil field: none).
+local function lost_set(csv)
+  local lost = {}
+  if csv then
+    for seat in string.gmatch(csv, '[^,]+') do lost[seat] = true end
   end
+  return lost
 end
 
+-- Seat -> hold id of every held seat, from the live holds (the deadlines zset names them).
+local function held_by_live_holds()
+  local held = {}
+  for _, hold_id in ipairs(redis.call('ZRANGE', K_DEADLINES, '0', '-1')) do
+    local hold = redis.call('HMGET', hold_hash(hold_id), 'status', 'seats', 'lost')
+    if (hold[1] == 'active' or hold[1] == 'confirming') and hold[2] then
+      local lost = lost_set(hold[3])
+      for seat in string.gmatch(hold[2], '[^,]+') do
+        if not lost[seat] then held[seat] = hold_id end
+      end
+    end
+  end
+  return held
+end
+
+-- Builds the map again from the truth behind it: the booked seats of the seats hash and
+-- the seats of the live holds. A held seat an older library wrote into the seats hash
+-- ("h:<hold_id>") leaves it: its hold's hash lists it.
 local function rebuild_status_map()
   local index = redis.call('HGETALL', K_SEAT_INDEX)
   if #index == 0 then return false end
+  local held = held_by_live_holds()
+  local booked = {}
+  local marks = redis.call('HGETALL', K_SEATS)
+  for i = 1, #marks, 2 do
+    if string.sub(marks[i + 1], 1, 2) == 'b:' then
+      booked[marks[i]] = true
+    else
+      redis.call('HDEL', K_SEATS, marks[i])
+    end
+  end
   local chars = {}
   for i = 1, #index, 2 do
-    local value = redis.call('HGET', K_SEATS, index[i])
-    chars[tonumber(index[i + 1]) + 1] = value and string.sub(value, 1, 1) or '0'
+    local seat = index[i]
+    chars[tonumber(index[i + 1]) + 1] = (booked[seat] and 'b') or (held[seat] and 'h') or '0'
   end
   local map = table.concat(chars)
   redis.call('SET', K_STATUS_MAP, map)
   return map
+end
+
+-- Numbers the seats of a show that has no index (an older library loaded it) in row and
+-- place order, builds the map, and marks the numbering provisional (seat_status-8.lua).
+local function build_provisional_index()
+  local layout = redis.call('HGETALL', K_LAYOUT)
+  local seats = {}
+  for i = 1, #layout, 2 do
+    local row, place = string.match(layout[i + 1], '^[^|]*|([^|]*)|([^|]*)')
+    seats[#seats + 1] = {id = layout[i], row = row or '', place = tonumber(place) or 0}
+  end
+  table.sort(seats, function(a, b)
+    if a.row ~= b.row then return a.row < b.row end
+    if a.place ~= b.place then return a.place < b.place end
+    return a.id < b.id
+  end)
+  redis.call('DEL', K_SEAT_INDEX)
+  for i, seat in ipairs(seats) do
+    redis.call('HSET', K_SEAT_INDEX, seat.id, string.format('%d', i - 1))
+  end
+  rebuild_status_map()
+  redis.call('HSET', K_META, 'index_provisional', '1',
+    'layout_stamp', 'i' .. redis.call('HINCRBY', K_META, 'index_epoch', '1'))
+end
+
+-- The seats' positions in the map, as the text HMGET answers (a Lua number would be
+-- formatted again for GETRANGE and SETRANGE); false: not in the hall. Read a hundred at
+-- a time (unpack has a limit). A seat without one in a show that has no index at all
+-- numbers the show first.
+local POSITION_BATCH = 100
+
+local function read_positions(seats)
+  if #seats <= POSITION_BATCH then return redis.call('HMGET', K_SEAT_INDEX, unpack(seats)) end
+  local out = {}
+  for first = 1, #seats, POSITION_BATCH do
+    local last = math.min(first + POSITION_BATCH - 1, #seats)
+    local positions = redis.call('HMGET', K_SEAT_INDEX, unpack(seats, first, last))
+    for i = first, last do out[i] = positions[i - first + 1] end
+  end
+  return out
+end
+
+local function seat_positions(seats)
+  if #seats == 0 then return {} end
+  local out = read_positions(seats)
+  for i = 1, #seats do
+    if not out[i] then
+      if redis.call('EXISTS', K_SEAT_INDEX) == 1 then return out end
+      build_provisional_index()
+      return read_positions(seats)
+    end
+  end
+  return out
+end
+
+-- The map's character at each position ('0', 'h' or 'b'; nil where the position is
+-- false). A missing map (deleted) is built again first.
+local function seat_chars(positions)
+  local chars = {}
+  for i = 1, #positions do
+    local position = positions[i]
+    if position then
+      local char = redis.call('GETRANGE', K_STATUS_MAP, position, position)
+      if char == '' then
+        rebuild_status_map()
+        char = redis.call('GETRANGE', K_STATUS_MAP, position, position)
+      end
+      chars[i] = char
+    end
+  end
+  return chars
+end
+
+-- The whole map (built again first if it is missing); nil when the show has no index.
+local function status_map()
+  local map = redis.call('GET', K_STATUS_MAP)
+  if map then return map end
+  if redis.call('EXISTS', K_SEAT_INDEX) == 0 then build_provisional_index() end
+  return redis.call('GET', K_STATUS_MAP) or rebuild_status_map() or nil
+end
+
+-- A seat takes a new state: value "h:<hold_id>", "b:<booking_id>", or false (free).
+-- Writes its character at `position` (text; false: not in the hall, nothing to write)
+-- and notes the change for the change message (context.lua, seat_changed).
+local function set_seat(seat, position, value)
+  if position then
+    redis.call('SETRANGE', K_STATUS_MAP, position, value and MAP_CHAR[string.sub(value, 1, 1)] or '0')
+  end
+  seat_changed(seat, value)
 end

@@ -140,24 +140,25 @@ local function reserved_categories()
   return out
 end
 
--- Seat -> true for every seat held or booked (one read instead of one per seat).
-local function taken_seats()
-  local taken = {}
+-- Seat -> 'b' for every booked seat (the seats hash keeps only those).
+local function booked_seats()
+  local booked = {}
   local raw = redis.call('HGETALL', K_SEATS)
-  for i = 1, #raw, 2 do taken[raw[i]] = string.sub(raw[i + 1], 1, 1) end
-  return taken
+  for i = 1, #raw, 2 do booked[raw[i]] = string.sub(raw[i + 1], 1, 1) end
+  return booked
 end
 
--- Free seats as records {id, category}.
+-- Free seats as records {id, category}: the '0's of the status map.
 local function free_seats()
-  local taken = taken_seats()
-  local layout = redis.call('HGETALL', K_LAYOUT)
+  local plan = show_plan()
+  local map = status_map()
   local out = {}
-  for i = 1, #layout, 2 do
-    local seat = layout[i]
-    if not taken[seat] then
-      out[#out + 1] = {id = seat, category = string.match(layout[i + 1], '^([^|]*)')}
-    end
+  if not map then return out end
+  local at = string.find(map, '0', 1, true)
+  while at do
+    local s = plan.by_index[at]
+    if s then out[#out + 1] = {id = plan.id[s], category = plan.cat[s]} end
+    at = string.find(map, '0', at + 1, true)
   end
   return out
 end
@@ -230,7 +231,7 @@ end
 
 -- Seats not sold, per category and in all ("*").
 local function unsold_by_category()
-  local taken = taken_seats()
+  local taken = booked_seats()
   local layout = redis.call('HGETALL', K_LAYOUT)
   local unsold = {['*'] = 0}
   for i = 1, #layout, 2 do
