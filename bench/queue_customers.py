@@ -168,6 +168,7 @@ class QueueCrowd(Crowd):
         except TransportError:
             self.queue.streams_failed += 1
             return ticket
+        self.stats.record("GET /v1/queue/{id}/events (head)", stream.status, time.perf_counter() - began)
         try:
             if stream.status != 200:
                 self.queue.streams_failed += 1

@@ -133,7 +133,7 @@ async def follow(ctx: Engine, show_id: int, record_id: str, read: Callable[[], A
         while not final(last):
             due = wake_in(last)
             try:
-                await asyncio.wait_for(watch.changed.wait(), KEEPALIVE_S if due is None else min(KEEPALIVE_S, due))
+                await asyncio.wait_for(watch.next_change(), KEEPALIVE_S if due is None else min(KEEPALIVE_S, due))
             except TimeoutError:
                 if due is None:
                     yield b": keepalive\n\n"
@@ -142,8 +142,7 @@ async def follow(ctx: Engine, show_id: int, record_id: str, read: Callable[[], A
             if pause > 0 and not watch.ended.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(watch.ended.wait(), pause)
-            watch.changed.clear()
-            watch.ended.clear()
+            watch.reading()
             try:
                 current = await read()
             except BoxOfficeError:

@@ -72,3 +72,4 @@ async def test_listening_again_at_once_misses_nothing(ctx: Engine, show: ShowRef
             change = await asyncio.wait_for(queue.get(), 5)
             assert isinstance(change, ShowChange) and change.seats == {seat: "held"}
     assert await receivers(ctx, show.show_id) == 0
+

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,19 +82,52 @@ def parse_message(channel: str, data: str) -> ShowChange | None:
 
 
 @dataclass(eq=False)
+class ShowWatches:
+    """The watched records (waitlist entries, queue tickets) of one show in this process. A
+    release's queue has tens of thousands of streams and its show many changes a second:
+    a change costs one count, one event set for every stream of the show together, and a
+    look-up of the records it ended, whatever the number of streams."""
+
+    generation: int = 0  # changes of the show seen so far
+    next_change: asyncio.Event = field(default_factory=asyncio.Event)  # set by the next change
+    by_entry: dict[str, set[EntryWatch]] = field(default_factory=lambda: defaultdict(set))
+
+    def changed(self, ended: Iterable[str]) -> None:
+        self.generation += 1
+        event, self.next_change = self.next_change, asyncio.Event()
+        event.set()
+        for entry_id in ended:
+            for watch in self.by_entry.get(entry_id, ()):
+                watch.ended.set()
+
+
+@dataclass(eq=False)
 class EntryWatch:
-    """A waitlist entry's stream: no queue of messages, two flags. A long queue has many
-    streams, and a busy show many changes; each stream wakes for its own ending at once
-    and reads other changes (position, eta) at its own pace."""
+    """One record's stream: no queue of messages. It wakes for its record's own ending at
+    once and reads other changes of the show (position, eta) at its own pace."""
 
     entry_id: str
-    changed: asyncio.Event = field(default_factory=asyncio.Event)  # the show changed since the last read
+    show: ShowWatches
+    seen: int = 0  # the show's generation when the stream last read the record
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # a change ended this entry (or: resync)
 
-    def notify(self, ended: bool) -> None:
-        self.changed.set()
-        if ended:
-            self.ended.set()
+    def __post_init__(self) -> None:
+        self.seen = self.show.generation
+
+    @property
+    def changed(self) -> bool:
+        """The show changed since the last read."""
+        return self.show.generation != self.seen
+
+    async def next_change(self) -> None:
+        """Returns once the show changed since the last read."""
+        while not self.changed:
+            await self.show.next_change.wait()
+
+    def reading(self) -> None:
+        """The stream reads the record now: changes from here on are news."""
+        self.seen = self.show.generation
+        self.ended.clear()
 
 
 class EventHub:
@@ -105,7 +139,7 @@ class EventHub:
         # proves it works) while no show is listened to. Nothing is published there.
         self.anchor = self.prefix + "hub" + self.suffix
         self.listeners: dict[int, set[asyncio.Queue[ShowChange | None]]] = defaultdict(set)
-        self.watches: dict[int, set[EntryWatch]] = defaultdict(set)
+        self.watches: dict[int, ShowWatches] = {}
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self._link: _Link | None = None  # the connection, once its subscriptions are confirmed
@@ -147,14 +181,19 @@ class EventHub:
 
     @contextlib.asynccontextmanager
     async def watch_entry(self, show_id: int, entry_id: str) -> Any:
-        watch = EntryWatch(entry_id)
-        self.watches[show_id].add(watch)
+        show = self.watches.get(show_id)
+        if show is None:
+            show = self.watches[show_id] = ShowWatches()
+        watch = EntryWatch(entry_id, show)
+        show.by_entry[entry_id].add(watch)
         try:
             await self._want(show_id)
             yield watch
         finally:
-            self.watches[show_id].discard(watch)
-            if not self.watches[show_id]:
+            show.by_entry[entry_id].discard(watch)
+            if not show.by_entry[entry_id]:
+                del show.by_entry[entry_id]
+            if not show.by_entry and self.watches.get(show_id) is show:
                 del self.watches[show_id]
             self._unwant(show_id)
 
@@ -198,8 +237,9 @@ class EventHub:
     # -- messages --------------------------------------------------------------------------
 
     def _dispatch(self, change: ShowChange) -> None:
-        for watch in list(self.watches.get(change.show_id, ())):
-            watch.notify(watch.entry_id in change.ended)
+        watches = self.watches.get(change.show_id)
+        if watches is not None:
+            watches.changed(change.ended)
         for queue in list(self.listeners.get(change.show_id, ())):
             try:
                 queue.put_nowait(change)
@@ -227,8 +267,7 @@ class EventHub:
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(None)
         for watches in list(self.watches.values()):
-            for watch in list(watches):
-                watch.notify(ended=True)
+            watches.changed(list(watches.by_entry))  # every record reads afresh, at once
 
     # -- the connection --------------------------------------------------------------------
 
