@@ -52,6 +52,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.status = 0
         self.remaining = -1  # body bytes still to come; -1 while reading a head
+        self.answered_before = False  # a request was answered on it: reused from the pool
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -85,6 +86,7 @@ class _Connection(asyncio.Protocol):
                 self.closed = True  # answered, then closed: not for the next request
         if len(self.buffer) >= self.remaining:
             body = bytes(self.buffer[:self.remaining])
+            self.answered_before = True
             self.answer.set_result((self.status, body))
 
     def _fail(self, exc: Exception) -> None:
@@ -117,6 +119,9 @@ class LeanClient:
             connection = self.idle.pop()
             if not connection.closed:
                 return connection
+        return await self._new_connection()
+
+    async def _new_connection(self) -> _Connection:
         try:
             _, connection = await asyncio.get_running_loop().create_connection(_Connection, self.host, self.port)
         except OSError as exc:
@@ -136,6 +141,13 @@ class LeanClient:
         async with self.limit:
             connection = await self._connection()
             try:
+                answer = await asyncio.wait_for(connection.send(request), self.timeout_s)
+            except TransportError:
+                # A kept-alive connection the server closed as the request went out (its idle
+                # timeout): a GET changes nothing, so it is sent once more on a new connection.
+                if method != "GET" or not connection.answered_before or connection.buffer:
+                    raise
+                connection = await self._new_connection()
                 answer = await asyncio.wait_for(connection.send(request), self.timeout_s)
             except BaseException:
                 connection._fail(TransportError("abandoned mid-answer"))

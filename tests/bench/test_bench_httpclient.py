@@ -144,3 +144,33 @@ def test_an_answer_that_is_not_a_stream_ends_at_once_with_its_status() -> None:
             assert events.status == 404 and await events.next() is None
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_kept_connection_closed_as_a_request_goes_out_is_retried_for_a_get_only(method: str) -> None:
+    """The server's idle timeout can close a kept-alive connection just as the next request
+    is written: a GET is sent once more on a new connection, a POST is reported."""
+    async def main() -> None:
+        served = 0
+
+        async def close_the_second(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal served
+            await read_request(reader)
+            served += 1
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+            await read_request(reader)  # the next request on this connection: dropped unanswered
+            writer.close()
+
+        server, port = await serve(close_the_second)
+        async with server, LeanClient("127.0.0.1", port, 1) as client:
+            assert await client.request(method, "/a") == (200, b"ok")
+            if method == "GET":
+                assert await client.request(method, "/b") == (200, b"ok")
+                assert served == 2
+            else:
+                with pytest.raises(TransportError):
+                    await client.request(method, "/b", b"{}")
+                assert served == 1
+
+    asyncio.run(main())
