@@ -53,6 +53,7 @@ def tracked(operation: str, endpoint: Endpoint) -> Endpoint:
 
     # No context manager: this runs on every hot request.
     record, clock = engine_metrics.record_operation, time.perf_counter
+    record_ok = engine_metrics.ok_recorder(operation)
 
     @functools.wraps(endpoint)
     async def measured(request: Request) -> Response:
@@ -62,7 +63,7 @@ def tracked(operation: str, endpoint: Endpoint) -> Endpoint:
         except BaseException as exc:
             record(operation, outcome_of(exc), clock() - began)
             raise
-        record(operation, "ok", clock() - began)
+        record_ok(clock() - began)
         return response
 
     return measured

@@ -111,12 +111,22 @@ class _ShowReads:
     arrived, so each request sees every change acknowledged before it arrived, just as
     with a read of its own (a request never gets an answer read before it came)."""
 
-    def __init__(self, ctx: Engine, show_id: int) -> None:
+    def __init__(self, key: tuple[int, int], ctx: Engine, show_id: int) -> None:
+        self.key = key
         self.ctx = ctx
         self.show_id = show_id
         self.loop = asyncio.get_running_loop()
         self.waiting: list[asyncio.Future[bytes]] = []
         self.running = False
+
+    def join(self) -> asyncio.Future[bytes]:
+        """The answer of the next read made after this call."""
+        waiter = self.loop.create_future()
+        self.waiting.append(waiter)
+        if not self.running:
+            self.running = True
+            self.loop.call_soon(self.start)
+        return waiter
 
     def start(self) -> None:
         # A callback, so the requests of this turn of the loop have joined; the read's first
@@ -129,7 +139,8 @@ class _ShowReads:
         if task.cancelled():  # the loop is shutting down
             for waiter in waiters + self.waiting:
                 waiter.cancel()
-            self.waiting, self.running = [], False
+            self.waiting = []
+            self.idle()
             return
         error = task.exception()
         for waiter in waiters:
@@ -142,32 +153,29 @@ class _ShowReads:
         if self.waiting:
             self.start()
         else:
-            self.running = False
+            self.idle()
+
+    def idle(self) -> None:
+        """Nobody waits: the show's entry goes (the next request makes a new one)."""
+        self.running = False
+        if _reads.get(self.key) is self:
+            del _reads[self.key]
 
 
 # (id of the engine context, show id) -> that show's reads; an entry lives while reads run.
 _reads: dict[tuple[int, int], _ShowReads] = {}
 
 
-async def seat_map_body(ctx: Engine, show_id: int) -> bytes:
-    """The body of GET /v1/shows/{id}/seats. In a rush every request wants the same show:
-    one read (a script call and a render) answers all the requests that arrived while the
-    previous read of that show was in flight."""
+def seat_map_body(ctx: Engine, show_id: int) -> asyncio.Future[bytes]:
+    """The body of GET /v1/shows/{id}/seats, to await. In a rush every request wants the
+    same show: one read (a script call and a render) answers all the requests that arrived
+    while the previous read of that show was in flight. A future, not a coroutine: no frame
+    of its own to suspend and resume on every request."""
     key = (id(ctx), show_id)
     reads = _reads.get(key)
-    loop = asyncio.get_running_loop()
-    if reads is None or reads.loop is not loop:
-        reads = _reads[key] = _ShowReads(ctx, show_id)
-    waiter: asyncio.Future[bytes] = loop.create_future()
-    reads.waiting.append(waiter)
-    if not reads.running:
-        reads.running = True
-        loop.call_soon(reads.start)
-    try:
-        return await waiter
-    finally:
-        if not reads.running and not reads.waiting and _reads.get(key) is reads:
-            del _reads[key]
+    if reads is None or reads.loop is not asyncio.get_running_loop():
+        reads = _reads[key] = _ShowReads(key, ctx, show_id)
+    return reads.join()
 
 
 async def seat_counts_body(ctx: Engine, show_id: int) -> bytes:

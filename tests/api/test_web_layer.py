@@ -141,11 +141,11 @@ async def test_requests_arriving_during_a_read_wait_for_the_next_one(monkeypatch
     monkeypatch.setattr(seatmap, "_read", read)
     ctx = object()
     outcomes += [b"first", NotFound("no such show"), b"third"]
-    first = asyncio.create_task(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
+    first = asyncio.ensure_future(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
     await eventually(lambda: len(gates) == 1)
-    second = asyncio.create_task(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
-    third = asyncio.create_task(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
-    given_up = asyncio.create_task(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
+    second = asyncio.ensure_future(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
+    third = asyncio.ensure_future(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
+    given_up = asyncio.ensure_future(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
     await eventually(lambda: len(seatmap._reads[(id(ctx), 7)].waiting) == 3)
     given_up.cancel()
     assert len(gates) == 1, "no second read while one is in flight"
@@ -157,7 +157,7 @@ async def test_requests_arriving_during_a_read_wait_for_the_next_one(monkeypatch
         with pytest.raises(NotFound):
             await waiter
     assert given_up.cancelled()
-    later = asyncio.create_task(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
+    later = asyncio.ensure_future(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
     await eventually(lambda: len(gates) == 3)
     gates[2].set()
     assert await later == b"third"

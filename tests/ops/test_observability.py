@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
+from boxoffice.engine import metrics
 from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine, open_engine
@@ -19,6 +21,7 @@ from tests.support.sales import redis_now_ms
 from tests.support.services import RedisServer, free_port
 from tests.support.shows import ShowRef, pick_show
 
+SampleKey = tuple[str, tuple[tuple[str, str], ...]]  # a sample's name and sorted labels
 METRIC_LINE = re.compile(r'^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$')
 
 
@@ -337,3 +340,36 @@ async def test_the_dependency_gauges_follow_the_probes(settings: Settings) -> No
     finally:
         await context.close()
         redis.stop()
+
+
+def test_the_hot_paths_record_an_operation_as_record_operation_does() -> None:
+    """ok_recorder (the measured endpoints' success path) moves exactly the samples that
+    record_operation(..., "ok", ...) moves: the counter, the histogram's count and sum, and
+    the bucket Histogram.observe picks, bounds included; one operation's recorder leaves
+    every other operation's series alone."""
+    def samples() -> dict[SampleKey, float]:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in REGISTRY.collect() if family.name.startswith("boxoffice_operation")
+                for s in family.samples if not s.name.endswith("_created")}
+
+    def moved(before: dict[SampleKey, float], after: dict[SampleKey, float]) -> dict[SampleKey, float]:
+        return {key: round(value - before.get(key, 0.0), 9) for key, value in after.items()
+                if value != before.get(key, 0.0)}
+
+    bounds = [*(str(b) for b in metrics.LATENCY_BUCKETS), "+Inf"]
+    fast = metrics.ok_recorder("test_fast")
+    times = [0.0, 0.0004, 0.001, 0.0010001, 0.003, 0.25, 9.99, 10.0, 10.5, 1e6]
+    for seconds in times:
+        start = samples()
+        fast(seconds)
+        by_fast = moved(start, samples())
+        start = samples()
+        metrics.record_operation("test_public", "ok", seconds)
+        by_public = moved(start, samples())
+        renamed = {(name, tuple((k, "test_fast" if v == "test_public" else v) for k, v in labels)): value
+                   for (name, labels), value in by_public.items()}
+        assert by_fast == renamed, seconds
+        assert by_fast[("boxoffice_operations_total", (("operation", "test_fast"), ("outcome", "ok")))] == 1
+        assert by_fast[("boxoffice_operation_seconds_count", (("operation", "test_fast"),))] == 1
+        buckets = {dict(labels)["le"] for name, labels in by_fast if name.endswith("_bucket")}
+        assert buckets == {le for le in bounds if float(le) >= seconds}, (seconds, buckets)
