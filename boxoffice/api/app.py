@@ -12,7 +12,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -25,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.api import admin, browse, holds, operations, queue, streams, waitlist
 from boxoffice.api.bodylimit import BodySizeLimit
+from boxoffice.api.context import BoxOfficeApp, engine_context
 from boxoffice.api.errors import error_response
 from boxoffice.api.operations import tracked
 from boxoffice.api.responses import error
@@ -135,7 +135,7 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 def admin_enabled(request: Request) -> bool:
-    return bool(request.app.state.ctx.settings.admin_tokens)
+    return bool(engine_context(request).settings.admin_tokens)
 
 
 async def on_dependency_down(request: Request, exc: Exception) -> Response:
@@ -157,18 +157,17 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None,
-               opener: Callable[[Settings], Awaitable[Engine]] = open_engine) -> Starlette:
+               opener: Callable[[Settings], Awaitable[Engine]] = open_engine) -> BoxOfficeApp:
     """The app. Tests may hand in an Engine they own (then no lifespan is needed), or an
     `opener` that opens the engine differently (tests/support/crashable.py)."""
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: BoxOfficeApp) -> AsyncIterator[None]:
         if engine is not None:
             yield
             return
-        ctx = await opener(settings)
-        app.state.ctx = ctx
+        ctx = app.engine = await opener(settings)
         # Everything made at start lives as long as the process: out of the collector's
         # sight, a full collection no longer walks ~100k objects (tens of ms, mid-request).
         gc.freeze()
@@ -202,12 +201,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
                    if cls not in (Exception, HTTPException)}
     middleware.append(Middleware(Router, routes=v1_routes, handlers=v1_handlers, validators=PATH_PARAMS,
                                  admin_enabled=admin_enabled))
-    app = Starlette(
+    app = BoxOfficeApp(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers=exception_handlers,
     )
     if engine is not None:
-        app.state.ctx = engine
+        app.engine = engine
     return app
