@@ -217,17 +217,17 @@ def ok_recorder(operation: str) -> Callable[[float], None]:
 
 
 def _direct_recorder(histogram: Any, counter: Any) -> Callable[[float], None]:
+    def observe(seconds: float) -> None:
+        histogram.observe(seconds)
+        counter.inc()
+
     try:
         bounds, buckets = list(histogram._upper_bounds), histogram._buckets
         total, count = histogram._sum, counter._value
     except AttributeError:
-        def observe(seconds: float) -> None:
-            histogram.observe(seconds)
-            counter.inc()
-
         return observe
     if len(bounds) != len(buckets) or bounds[-1] != float("inf"):
-        raise RuntimeError("prometheus-client's histogram is not laid out as expected")
+        return observe
 
     def record(seconds: float) -> None:
         total.inc(seconds)

@@ -373,3 +373,20 @@ def test_the_hot_paths_record_an_operation_as_record_operation_does() -> None:
         assert by_fast[("boxoffice_operation_seconds_count", (("operation", "test_fast"),))] == 1
         buckets = {dict(labels)["le"] for name, labels in by_fast if name.endswith("_bucket")}
         assert buckets == {le for le in bounds if float(le) >= seconds}, (seconds, buckets)
+
+
+def test_the_hot_paths_fall_back_to_the_public_calls_of_another_prometheus_client() -> None:
+    """Children without the values ok_recorder increments (another prometheus-client) are
+    recorded through their own observe() and inc()."""
+    calls: list[tuple[str, float]] = []
+
+    class Observed:
+        def observe(self, seconds: float) -> None:
+            calls.append(("observe", seconds))
+
+    class Counted:
+        def inc(self) -> None:
+            calls.append(("inc", 1))
+
+    metrics._direct_recorder(Observed(), Counted())(0.5)
+    assert calls == [("observe", 0.5), ("inc", 1)]
