@@ -12,7 +12,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -25,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.api import admin, browse, holds, operations, queue, streams, waitlist
 from boxoffice.api.bodylimit import BodySizeLimit
+from boxoffice.api.context import BoxOfficeApp, engine_context
 from boxoffice.api.errors import error_response
 from boxoffice.api.operations import tracked
 from boxoffice.api.responses import error
@@ -49,8 +49,6 @@ SECURITY_HEADERS = [
      b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
      b"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
 ]
-# Objects made before the collector looks at the youngest generation (the default is 700).
-YOUNG_COLLECTION_EVERY = 10_000
 
 
 class SecurityHeaders:
@@ -66,13 +64,22 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
 POST, DELETE = frozenset({"POST"}), frozenset({"DELETE"})
+# The young generation's collection threshold while serving (Python's default: 700). A
+# request waiting for its shared seat map read holds a few dozen young objects, and a rush
+# keeps up to BOXOFFICE_MAX_IN_FLIGHT of them waiting: at 700 the collector ran every few
+# dozen answers and walked all of those objects each time, ~7 us a seat map over uvicorn
+# (820 young collections in 40,000 answers; 18 at 10,000). Under a release's rush it made
+# ~25 young collections a second, 16 % of the worker's CPU, with pauses up to 30 ms (2,405
+# in a bench.spike run; 18-203 at 10,000). Cycles are rare here, so the garbage left for
+# longer is small.
+YOUNG_COLLECTION_THRESHOLD = 10_000
 
 
 async def index(request: Request) -> Response:
@@ -137,7 +144,7 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 def admin_enabled(request: Request) -> bool:
-    return bool(request.app.state.ctx.settings.admin_tokens)
+    return bool(engine_context(request).settings.admin_tokens)
 
 
 async def on_dependency_down(request: Request, exc: Exception) -> Response:
@@ -159,28 +166,26 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None,
-               opener: Callable[[Settings], Awaitable[Engine]] = open_engine) -> Starlette:
+               opener: Callable[[Settings], Awaitable[Engine]] = open_engine) -> BoxOfficeApp:
     """The app. Tests may hand in an Engine they own (then no lifespan is needed), or an
     `opener` that opens the engine differently (tests/support/crashable.py)."""
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: BoxOfficeApp) -> AsyncIterator[None]:
         if engine is not None:
             yield
             return
-        ctx = await opener(settings)
-        app.state.ctx = ctx
+        ctx = app.engine = await opener(settings)
         # Everything made at start lives as long as the process: out of the collector's
         # sight, a full collection no longer walks ~100k objects (tens of ms, mid-request).
         gc.freeze()
-        # A young collection every YOUNG_COLLECTION_EVERY new objects instead of 700: under a
-        # rush the default collected ~25 times a second, 16 % of the worker's CPU with pauses
-        # up to 30 ms; most of a request's objects die by reference count well before this.
-        gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
+        thresholds = gc.get_threshold()
+        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *thresholds[1:])
         try:
             yield
         finally:
+            gc.set_threshold(*thresholds)
             await ctx.close()
 
     middleware = [Middleware(SecurityHeaders)]
@@ -209,12 +214,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
                    if cls not in (Exception, HTTPException)}
     middleware.append(Middleware(Router, routes=v1_routes, handlers=v1_handlers, validators=PATH_PARAMS,
                                  admin_enabled=admin_enabled))
-    app = Starlette(
+    app = BoxOfficeApp(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers=exception_handlers,
     )
     if engine is not None:
-        app.state.ctx = engine
+        app.engine = engine
     return app

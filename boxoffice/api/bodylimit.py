@@ -1,6 +1,7 @@
 """Request bodies over BOXOFFICE_MAX_BODY_BYTES are refused with 413 before anything
 parses them: at once when Content-Length says so, else as soon as the streamed
-(chunked) body passes the limit. Raw ASGI, so it costs nothing on bodiless requests.
+(chunked) body passes the limit. Raw ASGI, so it costs nothing on bodiless requests
+(an HTTP/1.x request with neither Content-Length nor Transfer-Encoding passes straight through).
 
 A refused body is still arriving when its 413 is written, and many clients (httpx,
 requests) send a whole body before they read the answer. Closed with
@@ -24,6 +25,7 @@ from boxoffice.engine.errors import InvalidRequest
 DRAIN_BYTES = 4 * 2**20  # past this much of a refused body, close rather than read on
 DRAIN_S = 3.0  # and past this long: a trickling client does not hold the connection
 CLOSE = (b"connection", b"close")
+HTTP1 = ("1.1", "1.0")
 
 
 def too_large(limit: int) -> PayloadTooLarge:
@@ -76,6 +78,12 @@ class BodySizeLimit:
                 await self.app(scope, receive, send)
                 return
 
+        if not chunked and scope.get("http_version") in HTTP1:
+            # Neither header over HTTP/1.x: no body at all (RFC 9112, 6.3), so nothing to
+            # count or drain, and receive and send stay unwrapped on this path of every GET.
+            await self.app(scope, receive, send)
+            return
+
         received = 0
         refused = False
 
@@ -91,9 +99,8 @@ class BodySizeLimit:
             return message
 
         if not chunked:
-            # Neither header: over HTTP/1.1 no body (RFC 9112, 6.3), so nothing to drain
-            # and send stays unwrapped on this path of every GET; the count stays for
-            # servers that stream bodies without either (HTTP/2: no connection to save).
+            # Neither header from a server that may stream a body without either (HTTP/2):
+            # counted, nothing to drain (no connection to save).
             await self.app(scope, counting_receive, send)
             return
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from boxoffice.api.context import engine_context
 from boxoffice.engine.redis.gateway import RateLimits
 
 # Longer is not an address (an IPv6 address with a zone fits): cut, so a key stays small.
@@ -26,5 +27,5 @@ def client_address(request: Request) -> str:
 
 
 def request_limits(request: Request) -> RateLimits:
-    settings = request.app.state.ctx.settings
+    settings = engine_context(request).settings
     return RateLimits(settings.rate_limit_holds_per_min, settings.rate_limit_ip_per_min, client_address(request))

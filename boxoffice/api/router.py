@@ -7,7 +7,9 @@ is split at "/" and looked up by its segment count and its first segment after /
 candidates are compared segment by segment (no regular expressions). Every parameter is
 checked by the API's own validator of that name (api/validation.py, PATH_PARAMS) before the
 endpoint runs, so a malformed id is a 422 in the error format and never reaches an endpoint;
-path_params holds what the validator answers (a numeric id as an int).
+path_params holds what the validator answers (a numeric id as an int). A path that matched
+and passed its checks is remembered (a bounded table), so its next requests skip the split,
+the match and the validators: in a rush every seat map request has the same path.
 A path no route has is 404 not_found; a path some route has, with another method, is 405
 method_not_allowed with an Allow header naming every method of that path (HEAD with GET),
 or 404 under /v1/admin/ while the admin API is off (it does not exist then).
@@ -34,6 +36,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 Validator = Callable[[str, str], Any]
 PREFIX = "/v1/"
+MAX_KNOWN_PATHS = 4096  # paths remembered as matched and checked (Router.remember)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class Router:
         self.app = app
         self.handlers = dict(handlers)
         self.admin_enabled = admin_enabled
+        self.known: dict[str, tuple[_Path, dict[str, Any]]] = {}
         paths: dict[tuple[str, ...], _Path] = {}
         for route in routes:
             if not route.path.startswith(PREFIX):
@@ -135,34 +139,47 @@ class Router:
         root = scope.get("root_path")
         if root and path.startswith(root):
             path = path[len(root):]
-        if not path.startswith(PREFIX):
-            await self.app(scope, receive, send)
-            return
-        parts = path.split("/")
-        del parts[0]
-        found = self.match(parts)
-        if found is None:
-            response: Response = not_found()
+        known = self.known.get(path)
+        if known is None:
+            if not path.startswith(PREFIX):
+                await self.app(scope, receive, send)
+                return
+            parts = path.split("/")
+            del parts[0]
+            found = self.match(parts)
+            if found is None:
+                await not_found()(scope, receive, send)
+                return
         else:
-            endpoint = found.endpoints.get(scope["method"])
-            if endpoint is None:
-                response = self.wrong_method(Request(scope, receive, send), path, found)
-            else:
-                params = scope["path_params"] = {}
-                request = Request(scope, receive, send)
-                try:
-                    for position, name, validator in found.params:
-                        # The API's own 422 for a malformed value; else the value as it
-                        # reads it (an id as an int), so the endpoint checks nothing again.
-                        params[name] = validator(name, parts[position])
-                    response = await endpoint(request)
-                except Exception as exc:
-                    handler = self.handler_for(exc)
-                    if handler is None:
-                        raise
-                    exc.__traceback__ = None  # an error object raised again must not grow its traceback
-                    response = await handler(request, exc)
+            found, valid = known
+        endpoint = found.endpoints.get(scope["method"])
+        request = Request(scope, receive, send)
+        if endpoint is None:
+            response = self.wrong_method(request, path, found)
+        else:
+            try:
+                if known is None:
+                    # The API's own 422 for a malformed value; else the value as it reads
+                    # it (an id as an int), so the endpoint checks nothing again.
+                    valid = {name: validator(name, parts[position]) for position, name, validator in found.params}
+                    self.remember(path, found, valid)
+                scope["path_params"] = valid.copy()  # the endpoint's own: the remembered one stays as checked
+                response = await endpoint(request)
+            except Exception as exc:
+                handler = self.handler_for(exc)
+                if handler is None:
+                    raise
+                exc.__traceback__ = None  # an error object raised again must not grow its traceback
+                response = await handler(request, exc)
         await response(scope, receive, send)
+
+    def remember(self, path: str, found: _Path, valid: dict[str, Any]) -> None:
+        """A path that matched and whose parameters passed: its next request skips the
+        split, the match and the validators (pure functions of the text, so the answer is
+        the same). Bounded: a client sending endless new paths only empties it now and then."""
+        if len(self.known) >= MAX_KNOWN_PATHS:
+            self.known.clear()
+        self.known[path] = (found, valid)
 
     def handler_for(self, exc: Exception) -> Handler | None:
         for cls in type(exc).__mro__:

@@ -9,11 +9,11 @@ read of it is in flight share the next read (seat_map_body)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import orjson
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from boxoffice.engine.catalog import HallPlan
 from boxoffice.engine.seat_view import BOOKED, HELD, shown_map
@@ -85,14 +85,22 @@ def template_for(plan: HallPlan) -> SeatMapTemplate:
 
 
 class SeatMapResponse(Response):
-    """200 with a seat map's bytes; its three headers made directly (Starlette's general
-    header building costs more than the rest of the answer)."""
+    """200 with a seat map's bytes, made and sent directly: Starlette's general path (render
+    the content, build headers from a mapping, the websocket check) costs more than the rest
+    of the answer."""
 
     media_type = "application/json"
 
-    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, body: bytes) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
         self.raw_headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
-                            (b"content-length", b"%d" % len(self.body))]
+                            (b"content-length", b"%d" % len(body))]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 class _ShowReads:
@@ -103,12 +111,22 @@ class _ShowReads:
     arrived, so each request sees every change acknowledged before it arrived, just as
     with a read of its own (a request never gets an answer read before it came)."""
 
-    def __init__(self, ctx: Engine, show_id: int) -> None:
+    def __init__(self, key: tuple[int, int], ctx: Engine, show_id: int) -> None:
+        self.key = key
         self.ctx = ctx
         self.show_id = show_id
         self.loop = asyncio.get_running_loop()
         self.waiting: list[asyncio.Future[bytes]] = []
         self.running = False
+
+    def join(self) -> asyncio.Future[bytes]:
+        """The answer of the next read made after this call."""
+        waiter = self.loop.create_future()
+        self.waiting.append(waiter)
+        if not self.running:
+            self.running = True
+            self.loop.call_soon(self.start)
+        return waiter
 
     def start(self) -> None:
         # A callback, so the requests of this turn of the loop have joined; the read's first
@@ -121,7 +139,8 @@ class _ShowReads:
         if task.cancelled():  # the loop is shutting down
             for waiter in waiters + self.waiting:
                 waiter.cancel()
-            self.waiting, self.running = [], False
+            self.waiting = []
+            self.idle()
             return
         error = task.exception()
         for waiter in waiters:
@@ -134,32 +153,29 @@ class _ShowReads:
         if self.waiting:
             self.start()
         else:
-            self.running = False
+            self.idle()
+
+    def idle(self) -> None:
+        """Nobody waits: the show's entry goes (the next request makes a new one)."""
+        self.running = False
+        if _reads.get(self.key) is self:
+            del _reads[self.key]
 
 
 # (id of the engine context, show id) -> that show's reads; an entry lives while reads run.
 _reads: dict[tuple[int, int], _ShowReads] = {}
 
 
-async def seat_map_body(ctx: Engine, show_id: int) -> bytes:
-    """The body of GET /v1/shows/{id}/seats. In a rush every request wants the same show:
-    one read (a script call and a render) answers all the requests that arrived while the
-    previous read of that show was in flight."""
+def seat_map_body(ctx: Engine, show_id: int) -> asyncio.Future[bytes]:
+    """The body of GET /v1/shows/{id}/seats, to await. In a rush every request wants the
+    same show: one read (a script call and a render) answers all the requests that arrived
+    while the previous read of that show was in flight. A future, not a coroutine: no frame
+    of its own to suspend and resume on every request."""
     key = (id(ctx), show_id)
     reads = _reads.get(key)
-    loop = asyncio.get_running_loop()
-    if reads is None or reads.loop is not loop:
-        reads = _reads[key] = _ShowReads(ctx, show_id)
-    waiter: asyncio.Future[bytes] = loop.create_future()
-    reads.waiting.append(waiter)
-    if not reads.running:
-        reads.running = True
-        loop.call_soon(reads.start)
-    try:
-        return await waiter
-    finally:
-        if not reads.running and not reads.waiting and _reads.get(key) is reads:
-            del _reads[key]
+    if reads is None or reads.loop is not asyncio.get_running_loop():
+        reads = _reads[key] = _ShowReads(key, ctx, show_id)
+    return reads.join()
 
 
 async def seat_counts_body(ctx: Engine, show_id: int) -> bytes:

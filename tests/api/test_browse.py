@@ -60,6 +60,8 @@ async def test_the_seat_map_tells_every_seat_apart(client: httpx.AsyncClient, sh
     show_id = show.show_id  # type: ignore[attr-defined]
     answer = await client.get(f"/v1/shows/{show_id}/seats")
     assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json" and answer.headers["cache-control"] == "no-store"
+    assert int(answer.headers["content-length"]) == len(answer.content)
     body = answer.json()
     assert len(body["seats"]) == len(show.seat_ids)  # type: ignore[attr-defined]
     assert body["counts"] == {"available": len(body["seats"]), "held": 0, "booked": 0}

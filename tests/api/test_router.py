@@ -13,6 +13,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from boxoffice.api import router as router_module
 from boxoffice.api.app import create_app, on_engine_error, v1_routes
 from boxoffice.api.responses import JSON
 from boxoffice.api.router import Route, Router
@@ -100,6 +101,39 @@ async def test_a_known_path_with_another_method_is_405_naming_every_method_of_th
     answer = await rawasgi.call(hidden, "DELETE", "/v1/admin/shows")
     assert (answer.status, answer.json()) == (404, NOT_FOUND)
     assert reached == []
+
+
+async def test_a_path_seen_before_is_answered_as_the_first_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The router remembers a path that matched and passed its checks: its next requests
+    reach the same endpoint with the same parameters (each request its own copy), another
+    method on it is still 405, a malformed path is refused every time (never remembered),
+    and the table stays within its bound."""
+    reached: list[tuple[str, str, dict[str, Any]]] = []
+    router = recording_router(reached)
+    seen: list[dict[str, Any]] = []
+
+    async def meddling(request: Request) -> Response:
+        seen.append(dict(request.path_params))
+        request.path_params["show_id"] = "changed"  # an endpoint's own copy
+        return JSON({})
+
+    meddler = Router(router.app, [Route("/v1/shows/{show_id}/seats", meddling)], handlers={},
+                     validators=PATH_PARAMS, admin_enabled=lambda request: True)
+    for _ in range(3):
+        assert (await rawasgi.call(meddler, "GET", "/v1/shows/9/seats")).status == 200
+    assert seen == [{"show_id": 9}] * 3
+    for _ in range(2):
+        assert (await rawasgi.call(router, "POST", "/v1/holds/H9-abc/confirm")).status == 200
+        answer = await rawasgi.call(router, "GET", "/v1/holds/H9-abc/confirm")
+        assert answer.status == 405 and answer.headers["allow"] == "POST"
+        assert (await rawasgi.call(router, "GET", "/v1/shows/x9/seats")).status == 422
+    assert reached == [("/v1/holds/{hold_id}/confirm", "POST", {"hold_id": "H9-abc"})] * 2
+    assert "/v1/shows/x9/seats" not in router.known
+    monkeypatch.setattr(router_module, "MAX_KNOWN_PATHS", 3)
+    for show_id in range(1, 8):
+        assert (await rawasgi.call(router, "GET", f"/v1/shows/{show_id}")).json() == {"route": "/v1/shows/{show_id}"}
+        assert len(router.known) <= 3
+    assert reached[-1] == ("/v1/shows/{show_id}", "GET", {"show_id": 7})
 
 
 @pytest.mark.parametrize("path, field", [

@@ -8,6 +8,7 @@ bench's load generator frames answers right."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,11 +19,12 @@ import redis.asyncio as aioredis
 
 from bench.loadgen import request_bytes, run_load
 from boxoffice.api import seatmap
-from boxoffice.api.app import create_app
+from boxoffice.api.app import YOUNG_COLLECTION_THRESHOLD, create_app
 from boxoffice.engine.errors import NotFound
 from boxoffice.engine.redis.autopipeline import _pack_any, pack
 from boxoffice.engine.redis.pubsub import CLIENT_NAME as EVENTS_CLIENT_NAME
 from boxoffice.engine.redis.pubsub import ShowChange
+from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support import rawasgi
 from tests.support.services import RedisServer
@@ -141,11 +143,11 @@ async def test_requests_arriving_during_a_read_wait_for_the_next_one(monkeypatch
     monkeypatch.setattr(seatmap, "_read", read)
     ctx = object()
     outcomes += [b"first", NotFound("no such show"), b"third"]
-    first = asyncio.create_task(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
+    first = asyncio.ensure_future(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
     await eventually(lambda: len(gates) == 1)
-    second = asyncio.create_task(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
-    third = asyncio.create_task(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
-    given_up = asyncio.create_task(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
+    second = asyncio.ensure_future(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
+    third = asyncio.ensure_future(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
+    given_up = asyncio.ensure_future(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
     await eventually(lambda: len(seatmap._reads[(id(ctx), 7)].waiting) == 3)
     given_up.cancel()
     assert len(gates) == 1, "no second read while one is in flight"
@@ -157,11 +159,37 @@ async def test_requests_arriving_during_a_read_wait_for_the_next_one(monkeypatch
         with pytest.raises(NotFound):
             await waiter
     assert given_up.cancelled()
-    later = asyncio.create_task(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
+    later = asyncio.ensure_future(seatmap.seat_map_body(ctx, 7))  # type: ignore[arg-type]
     await eventually(lambda: len(gates) == 3)
     gates[2].set()
     assert await later == b"third"
     await eventually(lambda: not seatmap._reads)
+
+
+async def test_the_serving_app_collects_young_objects_less_often_and_gives_the_setting_back() -> None:
+    """While the app serves, the young generation is collected every
+    YOUNG_COLLECTION_THRESHOLD allocations, not Python's 700 (requests waiting for a shared
+    read hold many young objects); when its lifespan ends the process's own thresholds,
+    and the engine is closed."""
+    closed: list[bool] = []
+
+    class Opened:
+        async def close(self) -> None:
+            closed.append(True)
+
+    async def opener(settings: Settings) -> Any:
+        return Opened()
+
+    before = gc.get_threshold()
+    app = create_app(Settings(redis_url="redis://unused", database_url="sqlite:///unused"), opener=opener)
+    try:
+        async with app.router.lifespan_context(app):
+            assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+            assert YOUNG_COLLECTION_THRESHOLD > before[0]
+        assert gc.get_threshold() == before and closed == [True]
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()  # the lifespan froze this test process's objects
 
 
 # -- the event hub -----------------------------------------------------------------------------

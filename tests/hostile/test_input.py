@@ -133,8 +133,9 @@ async def test_a_refused_body_is_drained_within_bounds() -> None:
 
 async def test_an_ordinary_request_goes_through_the_body_limit_unwrapped() -> None:
     """The drain costs nothing on the hot paths: a body declared within the limit and a
-    bodiless request reach the app with the server's own send (and a declared body with its
-    own receive)."""
+    bodiless request reach the app with the server's own send (and a declared body, or no
+    body at all over HTTP/1.x, with its own receive); without HTTP/1.x framing a body may
+    come with neither header, so there receive() counts it."""
     seen: list[tuple[Receive, Send]] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -151,9 +152,21 @@ async def test_an_ordinary_request_goes_through_the_body_limit_unwrapped() -> No
         pass
 
     await limit(scope, receive, send)
-    await limit({**scope, "method": "GET", "headers": []}, receive, send)
+    await limit({**scope, "method": "GET", "headers": [], "http_version": "1.1"}, receive, send)
+    await limit({**scope, "method": "GET", "headers": [], "http_version": "2"}, receive, send)
     assert seen[0] == (receive, send)
-    assert seen[1][1] is send
+    assert seen[1] == (receive, send)
+    assert seen[2][1] is send and seen[2][0] is not receive
+
+
+async def test_a_body_with_neither_header_is_counted_without_http1_framing() -> None:
+    """A server that streams a body with neither Content-Length nor Transfer-Encoding (HTTP/2
+    frames bodies itself) still gets the 413 once the body passes the limit."""
+    piece = b"[" * 4096
+    answer = await rawasgi.call(BodySizeLimit(reading_app, LIMIT), "POST", "/", [], [piece] * 64,
+                                http_version="2")
+    refused(answer, 413, "payload_too_large")
+    assert answer.chunks_read == LIMIT // len(piece) + 1, answer.chunks_read
 
 
 async def test_a_body_just_under_the_limit_is_parsed(client: httpx.AsyncClient, ctx: Engine, scene: Scene) -> None:

@@ -30,7 +30,7 @@ class RawAnswer:
 
 async def call(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None,
                chunks: list[bytes] | None = None, query: bytes = b"", client: tuple[str, int] = ("203.0.113.9", 5000),
-               endless: bool = False) -> RawAnswer:
+               endless: bool = False, http_version: str = "1.1") -> RawAnswer:
     """Sends `chunks` as the body, one receive() each, and records how many were read.
     The client hangs up after the first piece of the answer's body: a stream (SSE) ends
     there, so its head and first event can be inspected. An `endless` body never ends:
@@ -39,7 +39,7 @@ async def call(app: Any, method: str, path: str, headers: list[tuple[bytes, byte
     pending = list(chunks or [])
     body_sent = False
     hung_up = asyncio.Event()
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": http_version, "method": method,
              "scheme": "http", "path": path, "raw_path": path.encode("utf-8", "surrogateescape"),
              "query_string": query, "root_path": "", "headers": [(b"host", b"testserver"), *(headers or [])],
              "client": client, "server": ("testserver", 80), "state": {}}
