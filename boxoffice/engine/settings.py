@@ -107,8 +107,9 @@ class Settings:
     max_in_flight: int = _env("BOXOFFICE_MAX_IN_FLIGHT", 256, _non_negative)
     # Requests of the crowd (browsing, queue tickets, waitlist entries) one worker runs at
     # once; the next wait their turn, so the sale's requests never queue behind them
-    # (api/shedding.py). 0: not held back.
-    crowd_in_flight: int = _env("BOXOFFICE_CROWD_IN_FLIGHT", 32, _non_negative)
+    # (api/shedding.py). 8 measured best of 8, 16 and 32 for the sale's and the crowd's own
+    # latency alike (bench/RESULTS.md, "The sale first"). 0: not held back.
+    crowd_in_flight: int = _env("BOXOFFICE_CROWD_IN_FLIGHT", 8, _non_negative)
     # Show scripts of concurrent requests share pipelined writes (engine/redis/autopipeline.py;
     # per node on a cluster, engine/redis/cluster_pipeline.py).
     redis_autopipeline: bool = _env("BOXOFFICE_REDIS_AUTOPIPELINE", True, _flag)
