@@ -242,12 +242,9 @@ def print_report(result: dict[str, Any], stream: Any = sys.stdout) -> None:
     w(f"\nspike: {result['config']['customers']} customers, {result['show']['seat_count']} seats, "
       f"show {result['show']['show_id']}, {result['duration_s']} s, hold time {result['hold_ttl_s']} s\n")
     w(f"{'endpoint':44} {'count':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}\n")
-    for name, e in result["endpoints"].items():
+    for name, e in [*result["endpoints"].items(), ("seat maps and holds", result["seat_maps_and_holds"])]:
         w(f"{name:44} {e['count']:7} {e['per_s']:8.1f} {e['p50_ms']:8.2f} {e['p95_ms']:8.2f} "
           f"{e['p99_ms']:8.2f} {e['max_ms']:8.2f}\n")
-    e = result["seat_maps_and_holds"]
-    w(f"{'seat maps and holds':44} {e['count']:7} {e['per_s']:8.1f} {e['p50_ms']:8.2f} {e['p95_ms']:8.2f} "
-      f"{e['p99_ms']:8.2f} {e['max_ms']:8.2f}\n")
     sold = result["time_to_sell_out_s"]
     w(f"time to sell out: {'not sold out' if sold is None else f'{sold} s'}\n")
     w(f"holds: {result['holds']}\nwaitlist: {result['waitlist']}\n")

@@ -70,6 +70,5 @@ class EndpointStats:
             entry = latency_summary(self.latencies[endpoint], duration_s)
             entry["statuses"] = {str(k): v for k, v in sorted(self.statuses[endpoint].items())}
             out[endpoint] = entry
-        everything = [s for values in self.latencies.values() for s in values]
-        out["ALL"] = latency_summary(everything, duration_s)
+        out["ALL"] = self.summary_of(lambda _: True, duration_s)
         return out

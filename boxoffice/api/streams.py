@@ -121,8 +121,7 @@ async def follow(ctx: Engine, show_id: int, record_id: str, read: Callable[[], A
     its contract `shape`: its state first, then every change, until `final`. Its own message
     is read at once; the show's other changes (its position may have moved) at most every
     `read_every(last state)` seconds, so a long line does not read every record on every
-    change. A read
-    whose JSON is what was sent last sends nothing. `wake_in`: seconds after which the record
+    change. A read whose JSON is what was sent last sends nothing. `wake_in`: seconds after which the record
     changes with no message of its own (a pass lapsing): read then, no keepalive."""
     loop = asyncio.get_running_loop()
     async with ctx.events.watch_entry(show_id, record_id) as watch:
