@@ -80,10 +80,17 @@ class SeatView:
         return {"available": len(self.shown) - held - booked, "held": held, "booked": booked}
 
 
+# Waits below use asyncio.timeout, never asyncio.wait_for: on Python 3.11, wait_for returns
+# the awaited result instead of raising when the stream is cancelled (its client gone) in
+# the same loop iteration as that result comes, so a stream whose show keeps changing
+# could outlive its client for as long as the changes kept coming.
+
+
 async def _next_change(queue: asyncio.Queue[ShowChange | None]) -> ShowChange | bool | None:
     """The next change; False after KEEPALIVE_S of silence."""
     try:
-        return await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+        async with asyncio.timeout(KEEPALIVE_S):
+            return await queue.get()
     except TimeoutError:
         return False
 
@@ -132,7 +139,8 @@ async def follow(ctx: Engine, show_id: int, record_id: str, read: Callable[[], A
         while not final(last):
             due = wake_in(last)
             try:
-                await asyncio.wait_for(watch.next_change(), KEEPALIVE_S if due is None else min(KEEPALIVE_S, due))
+                async with asyncio.timeout(KEEPALIVE_S if due is None else min(KEEPALIVE_S, due)):
+                    await watch.next_change()
             except TimeoutError:
                 if due is None:
                     yield b": keepalive\n\n"
@@ -140,7 +148,8 @@ async def follow(ctx: Engine, show_id: int, record_id: str, read: Callable[[], A
             pause = read_at + read_every(last) - loop.time()
             if pause > 0 and not watch.ended.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(watch.ended.wait(), pause)
+                    async with asyncio.timeout(pause):
+                        await watch.ended.wait()
             watch.reading()
             try:
                 current = await read()

@@ -207,8 +207,11 @@ class EventHub:
         if confirmed is None and self._link is not None:
             confirmed = self._subscribed[show_id] = self._subscribe(self._link, show_id)
         if confirmed is not None and not confirmed.done():
+            # asyncio.timeout, not wait_for: a listener cancelled as the confirmation comes
+            # must end, not go on (Python 3.11's wait_for can swallow that cancellation).
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_TIMEOUT_S)
+                async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+                    await asyncio.shield(confirmed)
 
     def _unwant(self, show_id: int) -> None:
         if self._wanted(show_id) or show_id not in self._subscribed:
