@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from bench.httpclient import LeanClient, TransportError
+from bench.httpclient import EventStream, LeanClient, TransportError, open_stream
 from bench.loadgen import client_address
 from bench.stats import EndpointStats
 
@@ -36,6 +36,9 @@ class Behaviour:
     think_s: float = 0.5  # most time spent between getting seats and paying
     patience_s: float = 20.0  # how long a waiter waits before leaving the line
     poll_s: float = 1.0  # how often a waiter looks at its entry
+    # Map readers follow the seat map's event stream, as the web page does, instead of
+    # reading the whole map again: the whole map once, then only the seats that changed.
+    live_seat_map: bool = False
 
 
 class Served(Protocol):
@@ -80,6 +83,9 @@ class Tally:
     seats_booked: int = 0
     transport_errors: int = 0
     bytes_read: int = 0  # answer bodies, all customers, all endpoints
+    live_maps: int = 0  # seat maps followed over their event stream (Behaviour.live_seat_map)
+    live_map_events: int = 0  # the changes those streams told
+    live_maps_failed: int = 0  # could not be opened: those customers read the map instead
     max_ttl_s: int = 0
     sold_out_at: float | None = None
 
@@ -114,6 +120,45 @@ def plan_blocks(seats: list[dict[str, Any]]) -> dict[int, list[tuple[str, ...]]]
                     ids = tuple(s["id"] for s in part)
                     blocks[size].append((sum(score[i] for i in ids), ids))
     return {size: [ids for _, ids in sorted(found)] for size, found in blocks.items()}
+
+
+def free_seats(seat_map: bytes) -> set[str]:
+    """The seats a seat map (GET /v1/shows/{id}/seats, or a stream's first event) shows free."""
+    # The counts close the answer: a sold-out map needs no parsing (the client stays cheap).
+    tail = seat_map.rfind(b'"counts":')
+    if tail > 0 and orjson.loads(seat_map[tail + 9:-1])["available"] == 0:
+        return set()
+    return {s["id"] for s in orjson.loads(seat_map)["seats"] if s["status"] == "available"}
+
+
+class LiveSeatMap:
+    """The seats one customer sees free on a seat map kept live by its event stream, as the
+    web page keeps it (api/static/booking.js): the whole map first, then each change's seats
+    (docs/API.md, "Live seat map"). `free` is updated in place as changes come."""
+
+    def __init__(self, stream: EventStream, free: set[str], tally: Tally) -> None:
+        self.stream = stream
+        self.free = free
+        self.tally = tally
+        self.follower = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while (data := await self.stream.next()) is not None:
+            self.tally.live_map_events += 1
+            self.tally.bytes_read += len(data)
+            if data.startswith(b'{"show_id"'):  # the whole map again: the stream may have missed changes
+                self.free.clear()
+                self.free.update(free_seats(data))
+                continue
+            for seat in orjson.loads(data).get("seats", ()):
+                if seat["status"] == "available":
+                    self.free.add(seat["id"])
+                else:
+                    self.free.discard(seat["id"])
+
+    def close(self) -> None:
+        self.follower.cancel()
+        self.stream.close()
 
 
 class PrioritySlots:
@@ -198,11 +243,35 @@ class Crowd:
                                           "GET /v1/shows/{id}/seats", raw=True)
         if status != 200:
             return set()
-        # The counts close the answer: a sold-out map needs no parsing (the client stays cheap).
-        tail = content.rfind(b'"counts":')
-        if tail > 0 and orjson.loads(content[tail + 9:-1])["available"] == 0:
-            return set()
-        return {s["id"] for s in orjson.loads(content)["seats"] if s["status"] == "available"}
+        return free_seats(content)
+
+    async def live_seat_map(self) -> LiveSeatMap | None:
+        """The show's seat map followed over its event stream, once its first event (the whole
+        map) came; None when the stream could not be opened (the customer reads the map instead)."""
+        number = CUSTOMER_NUMBER.get()
+        endpoint = "GET /v1/shows/{id}/seats/events (first map)"
+        await self.slots.acquire(number)
+        began = time.perf_counter()
+        stream: EventStream | None = None
+        try:
+            stream = await open_stream(self.client.host, self.client.port,
+                                       f"/v1/shows/{self.venue.show_id}/seats/events",
+                                       {"X-Forwarded-For": client_address(number)})
+            first = await stream.next() if stream.status == 200 else None
+        except TransportError:
+            first = None
+        finally:
+            self.slots.release()
+        self.stats.record(endpoint, stream.status if stream is not None and first is not None else 0,
+                          time.perf_counter() - began)
+        if stream is None or first is None:
+            if stream is not None:
+                stream.close()
+            self.tally.live_maps_failed += 1
+            return None
+        self.tally.live_maps += 1
+        self.tally.bytes_read += len(first)
+        return LiveSeatMap(stream, free_seats(first), self.tally)
 
     # -- one customer -----------------------------------------------------------------
 
@@ -282,13 +351,22 @@ class Crowd:
     async def pick_and_hold(self, name: str, rng: random.Random) -> tuple[dict[str, Any] | bool | None, int]:
         """Reads the seat map, picks a block, holds it (up to `retries` tries): (the hold, None
         when refused every time, or False when the service answered otherwise; the size)."""
+        live = await self.live_seat_map() if self.behaviour.live_seat_map else None
+        try:
+            return await self._pick_and_hold(name, rng, live)
+        finally:
+            if live is not None:
+                live.close()
+
+    async def _pick_and_hold(self, name: str, rng: random.Random,
+                             live: LiveSeatMap | None) -> tuple[dict[str, Any] | bool | None, int]:
         venue = self.venue
-        view = await self.seat_view()
+        view = live.free if live is not None else await self.seat_view()
         size = rng.choice(SIZES)
         hold: dict[str, Any] | None = None
         for attempt in range(self.behaviour.retries):
-            if attempt >= 2:
-                view = await self.seat_view()
+            if attempt >= 2 and live is None:
+                view = await self.seat_view()  # a live map needs no second read
             seats = self.pick(view, size, rng)
             if seats is None:
                 break

@@ -13,7 +13,11 @@ default, as from a proxy). DATABASE_URL may be the embedded SQLite file.
 --release-queue: the show's sales open as the first customer arrives, behind its release
 queue (docs/API.md): the same customers join the queue, wait for their turn, and hold with
 their pass (bench/queue_customers.py); the audit adds the queue's checks
-(bench/queue_audit.py)."""
+(bench/queue_audit.py).
+
+--live-seat-maps: the customers who pick their seats keep the seat map live over its event
+stream, as the web page does (the whole map once, then each change), instead of reading the
+whole map again after a refusal."""
 
 from __future__ import annotations
 
@@ -158,7 +162,8 @@ async def run_spike(args: argparse.Namespace) -> dict[str, Any]:
             plan = (await client.get(f"/v1/shows/{spike_show.show_id}/seats")).json()["seats"]
             venue = Venue(spike_show.city_id, spike_show.movie_id, spike_show.show_id, len(plan), plan_blocks(plan))
             behaviour = Behaviour(patience_s=args.patience_s, think_s=args.think_s, pay_share=args.pay_share,
-                                  best_available_share=args.best_available_share)
+                                  best_available_share=args.best_available_share,
+                                  live_seat_map=args.live_seat_maps)
             tag = uuid.uuid4().hex[:8]
             crowd = (QueueCrowd(lean, venue, behaviour, args.concurrency, tag=tag, seed=args.seed,
                                 follow_streams=args.follow_streams) if args.release_queue
@@ -285,6 +290,9 @@ def parser() -> argparse.ArgumentParser:
                    help="with --release-queue: each customer follows its ticket over its event stream, as the "
                         "web page does, instead of polling (a connection each: the client and the service "
                         "need as many open files; see `ulimit -n`)")
+    p.add_argument("--live-seat-maps", action="store_true",
+                   help="customers who pick from the seat map follow its event stream, as the web page does: the "
+                        "whole map once, then only the seats that changed, never the map read again")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "spike.json")
     p.add_argument("--quiet", action="store_true", help="no progress display")
@@ -296,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args.command = recorded_command("bench.spike", sys.argv[1:] if argv is None else argv)
     if not args.database_url:
         sys.exit("--database-url (or DATABASE_URL) is needed for the setup and the audit")
-    if args.follow_streams:  # a connection per customer in line: as many files as allowed
+    if args.follow_streams or args.live_seat_maps:  # a connection per stream: as many files as allowed
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     result = run_async(run_spike(args))

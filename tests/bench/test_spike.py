@@ -143,6 +143,67 @@ def test_a_small_spike_whose_customers_follow_their_tickets_streams(service: tup
     assert buyers == sum(step["count"] for step in result["timeline_seat_maps_and_holds"]) > 0
 
 
+@pytest.mark.parametrize("queue", [False, True], ids=["no queue", "behind the release queue"])
+def test_a_small_spike_whose_customers_keep_the_seat_map_live(service: tuple[str, str, str, str],
+                                                              tmp_path: Path, queue: bool) -> None:
+    """--live-seat-maps: every map reader opens the seat map's event stream once and picks from
+    it as it changes; nobody reads the map by GET; the same audit passes."""
+    options = ("--release-queue",) if queue else ()
+    code, result = small_spike(service, tmp_path, 200, 2, "--live-seat-maps", *options)
+    assert code == 0 and all(c["ok"] for c in result["audit"]["checks"]), result["audit"]
+    tally, endpoints = result["tally"], result["endpoints"]
+    assert tally["live_maps"] > 0 and tally["live_maps_failed"] == 0
+    assert endpoints["GET /v1/shows/{id}/seats/events (first map)"]["count"] == tally["live_maps"]
+    assert "GET /v1/shows/{id}/seats" not in endpoints
+    # The streams told changes while their customers picked (the maps really were live).
+    assert tally["live_map_events"] > 0
+    assert result["holds"]["granted"] > 0
+    assert result["seat_maps_and_holds"]["count"] >= tally["live_maps"] + result["holds"]["granted"]
+
+
+class ScriptedStream:
+    """Stands in for an EventStream: hands out the given events, then the end of the stream."""
+
+    def __init__(self, events: list[bytes]) -> None:
+        import asyncio
+
+        self.events: asyncio.Queue[bytes | None] = asyncio.Queue()
+        for event in events:
+            self.events.put_nowait(event)
+        self.closed = False
+
+    async def next(self) -> bytes | None:
+        return await self.events.get()
+
+    def end(self) -> None:
+        self.events.put_nowait(None)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_live_seat_map_follows_changes_and_takes_a_whole_map_again() -> None:
+    import asyncio
+
+    from bench.customers import LiveSeatMap, Tally
+
+    stream = ScriptedStream([
+        b'{"seats":[{"id":"A1","status":"held"},{"id":"A3","status":"available"}],"counts":{}}',
+        b'{"show_id":"7","seats":[{"id":"B1","status":"available"},{"id":"B2","status":"booked"}],'
+        b'"counts":{"available":1,"held":0,"booked":1}}',
+        b'{"seats":[{"id":"B2","status":"available"}],"counts":{}}',
+    ])
+    tally = Tally()
+    live = LiveSeatMap(stream, {"A1", "A2"}, tally)  # type: ignore[arg-type]
+    stream.end()
+    await asyncio.wait_for(live.follower, 5)
+    # A1 taken, A3 freed, then the whole map replaced what was known, then B2 freed.
+    assert live.free == {"B1", "B2"}
+    assert tally.live_map_events == 3
+    live.close()
+    assert stream.closed
+
+
 def test_the_client_side_queue_order_check_sees_a_ticket_overtaken() -> None:
     from bench.queue_audit import client_side_admission_violations
     from bench.queue_customers import TicketRecord
