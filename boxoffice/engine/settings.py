@@ -125,12 +125,13 @@ class Settings:
     # The release queue (engine/release_queue.py, docs/API.md "Release queue"): joining opens
     # this long before a show's sale_opens_at; a pass is valid this long; at most
     # queue_shoppers admitted buyers shop at once (0: the free seats over the usual group
-    # size) and at most queue_admit_per_s are admitted a second.
+    # size) and at most queue_admit_per_s are admitted a second (10: buyers picking from
+    # the seat map then rarely race each other for the same seats; docs/API.md says why).
     queue_opens_before_s: int = _env("BOXOFFICE_QUEUE_OPENS_BEFORE_S", 900, _non_negative)
     queue_pass_s: int = _env("BOXOFFICE_QUEUE_PASS_S", 600, _positive)
     queue_shoppers: int = _env("BOXOFFICE_QUEUE_SHOPPERS", 0, _non_negative)
     queue_group_size: int = _env("BOXOFFICE_QUEUE_GROUP_SIZE", 2, _positive)
-    queue_admit_per_s: int = _env("BOXOFFICE_QUEUE_ADMIT_PER_S", 50, _positive)
+    queue_admit_per_s: int = _env("BOXOFFICE_QUEUE_ADMIT_PER_S", 10, _positive)
     # (name, token) pairs of the admin API; empty: the admin API does not exist.
     admin_tokens: tuple[tuple[str, str], ...] = _env("BOXOFFICE_ADMIN_TOKEN", (), _admin_tokens, repr=False)
 
