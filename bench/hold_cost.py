@@ -17,7 +17,16 @@ come from the same series; what remains of a call's time is Lua's own (the calls
 Redis, building tables and strings).
 
 The row for bench/ceilings.py: `redis time per hold`, ratio = minimal µs ÷ ours (higher
-is better; target 0.67, i.e. ours at most 1.5 times the minimal)."""
+is better; target 0.67, i.e. ours at most 1.5 times the minimal).
+
+`--instructions` runs the server under callgrind and counts instructions, which do not move
+with the machine's load. Besides the whole server's instructions per call it gives the
+instructions inside FCALL's own execution (`fcallCommand`, inclusive: what `usec_per_call`
+times) and the fixed part around a call (reading and parsing the command, writing the
+reply, the event loop), measured on a function that does nothing, called with our hold's
+arguments and with the minimal's. Instructions are not time: a hold's Lua (the
+interpreter's dispatch, its allocations) runs fewer instructions a microsecond than the
+minimal's listpack scans, so the instruction ratio reads higher than the µs one."""
 
 from __future__ import annotations
 
@@ -39,6 +48,7 @@ import redis.asyncio as aioredis
 
 from bench.best_available import Bench
 from bench.redis_cost import CountedRedis, free_port
+from boxoffice.engine.redis.gateway import NO_LIMITS
 
 SEATS = 4
 ROUNDS = 5
@@ -48,6 +58,9 @@ MINIMAL_LIBRARY = "bench_minimal_hold"
 MINIMAL = f"""#!lua name={MINIMAL_LIBRARY}
 -- KEYS[1] seats hash, KEYS[2] deadlines zset; ARGV[1] hold id, ARGV[2] deadline (ms),
 -- ARGV[3..] seats. Answers 1 (held) or 0 (a seat was taken: nothing held).
+-- A function that does nothing and answers what ours answers when it holds (lua/includes/
+-- settle.lua, finish): what a call costs Redis around the function, by argument shape.
+redis.register_function('noop_hold', function(keys, argv) return {{1, 0, 0, {{}}, {{}}}} end)
 redis.register_function('minimal_hold', function(keys, argv)
   local seats = {{}}
   for i = 3, #argv do seats[#seats + 1] = argv[i] end
@@ -109,6 +122,7 @@ async def series(client: aioredis.Redis, calls: Any, counted: CountedRedis | Non
     await calls()
     if counted is not None:
         counted.counting(False)
+        total, executing = counted.instructions_within("fcallCommand")
     stats = await client.info("commandstats")
     fcall = stats.get("cmdstat_fcall", {"calls": 0, "usec": 0})
     n = max(1, int(fcall["calls"]))
@@ -118,7 +132,8 @@ async def series(client: aioredis.Redis, calls: Any, counted: CountedRedis | Non
              if name not in ("cmdstat_fcall", "cmdstat_config|resetstat", "cmdstat_info") and int(v["calls"])}
     result = {"usec_per_call": int(fcall["usec"]) / n, "calls": n, "inner": inner}
     if counted is not None:
-        result["instructions"] = counted.instructions() / n
+        result["instructions"] = total / n
+        result["executing_instructions"] = executing / n
     return result
 
 
@@ -153,6 +168,8 @@ async def run(url: str, holds: int, counted: CountedRedis | None = None) -> dict
 
             rounds.append({"ours": await series(client, ours, counted),
                            "minimal": await series(client, minimal, counted)})
+        if counted is not None:
+            fixed = await fixed_parts(client, bench, ours_shows[0], shows * per_show, counted)
     finally:
         with contextlib.suppress(Exception):
             await client.function_delete(MINIMAL_LIBRARY)
@@ -170,8 +187,41 @@ async def run(url: str, holds: int, counted: CountedRedis | None = None) -> dict
             "round_ratios": [round(x, 2) for x in ratios],
             "inner_per_hold": middle["ours"]["inner"], "minimal_inner_per_hold": middle["minimal"]["inner"],
             **({"instructions": round(statistics.median(r["ours"]["instructions"] for r in rounds)),
-                "minimal_instructions": round(statistics.median(r["minimal"]["instructions"] for r in rounds))}
+                "minimal_instructions": round(statistics.median(r["minimal"]["instructions"] for r in rounds)),
+                "executing_instructions": round(statistics.median(r["ours"]["executing_instructions"]
+                                                                  for r in rounds)),
+                "minimal_executing_instructions": round(statistics.median(r["minimal"]["executing_instructions"]
+                                                                          for r in rounds)),
+                **fixed}
                if counted is not None else {})}
+
+
+async def fixed_parts(client: aioredis.Redis, bench: Bench, show: tuple[int, set[str]], calls: int,
+                      counted: CountedRedis) -> dict[str, float]:
+    """What a call costs Redis outside the function's execution (reading and parsing the
+    command, writing the reply, the event loop: not in `usec_per_call`), measured on a
+    function that does nothing, called with our hold's arguments and with the minimal's:
+    its instructions in all, less those inside FCALL's own execution."""
+    show_id, free = show
+    keys = bench.gateway.keys.show_keys(show_id)
+    base = bench.gateway.keys.show_base(show_id)
+    seats = sorted(free)[:SEATS]
+    shapes = {"ours": lambda: client.fcall("noop_hold", 8, *keys, base, "", bench.gateway.hold_ttl_ms,
+                                           f"H{uuid.uuid4().hex}", f"c{uuid.uuid4().hex}", 10, NO_LIMITS.arg(),
+                                           "", *seats),
+              "minimal": lambda: client.fcall("noop_hold", 2, keys[2], keys[3], f"H{uuid.uuid4().hex}",
+                                              4_102_444_800_000, *seats)}
+    out = {}
+    for side, call in shapes.items():
+        counted.instructions()
+        counted.counting(True)
+        for _ in range(calls):
+            await call()
+        counted.counting(False)
+        total, executing = counted.instructions_within("fcallCommand")
+        out[f"{side}_fixed_instructions"] = round((total - executing) / calls)
+        out[f"{side}_noop_executing_instructions"] = round(executing / calls)
+    return out
 
 
 def measure(redis_url: str | None, holds: int) -> dict[str, Any]:
@@ -200,6 +250,13 @@ def report(row: dict[str, Any]) -> str:
         ours, minimal_count = row["instructions"], row["minimal_instructions"]
         lines.append(f"  Redis instructions per hold (callgrind): ours {ours / 1000:.1f}k, minimal "
                      f"{minimal_count / 1000:.1f}k = {minimal_count / ours:.2f}")
+        ours_x, minimal_x = row["executing_instructions"], row["minimal_executing_instructions"]
+        lines.append(f"    FCALL's execution alone (what usec_per_call times): ours {ours_x / 1000:.1f}k, minimal "
+                     f"{minimal_x / 1000:.1f}k = {minimal_x / ours_x:.2f}")
+        ours_fixed, minimal_fixed = row["ours_fixed_instructions"], row["minimal_fixed_instructions"]
+        lines.append(f"    fixed part around a call (a no-op function, same arguments): ours {ours_fixed / 1000:.1f}k, "
+                     f"minimal {minimal_fixed / 1000:.1f}k; total less fixed: "
+                     f"{(minimal_count - minimal_fixed) / (ours - ours_fixed):.2f}")
     return "\n".join(lines)
 
 

@@ -34,6 +34,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def inclusive_instructions(dump: Path, function: str) -> int:
+    """A function's inclusive instructions in one callgrind dump (callgrind_annotate)."""
+    listing = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(dump)],
+                             capture_output=True, text=True, check=True).stdout
+    line = re.search(rf"^\s*([\d,]+) .*:{re.escape(function)}\b", listing, re.MULTILINE)
+    return int(line.group(1).replace(",", "")) if line else 0
+
+
 class CountedRedis:
     """redis-server under callgrind, counting nothing until `counting(True)`."""
 
@@ -63,14 +71,23 @@ class CountedRedis:
 
     def instructions(self) -> int:
         """Instructions counted so far (dumps and zeroes the counters)."""
+        return self.instructions_within("")[0]
+
+    def instructions_within(self, function: str) -> tuple[int, int]:
+        """Instructions counted so far, and those inside `function` (inclusive: what it
+        called too; "": not asked, 0); dumps and zeroes the counters. With "fcallCommand",
+        the second is what FCALL's `usec_per_call` times: the command's own execution, not
+        reading and parsing it, writing its reply or the event loop around it."""
         subprocess.run(["callgrind_control", "-d", str(self.process.pid)], check=True, capture_output=True)
-        total = 0
+        total = inside = 0
         for dump in self.out.parent.glob(self.out.name + "*"):
             match = re.search(r"^totals:\s*(\d+)", dump.read_text(errors="replace"), re.MULTILINE)
             if match:
                 total += int(match.group(1))
+                if function and int(match.group(1)):
+                    inside += inclusive_instructions(dump, function)
             dump.unlink()
-        return total
+        return total, inside
 
     def stop(self) -> None:
         self.process.terminate()
