@@ -48,6 +48,9 @@ class SeatView:
         self.own: list[str] = []
         self.waited: frozenset[str] = frozenset()
         self.shown: list[str] = []
+        # How many seats show each status, kept as seats move: a change costs its seats,
+        # not a count over the whole hall for every stream of the show.
+        self.showing: dict[str, int] = {}
 
     async def load(self, ctx: Engine, show_id: int) -> bytes:
         """Reads the whole map (the seat map's own script call) and answers GET /seats's bytes."""
@@ -55,6 +58,7 @@ class SeatView:
         self.own = list(status_map)
         self.waited = frozenset(waited)
         self.shown = list(shown_map(status_map, self.template.categories, self.waited))
+        self.showing = {HELD: self.shown.count(HELD), BOOKED: self.shown.count(BOOKED)}
         return self.template.render(show_id, status_map, waited)
 
     def apply(self, change: ShowChange) -> list[dict[str, str]]:
@@ -70,13 +74,16 @@ class SeatView:
         moved = []
         for at in affected:
             now = shown(self.own[at], self.template.categories[at], self.waited)
-            if now != self.shown[at]:
+            before = self.shown[at]
+            if now != before:
                 self.shown[at] = now
+                self.showing[before] = self.showing.get(before, 0) - 1
+                self.showing[now] = self.showing.get(now, 0) + 1
                 moved.append({"id": self.plan.seats[at].id, "status": STATUS_OF[now].value})
         return moved
 
     def counts(self) -> dict[str, int]:
-        held, booked = self.shown.count(HELD), self.shown.count(BOOKED)
+        held, booked = self.showing.get(HELD, 0), self.showing.get(BOOKED, 0)
         return {"available": len(self.shown) - held - booked, "held": held, "booked": booked}
 
 

@@ -81,3 +81,40 @@ async def test_a_record_stream_waiting_for_a_change_ends_when_cancelled_as_a_cha
     with pytest.raises(asyncio.CancelledError):
         await task
     assert reads == 1  # it did not go on to read the record again
+
+
+async def test_a_seat_streams_counts_follow_its_changes_as_a_fresh_read_would_count() -> None:
+    """SeatView keeps its counts as seats move (a change costs its seats, not the hall):
+    after any run of changes, including the queue's waited categories coming and going, they
+    are what a fresh read of the same seats counts."""
+    import random
+
+    from boxoffice.engine.catalog import HallPlan, Seat
+
+    seats = tuple(Seat(f"{row}{n}", row, n, "vip" if row == "A" else "std", "standard", n, i, 0)
+                  for i, row in enumerate("ABC") for n in range(1, 11))
+    plan = HallPlan(900_001, seats, {seat.id: seat for seat in seats})
+    rng = random.Random(7)
+    own = {seat.id: "available" for seat in seats}
+    waited: frozenset[str] = frozenset()
+
+    class Holds:
+        async def seat_state(self, show_id: int, plan: Any = None) -> tuple[str, list[str]]:
+            from boxoffice.engine.seat_view import CHAR_OF
+            return "".join(CHAR_OF[own[seat.id]] for seat in seats), sorted(waited)
+
+    ctx: Any = type("Ctx", (), {"holds": Holds()})()
+    live = streams.SeatView(plan)
+    await live.load(ctx, 1)
+    for _ in range(300):
+        if rng.random() < 0.1:
+            waited = rng.choice([frozenset(), frozenset({"vip"}), frozenset({"*"})])
+            moved = {}
+        else:
+            moved = {seat.id: rng.choice(["available", "held", "booked"]) for seat in rng.sample(seats, 3)}
+            own.update(moved)
+        live.apply(ShowChange(show_id=1, queue_changed=False, seats=moved, waited=waited))
+        fresh = streams.SeatView(plan)
+        await fresh.load(ctx, 1)
+        assert live.counts() == fresh.counts()
+        assert live.shown == fresh.shown
