@@ -180,20 +180,15 @@ _seconds_of: dict[str, Any] = {}
 _count_of: dict[tuple[str, str], Any] = {}
 
 
-def _children(operation: str, outcome: str) -> tuple[Any, Any]:
+def record_operation(operation: str, outcome: str, seconds: float) -> None:
+    """Counts one operation by outcome and records its time (exact, immediately visible)."""
     histogram = _seconds_of.get(operation)
     if histogram is None:
         histogram = _seconds_of[operation] = OPERATION_SECONDS.labels(operation)
+    histogram.observe(seconds)
     counter = _count_of.get((operation, outcome))
     if counter is None:
         counter = _count_of[(operation, outcome)] = OPERATIONS.labels(operation, outcome)
-    return histogram, counter
-
-
-def record_operation(operation: str, outcome: str, seconds: float) -> None:
-    """Counts one operation by outcome and records its time (exact, immediately visible)."""
-    histogram, counter = _children(operation, outcome)
-    histogram.observe(seconds)
     counter.inc()
 
 
