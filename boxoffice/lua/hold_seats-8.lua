@@ -48,22 +48,23 @@ if held + #seats > tonumber(ARGV[6]) then
   return finish({-3, held})
 end
 
--- The seats' entries in the layout hash, in one read (false: not in this hall).
-local plan_entries = redis.call('HMGET', K_LAYOUT, unpack(seats))
-local queue_waits = waitlist_length() > 0
+-- Each seat's position in the status map; false: not in this hall (the seat index numbers
+-- exactly the layout's seats: load_show-8.lua, index_seats-8.lua).
+local positions = seat_positions(seats)
 for i, seat in ipairs(seats) do
-  if not plan_entries[i] then return finish({-5, seat}) end
+  if not positions[i] then return finish({-5, seat}) end
   for j = 1, i - 1 do  -- named twice (a hold has a few seats: no table for this)
     if seats[j] == seat then return finish({-5, seat}) end
   end
 end
 -- Free, held or booked: the status map says (statusmap.lua); the seats hash is not read.
-local positions = seat_positions(seats)
 local chars = seat_chars(positions)
+-- A free seat a waiter could use is the queue's, not a newcomer's (waiters first,
+-- docs/DESIGN.md): the seats' categories (layout) are read only while someone waits.
+local plan_entries = waitlist_length() > 0 and redis.call('HMGET', K_LAYOUT, unpack(seats))
 local unavailable
 for i, seat in ipairs(seats) do
-  -- A free seat a waiter could use is the queue's, not a newcomer's (waiters first, docs/DESIGN.md).
-  if chars[i] ~= '0' or (queue_waits and reserved_for_queue(category_of(plan_entries[i]))) then
+  if chars[i] ~= '0' or (plan_entries and reserved_for_queue(category_of(plan_entries[i]))) then
     unavailable = appended(unavailable, seat)
   end
 end

@@ -6,12 +6,29 @@
 --   KEYS[1..8], ARGV[1..3]   see includes/context.lua
 --   ARGV[4..]  every seat id of the hall, in the hall plan's order
 -- Output:
---   -1 when the show is not loaded, else the number of seats indexed
+--   -1 when the show is not loaded, else the number of seats indexed; an error reply (and
+--   nothing changed) when the seats are not exactly the layout's, each once: holds find a
+--   seat by its position (hold_seats-8.lua), so a seat the index had and the layout lacked
+--   would be one the show does not have. Only a bug sends such seats.
 --@include context
 --@include holds
 --@include waitlist
 --@include settle
 if not is_loaded() then return -1 end
+local named = {}
+for first = 4, #ARGV, 100 do  -- unpack has a limit
+  local last = math.min(first + 99, #ARGV)
+  local entries = redis.call('HMGET', K_LAYOUT, unpack(ARGV, first, last))
+  for i = first, last do
+    if not entries[i - first + 1] or named[ARGV[i]] then
+      return redis.error_reply('index_seats: seat ' .. ARGV[i] .. ' is not in the layout or is named twice')
+    end
+    named[ARGV[i]] = true
+  end
+end
+if #ARGV - 3 ~= redis.call('HLEN', K_LAYOUT) then
+  return redis.error_reply('index_seats: the layout has seats the call did not name')
+end
 begin()
 settle_due()
 redis.call('DEL', K_SEAT_INDEX)

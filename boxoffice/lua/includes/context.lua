@@ -31,7 +31,8 @@
 -- FCALL per call), so the helpers below are made once per load, not on every call. What
 -- one call knows lives in the locals that follow, and every function starts with
 -- start_call(KEYS, ARGV) (the loader puts it there), which sets each of them: nothing
--- carries over from one call to the next.
+-- carries over from one call to the next but the key names made from the show's base,
+-- which stay while calls are for the same show (they depend on nothing else).
 local K_META, K_LAYOUT, K_SEATS, K_DEADLINES
 local K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS
 local BASE
@@ -39,8 +40,8 @@ local BASE
 -- hash ever made for the show: unload_show-8.lua finds the ended ones through it (they
 -- leave the deadlines and waitlist zsets when they end; no SCAN in a cluster script).
 local K_RECORDS
--- The status map's string and seat index (statusmap.lua).
-local K_STATUS_MAP, K_SEAT_INDEX
+-- The status map's string and seat index (statusmap.lua); the change messages' channel.
+local K_STATUS_MAP, K_SEAT_INDEX, K_CHANGES
 local NOW, TTL_MS
 -- Ended holds and waitlist entries stay readable this long (status lookups).
 local RETENTION_S = 86400
@@ -78,9 +79,11 @@ local START_WAKE
 local function start_call(keys, argv)
   K_META, K_LAYOUT, K_SEATS, K_DEADLINES = keys[1], keys[2], keys[3], keys[4]
   K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS = keys[5], keys[6], keys[7], keys[8]
-  BASE = argv[1]
-  K_RECORDS = BASE .. 'records'
-  K_STATUS_MAP, K_SEAT_INDEX = BASE .. 'statusmap', BASE .. 'seatindex'
+  if argv[1] ~= BASE then  -- another show than the last call's: its names (else kept: the same)
+    BASE = argv[1]
+    K_RECORDS, K_CHANGES = BASE .. 'records', BASE .. 'changes'
+    K_STATUS_MAP, K_SEAT_INDEX = BASE .. 'statusmap', BASE .. 'seatindex'
+  end
   if argv[2] ~= '' then
     NOW = tonumber(argv[2])
   else

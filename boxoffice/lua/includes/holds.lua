@@ -31,8 +31,7 @@ end
 -- positions: theirs in the status map (nil: read here).
 local function create_hold(hold_id, customer, seats, source, ttl_ms, positions)
   local mine = 'h:' .. hold_id
-  positions = positions or seat_positions(seats)
-  for i, seat in ipairs(seats) do set_seat(seat, positions[i], mine) end
+  set_seats(seats, positions or seat_positions(seats), mine)
   local expires = NOW + (ttl_ms or TTL_MS)
   -- As text once: Redis would format the number for HSET and again for ZADD.
   local expires_text = string.format('%d', expires)
@@ -69,13 +68,15 @@ local function end_hold(hold_id, status, counter)
   local lost = lost_set(hold[4])
   local positions = seat_positions(seats)
   local chars = seat_chars(positions)
-  local freed = 0
+  local freed_seats, freed_positions = {}, {}
   for i, seat in ipairs(seats) do
     if chars[i] == 'h' and not lost[seat] then
-      set_seat(seat, positions[i], false)
-      freed = freed + 1
+      local n = #freed_seats + 1
+      freed_seats[n], freed_positions[n] = seat, positions[i]
     end
   end
+  set_seats(freed_seats, freed_positions, false)
+  local freed = #freed_seats
   if redis.call('HINCRBY', K_CUSTOMERS, hold[3], -#seats) <= 0 then
     redis.call('HDEL', K_CUSTOMERS, hold[3])
   end

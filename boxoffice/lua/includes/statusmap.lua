@@ -125,19 +125,50 @@ local function seat_positions(seats)
   return out
 end
 
--- The map's character at each position ('0', 'h' or 'b'; nil where the position is
--- false). A missing map (deleted) is built again first.
-local function seat_chars(positions)
-  local chars = {}
+-- A call's seats in the map, read and written in one call each: they are few and mostly
+-- side by side, so the span from the lowest position to the highest stands for them all
+-- (one GETRANGE, one SETRANGE) instead of a call per seat. `positions` as seat_positions
+-- answers them (text; false: not in the hall). Answers the positions that are not false
+-- as numbers, sorted, and the text of the lowest and the highest (nil: none).
+local function span_of(positions)
+  local numbers, first, last, low, high = {}, nil, nil, nil, nil
   for i = 1, #positions do
     local position = positions[i]
     if position then
-      local char = redis.call('GETRANGE', K_STATUS_MAP, position, position)
-      if char == '' then
-        rebuild_status_map()
-        char = redis.call('GETRANGE', K_STATUS_MAP, position, position)
-      end
-      chars[i] = char
+      local n = tonumber(position)
+      numbers[#numbers + 1] = n
+      if low == nil or n < low then first, low = position, n end
+      if high == nil or n > high then last, high = position, n end
+    end
+  end
+  table.sort(numbers)
+  return numbers, first, last
+end
+
+-- The map's text from position `first` to `last` (text), built again first when the
+-- map is missing (deleted) or shorter.
+local function read_span(first, last)
+  local span = redis.call('GETRANGE', K_STATUS_MAP, first, last)
+  if #span <= tonumber(last) - tonumber(first) then
+    rebuild_status_map()
+    span = redis.call('GETRANGE', K_STATUS_MAP, first, last)
+  end
+  return span
+end
+
+-- The map's character at each position ('0', 'h' or 'b'; nil where the position is
+-- false), in one read of their span.
+local function seat_chars(positions)
+  local chars = {}
+  local _, first, last = span_of(positions)
+  if first == nil then return chars end
+  local span = read_span(first, last)
+  local base = tonumber(first) - 1
+  for i = 1, #positions do
+    local position = positions[i]
+    if position then
+      local at = tonumber(position) - base
+      chars[i] = string.sub(span, at, at)
     end
   end
   return chars
@@ -159,4 +190,34 @@ local function set_seat(seat, position, value)
     redis.call('SETRANGE', K_STATUS_MAP, position, value and MAP_CHAR[string.sub(value, 1, 1)] or '0')
   end
   seat_changed(seat, value)
+end
+
+-- Seats all take one new state (value as set_seat's), in one write of their span: the
+-- seats' characters alone when they are side by side, else the span read and written
+-- back with theirs changed. A position named twice is written once.
+local function set_seats(seats, positions, value)
+  for i = 1, #seats do seat_changed(seats[i], value) end
+  local numbers, first, last = span_of(positions)
+  if first == nil then return end
+  local char = value and MAP_CHAR[string.sub(value, 1, 1)] or '0'
+  local base = numbers[1] - 1
+  local width = numbers[#numbers] - base
+  local text
+  if width == #numbers then  -- sorted, and as many as their span: each once, side by side
+    text = string.rep(char, width)
+  else
+    local span = read_span(first, last)
+    local pieces, kept = {}, 0  -- kept: the span's characters copied or replaced so far
+    for _, n in ipairs(numbers) do
+      local at = n - base
+      if at > kept then
+        pieces[#pieces + 1] = string.sub(span, kept + 1, at - 1)
+        pieces[#pieces + 1] = char
+        kept = at
+      end
+    end
+    pieces[#pieces + 1] = string.sub(span, kept + 1)
+    text = table.concat(pieces)
+  end
+  redis.call('SETRANGE', K_STATUS_MAP, first, text)
 end
