@@ -20,6 +20,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -49,7 +50,7 @@ class Library:
     scripts: dict[str, Script]
 
 
-def _inline(source: str, seen: set[str] | None = None) -> str:
+def _inline(source: str, lua_dir: Traversable, seen: set[str] | None = None) -> str:
     seen = set() if seen is None else seen
 
     def replace(match: re.Match[str]) -> str:
@@ -57,22 +58,23 @@ def _inline(source: str, seen: set[str] | None = None) -> str:
         if name in seen:
             return ""
         seen.add(name)
-        return _inline((LUA_DIR / "includes" / f"{name}.lua").read_text(), seen)
+        return _inline((lua_dir / "includes" / f"{name}.lua").read_text(), lua_dir, seen)
 
     return INCLUDE.sub(replace, source)
 
 
-def load_library() -> Library:
+def load_library(lua_dir: Traversable = LUA_DIR) -> Library:
+    """The library of the scripts in `lua_dir` (another tree's: bench/lua_ab.py)."""
     includes: list[str] = []
     bodies: dict[str, tuple[int, str]] = {}
-    for path in sorted((f for f in LUA_DIR.iterdir() if f.name.endswith(".lua")), key=lambda f: f.name):
+    for path in sorted((f for f in lua_dir.iterdir() if f.name.endswith(".lua")), key=lambda f: f.name):
         match = SCRIPT_NAME.match(path.name)
         if match is None:
             raise ValueError(f"lua/{path.name}: name must be <name>-<key count>.lua")
         source = path.read_text()
         includes += [name for name in INCLUDE.findall(source) if name not in includes]
         bodies[match.group(1)] = (int(match.group(2)), INCLUDE.sub("", source))
-    parts = [_inline("".join(f"--@include {name}\n" for name in includes))]
+    parts = [_inline("".join(f"--@include {name}\n" for name in includes), lua_dir)]
     for name, (_, body) in bodies.items():
         parts.append(f"\nredis.register_function('{name}_@VERSION@', function(KEYS, ARGV)\n"
                      f"start_call(KEYS, ARGV)\n{body}\nend)\n")
