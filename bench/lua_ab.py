@@ -7,11 +7,13 @@ Each tree's scripts are loaded as their own library into one redis-server (a lib
 name carries a hash of its code: engine/redis/scripts.py), each on its own fresh shows of
 the demo's 2,000-seat hall (bench/hold_cost.py's), 4 seats a hold on seats free until
 then. The holds of the two alternate call by call (A B, then B A, ...), and each FCALL's
-own duration comes from SLOWLOG (logging every command while a round runs), so whatever
-load the machine has moves both sides alike. bench/hold_cost.py's commandstats means over
-a series cannot do that: on a busy two-core machine its rounds of one tree differ by a
-quarter, while two copies of one tree read here 1.00 within 0.01 (median of 2,000 holds a
-side). The ratio is other ÷ base (below 1: the other tree's hold costs Redis less).
+own duration is what it adds to FCALL's time in INFO commandstats (read before and after
+each call), so whatever load the machine has moves both sides alike. bench/hold_cost.py's
+means over a series cannot do that: on a busy two-core machine its rounds of one tree
+differ by a quarter, while two copies of one tree read here 1.00 within 0.01 (median of
+2,000 holds a side). (SLOWLOG would time each call too, but Redis 7.0 logs every command a
+script calls as well, which costs the side with more calls more.) The ratio is other ÷ base
+(below 1: the other tree's hold costs Redis less).
 
 For where a hold's time goes, give it copies of lua/ that stop the hold at one step or
 another (a `do return finish({1, 0, NOW}) end` in hold_seats-8.lua): each copy's ratio
@@ -35,8 +37,6 @@ from bench.hold_cost import SEATS, private_redis, wait_up
 from boxoffice.engine.redis.scripts import LUA_DIR, Library, load_library
 
 HOLDS_PER_SHOW = 100  # 400 of the 2,000 seats
-# SLOWLOG entries kept while a round runs: Redis 7.0 logs the commands a script calls too.
-LOG_LENGTH = 100 * 2 * HOLDS_PER_SHOW
 
 
 async def sides(client: aioredis.Redis, trees: list[Path | Any]) -> list[tuple[Bench, Library]]:
@@ -51,6 +51,11 @@ async def sides(client: aioredis.Redis, trees: list[Path | Any]) -> list[tuple[B
     return out
 
 
+async def fcall_usec(client: aioredis.Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_fcall", {}).get("usec", 0))
+
+
 async def one_round(client: aioredis.Redis, both: list[tuple[Bench, Library]]) -> list[list[int]]:
     """Holds of each side on a fresh show, alternating; each side's FCALL durations (µs)."""
     shows = []
@@ -59,30 +64,14 @@ async def one_round(client: aioredis.Redis, both: list[tuple[Bench, Library]]) -
         # As the service has it once a seat map was read: numbered in plan order.
         await bench.gateway.index_seats(show_id, [s.id for s in bench.plan.seats], None)
         shows.append((show_id, sorted(free)))
-    old = await client.config_get("slowlog-*")
-    await client.config_set("slowlog-max-len", LOG_LENGTH)
-    await client.slowlog_reset()
-    await client.config_set("slowlog-log-slower-than", 0)
-    try:
-        for i in range(HOLDS_PER_SHOW):
-            for side in ((0, 1) if i % 2 == 0 else (1, 0)):
-                bench, _ = both[side]
-                show_id, seats = shows[side]
-                await bench.explicit(show_id, seats[i * SEATS:(i + 1) * SEATS])
-    finally:
-        await client.config_set("slowlog-log-slower-than", old["slowlog-log-slower-than"])
-    log = await client.slowlog_get(LOG_LENGTH)
-    await client.config_set("slowlog-max-len", old["slowlog-max-len"])
-    names = [library.scripts["hold_seats"].function.encode() for _, library in both]
     durations: list[list[int]] = [[], []]
-    for entry in log:
-        command = entry["command"]
-        command = command if isinstance(command, bytes) else command.encode()
-        for side, name in enumerate(names):
-            if name in command:
-                durations[side].append(int(entry["duration"]))
-    if any(len(d) != HOLDS_PER_SHOW for d in durations):
-        raise RuntimeError(f"SLOWLOG kept {[len(d) for d in durations]} holds a side, not {HOLDS_PER_SHOW}")
+    for i in range(HOLDS_PER_SHOW):
+        for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+            bench, _ = both[side]
+            show_id, seats = shows[side]
+            before = await fcall_usec(client)
+            await bench.explicit(show_id, seats[i * SEATS:(i + 1) * SEATS])
+            durations[side].append(await fcall_usec(client) - before)
     return durations
 
 
@@ -122,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("other", type=Path, help="the lua/ directory to compare (its includes/ beside its scripts)")
     p.add_argument("--base", type=Path, default=None, help="the lua/ to compare against (default: this checkout's)")
     p.add_argument("--rounds", type=int, default=20, help=f"rounds of {HOLDS_PER_SHOW} holds a side")
-    p.add_argument("--redis-url", default=None, help="a Redis of its own (its SLOWLOG is used and reset); "
+    p.add_argument("--redis-url", default=None, help="a Redis no one else calls FCALL on; "
                    "default: a redis-server started for the run")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)

@@ -75,6 +75,9 @@ local FIRST_DEADLINE, FIRST_DEADLINE_KNOWN
 local WAITING
 -- next_wake() when the call began (settle.lua).
 local START_WAKE
+-- The span of the status map this call read last (statusmap.lua, span_text), until the
+-- call writes to the map.
+local LAST_SPAN
 
 local function start_call(keys, argv)
   K_META, K_LAYOUT, K_SEATS, K_DEADLINES = keys[1], keys[2], keys[3], keys[4]
@@ -96,6 +99,7 @@ local function start_call(keys, argv)
   LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT = nil, nil, nil, nil, nil
   FIRST_DEADLINE, FIRST_DEADLINE_KNOWN, WAITING = nil, false, nil
   START_WAKE = 0
+  LAST_SPAN = nil
 end
 
 local function seat_changed(seat, value)

@@ -68,6 +68,7 @@ local function rebuild_status_map()
     chars[tonumber(index[i + 1]) + 1] = (booked[seat] and 'b') or (held[seat] and 'h') or '0'
   end
   local map = table.concat(chars)
+  LAST_SPAN = nil
   redis.call('SET', K_STATUS_MAP, map)
   return map
 end
@@ -127,49 +128,54 @@ end
 
 -- A call's seats in the map, read and written in one call each: they are few and mostly
 -- side by side, so the span from the lowest position to the highest stands for them all
--- (one GETRANGE, one SETRANGE) instead of a call per seat. `positions` as seat_positions
--- answers them (text; false: not in the hall). Answers the positions that are not false
--- as numbers, sorted, and the text of the lowest and the highest (nil: none).
+-- (one GETRANGE, one SETRANGE) instead of a call per seat. A span: the `positions` it is
+-- for (as seat_positions answers them: text; false: not in the hall), `numbers` (theirs
+-- as numbers, false where false), `first` and `last` (the lowest and the highest, as
+-- text: Redis takes them so), `low` and `high` (the same as numbers), and once read,
+-- `text`. nil when no position is given.
 local function span_of(positions)
   local numbers, first, last, low, high = {}, nil, nil, nil, nil
   for i = 1, #positions do
     local position = positions[i]
-    if position then
-      local n = tonumber(position)
-      numbers[#numbers + 1] = n
+    local n = position and tonumber(position)
+    numbers[i] = n or false
+    if n then
       if low == nil or n < low then first, low = position, n end
       if high == nil or n > high then last, high = position, n end
     end
   end
-  table.sort(numbers)
-  return numbers, first, last
+  if low == nil then return nil end
+  return {positions = positions, numbers = numbers, first = first, last = last, low = low, high = high}
 end
 
--- The map's text from position `first` to `last` (text), built again first when the
--- map is missing (deleted) or shorter.
-local function read_span(first, last)
-  local span = redis.call('GETRANGE', K_STATUS_MAP, first, last)
-  if #span <= tonumber(last) - tonumber(first) then
-    rebuild_status_map()
-    span = redis.call('GETRANGE', K_STATUS_MAP, first, last)
+-- The span's text, read (and the map built again first when it is missing or shorter),
+-- or cut from the span this call read last when that one covers it and nothing was
+-- written since (LAST_SPAN, context.lua): a hold writes back the seats it just read.
+local function span_text(span)
+  local last_read = LAST_SPAN
+  if last_read ~= nil and last_read.low <= span.low and span.high <= last_read.high then
+    span.text = string.sub(last_read.text, span.low - last_read.low + 1, span.high - last_read.low + 1)
+    return span.text
   end
-  return span
+  local text = redis.call('GETRANGE', K_STATUS_MAP, span.first, span.last)
+  if #text <= span.high - span.low then
+    rebuild_status_map()
+    text = redis.call('GETRANGE', K_STATUS_MAP, span.first, span.last)
+  end
+  span.text, LAST_SPAN = text, span
+  return text
 end
 
 -- The map's character at each position ('0', 'h' or 'b'; nil where the position is
 -- false), in one read of their span.
 local function seat_chars(positions)
   local chars = {}
-  local _, first, last = span_of(positions)
-  if first == nil then return chars end
-  local span = read_span(first, last)
-  local base = tonumber(first) - 1
-  for i = 1, #positions do
-    local position = positions[i]
-    if position then
-      local at = tonumber(position) - base
-      chars[i] = string.sub(span, at, at)
-    end
+  local span = span_of(positions)
+  if span == nil then return chars end
+  local text = span_text(span)
+  local base = span.low - 1
+  for i, n in ipairs(span.numbers) do
+    if n then chars[i] = string.sub(text, n - base, n - base) end
   end
   return chars
 end
@@ -187,37 +193,47 @@ end
 -- and notes the change for the change message (context.lua, seat_changed).
 local function set_seat(seat, position, value)
   if position then
+    LAST_SPAN = nil
     redis.call('SETRANGE', K_STATUS_MAP, position, value and MAP_CHAR[string.sub(value, 1, 1)] or '0')
   end
   seat_changed(seat, value)
 end
 
 -- Seats all take one new state (value as set_seat's), in one write of their span: the
--- seats' characters alone when they are side by side, else the span read and written
--- back with theirs changed. A position named twice is written once.
+-- seats' characters alone when they are side by side, else the span's text with theirs
+-- changed. A position named twice is written once.
 local function set_seats(seats, positions, value)
   for i = 1, #seats do seat_changed(seats[i], value) end
-  local numbers, first, last = span_of(positions)
-  if first == nil then return end
+  local span = LAST_SPAN
+  if span == nil or span.positions ~= positions then span = span_of(positions) end  -- read: numbers known
+  if span == nil then return end
+  local sorted, apart = {}, false
+  for _, n in ipairs(span.numbers) do
+    if n then sorted[#sorted + 1] = n end
+  end
+  table.sort(sorted)
+  for j = 2, #sorted do
+    if sorted[j] ~= sorted[j - 1] + 1 then apart = true end
+  end
   local char = value and MAP_CHAR[string.sub(value, 1, 1)] or '0'
-  local base = numbers[1] - 1
-  local width = numbers[#numbers] - base
   local text
-  if width == #numbers then  -- sorted, and as many as their span: each once, side by side
-    text = string.rep(char, width)
+  if not apart then  -- side by side, each once: the span is the seats
+    text = string.rep(char, #sorted)
   else
-    local span = read_span(first, last)
+    local old = span.text or span_text(span)
+    local base = span.low - 1
     local pieces, kept = {}, 0  -- kept: the span's characters copied or replaced so far
-    for _, n in ipairs(numbers) do
+    for _, n in ipairs(sorted) do
       local at = n - base
       if at > kept then
-        pieces[#pieces + 1] = string.sub(span, kept + 1, at - 1)
+        pieces[#pieces + 1] = string.sub(old, kept + 1, at - 1)
         pieces[#pieces + 1] = char
         kept = at
       end
     end
-    pieces[#pieces + 1] = string.sub(span, kept + 1)
+    pieces[#pieces + 1] = string.sub(old, kept + 1)
     text = table.concat(pieces)
   end
-  redis.call('SETRANGE', K_STATUS_MAP, first, text)
+  LAST_SPAN = nil  -- the map changes
+  redis.call('SETRANGE', K_STATUS_MAP, span.first, text)
 end
