@@ -49,17 +49,16 @@ local SEAT_STATUS = {['0'] = '=available', h = '=held', b = '=booked'}
 -- the queue's: waiters first, docs/DESIGN.md).
 local function publish_changes()
   if #CHANGED == 0 and not QUEUE_CHANGED then return end
-  -- Pieces joined once: no string of its own per seat.
-  local parts = {QUEUE_CHANGED and '1;' or '0;'}
+  -- One string grown seat by seat, no table: cheaper for the few seats of a call.
+  local seats = ''
   for i, seat in ipairs(CHANGED) do
     local char = CHANGED_TO[seat]
     char = char and string.sub(char, 1, 1) or '0'
-    parts[3 * i - 1], parts[3 * i], parts[3 * i + 1] = seat, SEAT_STATUS[char] or '=held', ','
+    seats = (i == 1 and seat or seats .. ',' .. seat) .. (SEAT_STATUS[char] or '=held')
   end
-  local n = #CHANGED > 0 and 3 * #CHANGED + 1 or 2  -- the last ',' (or the next piece)
-  parts[n], parts[n + 1], parts[n + 2], parts[n + 3] = ';', table.concat(reserved_categories(), ','), ';',
-    table.concat(ENDED_ENTRIES or NONE, ',')
-  redis.call('PUBLISH', K_CHANGES, table.concat(parts))
+  local categories = waitlist_length() == 0 and '' or table.concat(reserved_categories(), ',')
+  local ended = ENDED_ENTRIES and table.concat(ENDED_ENTRIES, ',') or ''
+  redis.call('PUBLISH', K_CHANGES, (QUEUE_CHANGED and '1;' or '0;') .. seats .. ';' .. categories .. ';' .. ended)
 end
 
 -- Every show script calls begin() first and returns finish(result): the caller
