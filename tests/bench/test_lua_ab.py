@@ -39,3 +39,9 @@ def test_a_tree_whose_hold_fails_stops_the_comparison(tmp_path: Path) -> None:
     broken = copy_of_lua(tmp_path, ("local customer = ARGV[5]", "local customer = ARGV[5] .. nil"))
     with pytest.raises(ResponseError):
         lua_ab.measure(LUA_DIR, broken, rounds=1)
+
+
+def test_one_tree_against_itself_runs_through() -> None:
+    """The same tree on both sides is one library: loaded once, deleted once."""
+    row = lua_ab.measure(LUA_DIR, LUA_DIR, rounds=1)
+    assert row["holds_per_side"] == lua_ab.HOLDS_PER_SHOW
