@@ -152,7 +152,7 @@ def forget_queue(show_id: int) -> None:
 
 def observe_script(answer: list[Any]) -> None:
     """Records what a show script reports beside its result (lua/includes/settle.lua)."""
-    if len(answer) < 5:
+    if len(answer) < 5:  # the lists are left out when both are empty
         return
     late, waits = answer[3], answer[4]
     for ms in late or ():

@@ -5,8 +5,9 @@ else in the engine or the API builds script arguments or reads script replies.
 Every call goes the same way: the eight show keys and the three common arguments
 (boxoffice/lua/includes/context.lua), the script's own arguments, one FCALL. A show
 Redis does not hold (-1) is loaded from the catalog and the call made again. Every show
-script answers {result, next_wake, reindex, expired_late_ms, grant_waits_ms}
-(boxoffice/lua/includes/settle.lua): the lists feed the metrics, and when the call made
+script answers {result, next_wake, reindex, expired_late_ms, grant_waits_ms}, the lists
+only when one has entries (boxoffice/lua/includes/settle.lua): they feed the metrics
+(metrics.observe_script), and when the call made
 the show's next wake earlier (reindex), the show's place in the sweep index is lowered
 at once, so expiry never waits for a later wake than the show needs.
 

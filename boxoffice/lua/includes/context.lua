@@ -19,8 +19,9 @@
 --   ARGV[2] now in ms, or "" to use Redis's clock (tests move time with it)
 --   ARGV[3] hold time in ms
 -- Every show script answers -1 when the show is not loaded (the engine loads it
--- and calls again), else {result, next_wake, reindex, expired_late_ms, grant_waits_ms}
--- (see settle.lua, finish); the Output of each header describes `result`.
+-- and calls again), else {result, next_wake, reindex, expired_late_ms, grant_waits_ms},
+-- the two lists only when one has entries (see settle.lua, finish); the Output of each
+-- header describes `result`.
 -- Every script that changes state is idempotent by the id it acts on (a hold, an
 -- entry, a confirm attempt): run twice, it answers the first run's outcome and
 -- changes nothing, so a call whose answer was lost may be sent again.

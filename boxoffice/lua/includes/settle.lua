@@ -62,7 +62,9 @@ local function publish_changes()
 end
 
 -- Every show script calls begin() first and returns finish(result): the caller
--- gets {result, next_wake, reindex, expired_late_ms, grant_waits_ms}.
+-- gets {result, next_wake, reindex, expired_late_ms, grant_waits_ms}, the two lists
+-- left out when both are empty (most calls: Redis turning two empty tables into the
+-- reply was about 3 % of a hold).
 -- reindex is 1 when this call made the show's next wake earlier than it was (from
 -- nothing pending, or from a later wake: a new hold, a first waiter before the
 -- start, a declined payment restoring an earlier deadline): the engine then lowers
@@ -76,5 +78,6 @@ local function finish(result)
   publish_changes()
   local wake = next_wake()
   local reindex = (wake > 0 and (START_WAKE == 0 or wake < START_WAKE)) and 1 or 0
+  if EXPIRED_LATE_MS == nil and GRANT_WAITS_MS == nil then return {result, wake, reindex} end
   return {result, wake, reindex, EXPIRED_LATE_MS or NONE, GRANT_WAITS_MS or NONE}
 end
