@@ -13,7 +13,9 @@ means over a series cannot do that: on a busy two-core machine its rounds of one
 differ by a quarter, while two copies of one tree read here 1.00 within 0.01 (median of
 2,000 holds a side). (SLOWLOG would time each call too, but Redis 7.0 logs every command a
 script calls as well, which costs the side with more calls more.) The ratio is other ÷ base
-(below 1: the other tree's hold costs Redis less).
+(below 1: the other tree's hold costs Redis less). One caveat: Redis 7.0 runs every library
+in one Lua state, so the two sides share its garbage collection, which every allocation
+feeds; a change that allocates less reads a little smaller here than it is.
 
 For where a hold's time goes, give it copies of lua/ that stop the hold at one step or
 another (a `do return finish({1, 0, NOW}) end` in hold_seats-8.lua): each copy's ratio
