@@ -15,18 +15,16 @@
 --@include waitlist
 --@include settle
 if not is_loaded() then return -1 end
-local named = {}
-for first = 4, #ARGV, 100 do  -- unpack has a limit
-  local last = math.min(first + 99, #ARGV)
-  local entries = redis.call('HMGET', K_LAYOUT, unpack(ARGV, first, last))
-  for i = first, last do
-    if not entries[i - first + 1] or named[ARGV[i]] then
-      return redis.error_reply('index_seats: seat ' .. ARGV[i] .. ' is not in the layout or is named twice')
-    end
-    named[ARGV[i]] = true
+local seats = {}
+for i = 4, #ARGV do seats[#seats + 1] = ARGV[i] end
+local entries, named = hmget_all(K_LAYOUT, seats), {}
+for i, seat in ipairs(seats) do
+  if not entries[i] or named[seat] then
+    return redis.error_reply('index_seats: seat ' .. seat .. ' is not in the layout or is named twice')
   end
+  named[seat] = true
 end
-if #ARGV - 3 ~= redis.call('HLEN', K_LAYOUT) then
+if #seats ~= redis.call('HLEN', K_LAYOUT) then
   return redis.error_reply('index_seats: the layout has seats the call did not name')
 end
 begin()

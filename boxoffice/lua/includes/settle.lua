@@ -56,9 +56,8 @@ local function publish_changes()
     char = char and string.sub(char, 1, 1) or '0'
     seats = (i == 1 and seat or seats .. ',' .. seat) .. (SEAT_STATUS[char] or '=held')
   end
-  local categories = waitlist_length() == 0 and '' or table.concat(reserved_categories(), ',')
-  local ended = ENDED_ENTRIES and table.concat(ENDED_ENTRIES, ',') or ''
-  redis.call('PUBLISH', K_CHANGES, (QUEUE_CHANGED and '1;' or '0;') .. seats .. ';' .. categories .. ';' .. ended)
+  redis.call('PUBLISH', K_CHANGES, (QUEUE_CHANGED and '1;' or '0;') .. seats .. ';'
+    .. table.concat(reserved_categories(), ',') .. ';' .. table.concat(ENDED_ENTRIES or NONE, ','))
 end
 
 -- Every show script calls begin() first and returns finish(result): the caller

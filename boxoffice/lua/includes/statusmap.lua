@@ -96,31 +96,33 @@ local function build_provisional_index()
     'layout_stamp', 'i' .. redis.call('HINCRBY', K_META, 'index_epoch', '1'))
 end
 
--- The seats' positions in the map, as the text HMGET answers (a Lua number would be
--- formatted again for GETRANGE and SETRANGE); false: not in the hall. Read a hundred at
--- a time (unpack has a limit). A seat without one in a show that has no index at all
--- numbers the show first.
-local POSITION_BATCH = 100
+-- The values of any number of a hash's fields (false: none), read a hundred at a time
+-- (unpack has a limit).
+local HMGET_BATCH = 100
 
-local function read_positions(seats)
-  if #seats <= POSITION_BATCH then return redis.call('HMGET', K_SEAT_INDEX, unpack(seats)) end
+local function hmget_all(key, fields)
+  if #fields == 0 then return {} end
+  if #fields <= HMGET_BATCH then return redis.call('HMGET', key, unpack(fields)) end
   local out = {}
-  for first = 1, #seats, POSITION_BATCH do
-    local last = math.min(first + POSITION_BATCH - 1, #seats)
-    local positions = redis.call('HMGET', K_SEAT_INDEX, unpack(seats, first, last))
-    for i = first, last do out[i] = positions[i - first + 1] end
+  for first = 1, #fields, HMGET_BATCH do
+    local last = math.min(first + HMGET_BATCH - 1, #fields)
+    local values = redis.call('HMGET', key, unpack(fields, first, last))
+    for i = first, last do out[i] = values[i - first + 1] end
   end
   return out
 end
 
+-- The seats' positions in the map, as the text HMGET answers (a Lua number would be
+-- formatted again for GETRANGE and SETRANGE); false: not in the hall. A seat without one
+-- in a show that has no index at all numbers the show first.
 local function seat_positions(seats)
   if #seats == 0 then return {} end
-  local out = read_positions(seats)
+  local out = hmget_all(K_SEAT_INDEX, seats)
   for i = 1, #seats do
     if not out[i] then
       if redis.call('EXISTS', K_SEAT_INDEX) == 1 then return out end
       build_provisional_index()
-      return read_positions(seats)
+      return hmget_all(K_SEAT_INDEX, seats)
     end
   end
   return out
@@ -204,8 +206,9 @@ end
 -- changed. A position named twice is written once.
 local function set_seats(seats, positions, value)
   for i = 1, #seats do seat_changed(seats[i], value) end
+  -- The span seat_chars read for these very positions has their numbers and text already.
   local span = LAST_SPAN
-  if span == nil or span.positions ~= positions then span = span_of(positions) end  -- read: numbers known
+  if span == nil or span.positions ~= positions then span = span_of(positions) end
   if span == nil then return end
   local sorted, apart = {}, false
   for _, n in ipairs(span.numbers) do
