@@ -19,6 +19,9 @@ from tests.support.backends import Tuned, base_settings, drop_prefix, empty_embe
 from tests.support.services import RedisServer, temporary_database
 from tests.support.shows import SEED, ShowRef, pick_show, seed_start_date
 
+# A hung async test names the await it hangs in (tests/support/hang_report.py).
+pytest_plugins = ["tests.support.hang_report"]
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
