@@ -44,7 +44,7 @@ if ARGV[4] ~= '' then
     redis.call('ZREM', K_DEADLINES, ARGV[4])
     FIRST_DEADLINE_KNOWN = false
     redis.call('HSET', key, 'status', 'confirmed', 'booking_id', ARGV[5], 'ended_at', NOW)
-    redis.call('EXPIRE', key, RETENTION_S)
+    ended_hold_kept(ARGV[4])
   end
 end
 mark_impossible()

@@ -172,6 +172,31 @@ async def test_a_hold_still_live_at_the_end_of_the_grace_keeps_the_show(ctx: Eng
 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
+async def test_the_records_set_names_a_hold_once_it_ended_however_it_ended(ctx: Engine) -> None:
+    # A live hold is found through the deadlines zset (unload waits for it to end), so a
+    # hold writes nothing to the records set until it ends: a call less on the hot path.
+    show = await pick_show(ctx)
+    seats = iter(show.seat_ids)
+    records = ctx.keys.records(show.show_id)
+    live = await ctx.holds.hold(show.show_id, [next(seats)], "live@example.org")
+    released = await ctx.holds.hold(show.show_id, [next(seats)], "released@example.org")
+    paid = await ctx.holds.hold(show.show_id, [next(seats)], "paid@example.org")
+    lapsing = await ctx.holds.hold(show.show_id, [next(seats)], "lapsing@example.org",
+                                   now_ms=int(time.time() * 1000) - 600_000)  # its 5 minutes are over
+    assert await ctx.redis.smembers(records) == set()
+
+    await ctx.holds.release(released.hold_id)
+    await ctx.confirmations.confirm(paid.hold_id, "records-key", "tok_ok")
+    await ctx.holds.seat_statuses(show.show_id)  # settles: the hold made 10 minutes ago expired
+    ended = {f"hold:{h.hold_id}" for h in (released, paid, lapsing)}
+    assert await ctx.redis.smembers(records) == ended
+    assert f"hold:{live.hold_id}" not in await ctx.redis.smembers(records)
+    for hold in (released, paid, lapsing):  # each ended hash kept for status lookups, not forever
+        assert 0 < await ctx.redis.ttl(ctx.keys.hold(show.show_id, hold.hold_id)) <= 86400
+    assert await ctx.redis.ttl(ctx.keys.hold(show.show_id, live.hold_id)) == -1
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_hold_and_entry_hashes_go_in_batches(ctx: Engine) -> None:
     from boxoffice.engine import show_loader
 

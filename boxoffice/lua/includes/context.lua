@@ -37,9 +37,10 @@
 local K_META, K_LAYOUT, K_SEATS, K_DEADLINES
 local K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS
 local BASE
--- Set of the key suffixes ("hold:<id>", "entry:<id>") of every hold and waitlist entry
--- hash ever made for the show: unload_show-8.lua finds the ended ones through it (they
--- leave the deadlines and waitlist zsets when they end; no SCAN in a cluster script).
+-- Set of the key suffixes ("hold:<id>", "entry:<id>") of the show's hold and waitlist entry
+-- hashes (every entry's from when it is made, a hold's from when it ends: a live hold is
+-- in the deadlines zset): unload_show-8.lua finds the ended ones through it (they leave
+-- the deadlines and waitlist zsets when they end; no SCAN in a cluster script).
 local K_RECORDS
 -- The status map's string and seat index (statusmap.lua); the change messages' channel.
 local K_STATUS_MAP, K_SEAT_INDEX, K_CHANGES

@@ -27,21 +27,29 @@ local function pin_hold(hold_id, expires_at, pin_ms, attempt)
   return fence
 end
 
+-- An ended hold's hash stays readable RETENTION_S (status lookups), and the records set
+-- names it so that unload_show-8.lua deletes it with the show. A live hold needs neither:
+-- it has no expiry, and unload waits until the deadlines zset has no hold left.
+local function ended_hold_kept(hold_id)
+  redis.call('EXPIRE', hold_key(hold_id), RETENTION_S)
+  redis.call('SADD', K_RECORDS, 'hold:' .. hold_id)
+end
+
 -- ttl_ms: the hold time (nil: the show's, TTL_MS). seats: all free (the caller checked);
 -- positions: theirs in the status map (nil: read here).
 local function create_hold(hold_id, customer, seats, source, ttl_ms, positions)
   local mine = 'h:' .. hold_id
   set_seats(seats, positions or seat_positions(seats), mine)
   local expires = NOW + (ttl_ms or TTL_MS)
-  -- As text once: Redis would format the number for HSET and again for ZADD.
+  -- Numbers as text, made by us: Redis would format a Lua number with "%.17g" (slow),
+  -- and expires_at twice (HSET and ZADD).
   local expires_text = string.format('%d', expires)
   local key = hold_key(hold_id)
   redis.call('HSET', key, 'seats', table.concat(seats, ','), 'customer', customer,
-    'status', 'active', 'created_at', NOW, 'expires_at', expires_text, 'source', source)
-  -- No expiry while it lives (as a waitlist entry's): every way a hold ends (end_hold,
-  -- confirm_finish-8.lua) gives its hash RETENTION_S, and unload_show-8.lua deletes what
-  -- the records set names.
-  redis.call('SADD', K_RECORDS, 'hold:' .. hold_id)
+    'status', 'active', 'created_at', string.format('%d', NOW), 'expires_at', expires_text, 'source', source)
+  -- No expiry while it lives (as a waitlist entry's), and not in the records set yet: the
+  -- deadlines zset names it. Every way a hold ends (ended_hold_kept) gives its hash
+  -- RETENTION_S and names it in the records set, where unload_show-8.lua finds it.
   -- A new member can only lower the earliest deadline; a moved one may raise it.
   if redis.call('ZADD', K_DEADLINES, expires_text, hold_id) == 1 and FIRST_DEADLINE_KNOWN then
     if FIRST_DEADLINE == nil or expires < FIRST_DEADLINE then FIRST_DEADLINE = expires end
@@ -81,7 +89,7 @@ local function end_hold(hold_id, status, counter)
     redis.call('HDEL', K_CUSTOMERS, hold[3])
   end
   redis.call('HSET', key, 'status', status, 'ended_at', NOW)
-  redis.call('EXPIRE', key, RETENTION_S)
+  ended_hold_kept(hold_id)
   -- (0 - freed, not -freed: Lua's -0 reaches Redis as "-0", which HINCRBY refuses)
   redis.call('HINCRBY', K_STATS, 'held', 0 - freed)
   redis.call('HINCRBY', K_STATS, 'free', freed)
