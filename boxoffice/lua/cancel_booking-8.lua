@@ -17,17 +17,25 @@ if not is_loaded() then return -1 end
 begin()
 settle_due()
 local mine = 'b:' .. ARGV[4]
-local freed = 0
 local seats = {unpack(ARGV, 5)}
+local marks = hmget_all(K_SEATS, seats)
 local positions = seat_positions(seats)
+-- The seats still marked with this booking, each once: freed in one write of the map.
+local mine_seats, mine_positions, seen = {}, {}, {}
 for i, seat in ipairs(seats) do
-  if redis.call('HGET', K_SEATS, seat) == mine then
-    redis.call('HDEL', K_SEATS, seat)
-    redis.call('HINCRBY', K_STATS, 'booked', '-1')
-    redis.call('HINCRBY', K_STATS, 'free', '1')
-    set_seat(seat, positions[i], false)
-    freed = freed + 1
+  if marks[i] == mine and not seen[seat] then
+    seen[seat] = true
+    local n = #mine_seats + 1
+    mine_seats[n], mine_positions[n] = seat, positions[i]
   end
 end
-if freed > 0 then grant_waiters() end
+local freed = #mine_seats
+if freed > 0 then
+  redis.call('HDEL', K_SEATS, unpack(mine_seats))
+  set_seats(mine_seats, mine_positions, false)
+  local count = string.format('%d', freed)
+  redis.call('HINCRBY', K_STATS, 'booked', '-' .. count)
+  redis.call('HINCRBY', K_STATS, 'free', count)
+  grant_waiters()
+end
 return finish(freed)

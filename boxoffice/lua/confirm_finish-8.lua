@@ -26,18 +26,8 @@ if ARGV[4] ~= '' then
     local sold = lost_set(hold[4])
     for _, seat in ipairs(seats) do sold[seat] = true end
     local own = split_seats(hold[3])
-    local positions = seat_positions(own)
-    local chars = seat_chars(positions)
-    for i, seat in ipairs(own) do
-      if not sold[seat] and chars[i] == 'h' then
-        redis.call('HINCRBY', K_STATS, 'held', '-1')
-        redis.call('HINCRBY', K_STATS, 'free', '1')
-        set_seat(seat, positions[i], false)
-      end
-    end
-    if redis.call('HINCRBY', K_CUSTOMERS, hold[2], -#split_seats(hold[3])) <= 0 then
-      redis.call('HDEL', K_CUSTOMERS, hold[2])
-    end
+    free_held_seats(own, sold)
+    release_customer_count(hold[2], #own)
     redis.call('HINCRBY', K_STATS, 'holds_paid', '1')
   end
   if hold[1] then

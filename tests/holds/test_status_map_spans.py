@@ -96,3 +96,25 @@ async def test_the_index_numbers_exactly_the_layouts_seats(ctx: Engine) -> None:
     # The plan's own seats in another order: numbered again, the map follows.
     await ctx.gateway.index_seats(show_id, list(reversed(SEATS)), None)
     assert await status_map(ctx, show_id) == "00000000h0"
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+async def test_a_sale_and_a_cancellation_free_only_their_own_seats_within_their_span(ctx: Engine) -> None:
+    # confirm_finish gives back the seats of its hold that the sale did not take, and
+    # cancel_booking a booking's seats, each in one span write (lua/includes/holds.lua,
+    # free_held_seats; lua/cancel_booking-8.lua), other states inside the span untouched.
+    show_id = next(_shows)
+    await ctx.gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", LAYOUT, [("A5", "bk_five")]))
+    await ctx.gateway.hold_seats(show_id, "HA", "ana@example.org", 10, ["A2", "A9", "A7", "A3"])
+    await ctx.gateway.hold_seats(show_id, "HB", "bob@example.org", 10, ["A6"])
+    assert await status_map(ctx, show_id) == "0hh0bhh0h0"
+    # The sale takes A9 and A3 only: A2 and A7 go back, A6 (another hold's) and A5 stay.
+    assert await ctx.gateway.confirm_finish(show_id, "HA", "bk_sale", ["A9", "A3"]) == 2
+    assert await status_map(ctx, show_id) == "00b0bh00b0"
+    assert int(await ctx.redis.hget(ctx.keys.show_keys(show_id)[4], "ana@example.org") or 0) == 0
+    # The cancellation names a seat twice and one that is not its own: each freed once.
+    assert await ctx.gateway.cancel_booking(show_id, "bk_sale", ["A9", "A3", "A9", "A5"]) == 2
+    assert await status_map(ctx, show_id) == "0000bh0000"
+    assert await ctx.gateway.cancel_booking(show_id, "bk_sale", ["A9", "A3"]) == 0  # sent again
+    raw = await ctx.redis.hgetall(ctx.keys.stats(show_id))
+    assert (int(raw["free"]), int(raw["held"]), int(raw["booked"])) == (8, 1, 1)

@@ -63,6 +63,37 @@ local function create_hold(hold_id, customer, seats, source, ttl_ms, positions)
   return expires
 end
 
+-- Frees those of a hold's `seats` that the status map still shows held, except the ones in
+-- `kept` (seat -> true: a booking took them): one write of their span (set_seats), one
+-- change of each count. Every way a hold lets seats go comes here (end_hold,
+-- confirm_finish-8.lua). Answers how many it freed.
+local function free_held_seats(seats, kept)
+  local positions = seat_positions(seats)
+  local chars = seat_chars(positions)
+  local freed_seats, freed_positions = {}, {}
+  for i, seat in ipairs(seats) do
+    if chars[i] == 'h' and not kept[seat] then
+      local n = #freed_seats + 1
+      freed_seats[n], freed_positions[n] = seat, positions[i]
+    end
+  end
+  local freed = #freed_seats
+  if freed > 0 then
+    set_seats(freed_seats, freed_positions, false)
+    local count = string.format('%d', freed)
+    redis.call('HINCRBY', K_STATS, 'held', '-' .. count)
+    redis.call('HINCRBY', K_STATS, 'free', count)
+  end
+  return freed
+end
+
+-- A hold's seats no longer count against its customer's limit.
+local function release_customer_count(customer, seat_count)
+  if redis.call('HINCRBY', K_CUSTOMERS, customer, string.format('%d', -seat_count)) <= 0 then
+    redis.call('HDEL', K_CUSTOMERS, customer)
+  end
+end
+
 -- Ends an active or confirming hold: frees the seats it still holds (all but those a
 -- booking took from it). `counter` is the stats field that learns how holds end (the
 -- waitlist's eta uses it).
@@ -73,26 +104,10 @@ local function end_hold(hold_id, status, counter)
   FIRST_DEADLINE_KNOWN = false
   if hold[1] ~= 'active' and hold[1] ~= 'confirming' then return 0 end
   local seats = split_seats(hold[2])
-  local lost = lost_set(hold[4])
-  local positions = seat_positions(seats)
-  local chars = seat_chars(positions)
-  local freed_seats, freed_positions = {}, {}
-  for i, seat in ipairs(seats) do
-    if chars[i] == 'h' and not lost[seat] then
-      local n = #freed_seats + 1
-      freed_seats[n], freed_positions[n] = seat, positions[i]
-    end
-  end
-  set_seats(freed_seats, freed_positions, false)
-  local freed = #freed_seats
-  if redis.call('HINCRBY', K_CUSTOMERS, hold[3], -#seats) <= 0 then
-    redis.call('HDEL', K_CUSTOMERS, hold[3])
-  end
+  local freed = free_held_seats(seats, lost_set(hold[4]))
+  release_customer_count(hold[3], #seats)
   redis.call('HSET', key, 'status', status, 'ended_at', NOW)
   ended_hold_kept(hold_id)
-  -- (0 - freed, not -freed: Lua's -0 reaches Redis as "-0", which HINCRBY refuses)
-  redis.call('HINCRBY', K_STATS, 'held', 0 - freed)
-  redis.call('HINCRBY', K_STATS, 'free', freed)
   if counter then redis.call('HINCRBY', K_STATS, counter, '1') end
   return freed
 end
