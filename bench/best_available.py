@@ -1,5 +1,5 @@
-"""Redis time of a hold by count ("best available", lua/hold_best-8.lua) against an explicit
-hold of the same size (lua/hold_seats-8.lua), on a 2,000-seat hall as the demo seed draws
+"""Redis time of a hold by count ("best available", lua/hold_best-1.lua) against an explicit
+hold of the same size (lua/hold_seats-1.lua), on a 2,000-seat hall as the demo seed draws
 them, empty and 95 % full. Both are FCALLs; Redis's own INFO commandstats
 (`usec_per_call` of fcall, reset before each series) is the measure, so the client, the
 network and Python do not count. Calls run one at a time.

@@ -8,7 +8,7 @@ Both sides are Redis functions called by FCALL one at a time, on fresh shows of 
 2,000-seat hall the demo seed draws, SEATS seats a hold, each on seats free until then.
 The minimal hold (MINIMAL below) reads the seats with one HMGET, and when all are free
 writes them with one HSET and the hold's deadline with one ZADD: what any hold must do to
-be all-or-nothing and to end some day. Ours is lua/hold_seats-8.lua as the service calls
+be all-or-nothing and to end some day. Ours is lua/hold_seats-1.lua as the service calls
 it. The measure is Redis's own `usec_per_call` of FCALL in INFO commandstats (reset
 before each series), so the client, the network and Python do not count; the rounds
 alternate the two sides and the figures are the median round's. The same commandstats
@@ -206,7 +206,7 @@ async def fixed_parts(client: aioredis.Redis, bench: Bench, show: tuple[int, set
     keys = bench.gateway.keys.show_keys(show_id)
     base = bench.gateway.keys.show_base(show_id)
     seats = sorted(free)[:SEATS]
-    shapes = {"ours": lambda: client.fcall("noop_hold", 8, *keys, base, "", bench.gateway.hold_ttl_ms,
+    shapes = {"ours": lambda: client.fcall("noop_hold", 1, keys[0], base, "", bench.gateway.hold_ttl_ms,
                                            f"H{uuid.uuid4().hex}", f"c{uuid.uuid4().hex}", 10, NO_LIMITS.arg(),
                                            "", *seats),
               "minimal": lambda: client.fcall("noop_hold", 2, keys[2], keys[3], f"H{uuid.uuid4().hex}",

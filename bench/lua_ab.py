@@ -18,7 +18,7 @@ in one Lua state, so the two sides share its garbage collection, which every all
 feeds; a change that allocates less reads a little smaller here than it is.
 
 For where a hold's time goes, give it copies of lua/ that stop the hold at one step or
-another (a `do return finish({1, 0, NOW}) end` in hold_seats-8.lua): each copy's ratio
+another (a `do return finish({1, 0, NOW}) end` in hold_seats-1.lua): each copy's ratio
 is the share of the hold up to that step (bench/RESULTS.md has such a table)."""
 
 from __future__ import annotations
@@ -38,9 +38,18 @@ from redis.exceptions import ResponseError
 
 from bench.best_available import Bench
 from bench.hold_cost import SEATS, private_redis, wait_up
+from boxoffice.engine.redis.keys import SHOW_KEY_NAMES, Keys
 from boxoffice.engine.redis.scripts import LUA_DIR, Library, load_library
 
 HOLDS_PER_SHOW = 100  # 400 of the 2,000 seats
+
+
+class EveryShowKey(Keys):
+    """Key names for a tree from before the scripts took the meta hash alone: their KEYS
+    were every key of the show (lua/includes/context.lua lists them)."""
+
+    def script_keys(self, show_id: int) -> list[str]:
+        return self.show_keys(show_id)
 
 
 async def sides(client: aioredis.Redis, trees: list[Path | Any]) -> list[tuple[Bench, Library]]:
@@ -50,6 +59,8 @@ async def sides(client: aioredis.Redis, trees: list[Path | Any]) -> list[tuple[B
         bench = Bench(client, f"luaab{uuid.uuid4().hex[:8]}")
         bench.gateway.runner.library = library
         bench.gateway.runner.scripts = library.scripts
+        if {script.key_count for script in library.scripts.values()} == {len(SHOW_KEY_NAMES)}:
+            bench.gateway.keys = EveryShowKey(bench.gateway.keys.prefix)
         await client.function_load(library.source, replace=True)
         out.append((bench, library))
     return out

@@ -359,7 +359,7 @@ class Confirmations:
 def confirm_attempt_id(hold_id: str, idempotency_key: str, earlier_attempts: int) -> str:
     """The name of this key's next attempt at the hold, the same for every retry of it: a
     confirm whose pin was taken but whose answer was lost (a timeout) finds its own pin again
-    (boxoffice/lua/confirm_begin-8.lua) instead of waiting for it to lapse."""
+    (boxoffice/lua/confirm_begin-1.lua) instead of waiting for it to lapse."""
     named = f"{hold_id}|{idempotency_key}|{earlier_attempts}".encode()
     return "at_" + hashlib.sha256(named).hexdigest()[:32]
 

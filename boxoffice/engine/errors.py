@@ -27,7 +27,7 @@ class ScriptCode(IntEnum):
     NOT_SELLING = -11  # the show started or was closed
     WOULD_STRAND_SEAT = -12  # an explicit hold would leave a single seat stranded
     RATE_LIMITED = -20  # over an abuse limit (lua/includes/ratelimit.lua)
-    # The release queue (lua/includes/gate.lua, lua/queue_join-8.lua).
+    # The release queue (lua/includes/gate.lua, lua/queue_join-1.lua).
     SALE_NOT_OPEN = -21
     PASS_REQUIRED = -22
     QUEUE_NOT_OPEN = -23

@@ -67,7 +67,7 @@ class Holds:
                 return status_map, waited
             # Not numbered yet (or only provisionally), numbered for another plan, or its counts
             # disagree with the stats hash: number the seats in plan order and rebuild the
-            # string from the live holds and the booked seats (lua/index_seats-8.lua).
+            # string from the live holds and the booked seats (lua/index_seats-1.lua).
             await self.gateway.index_seats(show_id, [seat.id for seat in plan.seats], now_ms)
         raise RuntimeError(f"show {show_id}: the seat status map would not build")
 
@@ -103,7 +103,7 @@ class Holds:
                         idempotency_key: str | None = None, limits: RateLimits = NO_LIMITS,
                    queue_pass: str = "") -> Hold:
         """Best available: finds and holds the best free seats for `want` in one script call
-        (lua/hold_best-8.lua), with every rule of an explicit hold; the hold's id is made as
+        (lua/hold_best-1.lua), with every rule of an explicit hold; the hold's id is made as
         for hold(), so a repeated request answers the hold its first run made."""
         show = await self.catalog.show(show_id)
         if want.category is not None and want.category not in show.prices:

@@ -103,7 +103,7 @@ def new_booking_id() -> str:
 
 def new_attempt_id() -> str:
     """Names one confirm or reclaim attempt in Redis: the scripts answer a repeated call of
-    the same attempt with its first outcome (boxoffice/lua/confirm_begin-8.lua)."""
+    the same attempt with its first outcome (boxoffice/lua/confirm_begin-1.lua)."""
     return "at_" + random_part()
 
 

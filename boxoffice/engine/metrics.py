@@ -33,7 +33,7 @@ What is measured:
   sweeper's last tick saw them, admissions (boxoffice_queue_admissions_total), passes lapsed
   unused (boxoffice_queue_pass_expiries_total) and the time from joining to admission
   (boxoffice_queue_wait_seconds); the scripts hand over what happened since the last tick
-  (lua/queue_admit-8.lua), so each admission is counted once."""
+  (lua/queue_admit-1.lua), so each admission is counted once."""
 
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ QUEUE_WAIT = Histogram("boxoffice_queue_wait_seconds", "From joining the release
 
 
 def observe_queue(show_id: int, waiting: int, shopping: int, lapsed: int, waits_ms: list[Any]) -> None:
-    """Records one tick of a show's release queue (lua/queue_admit-8.lua)."""
+    """Records one tick of a show's release queue (lua/queue_admit-1.lua)."""
     label = str(show_id)
     QUEUE_WAITING.labels(label).set(waiting)
     QUEUE_SHOPPING.labels(label).set(shopping)

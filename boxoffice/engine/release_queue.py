@@ -188,7 +188,7 @@ class ReleaseQueue:
         return ShowWithQueue(show, await self.info(show_id))
 
     async def tick(self, show_id: int, now_ms: int | None = None) -> int:
-        """The sweeper's tick for one show: settles and admits (lua/queue_admit-8.lua).
+        """The sweeper's tick for one show: settles and admits (lua/queue_admit-1.lua).
         Answers how many it admitted; takes the show out of the running set once its queue
         ended."""
         tick = await self.gateway.queue_admit(show_id, draw_seed(), now_ms)

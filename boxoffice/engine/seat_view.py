@@ -1,6 +1,6 @@
 """What status a seat shows: the one rule behind the seat map, its live stream, the counts
 endpoint and the tests. A seat's own state is a character ('0' free, 'h' held, 'b' booked:
-the status map of lua/includes/statusmap.lua, read by lua/seat_status-8.lua); a free seat of
+the status map of lua/includes/statusmap.lua, read by lua/seat_status-1.lua); a free seat of
 a price category the queue waits for ("*": any) shows as held, since it is the queue's
 (waiters first, docs/DESIGN.md)."""
 

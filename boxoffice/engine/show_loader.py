@@ -12,7 +12,7 @@ from boxoffice.engine.catalog import Catalog
 from boxoffice.engine.redis.gateway import UNLOAD_DONE, UNLOAD_KEPT, ShowLoad, ShowScripts
 from boxoffice.engine.redis.keys import Keys
 
-# lua/unload_show-8.lua: hold and entry hashes deleted per call (a call stays short:
+# lua/unload_show-1.lua: hold and entry hashes deleted per call (a call stays short:
 # Redis runs nothing else meanwhile).
 UNLOAD_BATCH = 1000
 
@@ -56,7 +56,7 @@ class ShowLoader:
 
     async def unload(self, show_id: int, now_ms: int | None = None) -> int:
         """Drops the show's Redis state when it started more than `unload_after_s` ago
-        (lua/unload_show-8.lua), then takes it out of the loaded set and the sweep index.
+        (lua/unload_show-1.lua), then takes it out of the loaded set and the sweep index.
         Returns how many keys went; 0 when the show was kept. now_ms: tests only."""
         grace_ms = self.unload_after_s * 1000
         deleted = 0

@@ -17,7 +17,7 @@ from boxoffice.engine.redis.scripts import LUA_DIR, load_library
 def copy_of_lua(tmp_path: Path, change: tuple[str, str] | None = None) -> Path:
     tree = tmp_path / "lua"
     shutil.copytree(Path(str(LUA_DIR)), tree)
-    script = tree / "hold_seats-8.lua"
+    script = tree / "hold_seats-1.lua"
     source = script.read_text() + "\n-- a copy\n"  # another library: its own name
     if change is not None:
         assert change[0] in source

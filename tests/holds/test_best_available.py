@@ -1,4 +1,4 @@
-"""Best available: a hold by count (lua/hold_best-8.lua, lua/includes/best.lua).
+"""Best available: a hold by count (lua/hold_best-1.lua, lua/includes/best.lua).
 
 1. On small random halls (aisles, categories, kinds, taken seats) the script's choice is
    the brute-force model's (tests/support/best_model.py): the best block, or nothing held.

@@ -5,7 +5,7 @@ span (a booked seat, another hold's seats, free seats) and check, character by c
 that only the hold's own seats change, whether they are side by side or apart, named in
 any order, at the hall's ends. seat_marks also fails whenever the map, the bookings and
 the live holds disagree. The seat index numbers exactly the layout's seats
-(lua/index_seats-8.lua): a hold finds its seats by position alone."""
+(lua/index_seats-1.lua): a hold finds its seats by position alone."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ async def test_the_index_numbers_exactly_the_layouts_seats(ctx: Engine) -> None:
 async def test_a_sale_and_a_cancellation_free_only_their_own_seats_within_their_span(ctx: Engine) -> None:
     # confirm_finish gives back the seats of its hold that the sale did not take, and
     # cancel_booking a booking's seats, each in one span write (lua/includes/holds.lua,
-    # free_held_seats; lua/cancel_booking-8.lua), other states inside the span untouched.
+    # free_held_seats; lua/cancel_booking-1.lua), other states inside the span untouched.
     show_id = next(_shows)
     await ctx.gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", LAYOUT, [("A5", "bk_five")]))
     await ctx.gateway.hold_seats(show_id, "HA", "ana@example.org", 10, ["A2", "A9", "A7", "A3"])

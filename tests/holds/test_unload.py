@@ -1,5 +1,5 @@
 """Shows leave Redis after they played: the sweeper's full pass unloads a show once it
-started more than `unload_after_s` ago (boxoffice/lua/unload_show-8.lua), every key of it with its
+started more than `unload_after_s` ago (boxoffice/lua/unload_show-1.lua), every key of it with its
 hold and waitlist entry hashes, and nothing of another show. PostgreSQL keeps the sales:
 the seat map of an unloaded show reloads it with its bookings, and old hold and entry ids
 answer as for any hold Redis lost.

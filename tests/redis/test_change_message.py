@@ -36,7 +36,7 @@ async def next_message(pubsub: Any, timeout_s: float = 5.0) -> str:
 async def test_each_changed_seat_is_named_once_with_its_own_status(ctx: Engine) -> None:
     show_id = next(_shows)
     await ctx.gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", LAYOUT, [("A5", "b_sold")]))
-    keys, base = ctx.keys.show_keys(show_id), ctx.keys.show_base(show_id)
+    keys, base = ctx.keys.script_keys(show_id), ctx.keys.show_base(show_id)
     now = int((await ctx.redis.time())[0]) * 1000
     ttl = ctx.gateway.hold_ttl_ms
 

@@ -23,7 +23,7 @@ LAYOUT = [(f"A{n}", f"standard|A|{n}|{n - 1}|standard") for n in range(1, 5)]
 async def test_the_lists_come_only_with_entries(ctx: Engine) -> None:
     show_id = next(_shows)
     await ctx.gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", LAYOUT, []))
-    keys, base = ctx.keys.show_keys(show_id), ctx.keys.show_base(show_id)
+    keys, base = ctx.keys.script_keys(show_id), ctx.keys.show_base(show_id)
     now = int((await ctx.redis.time())[0]) * 1000
     ttl = ctx.gateway.hold_ttl_ms
 

@@ -66,7 +66,7 @@ class Held:
 
 @dataclass(frozen=True)
 class BestRequest:
-    """What a hold by count asks for (lua/hold_best-8.lua)."""
+    """What a hold by count asks for (lua/hold_best-1.lua)."""
 
     count: int
     category: str | None = None  # None: any category
@@ -160,7 +160,7 @@ class TicketView:
 
 @dataclass(frozen=True)
 class QueuePace:
-    """How a show's queue admits (lua/queue_join-8.lua: ARGV[7..11])."""
+    """How a show's queue admits (lua/queue_join-1.lua: ARGV[7..11])."""
 
     opens_before_ms: int
     shoppers: int  # 0: the free seats over group_size
@@ -171,7 +171,7 @@ class QueuePace:
 
 @dataclass(frozen=True)
 class QueueTick:
-    """What lua/queue_admit-8.lua reports."""
+    """What lua/queue_admit-1.lua reports."""
 
     admitted: int
     running: bool
@@ -181,7 +181,7 @@ class QueueTick:
     waits_ms: list[int]
 
 
-# unload_show's states (boxoffice/lua/unload_show-8.lua).
+# unload_show's states (boxoffice/lua/unload_show-1.lua).
 UNLOAD_KEPT, UNLOAD_MORE, UNLOAD_DONE = 0, 1, 2
 
 
@@ -222,7 +222,7 @@ class ShowScripts:
         if named is None:
             if len(self._names) >= 10_000:
                 self._names.clear()
-            named = self._names[show_id] = (self.keys.show_keys(show_id), self.keys.show_base(show_id))
+            named = self._names[show_id] = (self.keys.script_keys(show_id), self.keys.show_base(show_id))
         return named
 
     def forget(self, show_id: int) -> None:
@@ -263,7 +263,7 @@ class ShowScripts:
 
     async def close_show(self, show_id: int) -> tuple[int, int]:
         """(holds released, waiters cancelled); (0, 0) when it was closed already. Queue
-        tickets end `closed` in the same step (lua/close_show-8.lua)."""
+        tickets end `closed` in the same step (lua/close_show-1.lua)."""
         released, cancelled, *_ = await self.call("close_show", show_id)
         return int(released), int(cancelled)
 
@@ -328,8 +328,8 @@ class ShowScripts:
 
     @staticmethod
     def _replayed_or_refused(show_id: int, limit: int, result: Any, unavailable: str) -> Held | None:
-        """The answers a hold by seat and a hold by count share (lua/hold_seats-8.lua,
-        lua/hold_best-8.lua): the earlier hold a retry with the same id replays, or the refusal
+        """The answers a hold by seat and a hold by count share (lua/hold_seats-1.lua,
+        lua/hold_best-1.lua): the earlier hold a retry with the same id replays, or the refusal
         raised (`unavailable`: the message when the seats are not to be had); None for any
         other answer."""
         code = int(result[0])
@@ -491,5 +491,5 @@ class ShowScripts:
         return bool(int(active)), int(length), text(order)
 
     async def eta_holds(self, show_id: int, limit: int, now_ms: int | None = None) -> list[Any]:
-        """[now, deadline, "category=n,...", ...] (boxoffice/lua/eta_holds-8.lua)."""
+        """[now, deadline, "category=n,...", ...] (boxoffice/lua/eta_holds-1.lua)."""
         return list(await self.call("eta_holds", show_id, limit, now_ms=now_ms))

@@ -16,9 +16,14 @@ class Keys:
         return f"{self.prefix}:show:{{{show_id}}}:"
 
     def show_keys(self, show_id: int) -> list[str]:
-        """KEYS[1..8] of every show script, in the order of lua/includes/context.lua."""
+        """The show's keys that lua/includes/context.lua lists, in its order."""
         base = self.show_base(show_id)
         return [base + name for name in SHOW_KEY_NAMES]
+
+    def script_keys(self, show_id: int) -> list[str]:
+        """KEYS of every show script: the meta hash alone, which names the show's cluster
+        slot (the scripts name the other keys from the show's base)."""
+        return [self.show_base(show_id) + SHOW_KEY_NAMES[0]]
 
     def hold(self, show_id: int, hold_id: str) -> str:
         return f"{self.show_base(show_id)}hold:{hold_id}"
@@ -36,7 +41,7 @@ class Keys:
 
     def records(self, show_id: int) -> str:
         """Set of the suffixes ("hold:<id>", "entry:<id>") of every hold and entry hash of the
-        show, ended ones too: how lua/unload_show-8.lua finds them all."""
+        show, ended ones too: how lua/unload_show-1.lua finds them all."""
         return self.show_base(show_id) + "records"
 
     def stats(self, show_id: int) -> str:

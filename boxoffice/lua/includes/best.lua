@@ -1,5 +1,5 @@
 -- Best available: the one search for the best free seats of a show, used by holds by
--- count (hold_best-8.lua) and by the waitlist's grants (waitlist.lua). Needs context.lua.
+-- count (hold_best-1.lua) and by the waitlist's grants (waitlist.lua). Needs context.lua.
 --
 -- The score (docs/API.md, "Best available"): a block is `count` seats side by side in
 -- one row (consecutive places: never across an aisle), of one category. Its score is

@@ -1,19 +1,22 @@
--- Shared context of every show script. Every script of a show takes the same
--- eight keys (all carrying the show's hash tag, so a script touches one slot):
---   KEYS[1] meta       hash: loaded, starts_at (ms), status (open|closed), seat_count, fence,
---                      waitseq, wc:<category>, layout_stamp and index_epoch (best.lua)
---   KEYS[2] layout     hash: seat -> "category|row|place|rank|kind" (place: along the row, side
---                      by side seats consecutive, an aisle skips a place; rank: lower is a better
---                      seat, distinct per seat; kind: standard, wheelchair or companion; shows
---                      loaded before kinds were kept have no "|kind": standard)
---   KEYS[3] seats      hash: booked seat -> "b:<booking_id>". Whether a seat is free, held or
---                      booked is the status map's (statusmap.lua); a held seat's hold names
---                      it in its own hash, never here
---   KEYS[4] deadlines  zset: hold_id -> deadline (ms, Redis clock)
---   KEYS[5] customers  hash: customer -> seats held in this show
---   KEYS[6] waitlist   zset: entry_id -> arrival number
---   KEYS[7] waiters    hash: customer -> waiting entry_id
---   KEYS[8] stats      hash: free, held, booked, waiting, holds_paid, holds_unpaid
+-- Shared context of every show script. Every script of a show takes one key, the show's
+-- meta hash, which names its cluster slot (every key of a show carries the show's hash
+-- tag, so a script touches one slot), and names the show's other keys from its base
+-- (ARGV[1]): a key passed costs Redis a Lua string on every call, a name made here is kept
+-- while calls are for the same show. The show's keys, by the suffix after its base:
+--   meta       hash: loaded, starts_at (ms), status (open|closed), seat_count, fence,
+--              waitseq, wc:<category>, layout_stamp and index_epoch (best.lua)  [KEYS[1]]
+--   layout     hash: seat -> "category|row|place|rank|kind" (place: along the row, side
+--              by side seats consecutive, an aisle skips a place; rank: lower is a better
+--              seat, distinct per seat; kind: standard, wheelchair or companion; shows
+--              loaded before kinds were kept have no "|kind": standard)
+--   seats      hash: booked seat -> "b:<booking_id>". Whether a seat is free, held or
+--              booked is the status map's (statusmap.lua); a held seat's hold names
+--              it in its own hash, never here
+--   deadlines  zset: hold_id -> deadline (ms, Redis clock)
+--   customers  hash: customer -> seats held in this show
+--   waitlist   zset: entry_id -> arrival number
+--   waiters    hash: customer -> waiting entry_id
+--   stats      hash: free, held, booked, waiting, holds_paid, holds_unpaid
 -- and the same first three arguments:
 --   ARGV[1] key base of the show ("bo:show:{42}:"), for hold and entry hashes
 --   ARGV[2] now in ms, or "" to use Redis's clock (tests move time with it)
@@ -39,7 +42,7 @@ local K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS
 local BASE
 -- Set of the key suffixes ("hold:<id>", "entry:<id>") of the show's hold and waitlist entry
 -- hashes (every entry's from when it is made, a hold's from when it ends: a live hold is
--- in the deadlines zset): unload_show-8.lua finds the ended ones through it (they leave
+-- in the deadlines zset): unload_show-1.lua finds the ended ones through it (they leave
 -- the deadlines and waitlist zsets when they end; no SCAN in a cluster script).
 local K_RECORDS
 -- The status map's string and seat index (statusmap.lua); the change messages' channel.
@@ -51,7 +54,7 @@ local RETENTION_S = 86400
 -- Seats changed by this call, each once in the order first changed, published once at
 -- the end for live seat maps, and the value each was last given ("h:<hold_id>",
 -- "b:<booking_id>", false: freed), so publishing reads none. Every change of a seat goes
--- through set_seat (statusmap.lua), which calls seat_changed (load_show-8.lua's aside:
+-- through set_seat (statusmap.lua), which calls seat_changed (load_show-1.lua's aside:
 -- it publishes nothing).
 local CHANGED, CHANGED_TO
 local QUEUE_CHANGED
@@ -68,8 +71,8 @@ local EXPIRED_LATE_MS, GRANT_WAITS_MS
 -- Read once per call, kept in locals (every show script needs them at least twice):
 -- the show's `loaded` flag, start (ms, 0 when unknown), status (CLOSED), whether
 -- explicit holds may strand a seat (NO_STRANDED) and when sales open (SALE_OPENS_AT, ms,
--- 0: on sale now; gate.lua), all in one read of the meta hash (only load_show-8.lua and
--- close_show-8.lua set them); the earliest hold deadline (nil: none), which every
+-- 0: on sale now; gate.lua), all in one read of the meta hash (only load_show-1.lua and
+-- close_show-1.lua set them); the earliest hold deadline (nil: none), which every
 -- write to the deadlines zset updates (create_hold) or forgets (FIRST_DEADLINE_KNOWN),
 -- and the waitlist's length (waitlist.lua: adding or ending an entry forgets it).
 local LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT
@@ -82,10 +85,12 @@ local START_WAKE
 local LAST_SPAN
 
 local function start_call(keys, argv)
-  K_META, K_LAYOUT, K_SEATS, K_DEADLINES = keys[1], keys[2], keys[3], keys[4]
-  K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS = keys[5], keys[6], keys[7], keys[8]
+  K_META = keys[1]
   if argv[1] ~= BASE then  -- another show than the last call's: its names (else kept: the same)
     BASE = argv[1]
+    K_LAYOUT, K_SEATS, K_DEADLINES = BASE .. 'layout', BASE .. 'seats', BASE .. 'deadlines'
+    K_CUSTOMERS, K_WAITLIST, K_WAITERS, K_STATS = BASE .. 'customers', BASE .. 'waitlist', BASE .. 'waiters',
+      BASE .. 'stats'
     K_RECORDS, K_CHANGES = BASE .. 'records', BASE .. 'changes'
     K_STATUS_MAP, K_SEAT_INDEX = BASE .. 'statusmap', BASE .. 'seatindex'
   end

@@ -1,4 +1,4 @@
--- The checks a hold call (hold_seats-8.lua, hold_best-8.lua) makes before it looks at seats,
+-- The checks a hold call (hold_seats-1.lua, hold_best-1.lua) makes before it looks at seats,
 -- in this order: the abuse limits, then the hold id (a call sent again answers the hold it
 -- made) and whether the show sells, then the gate (sales open, a queue pass).
 -- Needs context.lua, holds.lua, gate.lua and ratelimit.lua.

@@ -28,7 +28,7 @@ local function pin_hold(hold_id, expires_at, pin_ms, attempt)
 end
 
 -- An ended hold's hash stays readable RETENTION_S (status lookups), and the records set
--- names it so that unload_show-8.lua deletes it with the show. A live hold needs neither:
+-- names it so that unload_show-1.lua deletes it with the show. A live hold needs neither:
 -- it has no expiry, and unload waits until the deadlines zset has no hold left.
 local function ended_hold_kept(hold_id)
   redis.call('EXPIRE', hold_key(hold_id), RETENTION_S)
@@ -49,7 +49,7 @@ local function create_hold(hold_id, customer, seats, source, ttl_ms, positions)
     'status', 'active', 'created_at', string.format('%d', NOW), 'expires_at', expires_text, 'source', source)
   -- No expiry while it lives (as a waitlist entry's), and not in the records set yet: the
   -- deadlines zset names it. Every way a hold ends (ended_hold_kept) gives its hash
-  -- RETENTION_S and names it in the records set, where unload_show-8.lua finds it.
+  -- RETENTION_S and names it in the records set, where unload_show-1.lua finds it.
   -- A new member can only lower the earliest deadline; a moved one may raise it.
   if redis.call('ZADD', K_DEADLINES, expires_text, hold_id) == 1 and FIRST_DEADLINE_KNOWN then
     if FIRST_DEADLINE == nil or expires < FIRST_DEADLINE then FIRST_DEADLINE = expires end
@@ -66,7 +66,7 @@ end
 -- Frees those of a hold's `seats` that the status map still shows held, except the ones in
 -- `kept` (seat -> true: a booking took them): one write of their span (set_seats), one
 -- change of each count. Every way a hold lets seats go comes here (end_hold,
--- confirm_finish-8.lua). Answers how many it freed.
+-- confirm_finish-1.lua). Answers how many it freed.
 local function free_held_seats(seats, kept)
   local positions = seat_positions(seats)
   local chars = seat_chars(positions)

@@ -6,15 +6,15 @@
 -- hash lists it in `seats` and not in `lost` (the seats a booking took from it while it
 -- lived: book_seats, holds.lua); there is exactly one. A seat map read is one GET.
 -- Two keys next to the show's own, under its hash tag (same cluster slot), made by
--- load_show-8.lua and index_seats-8.lua:
+-- load_show-1.lua and index_seats-1.lua:
 --   <base>statusmap   the string
 --   <base>seatindex   hash: seat -> its 0-based position in the string
 -- Every script writes a character when it changes a seat (set_seat), so a call reads
 -- its own changes. A reader checks the string's counts against the stats hash
--- (seat_status-8.lua answers both) and has it renumbered and rebuilt from the live
--- holds and the seats hash when they disagree (index_seats-8.lua).
+-- (seat_status-1.lua answers both) and has it renumbered and rebuilt from the live
+-- holds and the seats hash when they disagree (index_seats-1.lua).
 -- A show an older library loaded has no index: the first script that needs a position
--- numbers the seats in row and place order (provisional: seat_status-8.lua answers 0
+-- numbers the seats in row and place order (provisional: seat_status-1.lua answers 0
 -- until the engine numbers them in the hall plan's order) and builds the map.
 -- Needs context.lua (K_STATUS_MAP, K_SEAT_INDEX).
 
@@ -74,7 +74,7 @@ local function rebuild_status_map()
 end
 
 -- Numbers the seats of a show that has no index (an older library loaded it) in row and
--- place order, builds the map, and marks the numbering provisional (seat_status-8.lua).
+-- place order, builds the map, and marks the numbering provisional (seat_status-1.lua).
 local function build_provisional_index()
   local layout = redis.call('HGETALL', K_LAYOUT)
   local seats = {}

@@ -2,7 +2,7 @@
 -- (lapsed passes, the opening's draw, sold out, closed) and admits as the pace allows.
 -- Also hands the metrics what happened since the last tick.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  seed of the opening's draw (hex), should this call be the first after it
 -- Output:
 --   {admitted now, running (1 while the queue runs or waits for its opening; 0: no queue

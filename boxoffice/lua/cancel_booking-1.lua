@@ -3,7 +3,7 @@
 -- nothing once the show started or closed), the rest to sale. PostgreSQL has
 -- already let the seats go (engine/cancellations.py), so a later load agrees.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  booking id
 --   ARGV[5..] the booking's seats
 -- Output:

@@ -1,7 +1,7 @@
 -- leave_waitlist: a waiter leaves at once; seats it had claimed may now serve
 -- the entries behind it.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  entry id
 -- Output:
 --   {1}            left (status "cancelled"), now or by an earlier run (idempotent)

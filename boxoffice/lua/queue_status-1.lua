@@ -1,7 +1,7 @@
 -- queue_status: a release queue ticket as it is now (includes/queue.lua ticket_view),
 -- after settling the queue (lapsed passes, the opening's draw, the end). O(log n).
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  ticket id
 --   ARGV[5]  seed of the opening's draw (hex), should this call be the first after it
 -- Output:

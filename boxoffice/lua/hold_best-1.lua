@@ -1,7 +1,7 @@
 -- hold_best: finds and holds the best free seats for one customer in one step
 -- ("best available", includes/best.lua), all or none.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  hold id (unguessable, made by the engine)
 --   ARGV[5]  customer
 --   ARGV[6]  most seats one customer may hold in this show

@@ -4,7 +4,7 @@
 -- entry ends `cancelled`, every live release queue ticket `closed` (includes/queue.lua),
 -- and live streams are told. Bookings stay.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 -- Output:
 --   {holds_released, entries_cancelled, tickets_closed}   closed now
 --   {0, 0, 0}                                             already closed (idempotent)

@@ -3,7 +3,7 @@
 -- going to waiters. Settles first, as every script does: a decline after the
 -- show's start ends the queue rather than granting to it.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  hold id
 --   ARGV[5]  fence of the confirm that failed
 -- Output:

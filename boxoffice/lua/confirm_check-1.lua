@@ -3,7 +3,7 @@
 -- pin, so the commit cannot outlive it. A stale confirm gets 0 and must not commit.
 -- Idempotent: renewing again only moves the pin's end.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  hold id
 --   ARGV[5]  fence of this confirm
 --   ARGV[6]  pin time to renew to, ms

@@ -1,6 +1,6 @@
 -- hold_seats: takes every requested seat for one customer, or none of them.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  hold id (unguessable, made by the engine)
 --   ARGV[5]  customer
 --   ARGV[6]  most seats one customer may hold in this show
@@ -49,7 +49,7 @@ if held + #seats > tonumber(ARGV[6]) then
 end
 
 -- Each seat's position in the status map; false: not in this hall (the seat index numbers
--- exactly the layout's seats: load_show-8.lua, index_seats-8.lua).
+-- exactly the layout's seats: load_show-1.lua, index_seats-1.lua).
 local positions = seat_positions(seats)
 for i, seat in ipairs(seats) do
   if not positions[i] then return finish({-5, seat}) end

@@ -6,7 +6,7 @@
 -- and with the last batch every other key of the show. A hold still live (a confirm's
 -- pin still running, a hold time longer than the grace) keeps the show for a later call.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  grace after starts_at, in ms
 --   ARGV[5]  most hold and entry hashes to delete in this call
 -- Output:

@@ -1,7 +1,7 @@
 -- seat_status: every seat of a show in one string, for the seat map (see
 -- includes/statusmap.lua): one GET instead of a walk over the seats hash.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 -- Output:
 --   -1 when the show is not loaded, else
 --   {map, categories, held, booked}: map has a character per seat in the hall

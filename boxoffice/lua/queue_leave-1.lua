@@ -1,7 +1,7 @@
 -- queue_leave: a customer leaves the queue (waiting) or gives up an unused pass; the
 -- place goes to the next in order.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  ticket id
 -- Output:
 --   {1}            left, now or by an earlier run (idempotent)

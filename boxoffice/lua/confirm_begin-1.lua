@@ -4,10 +4,10 @@
 -- finish. A confirming hold whose pin lapsed counts as active again: its
 -- confirm is presumed dead, and the new fence shuts it out.
 -- Fences never repeat for a show: the counter starts from Redis's clock when the
--- show is loaded (load_show-8.lua), so a wipe or an unload cannot hand out a fence
+-- show is loaded (load_show-1.lua), so a wipe or an unload cannot hand out a fence
 -- an older confirm still carries.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  hold id
 --   ARGV[5]  pin time in ms
 --   ARGV[6]  attempt id (unguessable, one per confirm attempt, made by the engine)

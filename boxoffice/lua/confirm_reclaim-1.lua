@@ -8,7 +8,7 @@
 -- A hold taken back gets no hold time of its own (only the pin) and counts
 -- against the customer's limit like any hold.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  hold id
 --   ARGV[5]  fence the payment was taken under
 --   ARGV[6]  pin time in ms

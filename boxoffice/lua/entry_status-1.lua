@@ -1,10 +1,10 @@
 -- entry_status: a waitlist entry, and for a waiting one what its eta needs besides
--- the holds (lua/eta_holds-8.lua): its position, the seats wanted by the entries
+-- the holds (lua/eta_holds-1.lua): its position, the seats wanted by the entries
 -- ahead that compete with it (all of them when it waits for any category, else
 -- those waiting for any or for its category), and the free seats already kept
 -- for it. O(log n) in the queue's length.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  entry id
 -- Output:
 --   {} when unknown, else {status, count, category, position, hold_id, wanted_ahead,

@@ -1,7 +1,7 @@
 -- sweep: ends the show's holds whose deadline passed and hands their seats to
 -- the waitlist. Idempotent, so any number of sweepers may run it at once.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 -- Output:
 --   {holds_ended, next_wake} (next_wake 0: nothing pending)
 --@include context

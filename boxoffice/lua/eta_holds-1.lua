@@ -3,7 +3,7 @@
 -- holds are left out: they are being paid. One read serves every waiter of the
 -- show for a moment (engine/waitlist.py caches it).
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  how many holds to look at, at most
 -- Output:
 --   -1 when the show is not loaded, else

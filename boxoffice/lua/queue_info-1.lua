@@ -1,6 +1,6 @@
 -- queue_info: the show's release queue for GET /v1/shows/{id}.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 -- Output:
 --   {sale_opens_at (ms, 0: none), order, active (1|0), waiting, end ('' while running)}
 --@include context

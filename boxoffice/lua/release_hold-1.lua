@@ -1,7 +1,7 @@
 -- release_hold: the customer gives an active hold back; freed seats go to the
 -- waitlist first.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  hold id
 -- Output:
 --   {1}              released (now, or by an earlier run: releasing is idempotent)

@@ -3,12 +3,12 @@
 -- (see includes/statusmap.lua). Running it again renumbers and rebuilds: harmless
 -- (and the repair of a map that drifted).
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4..]  every seat id of the hall, in the hall plan's order
 -- Output:
 --   -1 when the show is not loaded, else the number of seats indexed; an error reply (and
 --   nothing changed) when the seats are not exactly the layout's, each once: holds find a
---   seat by its position (hold_seats-8.lua), so a seat the index had and the layout lacked
+--   seat by its position (hold_seats-1.lua), so a seat the index had and the layout lacked
 --   would be one the show does not have. Only a bug sends such seats.
 --@include context
 --@include holds

@@ -2,10 +2,10 @@
 -- from the catalog and the booked seats in PostgreSQL. Does nothing when the
 -- show is already loaded, so racing loaders are harmless.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  starts_at (ms)
 --   ARGV[5]  status: open or closed
---   ARGV[6]  "1": explicit holds may not strand a single seat (hold_seats-8.lua), else "0"
+--   ARGV[6]  "1": explicit holds may not strand a single seat (hold_seats-1.lua), else "0"
 --   ARGV[7]  sale_opens_at (ms, 0: on sale now) and ARGV[8] the queue's order
 --            ("arrival" or "shuffle_before_open"; includes/queue.lua)
 --   ARGV[9]  number of seats n

@@ -1,6 +1,6 @@
 -- queue_join: a customer joins the show's release queue (includes/queue.lua).
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  ticket id (unguessable, made by the engine; starts with "Q")
 --   ARGV[5]  customer
 --   ARGV[6]  pass token for this ticket (random, made by the engine; shown once admitted)

@@ -1,6 +1,6 @@
 -- hold_status: one hold, after settling due deadlines.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  hold id
 -- Output:
 --   {} when unknown, else {status, seats, customer, expires_at, booking_id, now}

@@ -2,7 +2,7 @@
 -- numbered by a per-show arrival counter, only while the request has a chance
 -- (enough unsold seats: held or free). Seats already free for it are granted at once.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  entry id (unguessable, made by the engine; starts with "W")
 --   ARGV[5]  customer
 --   ARGV[6]  count

@@ -2,7 +2,7 @@
 -- booked and the hold confirmed. Booked always wins, whatever the hold's state:
 -- the sale is already durable. Waiters who lost every chance are told.
 -- Input:
---   KEYS[1..8], ARGV[1..3]   see includes/context.lua
+--   KEYS[1], ARGV[1..3]      see includes/context.lua
 --   ARGV[4]  hold id ("" when repairing from PostgreSQL without a hold)
 --   ARGV[5]  booking id
 --   ARGV[6..] seats
