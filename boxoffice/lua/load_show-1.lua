@@ -49,5 +49,5 @@ redis.call('HSET', K_STATS, 'free', n - booked, 'held', 0, 'booked', booked, 'wa
 -- before a wipe or an unload (at most a thousand confirms a millisecond).
 redis.call('HSET', K_META, 'starts_at', ARGV[4], 'status', ARGV[5], 'seat_count', n,
   'fence', string.format('%d', NOW * 1000), 'layout_stamp', string.format('%d', NOW),
-  'no_stranded_seats', ARGV[6], 'sale_opens_at', ARGV[7], 'queue_order', ARGV[8], 'loaded', '1')
+  'no_stranded_seats', ARGV[6], 'sale_opens_at', ARGV[7], 'queue_order', ARGV[8], 'first_deadline', '0', 'loaded', '1')
 return 1

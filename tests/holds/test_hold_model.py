@@ -286,7 +286,7 @@ class HoldMachine(RuleBasedStateMachine):
     @invariant()
     def stored_state_matches(self) -> None:
         keys = self.ctx.keys.show_keys(self.show.show_id)
-        seats, deadlines, customers, stats = self.call(read_raw(self.ctx, keys, self.show.show_id))
+        seats, deadlines, customers, stats, first_deadline = self.call(read_raw(self.ctx, keys, self.show.show_id))
         active = self.rules.active()
         assert seats == {seat: f"h:{h.hold_id}" for h in active for seat in h.seats}
         assert deadlines == {h.hold_id: float(h.expires_at) for h in active}
@@ -295,6 +295,8 @@ class HoldMachine(RuleBasedStateMachine):
         if stats:  # loaded
             held = sum(len(h.seats) for h in active)
             assert (int(stats["held"]), int(stats["free"])) == (held, self.rules.seat_count - held)
+            # The earliest deadline the scripts read with the meta hash (lua/includes/context.lua).
+            assert int(first_deadline) == min((h.expires_at for h in active), default=0)
         else:
             assert not self.rules.holds
 
@@ -304,9 +306,10 @@ async def read_raw(ctx: Engine, keys: list[str], show_id: int) -> list[Any]:
     pipe.zrange(keys[3], 0, -1, withscores=True)
     pipe.hgetall(keys[4])
     pipe.hgetall(keys[7])
-    deadlines, customers, stats = await pipe.execute()
+    pipe.hget(keys[0], "first_deadline")
+    deadlines, customers, stats, first_deadline = await pipe.execute()
     seats = await seat_marks(ctx.redis, ctx.keys, show_id)
-    return [seats, dict(deadlines), customers, stats]
+    return [seats, dict(deadlines), customers, stats, first_deadline]
 
 
 async def drop_keys(ctx: Engine) -> None:

@@ -4,7 +4,9 @@
 -- (ARGV[1]): a key passed costs Redis a Lua string on every call, a name made here is kept
 -- while calls are for the same show. The show's keys, by the suffix after its base:
 --   meta       hash: loaded, starts_at (ms), status (open|closed), seat_count, fence,
---              waitseq, wc:<category>, layout_stamp and index_epoch (best.lua)  [KEYS[1]]
+--              waitseq, wc:<category>, layout_stamp and index_epoch (best.lua), and
+--              first_deadline (the deadlines zset's earliest score, "0": none; see
+--              FIRST_DEADLINE below)  [KEYS[1]]
 --   layout     hash: seat -> "category|row|place|rank|kind" (place: along the row, side
 --              by side seats consecutive, an aisle skips a place; rank: lower is a better
 --              seat, distinct per seat; kind: standard, wheelchair or companion; shows
@@ -75,8 +77,15 @@ local EXPIRED_LATE_MS, GRANT_WAITS_MS
 -- close_show-1.lua set them); the earliest hold deadline (nil: none), which every
 -- write to the deadlines zset updates (create_hold) or forgets (FIRST_DEADLINE_KNOWN),
 -- and the waitlist's length (waitlist.lua: adding or ending an entry forgets it).
+-- The earliest deadline is read with the meta hash too (its first_deadline field), which
+-- finish() writes whenever a call changed it: reading it from the zset (ZRANGE WITHSCORES)
+-- made Redis format the score with "%.17g", about 4 % of a hold. The field is missing on a
+-- show an older library loaded (then the zset is read), and the sweep reads the zset
+-- every time, so a field that went wrong heals at the show's next sweep.
 local LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT
 local FIRST_DEADLINE, FIRST_DEADLINE_KNOWN
+-- The first_deadline field as read or last written (0: none; nil: no field).
+local STORED_FIRST_DEADLINE
 local WAITING
 -- next_wake() when the call began (settle.lua).
 local START_WAKE
@@ -105,6 +114,7 @@ local function start_call(keys, argv)
   ENDED_ENTRIES, EXPIRED_LATE_MS, GRANT_WAITS_MS = nil, nil, nil
   LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT = nil, nil, nil, nil, nil
   FIRST_DEADLINE, FIRST_DEADLINE_KNOWN, WAITING = nil, false, nil
+  STORED_FIRST_DEADLINE = nil
   START_WAKE = 0
   LAST_SPAN = nil
 end
@@ -140,9 +150,14 @@ end
 
 local function read_meta()
   if STARTS_AT == nil then
-    local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at', 'status', 'no_stranded_seats', 'sale_opens_at')
+    local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at', 'status', 'no_stranded_seats', 'sale_opens_at',
+      'first_deadline')
     LOADED, STARTS_AT, CLOSED = meta[1] == '1', tonumber(meta[2] or '0'), meta[3] == 'closed'
     NO_STRANDED, SALE_OPENS_AT = meta[4] == '1', tonumber(meta[5] or '0')
+    if meta[6] and not FIRST_DEADLINE_KNOWN then
+      STORED_FIRST_DEADLINE = tonumber(meta[6])
+      FIRST_DEADLINE, FIRST_DEADLINE_KNOWN = STORED_FIRST_DEADLINE > 0 and STORED_FIRST_DEADLINE or nil, true
+    end
   end
 end
 
@@ -171,9 +186,22 @@ local function not_selling()
 end
 
 local function first_deadline()
+  read_meta()
   if not FIRST_DEADLINE_KNOWN then
     local first = redis.call('ZRANGE', K_DEADLINES, '0', '0', 'WITHSCORES')
     FIRST_DEADLINE, FIRST_DEADLINE_KNOWN = first[2] and tonumber(first[2]), true
   end
   return FIRST_DEADLINE
+end
+
+-- Writes the earliest deadline into the meta hash when this call changed it (finish()).
+-- A show not loaded has no meta hash to write (a status lookup of an unloaded show's hold
+-- must not make one).
+local function store_first_deadline()
+  if not is_loaded() then return end
+  local first = first_deadline() or 0
+  if first ~= STORED_FIRST_DEADLINE then
+    redis.call('HSET', K_META, 'first_deadline', string.format('%d', first))
+    STORED_FIRST_DEADLINE = first
+  end
 end

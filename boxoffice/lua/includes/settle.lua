@@ -94,6 +94,7 @@ end
 local function finish(result)
   publish_changes()
   local wake = next_wake()
+  store_first_deadline()
   local reindex = (wake > 0 and (START_WAKE == 0 or wake < START_WAKE)) and 1 or 0
   if EXPIRED_LATE_MS == nil and GRANT_WAITS_MS == nil then return {result, wake, reindex} end
   return {result, wake, reindex, EXPIRED_LATE_MS or NONE, GRANT_WAITS_MS or NONE}
