@@ -2,8 +2,9 @@
 its keys and arguments and turns its reply into typed values or engine errors. Nothing
 else in the engine or the API builds script arguments or reads script replies.
 
-Every call goes the same way: the eight show keys and the three common arguments
-(boxoffice/lua/includes/context.lua), the script's own arguments, one FCALL. A show
+Every call goes the same way: the show's one key (its meta hash: Keys.script_keys) and the
+three common arguments (boxoffice/lua/includes/context.lua), the script's own arguments,
+one FCALL. A show
 Redis does not hold (-1) is loaded from the catalog and the call made again. Every show
 script answers {result, next_wake, reindex, expired_late_ms, grant_waits_ms}, the lists
 only when one has entries (boxoffice/lua/includes/settle.lua): they feed the metrics
