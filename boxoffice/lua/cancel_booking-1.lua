@@ -32,10 +32,7 @@ end
 local freed = #mine_seats
 if freed > 0 then
   redis.call('HDEL', K_SEATS, unpack(mine_seats))
-  set_seats(mine_seats, mine_positions, false)
-  local count = string.format('%d', freed)
-  redis.call('HINCRBY', K_STATS, 'booked', '-' .. count)
-  redis.call('HINCRBY', K_STATS, 'free', count)
+  seats_freed(mine_seats, mine_positions, 'booked')
   grant_waiters()
 end
 return finish(freed)

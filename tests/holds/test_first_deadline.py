@@ -22,6 +22,15 @@ _shows = itertools.count(916_000_001)
 LAYOUT = [(f"A{n}", f"standard|A|{n}|{n - 1}|standard") for n in range(1, 7)]
 
 
+async def show_with_one_hold(ctx: Engine) -> tuple[int, int]:
+    """A new show whose seat A1 is held by HA from Redis's now: (show id, now ms)."""
+    show_id = next(_shows)
+    await ctx.gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", LAYOUT, []))
+    now = int((await ctx.redis.time())[0]) * 1000
+    await ctx.gateway.hold_seats(show_id, "HA", "ana@example.org", 10, ["A1"], now_ms=now)
+    return show_id, now
+
+
 async def stored_and_true(ctx: Engine, show_id: int) -> tuple[int, int]:
     """(the meta hash's first_deadline, the deadlines zset's earliest score; 0: none)."""
     meta, deadlines = ctx.keys.show_keys(show_id)[0], ctx.keys.show_keys(show_id)[3]
@@ -60,11 +69,8 @@ async def test_every_change_of_the_earliest_deadline_is_written(ctx: Engine) -> 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_a_wrong_field_heals_at_the_next_sweep(ctx: Engine) -> None:
-    show_id = next(_shows)
     gateway, ttl = ctx.gateway, ctx.gateway.hold_ttl_ms
-    await gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", LAYOUT, []))
-    now = int((await ctx.redis.time())[0]) * 1000
-    await gateway.hold_seats(show_id, "HA", "ana@example.org", 10, ["A1"], now_ms=now)
+    show_id, now = await show_with_one_hold(ctx)
     # Say the field went wrong (a release from before it, a hand edit): none pending.
     await ctx.redis.hset(ctx.keys.show_keys(show_id)[0], "first_deadline", "0")
     assert int(await gateway.call("sweep", show_id, now_ms=now + ttl)) == 1  # HA ended
@@ -75,11 +81,8 @@ async def test_a_wrong_field_heals_at_the_next_sweep(ctx: Engine) -> None:
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
 async def test_a_show_without_the_field_reads_the_zset(ctx: Engine) -> None:
     # As an older library left a show: no first_deadline in its meta hash.
-    show_id = next(_shows)
     gateway, ttl = ctx.gateway, ctx.gateway.hold_ttl_ms
-    await gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", LAYOUT, []))
-    now = int((await ctx.redis.time())[0]) * 1000
-    await gateway.hold_seats(show_id, "HA", "ana@example.org", 10, ["A1"], now_ms=now)
+    show_id, now = await show_with_one_hold(ctx)
     await ctx.redis.hdel(ctx.keys.show_keys(show_id)[0], "first_deadline")
     with pytest.raises(SeatsUnavailable):
         await gateway.hold_seats(show_id, "HB", "bob@example.org", 10, ["A1"], now_ms=now + ttl - 1)

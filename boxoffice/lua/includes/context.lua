@@ -154,7 +154,7 @@ local function read_meta()
       'first_deadline')
     LOADED, STARTS_AT, CLOSED = meta[1] == '1', tonumber(meta[2] or '0'), meta[3] == 'closed'
     NO_STRANDED, SALE_OPENS_AT = meta[4] == '1', tonumber(meta[5] or '0')
-    if meta[6] and not FIRST_DEADLINE_KNOWN then
+    if meta[6] then
       STORED_FIRST_DEADLINE = tonumber(meta[6])
       FIRST_DEADLINE, FIRST_DEADLINE_KNOWN = STORED_FIRST_DEADLINE > 0 and STORED_FIRST_DEADLINE or nil, true
     end

@@ -63,10 +63,20 @@ local function create_hold(hold_id, customer, seats, source, ttl_ms, positions)
   return expires
 end
 
+-- Seats (at their positions, each once) go from `state` ('held' or 'booked') back to free:
+-- one write of their span (set_seats), one change of each count. Every way seats come
+-- free comes here (free_held_seats, cancel_booking-1.lua).
+local function seats_freed(seats, positions, state)
+  if #seats == 0 then return end
+  set_seats(seats, positions, false)
+  local count = string.format('%d', #seats)
+  redis.call('HINCRBY', K_STATS, state, '-' .. count)
+  redis.call('HINCRBY', K_STATS, 'free', count)
+end
+
 -- Frees those of a hold's `seats` that the status map still shows held, except the ones in
--- `kept` (seat -> true: a booking took them): one write of their span (set_seats), one
--- change of each count. Every way a hold lets seats go comes here (end_hold,
--- confirm_finish-1.lua). Answers how many it freed.
+-- `kept` (seat -> true: a booking took them). Every way a hold lets seats go comes here
+-- (end_hold, confirm_finish-1.lua). Answers how many it freed.
 local function free_held_seats(seats, kept)
   local positions = seat_positions(seats)
   local chars = seat_chars(positions)
@@ -77,14 +87,8 @@ local function free_held_seats(seats, kept)
       freed_seats[n], freed_positions[n] = seat, positions[i]
     end
   end
-  local freed = #freed_seats
-  if freed > 0 then
-    set_seats(freed_seats, freed_positions, false)
-    local count = string.format('%d', freed)
-    redis.call('HINCRBY', K_STATS, 'held', '-' .. count)
-    redis.call('HINCRBY', K_STATS, 'free', count)
-  end
-  return freed
+  seats_freed(freed_seats, freed_positions, 'held')
+  return #freed_seats
 end
 
 -- A hold's seats no longer count against its customer's limit.
