@@ -35,7 +35,7 @@ from boxoffice.engine.redis.clients import make_redis
 from boxoffice.engine.redis.expiry_wakeups import ExpiryWakeups, unavailable_reason
 from boxoffice.engine.redis.gateway import QueuePace, ShowScripts
 from boxoffice.engine.redis.keys import Keys
-from boxoffice.engine.redis.pubsub import EventHub
+from boxoffice.engine.redis.pubsub import LEASE_MS, EventHub
 from boxoffice.engine.redis.scripts import ScriptRunner
 from boxoffice.engine.release_queue import ReleaseQueue
 from boxoffice.engine.settings import Settings
@@ -143,7 +143,9 @@ def build_engine(settings: Settings, redis: Any, pubsub_redis: Any, sql: AsyncEn
     return Engine(
         settings=settings, redis=redis, pubsub_redis=pubsub_redis, sql=sql, keys=keys, scripts=scripts,
         gateway=gateway, catalog=catalog, signer=signer, payments=payments, payment_records=records,
-        events=EventHub(pubsub_redis, keys.changes_pattern()), shows=shows, bookings=bookings, holds=holds,
+        events=EventHub(pubsub_redis, keys.changes_pattern(),
+                        listen=lambda show_id, load: gateway.listen(show_id, LEASE_MS, load)),
+        shows=shows, bookings=bookings, holds=holds,
         confirmations=confirmations, cancellations=cancellations,
         admin=Admin(sql, catalog, holds, redis, keys, release_queue),
         waitlist=Waitlist(gateway, catalog, signer, holds), release_queue=release_queue, wakeups=wakeups,

@@ -47,6 +47,8 @@ async def test_each_changed_seat_is_named_once_with_its_own_status(ctx: Engine) 
 
     pubsub = ctx.redis.pubsub()
     await pubsub.subscribe(ctx.keys.changes_channel(show_id))
+    # Published while a lease runs (lua/listen-1.lua): one past the last time below.
+    await ctx.gateway.listen(show_id, 3 * ttl, now_ms=now)
     try:
         await hold("HA", ["A2", "A1"], now)
         assert await next_message(pubsub) == "0;A2=held,A1=held;;"

@@ -41,6 +41,7 @@ CALLS: dict[str, tuple[Callable[[ShowScripts], Awaitable[Any]], int]] = {
     "confirm_abort": (lambda g: g.confirm_abort(1, "H", 5), 0),
     "confirm_reclaim": (lambda g: g.confirm_reclaim(1, "H", 5, 1000, "c", "at", 10, SEATS), 2),
     "sweep": (lambda g: g.sweep(1), 0),
+    "listen": (lambda g: g.listen(1, 60_000), 0),
     "unload_show": (lambda g: g.unload_show(1, 1000, 10, None), 0),
     "close_show": (lambda g: g.close_show(1), 0),
     "cancel_booking": (lambda g: g.cancel_booking(1, "bk", SEATS), 2),

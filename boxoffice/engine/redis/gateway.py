@@ -290,6 +290,15 @@ class ShowScripts:
         status_map, waited, held, booked = await self.call("seat_status", show_id, now_ms=now_ms)
         return status_map, [text(c) for c in waited], int(held), int(booked)
 
+    async def listen(self, show_id: int, lease_ms: int, load: bool = True, now_ms: int | None = None) -> int | None:
+        """This process serves a live stream of the show: its change messages are published
+        for `lease_ms` at least (lua/listen-1.lua). Answers when the running lease began
+        (listened_since, ms): when it differs from the last call's answer, a change may have
+        gone unpublished in between. None when the show is not loaded and `load` is false
+        (nothing is published for it then)."""
+        since = await self.call("listen", show_id, lease_ms, now_ms=now_ms, load=load)
+        return None if since is None else int(since)
+
     async def index_seats(self, show_id: int, seat_ids: list[str], now_ms: int | None) -> None:
         await self.call("index_seats", show_id, *seat_ids, now_ms=now_ms)
 

@@ -12,6 +12,14 @@ every PUBLISH match and write to every process: 1.8 µs of Redis per message wit
 against 0.14). A listener is handed its queue only once Redis confirmed the subscription,
 so it never misses a change made after it read the show's state.
 
+The scripts publish a show's changes only while some process serves a stream of it (a
+PUBLISH no one hears still cost Redis a message built and a call, on every hold): with its
+subscription a process takes a lease on the show's messages (lua/listen-1.lua, `listen`
+below), before the listener reads the show's state, and renews it every LEASE_RENEW_S
+while it listens. A renewal that finds the lease began anew since its last one (it had run
+out, or the show was loaded again) tells the show's listeners to resync: a change may have
+gone unpublished in between.
+
 On a single Redis server over TCP the subscription is a bare connection whose replies
 hiredis parses (redis-py's pubsub costs several microseconds a message); a cluster, TLS, a
 unix socket or embedded mode use redis-py's pubsub. On a Redis Cluster a classic PUBLISH
@@ -23,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +49,13 @@ RECONNECT_DELAY_S = 0.5
 # connection is taken as lost, and the listener resyncs when it is back.
 SUBSCRIBE_TIMEOUT_S = 5.0
 CLIENT_NAME = "boxoffice-events"
+# The lease on a show's change messages (lua/listen-1.lua), renewed well before it runs out.
+LEASE_MS = 60_000
+LEASE_RENEW_S = 15.0
+
+# Takes or renews this process's lease on a show's messages: (show_id, load the show when
+# Redis does not hold it) -> when the running lease began (ms), None: the show is not loaded.
+Listen = Callable[[int, bool], Awaitable[int | None]]
 
 
 @dataclass(frozen=True)
@@ -131,9 +146,17 @@ class EntryWatch:
 
 
 class EventHub:
-    def __init__(self, pubsub_redis: Any, pattern: str) -> None:
-        """`pattern`: the change channels' names with "*" for the show's tag (Keys.changes_pattern)."""
+    def __init__(self, pubsub_redis: Any, pattern: str, listen: Listen) -> None:
+        """`pattern`: the change channels' names with "*" for the show's tag (Keys.changes_pattern);
+        `listen` takes the lease on a show's messages (ShowScripts.listen)."""
         self.redis = pubsub_redis
+        self._listen = listen
+        # show -> when its running lease began, as this process last learnt it
+        self._lease_since: dict[int, int] = {}
+        # show -> the lease taken for its subscription on the current connection (done when
+        # taken, or when taking it failed)
+        self._leases: dict[int, asyncio.Future[None]] = {}
+        self._renewer: asyncio.Task[None] | None = None
         self.prefix, _, self.suffix = pattern.partition("*")
         # Subscribed by every connection first: it makes the connection a subscriber (and
         # proves it works) while no show is listened to. Nothing is published there.
@@ -157,12 +180,14 @@ class EventHub:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-hub")
+        self._renewer = asyncio.create_task(self._renew_forever(), name="event-hub-leases")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for task in (self._task, self._renewer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     # -- listeners -------------------------------------------------------------------------
 
@@ -201,22 +226,28 @@ class EventHub:
         return show_id in self.listeners or show_id in self.watches
 
     async def _want(self, show_id: int) -> None:
-        """Returns once this process is subscribed to the show (or not connected: then the
-        listener is told to resync when the connection is back and subscribed)."""
-        confirmed = self._subscribed.get(show_id)
-        if confirmed is None and self._link is not None:
+        """Returns once this process is subscribed to the show and holds a lease on its
+        messages (or not connected: then the listener is told to resync when the connection
+        is back and subscribed)."""
+        if show_id not in self._subscribed and self._link is not None:
             confirmed = self._subscribed[show_id] = self._subscribe(self._link, show_id)
-        if confirmed is not None and not confirmed.done():
+            # Loads the show if need be: its first listener reads its state next, and what
+            # changes from here on is published.
+            self._leases[show_id] = self._lease_after(confirmed, show_id, resync=False)
+        leased = self._leases.get(show_id)
+        if leased is not None and not leased.done():
             # asyncio.timeout, not wait_for: a listener cancelled as the confirmation comes
             # must end, not go on (Python 3.11's wait_for can swallow that cancellation).
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
-                    await asyncio.shield(confirmed)
+                    await asyncio.shield(leased)
 
     def _unwant(self, show_id: int) -> None:
         if self._wanted(show_id) or show_id not in self._subscribed:
             return
         del self._subscribed[show_id]
+        self._leases.pop(show_id, None)
+        self._lease_since.pop(show_id, None)
         if self._link is not None:
             self._link.send("UNSUBSCRIBE", self.channel(show_id))
 
@@ -226,6 +257,48 @@ class EventHub:
         self._acks[channel].append(ack)
         link.send("SUBSCRIBE", channel)
         return ack
+
+    # -- leases on the shows' messages -----------------------------------------------------
+
+    def _lease_after(self, confirmed: asyncio.Future[None], show_id: int, resync: bool) -> asyncio.Future[None]:
+        """Takes the show's lease once its subscription is confirmed (loading the show if need
+        be), then, if `resync`, has its listeners read afresh."""
+        async def take() -> None:
+            await confirmed
+            await self._renewed(show_id, load=True)
+            if resync:
+                self._resync_show(show_id)
+
+        leased = asyncio.ensure_future(take())
+        leased.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved: no warning
+        return leased
+
+    async def _renewed(self, show_id: int, load: bool) -> bool:
+        """Takes or renews the lease on the show's messages; True when the lease began anew
+        since this process last learnt it (a change may have gone unpublished). An error is
+        logged: the next renewal finds the lease begun anew if it ran out meanwhile."""
+        try:
+            since = await self._listen(show_id, load)
+        except Exception as exc:
+            log.warning("could not take the lease on show %s's change messages (%s)", show_id, exc)
+            return False
+        if since is None or not self._wanted(show_id):
+            return False  # not loaded: nothing is published; the lease begins anew once it is
+        known = self._lease_since.get(show_id)
+        self._lease_since[show_id] = since
+        return known is not None and known != since
+
+    async def renew_all(self) -> None:
+        """Renews the lease of every show whose lease this process took; a show's listeners
+        resync when its lease began anew since."""
+        for show_id, leased in list(self._leases.items()):
+            if leased.done() and await self._renewed(show_id, load=False):
+                self._resync_show(show_id)
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW_S)
+            await self.renew_all()
 
     def _acknowledged(self, channel: str) -> None:
         """Redis confirmed a SUBSCRIBE: the oldest one sent for the channel."""
@@ -263,13 +336,13 @@ class EventHub:
         if change is not None:
             self._dispatch(change)
 
-    def _resync_all(self) -> None:
-        """After a (re)connect: messages may have been missed, every listener reads afresh."""
-        for queues in list(self.listeners.values()):
-            for queue in list(queues):
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait(None)
-        for watches in list(self.watches.values()):
+    def _resync_show(self, show_id: int) -> None:
+        """Messages of the show may have been missed: its listeners read afresh."""
+        for queue in list(self.listeners.get(show_id, ())):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+        watches = self.watches.get(show_id)
+        if watches is not None:
             watches.changed(list(watches.by_entry))  # every record reads afresh, at once
 
     # -- the connection --------------------------------------------------------------------
@@ -297,7 +370,8 @@ class EventHub:
         anchor = asyncio.get_running_loop().create_future()
         self._acks[self.anchor].append(anchor)
         link.send("SUBSCRIBE", self.anchor)
-        for show_id in set(self.listeners) | set(self.watches):
+        shows = set(self.listeners) | set(self.watches)
+        for show_id in shows:
             self._subscribed[show_id] = self._subscribe(link, show_id)
         self._link = link
         # asyncio.wait, not gather: a timeout must not cancel the futures listeners await.
@@ -311,7 +385,10 @@ class EventHub:
             if not done or ended.done():
                 raise RedisConnectionError("the subscriptions were not confirmed")
         self.connected.set()
-        self._resync_all()
+        # Every listener reads afresh (changes made while there was no subscription were
+        # missed), each once its show's lease is taken again (Redis may have lost it).
+        for show_id in shows:
+            self._leases[show_id] = self._lease_after(self._subscribed[show_id], show_id, resync=True)
 
     def _lost(self) -> None:
         self.connected.clear()
@@ -323,6 +400,7 @@ class EventHub:
                     ack.exception()  # retrieved: no "never retrieved" warning when nobody waits
         self._acks.clear()
         self._subscribed.clear()
+        self._leases.clear()
 
     async def _subscribe_redis_py(self) -> None:
         """Cluster, TLS, unix socket or embedded: redis-py's pubsub."""

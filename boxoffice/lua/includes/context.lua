@@ -6,7 +6,8 @@
 --   meta       hash: loaded, starts_at (ms), status (open|closed), seat_count, fence,
 --              waitseq, wc:<category>, layout_stamp and index_epoch (best.lua), and
 --              first_deadline (the deadlines zset's earliest score, "0": none; see
---              FIRST_DEADLINE below)  [KEYS[1]]
+--              FIRST_DEADLINE below), listened_until (ms, Redis clock: until then some
+--              process serves a live stream of the show; see LISTENED_UNTIL below)  [KEYS[1]]
 --   layout     hash: seat -> "category|row|place|rank|kind" (place: along the row, side
 --              by side seats consecutive, an aisle skips a place; rank: lower is a better
 --              seat, distinct per seat; kind: standard, wheelchair or companion; shows
@@ -82,7 +83,10 @@ local EXPIRED_LATE_MS, GRANT_WAITS_MS
 -- made Redis format the score with "%.17g", about 4 % of a hold. The field is missing on a
 -- show an older library loaded (then the zset is read), and the sweep reads the zset
 -- every time, so a field that went wrong heals at the show's next sweep.
-local LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT
+-- Until when a process serves a live stream of the show (its listened_until field, 0: no
+-- one yet; listen-1.lua): change messages are published only until then (settle.lua,
+-- publish_changes). A PUBLISH no one hears still cost a message built and a call.
+local LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT, LISTENED_UNTIL
 local FIRST_DEADLINE, FIRST_DEADLINE_KNOWN
 -- The first_deadline field as read or last written (0: none; nil: no field).
 local STORED_FIRST_DEADLINE
@@ -112,7 +116,7 @@ local function start_call(keys, argv)
   TTL_MS = tonumber(argv[3])
   CHANGED, CHANGED_TO, QUEUE_CHANGED = {}, {}, false
   ENDED_ENTRIES, EXPIRED_LATE_MS, GRANT_WAITS_MS = nil, nil, nil
-  LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT = nil, nil, nil, nil, nil
+  LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT, LISTENED_UNTIL = nil, nil, nil, nil, nil, nil
   FIRST_DEADLINE, FIRST_DEADLINE_KNOWN, WAITING = nil, false, nil
   STORED_FIRST_DEADLINE = nil
   START_WAKE = 0
@@ -151,9 +155,10 @@ end
 local function read_meta()
   if STARTS_AT == nil then
     local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at', 'status', 'no_stranded_seats', 'sale_opens_at',
-      'first_deadline')
+      'first_deadline', 'listened_until')
     LOADED, STARTS_AT, CLOSED = meta[1] == '1', tonumber(meta[2] or '0'), meta[3] == 'closed'
     NO_STRANDED, SALE_OPENS_AT = meta[4] == '1', tonumber(meta[5] or '0')
+    LISTENED_UNTIL = tonumber(meta[7] or '0')
     if meta[6] then
       STORED_FIRST_DEADLINE = tonumber(meta[6])
       FIRST_DEADLINE, FIRST_DEADLINE_KNOWN = STORED_FIRST_DEADLINE > 0 and STORED_FIRST_DEADLINE or nil, true

@@ -71,9 +71,12 @@ end
 -- "<queue changed 0|1>;<seat>=<available|held|booked>,...;<categories the queue
 -- waits for, "*": any>;<entries this call ended>". Seat statuses are the seats'
 -- own; listeners show the free seats of the waited categories as held (they are
--- the queue's: waiters first, docs/DESIGN.md).
+-- the queue's: waiters first, docs/DESIGN.md). Published only while some process serves a
+-- live stream of the show (LISTENED_UNTIL, context.lua): no one else reads them.
 local function publish_changes()
   if #CHANGED == 0 and not QUEUE_CHANGED then return end
+  read_meta()
+  if LISTENED_UNTIL < NOW then return end
   redis.call('PUBLISH', K_CHANGES, (QUEUE_CHANGED and '1;' or '0;') .. changed_seats_text() .. ';'
     .. table.concat(reserved_categories(), ',') .. ';' .. table.concat(ENDED_ENTRIES or NONE, ','))
 end
