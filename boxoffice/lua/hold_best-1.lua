@@ -18,7 +18,7 @@
 --                                           same id): that hold
 --   {-1}                                    show not loaded
 --   {-2, waitlist_length, possible}         no choice fits: nothing held
---   {-3, already_held}                      customer limit
+--   {-3, already_held}                      customer limit (checked once the seats are chosen)
 --   {-20, retry_after_s, scope}             over an abuse limit ("address" or "customer")
 --   {-11, reason}                           the show sells nothing: "closed" or "started"
 --   {-21, sale_opens_at} / {-22}            sales not open / a pass needed (includes/gate.lua)
@@ -39,10 +39,6 @@ local customer = ARGV[5]
 local refused, pass_ticket = refused_before_seats(ARGV[4], customer, ARGV[11], ARGV[12])
 if refused then return finish(refused) end
 local count = tonumber(ARGV[7])
-local held = seats_of_customer(customer)
-if held + count > tonumber(ARGV[6]) then
-  return finish({-3, held})
-end
 
 local category, kind = ARGV[8], ARGV[9] == '' and 'standard' or ARGV[9]
 -- A free seat a waiter could use is the queue's, not a newcomer's (waiters first,
@@ -65,7 +61,10 @@ if not seats then
   local possible = (tonumber(stats[1]) + tonumber(stats[2])) >= count and 1 or 0
   return finish({-2, waitlist_length(), possible})
 end
-local expires = create_hold(ARGV[4], customer, seats, 'direct')
+-- The customer limit last: it counts the seats (waitlist.lua, customer_takes).
+local over_limit = customer_takes(customer, count, tonumber(ARGV[6]))
+if over_limit then return finish(over_limit) end
+local expires = create_hold(ARGV[4], customer, seats, 'direct', nil, nil, true)
 use_pass(pass_ticket)
 local out = {1, expires, NOW}
 for _, seat in ipairs(seats) do out[#out + 1] = seat end

@@ -14,7 +14,8 @@
 --                                           same id): that hold
 --   {-1}                                    show not loaded
 --   {-2, waitlist_length, possible, seat..} some seats not free: nothing held
---   {-3, already_held}                      customer limit
+--   {-3, already_held}                      customer limit (checked after the seats: a hold
+--                                           refused for its seats says so first)
 --   {-5, seat}                              a seat not in this hall, or named twice, or
 --                                           no seat at all ("") (each would corrupt the
 --                                           show's counts)
@@ -42,11 +43,6 @@ local refused, pass_ticket = refused_before_seats(ARGV[4], customer, ARGV[7], AR
 if refused then return finish(refused) end
 local seats = {unpack(ARGV, 9)}
 if #seats == 0 then return finish({-5, ''}) end  -- a hold of nothing would break the counts
-
-local held = seats_of_customer(customer)
-if held + #seats > tonumber(ARGV[6]) then
-  return finish({-3, held})
-end
 
 -- Each seat's position in the status map; false: not in this hall (the seat index numbers
 -- exactly the layout's seats: load_show-1.lua, index_seats-1.lua).
@@ -81,6 +77,9 @@ if NO_STRANDED then  -- read with the meta hash (context.lua, read_meta)
   if stranded then return finish({-12, stranded}) end
 end
 
-local expires = create_hold(ARGV[4], customer, seats, 'direct', nil, positions)
+-- The customer limit last: it counts the seats (waitlist.lua, customer_takes).
+local over_limit = customer_takes(customer, #seats, tonumber(ARGV[6]))
+if over_limit then return finish(over_limit) end
+local expires = create_hold(ARGV[4], customer, seats, 'direct', nil, positions, true)
 use_pass(pass_ticket)
 return finish({1, expires, NOW})

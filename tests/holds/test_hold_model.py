@@ -86,15 +86,17 @@ class Rules:
 
     def hold(self, seats: list[str], customer: str) -> tuple[str, list[str]]:
         """("invalid"|"limit"|"unavailable"|"held", unavailable seats) of a non-empty list:
-        the engine's script settles, checks the customer's limit, then the seats."""
+        the engine's script settles, checks the seats, then the customer's limit."""
         self.settle()
-        if self.held_by(customer) + len(seats) > MAX_SEATS_PER_CUSTOMER:
-            return "limit", []
         if not self.valid(seats):
             return "invalid", []
         owners = self.owners()
         taken = [s for s in seats if s in owners]
-        return ("unavailable", taken) if taken else ("held", [])
+        if taken:
+            return "unavailable", taken
+        if self.held_by(customer) + len(seats) > MAX_SEATS_PER_CUSTOMER:
+            return "limit", []
+        return "held", []
 
     def release(self, hold_id: str) -> str | None:
         """None when released, else the status the engine reports."""

@@ -36,8 +36,9 @@ local function ended_hold_kept(hold_id)
 end
 
 -- ttl_ms: the hold time (nil: the show's, TTL_MS). seats: all free (the caller checked);
--- positions: theirs in the status map (nil: read here).
-local function create_hold(hold_id, customer, seats, source, ttl_ms, positions)
+-- positions: theirs in the status map (nil: read here); counted: the customer's count has
+-- these seats already (customer_takes, waitlist.lua).
+local function create_hold(hold_id, customer, seats, source, ttl_ms, positions, counted)
   local mine = 'h:' .. hold_id
   set_seats(seats, positions or seat_positions(seats), mine)
   local expires = NOW + (ttl_ms or TTL_MS)
@@ -57,7 +58,7 @@ local function create_hold(hold_id, customer, seats, source, ttl_ms, positions)
     FIRST_DEADLINE_KNOWN = false
   end
   local count = string.format('%d', #seats)
-  redis.call('HINCRBY', K_CUSTOMERS, customer, count)
+  if not counted then redis.call('HINCRBY', K_CUSTOMERS, customer, count) end
   redis.call('HINCRBY', K_STATS, 'held', count)
   redis.call('HINCRBY', K_STATS, 'free', '-' .. count)
   return expires

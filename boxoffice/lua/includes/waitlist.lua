@@ -108,14 +108,21 @@ end
 
 -- Seats a customer holds in this show plus those of their waiting entry (the
 -- per-customer limit counts both).
-local function seats_of_customer(customer)
-  local held = tonumber(redis.call('HGET', K_CUSTOMERS, customer) or '0')
+-- The customer limit of a hold, checked last, once its seats are known to be free: counts
+-- `count` more seats for the customer (one HINCRBY, no read first) and answers nil; or, when
+-- that takes them past `limit` together with the seats their waiting entry asks for, counts
+-- them back and answers {-3, seats held before}. The hold then calls create_hold with
+-- `counted` (holds.lua).
+local function customer_takes(customer, count, limit)
+  local held = redis.call('HINCRBY', K_CUSTOMERS, customer, string.format('%d', count)) - count
   -- (only waiting entries are in the waiters hash: none while the waitlist is empty)
   local waiting_entry = waitlist_length() > 0 and redis.call('HGET', K_WAITERS, customer)
   if waiting_entry then
     held = held + tonumber(redis.call('HGET', entry_key(waiting_entry), 'count') or '0')
   end
-  return held
+  if held + count <= limit then return nil end
+  release_customer_count(customer, count)
+  return {-3, held}
 end
 
 -- Is a free seat of this category kept for the queue (some waiting entry could use it)?
