@@ -164,12 +164,13 @@ class Model:
 
     def hold(self, hold_id: str, customer: str, seats: list[str]) -> int:
         self.settle()
+        if any(s in self.owner or self.reserved(s) for s in seats):
+            return ScriptCode.SEATS_UNAVAILABLE
+        # The customer limit last, once the seats are known to be free.
         waiting = self.waiting_entry_of(customer)
         already = self.held_by(customer) + (waiting.count if waiting else 0)
         if already + len(seats) > MAX_SEATS_PER_CUSTOMER:
             return ScriptCode.CUSTOMER_LIMIT
-        if any(s in self.owner or self.reserved(s) for s in seats):
-            return ScriptCode.SEATS_UNAVAILABLE
         self.create_hold(hold_id, customer, seats)
         return 1
 
