@@ -58,7 +58,8 @@ local RETENTION_S = 86400
 -- the end for live seat maps, and the value each was last given ("h:<hold_id>",
 -- "b:<booking_id>", false: freed), so publishing reads none. Every change of a seat goes
 -- through set_seat (statusmap.lua), which calls seat_changed (load_show-1.lua's aside:
--- it publishes nothing).
+-- it publishes nothing). Both stay NONE (below) while the call changed no seat, and
+-- while no one streams the show: then nothing is published.
 local CHANGED, CHANGED_TO
 local QUEUE_CHANGED
 -- The three lists below stay nil until something is added (appended): most calls add
@@ -114,18 +115,13 @@ local function start_call(keys, argv)
     NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
   TTL_MS = tonumber(argv[3])
-  CHANGED, CHANGED_TO, QUEUE_CHANGED = {}, {}, false
+  CHANGED, CHANGED_TO, QUEUE_CHANGED = NONE, NONE, false
   ENDED_ENTRIES, EXPIRED_LATE_MS, GRANT_WAITS_MS = nil, nil, nil
   LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT, LISTENED_UNTIL = nil, nil, nil, nil, nil, nil
   FIRST_DEADLINE, FIRST_DEADLINE_KNOWN, WAITING = nil, false, nil
   STORED_FIRST_DEADLINE = nil
   START_WAKE = 0
   LAST_SPAN = nil
-end
-
-local function seat_changed(seat, value)
-  if CHANGED_TO[seat] == nil then CHANGED[#CHANGED + 1] = seat end
-  CHANGED_TO[seat] = value
 end
 
 -- `list` (nil: none yet) with `value` added at its end.
@@ -169,6 +165,18 @@ end
 local function is_loaded()
   read_meta()
   return LOADED
+end
+
+-- Notes a seat's change for the change message; nothing while no one streams the show
+-- (LISTENED_UNTIL): no message is published then (settle.lua, publish_changes).
+local function seat_changed(seat, value)
+  if CHANGED == NONE then
+    read_meta()
+    if LISTENED_UNTIL < NOW then return end
+    CHANGED, CHANGED_TO = {}, {}
+  end
+  if CHANGED_TO[seat] == nil then CHANGED[#CHANGED + 1] = seat end
+  CHANGED_TO[seat] = value
 end
 
 -- The show's start and status decide on Redis's clock and Redis's copy of the show:

@@ -201,6 +201,22 @@ local function set_seat(seat, position, value)
   seat_changed(seat, value)
 end
 
+-- Whether positions (numbers; false: none) fill their span of `width` exactly, each once:
+-- side by side. No table for it (a hold has a few seats).
+local function fill_span(numbers, width)
+  local count = 0
+  for i = 1, #numbers do
+    local n = numbers[i]
+    if n then
+      count = count + 1
+      for j = 1, i - 1 do
+        if numbers[j] == n then return false end
+      end
+    end
+  end
+  return count == width
+end
+
 -- Seats all take one new state (value as set_seat's), in one write of their span: the
 -- seats' characters alone when they are side by side, else the span's text with theirs
 -- changed. A position named twice is written once.
@@ -210,19 +226,17 @@ local function set_seats(seats, positions, value)
   local span = LAST_SPAN
   if span == nil or span.positions ~= positions then span = span_of(positions) end
   if span == nil then return end
-  local sorted, apart = {}, false
-  for _, n in ipairs(span.numbers) do
-    if n then sorted[#sorted + 1] = n end
-  end
-  table.sort(sorted)
-  for j = 2, #sorted do
-    if sorted[j] ~= sorted[j - 1] + 1 then apart = true end
-  end
   local char = value and MAP_CHAR[string.sub(value, 1, 1)] or '0'
+  local width = span.high - span.low + 1
   local text
-  if not apart then  -- side by side, each once: the span is the seats
-    text = string.rep(char, #sorted)
+  if fill_span(span.numbers, width) then  -- side by side, each once: the span is the seats
+    text = string.rep(char, width)
   else
+    local sorted = {}
+    for _, n in ipairs(span.numbers) do
+      if n then sorted[#sorted + 1] = n end
+    end
+    table.sort(sorted)
     local old = span.text or span_text(span)
     local base = span.low - 1
     local pieces, kept = {}, 0  -- kept: the span's characters copied or replaced so far
