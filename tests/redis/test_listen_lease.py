@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from boxoffice.engine.redis.gateway import NO_LIMITS, ShowLoad
-from boxoffice.engine.redis.pubsub import LEASE_MS
-from boxoffice.engine.wiring import Engine
+from boxoffice.engine.redis.pubsub import LEASE_MS, ShowChange
+from boxoffice.engine.wiring import Engine, open_engine
 from tests.redis.test_change_message import FAR_FUTURE_MS, LAYOUT, next_message
 from tests.support.backends import BOTH
+from tests.support.services import RedisServer
 from tests.support.shows import ShowRef
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
@@ -110,3 +111,28 @@ async def test_a_listener_resyncs_when_its_lease_began_anew(hub: Engine, show: S
         assert queue.get_nowait() is None, "the listener reads the show afresh"
         await ctx.events.renew_all()
         assert queue.empty()
+
+
+async def test_after_redis_lost_everything_the_lease_is_taken_again(ctx: Engine, show: ShowRef) -> None:
+    """Redis restarted empty while a stream listens: the show is gone, and with it the lease.
+    Once the subscription is back the process loads the show, takes the lease again and only
+    then has the stream resync, so a change made after that reaches it."""
+    server = RedisServer.start()
+    engine = await open_engine(ctx.settings.with_changes(redis_url=server.url), background=False)
+    try:
+        engine.events.start()
+        await asyncio.wait_for(engine.events.connected.wait(), 10)
+        meta = engine.keys.script_keys(show.show_id)[0]
+        async with engine.events.listen(show.show_id) as queue:
+            assert await engine.redis.hget(meta, "listened_until") is not None
+            server.restart_empty()
+            assert await asyncio.wait_for(queue.get(), 15) is None, "told to resync after the reconnect"
+            assert await engine.redis.hget(meta, "listened_until") is not None, "the lease was taken again first"
+            await engine.holds.hold(show.show_id, show.seat_ids[:1], "after@example.org")
+            change = await asyncio.wait_for(queue.get(), 5)
+            while change is None:  # a second resync (the main connection came back later)
+                change = await asyncio.wait_for(queue.get(), 5)
+            assert isinstance(change, ShowChange) and change.seats == {show.seat_ids[0]: "held"}
+    finally:
+        await engine.close()
+        server.stop()
