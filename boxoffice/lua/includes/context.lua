@@ -6,8 +6,9 @@
 --   meta       hash: loaded, starts_at (ms), status (open|closed), seat_count, fence,
 --              waitseq, wc:<category>, layout_stamp and index_epoch (best.lua), and
 --              first_deadline (the deadlines zset's earliest score, "0": none; see
---              FIRST_DEADLINE below), listened_until (ms, Redis clock: until then some
---              process serves a live stream of the show; see LISTENED_UNTIL below)  [KEYS[1]]
+--              FIRST_DEADLINE below), listened_until and listened_since (ms, Redis
+--              clock: the lease on the show's change messages, listen-1.lua; see
+--              LISTENED_UNTIL below)  [KEYS[1]]
 --   layout     hash: seat -> "category|row|place|rank|kind" (place: along the row, side
 --              by side seats consecutive, an aisle skips a place; rank: lower is a better
 --              seat, distinct per seat; kind: standard, wheelchair or companion; shows
