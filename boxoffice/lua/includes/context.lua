@@ -56,11 +56,11 @@ local NOW, TTL_MS
 local RETENTION_S = 86400
 
 -- Seats changed by this call, each once in the order first changed, published once at
--- the end for live seat maps, and the value each was last given ("h:<hold_id>",
--- "b:<booking_id>", false: freed), so publishing reads none. Every change of a seat goes
--- through set_seat (statusmap.lua), which calls seat_changed (load_show-1.lua's aside:
--- it publishes nothing). Both stay NONE (below) while the call changed no seat, and
--- while no one streams the show: then nothing is published.
+-- the end for live seat maps, and the state each was last given (its first character:
+-- "h" held, "b" booked; false: freed), so publishing reads none. Every change of a seat
+-- goes through set_seat or set_seats (statusmap.lua), which note it (seat_changed). Both
+-- stay NONE (below) while the call changed no seat, and while no one streams the show:
+-- then nothing is published.
 local CHANGED, CHANGED_TO
 local QUEUE_CHANGED
 -- The three lists below stay nil until something is added (appended): most calls add
@@ -168,14 +168,19 @@ local function is_loaded()
   return LOADED
 end
 
--- Notes a seat's change for the change message; nothing while no one streams the show
--- (LISTENED_UNTIL): no message is published then (settle.lua, publish_changes).
+-- Whether this call notes the seats it changes for the change message: not while no one
+-- streams the show (LISTENED_UNTIL): no message is published then (settle.lua,
+-- publish_changes).
+local function noting_changes()
+  if CHANGED ~= NONE then return true end
+  read_meta()
+  if LISTENED_UNTIL < NOW then return false end
+  CHANGED, CHANGED_TO = {}, {}
+  return true
+end
+
+-- Notes a seat's new state (as CHANGED_TO's) once noting_changes() said so.
 local function seat_changed(seat, value)
-  if CHANGED == NONE then
-    read_meta()
-    if LISTENED_UNTIL < NOW then return end
-    CHANGED, CHANGED_TO = {}, {}
-  end
   if CHANGED_TO[seat] == nil then CHANGED[#CHANGED + 1] = seat end
   CHANGED_TO[seat] = value
 end

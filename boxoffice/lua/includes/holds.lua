@@ -39,8 +39,7 @@ end
 -- positions: theirs in the status map (nil: read here); counted: the customer's count has
 -- these seats already (customer_takes, waitlist.lua).
 local function create_hold(hold_id, customer, seats, source, ttl_ms, positions, counted)
-  local mine = 'h:' .. hold_id
-  set_seats(seats, positions or seat_positions(seats), mine)
+  set_seats(seats, positions or seat_positions(seats), 'h')
   local expires = NOW + (ttl_ms or TTL_MS)
   -- Numbers as text, made by us: Redis would format a Lua number with "%.17g" (slow),
   -- and expires_at twice (HSET and ZADD).

@@ -190,15 +190,16 @@ local function status_map()
   return redis.call('GET', K_STATUS_MAP) or rebuild_status_map() or nil
 end
 
--- A seat takes a new state: value "h:<hold_id>", "b:<booking_id>", or false (free).
--- Writes its character at `position` (text; false: not in the hall, nothing to write)
--- and notes the change for the change message (context.lua, seat_changed).
+-- A seat takes a new state: value "h..." (held), "b..." (booked), or false (free): its
+-- first character says which. Writes its character at `position` (text; false: not in
+-- the hall, nothing to write) and notes the change for the change message (context.lua,
+-- seat_changed).
 local function set_seat(seat, position, value)
   if position then
     LAST_SPAN = nil
     redis.call('SETRANGE', K_STATUS_MAP, position, value and MAP_CHAR[string.sub(value, 1, 1)] or '0')
   end
-  seat_changed(seat, value)
+  if noting_changes() then seat_changed(seat, value) end
 end
 
 -- Whether positions (numbers; false: none) fill their span of `width` exactly, each once:
@@ -221,7 +222,9 @@ end
 -- seats' characters alone when they are side by side, else the span's text with theirs
 -- changed. A position named twice is written once.
 local function set_seats(seats, positions, value)
-  for i = 1, #seats do seat_changed(seats[i], value) end
+  if noting_changes() then
+    for i = 1, #seats do seat_changed(seats[i], value) end
+  end
   -- The span seat_chars read for these very positions has their numbers and text already.
   local span = LAST_SPAN
   if span == nil or span.positions ~= positions then span = span_of(positions) end
