@@ -8,10 +8,10 @@ name carries a hash of its code: engine/redis/scripts.py), each on its own fresh
 the demo's 2,000-seat hall (bench/hold_cost.py's), 4 seats a hold on seats free until
 then. The holds of the two alternate call by call (A B, then B A, ...), and each FCALL's
 own duration is what it adds to FCALL's time in INFO commandstats (read before and after
-each call), so whatever load the machine has moves both sides alike. bench/hold_cost.py's
-means over a series cannot do that: on a busy two-core machine its rounds of one tree
-differ by a quarter, while two copies of one tree read here 1.00 within 0.01 (median of
-2,000 holds a side). (SLOWLOG would time each call too, but Redis 7.0 logs every command a
+each call), so whatever load the machine has moves both sides alike: two copies of one
+tree read here 1.00 within 0.01 (median of 2,000 holds a side). bench/hold_cost.py reads
+Redis's stats once per series of 25 holds instead, which leaves the caches warm but lets the
+machine's load move within a series. (SLOWLOG would time each call too, but Redis 7.0 logs every command a
 script calls as well, which costs the side with more calls more.) The ratio is other ÷ base
 (below 1: the other tree's hold costs Redis less). One caveat: Redis 7.0 runs every library
 in one Lua state, so the two sides share its garbage collection, which every allocation
