@@ -54,14 +54,16 @@ for i, seat in ipairs(seats) do
   end
 end
 -- Free, held or booked: the status map says (statusmap.lua); the seats hash is not read.
-local chars = seat_chars(positions)
 -- A free seat a waiter could use is the queue's, not a newcomer's (waiters first,
 -- docs/DESIGN.md): the seats' categories (layout) are read only while someone waits.
-local plan_entries = waitlist_length() > 0 and redis.call('HMGET', K_LAYOUT, unpack(seats))
 local unavailable
-for i, seat in ipairs(seats) do
-  if chars[i] ~= '0' or (plan_entries and reserved_for_queue(category_of(plan_entries[i]))) then
-    unavailable = appended(unavailable, seat)
+if not all_free(positions) or waitlist_length() > 0 then
+  local chars = seat_chars(positions)
+  local plan_entries = waitlist_length() > 0 and redis.call('HMGET', K_LAYOUT, unpack(seats))
+  for i, seat in ipairs(seats) do
+    if chars[i] ~= '0' or (plan_entries and reserved_for_queue(category_of(plan_entries[i]))) then
+      unavailable = appended(unavailable, seat)
+    end
   end
 end
 if unavailable then
@@ -72,7 +74,7 @@ if unavailable then
   return finish(out)
 end
 
-if NO_STRANDED then  -- read with the meta hash (context.lua, read_meta)
+if NO_STRANDED then  -- read with the meta hash (context.lua, start_call)
   local stranded = stranded_by(seats)
   if stranded then return finish({-12, stranded}) end
 end

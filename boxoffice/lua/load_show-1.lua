@@ -42,7 +42,7 @@ for i = 10, first_booked - 1, 2 do
   end
 end
 if #numbered > 0 then redis.call('HSET', K_SEAT_INDEX, unpack(numbered)) end
-LAST_SPAN = nil  -- (statusmap.lua: the map is new)
+LAST_TEXT = nil  -- (statusmap.lua: the map is new)
 redis.call('SET', K_STATUS_MAP, table.concat(chars))
 redis.call('HSET', K_STATS, 'free', n - booked, 'held', 0, 'booked', booked, 'waiting', 0)
 -- Fences count on from Redis's clock in microseconds: above every fence handed out

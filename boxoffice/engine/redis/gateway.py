@@ -86,6 +86,8 @@ class RateLimits:
     address: str = ""
 
     def arg(self) -> str:
+        if not self.per_customer and not self.per_address:
+            return ""  # both off: the script has nothing to parse
         return f"{self.per_customer}|{self.per_address}|{self.address}"
 
 

@@ -73,13 +73,14 @@ local ENDED_ENTRIES
 -- expired was past its deadline, and how long each waiter it granted had waited (ms).
 local EXPIRED_LATE_MS, GRANT_WAITS_MS
 
--- Read once per call, kept in locals (every show script needs them at least twice):
+-- Read by start_call, in one read of the meta hash before the script runs (every show
+-- script asks is_loaded() first, and most of them several of these; a local is read for
+-- free where a helper asking for them cost a call each time), kept in locals:
 -- the show's `loaded` flag, start (ms, 0 when unknown), status (CLOSED), whether
 -- explicit holds may strand a seat (NO_STRANDED) and when sales open (SALE_OPENS_AT, ms,
--- 0: on sale now; gate.lua), all in one read of the meta hash (only load_show-1.lua and
--- close_show-1.lua set them); the earliest hold deadline (nil: none), which every
--- write to the deadlines zset updates (create_hold) or forgets (FIRST_DEADLINE_KNOWN),
--- and the waitlist's length (waitlist.lua: adding or ending an entry forgets it).
+-- 0: on sale now; gate.lua) (only load_show-1.lua and close_show-1.lua set them); the
+-- earliest hold deadline (nil: none), which every write to the deadlines zset updates
+-- (create_hold) or forgets (FIRST_DEADLINE_KNOWN); and, once asked, the waitlist's length (waitlist.lua: adding or ending an entry forgets it).
 -- The earliest deadline is read with the meta hash too (its first_deadline field), which
 -- finish() writes whenever a call changed it: reading it from the zset (ZRANGE WITHSCORES)
 -- made Redis format the score with "%.17g", about 4 % of a hold. The field is missing on a
@@ -95,9 +96,9 @@ local STORED_FIRST_DEADLINE
 local WAITING
 -- next_wake() when the call began (settle.lua).
 local START_WAKE
--- The span of the status map this call read last (statusmap.lua, span_text), until the
--- call writes to the map.
-local LAST_SPAN
+-- The status map's text this call read last and its first position (a number;
+-- statusmap.lua, span_text), until the call writes to the map.
+local LAST_TEXT, LAST_LOW
 
 local function start_call(keys, argv)
   K_META = keys[1]
@@ -118,11 +119,19 @@ local function start_call(keys, argv)
   TTL_MS = tonumber(argv[3])
   CHANGED, CHANGED_TO, QUEUE_CHANGED = NONE, NONE, false
   ENDED_ENTRIES, EXPIRED_LATE_MS, GRANT_WAITS_MS = nil, nil, nil
-  LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT, LISTENED_UNTIL = nil, nil, nil, nil, nil, nil
   FIRST_DEADLINE, FIRST_DEADLINE_KNOWN, WAITING = nil, false, nil
   STORED_FIRST_DEADLINE = nil
   START_WAKE = 0
-  LAST_SPAN = nil
+  LAST_TEXT = nil
+  local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at', 'status', 'no_stranded_seats', 'sale_opens_at',
+    'first_deadline', 'listened_until')
+  LOADED, STARTS_AT, CLOSED = meta[1] == '1', tonumber(meta[2] or '0'), meta[3] == 'closed'
+  NO_STRANDED, SALE_OPENS_AT = meta[4] == '1', tonumber(meta[5] or '0')
+  LISTENED_UNTIL = tonumber(meta[7] or '0')
+  if meta[6] then
+    STORED_FIRST_DEADLINE = tonumber(meta[6])
+    FIRST_DEADLINE, FIRST_DEADLINE_KNOWN = STORED_FIRST_DEADLINE > 0 and STORED_FIRST_DEADLINE or nil, true
+  end
 end
 
 -- `list` (nil: none yet) with `value` added at its end.
@@ -149,22 +158,7 @@ local function seat_category(seat)
   return category_of(info)
 end
 
-local function read_meta()
-  if STARTS_AT == nil then
-    local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at', 'status', 'no_stranded_seats', 'sale_opens_at',
-      'first_deadline', 'listened_until')
-    LOADED, STARTS_AT, CLOSED = meta[1] == '1', tonumber(meta[2] or '0'), meta[3] == 'closed'
-    NO_STRANDED, SALE_OPENS_AT = meta[4] == '1', tonumber(meta[5] or '0')
-    LISTENED_UNTIL = tonumber(meta[7] or '0')
-    if meta[6] then
-      STORED_FIRST_DEADLINE = tonumber(meta[6])
-      FIRST_DEADLINE, FIRST_DEADLINE_KNOWN = STORED_FIRST_DEADLINE > 0 and STORED_FIRST_DEADLINE or nil, true
-    end
-  end
-end
-
 local function is_loaded()
-  read_meta()
   return LOADED
 end
 
@@ -173,7 +167,6 @@ end
 -- publish_changes).
 local function noting_changes()
   if CHANGED ~= NONE then return true end
-  read_meta()
   if LISTENED_UNTIL < NOW then return false end
   CHANGED, CHANGED_TO = {}, {}
   return true
@@ -188,12 +181,10 @@ end
 -- The show's start and status decide on Redis's clock and Redis's copy of the show:
 -- nothing is held, granted or confirmed once it started or was closed.
 local function show_started()
-  read_meta()
   return STARTS_AT > 0 and STARTS_AT <= NOW
 end
 
 local function show_closed()
-  read_meta()
   return CLOSED
 end
 
@@ -205,7 +196,6 @@ local function not_selling()
 end
 
 local function first_deadline()
-  read_meta()
   if not FIRST_DEADLINE_KNOWN then
     local first = redis.call('ZRANGE', K_DEADLINES, '0', '0', 'WITHSCORES')
     FIRST_DEADLINE, FIRST_DEADLINE_KNOWN = first[2] and tonumber(first[2]), true

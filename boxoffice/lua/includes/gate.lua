@@ -9,7 +9,6 @@
 -- and, second, the ticket whose pass the caller uses once its hold or entry is made.
 local function gate(customer, token)
   token = token or ''
-  read_meta()
   local opens = SALE_OPENS_AT
   if opens == 0 then return nil, nil end
   if NOW < opens then return {-21, opens}, nil end

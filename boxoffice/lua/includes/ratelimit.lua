@@ -3,7 +3,8 @@
 -- expiry), one counter per customer and one per client address, both of this show: their
 -- keys live under the show's base, in its cluster slot. Holds and joins share them.
 -- The scripts take one argument for it, "<customer limit>|<address limit>|<address>":
--- a limit of 0 turns that count off; an empty address is not counted.
+-- a limit of 0 turns that count off; an empty address is not counted; "" when both are off
+-- (nothing to parse: engine/redis/gateway.py, RateLimits.arg).
 local RATE_WINDOW_MS = '60000'
 
 -- Counts one request; the seconds until the window ends when it is over `limit`, else nil.
@@ -22,8 +23,9 @@ end
 -- {-20, retry_after_s, "address"|"customer"} when this request is over a limit, else nil.
 -- The address is counted first: a request it refuses is not counted for the customer.
 local function over_rate_limit(spec, customer)
+  if spec == '' then return nil end
   local customer_limit, address_limit, address = string.match(spec, '^(%d+)|(%d+)|(.*)$')
-  if not customer_limit then return nil end  -- "": no limits (callers inside the engine)
+  if not customer_limit then return nil end
   address_limit = tonumber(address_limit)
   if address_limit > 0 and address ~= '' then
     local retry = rate_count(BASE .. 'rate:a:' .. address, address_limit)

@@ -33,7 +33,6 @@ end
 local function next_wake()
   local wake = first_deadline() or 0
   if waitlist_length() > 0 then
-    read_meta()
     if wake == 0 or STARTS_AT < wake then wake = STARTS_AT end
   end
   return wake
@@ -75,7 +74,6 @@ end
 -- live stream of the show (LISTENED_UNTIL, context.lua): no one else reads them.
 local function publish_changes()
   if #CHANGED == 0 and not QUEUE_CHANGED then return end
-  read_meta()
   if LISTENED_UNTIL < NOW then return end
   redis.call('PUBLISH', K_CHANGES, (QUEUE_CHANGED and '1;' or '0;') .. changed_seats_text() .. ';'
     .. table.concat(reserved_categories(), ',') .. ';' .. table.concat(ENDED_ENTRIES or NONE, ','))

@@ -68,7 +68,7 @@ local function rebuild_status_map()
     chars[tonumber(index[i + 1]) + 1] = (booked[seat] and 'b') or (held[seat] and 'h') or '0'
   end
   local map = table.concat(chars)
-  LAST_SPAN = nil
+  LAST_TEXT = nil
   redis.call('SET', K_STATUS_MAP, map)
   return map
 end
@@ -130,41 +130,44 @@ end
 
 -- A call's seats in the map, read and written in one call each: they are few and mostly
 -- side by side, so the span from the lowest position to the highest stands for them all
--- (one GETRANGE, one SETRANGE) instead of a call per seat. A span: the `positions` it is
--- for (as seat_positions answers them: text; false: not in the hall), `numbers` (theirs
--- as numbers, false where false), `first` and `last` (the lowest and the highest, as
--- text: Redis takes them so), `low` and `high` (the same as numbers), and once read,
--- `text`. nil when no position is given.
+-- (one GETRANGE, one SETRANGE) instead of a call per seat. A span is four values, no table
+-- (a hold has a few seats, and each table a call makes costs Redis more than a pass over
+-- them): `low` and `high` (the lowest and highest position, numbers) and `first` and `last`
+-- (the same as text: Redis takes them so).
+
+-- The span of positions (as seat_positions answers them: text; false: not in the hall);
+-- nil when none is given.
 local function span_of(positions)
-  local numbers, first, last, low, high = {}, nil, nil, nil, nil
+  local low, high, first, last
   for i = 1, #positions do
     local position = positions[i]
-    local n = position and tonumber(position)
-    numbers[i] = n or false
-    if n then
-      if low == nil or n < low then first, low = position, n end
-      if high == nil or n > high then last, high = position, n end
+    if position then
+      local n = tonumber(position)
+      if low == nil then
+        low, high, first, last = n, n, position, position
+      elseif n < low then
+        low, first = n, position
+      elseif n > high then
+        high, last = n, position
+      end
     end
   end
-  if low == nil then return nil end
-  return {positions = positions, numbers = numbers, first = first, last = last, low = low, high = high}
+  return low, high, first, last
 end
 
--- The span's text, read (and the map built again first when it is missing or shorter),
--- or cut from the span this call read last when that one covers it and nothing was
--- written since (LAST_SPAN, context.lua): a hold writes back the seats it just read.
-local function span_text(span)
-  local last_read = LAST_SPAN
-  if last_read ~= nil and last_read.low <= span.low and span.high <= last_read.high then
-    span.text = string.sub(last_read.text, span.low - last_read.low + 1, span.high - last_read.low + 1)
-    return span.text
+-- The span's text, read (and the map built again first when it is missing or shorter), or
+-- cut from the text this call read last when that covers it and nothing was written since
+-- (LAST_TEXT, context.lua): a hold writes back the seats it just read.
+local function span_text(low, high, first, last)
+  if LAST_TEXT ~= nil and LAST_LOW <= low and high < LAST_LOW + #LAST_TEXT then
+    return string.sub(LAST_TEXT, low - LAST_LOW + 1, high - LAST_LOW + 1)
   end
-  local text = redis.call('GETRANGE', K_STATUS_MAP, span.first, span.last)
-  if #text <= span.high - span.low then
+  local text = redis.call('GETRANGE', K_STATUS_MAP, first, last)
+  if #text <= high - low then
     rebuild_status_map()
-    text = redis.call('GETRANGE', K_STATUS_MAP, span.first, span.last)
+    text = redis.call('GETRANGE', K_STATUS_MAP, first, last)
   end
-  span.text, LAST_SPAN = text, span
+  LAST_TEXT, LAST_LOW = text, low
   return text
 end
 
@@ -172,14 +175,32 @@ end
 -- false), in one read of their span.
 local function seat_chars(positions)
   local chars = {}
-  local span = span_of(positions)
-  if span == nil then return chars end
-  local text = span_text(span)
-  local base = span.low - 1
-  for i, n in ipairs(span.numbers) do
-    if n then chars[i] = string.sub(text, n - base, n - base) end
+  local low, high, first, last = span_of(positions)
+  if low == nil then return chars end
+  local text = span_text(low, high, first, last)
+  for i = 1, #positions do
+    local position = positions[i]
+    if position then
+      local at = tonumber(position) - low + 1
+      chars[i] = string.sub(text, at, at)
+    end
   end
   return chars
+end
+
+local FREE = 48  -- string.byte('0') (the string library is not there while the library loads)
+
+-- Whether the map shows every one of positions (all in the hall) free, in one read of their
+-- span: a hold's question, answered without a table (seat_chars says which are not).
+local function all_free(positions)
+  local low, high, first, last = span_of(positions)
+  if low == nil then return true end
+  local text = span_text(low, high, first, last)
+  if not string.find(text, '[^0]') then return true end  -- the whole span is free
+  for i = 1, #positions do
+    if string.byte(text, tonumber(positions[i]) - low + 1) ~= FREE then return false end
+  end
+  return true
 end
 
 -- The whole map (built again first if it is missing); nil when the show has no index.
@@ -196,22 +217,22 @@ end
 -- seat_changed).
 local function set_seat(seat, position, value)
   if position then
-    LAST_SPAN = nil
+    LAST_TEXT = nil
     redis.call('SETRANGE', K_STATUS_MAP, position, value and MAP_CHAR[string.sub(value, 1, 1)] or '0')
   end
   if noting_changes() then seat_changed(seat, value) end
 end
 
--- Whether positions (numbers; false: none) fill their span of `width` exactly, each once:
--- side by side. No table for it (a hold has a few seats).
-local function fill_span(numbers, width)
+-- Whether positions (as span_of's; false: none) fill their span of `width` exactly, each
+-- once: side by side. No table for it (a hold has a few seats).
+local function fill_span(positions, width)
   local count = 0
-  for i = 1, #numbers do
-    local n = numbers[i]
-    if n then
+  for i = 1, #positions do
+    local position = positions[i]
+    if position then
       count = count + 1
       for j = 1, i - 1 do
-        if numbers[j] == n then return false end
+        if positions[j] == position then return false end
       end
     end
   end
@@ -225,26 +246,23 @@ local function set_seats(seats, positions, value)
   if noting_changes() then
     for i = 1, #seats do seat_changed(seats[i], value) end
   end
-  -- The span seat_chars read for these very positions has their numbers and text already.
-  local span = LAST_SPAN
-  if span == nil or span.positions ~= positions then span = span_of(positions) end
-  if span == nil then return end
+  local low, high, first, last = span_of(positions)
+  if low == nil then return end
   local char = value and MAP_CHAR[string.sub(value, 1, 1)] or '0'
-  local width = span.high - span.low + 1
+  local width = high - low + 1
   local text
-  if fill_span(span.numbers, width) then  -- side by side, each once: the span is the seats
+  if fill_span(positions, width) then  -- side by side, each once: the span is the seats
     text = string.rep(char, width)
   else
+    local old = span_text(low, high, first, last)
     local sorted = {}
-    for _, n in ipairs(span.numbers) do
-      if n then sorted[#sorted + 1] = n end
+    for i = 1, #positions do
+      if positions[i] then sorted[#sorted + 1] = tonumber(positions[i]) end
     end
     table.sort(sorted)
-    local old = span.text or span_text(span)
-    local base = span.low - 1
     local pieces, kept = {}, 0  -- kept: the span's characters copied or replaced so far
     for _, n in ipairs(sorted) do
-      local at = n - base
+      local at = n - low + 1
       if at > kept then
         pieces[#pieces + 1] = string.sub(old, kept + 1, at - 1)
         pieces[#pieces + 1] = char
@@ -254,6 +272,6 @@ local function set_seats(seats, positions, value)
     pieces[#pieces + 1] = string.sub(old, kept + 1)
     text = table.concat(pieces)
   end
-  LAST_SPAN = nil  -- the map changes
-  redis.call('SETRANGE', K_STATUS_MAP, span.first, text)
+  LAST_TEXT = nil  -- the map changes
+  redis.call('SETRANGE', K_STATUS_MAP, first, text)
 end
