@@ -64,7 +64,7 @@ end
 -- The customer limit last: it counts the seats (waitlist.lua, customer_takes).
 local over_limit = customer_takes(customer, count, tonumber(ARGV[6]))
 if over_limit then return finish(over_limit) end
-local expires = create_hold(ARGV[4], customer, seats, 'direct', nil, nil, true)
+local expires = create_hold(ARGV[4], customer, seats, nil, nil, nil, true)
 use_pass(pass_ticket)
 local out = {1, expires, NOW}
 for _, seat in ipairs(seats) do out[#out + 1] = seat end

@@ -82,6 +82,6 @@ end
 -- The customer limit last: it counts the seats (waitlist.lua, customer_takes).
 local over_limit = customer_takes(customer, #seats, tonumber(ARGV[6]))
 if over_limit then return finish(over_limit) end
-local expires = create_hold(ARGV[4], customer, seats, 'direct', nil, positions, true)
+local expires = create_hold(ARGV[4], customer, seats, nil, nil, positions, true)
 use_pass(pass_ticket)
 return finish({1, expires, NOW})

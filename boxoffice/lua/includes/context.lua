@@ -94,7 +94,10 @@ local EXPIRED_LATE_MS, GRANT_WAITS_MS
 -- explicit holds may strand a seat (NO_STRANDED) and when sales open (SALE_OPENS_AT, ms,
 -- 0: on sale now; gate.lua) (only load_show-1.lua and close_show-1.lua set them); the
 -- earliest hold deadline (nil: none), which every write to the deadlines zset updates
--- (create_hold) or forgets (FIRST_DEADLINE_KNOWN); and, once asked, the waitlist's length (waitlist.lua: adding or ending an entry forgets it).
+-- (create_hold) or forgets (FIRST_DEADLINE_KNOWN); and the waitlist's length (WAITING):
+-- the entries that arrived less those that ended (the meta's waitseq and endseq: every
+-- entry joins the waitlist zset with one and leaves it with the other, waitlist.lua),
+-- kept as entries join and end.
 -- The earliest deadline is read with the meta hash too (its first_deadline field), which
 -- finish() writes whenever a call changed it: reading it from the zset (ZRANGE WITHSCORES)
 -- made Redis format the score with "%.17g", about 4 % of a hold. The field is missing on a
@@ -137,15 +140,16 @@ local function start_call(keys, argv)
   TTL_MS = tonumber(argv[3])
   CHANGED, CHANGED_TO, QUEUE_CHANGED = NONE, NONE, false
   ENDED_ENTRIES, EXPIRED_LATE_MS, GRANT_WAITS_MS = nil, nil, nil
-  FIRST_DEADLINE, FIRST_DEADLINE_KNOWN, WAITING = nil, false, nil
+  FIRST_DEADLINE, FIRST_DEADLINE_KNOWN = nil, false
   STORED_FIRST_DEADLINE = nil
   START_WAKE = 0
   LAST_TEXT = nil
   local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at', 'status', 'no_stranded_seats', 'sale_opens_at',
-    'first_deadline', 'listened_until')
+    'first_deadline', 'listened_until', 'waitseq', 'endseq')
   LOADED, STARTS_AT, CLOSED = meta[1] == '1', tonumber(meta[2] or '0'), meta[3] == 'closed'
   NO_STRANDED, SALE_OPENS_AT = meta[4] == '1', tonumber(meta[5] or '0')
   LISTENED_UNTIL = tonumber(meta[7] or '0')
+  WAITING = tonumber(meta[8] or '0') - tonumber(meta[9] or '0')
   if meta[6] then
     STORED_FIRST_DEADLINE = tonumber(meta[6])
     FIRST_DEADLINE, FIRST_DEADLINE_KNOWN = STORED_FIRST_DEADLINE > 0 and STORED_FIRST_DEADLINE or nil, true

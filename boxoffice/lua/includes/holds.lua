@@ -35,9 +35,12 @@ local function ended_hold_kept(hold_id)
   redis.call('SADD', K_RECORDS, 'hold:' .. hold_id)
 end
 
--- ttl_ms: the hold time (nil: the show's, TTL_MS). seats: all free (the caller checked);
--- positions: theirs in the status map (nil: read here); counted: the customer's count has
--- these seats already (customer_takes, waitlist.lua).
+-- source: nil for a hold the customer asked for, else how it came ('waitlist': a grant,
+-- 'reclaimed': a payment that came after the hold expired), written only then (each field
+-- a hold writes costs it: nothing reads a hold's source or start, which is its expires_at
+-- less the hold time). ttl_ms: the hold time (nil: the show's, TTL_MS). seats: all free
+-- (the caller checked); positions: theirs in the status map (nil: read here); counted: the
+-- customer's count has these seats already (customer_takes, waitlist.lua).
 local function create_hold(hold_id, customer, seats, source, ttl_ms, positions, counted)
   set_seats(seats, positions or seat_positions(seats), 'h')
   local expires = NOW + (ttl_ms or TTL_MS)
@@ -45,8 +48,9 @@ local function create_hold(hold_id, customer, seats, source, ttl_ms, positions, 
   -- and expires_at twice (HSET and ZADD).
   local expires_text = string.format('%d', expires)
   local key = hold_key(hold_id)
-  redis.call('HSET', key, 'seats', table.concat(seats, ','), 'customer', customer,
-    'status', 'active', 'created_at', string.format('%d', NOW), 'expires_at', expires_text, 'source', source)
+  redis.call('HSET', key, 'seats', table.concat(seats, ','), 'customer', customer, 'status', 'active',
+    'expires_at', expires_text)
+  if source then redis.call('HSET', key, 'source', source) end
   -- No expiry while it lives (as a waitlist entry's), and not in the records set yet: the
   -- deadlines zset names it. Every way a hold ends (ended_hold_kept) gives its hash
   -- RETENTION_S and names it in the records set, where unload_show-1.lua finds it.

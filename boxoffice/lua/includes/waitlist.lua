@@ -14,10 +14,8 @@
 
 local function entry_key(entry_id) return BASE .. 'entry:' .. entry_id end
 
--- The waitlist's length, read once per call (most calls ask it several times and
--- find it empty); adding or ending an entry forgets it.
+-- The waitlist's length (WAITING, context.lua: no ZCARD, which every hold asked).
 local function waitlist_length()
-  if WAITING == nil then WAITING = redis.call('ZCARD', K_WAITLIST) end
   return WAITING
 end
 
@@ -73,7 +71,7 @@ end
 local function add_entry(entry_id, customer, count, category)
   local arrival = redis.call('HINCRBY', K_META, 'waitseq', '1')
   redis.call('ZADD', K_WAITLIST, arrival, entry_id)
-  WAITING = nil
+  WAITING = WAITING + 1
   redis.call('HSET', entry_key(entry_id), 'customer', customer, 'count', count,
     'category', category, 'arrival', arrival, 'status', 'waiting', 'created_at', NOW)
   redis.call('SADD', K_RECORDS, 'entry:' .. entry_id)
@@ -89,7 +87,7 @@ local function end_entry(entry_id, status, hold_id)
   local key = entry_key(entry_id)
   local entry = redis.call('HMGET', key, 'customer', 'category', 'count', 'arrival')
   redis.call('ZREM', K_WAITLIST, entry_id)
-  WAITING = nil
+  WAITING = WAITING - 1
   track_wanted(entry[2], tonumber(entry[4]), -tonumber(entry[3]))
   if redis.call('HGET', K_WAITERS, entry[1]) == entry_id then
     redis.call('HDEL', K_WAITERS, entry[1])
