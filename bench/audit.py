@@ -112,10 +112,14 @@ def check_redis_agrees(db: BenchDb, show_id: int, seat_map: dict[str, Any], redi
         redis_booked = {seat: value[2:] for seat, value in in_redis.items() if value.startswith("b:")}
         detail["redis_booked_same_bookings"] = redis_booked == booked
         detail["redis_holds_left"] = status_map.count("h") + sum(1 for v in in_redis.values() if v.startswith("h:"))
-        counts = {k: int(stats.get(k, -1)) for k in ("free", "held", "booked")}
+        # The stats keep the hall's seats, not the free ones (lua/includes/context.lua, seat_counts).
+        counts = {k: int(stats.get(k, -1)) for k in ("seats", "held", "booked")}
+        counts["free"] = counts["seats"] - counts["held"] - counts["booked"]
         detail["redis_stats"] = counts
+        in_map = {"free": status_map.count("0"), "held": status_map.count("h"), "booked": status_map.count("b")}
         ok = ok and redis_booked == booked and detail["redis_holds_left"] == 0 and \
-            counts["booked"] == len(booked) and sum(counts.values()) == len(shown)
+            counts["booked"] == len(booked) and counts["seats"] == len(shown) and \
+            all(counts[k] == n for k, n in in_map.items())
     return Check("redis_agrees_with_postgres", ok, detail)
 
 

@@ -61,7 +61,9 @@ SHOW_GAUGE_LIMIT = 20
 SHOW_READ_LIMIT = 2000
 SHOW_READ_TIMEOUT_S = 1.0
 SEAT_STATES = ("free", "held", "booked")
-STATS_FIELDS = (*SEAT_STATES, "waiting")  # waiting: entries, not seats
+# The stats hash has the hall's seats, not the free ones: free is what is neither held nor
+# booked (lua/includes/context.lua, seat_counts). waiting: entries, not seats.
+STATS_FIELDS = ("seats", "held", "booked", "waiting")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -264,8 +266,14 @@ async def read_show_seats(redis: Any, keys: Keys, cluster: bool) -> dict[int, di
         for show_id in show_ids:
             pipe.hmget(keys.stats(show_id), *STATS_FIELDS)
         answers = await pipe.execute()
-    return {show_id: {field: int(value or 0) for field, value in zip(STATS_FIELDS, answer, strict=True)}
-            for show_id, answer in zip(show_ids, answers, strict=True)}
+    counts = {show_id: {field: int(value or 0) for field, value in zip(STATS_FIELDS, answer, strict=True)}
+              for show_id, answer in zip(show_ids, answers, strict=True)}
+    # A show an older release loaded has its seats in the meta hash only.
+    for show_id in [s for s, answer in zip(show_ids, answers, strict=True) if answer[0] is None]:
+        counts[show_id]["seats"] = int(await redis.hget(keys.show_keys(show_id)[0], "seat_count") or 0)
+    for c in counts.values():
+        c["free"] = c["seats"] - c["held"] - c["booked"]
+    return counts
 
 
 def show_seat_families(stats: dict[int, dict[str, int]]) -> list[GaugeMetricFamily]:

@@ -24,7 +24,7 @@ if entry[1] == 'waiting' then
   position = redis.call('ZRANK', K_WAITLIST, ARGV[4]) + 1
   wanted_ahead = wanted_before(category, tonumber(entry[5]))
   if category == '' then
-    free_for_entry = tonumber(redis.call('HGET', K_STATS, 'free') or '0')
+    free_for_entry = seat_counts()
   else
     for _, seat in ipairs(free_seats()) do
       if seat.category == category then free_for_entry = free_for_entry + 1 end

@@ -55,10 +55,10 @@ local function accepts(plan, seat)
   return not kept
 end
 
-local stats = redis.call('HMGET', K_STATS, 'free', 'held')
-local seats = tonumber(stats[1]) >= count and choose_seats(count, ARGV[10] == '1', accepts)
+local free, held = seat_counts()
+local seats = free >= count and choose_seats(count, ARGV[10] == '1', accepts, free)
 if not seats then
-  local possible = (tonumber(stats[1]) + tonumber(stats[2])) >= count and 1 or 0
+  local possible = (free + held) >= count and 1 or 0
   return finish({-2, waitlist_length(), possible})
 end
 -- The customer limit last: it counts the seats (waitlist.lua, customer_takes).

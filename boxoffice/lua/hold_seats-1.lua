@@ -67,8 +67,8 @@ if not all_free(positions) or waitlist_length() > 0 then
   end
 end
 if unavailable then
-  local stats = redis.call('HMGET', K_STATS, 'free', 'held')
-  local possible = (tonumber(stats[1]) + tonumber(stats[2])) >= #seats and 1 or 0
+  local free, held = seat_counts()
+  local possible = (free + held) >= #seats and 1 or 0
   local out = {-2, waitlist_length(), possible}
   for _, seat in ipairs(unavailable) do out[#out + 1] = seat end
   return finish(out)

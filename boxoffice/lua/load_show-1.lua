@@ -44,7 +44,7 @@ end
 if #numbered > 0 then redis.call('HSET', K_SEAT_INDEX, unpack(numbered)) end
 LAST_TEXT = nil  -- (statusmap.lua: the map is new)
 redis.call('SET', K_STATUS_MAP, table.concat(chars))
-redis.call('HSET', K_STATS, 'free', n - booked, 'held', 0, 'booked', booked, 'waiting', 0)
+redis.call('HSET', K_STATS, 'seats', n, 'held', 0, 'booked', booked, 'waiting', 0)
 -- Fences count on from Redis's clock in microseconds: above every fence handed out
 -- before a wipe or an unload (at most a thousand confirms a millisecond).
 redis.call('HSET', K_META, 'starts_at', ARGV[4], 'status', ARGV[5], 'seat_count', n,

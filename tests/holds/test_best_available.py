@@ -29,7 +29,7 @@ from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import BOTH, drop_prefix
 from tests.support.best_model import Place, best_block, best_scattered, places_of
-from tests.support.seats import seat_marks
+from tests.support.seats import seat_counts, seat_marks
 from tests.support.shows import ShowRef
 
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100
@@ -175,8 +175,8 @@ async def test_500_concurrent_requests_never_share_a_seat_and_fill_the_show(ctx:
     assert not [a for a in more if isinstance(a, BaseException)], more
     everything = seats + [s for held in more for s in held.seats]
     assert sorted(everything) == sorted(s.id for s in plan.seats), "every seat exactly once"
-    stats = await ctx.redis.hgetall(ctx.keys.show_keys(show_id)[7])
-    assert int(stats["free"]) == 0 and int(stats["held"]) == len(plan.seats)
+    stats = await seat_counts(ctx.redis, ctx.keys, show_id)
+    assert stats["free"] == 0 and stats["held"] == len(plan.seats)
     with pytest.raises(SeatsUnavailable):
         await ctx.gateway.hold_best(show_id, "H-full", "late@example.org", 10, BestRequest(1, together=False))
 

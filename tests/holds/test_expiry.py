@@ -37,6 +37,7 @@ from boxoffice.engine.sweeper import CLAIM_LEASE_MS, Sweeper
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import BOTH
 from tests.support.live import environment
+from tests.support.seats import seat_counts
 from tests.support.services import RedisServer, ServiceProcess
 from tests.support.shows import pick_show, pick_shows
 
@@ -108,7 +109,7 @@ async def engine_process(settings: Settings, *, sweeper: bool = True) -> AsyncIt
 
 
 async def show_stats(ctx: Engine, show_id: int) -> dict[str, int]:
-    return {k: int(v) for k, v in (await ctx.redis.hgetall(ctx.keys.stats(show_id))).items()}
+    return await seat_counts(ctx.redis, ctx.keys, show_id)
 
 
 # -- keyspace notifications ------------------------------------------------------------

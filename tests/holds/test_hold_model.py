@@ -296,7 +296,8 @@ class HoldMachine(RuleBasedStateMachine):
             c: self.rules.held_by(c) for c in CUSTOMERS if self.rules.held_by(c)}
         if stats:  # loaded
             held = sum(len(h.seats) for h in active)
-            assert (int(stats["held"]), int(stats["free"])) == (held, self.rules.seat_count - held)
+            assert (int(stats["held"]), int(stats["seats"]) - int(stats["booked"])) == (
+                held, self.rules.seat_count)
             # The earliest deadline the scripts read with the meta hash (lua/includes/context.lua).
             assert int(first_deadline) == min((h.expires_at for h in active), default=0)
         else:

@@ -13,6 +13,7 @@ from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.wiring import Engine
 from tests.support.backends import BOTH
 from tests.support.sales import eventually
+from tests.support.seats import seat_counts
 from tests.support.shows import ShowRef
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
@@ -78,13 +79,13 @@ async def test_release_frees_the_seats_once_and_a_repeat_changes_nothing(ctx: En
     await ctx.holds.release(hold.hold_id)
     assert await ctx.holds.seat_statuses(show.show_id) == {}
     assert (await ctx.holds.hold_status(hold.hold_id)).status is HoldStatus.RELEASED
-    stats = await ctx.redis.hgetall(ctx.keys.stats(show.show_id))
+    stats = await seat_counts(ctx.redis, ctx.keys, show.show_id)
     # Taken again by someone else: a repeated release (a lost answer, retried) must not free it.
     other = await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ben@example.org")
     await ctx.holds.release(hold.hold_id)
     assert (await ctx.holds.hold_status(other.hold_id)).status is HoldStatus.ACTIVE
     assert await ctx.redis.hget(ctx.keys.stats(show.show_id), "held") == "2"
-    assert int(stats["free"]) - 2 == int(await ctx.redis.hget(ctx.keys.stats(show.show_id), "free"))
+    assert stats["free"] - 2 == (await seat_counts(ctx.redis, ctx.keys, show.show_id))["free"]
     expired = await ctx.holds.hold(show.show_id, show.seat_ids[4:5], "cy@example.org")
     await ctx.gateway.call("sweep", show.show_id, now_ms=expired.expires_at_ms)
     with pytest.raises(HoldNotActive):
@@ -142,8 +143,8 @@ async def test_concurrent_sweepers_are_harmless(ctx: Engine, show: ShowRef) -> N
     later = max(h.expires_at_ms for h in holds) + 1
     results = await asyncio.gather(*(ctx.gateway.call("sweep", show.show_id, now_ms=later) for _ in range(8)))
     assert sum(int(r) for r in results) == 30, "each hold ended exactly once"
-    stats = await ctx.redis.hgetall(ctx.keys.stats(show.show_id))
-    assert int(stats["held"]) == 0 and int(stats["free"]) == len(show.seat_ids)
+    stats = await seat_counts(ctx.redis, ctx.keys, show.show_id)
+    assert stats["held"] == 0 and stats["free"] == len(show.seat_ids)
 
 
 async def test_500_concurrent_clients_on_overlapping_seats(client: httpx.AsyncClient, ctx: Engine,

@@ -12,10 +12,10 @@ import itertools
 import pytest
 
 from boxoffice.engine.errors import SeatsUnavailable
-from boxoffice.engine.redis.gateway import ShowLoad
+from boxoffice.engine.redis.gateway import BestRequest, ShowLoad
 from boxoffice.engine.wiring import Engine
 from tests.support.backends import BOTH
-from tests.support.seats import seat_marks
+from tests.support.seats import seat_counts, seat_marks
 
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100
 _shows = itertools.count(910_000_001)
@@ -23,8 +23,8 @@ LAYOUT = [(f"A{n}", f"standard|A|{n}|{n - 1}|standard") for n in range(1, 7)]
 
 
 async def stats(ctx: Engine, show_id: int) -> dict[str, int]:
-    raw = await ctx.redis.hgetall(ctx.keys.stats(show_id))
-    return {k: int(raw[k]) for k in ("free", "held", "booked")}
+    counts = await seat_counts(ctx.redis, ctx.keys, show_id)
+    return {k: counts[k] for k in ("free", "held", "booked")}
 
 
 @pytest.mark.parametrize("backend", BOTH, indirect=True)
@@ -91,3 +91,20 @@ async def test_a_show_an_older_library_loaded_moves_its_held_seats_out_of_the_se
     await ctx.gateway.index_seats(show_id, plan_order, None)
     status_map, _, held, booked = await ctx.gateway.seat_status(show_id, None)
     assert (status_map, held, booked) == ("b00hh0", 2, 1)
+
+
+@pytest.mark.parametrize("backend", BOTH, indirect=True)
+async def test_a_show_an_older_release_loaded_counts_its_free_seats_from_its_meta(ctx: Engine) -> None:
+    """Its stats hash has no `seats` and a `free` count this release no longer keeps (stale
+    after the first change): the free seats come from the meta's seat_count instead."""
+    show_id = next(_shows)
+    await ctx.gateway.load_show(show_id, ShowLoad(FAR_FUTURE_MS, "open", LAYOUT, [("A6", "bk_old")]))
+    await ctx.redis.hdel(ctx.keys.stats(show_id), "seats")
+    await ctx.redis.hset(ctx.keys.stats(show_id), "free", 0)  # as stale as it gets
+    held = await ctx.gateway.hold_best(show_id, "HA", "ana@example.org", 10, BestRequest(5, together=False))
+    assert sorted(held.seats) == ["A1", "A2", "A3", "A4", "A5"]
+    assert await ctx.gateway.release_hold(show_id, "HA") is None
+    held = await ctx.gateway.hold_best(show_id, "HB", "bob@example.org", 10, BestRequest(4))
+    assert len(held.seats) == 4
+    with pytest.raises(SeatsUnavailable):
+        await ctx.gateway.hold_best(show_id, "HC", "cy@example.org", 10, BestRequest(2))

@@ -16,7 +16,7 @@ from boxoffice.engine.errors import BoxOfficeError
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.sales import redis_now_ms
-from tests.support.seats import seat_marks
+from tests.support.seats import seat_counts, seat_marks
 from tests.support.services import RedisServer, free_port
 from tests.support.shows import ShowRef, pick_show
 
@@ -139,8 +139,8 @@ async def derived_counts(context: Engine, show: ShowRef) -> dict[str, int]:
 
 
 async def stats_hash(context: Engine, show: ShowRef) -> dict[str, int]:
-    raw = await context.redis.hgetall(context.keys.stats(show.show_id))
-    return {name: int(raw.get(name, 0)) for name in ("free", "held", "booked", "waiting")}
+    counts = await seat_counts(context.redis, context.keys, show.show_id)
+    return {name: counts.get(name, 0) for name in ("free", "held", "booked", "waiting")}
 
 
 @pytest.fixture
@@ -319,6 +319,10 @@ async def test_seat_states_per_show_and_in_total_are_read_from_redis_at_scrape_t
     assert metric(text, "boxoffice_show_waitlist_entries", show_id=shown) == 1
     assert metric(text, "boxoffice_seats", state="held") == len(rest)
     assert metric(text, "boxoffice_waitlist_entries") == 1
+    # A show an older release loaded has no `seats` in its stats: the meta's seat_count tells.
+    await ctx.redis.hdel(ctx.keys.stats(show.show_id), "seats")
+    assert [metric(await scrape(client), "boxoffice_show_seats", show_id=shown, state=state)
+            for state in ("free", "held", "booked")] == [0, len(rest), 2]
 
 
 async def test_the_dependency_gauges_follow_the_probes(settings: Settings) -> None:

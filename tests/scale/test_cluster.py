@@ -23,6 +23,7 @@ from boxoffice.engine.wiring import Engine, open_engine
 from tests.support.backends import SALES_TABLES, drop_prefix
 from tests.support.cluster import LocalCluster, shows_on_every_shard
 from tests.support.sales import audit, eventually, redis_now_ms
+from tests.support.seats import seat_counts
 
 pytestmark = pytest.mark.cluster
 
@@ -216,8 +217,8 @@ async def test_the_waitlist_on_a_cluster_serves_first_come_first_served(
     granted = [await cctx.waitlist.status(e.entry_id) for e in (first, second)]
     assert [g.status for g in granted] == ["granted", "granted"]
     assert [len(g.hold.seats) for g in granted] == [3, 2]
-    stats = await cctx.redis.hgetall(cctx.keys.stats(show.show_id))
-    assert (int(stats["waiting"]), int(stats["held"]), int(stats["free"])) == (0, len(seats) - 5, 5)
+    stats = await seat_counts(cctx.redis, cctx.keys, show.show_id)
+    assert (stats["waiting"], stats["held"], stats["free"]) == (0, len(seats) - 5, 5)
 
 
 async def test_changes_on_every_shard_reach_one_subscription(cctx: Engine, cluster: LocalCluster) -> None:

@@ -46,3 +46,13 @@ async def seat_marks(redis: Any, keys: Keys, show_id: int, check_map: bool = Tru
             expected = marks.get(seat, "0")[0]
             assert char == expected, f"seat {seat}: the status map says {char!r}, the holds and bookings {expected!r}"
     return marks
+
+
+async def seat_counts(redis: Any, keys: Keys, show_id: int) -> dict[str, int]:
+    """The show's stats hash as numbers, with `free`: the hall's seats neither held nor
+    booked (the hash keeps no count of them: lua/includes/context.lua, seat_counts)."""
+    raw = await redis.hgetall(keys.stats(show_id))
+    counts = {name: int(value) for name, value in raw.items()}
+    if counts:
+        counts["free"] = counts["seats"] - counts.get("held", 0) - counts.get("booked", 0)
+    return counts

@@ -21,7 +21,7 @@ from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.waitlist import grant_hold_id
 from boxoffice.engine.wiring import Engine
 from tests.support.backends import BOTH
-from tests.support.seats import seat_marks
+from tests.support.seats import seat_counts, seat_marks
 from tests.support.shows import ShowRef, pick_show
 
 pytestmark = pytest.mark.parametrize("backend", BOTH, indirect=True)
@@ -443,6 +443,6 @@ async def test_a_hold_whose_seats_a_repair_sold_still_ends_and_the_queue_goes_on
     await book_in_redis(ctx, show.show_id, sold.seats, now_ms=t0)
     await ctx.gateway.call("sweep", show.show_id, now_ms=sold.expires_at_ms)
     assert (await status_of(ctx, entry.entry_id, sold.expires_at_ms))["hold"]["seats"] == other.seats  # type: ignore[index]
-    stats = await ctx.redis.hgetall(ctx.keys.stats(show.show_id))
-    assert (int(stats["free"]), int(stats["booked"])) == (0, 2)
-    assert int(stats["held"]) == len(show.ref.seat_ids) - 2
+    stats = await seat_counts(ctx.redis, ctx.keys, show.show_id)
+    assert (stats["free"], stats["booked"]) == (0, 2)
+    assert stats["held"] == len(show.ref.seat_ids) - 2

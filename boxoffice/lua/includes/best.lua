@@ -245,18 +245,17 @@ end
 
 -- Walking every seat best rank first stops early while many seats are free; with few
 -- free, walking only those is cheaper (a quarter: measured, bench/best_available.py).
-local function anchors_for(P, map)
+local function anchors_for(P, map, free_count)
   if not map then return P.by_rank, true end
-  local free = tonumber(redis.call('HGET', K_STATS, 'free') or '0')
-  if free * 4 > P.n then return P.by_rank, true end
+  if free_count * 4 > P.n then return P.by_rank, true end
   return free_anchors(P, map), false
 end
 
--- find_best on the status map.
-local function choose_seats(count, together, accepts)
+-- find_best on the status map; free_count: the show's free seats (seat_counts, context.lua).
+local function choose_seats(count, together, accepts, free_count)
   local P = show_plan()
   local free, map = seat_free_test(P)
-  local anchors, ranked = anchors_for(P, map)
+  local anchors, ranked = anchors_for(P, map, free_count)
   return find_best(P, anchors, ranked, count, together, accepts, free)
 end
 

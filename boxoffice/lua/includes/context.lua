@@ -20,7 +20,8 @@
 --   customers  hash: customer -> seats held in this show
 --   waitlist   zset: entry_id -> arrival number
 --   waiters    hash: customer -> waiting entry_id
---   stats      hash: free, held, booked, waiting, holds_paid, holds_unpaid
+--   stats      hash: seats (the hall's), held, booked, waiting, holds_paid, holds_unpaid;
+--              no count of the free seats (seat_counts below)
 -- and the same first three arguments:
 --   ARGV[1] key base of the show ("bo:show:{42}:"), for hold and entry hashes
 --   ARGV[2] now in ms, or "" to use Redis's clock (tests move time with it)
@@ -182,6 +183,17 @@ end
 
 local function is_loaded()
   return LOADED
+end
+
+-- The show's free and held seats. Free is what is neither held nor booked: no count of
+-- its own, which every hold and every release would write (a call each). A show an older
+-- library loaded has its seats in the meta hash only (seat_count; its stats' `free`
+-- went stale with the first change this library made).
+local function seat_counts()
+  local stats = redis.call('HMGET', K_STATS, 'seats', 'held', 'booked')
+  local seats = tonumber(stats[1] or redis.call('HGET', K_META, 'seat_count') or '0')
+  local held = tonumber(stats[2] or '0')
+  return seats - held - tonumber(stats[3] or '0'), held
 end
 
 -- Whether this call notes the seats it changes for the change message: not while no one

@@ -63,7 +63,6 @@ local function create_hold(hold_id, customer, seats, source, ttl_ms, positions, 
   local count = string.format('%d', #seats)
   if not counted then redis.call('HINCRBY', K_CUSTOMERS, customer, count) end
   redis.call('HINCRBY', K_STATS, 'held', count)
-  redis.call('HINCRBY', K_STATS, 'free', '-' .. count)
   return expires
 end
 
@@ -75,7 +74,6 @@ local function seats_freed(seats, positions, state)
   set_seats(seats, positions, false)
   local count = string.format('%d', #seats)
   redis.call('HINCRBY', K_STATS, state, '-' .. count)
-  redis.call('HINCRBY', K_STATS, 'free', count)
 end
 
 -- Frees those of a hold's `seats` that the status map still shows held, except the ones in
@@ -157,8 +155,6 @@ local function book_seats(booking_id, seats, own)
         redis.call('HINCRBY', K_STATS, 'held', '-1')
       elseif char == 'b' then
         redis.call('HINCRBY', K_STATS, 'booked', '-1')
-      else
-        redis.call('HINCRBY', K_STATS, 'free', '-1')
       end
       redis.call('HSET', K_SEATS, seat, value)
       redis.call('HINCRBY', K_STATS, 'booked', '1')

@@ -98,8 +98,8 @@ local function queue_settle(seed)
   local lapsed = redis.call('ZRANGEBYSCORE', q_key('passes'), '-inf', NOW)
   for _, ticket_id in ipairs(lapsed) do end_ticket(ticket_id, 'expired') end
   if #lapsed > 0 then redis.call('HINCRBY', K_META, 'qexpired', #lapsed) end
-  local stats = redis.call('HMGET', K_STATS, 'free', 'held')
-  if tonumber(stats[1] or '0') + tonumber(stats[2] or '0') <= 0 then
+  local free, held = seat_counts()
+  if free + held <= 0 then
     end_queue('sold_out')
     return
   end
@@ -130,7 +130,7 @@ local function admit()
   local pass_ms = tonumber(m[4])
   local budget_at = tonumber(m[6] or tostring(opens))
   local budget = math.min(math.max(1, rate), tonumber(m[5] or '0') + (NOW - budget_at) * rate / 1000)
-  local free = tonumber(redis.call('HGET', K_STATS, 'free') or '0')
+  local free = seat_counts()
   local room = shoppers_allowed(tonumber(m[1] or '0'), tonumber(m[2] or '2'), free)
     - redis.call('ZCARD', q_key('passes'))
   local n = math.min(room, math.floor(budget))

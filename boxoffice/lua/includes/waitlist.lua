@@ -192,7 +192,7 @@ end
 -- ends its queue instead).
 local function grant_waiters()
   if waitlist_length() == 0 or not_selling() then return end
-  if tonumber(redis.call('HGET', K_STATS, 'free') or '0') <= 0 then return end
+  if seat_counts() <= 0 then return end
   local free = free_seats()
   local free_ids = {}
   for _, s in ipairs(free) do free_ids[s.id] = true end
@@ -228,8 +228,8 @@ end
 
 -- Seats not sold in all (from the counts, no scan).
 local function unsold_total()
-  local stats = redis.call('HMGET', K_STATS, 'free', 'held')
-  return tonumber(stats[1] or '0') + tonumber(stats[2] or '0')
+  local free, held = seat_counts()
+  return free + held
 end
 
 -- Seats not sold, per category and in all ("*").
