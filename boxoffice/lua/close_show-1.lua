@@ -13,9 +13,9 @@
 --@include waitlist
 --@include settle
 --@include queue
-if not is_loaded() then return -1 end
+if not LOADED then return -1 end
 begin()
-if show_closed() then return finish({0, 0, 0}) end
+if CLOSED then return finish({0, 0, 0}) end
 settle_due()
 redis.call('HSET', K_META, 'status', 'closed')
 CLOSED = true
@@ -27,7 +27,7 @@ for _, hold_id in ipairs(redis.call('ZRANGE', K_DEADLINES, '0', '-1')) do
     released = released + 1
   end
 end
-local waiting = waitlist_length()
+local waiting = WAITING
 end_all_waiters('cancelled')
 local tickets = 0
 if queue_meta() > 0 then tickets = end_queue('closed') end

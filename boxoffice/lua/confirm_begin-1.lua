@@ -24,7 +24,7 @@
 --@include holds
 --@include waitlist
 --@include settle
-if not is_loaded() then return -1 end
+if not LOADED then return -1 end
 begin()
 settle_due()
 local key = hold_key(ARGV[4])

@@ -15,7 +15,7 @@
 --@include waitlist
 --@include settle
 begin()
-if is_loaded() then settle_due() end
+if LOADED then settle_due() end
 local entry = redis.call('HMGET', entry_key(ARGV[4]), 'status', 'count', 'category', 'hold_id', 'arrival')
 if not entry[1] then return finish({}) end
 local category = entry[3] or ''

@@ -32,7 +32,7 @@
 --@include gate
 --@include ratelimit
 --@include holdcheck
-if not is_loaded() then return -1 end
+if not LOADED then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
@@ -59,7 +59,7 @@ local free, held = seat_counts()
 local seats = free >= count and choose_seats(count, ARGV[10] == '1', accepts, free)
 if not seats then
   local possible = (free + held) >= count and 1 or 0
-  return finish({-2, waitlist_length(), possible})
+  return finish({-2, WAITING, possible})
 end
 -- The customer limit last: it counts the seats (waitlist.lua, customer_takes).
 local over_limit = customer_takes(customer, count, tonumber(ARGV[6]))

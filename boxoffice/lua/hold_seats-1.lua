@@ -35,7 +35,7 @@
 --@include gate
 --@include ratelimit
 --@include holdcheck
-if not is_loaded() then return -1 end
+if not LOADED then return -1 end
 begin()
 settle_due()
 local customer = ARGV[5]
@@ -47,7 +47,8 @@ if #seats == 0 then return finish({-5, ''}) end  -- a hold of nothing would brea
 -- Each seat's position in the status map; false: not in this hall (the seat index numbers
 -- exactly the layout's seats: load_show-1.lua, index_seats-1.lua).
 local positions = seat_positions(seats)
-for i, seat in ipairs(seats) do
+for i = 1, #seats do  -- (numeric loops here: an ipairs step is a call)
+  local seat = seats[i]
   if not positions[i] then return finish({-5, seat}) end
   for j = 1, i - 1 do  -- named twice (a hold has a few seats: no table for this)
     if seats[j] == seat then return finish({-5, seat}) end
@@ -57,9 +58,9 @@ end
 -- A free seat a waiter could use is the queue's, not a newcomer's (waiters first,
 -- docs/DESIGN.md): the seats' categories (layout) are read only while someone waits.
 local unavailable
-if not all_free(positions) or waitlist_length() > 0 then
+if not all_free(positions) or WAITING > 0 then
   local chars = seat_chars(positions)
-  local plan_entries = waitlist_length() > 0 and redis.call('HMGET', K_LAYOUT, unpack(seats))
+  local plan_entries = WAITING > 0 and redis.call('HMGET', K_LAYOUT, unpack(seats))
   for i, seat in ipairs(seats) do
     if chars[i] ~= '0' or (plan_entries and reserved_for_queue(category_of(plan_entries[i]))) then
       unavailable = appended(unavailable, seat)
@@ -69,7 +70,7 @@ end
 if unavailable then
   local free, held = seat_counts()
   local possible = (free + held) >= #seats and 1 or 0
-  local out = {-2, waitlist_length(), possible}
+  local out = {-2, WAITING, possible}
   for _, seat in ipairs(unavailable) do out[#out + 1] = seat end
   return finish(out)
 end
@@ -83,5 +84,5 @@ end
 local over_limit = customer_takes(customer, #seats, tonumber(ARGV[6]))
 if over_limit then return finish(over_limit) end
 local expires = create_hold(ARGV[4], customer, seats, nil, nil, positions, true)
-use_pass(pass_ticket)
+if pass_ticket then use_pass(pass_ticket) end
 return finish({1, expires, NOW})

@@ -9,7 +9,7 @@
 --@include waitlist
 --@include settle
 begin()
-if is_loaded() then settle_due() end
+if LOADED then settle_due() end
 local hold = redis.call('HMGET', hold_key(ARGV[4]), 'status', 'seats', 'customer',
   'expires_at', 'booking_id')
 if not hold[1] then return finish({}) end

@@ -14,7 +14,7 @@
 --@include holds
 --@include waitlist
 --@include settle
-if not is_loaded() then return -1 end
+if not LOADED then return -1 end
 local seats = {}
 for i = 4, #ARGV do seats[#seats + 1] = ARGV[i] end
 local entries, named = hmget_all(K_LAYOUT, seats), {}

@@ -29,7 +29,7 @@
 --@include queue
 --@include gate
 --@include ratelimit
-if not is_loaded() then return -1 end
+if not LOADED then return -1 end
 begin()
 settle_due()
 local entry_id, customer, category = ARGV[4], ARGV[5], ARGV[7]

@@ -13,7 +13,7 @@
 --@include holds
 --@include waitlist
 --@include settle
-if not is_loaded() then return -1 end
+if not LOADED then return -1 end
 begin()
 local since
 if LISTENED_UNTIL < NOW then

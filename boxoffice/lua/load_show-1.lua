@@ -17,7 +17,7 @@
 -- Also numbers the seats in plan order and builds the status map (statusmap.lua), so
 -- best available (best.lua) finds it from the first call.
 --@include context
-if is_loaded() then return 0 end
+if LOADED then return 0 end
 local n = tonumber(ARGV[9])
 local first_booked = 10 + 2 * n
 for i = 10, first_booked - 1, 2 do

@@ -8,7 +8,7 @@
 --@include waitlist
 --@include settle
 --@include queue
-if not is_loaded() then return -1 end
+if not LOADED then return -1 end
 begin()
 local opens, order, ended = queue_meta()
 return finish({opens, order, queue_active() and 1 or 0, redis.call('ZCARD', q_key('queue')), ended})

@@ -27,7 +27,7 @@
 --@include settle
 --@include queue
 --@include ratelimit
-if not is_loaded() then return -1 end
+if not LOADED then return -1 end
 begin()
 settle_due()
 local ticket_id, customer, token = ARGV[4], ARGV[5], ARGV[6]

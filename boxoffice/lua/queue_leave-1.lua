@@ -12,7 +12,7 @@
 --@include waitlist
 --@include settle
 --@include queue
-if not is_loaded() then return -1 end
+if not LOADED then return -1 end
 begin()
 settle_due()
 queue_settle('')

@@ -8,7 +8,7 @@
 --@include holds
 --@include waitlist
 --@include settle
-if not is_loaded() then return -1 end
+if not LOADED then return -1 end
 -- The zset itself, not the meta hash's first_deadline (context.lua): a field gone wrong
 -- heals here.
 FIRST_DEADLINE_KNOWN = false

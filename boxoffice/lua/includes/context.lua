@@ -89,8 +89,8 @@ local ENDED_ENTRIES
 local EXPIRED_LATE_MS, GRANT_WAITS_MS
 
 -- Read by start_call, in one read of the meta hash before the script runs (every show
--- script asks is_loaded() first, and most of them several of these; a local is read for
--- free where a helper asking for them cost a call each time), kept in locals:
+-- script first asks whether the show is loaded, and most ask several of these: a local
+-- is read for free where a helper asking for them cost a call each time), kept in locals:
 -- the show's `loaded` flag, start (ms, 0 when unknown), status (CLOSED), whether
 -- explicit holds may strand a seat (NO_STRANDED) and when sales open (SALE_OPENS_AT, ms,
 -- 0: on sale now; gate.lua) (only load_show-1.lua and close_show-1.lua set them); the
@@ -108,6 +108,8 @@ local EXPIRED_LATE_MS, GRANT_WAITS_MS
 -- one yet; listen-1.lua): change messages are published only until then (settle.lua,
 -- publish_changes). A PUBLISH no one hears still cost a message built and a call.
 local LOADED, STARTS_AT, CLOSED, NO_STRANDED, SALE_OPENS_AT, LISTENED_UNTIL
+-- Whether the show started (STARTS_AT, when known, is not later than NOW).
+local STARTED
 local FIRST_DEADLINE, FIRST_DEADLINE_KNOWN
 -- The first_deadline field as read or last written (0: none; nil: no field).
 local STORED_FIRST_DEADLINE
@@ -148,6 +150,7 @@ local function start_call(keys, argv)
   local meta = redis.call('HMGET', K_META, 'loaded', 'starts_at', 'status', 'no_stranded_seats', 'sale_opens_at',
     'first_deadline', 'listened_until', 'waitseq', 'endseq')
   LOADED, STARTS_AT, CLOSED = meta[1] == '1', tonumber(meta[2] or '0'), meta[3] == 'closed'
+  STARTED = STARTS_AT > 0 and STARTS_AT <= NOW
   NO_STRANDED, SALE_OPENS_AT = meta[4] == '1', tonumber(meta[5] or '0')
   LISTENED_UNTIL = tonumber(meta[7] or '0')
   WAITING = tonumber(meta[8] or '0') - tonumber(meta[9] or '0')
@@ -181,10 +184,6 @@ local function seat_category(seat)
   return category_of(info)
 end
 
-local function is_loaded()
-  return LOADED
-end
-
 -- The show's free and held seats. Free is what is neither held nor booked: no count of
 -- its own, which every hold and every release would write (a call each). A show an older
 -- library loaded has its seats in the meta hash only (seat_count; its stats' `free`
@@ -212,20 +211,12 @@ local function seat_changed(seat, value)
   CHANGED_TO[seat] = value
 end
 
--- The show's start and status decide on Redis's clock and Redis's copy of the show:
--- nothing is held, granted or confirmed once it started or was closed.
-local function show_started()
-  return STARTS_AT > 0 and STARTS_AT <= NOW
-end
-
-local function show_closed()
-  return CLOSED
-end
-
--- Why the show sells nothing now ('closed' or 'started'), or nil while it sells.
+-- Why the show sells nothing now ('closed' or 'started'), or nil while it sells: nothing is
+-- held, granted or confirmed once it started or was closed (CLOSED and STARTED, decided
+-- on Redis's clock and Redis's copy of the show by start_call).
 local function not_selling()
-  if show_closed() then return 'closed' end
-  if show_started() then return 'started' end
+  if CLOSED then return 'closed' end
+  if STARTED then return 'started' end
   return nil
 end
 
@@ -237,13 +228,11 @@ local function first_deadline()
   return FIRST_DEADLINE
 end
 
--- Writes the earliest deadline into the meta hash when this call changed it (finish()).
--- A show not loaded has no meta hash to write (a status lookup of an unloaded show's hold
--- must not make one).
-local function store_first_deadline()
-  if not is_loaded() then return end
-  local first = first_deadline() or 0
-  if first ~= STORED_FIRST_DEADLINE then
+-- Writes the earliest deadline (`first`, 0: none) into the meta hash when this call changed
+-- it (finish()). A show not loaded has no meta hash to write (a status lookup of an
+-- unloaded show's hold must not make one).
+local function store_first_deadline(first)
+  if LOADED and first ~= STORED_FIRST_DEADLINE then
     redis.call('HSET', K_META, 'first_deadline', string.format('%d', first))
     STORED_FIRST_DEADLINE = first
   end

@@ -31,7 +31,7 @@ end
 -- Is the queue in front of the sale now (holds and waitlist joins need a pass)?
 local function queue_active()
   local opens, _, ended = queue_meta()
-  return opens > 0 and ended == '' and not show_closed()
+  return opens > 0 and ended == '' and not CLOSED
 end
 
 local function tell_ticket(ticket_id)

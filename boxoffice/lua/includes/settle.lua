@@ -19,9 +19,9 @@ local function settle_due()
       EXPIRED_LATE_MS = appended(EXPIRED_LATE_MS, NOW - tonumber(due[i + 1]))
     end
   end
-  if show_closed() then
+  if CLOSED then
     end_all_waiters('cancelled')
-  elseif show_started() then
+  elseif STARTED then
     end_all_waiters('expired')
   elseif freed > 0 then
     grant_waiters()
@@ -30,11 +30,10 @@ local function settle_due()
 end
 
 -- When the sweeper should look at this show next (0: nothing pending).
-local function next_wake()
-  local wake = first_deadline() or 0
-  if waitlist_length() > 0 then
-    if wake == 0 or STARTS_AT < wake then wake = STARTS_AT end
-  end
+-- first: the earliest hold deadline (first_deadline()).
+local function next_wake(first)
+  local wake = first or 0
+  if WAITING > 0 and (wake == 0 or STARTS_AT < wake) then wake = STARTS_AT end
   return wake
 end
 
@@ -89,13 +88,14 @@ end
 -- the show's score in the sweep index to next_wake, so expiry is never late by more
 -- than the sweeper's timer. The two lists feed the metrics (see context.lua).
 local function begin()
-  START_WAKE = next_wake()
+  START_WAKE = next_wake(first_deadline())
 end
 
 local function finish(result)
-  publish_changes()
-  local wake = next_wake()
-  store_first_deadline()
+  if CHANGED ~= NONE or QUEUE_CHANGED then publish_changes() end  -- (else nothing to publish)
+  local first = first_deadline()
+  local wake = next_wake(first)
+  store_first_deadline(first or 0)
   local reindex = (wake > 0 and (START_WAKE == 0 or wake < START_WAKE)) and 1 or 0
   if EXPIRED_LATE_MS == nil and GRANT_WAITS_MS == nil then return {result, wake, reindex} end
   return {result, wake, reindex, EXPIRED_LATE_MS or NONE, GRANT_WAITS_MS or NONE}

@@ -14,11 +14,6 @@
 
 local function entry_key(entry_id) return BASE .. 'entry:' .. entry_id end
 
--- The waitlist's length (WAITING, context.lua: no ZCARD, which every hold asked).
-local function waitlist_length()
-  return WAITING
-end
-
 local function category_field(category)
   if category == '' then return 'wc:*' end
   return 'wc:' .. category
@@ -112,7 +107,7 @@ end
 local function customer_takes(customer, count, limit)
   local held = redis.call('HINCRBY', K_CUSTOMERS, customer, string.format('%d', count)) - count
   -- (only waiting entries are in the waiters hash: none while the waitlist is empty)
-  local waiting_entry = waitlist_length() > 0 and redis.call('HGET', K_WAITERS, customer)
+  local waiting_entry = WAITING > 0 and redis.call('HGET', K_WAITERS, customer)
   if waiting_entry then
     held = held + tonumber(redis.call('HGET', entry_key(waiting_entry), 'count') or '0')
   end
@@ -123,7 +118,7 @@ end
 
 -- Is a free seat of this category kept for the queue (some waiting entry could use it)?
 local function reserved_for_queue(category)
-  if waitlist_length() == 0 then return false end
+  if WAITING == 0 then return false end
   local any = tonumber(redis.call('HGET', K_META, 'wc:*') or '0')
   local mine = tonumber(redis.call('HGET', K_META, 'wc:' .. category) or '0')
   return any > 0 or mine > 0
@@ -131,7 +126,7 @@ end
 
 -- The categories the queue waits for ("*": any), sorted: their free seats are the queue's.
 local function reserved_categories()
-  if waitlist_length() == 0 then return NONE end
+  if WAITING == 0 then return NONE end
   local out = {}
   local meta = redis.call('HGETALL', K_META)
   for i = 1, #meta, 2 do
@@ -191,7 +186,7 @@ end
 -- Settle before granting: a show that started or closed grants nothing (settle_due
 -- ends its queue instead).
 local function grant_waiters()
-  if waitlist_length() == 0 or not_selling() then return end
+  if WAITING == 0 or not_selling() then return end
   if seat_counts() <= 0 then return end
   local free = free_seats()
   local free_ids = {}
@@ -249,7 +244,7 @@ end
 
 -- Entries whose request can never be met any more (too few unsold seats) end `impossible`.
 local function mark_impossible()
-  if waitlist_length() == 0 then return end
+  if WAITING == 0 then return end
   local unsold = unsold_by_category()
   for _, entry_id in ipairs(redis.call('ZRANGE', K_WAITLIST, '0', '-1')) do
     local entry = redis.call('HMGET', entry_key(entry_id), 'category', 'count')
@@ -262,7 +257,7 @@ end
 
 -- Ends every waiting entry: `expired` when the show started, `cancelled` when it closed.
 local function end_all_waiters(status)
-  if waitlist_length() == 0 then return end
+  if WAITING == 0 then return end
   for _, entry_id in ipairs(redis.call('ZRANGE', K_WAITLIST, '0', '-1')) do
     end_entry(entry_id, status, nil)
   end
