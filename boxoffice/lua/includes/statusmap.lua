@@ -239,39 +239,35 @@ local function fill_span(positions, width)
   return count == width
 end
 
--- Seats all take one new state (value as set_seat's), in one write of their span: the
--- seats' characters alone when they are side by side, else the span's text with theirs
--- changed. A position named twice is written once.
+-- Seats all take one new state (value as set_seat's). Side by side (in any order), one
+-- write of their span; else one write per run of positions that follow each other in the
+-- order given (a seat named twice is written twice, alike). Building the span's new text
+-- from its old one cost Redis more than the calls it saved (bench.lua_ab: 0.95 without it).
 local function set_seats(seats, positions, value)
   if noting_changes() then
     for i = 1, #seats do seat_changed(seats[i], value) end
   end
-  local low, high, first, last = span_of(positions)
+  local low, high, first = span_of(positions)
   if low == nil then return end
   local char = value and MAP_CHAR[string.sub(value, 1, 1)] or '0'
+  LAST_TEXT = nil  -- the map changes
   local width = high - low + 1
-  local text
-  if fill_span(positions, width) then  -- side by side, each once: the span is the seats
-    text = string.rep(char, width)
-  else
-    local old = span_text(low, high, first, last)
-    local sorted = {}
-    for i = 1, #positions do
-      if positions[i] then sorted[#sorted + 1] = tonumber(positions[i]) end
-    end
-    table.sort(sorted)
-    local pieces, kept = {}, 0  -- kept: the span's characters copied or replaced so far
-    for _, n in ipairs(sorted) do
-      local at = n - low + 1
-      if at > kept then
-        pieces[#pieces + 1] = string.sub(old, kept + 1, at - 1)
-        pieces[#pieces + 1] = char
-        kept = at
+  if fill_span(positions, width) then
+    redis.call('SETRANGE', K_STATUS_MAP, first, string.rep(char, width))
+    return
+  end
+  local run_first, run_length, run_last  -- the run being gathered: its first position (text)
+  for i = 1, #positions do
+    local position = positions[i]
+    if position then
+      local n = tonumber(position)
+      if run_first and n == run_last + 1 then
+        run_length, run_last = run_length + 1, n
+      else
+        if run_first then redis.call('SETRANGE', K_STATUS_MAP, run_first, string.rep(char, run_length)) end
+        run_first, run_length, run_last = position, 1, n
       end
     end
-    pieces[#pieces + 1] = string.sub(old, kept + 1)
-    text = table.concat(pieces)
   end
-  LAST_TEXT = nil  -- the map changes
-  redis.call('SETRANGE', K_STATUS_MAP, first, text)
+  redis.call('SETRANGE', K_STATUS_MAP, run_first, string.rep(char, run_length))
 end
