@@ -28,4 +28,7 @@ def test_the_ratio_is_the_median_of_neighbouring_series() -> None:
     # Both sides made every hold: four seats each, one FCALL each, the minimal's three calls.
     assert row["minimal_inner_per_hold"]["hmget"]["calls"] == 1
     assert row["minimal_inner_per_hold"]["zadd"]["calls"] == 1
-    assert row["inner_per_hold"]["zadd"]["calls"] == 1 and row["inner_per_hold"]["setrange"]["calls"] == 1
+    # (ours writes seats side by side in one SETRANGE, others one per run: the bench's seats,
+    # in the order of their ids, are side by side in some holds and not in others)
+    assert row["inner_per_hold"]["zadd"]["calls"] == 1
+    assert 1 <= row["inner_per_hold"]["setrange"]["calls"] <= hold_cost.SEATS

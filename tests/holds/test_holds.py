@@ -30,6 +30,15 @@ async def test_a_hold_takes_all_its_seats_and_a_clash_takes_none(ctx: Engine, sh
     assert statuses == {a: SeatStatus.HELD, b: SeatStatus.HELD}, "c was not taken by the refused hold"
 
 
+async def test_a_hold_records_what_is_read_of_it(ctx: Engine, show: ShowRef) -> None:
+    """A hold the customer asked for writes the fields its readers use, nothing more (each
+    field costs the hold: lua/includes/holds.lua, create_hold)."""
+    hold = await ctx.holds.hold(show.show_id, show.seat_ids[:2], "ana@example.org")
+    record = await ctx.redis.hgetall(ctx.keys.hold(show.show_id, hold.hold_id))
+    assert record == {"seats": ",".join(show.seat_ids[:2]), "customer": "ana@example.org", "status": "active",
+                      "expires_at": str(hold.expires_at_ms)}
+
+
 async def test_two_clients_cannot_hold_the_same_seat(ctx: Engine, show: ShowRef) -> None:
     seat = show.seat_ids[5]
     results = await asyncio.gather(

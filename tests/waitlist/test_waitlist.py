@@ -180,6 +180,8 @@ async def test_a_join_is_granted_at_once_when_seats_are_free_for_it(ctx: Engine,
     assert len({show.row(s) for s in hold["seats"]}) == 1 and numbers == list(range(numbers[0], numbers[0] + 3))
     got = (await client.get(f"/v1/waitlist/{body['entry_id']}")).json()
     assert got["status"] == "granted" and got["hold"]["hold_id"] == hold["hold_id"]
+    # its record says where it came from (a hold the customer asked for has no source)
+    assert await ctx.redis.hget(ctx.keys.hold(show.show_id, hold["hold_id"]), "source") == "waitlist"
     # the granted hold is an ordinary hold: its owner may release it
     assert (await client.delete(f"/v1/holds/{hold['hold_id']}")).status_code == 204
 
