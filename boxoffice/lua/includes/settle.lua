@@ -42,27 +42,22 @@ end
 local SEAT_STATUS = {['0'] = '=available', h = '=held', b = '=booked'}
 local SEAT_STATUS_THEN = {['0'] = '=available,', h = '=held,', b = '=booked,'}
 
--- The status map character of a seat's new value (CHANGED_TO).
-local function status_char(value)
-  return value and string.sub(value, 1, 1) or '0'
-end
-
 -- "<seat>=<status>,..." of the seats this call changed. Most calls change seats to one
 -- status (a hold, a release, an expiry): one table.concat then, no string per seat (each
 -- string made is garbage Lua collects, a cost that showed in a hold's time).
 local function changed_seats_text()
   if #CHANGED == 0 then return '' end
-  local first = status_char(CHANGED_TO[CHANGED[1]])
+  local first = map_char(CHANGED_TO[CHANGED[1]])  -- (statusmap.lua)
   for i = 2, #CHANGED do
-    if status_char(CHANGED_TO[CHANGED[i]]) ~= first then
+    if map_char(CHANGED_TO[CHANGED[i]]) ~= first then
       local pieces = {}
       for j, seat in ipairs(CHANGED) do
-        pieces[j] = seat .. (SEAT_STATUS[status_char(CHANGED_TO[seat])] or '=held')
+        pieces[j] = seat .. SEAT_STATUS[map_char(CHANGED_TO[seat])]
       end
       return table.concat(pieces, ',')
     end
   end
-  return table.concat(CHANGED, SEAT_STATUS_THEN[first] or '=held,') .. (SEAT_STATUS[first] or '=held')
+  return table.concat(CHANGED, SEAT_STATUS_THEN[first]) .. SEAT_STATUS[first]
 end
 
 -- One message per call for live seat maps and waitlist streams (engine/events.py):

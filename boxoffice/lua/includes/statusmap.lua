@@ -20,6 +20,14 @@
 
 local MAP_CHAR = {h = 'h', b = 'b'}
 
+-- A seat's character in the map for a new state: value "h..." (held), "b..." (booked), or
+-- false (free); its first character says which, and any other counts as free. The one
+-- place that says it: the map (set_seat, set_seats) and the change message
+-- (settle.lua, changed_seats_text) both ask here.
+local function map_char(value)
+  return value and MAP_CHAR[string.sub(value, 1, 1)] or '0'
+end
+
 local function hold_hash(hold_id) return BASE .. 'hold:' .. hold_id end
 
 -- Seat -> true for the seats of a hold's `lost` field (nil field: none).
@@ -211,14 +219,13 @@ local function status_map()
   return redis.call('GET', K_STATUS_MAP) or rebuild_status_map() or nil
 end
 
--- A seat takes a new state: value "h..." (held), "b..." (booked), or false (free): its
--- first character says which. Writes its character at `position` (text; false: not in
--- the hall, nothing to write) and notes the change for the change message (context.lua,
--- seat_changed).
+-- A seat takes a new state (value as map_char's). Writes its character at `position` (text;
+-- false: not in the hall, nothing to write) and notes the change for the change message
+-- (context.lua, seat_changed).
 local function set_seat(seat, position, value)
   if position then
     LAST_TEXT = nil
-    redis.call('SETRANGE', K_STATUS_MAP, position, value and MAP_CHAR[string.sub(value, 1, 1)] or '0')
+    redis.call('SETRANGE', K_STATUS_MAP, position, map_char(value))
   end
   if noting_changes() then seat_changed(seat, value) end
 end
@@ -249,7 +256,7 @@ local function set_seats(seats, positions, value)
   end
   local low, high, first = span_of(positions)
   if low == nil then return end
-  local char = value and MAP_CHAR[string.sub(value, 1, 1)] or '0'
+  local char = map_char(value)
   LAST_TEXT = nil  -- the map changes
   local width = high - low + 1
   if fill_span(positions, width) then
