@@ -61,7 +61,8 @@ local unavailable
 if not all_free(positions) or WAITING > 0 then
   local chars = seat_chars(positions)
   local plan_entries = WAITING > 0 and redis.call('HMGET', K_LAYOUT, unpack(seats))
-  for i, seat in ipairs(seats) do
+  for i = 1, #seats do
+    local seat = seats[i]
     if chars[i] ~= '0' or (plan_entries and reserved_for_queue(category_of(plan_entries[i]))) then
       unavailable = appended(unavailable, seat)
     end
@@ -84,5 +85,5 @@ end
 local over_limit = customer_takes(customer, #seats, tonumber(ARGV[6]))
 if over_limit then return finish(over_limit) end
 local expires = create_hold(ARGV[4], customer, seats, nil, nil, positions, true)
-if pass_ticket then use_pass(pass_ticket) end
+use_pass(pass_ticket)
 return finish({1, expires, NOW})

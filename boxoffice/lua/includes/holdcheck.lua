@@ -8,7 +8,7 @@
 --   limits      "<customer limit>|<address limit>|<address>" (ratelimit.lua)
 --   pass_token  the queue pass ("" none)
 local function refused_before_seats(hold_id, customer, limits, pass_token)
-  local limited = limits ~= '' and over_rate_limit(limits, customer)  -- ("": none)
+  local limited = over_rate_limit(limits, customer)
   if limited then return limited, nil end
   local early = replayed_or_refused_hold(hold_id)
   if early then return early, nil end

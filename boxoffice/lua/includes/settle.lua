@@ -87,7 +87,7 @@ local function begin()
 end
 
 local function finish(result)
-  if CHANGED ~= NONE or QUEUE_CHANGED then publish_changes() end  -- (else nothing to publish)
+  publish_changes()
   local first = first_deadline()
   local wake = next_wake(first)
   store_first_deadline(first or 0)

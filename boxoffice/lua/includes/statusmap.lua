@@ -165,7 +165,8 @@ end
 
 -- The span's text, read (and the map built again first when it is missing or shorter), or
 -- cut from the text this call read last when that covers it and nothing was written since
--- (LAST_TEXT, context.lua): a hold writes back the seats it just read.
+-- (LAST_TEXT, context.lua): a hold that found a seat taken (all_free) names the taken ones
+-- (seat_chars) from the text it just read.
 local function span_text(low, high, first, last)
   if LAST_TEXT ~= nil and LAST_LOW <= low and high < LAST_LOW + #LAST_TEXT then
     return string.sub(LAST_TEXT, low - LAST_LOW + 1, high - LAST_LOW + 1)

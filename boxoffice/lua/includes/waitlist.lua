@@ -102,8 +102,8 @@ end
 -- The customer limit of a hold, checked last, once its seats are known to be free: counts
 -- `count` more seats for the customer (one HINCRBY, no read first) and answers nil; or, when
 -- that takes them past `limit` together with the seats their waiting entry asks for (the
--- limit counts both), counts them back and answers {-3, seats held before}. The hold then calls create_hold with
--- `counted` (holds.lua).
+-- limit counts both), counts them back and answers {-3, seats held before}. The hold then
+-- calls create_hold with `counted` (holds.lua).
 local function customer_takes(customer, count, limit)
   local held = redis.call('HINCRBY', K_CUSTOMERS, customer, string.format('%d', count)) - count
   -- (only waiting entries are in the waiters hash: none while the waitlist is empty)
