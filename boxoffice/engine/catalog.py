@@ -26,39 +26,68 @@ T = TypeVar("T")
 class TtlCache(Generic[T]):
     """A small bounded cache; values older than `ttl_s` are loaded again. Concurrent misses
     of one key share a single load (no stampede on the database when a hot entry expires
-    under a rush)."""
+    under a rush). A key forgotten (`forget`, `clear`, or a `fresh` get) is never answered
+    from a load begun before: such a load's value is neither joined nor stored."""
 
     def __init__(self, ttl_s: float, max_items: int = 4096) -> None:
         self.ttl_s = ttl_s
         self.max_items = max_items
-        self._items: OrderedDict[Any, tuple[float, T]] = OrderedDict()
-        self._loading: dict[Any, asyncio.Future[T]] = {}
+        # key -> (when its load started, its place in the order below, the value)
+        self._items: OrderedDict[Any, tuple[float, int, T]] = OrderedDict()
+        # Loads and forgettings in the order they happened (a clock could read the same twice).
+        self._order = itertools.count()
+        # key -> the load in flight and its place in that order
+        self._loading: dict[Any, tuple[asyncio.Future[T], int]] = {}
+        # key -> the place of its last forgetting (one number a key: kept, even once a newer
+        # value is stored, which may be evicted); and of the last clear(), which forgets all
+        self._forgotten_at: dict[Any, int] = {}
+        self._cleared_at = -1
 
-    async def get(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
+    async def get(self, key: Any, load: Callable[[], Awaitable[T]], fresh: bool = False) -> T:
+        """The key's value; `fresh`: loaded now, whatever is cached or in flight."""
+        if fresh:
+            self.forget(key)
         hit = self._items.get(key)
         if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
-            return hit[1]
-        loading = self._loading.get(key)
-        if loading is None:
-            loading = self._loading[key] = asyncio.ensure_future(self._load(key, load))
-            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+            return hit[2]
+        in_flight = self._loading.get(key)
+        if in_flight is None or in_flight[1] < self._forgotten(key):
+            begun = next(self._order)
+            loading = asyncio.ensure_future(self._load(key, load, begun))
+            self._loading[key] = (loading, begun)
+            loading.add_done_callback(lambda done: self._done(key, done))
+        else:
+            loading = in_flight[0]
         # shield: one caller giving up does not cancel the load the others wait for
         return await asyncio.shield(loading)
 
-    async def _load(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
-        now = time.monotonic()
+    async def _load(self, key: Any, load: Callable[[], Awaitable[T]], begun: int) -> T:
+        started = time.monotonic()
         value = await load()
-        self._items[key] = (now, value)
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
+        kept = self._items.get(key)
+        if begun > self._forgotten(key) and (kept is None or begun > kept[1]):  # (nothing newer)
+            self._items[key] = (started, begun, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
         return value
+
+    def _done(self, key: Any, done: asyncio.Future[T]) -> None:
+        in_flight = self._loading.get(key)
+        if in_flight is not None and in_flight[0] is done:  # (a newer load may have taken its place)
+            del self._loading[key]
+
+    def _forgotten(self, key: Any) -> int:
+        return max(self._forgotten_at.get(key, -1), self._cleared_at)
 
     def clear(self) -> None:
         self._items.clear()
+        self._forgotten_at.clear()
+        self._cleared_at = next(self._order)
 
     def forget(self, key: Any) -> None:
         self._items.pop(key, None)
+        self._forgotten_at[key] = next(self._order)
 
 
 @dataclass(frozen=True)
@@ -264,8 +293,6 @@ class Catalog:
     async def show(self, show_id: int, fresh: bool = False) -> ShowInfo:
         """The show; `fresh` reads the database now (loading Redis's copy of a show takes
         its status from there, not from a cached answer)."""
-        if fresh:
-            self.show_cache.forget(show_id)
         async def load() -> ShowInfo:
             rows = await self._rows(
                 "SELECT s.id, s.starts_at, s.status, s.currency,"
@@ -292,7 +319,7 @@ class Catalog:
                 hall=Hall(int(r[14]), r[15], int(r[16])), no_stranded_seats=bool(r[18]),
                 sale_opens_at=None if r[17] is None else as_utc(r[17]), queue_order=r[19] or "arrival")
 
-        return await self.show_cache.get(show_id, load)
+        return await self.show_cache.get(show_id, load, fresh=fresh)
 
     async def set_show_status(self, show_id: int, status: str) -> None:
         """Records the show's status (open, closed); browse answers show it within their cache
