@@ -112,42 +112,29 @@ local function show_plan()
   return plan
 end
 
--- A test "is seat number s free now?": this call's own changes first, then the status
--- map. Answers the test and the map it reads (nil: the show has no map, nothing is free).
+-- A test "is seat number s free now?" on the status map as read now (every change a call
+-- makes is written to the map at once: statusmap.lua), for a choice that changes nothing
+-- before it is made. Answers the test and the map it reads (nil: the show has no map,
+-- nothing is free). Not the change message's notes (CHANGED_TO): they are kept only
+-- while someone streams the show.
 local function seat_free_test(P)
   local map = status_map()
-  local id, idx = P.id, P.idx
+  local idx = P.idx
   if map and #map == P.n then
-    return function(s)
-      local mine = CHANGED_TO[id[s]]
-      if mine ~= nil then return mine == false end
-      return string.byte(map, idx[s]) == 48  -- '0'
-    end, map
+    return function(s) return string.byte(map, idx[s]) == 48 end, map  -- '0'
   end
-  return function(s)
-    local mine = CHANGED_TO[id[s]]
-    return mine == false
-  end, nil
+  return function() return false end, nil
 end
 
 -- The free seats, in no order: the '0's of the status map, found by string.find (C
--- speed, so a nearly full hall costs what its few free seats cost), and the seats this
--- call freed (the map learns of them when the call finishes).
+-- speed, so a nearly full hall costs what its few free seats cost).
 local function free_anchors(P, map)
-  local out, seen = {}, {}
-  local function add(s)
-    if s and not seen[s] then
-      seen[s] = true
-      out[#out + 1] = s
-    end
-  end
+  local out = {}
   local at = string.find(map, '0', 1, true)
   while at do
-    add(P.by_index[at])
+    local s = P.by_index[at]  -- (each position once)
+    if s then out[#out + 1] = s end
     at = string.find(map, '0', at + 1, true)
-  end
-  for seat_id, value in pairs(CHANGED_TO) do
-    if value == false then add(P.by_id[seat_id]) end
   end
   return out
 end

@@ -164,7 +164,7 @@ end
 -- The seats granted to an entry: the best block of `count` seats among `eligible`
 -- (the free seats it may have), else its `count` best seats by rank; the same search
 -- and score as a hold by count (best.lua).
--- free_ids: the seats free when the grants began (this call's own holds aside).
+-- free_ids: the seats free now (grant_waiters takes out each grant's seats as it makes it).
 local function pick_seats(eligible, count, free_ids)
   local plan = show_plan()
   local ids = plan.id
@@ -174,11 +174,7 @@ local function pick_seats(eligible, count, free_ids)
     anchors[#anchors + 1] = plan.by_id[s.id]
   end
   local function accepts(_, seat) return allowed[ids[seat]] == true end
-  local function free(seat)
-    local mine = CHANGED_TO[ids[seat]]
-    if mine ~= nil then return mine == false end
-    return free_ids[ids[seat]] == true
-  end
+  local function free(seat) return free_ids[ids[seat]] == true end
   return find_best(plan, anchors, false, count, true, accepts, free)
     or find_best(plan, anchors, false, count, false, accepts, free)
 end
@@ -211,7 +207,9 @@ local function grant_waiters()
       end_entry(entry_id, 'granted', hold_id)
       redis.call('HINCRBY', K_STATS, 'grants', '1')
       GRANT_WAITS_MS = appended(GRANT_WAITS_MS, NOW - tonumber(entry[4]))
-      for _, seat in ipairs(picked) do claimed[seat] = true end
+      for _, seat in ipairs(picked) do
+        claimed[seat], free_ids[seat] = true, nil  -- (held now: no longer free for the next choice)
+      end
       unclaimed = unclaimed - count
     else
       -- Not enough yet: the entry claims what it could use; nobody behind takes it.
