@@ -21,6 +21,7 @@ from boxoffice.engine.statuses import HoldStatus, SeatStatus
 from boxoffice.engine.waitlist import grant_hold_id
 from boxoffice.engine.wiring import Engine
 from tests.support.backends import BOTH
+from tests.support.best_model import Place, best_block, places_of
 from tests.support.seats import seat_counts, seat_marks
 from tests.support.shows import ShowRef, pick_show
 
@@ -296,6 +297,45 @@ async def test_seats_across_an_aisle_are_not_together(ctx: Engine, t0: int) -> N
     await ctx.gateway.call("sweep", show.show_id, now_ms=t0 + ctx.gateway.hold_ttl_ms)
     grant = (await status_of(ctx, entry.entry_id, t0 + ctx.gateway.hold_ttl_ms))["hold"]
     assert isinstance(grant, dict) and sorted(grant["seats"]) == sorted([beside[0].id, beside[1].id])
+
+
+def a_release_where_stale_free_seats_mislead(show: SmallShow) -> tuple[list[str], list[str], list[str]]:
+    """Five seats side by side whose release grants two pairs in one call, where the second
+    pair's choice depends on the first pair's seats being taken: counted free, they hide a
+    stranded seat (the search's stranding penalty, best.lua). Answers the five seats, the
+    first grant and the second, as the model of best available chooses them."""
+    seats = places_of(show.plan.seats, show.plan.row_places())
+    by_row: dict[str, list[Place]] = {}
+    for seat in seats:
+        by_row.setdefault(seat.row, []).append(seat)
+    for row in by_row.values():
+        row.sort(key=lambda s: s.place)
+        for i in range(len(row) - 4):
+            five = row[i:i + 5]
+            if five[-1].place - five[0].place != 4 or len({s.category for s in five}) != 1:
+                continue
+            freed = {s.id for s in five}
+            first = best_block(seats, freed, freed, 2)
+            assert first is not None
+            left = freed - set(first)
+            second = best_block(seats, left, left, 2)
+            stale = best_block(seats, left, freed, 2)
+            if second is not None and second != stale:
+                return [s.id for s in five], first, second
+    raise AssertionError("the demo hall has no such five seats: the test needs another hall")
+
+
+async def test_grants_in_one_call_see_the_seats_granted_before_them(ctx: Engine, t0: int) -> None:
+    # No one streams the show here: the call notes no seat changes for a change message,
+    # so the second grant can learn of the first only from the seats themselves.
+    show = await small_show(ctx)
+    five, first, second = a_release_where_stale_free_seats_mislead(show)
+    (hold,) = await fill(ctx, show, [five], now_ms=t0)
+    entries = [await ctx.waitlist.join(show.show_id, customer(), 2, None, now_ms=t0) for _ in range(2)]
+    await ctx.holds.release(hold.hold_id, now_ms=t0 + 1)
+    grants = [(await status_of(ctx, e.entry_id, t0 + 1))["hold"] for e in entries]
+    assert all(isinstance(g, dict) for g in grants)
+    assert [sorted(g["seats"]) for g in grants if isinstance(g, dict)] == [sorted(first), sorted(second)]
 
 
 async def test_without_adjacent_seats_a_group_gets_the_best_ranked_ones(ctx: Engine, t0: int) -> None:
