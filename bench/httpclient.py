@@ -141,14 +141,16 @@ class LeanClient:
         async with self.limit:
             connection = await self._connection()
             try:
-                answer = await asyncio.wait_for(connection.send(request), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):
+                    answer = await connection.send(request)
             except TransportError:
                 # A kept-alive connection the server closed as the request went out (its idle
                 # timeout): a GET changes nothing, so it is sent once more on a new connection.
                 if method != "GET" or not connection.answered_before or connection.buffer:
                     raise
                 connection = await self._new_connection()
-                answer = await asyncio.wait_for(connection.send(request), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):
+                    answer = await connection.send(request)
             except BaseException:
                 connection._fail(TransportError("abandoned mid-answer"))
                 raise

@@ -136,9 +136,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         readies = [asyncio.Event() for _ in sampled]
         tasks = [asyncio.create_task(listen(client, e["entry_id"], ready, heard, wait_s))
                  for e, ready in zip(sampled, readies, strict=True)]
-        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 30)
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(r.wait() for r in readies))
         listening_at = time.time() * 1000
-        await asyncio.wait_for(asyncio.gather(*tasks), wait_s)
+        async with asyncio.timeout(wait_s):
+            await asyncio.gather(*tasks)
     # The last waiters need not be among the listeners: wait for the queue to empty.
     until = time.monotonic() + 30
     while await redis.zcard(keys[5]) > 0:

@@ -36,7 +36,8 @@ PROBES: dict[str, str] = {"redis": "redis", "postgresql": "database"}
 async def check(probe: Awaitable[bool]) -> str:
     """"ok" or "down": a probe that fails or takes longer than CHECK_TIMEOUT_S is down."""
     try:
-        return "ok" if await asyncio.wait_for(probe, CHECK_TIMEOUT_S) else "down"
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            return "ok" if await probe else "down"
     except Exception:
         return "down"
 

@@ -307,7 +307,8 @@ async def render_show_seats(redis: Any, keys: Keys, cluster: bool) -> bytes:
     """The seat-state gauges, read from Redis now; nothing when Redis does not answer in
     time (the scrape still shows everything else, and boxoffice_dependency_up says why)."""
     try:
-        seats = await asyncio.wait_for(read_show_seats(redis, keys, cluster), SHOW_READ_TIMEOUT_S)
+        async with asyncio.timeout(SHOW_READ_TIMEOUT_S):
+            seats = await read_show_seats(redis, keys, cluster)
     except Exception:
         return b""
     registry = CollectorRegistry(auto_describe=False)

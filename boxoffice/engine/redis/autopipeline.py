@@ -223,13 +223,14 @@ class AutoPipeline:
             if self._connection is not None and self._connection.alive:
                 return
             loop = asyncio.get_running_loop()
-            transport, connection = await asyncio.wait_for(
-                loop.create_connection(_Connection, *self.address), self.connect_timeout_s)
+            async with asyncio.timeout(self.connect_timeout_s):
+                transport, connection = await loop.create_connection(_Connection, *self.address)
             for command in self.handshake:
                 future: asyncio.Future[Any] = loop.create_future()
                 connection.waiting.append((future, time.monotonic()))
                 transport.write(pack(command))
-                await asyncio.wait_for(future, self.connect_timeout_s)
+                async with asyncio.timeout(self.connect_timeout_s):
+                    await future
             self._connection = connection
             if self._watchdog is None or self._watchdog.done():
                 self._watchdog = loop.create_task(self._watch())

@@ -440,9 +440,9 @@ class EventHub:
         """A single server over TCP: one bare connection, replies fed to hiredis.
         Returns when the connection is lost; raises when it cannot be made."""
         loop = asyncio.get_running_loop()
-        transport, subscriber = await asyncio.wait_for(
-            loop.create_connection(lambda: _Subscriber(self), options["host"], options["port"]),
-            options["connect_timeout_s"])
+        async with asyncio.timeout(options["connect_timeout_s"]):
+            transport, subscriber = await loop.create_connection(
+                lambda: _Subscriber(self), options["host"], options["port"])
         try:
             # Subscriptions are not per database: no SELECT.
             for command in handshake(CLIENT_NAME, options["username"], options["password"]):
