@@ -38,6 +38,7 @@ from urllib.parse import urlparse
 from bench import best_available, cluster_cpu, cpubudget, hold_cost, procstat
 from bench.catalog import create_spike_show
 from bench.loadgen import LoadResult, client_address, request_bytes, run_load
+from bench.redis_keys import forget_prefix
 from bench.results_file import write_result
 from bench.servers import uvicorn_app
 from bench.spike import RESULTS_DIR, machine, recorded_command, run_async
@@ -247,8 +248,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if "saturation" in args.only:
             comparisons += past_saturation(args)
     finally:
-        cleanup_redis(args.redis_url, prefix)
-        cleanup_redis(args.redis_url, prefix + TWO_WORKERS_PREFIX)
+        forget_prefix(args.redis_url, prefix)
+        forget_prefix(args.redis_url, prefix + TWO_WORKERS_PREFIX)
         db.close()
     command = recorded_command("bench.ceilings", sys.argv[1:])
     return {"scenario": "ceilings", "machine": machine(), "command": command,
@@ -438,23 +439,6 @@ def local_redis_port(redis_url: str) -> int | None:
     if parsed.hostname not in {"127.0.0.1", "localhost", "::1"}:
         return None
     return parsed.port or 6379
-
-
-def cleanup_redis(redis_url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        batch = []
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                client.delete(*batch)
-                batch.clear()
-        if batch:
-            client.delete(*batch)
-    finally:
-        client.close()
 
 
 def say(text: str) -> None:
