@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +112,10 @@ def draw_seed() -> str:
 
 class ReleaseQueue:
     def __init__(self, gateway: ShowScripts, catalog: Catalog, signer: IdSigner, redis: Any, keys: Keys,
-                 pace: QueuePace) -> None:
+                 pace: QueuePace, on_running: Callable[[], None] | None = None) -> None:
+        # Called when a join left the show's queue running: this process's sweeper ticks at
+        # once (an idle one waits up to a second, engine/sweeper.py).
+        self.on_running = on_running
         self.gateway = gateway
         self.catalog = catalog
         self.signer = signer
@@ -152,6 +156,8 @@ class ReleaseQueue:
                                              draw_seed(), now_ms, limits)
         if view.status not in FINAL_TICKET_STATES:  # the sweeper's tick admits for it from now on
             await self.redis.sadd(self.keys.running_queues, str(show_id))
+            if self.on_running is not None:
+                self.on_running()
         return self.ticket(ticket_id, show_id, view)
 
     async def status(self, ticket_id: str, now_ms: int | None = None) -> QueueTicket:
@@ -201,8 +207,9 @@ class ReleaseQueue:
         return admitted
 
     async def tick_all(self) -> int:
-        """Every running queue's tick (the sweeper calls it after each sweep)."""
-        admitted = 0
-        for raw in await self.redis.smembers(self.keys.running_queues):
-            admitted += await self.tick(int(raw))
-        return admitted
+        """Every running queue's tick (the sweeper calls it after each sweep). Answers how
+        many queues were running (the sweeper keeps its short interval while one is)."""
+        running = await self.redis.smembers(self.keys.running_queues)
+        for raw in running:
+            await self.tick(int(raw))
+        return len(running)

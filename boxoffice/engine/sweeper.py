@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,14 +28,19 @@ from boxoffice.engine.redis.keys import Keys
 log = logging.getLogger(__name__)
 
 CLAIM_LEASE_MS = 2_000
+# Longest an idle sweeper waits before it looks again: nothing due, no release queue
+# running. It learns of a deadline made in its own process at once (index) and of one made
+# elsewhere at its next look; every sweeper asking ten times a second cost Redis about
+# 2 ms of CPU a second per process, idle (bench/RESULTS.md).
+IDLE_WAIT_S = 1.0
 CLAIM_BATCH = 200
 FULL_PASS_EVERY_S = 30.0
 STARTS_BATCH = 500
 
 # KEYS[1] sweep index; ARGV[1] lease ms; ARGV[2] batch size.
-# Claims the shows due by Redis's clock, read here (every sweeper of every process asks
-# ten times a second: a TIME of its own was a round trip more each time).
-# Returns the claimed show ids and the claim score each now has.
+# Claims the shows due by Redis's clock, read here (a TIME of its own was a round trip more).
+# Returns the claimed show ids, the claim score each now has, Redis's now (ms) and the
+# index's earliest score after the claim (-1: the index is empty).
 CLAIM_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -42,7 +48,8 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now
 local claim = now + tonumber(ARGV[1])
 local claim_text = string.format('%d', claim)
 for _, show in ipairs(due) do redis.call('ZADD', KEYS[1], claim_text, show) end
-return {due, claim}
+local first = redis.call('ZRANGE', KEYS[1], '0', '0', 'WITHSCORES')
+return {due, claim, now, first[2] and tonumber(first[2]) or -1}
 """
 
 # KEYS[1] sweep index; ARGV[1] show; ARGV[2] our claim score; ARGV[3] next wake (0: idle).
@@ -67,7 +74,9 @@ class Sweeper:
                  unload: Callable[[int, int | None], Awaitable[int]], unload_after_s: int,
                  interval_s: float, on_tick: Callable[[], Awaitable[Any]] | None = None) -> None:
         self.redis = redis
-        # Called after every sweep: the release queues admit on the same tick (engine/release_queue.py).
+        # Called after every sweep: the release queues admit on the same tick
+        # (engine/release_queue.py); it answers whether one runs (then the next tick comes
+        # after the interval, whatever the deadlines).
         self.on_tick = on_tick
         self.keys = keys
         self.gateway = gateway
@@ -78,6 +87,10 @@ class Sweeper:
         self._claim: Any = None
         self._release: Any = None
         self._wake = asyncio.Event()
+        # When the next known deadline falls (monotonic s; inf: none known), and Redis's clock
+        # less the monotonic one (ms) as the last claim read them (None: no claim yet).
+        self._next_due = math.inf
+        self._clock_offset_ms: float | None = None
         self.holds_ended = 0
         self.shows_unloaded = 0
 
@@ -94,11 +107,23 @@ class Sweeper:
         are on. One round trip either way."""
         if not self.wakeups.enabled:
             await self.redis.zadd(self.keys.sweep_index, {str(show_id): wake_ms}, lt=True)
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zadd(self.keys.sweep_index, {str(show_id): wake_ms}, lt=True)
+            self.wakeups.arm(pipe, show_id, wake_ms)
+            await pipe.execute()
+        self._expect(wake_ms)
+
+    def _expect(self, wake_ms: int) -> None:
+        """A show is due at `wake_ms` (Redis's clock): an idle sweeper waiting past it looks
+        again now, and then waits until it."""
+        if self._clock_offset_ms is None:
+            self._wake.set()
             return
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zadd(self.keys.sweep_index, {str(show_id): wake_ms}, lt=True)
-        self.wakeups.arm(pipe, show_id, wake_ms)
-        await pipe.execute()
+        due = (wake_ms - self._clock_offset_ms) / 1000
+        if due < self._next_due:
+            self._next_due = due
+            self._wake.set()
 
     async def _arm(self, show_id: int, wake_ms: int) -> None:
         if wake_ms > 0 and self.wakeups.enabled:
@@ -109,7 +134,11 @@ class Sweeper:
     async def sweep_once(self) -> int:
         """One pass over the due shows; returns how many holds it ended."""
         claim, release = self._scripts()
-        shows, claim_score = await claim(keys=[self.keys.sweep_index], args=[CLAIM_LEASE_MS, CLAIM_BATCH])
+        asked_at = time.monotonic()
+        shows, claim_score, now_ms, first_ms = await claim(keys=[self.keys.sweep_index],
+                                                           args=[CLAIM_LEASE_MS, CLAIM_BATCH])
+        self._clock_offset_ms = int(now_ms) - asked_at * 1000
+        self._next_due = math.inf if int(first_ms) < 0 else (int(first_ms) - self._clock_offset_ms) / 1000
         ended = 0
         for raw in shows:
             show_id = int(raw)
@@ -118,6 +147,10 @@ class Sweeper:
             self.holds_ended += count
             await release(keys=[self.keys.sweep_index], args=[show_id, claim_score, wake])
             await self._arm(show_id, wake)
+            if wake:
+                self._next_due = min(self._next_due, (int(wake) - self._clock_offset_ms) / 1000)
+        if len(shows) >= CLAIM_BATCH:
+            self._next_due = asked_at  # more may be due: look again after the interval
         return ended
 
     async def full_pass(self, now_ms: int | None = None) -> int:
@@ -141,6 +174,7 @@ class Sweeper:
             if wake:
                 await self.redis.zadd(self.keys.sweep_index, {str(show_id): wake}, lt=True)
                 await self._arm(show_id, wake)
+                self._expect(wake)
         return ended
 
     async def _starts_at(self, shows: list[int]) -> dict[int, int]:
@@ -162,15 +196,24 @@ class Sweeper:
     def wake(self) -> None:
         self._wake.set()
 
+    def wait_s(self, busy: bool) -> float:
+        """How long to wait before the next pass: the interval while a release queue runs
+        (`busy`: it admits on every tick), else until the next known deadline, at least the
+        interval and at most IDLE_WAIT_S (or the interval, if longer)."""
+        if busy:
+            return self.interval_s
+        longest = max(self.interval_s, IDLE_WAIT_S)
+        return min(longest, max(self.interval_s, self._next_due - time.monotonic()))
+
     async def run_forever(self) -> None:
         last_full = time.monotonic()
         while True:
             # Cleared before the pass: a wake-up arriving during it starts another pass.
             self._wake.clear()
+            busy = True
             try:
                 await self.sweep_once()
-                if self.on_tick is not None:
-                    await self.on_tick()
+                busy = bool(await self.on_tick()) if self.on_tick is not None else False
                 if time.monotonic() - last_full > FULL_PASS_EVERY_S:
                     await self.full_pass()
                     last_full = time.monotonic()
@@ -182,5 +225,5 @@ class Sweeper:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
             # arrives as the wake-up does, and the sweeper would outlive its service.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval_s):
+                async with asyncio.timeout(self.wait_s(busy)):
                     await self._wake.wait()

@@ -127,7 +127,7 @@ def build_engine(settings: Settings, redis: Any, pubsub_redis: Any, sql: AsyncEn
                       interval_s=settings.sweep_interval_s, on_tick=lambda: release_queue.tick_all())
     release_queue = ReleaseQueue(gateway, catalog, signer, redis, keys, QueuePace(
         settings.queue_opens_before_s * 1000, settings.queue_shoppers, settings.queue_group_size,
-        settings.queue_admit_per_s, settings.queue_pass_s * 1000))
+        settings.queue_admit_per_s, settings.queue_pass_s * 1000), on_running=lambda: sweeper.wake())
     bookings = Bookings(sql, catalog, settings.cancel_cutoff_s)
     holds = Holds(gateway, catalog, signer, bookings)
     marked: deque[str] = deque(maxlen=MARKED_QUEUE)

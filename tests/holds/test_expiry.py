@@ -33,7 +33,7 @@ from boxoffice.engine.redis.expiry_wakeups import (
 from boxoffice.engine.redis.keys import Keys
 from boxoffice.engine.settings import Settings
 from boxoffice.engine.statuses import HoldStatus
-from boxoffice.engine.sweeper import CLAIM_LEASE_MS, Sweeper
+from boxoffice.engine.sweeper import CLAIM_LEASE_MS, IDLE_WAIT_S, Sweeper
 from boxoffice.engine.wiring import Engine, open_engine, stop_tasks
 from tests.support.backends import BOTH
 from tests.support.live import environment
@@ -342,3 +342,36 @@ async def test_holds_of_a_sigkilled_service_end_by_another_process(ctx: Engine) 
     for show in shows:
         stats = await show_stats(ctx, show.show_id)
         assert (stats["held"], stats["free"], stats["holds_unpaid"]) == (0, len(show.seat_ids), 8), stats
+
+
+# -- an idle sweeper -----------------------------------------------------------------------
+
+
+async def sweeper_claims(redis: Any) -> int:
+    """Claims made on this redis-server since its stats were reset: the sweeper's claim is
+    the only EVALSHA an engine sends while nothing is bought."""
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_an_idle_sweeper_looks_about_once_a_second_and_still_ends_holds_on_time(settings: Settings) -> None:
+    """Nothing due and no release queue: the sweeper waits up to IDLE_WAIT_S between looks, not
+    the 0.1 s interval (every process's look costs Redis CPU: bench/RESULTS.md). A hold made
+    meanwhile in this process ends on time all the same, with no reader and no wake-key
+    event (notifications off): indexing it told the sweeper."""
+    own = RedisServer.start()
+    try:
+        tuned = settings.with_changes(redis_url=own.url, hold_ttl_s=1, sweep_interval_s=0.1,
+                                      keyspace_notifications=False)
+        async with engine_process(tuned) as proc:
+            show = await pick_show(proc)  # (loads the show: no deadline yet, nothing indexed)
+            await proc.redis.config_resetstat()
+            await asyncio.sleep(2.5)
+            looks = await sweeper_claims(proc.redis)
+            assert 1 <= looks <= 2.5 / IDLE_WAIT_S + 2, f"{looks} looks in 2.5 s idle"
+            hold = await proc.holds.hold(show.show_id, show.seat_ids[:2], "late@example.org")
+            (delay,) = await watch_expiry(proc, [hold], 5)
+            assert delay < 500, f"ended {delay} ms after its deadline"
+            assert proc.sweeper.holds_ended == 1
+    finally:
+        own.stop()
