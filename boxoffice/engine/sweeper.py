@@ -120,10 +120,16 @@ class Sweeper:
         if self._clock_offset_ms is None:
             self._wake.set()
             return
-        due = (wake_ms - self._clock_offset_ms) / 1000
+        due = self._monotonic_of(wake_ms)
         if due < self._next_due:
             self._next_due = due
             self._wake.set()
+
+    def _monotonic_of(self, redis_ms: int) -> float:
+        """A time on Redis's clock (ms) on this process's monotonic clock (s), as the last
+        claim read the two."""
+        assert self._clock_offset_ms is not None, "no claim has read Redis's clock yet"
+        return (redis_ms - self._clock_offset_ms) / 1000
 
     async def _arm(self, show_id: int, wake_ms: int) -> None:
         if wake_ms > 0 and self.wakeups.enabled:
@@ -138,7 +144,7 @@ class Sweeper:
         shows, claim_score, now_ms, first_ms = await claim(keys=[self.keys.sweep_index],
                                                            args=[CLAIM_LEASE_MS, CLAIM_BATCH])
         self._clock_offset_ms = int(now_ms) - asked_at * 1000
-        self._next_due = math.inf if int(first_ms) < 0 else (int(first_ms) - self._clock_offset_ms) / 1000
+        self._next_due = math.inf if int(first_ms) < 0 else self._monotonic_of(int(first_ms))
         ended = 0
         for raw in shows:
             show_id = int(raw)
@@ -148,7 +154,7 @@ class Sweeper:
             await release(keys=[self.keys.sweep_index], args=[show_id, claim_score, wake])
             await self._arm(show_id, wake)
             if wake:
-                self._next_due = min(self._next_due, (int(wake) - self._clock_offset_ms) / 1000)
+                self._next_due = min(self._next_due, self._monotonic_of(int(wake)))
         if len(shows) >= CLAIM_BATCH:
             self._next_due = asked_at  # more may be due: look again after the interval
         return ended
